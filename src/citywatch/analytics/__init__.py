@@ -1,0 +1,1 @@
+"""Crime statistics and reports: year-over-year change, clearance, quiet days, profiles."""

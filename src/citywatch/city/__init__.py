@@ -1,0 +1,1 @@
+"""City packs: road network, jurisdictions, stations and places of one city."""

@@ -1,0 +1,1 @@
+"""Unit and incident lifecycles and the dispatch recommendation policies (no HTTP, no SQL)."""

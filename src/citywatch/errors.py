@@ -1,0 +1,94 @@
+"""The one exception hierarchy of CityWatch.
+
+Every error a user can cause derives from :class:`CityWatchError`.  The CLI catches that base
+and prints ``Error: message`` with exit code 1; the API maps each subclass to an HTTP status
+and the canonical JSON error body (see :mod:`citywatch.api.errors`).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AuthenticationError",
+    "CityWatchError",
+    "ConflictError",
+    "DataError",
+    "InsufficientPrecisionError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "SnapError",
+    "SolverError",
+    "ValidationError",
+]
+
+
+class CityWatchError(Exception):
+    """Base of every error that CityWatch reports to a user."""
+
+    #: HTTP status the API answers with for this kind of error.
+    status_code: int = 400
+    #: Stable machine-readable code used in the canonical JSON error body.
+    code: str = "error"
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class ValidationError(CityWatchError):
+    """A value given by the user is invalid (bad coordinate, unknown category, ...)."""
+
+    status_code = 422
+    code = "validation_error"
+
+
+class SnapError(ValidationError):
+    """A point lies too far from the road network (or outside the city pack)."""
+
+    code = "off_network"
+
+
+class DataError(CityWatchError):
+    """An input file or city pack is malformed or inconsistent."""
+
+    code = "data_error"
+
+
+class InsufficientPrecisionError(DataError):
+    """The data's time precision is too coarse for the requested statistic."""
+
+    code = "insufficient_precision"
+
+
+class NotFoundError(CityWatchError):
+    """A requested object (pack, incident, unit, user, ...) does not exist."""
+
+    status_code = 404
+    code = "not_found"
+
+
+class ConflictError(CityWatchError):
+    """The request conflicts with the current state (unit already assigned, ...)."""
+
+    status_code = 409
+    code = "conflict"
+
+
+class AuthenticationError(CityWatchError):
+    """Missing or invalid credentials."""
+
+    status_code = 401
+    code = "not_authenticated"
+
+
+class PermissionDeniedError(CityWatchError):
+    """The user is authenticated but their role or jurisdiction does not allow this."""
+
+    status_code = 403
+    code = "forbidden"
+
+
+class SolverError(CityWatchError):
+    """An optimisation or numerical solver did not reach a proven answer."""
+
+    code = "solver_error"

@@ -1,0 +1,1 @@
+"""Incident records, the bilingual category taxonomy, importers and the canonical CSV."""

@@ -1,0 +1,1 @@
+"""Patrol deployment planning: coverage optimisation, the hypercube queueing model, staffing."""

@@ -1,0 +1,1 @@
+"""Persistence: SQLAlchemy models, Alembic migrations, engines for SQLite and PostgreSQL."""

@@ -1,0 +1,1 @@
+"""The command-centre web dashboard."""
