@@ -1,0 +1,591 @@
+"""Dispatch recommendation: which available units should go to an incident, fastest first.
+
+Pure Python on plain values, with no HTTP and no SQL, so that the live service and the
+simulator call exactly the same code.  The travel times come from a :class:`TravelFn` (the
+Router's ``many_to_one`` wrapped by :func:`router_travel`), called once per travel mode with
+*every* candidate unit of that mode: there is no straight-line shortlist that could miss the
+truly fastest unit.
+
+Policies
+--------
+``nearest``
+    Integrated patrol: rank every unit by road travel time, whatever its station.
+``station_first``
+    Traditional: the incident's own station's units come first when one of them can arrive
+    within a threshold; otherwise every unit is ranked by travel time.
+
+Requirements (how many units, preferred and required unit types) depend on the incident's
+category, priority and the kinds of place it lies in, and are data: see
+``dispatch/data/requirements.toml`` and :func:`load_requirements`.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from importlib.resources import files
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import numpy as np
+
+from citywatch.errors import DataError, ValidationError
+
+__all__ = [
+    "Candidate",
+    "IncidentView",
+    "Policy",
+    "Recommendation",
+    "Requirement",
+    "RequirementRules",
+    "TravelFn",
+    "UnitView",
+    "load_requirements",
+    "nearest",
+    "recommend",
+    "router_travel",
+    "station_first",
+]
+
+#: Status in which a unit may be recommended and assigned.
+AVAILABLE = "available"
+
+RecommendationStatus = Literal["ok", "short", "none_available", "all_stale", "none_within_limit"]
+
+
+@dataclass(frozen=True, slots=True)
+class UnitView:
+    """What the dispatcher knows about one unit at the moment of the call.
+
+    ``lon``/``lat`` is the last AVL position, or the unit's post or station when that position is
+    older than the staleness limit (then ``position_stale`` is true).
+    """
+
+    id: str
+    unit_type: str
+    mode: str
+    station: str | None
+    lon: float
+    lat: float
+    status: str = "available"
+    position_stale: bool = False
+    capabilities: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentView:
+    """The facts about an incident that the policies look at."""
+
+    id: str
+    category: str
+    priority: int | None
+    lon: float
+    lat: float
+    station: str | None = None
+    place_kinds: frozenset[str] = frozenset()
+
+
+class TravelFn(Protocol):
+    """Road travel from many sources to one target in one mode.
+
+    Returns ``(seconds, metres)`` arrays aligned with ``sources``; ``inf`` seconds when a source
+    cannot reach the target (or only beyond ``limit_s``).
+    """
+
+    def __call__(
+        self,
+        sources: np.ndarray,
+        mode: str,
+        target: tuple[float, float],
+        limit_s: float | None,
+    ) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+def router_travel(router: Any) -> TravelFn:
+    """Adapt a :class:`citywatch.routing.Router` to the :class:`TravelFn` protocol.
+
+    Parameters
+    ----------
+    router : citywatch.routing.Router
+        Any object with ``many_to_one(sources, target, mode, limit_s)`` returning a result with
+        ``seconds`` and ``metres`` arrays.
+
+    Returns
+    -------
+    TravelFn
+        A function that calls ``router.many_to_one`` once per call.
+    """
+
+    def travel(
+        sources: np.ndarray, mode: str, target: tuple[float, float], limit_s: float | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        res = router.many_to_one(sources, target, mode=mode, limit_s=limit_s)
+        return np.asarray(res.seconds, dtype=float), np.asarray(res.metres, dtype=float)
+
+    return travel
+
+
+# --------------------------------------------------------------------------- requirements
+
+
+@dataclass(frozen=True, slots=True)
+class Requirement:
+    """What an incident needs: how many units, and which unit types are preferred or required.
+
+    ``prefer_slack_s`` is how much slower (seconds) a preferred-type unit may be than another
+    unit and still be ranked ahead of it.  ``required_types``: the suggested team must hold at
+    least one unit of one of these types.
+    """
+
+    units: int = 1
+    preferred_types: frozenset[str] = frozenset()
+    required_types: frozenset[str] = frozenset()
+    prefer_slack_s: float = 90.0
+    rules: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class _Rule:
+    name: str
+    categories: frozenset[str]
+    place_kinds: frozenset[str]
+    max_priority: int | None
+    units: int
+    preferred_types: frozenset[str]
+    required_types: frozenset[str]
+
+    def matches(self, incident: IncidentView) -> bool:
+        if self.categories and incident.category not in self.categories:
+            return False
+        if self.place_kinds and not (self.place_kinds & incident.place_kinds):
+            return False
+        return self.max_priority is None or (
+            incident.priority is not None and incident.priority <= self.max_priority
+        )
+
+
+@dataclass(frozen=True)
+class RequirementRules:
+    """Unit types (with their travel modes) and the requirement rules, loaded from TOML."""
+
+    unit_modes: Mapping[str, str]
+    unit_labels: Mapping[str, str]
+    default_units: int
+    prefer_slack_s: float
+    rules: tuple[_Rule, ...] = field(default=())
+
+    def requirement_for(self, incident: IncidentView) -> Requirement:
+        """Merge every rule that applies to ``incident`` into one :class:`Requirement`.
+
+        Parameters
+        ----------
+        incident : IncidentView
+            The incident.
+
+        Returns
+        -------
+        Requirement
+            Largest ``units`` of the matching rules; union of their preferred/required types.
+        """
+        matching = [r for r in self.rules if r.matches(incident)]
+        return Requirement(
+            units=max([self.default_units, *(r.units for r in matching)]),
+            preferred_types=frozenset().union(*(r.preferred_types for r in matching)),
+            required_types=frozenset().union(*(r.required_types for r in matching)),
+            prefer_slack_s=self.prefer_slack_s,
+            rules=tuple(r.name for r in matching),
+        )
+
+    def mode_of(self, unit_type: str) -> str:
+        """The travel mode of a unit type; :class:`ValidationError` for an unknown type."""
+        try:
+            return self.unit_modes[unit_type]
+        except KeyError:
+            allowed = ", ".join(sorted(self.unit_modes))
+            raise ValidationError(
+                f"unknown unit type {unit_type!r}; known types: {allowed}", field="unit_type"
+            ) from None
+
+
+def _str_set(table: Mapping[str, Any], key: str, where: str) -> frozenset[str]:
+    value = table.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise DataError(f"{where}: {key} must be a list of strings")
+    return frozenset(value)
+
+
+def _parse_rules(doc: Mapping[str, Any], source: str) -> RequirementRules:
+    types = doc.get("unit_types")
+    if not isinstance(types, dict) or not types:
+        raise DataError(f"{source}: no [unit_types] table")
+    unit_types = set(types)
+    default = doc.get("default", {})
+    rules = []
+    for i, raw in enumerate(doc.get("rules", [])):
+        where = f"{source}: rule {i + 1} ({raw.get('name', 'unnamed')})"
+        rule = _Rule(
+            name=str(raw.get("name", f"rule {i + 1}")),
+            categories=_str_set(raw, "categories", where),
+            place_kinds=_str_set(raw, "place_kinds", where),
+            max_priority=raw.get("max_priority"),
+            units=int(raw.get("units", 1)),
+            preferred_types=_str_set(raw, "preferred_types", where),
+            required_types=_str_set(raw, "required_types", where),
+        )
+        unknown = (rule.preferred_types | rule.required_types) - unit_types
+        if unknown:
+            raise DataError(f"{where}: unknown unit types {sorted(unknown)}")
+        if rule.units < 1:
+            raise DataError(f"{where}: units must be at least 1")
+        rules.append(rule)
+    return RequirementRules(
+        unit_modes={name: str(t["mode"]) for name, t in types.items()},
+        unit_labels={name: str(t.get("label", name)) for name, t in types.items()},
+        default_units=int(default.get("units", 1)),
+        prefer_slack_s=float(default.get("prefer_slack_s", 90.0)),
+        rules=tuple(rules),
+    )
+
+
+@cache
+def _bundled_rules() -> RequirementRules:
+    text = files("citywatch.dispatch").joinpath("data/requirements.toml").read_text("utf-8")
+    return _parse_rules(tomllib.loads(text), "requirements.toml")
+
+
+def load_requirements(path: str | Path | None = None) -> RequirementRules:
+    """Load unit types and requirement rules from a TOML file (default: the bundled one).
+
+    Parameters
+    ----------
+    path : str or Path, optional
+        A TOML file in the format of ``citywatch/dispatch/data/requirements.toml``.
+
+    Returns
+    -------
+    RequirementRules
+        The parsed rules.
+
+    Raises
+    ------
+    DataError
+        If the file is missing, not TOML, or inconsistent.
+    """
+    if path is None:
+        return _bundled_rules()
+    try:
+        doc = tomllib.loads(Path(path).read_text("utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise DataError(f"cannot read dispatch requirements {path}: {exc}") from exc
+    return _parse_rules(doc, str(path))
+
+
+# --------------------------------------------------------------------------- policies
+
+
+@dataclass(frozen=True, slots=True)
+class _Scored:
+    unit: UnitView
+    eta_s: float
+    metres: float
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """How candidates are ordered.  Build with :func:`nearest` or :func:`station_first`.
+
+    ``limit_s``: units that cannot arrive within this many seconds are not candidates.
+    ``allow_stale``: whether units whose position is stale (located at their post or station)
+    may be recommended.
+    """
+
+    name: Literal["nearest", "station_first"]
+    threshold_s: float | None = None
+    limit_s: float | None = None
+    allow_stale: bool = True
+
+    def order(
+        self, incident: IncidentView, scored: Sequence[_Scored], req: Requirement
+    ) -> list[tuple[_Scored, str]]:
+        """Rank scored units and give each the reason for its place."""
+
+        def key(s: _Scored) -> tuple[float, float, str]:
+            bonus = req.prefer_slack_s if s.unit.unit_type in req.preferred_types else 0.0
+            return (s.eta_s - bonus, s.eta_s, s.unit.id)
+
+        ranked = sorted(scored, key=key)
+        if self.name == "station_first" and incident.station is not None:
+            own = [s for s in ranked if s.unit.station == incident.station]
+            assert self.threshold_s is not None
+            if any(s.eta_s <= self.threshold_s for s in own):
+                others = [s for s in ranked if s.unit.station != incident.station]
+                where = f"own station {incident.station}"
+                return [
+                    (s, f"{where}, which can arrive within {self.threshold_s:.0f} s") for s in own
+                ] + [(s, f"other station, after {where}") for s in others]
+            return [
+                (
+                    s,
+                    f"no unit of station {incident.station} within "
+                    f"{self.threshold_s:.0f} s: by travel time",
+                )
+                for s in ranked
+            ]
+        return [(s, "by road travel time") for s in ranked]
+
+
+def nearest(*, limit_s: float | None = None, allow_stale: bool = True) -> Policy:
+    """Integrated patrol: the fastest unit by road, whatever its station.
+
+    Parameters
+    ----------
+    limit_s : float, optional
+        Ignore units that cannot arrive within this many seconds.
+    allow_stale : bool
+        Whether units with a stale position may be recommended.
+
+    Returns
+    -------
+    Policy
+    """
+    return Policy("nearest", None, limit_s, allow_stale)
+
+
+def station_first(
+    threshold_s: float = 300.0, *, limit_s: float | None = None, allow_stale: bool = True
+) -> Policy:
+    """Traditional dispatch: the incident's own station first, others when it cannot be quick.
+
+    Parameters
+    ----------
+    threshold_s : float
+        Own-station units are ranked first when at least one of them can arrive within this many
+        seconds; otherwise every unit is ranked by travel time.
+    limit_s : float, optional
+        Ignore units that cannot arrive within this many seconds.
+    allow_stale : bool
+        Whether units with a stale position may be recommended.
+
+    Returns
+    -------
+    Policy
+    """
+    if not threshold_s > 0:
+        raise ValidationError("station_first threshold must be positive", field="threshold_s")
+    return Policy("station_first", float(threshold_s), limit_s, allow_stale)
+
+
+# --------------------------------------------------------------------------- recommend
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """One ranked unit: travel time and road distance from its position, and why it is here."""
+
+    rank: int
+    unit_id: str
+    unit_type: str
+    mode: str
+    station: str | None
+    eta_s: float
+    metres: float
+    position_stale: bool
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Recommendation:
+    """Ranked candidates and the suggested team.
+
+    ``status`` is ``"ok"``, ``"short"`` (fewer suitable units than needed, or no unit of a
+    required type), ``"none_available"``, ``"all_stale"`` or ``"none_within_limit"``; ``reason``
+    explains any status other than ``"ok"``.
+    """
+
+    incident_id: str
+    policy: str
+    status: RecommendationStatus
+    candidates: tuple[Candidate, ...]
+    team: tuple[str, ...]
+    requirement: Requirement
+    reason: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready dictionary (infinite values never occur among candidates)."""
+        req = self.requirement
+        return {
+            "incident_id": self.incident_id,
+            "policy": self.policy,
+            "status": self.status,
+            "reason": self.reason,
+            "team": list(self.team),
+            "requirement": {
+                "units": req.units,
+                "preferred_types": sorted(req.preferred_types),
+                "required_types": sorted(req.required_types),
+                "rules": list(req.rules),
+            },
+            "candidates": [
+                {
+                    "rank": c.rank,
+                    "unit_id": c.unit_id,
+                    "unit_type": c.unit_type,
+                    "mode": c.mode,
+                    "station": c.station,
+                    "eta_s": c.eta_s,
+                    "metres": c.metres,
+                    "position_stale": c.position_stale,
+                    "reason": c.reason,
+                }
+                for c in self.candidates
+            ],
+        }
+
+
+def _travel_all(
+    units: Sequence[UnitView], incident: IncidentView, travel: TravelFn, limit_s: float | None
+) -> list[_Scored]:
+    """Travel time of every unit: one travel call per mode with all units of that mode."""
+    by_mode: dict[str, list[UnitView]] = {}
+    for unit in units:
+        by_mode.setdefault(unit.mode, []).append(unit)
+    target = (incident.lon, incident.lat)
+    scored: list[_Scored] = []
+    for mode in sorted(by_mode):
+        group = by_mode[mode]
+        sources = np.array([(u.lon, u.lat) for u in group], dtype=float).reshape(-1, 2)
+        seconds, metres = travel(sources, mode, target, limit_s)
+        if len(seconds) != len(group) or len(metres) != len(group):
+            raise DataError(f"travel function returned {len(seconds)} times for {len(group)} units")
+        scored.extend(
+            _Scored(u, float(t), float(m)) for u, t, m in zip(group, seconds, metres, strict=True)
+        )
+    return scored
+
+
+def _team(ranked: Sequence[_Scored], req: Requirement) -> tuple[list[str], str | None]:
+    """The first ``req.units`` ranked units, holding one of a required type if there is one."""
+    team = list(ranked[: req.units])
+    shortfalls = []
+    if req.required_types and not any(s.unit.unit_type in req.required_types for s in team):
+        best_required = next((s for s in ranked if s.unit.unit_type in req.required_types), None)
+        if best_required is None:
+            shortfalls.append(f"no {' or '.join(sorted(req.required_types))} unit can be sent")
+        else:
+            team = [*team[: req.units - 1], best_required]
+    if len(team) < req.units:
+        shortfalls.append(f"{req.units} units needed, only {len(team)} suitable")
+    return [s.unit.id for s in team], "; ".join(shortfalls) or None
+
+
+def recommend(
+    incident: IncidentView,
+    units: Sequence[UnitView],
+    travel: TravelFn,
+    policy: Policy,
+    k: int = 5,
+    rules: RequirementRules | None = None,
+) -> Recommendation:
+    """Rank the available units for an incident by road travel time under a policy.
+
+    Parameters
+    ----------
+    incident : IncidentView
+        The incident to serve.
+    units : sequence of UnitView
+        All units (any status; only ``available`` ones are considered).
+    travel : TravelFn
+        Road travel times; called once per travel mode with every candidate unit of that mode.
+    policy : Policy
+        :func:`nearest` or :func:`station_first`.
+    k : int
+        How many candidates to return (at least the team size).
+    rules : RequirementRules, optional
+        Requirement rules; the bundled ones by default.
+
+    Returns
+    -------
+    Recommendation
+        Candidates ranked best first, the suggested team, and a status with the reason when
+        nothing (or not enough) suitable is available.
+    """
+    if k < 1:
+        raise ValidationError("k must be at least 1", field="k")
+    if not (math.isfinite(incident.lon) and math.isfinite(incident.lat)):
+        raise ValidationError("incident has no valid location", field="location")
+    req = (rules or load_requirements()).requirement_for(incident)
+
+    def result(
+        status: RecommendationStatus,
+        reason: str | None,
+        ranked: Iterable[tuple[_Scored, str]] = (),
+        team: Sequence[str] = (),
+    ) -> Recommendation:
+        candidates = tuple(
+            Candidate(
+                rank=i + 1,
+                unit_id=s.unit.id,
+                unit_type=s.unit.unit_type,
+                mode=s.unit.mode,
+                station=s.unit.station,
+                eta_s=s.eta_s,
+                metres=s.metres,
+                position_stale=s.unit.position_stale,
+                reason=why,
+            )
+            for i, (s, why) in enumerate(ranked)
+        )
+        return Recommendation(
+            incident.id, policy.name, status, candidates, tuple(team), req, reason
+        )
+
+    free = [u for u in units if u.status == AVAILABLE]
+    if not free:
+        return result("none_available", f"no unit is available ({len(units)} units in service)")
+    usable = free if policy.allow_stale else [u for u in free if not u.position_stale]
+    if not usable:
+        return result("all_stale", f"all {len(free)} available units have stale positions")
+    scored = [
+        s for s in _travel_all(usable, incident, travel, policy.limit_s) if math.isfinite(s.eta_s)
+    ]
+    if policy.limit_s is not None:
+        scored = [s for s in scored if s.eta_s <= policy.limit_s]
+    if not scored:
+        within = f"within {policy.limit_s:.0f} s" if policy.limit_s is not None else "by road"
+        return result(
+            "none_within_limit", f"none of {len(usable)} available units can arrive {within}"
+        )
+
+    ordered = policy.order(incident, scored, req)
+    team, shortfall = _team([s for s, _ in ordered], req)
+    shown = ordered[: max(k, req.units)]
+    shown_ids = {s.unit.id for s, _ in shown}
+    # A required-type unit picked for the team from further down must still be listed.
+    shown += [(s, why) for s, why in ordered if s.unit.id in team and s.unit.id not in shown_ids]
+    ranked = [(s, _annotate(s, why, req)) for s, why in shown]
+    if shortfall:
+        return result("short", shortfall, ranked, team)
+    if all(s.unit.position_stale for s, _ in ranked):
+        return result(
+            "all_stale",
+            "every candidate's position is stale: ranked from its post or station",
+            ranked,
+            team,
+        )
+    return result("ok", None, ranked, team)
+
+
+def _annotate(s: _Scored, why: str, req: Requirement) -> str:
+    notes = [why]
+    if s.unit.unit_type in req.preferred_types:
+        notes.append(
+            f"preferred type {s.unit.unit_type} (may be {req.prefer_slack_s:.0f} s slower)"
+        )
+    if s.unit.unit_type in req.required_types:
+        notes.append(f"required type {s.unit.unit_type}")
+    if s.unit.position_stale:
+        notes.append("position stale: located at its post or station")
+    return "; ".join(notes)

@@ -1,0 +1,261 @@
+"""Recommendation policies against brute force with a deterministic fake road network."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from citywatch.dispatch.policy import (
+    IncidentView,
+    UnitView,
+    load_requirements,
+    nearest,
+    recommend,
+    router_travel,
+    station_first,
+)
+from citywatch.errors import DataError, ValidationError
+
+# Speeds (m/s) of the fake network per mode.
+SPEEDS = {"car": 10.0, "motorcycle": 9.0, "bicycle": 5.0, "foot": 1.4}
+M_PER_DEG = 111_000.0
+
+
+class FakeTravel:
+    """Manhattan-metric travel on a grid with a river at lon 0.5 crossed only by a bridge at lat 0.
+
+    Straight-line proximity is deliberately misleading across the river: a unit just across the
+    water must detour over the bridge.  Records every call so tests can check the batching.
+    """
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, int]] = []
+
+    @staticmethod
+    def one(src: tuple[float, float], target: tuple[float, float], mode: str) -> float:
+        (x0, y0), (x1, y1) = src, target
+        if (x0 < 0.5) != (x1 < 0.5):
+            metres = (abs(x0 - x1) + abs(y0) + abs(y1)) * M_PER_DEG
+        else:
+            metres = (abs(x0 - x1) + abs(y0 - y1)) * M_PER_DEG
+        return metres
+
+    def __call__(
+        self, sources: np.ndarray, mode: str, target: tuple[float, float], limit_s: float | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        self.calls.append((mode, len(sources)))
+        metres = np.array([self.one((x, y), target, mode) for x, y in sources])
+        seconds = metres / SPEEDS[mode]
+        if limit_s is not None:
+            seconds[seconds > limit_s] = math.inf
+        return seconds, metres
+
+
+def unit(uid: str, lon: float, lat: float, **kw: object) -> UnitView:
+    defaults: dict[str, object] = {"unit_type": "patrol_car", "mode": "car", "station": "A"}
+    defaults.update(kw)
+    return UnitView(id=uid, lon=lon, lat=lat, **defaults)  # type: ignore[arg-type]
+
+
+def incident(lon: float = 0.6, lat: float = 0.01, **kw: object) -> IncidentView:
+    defaults: dict[str, object] = {"category": "theft", "priority": 3, "station": "A"}
+    defaults.update(kw)
+    return IncidentView(id="i1", lon=lon, lat=lat, **defaults)  # type: ignore[arg-type]
+
+
+def random_units(rng: np.random.Generator, n: int) -> list[UnitView]:
+    types = [
+        ("patrol_car", "car"),
+        ("motorcycle", "motorcycle"),
+        ("foot", "foot"),
+        ("bicycle", "bicycle"),
+        ("mounted", "bicycle"),
+        ("special_police", "car"),
+    ]
+    out = []
+    for i in range(n):
+        t, mode = types[int(rng.integers(len(types)))]
+        status = "available" if rng.random() < 0.8 else "dispatched"
+        out.append(
+            unit(
+                f"u{i}",
+                float(rng.random()),
+                float(rng.random() * 0.2 - 0.1),
+                unit_type=t,
+                mode=mode,
+                station=str(rng.integers(3)),
+                status=status,
+            )
+        )
+    return out
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_nearest_equals_brute_force(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    units = random_units(rng, 200)
+    inc = incident(float(rng.random()), float(rng.random() * 0.2 - 0.1))
+    travel = FakeTravel()
+    rec = recommend(inc, units, travel, nearest(), k=10)
+    brute = sorted(
+        (FakeTravel.one((u.lon, u.lat), (inc.lon, inc.lat), u.mode) / SPEEDS[u.mode], u.id)
+        for u in units
+        if u.status == "available"
+    )
+    assert [c.unit_id for c in rec.candidates] == [uid for _, uid in brute[:10]]
+    for c, (t, _) in zip(rec.candidates, brute, strict=False):
+        assert c.eta_s == pytest.approx(t)
+    assert rec.status == "ok" and rec.team == (brute[0][1],)
+    # Exact, not shortlisted: one call per mode with every available unit of that mode.
+    per_mode: dict[str, int] = {}
+    for u in units:
+        if u.status == "available":
+            per_mode[u.mode] = per_mode.get(u.mode, 0) + 1
+    assert sorted(travel.calls) == sorted(per_mode.items())
+
+
+def test_straight_line_nearest_across_river_loses() -> None:
+    # u_close is 200 m away in a straight line but across the river, 10 km by road.
+    units = [unit("u_close", 0.498, 0.045), unit("u_far", 0.56, 0.045)]
+    rec = recommend(incident(0.502, 0.045), units, FakeTravel(), nearest())
+    assert [c.unit_id for c in rec.candidates] == ["u_far", "u_close"]
+    assert rec.candidates[1].metres == pytest.approx((0.004 + 0.09) * M_PER_DEG)
+
+
+def test_mode_speeds_rank_a_far_car_before_a_near_walker() -> None:
+    units = [unit("walker", 0.6, 0.02, unit_type="foot", mode="foot"), unit("car", 0.6, 0.05)]
+    rec = recommend(incident(0.6, 0.01), units, FakeTravel(), nearest())
+    # walker: 1110 m at 1.4 m/s = 793 s; car: 4440 m at 10 m/s = 444 s.
+    assert [c.unit_id for c in rec.candidates] == ["car", "walker"]
+    assert rec.candidates[0].eta_s == pytest.approx(444.0)
+
+
+def test_station_first_prefers_own_station_within_threshold() -> None:
+    units = [unit("own", 0.6, 0.03, station="A"), unit("other", 0.6, 0.015, station="B")]
+    inc = incident(0.6, 0.01, station="A")
+    # own: 2220 m = 222 s, other: 555 m = 55.5 s.
+    assert recommend(inc, units, FakeTravel(), nearest()).team == ("other",)
+    rec = recommend(inc, units, FakeTravel(), station_first(300))
+    assert [c.unit_id for c in rec.candidates] == ["own", "other"]
+    assert "own station A" in rec.candidates[0].reason
+    # With a threshold the own unit cannot meet, every unit is ranked by travel time.
+    rec = recommend(inc, units, FakeTravel(), station_first(200))
+    assert [c.unit_id for c in rec.candidates] == ["other", "own"]
+    assert "no unit of station A within 200 s" in rec.candidates[0].reason
+
+
+def test_robbery_in_progress_needs_two_units() -> None:
+    units = [unit(f"u{i}", 0.6, 0.01 + 0.01 * i) for i in range(1, 4)]
+    rec = recommend(incident(category="robbery", priority=1), units, FakeTravel(), nearest(), k=1)
+    assert rec.requirement.units == 2 and "robbery in progress" in rec.requirement.rules
+    assert rec.team == ("u1", "u2") and len(rec.candidates) == 2
+    # Priority 3 robbery is not "in progress": one unit.
+    rec = recommend(incident(category="robbery", priority=3), units, FakeTravel(), nearest())
+    assert rec.team == ("u1",)
+
+
+def test_violent_incident_requires_special_police_in_team() -> None:
+    units = [
+        unit("car1", 0.6, 0.02),
+        unit("car2", 0.6, 0.03),
+        unit("swat", 0.6, 0.09, unit_type="special_police"),
+    ]
+    rec = recommend(incident(category="shooting", priority=1), units, FakeTravel(), nearest(), k=2)
+    assert rec.status == "ok"
+    assert rec.team == ("car1", "swat")
+    assert [c.unit_id for c in rec.candidates] == ["car1", "car2", "swat"]
+    assert "required type special_police" in rec.candidates[2].reason
+    rec = recommend(incident(category="shooting", priority=1), units[:2], FakeTravel(), nearest())
+    assert rec.status == "short" and "no special_police unit" in (rec.reason or "")
+    assert rec.team == ("car1", "car2")
+
+
+def test_market_prefers_motorcycle_within_slack() -> None:
+    units = [
+        unit("car", 0.6, 0.02),
+        unit("moto", 0.6, 0.04, unit_type="motorcycle", mode="motorcycle"),
+    ]
+    # car 111 s, moto 3330 m / 9 = 370 s: too slow even with the 90 s preference.
+    plain = incident(place_kinds=frozenset())
+    market = incident(place_kinds=frozenset({"market"}))
+    assert recommend(market, units, FakeTravel(), nearest()).team == ("car",)
+    units[1] = unit("moto", 0.6, 0.02, unit_type="motorcycle", mode="motorcycle")
+    # moto now 1110 / 9 = 123 s, 12 s slower than the car: preferred in a market only.
+    assert recommend(plain, units, FakeTravel(), nearest()).team == ("car",)
+    rec = recommend(market, units, FakeTravel(), nearest())
+    assert rec.team == ("moto",) and "preferred type motorcycle" in rec.candidates[0].reason
+
+
+def test_reasons_when_nothing_suitable() -> None:
+    busy = [
+        unit("u1", 0.6, 0.02, status="on_scene"),
+        unit("u2", 0.6, 0.02, status="out_of_service"),
+    ]
+    rec = recommend(incident(), busy, FakeTravel(), nearest())
+    assert (
+        rec.status == "none_available"
+        and rec.candidates == ()
+        and "no unit is available" in (rec.reason or "")
+    )
+
+    stale = [unit("u1", 0.6, 0.02, position_stale=True)]
+    rec = recommend(incident(), stale, FakeTravel(), nearest(allow_stale=False))
+    assert rec.status == "all_stale" and rec.candidates == ()
+    rec = recommend(incident(), stale, FakeTravel(), nearest())
+    assert rec.status == "all_stale" and rec.team == ("u1",)
+    assert "position stale" in rec.candidates[0].reason
+
+    far = [unit("u1", 0.6, 0.09)]  # 8880 m = 888 s
+    travel = FakeTravel()
+    rec = recommend(incident(), far, travel, nearest(limit_s=600))
+    assert rec.status == "none_within_limit" and "within 600 s" in (rec.reason or "")
+    assert travel.calls == [("car", 1)]
+    assert recommend(incident(), far, FakeTravel(), nearest(limit_s=900)).team == ("u1",)
+
+
+def test_invalid_arguments() -> None:
+    with pytest.raises(ValidationError, match="k must be"):
+        recommend(incident(), [], FakeTravel(), nearest(), k=0)
+    with pytest.raises(ValidationError, match="threshold"):
+        station_first(0)
+    with pytest.raises(ValidationError, match="unknown unit type 'tank'"):
+        load_requirements().mode_of("tank")
+
+
+def test_bundled_unit_types_and_bad_rules_file(tmp_path: Path) -> None:
+    rules = load_requirements()
+    assert rules.mode_of("special_police") == "car" and rules.mode_of("mounted") == "bicycle"
+    assert set(rules.unit_modes) == {
+        "patrol_car",
+        "motorcycle",
+        "foot",
+        "bicycle",
+        "mounted",
+        "special_police",
+    }
+    bad = tmp_path / "r.toml"
+    bad.write_text('[unit_types.car]\nmode="car"\n[[rules]]\nname="x"\npreferred_types=["boat"]\n')
+    with pytest.raises(DataError, match="unknown unit types"):
+        load_requirements(bad)
+    with pytest.raises(DataError, match="cannot read"):
+        load_requirements(tmp_path / "missing.toml")
+
+
+def test_router_travel_adapter() -> None:
+    class Res:
+        def __init__(self, n: int) -> None:
+            self.seconds = np.arange(n, dtype=float)
+            self.metres = np.arange(n, dtype=float) * 10
+
+    class Router:
+        def many_to_one(
+            self, sources: np.ndarray, target: tuple[float, float], mode: str, limit_s: float | None
+        ) -> Res:
+            assert mode == "foot" and target == (1.0, 2.0) and limit_s == 5.0
+            return Res(len(sources))
+
+    seconds, metres = router_travel(Router())(np.zeros((3, 2)), "foot", (1.0, 2.0), 5.0)
+    assert seconds.tolist() == [0, 1, 2] and metres.tolist() == [0, 10, 20]
