@@ -18,6 +18,7 @@ from citywatch.dispatch.policy import (
     station_first,
 )
 from citywatch.errors import DataError, ValidationError
+from citywatch.incidents.taxonomy import load_taxonomy
 
 # Speeds (m/s) of the fake network per mode.
 SPEEDS = {"car": 10.0, "motorcycle": 9.0, "bicycle": 5.0, "foot": 1.4}
@@ -242,6 +243,14 @@ def test_bundled_unit_types_and_bad_rules_file(tmp_path: Path) -> None:
         load_requirements(bad)
     with pytest.raises(DataError, match="cannot read"):
         load_requirements(tmp_path / "missing.toml")
+
+
+def test_rule_categories_exist_in_the_taxonomy() -> None:
+    tax = load_taxonomy()
+    rules = load_requirements().rules
+    assert rules, "bundled rules are empty"
+    for rule in rules:
+        assert rule.categories <= set(tax.categories), rule.name
 
 
 def test_router_travel_adapter() -> None:
