@@ -1,0 +1,193 @@
+"""Building blocks that every source reader shares: raw CSV reading, local times, mappings.
+
+A reader turns a file into a :class:`Parsed`: the canonical records, the raw rows (for the
+rejected-rows file) and a reason for every row that cannot be imported.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from datetime import time
+from importlib import resources
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+import pandas as pd
+
+from citywatch.errors import DataError
+from citywatch.incidents.record import TIME_PRECISIONS, first_reason
+
+__all__ = [
+    "COARSE_TIME_OF_DAY",
+    "Parsed",
+    "check_precision",
+    "combine_reasons",
+    "first_reason",
+    "load_mapping",
+    "localize",
+    "parse_bool",
+    "parse_float",
+    "read_raw_csv",
+    "require_columns",
+]
+
+#: Day- and month-precision times are stored at noon local time of the day (the 1st of the
+#: month): 12 h from both ends, so the value falls in the right day and month in local time
+#: *and* in UTC for every offset within ±12 h.
+COARSE_TIME_OF_DAY: Final = time(12, 0)
+
+_TRUE: Final = frozenset({"true", "1", "yes", "y", "t"})
+_FALSE: Final = frozenset({"false", "0", "no", "n", "f"})
+
+
+@dataclass
+class Parsed:
+    """What a source reader produced from one file.
+
+    Attributes
+    ----------
+    records
+        Canonical frame (see :func:`citywatch.incidents.record.coerce_frame`), one row per raw
+        row, same positional index as ``raw``. Rows with a reason are not imported.
+    raw
+        The source rows as text, for the rejected-rows file.
+    reasons
+        Why a row cannot be imported, ``<NA>`` if it can.
+    merged
+        Rows that describe an incident another row of the file already describes (an NYPD
+        shooting with several victims is one incident): counted, not imported, not rejected.
+    notes
+        Counts of things done to valid rows that a user should know (ambiguous local times...).
+    """
+
+    records: pd.DataFrame
+    raw: pd.DataFrame
+    reasons: pd.Series
+    merged: pd.Series = field(default_factory=lambda: pd.Series(dtype=bool))
+    notes: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.merged.empty and len(self.raw):
+            self.merged = pd.Series(False, index=self.raw.index)
+
+
+def read_raw_csv(path: str | Path, *, encoding: str = "utf-8-sig") -> pd.DataFrame:
+    """Read a CSV (optionally ``.gz``/``.bz2``/``.zip``/``.xz``) with every cell as text.
+
+    Empty cells become ``<NA>``; ``utf-8-sig`` strips a byte-order mark. The index is the
+    0-based data row number.
+
+    Raises
+    ------
+    DataError
+        If the file cannot be read or parsed as CSV.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"no such file: {path}")
+    try:
+        frame = pd.read_csv(
+            path, dtype="string", keep_default_na=False, na_values=[""], encoding=encoding
+        )
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError, EOFError) as exc:
+        raise DataError(f"cannot read {path} as CSV: {exc}") from None
+    frame.columns = [str(c).strip() for c in frame.columns]
+    return frame.reset_index(drop=True)
+
+
+def require_columns(raw: pd.DataFrame, columns: list[str] | tuple[str, ...], what: str) -> None:
+    """Raise :class:`DataError` naming the columns of ``columns`` that ``raw`` lacks."""
+    missing = [c for c in columns if c not in raw.columns]
+    if missing:
+        raise DataError(
+            f"{what}: missing columns {', '.join(missing)} (found: {', '.join(raw.columns)})"
+        )
+
+
+def localize(naive: pd.Series, tz: str) -> tuple[pd.Series, dict[str, int]]:
+    """Interpret naive local wall-clock times in ``tz`` and convert them to UTC.
+
+    Local times that occur twice (the hour repeated when daylight saving time ends) are taken
+    as the first occurrence (daylight time); times that do not exist (skipped when it starts)
+    are shifted forward to the first valid instant. Both are counted in the returned notes.
+
+    Parameters
+    ----------
+    naive
+        ``datetime64`` values without time zone (``NaT`` allowed).
+    tz
+        IANA time zone name, e.g. ``"America/New_York"``.
+
+    Returns
+    -------
+    (pandas.Series, dict)
+        UTC date-times and counts ``{"ambiguous_local_time": n, "nonexistent_local_time": m}``
+        (zero counts omitted).
+    """
+    naive = pd.to_datetime(naive).astype("datetime64[us]")
+    first = np.ones(len(naive), dtype=bool)
+    strict_gap = naive.dt.tz_localize(tz, ambiguous=first, nonexistent="NaT")
+    nonexistent = int((strict_gap.isna() & naive.notna()).sum())
+    strict_both = naive.dt.tz_localize(tz, ambiguous="NaT", nonexistent="NaT")
+    ambiguous = int((strict_both.isna() & naive.notna()).sum()) - nonexistent
+    local = naive.dt.tz_localize(tz, ambiguous=first, nonexistent="shift_forward")
+    notes = {"ambiguous_local_time": ambiguous, "nonexistent_local_time": nonexistent}
+    return local.dt.tz_convert("UTC"), {k: v for k, v in notes.items() if v}
+
+
+def parse_float(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Parse text to float; return (values, bad) where ``bad`` marks unparseable non-empty text."""
+    numbers = pd.to_numeric(values, errors="coerce").astype("float64")
+    bad = numbers.isna() & values.notna()
+    return numbers, bad
+
+
+def parse_bool(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Parse ``true/false/1/0/yes/no`` (any case); return (booleans, bad)."""
+    text = values.astype("string").str.strip().str.lower()
+    out = pd.Series(pd.NA, index=values.index, dtype="boolean")
+    out[text.isin(_TRUE).fillna(False)] = True
+    out[text.isin(_FALSE).fillna(False)] = False
+    bad = out.isna() & text.notna() & (text != "")
+    return out, bad
+
+
+def combine_reasons(*series: pd.Series) -> pd.Series:
+    """The first non-missing reason across ``series`` (all aligned), element-wise."""
+    out = series[0].astype("string")
+    for more in series[1:]:
+        out = out.fillna(more.astype("string"))
+    return out
+
+
+def check_precision(value: str) -> str:
+    """Validate a time-precision name from a mapping file."""
+    if value not in TIME_PRECISIONS:
+        raise DataError(f"time precision must be one of {', '.join(TIME_PRECISIONS)}: {value!r}")
+    return value
+
+
+def load_mapping(name_or_path: str | Path) -> dict[str, Any]:
+    """Load a category-mapping TOML: a bundled one by source name, or a file path.
+
+    Raises
+    ------
+    DataError
+        If the file does not exist or is not valid TOML.
+    """
+    path = Path(name_or_path)
+    try:
+        if path.suffix == ".toml":
+            text = path.read_text("utf-8")
+        else:
+            bundled = resources.files("citywatch.incidents").joinpath(
+                f"data/mappings/{name_or_path}.toml"
+            )
+            text = bundled.read_text("utf-8")
+        return tomllib.loads(text)
+    except FileNotFoundError:
+        raise DataError(f"no category mapping {name_or_path!r}") from None
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise DataError(f"cannot read mapping {name_or_path}: {exc}") from None

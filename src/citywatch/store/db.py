@@ -1,0 +1,144 @@
+"""Engines, migrations and sessions for SQLite (embedded, the default) and PostgreSQL.
+
+The same code runs on both: models use portable types only, and dialect differences are
+confined to the bulk insert (``ON CONFLICT DO NOTHING`` constructs) in
+:mod:`citywatch.store.incidents`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Final
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from citywatch.errors import DataError
+
+__all__ = [
+    "DEFAULT_SQLITE_PATH",
+    "ENV_VAR",
+    "alembic_config",
+    "as_engine",
+    "current_revision",
+    "make_engine",
+    "session_factory",
+    "session_scope",
+    "upgrade",
+]
+
+#: The embedded database used when no URL is given (relative to the working directory).
+DEFAULT_SQLITE_PATH: Final = Path("var") / "citywatch.db"
+#: Environment variable holding a database URL that replaces the default.
+ENV_VAR: Final = "CITYWATCH_DB"
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets the dashboard read while an import writes; NORMAL sync is safe with WAL.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def make_engine(url: str | None = None, *, echo: bool = False) -> Engine:
+    """Create an engine for ``url``.
+
+    Parameters
+    ----------
+    url
+        A SQLAlchemy URL (``sqlite:///path.db``, ``postgresql+psycopg://user@host/db``, or
+        ``postgresql://...`` which selects psycopg 3). ``None`` uses ``$CITYWATCH_DB`` if set,
+        else the embedded SQLite file ``var/citywatch.db`` (its folder is created).
+    echo
+        Log SQL statements.
+
+    Returns
+    -------
+    sqlalchemy.Engine
+        For SQLite files: WAL journal, foreign keys on, 30 s busy timeout.
+
+    Raises
+    ------
+    DataError
+        If the URL is malformed or names a database driver that is not installed.
+    """
+    if url is None:
+        url = os.environ.get(ENV_VAR) or None
+    if url is None:
+        DEFAULT_SQLITE_PATH.parent.mkdir(parents=True, exist_ok=True)
+        url = f"sqlite:///{DEFAULT_SQLITE_PATH}"
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise DataError(f"not a database URL: {url!r}") from None
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    try:
+        engine = create_engine(parsed, echo=echo)
+    except (NoSuchModuleError, ImportError) as exc:
+        raise DataError(f"unsupported database URL {url!r}: {exc}") from None
+    if engine.dialect.name == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def as_engine(engine_or_url: Engine | str | None) -> Engine:
+    """Return ``engine_or_url`` if it is an engine, else :func:`make_engine` of it."""
+    return engine_or_url if isinstance(engine_or_url, Engine) else make_engine(engine_or_url)
+
+
+def alembic_config(engine: Engine) -> Config:
+    """An Alembic configuration that runs this package's migrations on ``engine``."""
+    config = Config()
+    config.set_main_option("script_location", "citywatch.store:migrations")
+    config.attributes["engine"] = engine
+    return config
+
+
+def upgrade(engine_or_url: Engine | str | None = None, revision: str = "head") -> None:
+    """Migrate the database to ``revision`` (default: the newest), creating it if needed.
+
+    Raises
+    ------
+    DataError
+        If the database cannot be reached.
+    """
+    engine = as_engine(engine_or_url)
+    try:
+        command.upgrade(alembic_config(engine), revision)
+    except OperationalError as exc:
+        raise DataError(f"cannot migrate {engine.url!r}: {exc.orig}") from None
+
+
+def current_revision(engine_or_url: Engine | str | None = None) -> str | None:
+    """The Alembic revision the database is at (``None`` for a database never migrated)."""
+    from alembic.runtime.migration import MigrationContext
+
+    engine = as_engine(engine_or_url)
+    with engine.connect() as conn:
+        if not inspect(conn).has_table("alembic_version"):
+            return None
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    """A session factory bound to ``engine`` (objects stay usable after commit)."""
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+@contextmanager
+def session_scope(engine: Engine) -> Iterator[Session]:
+    """A session that commits when the block ends and rolls back if it raises."""
+    with session_factory(engine)() as session, session.begin():
+        yield session

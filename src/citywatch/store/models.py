@@ -1,0 +1,79 @@
+"""SQLAlchemy models of incidents and import batches (migration ``0001_incidents``)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from citywatch.store.base import Base, UTCDateTime
+
+__all__ = ["Base", "ImportBatch", "IncidentRow"]
+
+
+class ImportBatch(Base):
+    """One run of ``citywatch incidents import``: what was read, imported and rejected."""
+
+    __tablename__ = "import_batches"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(String(32))
+    file_name: Mapped[str] = mapped_column(Text)
+    file_sha256: Mapped[str] = mapped_column(String(64))
+    pack: Mapped[str | None] = mapped_column(String(200))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    rows_read: Mapped[int] = mapped_column(Integer, default=0)
+    rows_imported: Mapped[int] = mapped_column(Integer, default=0)
+    rows_already_present: Mapped[int] = mapped_column(Integer, default=0)
+    rows_merged: Mapped[int] = mapped_column(Integer, default=0)
+    rows_rejected: Mapped[int] = mapped_column(Integer, default=0)
+    rejected_by_reason: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    rejected_path: Mapped[str | None] = mapped_column(Text)
+
+
+class IncidentRow(Base):
+    """One incident: the canonical record of ``citywatch.incidents.record``."""
+
+    __tablename__ = "incidents"
+    __table_args__ = (
+        UniqueConstraint("source", "source_id"),
+        CheckConstraint("time_precision IN ('exact', 'day', 'month')", name="time_precision"),
+        CheckConstraint("priority BETWEEN 1 AND 5", name="priority"),
+        Index("ix_incidents_received_at", "received_at"),
+        Index("ix_incidents_category_received_at", "category", "received_at"),
+        Index("ix_incidents_station", "station"),
+    )
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    source: Mapped[str] = mapped_column(String(32))
+    source_id: Mapped[str] = mapped_column(String(200))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    time_precision: Mapped[str] = mapped_column(String(8))
+    category: Mapped[str] = mapped_column(String(64))
+    priority: Mapped[int | None] = mapped_column(SmallInteger)
+    lon: Mapped[float | None] = mapped_column(Float)
+    lat: Mapped[float | None] = mapped_column(Float)
+    bureau: Mapped[str | None] = mapped_column(String(64))
+    station: Mapped[str | None] = mapped_column(String(64))
+    zone: Mapped[str | None] = mapped_column(String(64))
+    dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    arrived_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    cleared_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    disposition: Mapped[str | None] = mapped_column(Text)
+    solved: Mapped[bool | None] = mapped_column(Boolean)
+    batch_id: Mapped[int | None] = mapped_column(ForeignKey("import_batches.id"))
