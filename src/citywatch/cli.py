@@ -41,7 +41,7 @@ def main() -> None:
     try:
         result = app(standalone_mode=False)
     except CityWatchError as exc:
-        err_console.print(f"Error: {exc.message}", markup=False, highlight=False)
+        print(f"Error: {exc.message}", file=sys.stderr)
         sys.exit(1)
     except typer.Abort:
         err_console.print("Aborted.")

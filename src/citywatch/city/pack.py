@@ -1,0 +1,394 @@
+"""City packs: one folder describing one city, and the API to read it.
+
+A pack folder holds ``city.toml`` (name, time zone, metric CRS, source coordinate system, credits,
+speed overrides), ``nodes.parquet`` and ``edges.parquet`` (the road network),
+``jurisdictions.geojson`` (the hierarchy city -> bureau -> station -> zone as polygons, each with
+``id``, ``name``, ``name_zh``, ``level``, ``parent``), ``stations.geojson`` and, optionally,
+``places.geojson`` (markets, urban villages, schools, hospitals).  Packs are build outputs of
+:mod:`citywatch.city.build`, never edited by hand.  All geometry is stored in WGS-84.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+import shapely
+from pyproj import Geod
+from shapely.geometry import mapping, shape
+
+from citywatch.city.network import RoadNetwork
+from citywatch.errors import DataError, NotFoundError
+
+__all__ = [
+    "LEVELS",
+    "CityPack",
+    "Jurisdiction",
+    "Place",
+    "Station",
+    "load_pack",
+    "packs_dir",
+    "write_pack",
+]
+
+#: Jurisdiction levels, from the whole city down to patrol zones (sectors).
+LEVELS = ("city", "bureau", "station", "zone")
+PLACE_KINDS = ("market", "urban_village", "school", "hospital", "transit", "other")
+_GEOD = Geod(ellps="WGS84")
+
+
+@dataclass(frozen=True)
+class Jurisdiction:
+    """One polygon of the jurisdiction hierarchy (WGS-84 geometry)."""
+
+    id: str
+    name: str
+    name_zh: str
+    level: str
+    parent: str | None
+    geometry: Any
+
+
+@dataclass(frozen=True)
+class Station:
+    """A police station (precinct house, 派出所); ``synthetic`` if placed by a rule, not real."""
+
+    id: str
+    name: str
+    name_zh: str
+    lon: float
+    lat: float
+    jurisdiction: str
+    address: str = ""
+    synthetic: bool = False
+
+
+@dataclass(frozen=True)
+class Place:
+    """A place that changes how police respond (market, urban village, school, hospital)."""
+
+    id: str
+    kind: str
+    name: str
+    geometry: Any
+
+
+def area_km2(geometry: Any) -> float:
+    """Geodesic area of a WGS-84 polygon in km² (on the WGS-84 ellipsoid)."""
+    return abs(_GEOD.geometry_area_perimeter(geometry)[0]) / 1e6
+
+
+@dataclass
+class CityPack:
+    """A loaded city pack.  Use :func:`load_pack` to get one."""
+
+    path: Path
+    meta: dict[str, Any]
+    network: RoadNetwork
+    jurisdictions: list[Jurisdiction]
+    stations: list[Station]
+    places: list[Place] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        """Pack name (``manhattan``)."""
+        return str(self.meta["name"])
+
+    @property
+    def timezone(self) -> str:
+        """IANA time zone of the city (``America/New_York``)."""
+        return str(self.meta["timezone"])
+
+    @property
+    def crs(self) -> str:
+        """Metric CRS used for distances and snapping (``EPSG:32618``)."""
+        return str(self.meta["crs"])
+
+    @property
+    def source_crs(self) -> str:
+        """Coordinate system of the source data (``wgs84`` or ``gcj02``); packs store WGS-84."""
+        return str(self.meta.get("source_crs", "wgs84"))
+
+    @property
+    def synthetic_stations(self) -> bool:
+        """True when the stations were placed by a rule, not taken from real data."""
+        return any(s.synthetic for s in self.stations)
+
+    @property
+    def speed_overrides(self) -> dict[str, float]:
+        """Per-mode speed overrides (km/h) from ``city.toml``'s ``[speeds]``."""
+        return {str(k): float(v) for k, v in self.meta.get("speeds", {}).items()}
+
+    @property
+    def max_snap_m(self) -> float:
+        """Farthest distance (m) a point may lie from the road network."""
+        return float(self.meta.get("max_snap_m", 250.0))
+
+    def level(self, level: str) -> list[Jurisdiction]:
+        """The jurisdictions of one level."""
+        return [j for j in self.jurisdictions if j.level == level]
+
+    def jurisdiction(self, jurisdiction_id: str) -> Jurisdiction:
+        """The jurisdiction with this id (ids are unique across levels)."""
+        for j in self.jurisdictions:
+            if j.id == jurisdiction_id:
+                return j
+        raise NotFoundError(f"no jurisdiction {jurisdiction_id!r} in pack {self.name}")
+
+    def area_km2(self, jurisdiction_id: str) -> float:
+        """Area of a jurisdiction in km²."""
+        return area_km2(self.jurisdiction(jurisdiction_id).geometry)
+
+    @cached_property
+    def _trees(self) -> dict[str, tuple[shapely.STRtree, list[Jurisdiction]]]:
+        out = {}
+        for lvl in LEVELS:
+            items = self.level(lvl)
+            if items:
+                out[lvl] = (shapely.STRtree([j.geometry for j in items]), items)
+        return out
+
+    def locate_many(self, lon: npt.ArrayLike, lat: npt.ArrayLike) -> pd.DataFrame:
+        """Jurisdiction ids at every level for many points (point-in-polygon, vectorised).
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per point, columns ``city``, ``bureau``, ``station``, ``zone``; None where a
+            point lies in no polygon of that level (or the pack has no such level).
+        """
+        lon_a = np.asarray(lon, dtype=np.float64)
+        lat_a = np.asarray(lat, dtype=np.float64)
+        pts = shapely.points(lon_a, lat_a)
+        out = pd.DataFrame(index=range(len(lon_a)), columns=list(LEVELS), dtype=object)
+        for lvl, (tree, items) in self._trees.items():
+            idx = tree.query(pts, predicate="intersects")
+            ids = np.full(len(lon_a), None, dtype=object)
+            # Keep the first polygon for a point on a shared border (deterministic).
+            order = np.lexsort((idx[1], idx[0]))
+            first = np.unique(idx[0][order], return_index=True)[1]
+            ids[idx[0][order][first]] = [items[k].id for k in idx[1][order][first]]
+            out[lvl] = ids
+        return out
+
+    def locate(self, lon: float, lat: float) -> dict[str, str | None]:
+        """Jurisdiction id at every level for one point."""
+        row = self.locate_many([lon], [lat]).iloc[0]
+        return {lvl: (None if pd.isna(row[lvl]) else str(row[lvl])) for lvl in LEVELS}
+
+    def contains(self, lon: float, lat: float) -> bool:
+        """Whether the point lies inside the city polygon."""
+        return self.locate(lon, lat)["city"] is not None
+
+    def station(self, station_id: str) -> Station:
+        """The station with this id."""
+        for s in self.stations:
+            if s.id == station_id:
+                return s
+        raise NotFoundError(f"no station {station_id!r} in pack {self.name}")
+
+    def info(self) -> dict[str, Any]:
+        """Summary for ``citywatch city info``: sizes, km of road, areas, stations, bbox."""
+        lon, lat = self.network.lon, self.network.lat
+        return {
+            "name": self.name,
+            "name_zh": self.meta.get("name_zh", ""),
+            "timezone": self.timezone,
+            "crs": self.crs,
+            "source_crs": self.source_crs,
+            "nodes": len(self.network.nodes),
+            "directed_edges": len(self.network.edges),
+            "road_km": round(self.network.total_km, 3),
+            "bbox": [float(lon.min()), float(lat.min()), float(lon.max()), float(lat.max())],
+            "jurisdictions": {
+                lvl: [
+                    {"id": j.id, "name": j.name, "parent": j.parent, "area_km2": round(area_km2(j.geometry), 3)}
+                    for j in self.level(lvl)
+                ]
+                for lvl in LEVELS
+            },
+            "stations": [
+                {"id": s.id, "name": s.name, "lon": s.lon, "lat": s.lat, "synthetic": s.synthetic}
+                for s in self.stations
+            ],
+            "synthetic_stations": self.synthetic_stations,
+            "places": len(self.places),
+            "credits": self.meta.get("credits", []),
+        }
+
+
+def _features(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    try:
+        return list(json.loads(path.read_text(encoding="utf-8"))["features"])
+    except (json.JSONDecodeError, KeyError) as exc:
+        raise DataError(f"{path} is not a GeoJSON FeatureCollection: {exc}") from exc
+
+
+def _read(folder: Path) -> CityPack:
+    try:
+        meta = tomllib.loads((folder / "city.toml").read_text(encoding="utf-8"))["city"]
+    except FileNotFoundError as exc:
+        raise NotFoundError(f"{folder} is not a city pack (no city.toml)") from exc
+    except (tomllib.TOMLDecodeError, KeyError) as exc:
+        raise DataError(f"{folder / 'city.toml'} is invalid: {exc}") from exc
+    jurisdictions = [
+        Jurisdiction(
+            id=str(f["properties"]["id"]),
+            name=str(f["properties"].get("name", "")),
+            name_zh=str(f["properties"].get("name_zh", "")),
+            level=str(f["properties"]["level"]),
+            parent=f["properties"].get("parent"),
+            geometry=shape(f["geometry"]),
+        )
+        for f in _features(folder / "jurisdictions.geojson")
+    ]
+    stations = [
+        Station(
+            id=str(p["id"]),
+            name=str(p.get("name", "")),
+            name_zh=str(p.get("name_zh", "")),
+            lon=float(f["geometry"]["coordinates"][0]),
+            lat=float(f["geometry"]["coordinates"][1]),
+            jurisdiction=str(p.get("jurisdiction", p["id"])),
+            address=str(p.get("address", "")),
+            synthetic=bool(p.get("synthetic", False)),
+        )
+        for f in _features(folder / "stations.geojson")
+        for p in [f["properties"]]
+    ]
+    places = [
+        Place(
+            id=str(f["properties"]["id"]),
+            kind=str(f["properties"]["kind"]),
+            name=str(f["properties"].get("name", "")),
+            geometry=shape(f["geometry"]),
+        )
+        for f in _features(folder / "places.geojson")
+    ]
+    return CityPack(folder, meta, RoadNetwork.from_parquet(folder), jurisdictions, stations, places)
+
+
+def _feature_collection(features: list[dict[str, Any]]) -> str:
+    return json.dumps({"type": "FeatureCollection", "features": features}, ensure_ascii=False)
+
+
+def write_pack(
+    folder: Path,
+    meta: dict[str, Any],
+    network: RoadNetwork,
+    jurisdictions: list[Jurisdiction],
+    stations: list[Station],
+    places: list[Place],
+) -> None:
+    """Write a pack folder (overwriting the files it writes)."""
+    import tomli_w
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "city.toml").write_text(tomli_w.dumps({"city": meta}), encoding="utf-8")
+    network.to_parquet(folder)
+    (folder / "jurisdictions.geojson").write_text(
+        _feature_collection(
+            [
+                {
+                    "type": "Feature",
+                    "properties": {
+                        "id": j.id,
+                        "name": j.name,
+                        "name_zh": j.name_zh,
+                        "level": j.level,
+                        "parent": j.parent,
+                    },
+                    "geometry": mapping(j.geometry),
+                }
+                for j in jurisdictions
+            ]
+        ),
+        encoding="utf-8",
+    )
+    (folder / "stations.geojson").write_text(
+        _feature_collection(
+            [
+                {
+                    "type": "Feature",
+                    "properties": {
+                        "id": s.id,
+                        "name": s.name,
+                        "name_zh": s.name_zh,
+                        "jurisdiction": s.jurisdiction,
+                        "address": s.address,
+                        "synthetic": s.synthetic,
+                    },
+                    "geometry": {"type": "Point", "coordinates": [s.lon, s.lat]},
+                }
+                for s in stations
+            ]
+        ),
+        encoding="utf-8",
+    )
+    if places:
+        (folder / "places.geojson").write_text(
+            _feature_collection(
+                [
+                    {
+                        "type": "Feature",
+                        "properties": {"id": p.id, "kind": p.kind, "name": p.name},
+                        "geometry": mapping(p.geometry),
+                    }
+                    for p in places
+                ]
+            ),
+            encoding="utf-8",
+        )
+
+
+def repo_root() -> Path:
+    """The source checkout this package runs from (``src/citywatch`` lives two levels below)."""
+    return Path(__file__).resolve().parents[3]
+
+
+def packs_dir() -> Path:
+    """Where named packs live: ``$CITYWATCH_PACKS`` or ``packs/`` in the checkout."""
+    return Path(os.environ.get("CITYWATCH_PACKS", repo_root() / "packs"))
+
+
+_CACHE: dict[Path, CityPack] = {}
+
+
+def load_pack(name_or_path: str | Path) -> CityPack:
+    """Load a city pack by bundled name (built from ``data/`` on first use) or folder path.
+
+    Parameters
+    ----------
+    name_or_path : str or Path
+        ``"manhattan"``, ``"shenzhen"``, or the path of a pack folder.
+
+    Raises
+    ------
+    NotFoundError
+        If there is no such pack.
+    """
+    from citywatch.city.build import BUNDLED, build_bundled
+
+    candidate = Path(name_or_path)
+    if not candidate.exists() and str(name_or_path) in BUNDLED:
+        candidate = packs_dir() / str(name_or_path)
+        if not (candidate / "city.toml").exists():
+            build_bundled(str(name_or_path), candidate)
+    if not candidate.exists():
+        raise NotFoundError(
+            f"no city pack {str(name_or_path)!r}: give a pack folder or one of {', '.join(BUNDLED)}"
+        )
+    key = candidate.resolve()
+    if key not in _CACHE:
+        _CACHE[key] = _read(key)
+    return _CACHE[key]

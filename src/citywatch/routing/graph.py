@@ -1,0 +1,147 @@
+"""Per-mode routing graphs: compiled sparse matrices and the snappable segments of a network."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import scipy.sparse as sp
+import shapely
+
+from citywatch.city.network import RoadNetwork
+from citywatch.errors import DataError
+from citywatch.routing.speeds import Mode, edge_speeds_kph, mode_allows
+
+__all__ = ["ModeGraph", "build_mode_graph"]
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True)
+class ModeGraph:
+    """The road graph of one travel mode.
+
+    Attributes
+    ----------
+    mode : str
+        The travel mode.
+    seconds, metres : scipy.sparse.csr_array
+        ``seconds[i, j]`` is the travel time of the fastest edge from node ``i`` to node ``j``,
+        ``metres[i, j]`` its length (the same sparsity pattern).  Parallel edges are merged to the
+        fastest one; explicit zeros are real edges (scipy's csgraph keeps them).
+    seconds_rev, metres_rev : scipy.sparse.csr_array
+        The transposes, for searches towards a destination.
+    seg_a, seg_b : ndarray
+        Endpoints of each snappable segment (one per street, whatever its directions); the
+        segment runs from ``seg_a`` to ``seg_b`` along ``seg_lines``.
+    seg_fwd_s, seg_bwd_s, seg_fwd_m, seg_bwd_m : ndarray
+        Time and length from ``a`` to ``b`` and from ``b`` to ``a`` (``inf`` where that direction
+        is not allowed, e.g. against a one-way street).
+    seg_lines : ndarray of shapely.LineString
+        Segment geometries in the pack's metric CRS.
+    tree : shapely.STRtree
+        Spatial index over ``seg_lines``.
+    """
+
+    mode: Mode
+    seconds: sp.csr_array
+    metres: sp.csr_array
+    seconds_rev: sp.csr_array
+    metres_rev: sp.csr_array
+    seg_a: IntArray
+    seg_b: IntArray
+    seg_fwd_s: FloatArray
+    seg_bwd_s: FloatArray
+    seg_fwd_m: FloatArray
+    seg_bwd_m: FloatArray
+    seg_lines: npt.NDArray[np.object_]
+    tree: shapely.STRtree
+
+    @property
+    def n_nodes(self) -> int:
+        """Number of nodes of the underlying network (including nodes this mode cannot reach)."""
+        return int(self.seconds.shape[0])
+
+
+def build_mode_graph(
+    network: RoadNetwork,
+    mode: Mode,
+    lines: npt.NDArray[np.object_],
+    speed_overrides: Mapping[str, float] | None = None,
+) -> ModeGraph:
+    """Compile the graph of ``mode`` over ``network``.
+
+    Parameters
+    ----------
+    network : RoadNetwork
+        The network.
+    mode : str
+        Travel mode; decides which edges are usable, their speed and whether one-way holds.
+    lines : ndarray of shapely.LineString
+        Edge geometries in a metric CRS, aligned with ``network.edges``.
+    speed_overrides : mapping, optional
+        Passed to :func:`~citywatch.routing.speeds.edge_speeds_kph`.
+    """
+    edges = network.edges
+    allowed = mode_allows(edges, mode)
+    if not allowed.any():
+        raise DataError(f"no road of the network is usable by mode {mode!r}")
+    kph = edge_speeds_kph(edges, mode, speed_overrides)[allowed]
+    u = edges["u"].to_numpy(dtype=np.int64)[allowed]
+    v = edges["v"].to_numpy(dtype=np.int64)[allowed]
+    metres = edges["length_m"].to_numpy(dtype=np.float64)[allowed]
+    seconds = metres / (kph / 3.6)
+    geometry = lines[allowed]
+    reversed_geom = np.zeros(len(u), dtype=bool)
+    if mode == "foot":  # officers on foot walk both ways down a one-way street
+        u, v = np.concatenate([u, v]), np.concatenate([v, u])
+        metres = np.concatenate([metres, metres])
+        seconds = np.concatenate([seconds, seconds])
+        geometry = np.concatenate([geometry, geometry])
+        reversed_geom = np.concatenate([reversed_geom, ~reversed_geom])
+
+    # Keep the fastest of parallel edges: sort by (u, v, seconds) and take the first of each pair.
+    order = np.lexsort((seconds, v, u))
+    u, v, seconds, metres = u[order], v[order], seconds[order], metres[order]
+    geometry, reversed_geom = geometry[order], reversed_geom[order]
+    first = np.ones(len(u), dtype=bool)
+    first[1:] = (u[1:] != u[:-1]) | (v[1:] != v[:-1])
+    u, v, seconds, metres = u[first], v[first], seconds[first], metres[first]
+    geometry, reversed_geom = geometry[first], reversed_geom[first]
+
+    n = len(network.nodes)
+    sec = sp.csr_array((seconds, (u, v)), shape=(n, n))
+    met = sp.csr_array((metres, (u, v)), shape=(n, n))
+
+    # One snappable segment per street: the edge with u < v, or the only direction there is.
+    n64 = np.int64(n)
+    key = np.minimum(u, v) * n64 + np.maximum(u, v)
+    reverse_key = v * n64 + u
+    edge_key = u * n64 + v
+    lookup = {int(k): i for i, k in enumerate(edge_key)}
+    _, rep = np.unique(key, return_index=True)
+    seg_a, seg_b = u[rep], v[rep]
+    back = np.array([lookup.get(int(k), -1) for k in reverse_key[rep]], dtype=np.int64)
+    has_back = back >= 0
+    seg_lines = geometry[rep].copy()
+    flip = reversed_geom[rep]
+    if flip.any():
+        seg_lines[flip] = shapely.reverse(seg_lines[flip])
+    return ModeGraph(
+        mode=mode,
+        seconds=sec,
+        metres=met,
+        seconds_rev=sec.T.tocsr(),
+        metres_rev=met.T.tocsr(),
+        seg_a=seg_a,
+        seg_b=seg_b,
+        seg_fwd_s=seconds[rep],
+        seg_bwd_s=np.where(has_back, seconds[np.maximum(back, 0)], np.inf),
+        seg_fwd_m=metres[rep],
+        seg_bwd_m=np.where(has_back, metres[np.maximum(back, 0)], np.inf),
+        seg_lines=seg_lines,
+        tree=shapely.STRtree(seg_lines),
+    )

@@ -1,0 +1,394 @@
+"""Exact travel times over a city's road network, per mode, with points snapped onto edges.
+
+Dispatch asks "how long from each unit to this incident?": a many-to-one query, answered with one
+Dijkstra search on the reversed graph from the incident's edge (scipy's compiled
+``scipy.sparse.csgraph.dijkstra``), then combined with each unit's position along its own edge.
+Points are snapped to the nearest usable edge (not the nearest node), so a unit halfway along a
+one-way street must drive on to its end.  The walk from the point to the road (the snap distance)
+is reported but not added to travel times.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+import numpy.typing as npt
+import shapely
+from pyproj import Transformer
+from scipy.sparse.csgraph import dijkstra
+
+from citywatch.city.network import RoadNetwork
+from citywatch.errors import SnapError, ValidationError
+from citywatch.routing.graph import ModeGraph, build_mode_graph
+from citywatch.routing.speeds import MODES, Mode
+
+if TYPE_CHECKING:
+    from citywatch.city.pack import CityPack
+
+__all__ = ["Route", "Router", "Snap", "TravelTimes"]
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+DEFAULT_SNAP_M = 250.0
+
+
+@dataclass(frozen=True)
+class Snap:
+    """Points placed on the road network: segment index, fraction along it, distance to it."""
+
+    segment: IntArray
+    fraction: FloatArray
+    distance_m: FloatArray
+    lon: FloatArray
+    lat: FloatArray
+
+
+@dataclass(frozen=True)
+class TravelTimes:
+    """Travel times (s) and road distances (m); ``inf`` where unreachable or beyond the limit."""
+
+    seconds: FloatArray
+    metres: FloatArray
+    snap_distance_m: FloatArray
+
+
+@dataclass(frozen=True)
+class Route:
+    """The fastest route between two points."""
+
+    seconds: float
+    metres: float
+    coords: list[tuple[float, float]]
+    snap_distance_m: tuple[float, float]
+
+
+def _metres_along_tree(
+    pred: IntArray, dist_m_edge: FloatArray, reached: npt.NDArray[np.bool_]
+) -> FloatArray:
+    # Sum edge lengths up the shortest-path tree by pointer doubling: O(n log depth), vectorised.
+    m = np.where(reached, dist_m_edge, 0.0)
+    p = np.where(pred < 0, np.arange(len(pred)), pred)
+    m = np.where(pred < 0, 0.0, m)
+    while True:
+        nxt = p[p]
+        if np.array_equal(nxt, p):
+            return m + 0.0
+        m = m + m[p]
+        p = nxt
+
+
+@dataclass
+class Router:
+    """Travel times and routes over one road network, for every travel mode.
+
+    Build with :meth:`from_pack` or :meth:`from_network`; mode graphs are compiled on first use.
+    """
+
+    network: RoadNetwork
+    crs: str
+    speed_overrides: Mapping[str, float] = field(default_factory=dict)
+    max_snap_m: float = DEFAULT_SNAP_M
+    _graphs: dict[str, ModeGraph] = field(default_factory=dict, repr=False)
+    _lines: npt.NDArray[np.object_] | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self._to_metric = Transformer.from_crs("EPSG:4326", self.crs, always_xy=True)
+        self._to_wgs = Transformer.from_crs(self.crs, "EPSG:4326", always_xy=True)
+
+    @classmethod
+    def from_pack(cls, pack: CityPack) -> Router:
+        """The router of a city pack, with the pack's speed overrides and snap distance."""
+        return cls(
+            network=pack.network,
+            crs=pack.crs,
+            speed_overrides=pack.speed_overrides,
+            max_snap_m=pack.max_snap_m,
+        )
+
+    @classmethod
+    def from_network(cls, network: RoadNetwork, crs: str, **kwargs: object) -> Router:
+        """A router over a bare network in the given metric CRS."""
+        return cls(network=network, crs=crs, **kwargs)  # type: ignore[arg-type]
+
+    def graph(self, mode: Mode) -> ModeGraph:
+        """The compiled graph of ``mode`` (built once, then cached)."""
+        if mode not in MODES:
+            raise ValidationError(f"unknown travel mode {mode!r}; choose from {', '.join(MODES)}")
+        if mode not in self._graphs:
+            if self._lines is None:
+                self._lines = self.network.edge_geometries(self.crs)
+            self._graphs[mode] = build_mode_graph(
+                self.network, mode, self._lines, self.speed_overrides
+            )
+        return self._graphs[mode]
+
+    # ----------------------------------------------------------------------------- snapping
+    def snap(
+        self,
+        lonlat: npt.ArrayLike,
+        mode: Mode = "car",
+        max_distance_m: float | None = None,
+    ) -> Snap:
+        """Snap points to the nearest edge usable by ``mode``.
+
+        Parameters
+        ----------
+        lonlat : array_like, shape (n, 2) or (2,)
+            WGS-84 longitude/latitude.
+        mode : str
+            Travel mode whose edges are candidates.
+        max_distance_m : float, optional
+            Reject points farther than this from every usable edge (default: the pack's
+            ``max_snap_m``, 250 m unless set).
+
+        Raises
+        ------
+        SnapError
+            If a point is farther than ``max_distance_m`` from the network.
+        """
+        pts = np.atleast_2d(np.asarray(lonlat, dtype=np.float64))
+        if pts.shape[1] != 2 or not np.all(np.isfinite(pts)):
+            raise ValidationError("coordinates must be finite (lon, lat) pairs")
+        if np.any(np.abs(pts[:, 0]) > 180) or np.any(np.abs(pts[:, 1]) > 90):
+            raise ValidationError("longitude must be within ±180 and latitude within ±90")
+        limit = self.max_snap_m if max_distance_m is None else max_distance_m
+        g = self.graph(mode)
+        x, y = self._to_metric.transform(pts[:, 0], pts[:, 1])
+        points = shapely.points(x, y)
+        idx, dist = g.tree.query_nearest(points, return_distance=True, all_matches=False)
+        seg = np.full(len(pts), -1, dtype=np.int64)
+        d = np.full(len(pts), np.inf)
+        seg[idx[0]] = idx[1]
+        d[idx[0]] = dist
+        far = d > limit
+        if far.any():
+            i = int(np.argmax(far))
+            raise SnapError(
+                f"point ({pts[i, 0]:.6f}, {pts[i, 1]:.6f}) is {d[i]:.0f} m from the nearest road "
+                f"usable by {mode} (limit {limit:.0f} m): outside the city pack or off the network"
+            )
+        lines = g.seg_lines[seg]
+        frac = shapely.line_locate_point(lines, points, normalized=True)
+        on_road = shapely.line_interpolate_point(lines, frac, normalized=True)
+        slon, slat = self._to_wgs.transform(shapely.get_x(on_road), shapely.get_y(on_road))
+        return Snap(seg, np.asarray(frac, dtype=np.float64), d, np.asarray(slon), np.asarray(slat))
+
+    # ----------------------------------------------------------------------------- queries
+    def node_times_to(
+        self, target: tuple[float, float], mode: Mode = "car", limit_s: float | None = None
+    ) -> tuple[FloatArray, FloatArray]:
+        """Seconds and metres from every network node to ``target`` (``inf`` if unreachable)."""
+        g = self.graph(mode)
+        snap = self.snap(np.asarray(target), mode)
+        return self._node_costs(g, snap, 0, reverse=True, limit_s=limit_s)
+
+    def node_times_from(
+        self, origin: tuple[float, float], mode: Mode = "car", limit_s: float | None = None
+    ) -> tuple[FloatArray, FloatArray]:
+        """Seconds and metres from ``origin`` to every network node (``inf`` if unreachable)."""
+        g = self.graph(mode)
+        snap = self.snap(np.asarray(origin), mode)
+        return self._node_costs(g, snap, 0, reverse=False, limit_s=limit_s)
+
+    def _node_costs(
+        self, g: ModeGraph, snap: Snap, i: int, *, reverse: bool, limit_s: float | None
+    ) -> tuple[FloatArray, FloatArray]:
+        # Reverse search (to a point): enter its segment at a and drive g*fwd, or at b and drive
+        # (1-g)*bwd.  Forward search (from a point): leave towards b or, if allowed, towards a.
+        seg, f = int(snap.segment[i]), float(snap.fraction[i])
+        a, b = int(g.seg_a[seg]), int(g.seg_b[seg])
+        if reverse:
+            entries = [(a, f * g.seg_fwd_s[seg], f * g.seg_fwd_m[seg])]
+            entries.append((b, (1 - f) * g.seg_bwd_s[seg], (1 - f) * g.seg_bwd_m[seg]))
+        else:
+            entries = [(b, (1 - f) * g.seg_fwd_s[seg], (1 - f) * g.seg_fwd_m[seg])]
+            entries.append((a, f * g.seg_bwd_s[seg], f * g.seg_bwd_m[seg]))
+        entries = [e for e in entries if np.isfinite(e[1])]
+        matrix = g.seconds_rev if reverse else g.seconds
+        metres_matrix = g.metres_rev if reverse else g.metres
+        starts = [e[0] for e in entries]
+        dist, pred = dijkstra(
+            matrix, indices=starts, return_predecessors=True, limit=np.inf if limit_s is None else limit_s
+        )
+        dist = np.atleast_2d(dist)
+        pred = np.atleast_2d(pred).astype(np.int64)
+        best_s = np.full(g.n_nodes, np.inf)
+        best_m = np.full(g.n_nodes, np.inf)
+        nodes = np.arange(g.n_nodes)
+        for k, (_, off_s, off_m) in enumerate(entries):
+            reached = np.isfinite(dist[k])
+            step_m = np.zeros(g.n_nodes)
+            has_pred = reached & (pred[k] >= 0)
+            step_m[has_pred] = np.asarray(
+                metres_matrix[pred[k][has_pred], nodes[has_pred]]
+            ).ravel()
+            along = _metres_along_tree(pred[k], step_m, reached)
+            total_s = dist[k] + off_s
+            better = total_s < best_s
+            best_s = np.where(better, total_s, best_s)
+            best_m = np.where(better, along + off_m, best_m)
+        if limit_s is not None:
+            beyond = best_s > limit_s
+            best_s[beyond] = np.inf
+            best_m[beyond] = np.inf
+        return best_s, best_m
+
+    def many_to_one(
+        self,
+        sources: npt.ArrayLike,
+        target: tuple[float, float],
+        mode: Mode = "car",
+        limit_s: float | None = None,
+    ) -> TravelTimes:
+        """Travel time from each source point to one target, for one mode (exact).
+
+        Parameters
+        ----------
+        sources : array_like, shape (n, 2)
+            WGS-84 longitude/latitude of the sources (e.g. every available unit of this mode).
+        target : tuple of float
+            WGS-84 longitude/latitude of the destination (e.g. the incident).
+        mode : str
+            Travel mode: speeds, usable ways and one-way rules.
+        limit_s : float, optional
+            Stop searching beyond this many seconds; farther sources get ``inf``.
+
+        Returns
+        -------
+        TravelTimes
+            Seconds and metres per source, and each source's snap distance.
+        """
+        return self._many(sources, target, mode, limit_s, reverse=True)
+
+    def one_to_many(
+        self,
+        source: tuple[float, float],
+        targets: npt.ArrayLike,
+        mode: Mode = "car",
+        limit_s: float | None = None,
+    ) -> TravelTimes:
+        """Travel time from one source point to each target point, for one mode (exact)."""
+        return self._many(targets, source, mode, limit_s, reverse=False)
+
+    def _many(
+        self,
+        others: npt.ArrayLike,
+        anchor: tuple[float, float],
+        mode: Mode,
+        limit_s: float | None,
+        *,
+        reverse: bool,
+    ) -> TravelTimes:
+        g = self.graph(mode)
+        pts = np.atleast_2d(np.asarray(others, dtype=np.float64))
+        if pts.size == 0:
+            empty = np.zeros(0)
+            return TravelTimes(empty, empty, empty)
+        anchor_snap = self.snap(np.asarray(anchor), mode)
+        node_s, node_m = self._node_costs(g, anchor_snap, 0, reverse=reverse, limit_s=limit_s)
+        s = self.snap(pts, mode)
+        seg, f = s.segment, s.fraction
+        a, b = g.seg_a[seg], g.seg_b[seg]
+        fwd_s, bwd_s, fwd_m, bwd_m = g.seg_fwd_s[seg], g.seg_bwd_s[seg], g.seg_fwd_m[seg], g.seg_bwd_m[seg]
+        if reverse:  # from the point to its segment's ends, then on to the anchor
+            via_b = (1 - f) * fwd_s + node_s[b], (1 - f) * fwd_m + node_m[b]
+            via_a = f * bwd_s + node_s[a], f * bwd_m + node_m[a]
+        else:  # from the anchor to the segment's ends, then along to the point
+            via_a = node_s[a] + f * fwd_s, node_m[a] + f * fwd_m
+            via_b = node_s[b] + (1 - f) * bwd_s, node_m[b] + (1 - f) * bwd_m
+        take_a = via_a[0] < via_b[0]
+        secs = np.where(take_a, via_a[0], via_b[0])
+        metres = np.where(take_a, via_a[1], via_b[1])
+        # Both on the same segment: travel straight along it when the direction allows.
+        t_seg, t_f = int(anchor_snap.segment[0]), float(anchor_snap.fraction[0])
+        same = seg == t_seg
+        if same.any():
+            start = f if reverse else np.full(len(f), t_f)
+            end = np.full(len(f), t_f) if reverse else f
+            ahead = end >= start
+            direct_s = np.where(ahead, (end - start) * fwd_s, (start - end) * bwd_s)
+            direct_m = np.where(ahead, (end - start) * fwd_m, (start - end) * bwd_m)
+            use = same & (direct_s < secs)
+            secs = np.where(use, direct_s, secs)
+            metres = np.where(use, direct_m, metres)
+        if limit_s is not None:
+            beyond = secs > limit_s
+            secs = np.where(beyond, np.inf, secs)
+            metres = np.where(beyond, np.inf, metres)
+        return TravelTimes(np.asarray(secs), np.asarray(metres), s.distance_m)
+
+    def matrix(
+        self,
+        origins: npt.ArrayLike,
+        destinations: npt.ArrayLike,
+        mode: Mode = "car",
+        limit_s: float | None = None,
+    ) -> tuple[FloatArray, FloatArray]:
+        """Seconds and metres from every origin to every destination, shape (n, m)."""
+        o = np.atleast_2d(np.asarray(origins, dtype=np.float64))
+        d = np.atleast_2d(np.asarray(destinations, dtype=np.float64))
+        secs = np.empty((len(o), len(d)))
+        metres = np.empty((len(o), len(d)))
+        for j, dest in enumerate(d):
+            res = self.many_to_one(o, (float(dest[0]), float(dest[1])), mode, limit_s)
+            secs[:, j], metres[:, j] = res.seconds, res.metres
+        return secs, metres
+
+    def route(
+        self, origin: tuple[float, float], destination: tuple[float, float], mode: Mode = "car"
+    ) -> Route:
+        """The fastest route from ``origin`` to ``destination``, with its path as coordinates.
+
+        Raises
+        ------
+        SnapError
+            If either point is off the network.
+        ValidationError
+            If the destination cannot be reached by this mode.
+        """
+        g = self.graph(mode)
+        o = self.snap(np.asarray(origin), mode)
+        d = self.snap(np.asarray(destination), mode)
+        res = self.one_to_many(origin, np.asarray([destination]), mode)
+        if not np.isfinite(res.seconds[0]):
+            raise ValidationError(f"the destination cannot be reached from the origin by {mode}")
+        # Rebuild the node path: search forward from the origin's exits, pick the best exit/entry.
+        oseg, of = int(o.segment[0]), float(o.fraction[0])
+        dseg, df = int(d.segment[0]), float(d.fraction[0])
+        coords = [(float(o.lon[0]), float(o.lat[0]))]
+        direct = oseg == dseg and (
+            (df >= of and np.isclose((df - of) * g.seg_fwd_s[oseg], res.seconds[0]))
+            or (df < of and np.isclose((of - df) * g.seg_bwd_s[oseg], res.seconds[0]))
+        )
+        if not direct:
+            exits = [(int(g.seg_b[oseg]), (1 - of) * g.seg_fwd_s[oseg])]
+            if np.isfinite(g.seg_bwd_s[oseg]):
+                exits.append((int(g.seg_a[oseg]), of * g.seg_bwd_s[oseg]))
+            entries = [(int(g.seg_a[dseg]), df * g.seg_fwd_s[dseg])]
+            if np.isfinite(g.seg_bwd_s[dseg]):
+                entries.append((int(g.seg_b[dseg]), (1 - df) * g.seg_bwd_s[dseg]))
+            dist, pred = dijkstra(g.seconds, indices=[e[0] for e in exits], return_predecessors=True)
+            dist = np.atleast_2d(dist)
+            pred = np.atleast_2d(pred)
+            best = min(
+                ((xo + dist[k, en] + eo, k, en) for k, (_, xo) in enumerate(exits) for en, eo in entries),
+                key=lambda t: t[0],
+            )
+            _, k, node = best
+            path = [node]
+            while pred[k, path[-1]] >= 0:
+                path.append(int(pred[k, path[-1]]))
+            path.reverse()
+            lon, lat = self.network.lon, self.network.lat
+            coords += [(float(lon[n]), float(lat[n])) for n in path]
+        coords.append((float(d.lon[0]), float(d.lat[0])))
+        return Route(
+            seconds=float(res.seconds[0]),
+            metres=float(res.metres[0]),
+            coords=coords,
+            snap_distance_m=(float(o.distance_m[0]), float(d.distance_m[0])),
+        )
