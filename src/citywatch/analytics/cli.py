@@ -2,7 +2,428 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import pandas as pd
 import typer
+
+from citywatch.analytics.compare import clearance, compare
+from citywatch.analytics.profile import profile
+from citywatch.analytics.quiet import quiet_days
+from citywatch.analytics.scope import LEVELS, Baseline, Period, baseline_period
+from citywatch.analytics.survey import read_survey, satisfaction
+from citywatch.console import console, err_console, print_json, print_table, progress
+from citywatch.errors import ValidationError
+
+__all__ = ["report_app", "stats_app"]
 
 stats_app = typer.Typer(help="Crime statistics (CompStat style).", no_args_is_help=True)
 report_app = typer.Typer(help="Self-contained bilingual reports.", no_args_is_help=True)
+
+_DATE = ["%Y-%m-%d"]
+From = Annotated[
+    datetime, typer.Option("--from", formats=_DATE, help="First local day (YYYY-MM-DD).")
+]
+To = Annotated[datetime, typer.Option("--to", formats=_DATE, help="Last local day, included.")]
+Db = Annotated[
+    str | None,
+    typer.Option("--db", help="Database URL to read incidents from (default: embedded SQLite)."),
+]
+IncidentsFile = Annotated[
+    Path | None,
+    typer.Option("--incidents", help="Canonical incident CSV to read instead of the database."),
+]
+Tz = Annotated[
+    str | None, typer.Option("--tz", help="City time zone (IANA), needed without --city.")
+]
+City = Annotated[
+    str | None,
+    typer.Option("--city", help="City pack (name or folder): time zone and jurisdictions."),
+]
+Category = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--category",
+        "-c",
+        help="Category code or group (two_robberies, criminal, ...); repeatable. "
+        "Default: each category present and 'all'.",
+    ),
+]
+By = Annotated[str, typer.Option("--by", help="Jurisdiction level: city, bureau, station, zone.")]
+BaselineOpt = Annotated[
+    str,
+    typer.Option(
+        "--baseline", help="Comparison period: 'year' (previous year) or 'period' (just before)."
+    ),
+]
+VsFrom = Annotated[
+    datetime | None,
+    typer.Option("--vs-from", formats=_DATE, help="Explicit comparison period start."),
+]
+VsTo = Annotated[
+    datetime | None, typer.Option("--vs-to", formats=_DATE, help="Explicit comparison period end.")
+]
+Json = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+@dataclass
+class Source:
+    """Incidents with the time zone, city label and known jurisdictions to report them by."""
+
+    incidents: pd.DataFrame
+    tz: str
+    city: str
+    jurisdictions: dict[str, list[str]]
+
+    def kwargs(self, by: str) -> dict[str, Any]:
+        """Keyword arguments shared by every statistic."""
+        return {
+            "tz": self.tz,
+            "by": by,
+            "city": self.city,
+            "jurisdictions": self.jurisdictions.get(by) or None,
+        }
+
+
+def load_source(
+    db: str | None, incidents: Path | None, tz: str | None, city: str | None, by: str = "city"
+) -> Source:
+    """Read incidents from a canonical CSV or the database, and resolve the time zone.
+
+    Parameters
+    ----------
+    db : str or None
+        Database URL; ``None`` is the embedded SQLite database.
+    incidents : pathlib.Path or None
+        Canonical incident CSV; takes the place of the database.
+    tz : str or None
+        Time zone; overrides the city pack's.
+    city : str or None
+        City pack name or folder.
+    by : str
+        Jurisdiction level the statistic will use (checked before reading anything).
+
+    Returns
+    -------
+    Source
+    """
+    if by not in LEVELS:  # fail before reading a large file
+        raise ValidationError(f"unknown jurisdiction level {by!r}: use one of {LEVELS}", field="by")
+    if db is not None and incidents is not None:
+        raise ValidationError("give either --db or --incidents, not both", field="incidents")
+    jurisdictions: dict[str, list[str]] = {}
+    label = "city"
+    if city is not None:
+        from citywatch.city import load_pack
+
+        pack = load_pack(city)
+        tz = tz or pack.timezone
+        label = pack.name
+        for j in pack.jurisdictions:
+            jurisdictions.setdefault(j.level, []).append(j.id)
+    if tz is None:
+        raise ValidationError("give --tz (the city's time zone) or --city", field="tz")
+    with progress() as bar:
+        bar.add_task("Reading incidents", total=None)
+        if incidents is not None:
+            from citywatch.incidents.canonical import read_canonical_csv
+
+            frame = read_canonical_csv(incidents)
+        else:
+            from citywatch.store.incidents import load_incidents_frame
+
+            frame = load_incidents_frame(db)
+    return Source(frame, tz, label, jurisdictions)
+
+
+def _period(start: datetime, end: datetime) -> Period:
+    return Period(start.date(), end.date())
+
+
+def _baseline(
+    period: Period, baseline: str, vs_from: datetime | None, vs_to: datetime | None
+) -> Period:
+    if baseline not in ("year", "period"):
+        raise ValidationError(
+            f"unknown baseline {baseline!r}: use 'year' or 'period'", field="baseline"
+        )
+    mode: Baseline = "year" if baseline == "year" else "period"
+    return baseline_period(
+        period, mode, vs_from.date() if vs_from else None, vs_to.date() if vs_to else None
+    )
+
+
+def _fmt(value: Any, digits: int = 1) -> str:
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _print_notes(notes: list[str]) -> None:
+    for note in notes:
+        err_console.print(f"Note: {note}", markup=False, highlight=False)
+
+
+@stats_app.command("compare")
+def compare_command(
+    start: From,
+    end: To,
+    category: Category = None,
+    by: By = "city",
+    baseline: BaselineOpt = "year",
+    vs_from: VsFrom = None,
+    vs_to: VsTo = None,
+    db: Db = None,
+    incidents: IncidentsFile = None,
+    tz: Tz = None,
+    city: City = None,
+    json: Json = False,
+) -> None:
+    """Counts against the previous year (or period), % change and Poisson z-score."""
+    source = load_source(db, incidents, tz, city, by)
+    period = _period(start, end)
+    result = compare(
+        source.incidents,
+        period,
+        categories=category,
+        baseline_dates=_baseline(period, baseline, vs_from, vs_to),
+        **source.kwargs(by),
+    )
+    if json:
+        print_json(result.as_dict())
+        return
+    print_table(
+        f"Incidents {result.period} vs {result.baseline}",
+        ["jurisdiction", "category", "current", "previous", "change %", "z", "flag"],
+        (
+            [
+                r["jurisdiction"],
+                r["category"],
+                r["current"],
+                r["previous"],
+                _fmt(r["change_pct"]),
+                _fmt(r["z"], 2),
+                "*" if r["flag"] else "",
+            ]
+            for r in result.as_dict()["rows"]
+        ),
+    )
+    _print_notes(result.notes)
+
+
+@stats_app.command("clearance")
+def clearance_command(
+    start: From,
+    end: To,
+    category: Category = None,
+    by: By = "city",
+    baseline: BaselineOpt = "year",
+    vs_from: VsFrom = None,
+    vs_to: VsTo = None,
+    db: Db = None,
+    incidents: IncidentsFile = None,
+    tz: Tz = None,
+    city: City = None,
+    json: Json = False,
+) -> None:
+    """Clearance rate (solved / recorded) with its change in percentage points."""
+    source = load_source(db, incidents, tz, city, by)
+    period = _period(start, end)
+    result = clearance(
+        source.incidents,
+        period,
+        categories=category,
+        baseline_dates=_baseline(period, baseline, vs_from, vs_to),
+        **source.kwargs(by),
+    )
+    if json:
+        print_json(result.as_dict())
+        return
+    print_table(
+        f"Clearance {result.period} vs {result.baseline}",
+        ["jurisdiction", "category", "solved/recorded", "rate %", "previous", "rate %", "Δ pp"],
+        (
+            [
+                r["jurisdiction"],
+                r["category"],
+                f"{r['solved']}/{r['recorded']}",
+                _pct(r["rate"]),
+                f"{r['solved_previous']}/{r['recorded_previous']}",
+                _pct(r["rate_previous"]),
+                _fmt(r["change_pp"]),
+            ]
+            for r in result.as_dict()["rows"]
+        ),
+    )
+    _print_notes(result.notes)
+
+
+def _pct(rate: float | None) -> str:
+    return _fmt(None if rate is None else 100 * rate)
+
+
+@stats_app.command("quiet-days")
+def quiet_days_command(
+    start: From,
+    end: To,
+    category: Category = None,
+    by: By = "city",
+    db: Db = None,
+    incidents: IncidentsFile = None,
+    tz: Tz = None,
+    city: City = None,
+    json: Json = False,
+) -> None:
+    """Days without incidents, the longest zero run and the current one ("days since")."""
+    source = load_source(db, incidents, tz, city, by)
+    result = quiet_days(
+        source.incidents, _period(start, end), categories=category, **source.kwargs(by)
+    )
+    if json:
+        print_json(result.as_dict())
+        return
+    rows = []
+    for r in result.rows:
+        longest, current = r.longest_zero_run, r.current_zero_run
+        rows.append(
+            [
+                r.jurisdiction,
+                r.category,
+                r.incidents,
+                f"{r.zero_days}/{r.days}",
+                f"{longest.days} ({longest.first}..{longest.last})" if longest.days else "0",
+                ("at least " if r.lower_bound else "") + str(current.days),
+                _fmt(r.last_incident),
+            ]
+        )
+    print_table(
+        f"Days without incidents {result.period}",
+        [
+            "jurisdiction",
+            "category",
+            "incidents",
+            "zero days",
+            "longest run",
+            "current run",
+            "last incident",
+        ],
+        rows,
+    )
+    _print_notes(result.notes)
+
+
+@stats_app.command("profile")
+def profile_command(
+    start: From,
+    end: To,
+    category: Category = None,
+    by: By = "city",
+    baseline: BaselineOpt = "year",
+    vs_from: VsFrom = None,
+    vs_to: VsTo = None,
+    db: Db = None,
+    incidents: IncidentsFile = None,
+    tz: Tz = None,
+    city: City = None,
+    json: Json = False,
+) -> None:
+    """Hour-of-day and weekday profile of two periods, peak hours and a shift test."""
+    source = load_source(db, incidents, tz, city, by)
+    period = _period(start, end)
+    result = profile(
+        source.incidents,
+        period,
+        categories=category,
+        baseline_dates=_baseline(period, baseline, vs_from, vs_to),
+        **source.kwargs(by),
+    )
+    if json:
+        print_json(result.as_dict())
+        return
+    for row in result.rows:
+        test = row.hour_test
+        print_table(
+            f"{row.jurisdiction} / {row.category}: {result.period} vs {result.baseline}",
+            ["hour", "current", "previous"],
+            ([f"{h:02d}", int(row.hours[0][h]), int(row.hours[1][h])] for h in range(24)),
+        )
+        console.print(
+            f"peak hours {row.peak_hours(0)} vs {row.peak_hours(1)}; {test.test}: "
+            f"p = {_fmt(test.p_value, 4)}" + (f" ({test.note})" if test.note else ""),
+            markup=False,
+            highlight=False,
+        )
+    _print_notes(result.notes)
+
+
+@stats_app.command("survey")
+def survey_command(
+    file: Annotated[Path, typer.Argument(help="CSV: respondent, area, answer (1-5), [weight].")],
+    confidence: Annotated[float, typer.Option(help="Confidence level of the interval.")] = 0.95,
+    json: Json = False,
+) -> None:
+    """Satisfaction rate (answers 4-5 of 5) with a Wilson confidence interval by area."""
+    result = satisfaction(read_survey(file), confidence)
+    if json:
+        print_json(result.as_dict())
+        return
+    print_table(
+        "Public satisfaction",
+        ["area", "responses", "satisfied", "rate %", f"{confidence:.0%} CI %"],
+        (
+            [
+                r["area"],
+                r["responses"],
+                r["satisfied"],
+                _pct(r["weighted_rate"]),
+                f"{100 * r['ci_low']:.1f}–{100 * r['ci_high']:.1f}",
+            ]
+            for r in result.as_dict()["rows"]
+        ),
+    )
+    _print_notes(result.notes)
+
+
+@report_app.command("compstat")
+def compstat_command(
+    start: From,
+    end: To,
+    out: Annotated[Path, typer.Option("--out", help="report.html or report.pdf")],
+    lang: Annotated[str, typer.Option("--lang", help="zh or en")] = "zh",
+    category: Category = None,
+    by: By = "station",
+    baseline: BaselineOpt = "year",
+    db: Db = None,
+    incidents: IncidentsFile = None,
+    tz: Tz = None,
+    city: City = None,
+    json: Json = False,
+) -> None:
+    """A self-contained CompStat report (HTML or PDF) with tables and charts."""
+    from citywatch.analytics.report import build_compstat, write_report
+
+    source = load_source(db, incidents, tz, city, by)
+    period = _period(start, end)
+    with progress() as bar:
+        bar.add_task("Computing statistics", total=None)
+        report = build_compstat(
+            source.incidents,
+            period,
+            categories=category,
+            baseline_dates=_baseline(period, baseline, None, None),
+            lang=lang,
+            **source.kwargs(by),
+        )
+    with progress() as bar:
+        bar.add_task(f"Writing {out}", total=None)
+        write_report(report, out)
+    if json:
+        print_json({"out": out, **report.as_dict()})
+        return
+    console.print(f"Wrote {out}", markup=False, highlight=False)
+    _print_notes(report.notes)

@@ -197,10 +197,7 @@ def resolve_categories(
         if spec == ALL:
             resolved[ALL] = None
             continue
-        try:
-            codes = frozenset(taxonomy.expand(spec))
-        except (KeyError, ValueError) as exc:
-            raise ValidationError(f"unknown category or group {spec!r}", field="category") from exc
+        codes = taxonomy.expand(spec)  # raises ValidationError naming the valid groups
         if not codes:
             raise ValidationError(f"category group {spec!r} is empty", field="category")
         resolved[spec] = codes

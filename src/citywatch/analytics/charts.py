@@ -1,0 +1,184 @@
+"""Matplotlib charts of the CompStat report: trend, by-jurisdiction bars, hour profile, map.
+
+Charts are drawn on the Agg backend (no display needed).  Chinese labels need a CJK font;
+:func:`cjk_font` finds one (WenQuanYi, Noto CJK, Source Han, ...) and, when the machine has
+none, the charts fall back to English labels while the surrounding report keeps Chinese text.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from functools import cache
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: reports are rendered on servers and in CI
+
+import numpy as np
+import pandas as pd
+from matplotlib import font_manager
+from matplotlib.figure import Figure
+
+__all__ = [
+    "bar_chart",
+    "chart_style",
+    "cjk_font",
+    "figure_to_svg",
+    "hour_chart",
+    "map_chart",
+    "trend_chart",
+]
+
+#: CJK fonts looked for by name before asking fontconfig.
+_KNOWN_CJK = (
+    "Noto Sans CJK SC",
+    "Noto Sans SC",
+    "Source Han Sans SC",
+    "WenQuanYi Micro Hei",
+    "WenQuanYi Zen Hei",
+    "SimHei",
+    "Microsoft YaHei",
+    "PingFang SC",
+)
+
+Label = Callable[[str], str]
+
+
+@cache
+def cjk_font() -> str | None:
+    """Family name of an installed font with Chinese glyphs, or None when there is none."""
+    names = {f.name for f in font_manager.fontManager.ttflist}
+    for name in _KNOWN_CJK:
+        if name in names:
+            return name
+    fc_list = shutil.which("fc-list")
+    if fc_list is None:
+        return None
+    # Fonts installed after matplotlib built its cache are unknown to it: ask fontconfig.
+    out = subprocess.run(
+        [fc_list, ":lang=zh", "file"], capture_output=True, text=True, check=False
+    ).stdout
+    for line in out.splitlines():
+        path = line.split(":")[0].strip()
+        if not path:
+            continue
+        try:
+            font_manager.fontManager.addfont(path)
+        except (OSError, RuntimeError):
+            continue
+        return font_manager.FontProperties(fname=path).get_name()
+    return None
+
+
+@contextmanager
+def chart_style() -> Iterator[None]:
+    """Settings for drawing and saving report charts: a CJK font first when there is one."""
+    font = cjk_font()
+    fonts = [font] if font else []
+    with matplotlib.rc_context(
+        {
+            "font.family": "sans-serif",
+            "font.sans-serif": [*fonts, *matplotlib.rcParams["font.sans-serif"]],
+            "pdf.fonttype": 42,  # TrueType in PDFs keeps the text searchable
+            "svg.fonttype": "path",
+        }
+    ):
+        yield
+
+
+def new_figure(width: float = 8.0, height: float = 3.6) -> Figure:
+    """A figure not attached to pyplot (no global state, safe in servers)."""
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def figure_to_svg(fig: Figure) -> str:
+    """SVG text of a figure (glyphs as paths under :func:`chart_style`: no font needed)."""
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg")
+    text = buf.getvalue()
+    return text[text.index("<svg") :]
+
+
+def trend_chart(monthly: pd.DataFrame, label: Label, title: str) -> Figure:
+    """Monthly counts, one line per category label (columns), months as the index."""
+    fig = new_figure()
+    ax = fig.subplots()
+    x = np.arange(len(monthly))
+    for column in monthly.columns:
+        ax.plot(x, monthly[column].to_numpy(), marker="o", markersize=3, label=label(column))
+    step = max(1, len(x) // 12)
+    ax.set_xticks(x[::step], [str(p) for p in monthly.index[::step]], rotation=45, ha="right")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left", ncols=2)
+    return fig
+
+
+def bar_chart(
+    names: Sequence[str],
+    current: Sequence[int],
+    previous: Sequence[int],
+    legend: tuple[str, str],
+    title: str,
+) -> Figure:
+    """Side-by-side bars of two periods per jurisdiction."""
+    fig = new_figure(height=3.8)
+    ax = fig.subplots()
+    x = np.arange(len(names))
+    ax.bar(x - 0.2, previous, width=0.4, label=legend[1], color="#9aa5b1")
+    ax.bar(x + 0.2, current, width=0.4, label=legend[0], color="#1f5fa8")
+    ax.set_xticks(x, list(names), rotation=60 if len(names) > 12 else 0, fontsize=8)
+    ax.set_title(title)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def hour_chart(hours: np.ndarray, legend: tuple[str, str], title: str, xlabel: str) -> Figure:
+    """Share of incidents by local hour in two periods (row 0 current, row 1 previous)."""
+    fig = new_figure()
+    ax = fig.subplots()
+    for row, colour, name in ((1, "#9aa5b1", legend[1]), (0, "#c0392b", legend[0])):
+        total = hours[row].sum()
+        share = hours[row] / total * 100 if total else np.zeros(24)
+        ax.step(np.arange(25), np.append(share, share[-1]), where="post", color=colour, label=name)
+    ax.set_xticks(range(0, 25, 3))
+    ax.set_xlim(0, 24)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("%")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def map_chart(points: pd.DataFrame, counts: dict[str, int], title: str) -> Figure:
+    """Incidents as points coloured by jurisdiction, each labelled with its count.
+
+    ``points`` has ``lon``, ``lat`` and ``jurisdiction``; labels sit at each jurisdiction's
+    median point.  Longitude is scaled by cos(latitude) so that shapes are not stretched.
+    """
+    fig = new_figure(width=6.5, height=6.5)
+    ax = fig.subplots()
+    if points.empty:
+        ax.text(0.5, 0.5, "–", ha="center", va="center", transform=ax.transAxes)
+        ax.set_axis_off()
+        return fig
+    cmap = matplotlib.colormaps["tab20"]
+    for i, (name, grp) in enumerate(points.groupby("jurisdiction", sort=True)):
+        ax.scatter(grp["lon"], grp["lat"], s=4, color=cmap(i % 20), alpha=0.6, linewidths=0)
+        ax.annotate(
+            f"{name}: {counts.get(str(name), len(grp))}",
+            (float(grp["lon"].median()), float(grp["lat"].median())),
+            fontsize=7,
+            ha="center",
+            bbox={"boxstyle": "round,pad=0.15", "fc": "white", "alpha": 0.7, "lw": 0},
+        )
+    ax.set_aspect(1 / np.cos(np.radians(float(points["lat"].mean()))))
+    ax.set_title(title)
+    ax.tick_params(labelsize=7)
+    return fig
