@@ -1,4 +1,4 @@
-"""Shared terminal output for the CLI: JSON for scripts, rich tables and progress bars for people."""
+"""Shared CLI output: JSON for scripts, rich tables and progress bars for people."""
 
 from __future__ import annotations
 
@@ -21,7 +21,15 @@ from rich.progress import (
 )
 from rich.table import Table
 
-__all__ = ["console", "err_console", "print_json", "print_table", "progress", "track", "to_jsonable"]
+__all__ = [
+    "console",
+    "err_console",
+    "print_json",
+    "print_table",
+    "progress",
+    "to_jsonable",
+    "track",
+]
 
 console = Console()
 err_console = Console(stderr=True)

@@ -44,7 +44,9 @@ BUNDLED = {"manhattan": "packs/manhattan.toml", "shenzhen": "packs/shenzhen.toml
 def _to_wgs(geometry: Any, system: CoordinateSystem) -> Any:
     if system == "wgs84":
         return geometry
-    return shapely.transform(geometry, lambda xy: np.column_stack(to_wgs84(xy[:, 0], xy[:, 1], system)))
+    return shapely.transform(
+        geometry, lambda xy: np.column_stack(to_wgs84(xy[:, 0], xy[:, 1], system))
+    )
 
 
 def _read_network(spec: dict[str, Any], base: Path) -> RoadNetwork:
@@ -58,8 +60,8 @@ def _read_network(spec: dict[str, Any], base: Path) -> RoadNetwork:
         return read_edge_csv(
             base / spec["nodes"],
             base / spec["edges"],
-            node_columns=tuple(spec.get("node_columns", ("node_id", "lon", "lat"))),  # type: ignore[arg-type]
-            edge_columns=tuple(spec.get("edge_columns", ("u", "v"))),  # type: ignore[arg-type]
+            node_columns=tuple(spec.get("node_columns", ("node_id", "lon", "lat"))),
+            edge_columns=tuple(spec.get("edge_columns", ("u", "v"))),
             header=header,
             names=names,
         )
@@ -70,9 +72,7 @@ def _fmt(template: str, props: dict[str, Any], **extra: Any) -> str:
     return string.Formatter().vformat(template, (), {**props, **extra}) if template else ""
 
 
-def _read_level(
-    spec: dict[str, Any], base: Path, system: CoordinateSystem
-) -> list[Jurisdiction]:
+def _read_level(spec: dict[str, Any], base: Path, system: CoordinateSystem) -> list[Jurisdiction]:
     level = spec["level"]
     if level not in LEVELS[1:]:
         raise DataError(f"jurisdiction level must be one of {LEVELS[1:]}, not {level!r}")
@@ -165,7 +165,8 @@ def _read_stations(spec: dict[str, Any], base: Path, system: CoordinateSystem) -
         if any(str(props.get(k)) != str(v) for k, v in where.items()):
             continue
         sid = str(props[spec["id"]])
-        lon, lat = to_wgs84(*f["geometry"]["coordinates"][:2], system)
+        x, y = f["geometry"]["coordinates"][:2]
+        lon, lat = to_wgs84(x, y, system)
         out.append(
             Station(
                 id=sid,
@@ -190,17 +191,25 @@ def _seeded_partition(
     pts = xy[inside]
     k = max(1, min(k, len(pts)))
     centres, _ = kmeans2(pts, k, seed=seed, minit="++")
-    nearest = np.array([np.flatnonzero(inside)[np.argmin(((pts - c) ** 2).sum(1))] for c in centres])
+    nearest = np.array(
+        [np.flatnonzero(inside)[np.argmin(((pts - c) ** 2).sum(1))] for c in centres]
+    )
     to_metric = Transformer.from_crs("EPSG:4326", crs, always_xy=True)
     to_wgs = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
-    metric_area = shapely.transform(area, lambda a: np.column_stack(to_metric.transform(a[:, 0], a[:, 1])))
+    metric_area = shapely.transform(
+        area, lambda a: np.column_stack(to_metric.transform(a[:, 0], a[:, 1]))
+    )
     sites = shapely.multipoints(xy[nearest])
     cells = shapely.get_parts(shapely.voronoi_polygons(sites, extend_to=metric_area))
     out = []
     for site in xy[nearest]:
         cell = next(c for c in cells if c.covers(shapely.Point(site)))
         clipped = shapely.make_valid(cell.intersection(metric_area))
-        out.append(shapely.transform(clipped, lambda a: np.column_stack(to_wgs.transform(a[:, 0], a[:, 1]))))
+        out.append(
+            shapely.transform(
+                clipped, lambda a: np.column_stack(to_wgs.transform(a[:, 0], a[:, 1]))
+            )
+        )
     return nearest, out
 
 
@@ -237,18 +246,32 @@ def _synthetic_stations(
                 )
             )
             station_areas.append(
-                Jurisdiction(sid, f"{bureau.name} Station {i + 1} area (synthetic)",
-                             f"{bureau.name_zh}派出所{i + 1}辖区（模拟）", "station", bureau.id, cell)
+                Jurisdiction(
+                    sid,
+                    f"{bureau.name} Station {i + 1} area (synthetic)",
+                    f"{bureau.name_zh}派出所{i + 1}辖区（模拟）",
+                    "station",
+                    bureau.id,
+                    cell,
+                )
             )
             in_cell = shapely.contains(cell, pts) & inside
             if not in_cell.any():
                 continue
-            _, zone_cells = _seeded_partition(cell, xy, in_cell, zones_per_station, seed + 1000 + i, crs)
+            _, zone_cells = _seeded_partition(
+                cell, xy, in_cell, zones_per_station, seed + 1000 + i, crs
+            )
             for z, zone in enumerate(zone_cells):
                 letter = string.ascii_uppercase[z]
                 zones.append(
-                    Jurisdiction(f"{sid}{letter}", f"Zone {sid}{letter} (synthetic)",
-                                 f"{sid}{letter}巡区（模拟）", "zone", sid, zone)
+                    Jurisdiction(
+                        f"{sid}{letter}",
+                        f"Zone {sid}{letter} (synthetic)",
+                        f"{sid}{letter}巡区（模拟）",
+                        "zone",
+                        sid,
+                        zone,
+                    )
                 )
     return stations, station_areas, zones
 
@@ -288,8 +311,14 @@ def build_pack(spec_path: Path, out: Path, base: Path | None = None) -> Path:
         if clip.get("to_network_hull") or city_geom is None:
             hull = _network_hull(network, meta["crs"], float(clip.get("buffer_m", 300.0)))
             city_geom = hull if city_geom is None else city_geom.intersection(hull)
-        city = Jurisdiction(meta["name"], meta.get("display_name", meta["name"]),
-                            meta.get("name_zh", ""), "city", None, shapely.make_valid(city_geom))
+        city = Jurisdiction(
+            meta["name"],
+            str(meta.get("display_name", meta["name"])),
+            str(meta.get("name_zh", "")),
+            "city",
+            None,
+            shapely.make_valid(city_geom),
+        )
         jurisdictions = _nest(levels, city)
         bar.advance(task)
         stations_spec = spec.get("stations", {})
@@ -306,8 +335,12 @@ def build_pack(spec_path: Path, out: Path, base: Path | None = None) -> Path:
             stations = []
         bar.advance(task)
         places = [
-            Place(str(f["properties"][p["id"]]), p["kind"], str(f["properties"].get(p.get("name", "name"), "")),
-                  _to_wgs(shape(f["geometry"]), system))
+            Place(
+                str(f["properties"][p["id"]]),
+                p["kind"],
+                str(f["properties"].get(p.get("name", "name"), "")),
+                _to_wgs(shape(f["geometry"]), system),
+            )
             for p in spec.get("places", [])
             for f in json.loads((base / p["file"]).read_text(encoding="utf-8"))["features"]
         ]
@@ -320,7 +353,9 @@ def _network_hull(network: RoadNetwork, crs: str, buffer_m: float) -> Any:
     to_metric = Transformer.from_crs("EPSG:4326", crs, always_xy=True)
     to_wgs = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
     x, y = to_metric.transform(network.lon, network.lat)
-    hull = shapely.convex_hull(shapely.multipoints(np.column_stack([x, y]))).buffer(buffer_m)
+    hull = shapely.buffer(
+        shapely.convex_hull(shapely.multipoints(np.column_stack([x, y]))), buffer_m
+    )
     return shapely.transform(hull, lambda a: np.column_stack(to_wgs.transform(a[:, 0], a[:, 1])))
 
 

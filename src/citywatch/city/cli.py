@@ -16,9 +16,7 @@ app = typer.Typer(help="Build and describe city packs.", no_args_is_help=True)
 
 @app.command("build")
 def build(
-    spec: Annotated[
-        str, typer.Argument(help="A build spec (TOML) or the name of a bundled pack.")
-    ],
+    spec: Annotated[str, typer.Argument(help="A build spec (TOML) or the name of a bundled pack.")],
     out: Annotated[Path | None, typer.Option(help="Pack folder to write.")] = None,
     json_: Annotated[bool, typer.Option("--json", help="Print the pack summary as JSON.")] = False,
 ) -> None:
@@ -48,7 +46,8 @@ def _show(pack_name: str, json_: bool) -> None:
     console.print(f"[bold]{summary['name']}[/] {summary['name_zh']}{synthetic}")
     console.print(
         f"{summary['nodes']:,} nodes, {summary['directed_edges']:,} directed edges, "
-        f"{summary['road_km']:,.1f} km of road; time zone {summary['timezone']}, CRS {summary['crs']}"
+        f"{summary['road_km']:,.1f} km of road; "
+        f"time zone {summary['timezone']}, CRS {summary['crs']}"
     )
     console.print(f"bounding box (lon/lat): {summary['bbox']}")
     rows = [
@@ -59,6 +58,8 @@ def _show(pack_name: str, json_: bool) -> None:
     ]
     print_table("Jurisdictions (zones: see --json)", ["level", "id", "name", "parent", "km²"], rows)
     zones = len(summary["jurisdictions"]["zone"])
-    console.print(f"{zones} patrol zones; {len(summary['stations'])} stations; {summary['places']} places")
+    console.print(
+        f"{zones} patrol zones; {len(summary['stations'])} stations; {summary['places']} places"
+    )
     for credit in summary["credits"]:
         console.print(f"[dim]{credit}[/]")

@@ -10,6 +10,7 @@ of the source.
 from __future__ import annotations
 
 import ast
+import itertools
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,7 +68,7 @@ def parse_maxspeed(value: object) -> float:
     """Parse an OSM ``maxspeed`` value into km/h (NaN when absent or not numeric).
 
     Handles ``"50"``, ``"30 mph"``, lists such as ``"['50', '60']"`` or ``"40;60"`` (the lowest
-    limit is taken: a patrol must respect the slowest stretch), and ignores ``"signals"``, ``"none"``.
+    limit is taken: a patrol must respect the slowest stretch); ``"signals"``, ``"none"`` give NaN.
     """
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return math.nan
@@ -152,13 +153,13 @@ class RoadNetwork:
         return float(e.groupby(key)["length_m"].max().sum() / 1000.0)
 
     def edge_geometries(self, crs: str) -> npt.NDArray[np.object_]:
-        """Edge lines (shapely) projected to the metric ``crs``: the source geometry or a segment."""
+        """Edge lines projected to the metric ``crs``: the source geometry or a straight segment."""
         to_metric = Transformer.from_crs("EPSG:4326", crs, always_xy=True)
         x, y = to_metric.transform(self.lon, self.lat)
         u = self.edges["u"].to_numpy()
         v = self.edges["v"].to_numpy()
         coords = np.stack([np.stack([x[u], y[u]], axis=1), np.stack([x[v], y[v]], axis=1)], axis=1)
-        lines = shapely.linestrings(coords)
+        lines = np.asarray(shapely.linestrings(coords), dtype=object)
         wkt = self.edges["geometry"]
         has_geom = wkt.notna().to_numpy()
         if has_geom.any():
@@ -212,7 +213,9 @@ def read_graphml(path: Path) -> RoadNetwork:
     if not graph.is_directed():
         graph = graph.to_directed()
     index: dict[str, int] = {}
-    ids, lons, lats = [], [], []
+    ids: list[str] = []
+    lons: list[float] = []
+    lats: list[float] = []
     for node, data in graph.nodes(data=True):
         try:
             lons.append(float(data["x"]))
@@ -323,7 +326,10 @@ def read_edge_csv(
         }
     )
     return _assemble(
-        nodes[id_col].astype(str).tolist(), lon.tolist(), lat.tolist(), frame.to_dict("records")
+        nodes[id_col].astype(str).tolist(),
+        lon.tolist(),
+        lat.tolist(),
+        [{str(k): v for k, v in r.items()} for r in frame.to_dict("records")],
     )
 
 
@@ -367,8 +373,8 @@ def read_osm(path: Path) -> RoadNetwork:
                 tags.get("area") == "yes"
             ):
                 continue
-            refs = [(n.ref, n.lon, n.lat) for n in way.nodes if n.location.valid()]
-            oneway = tags.get("oneway", "no").lower()
+            refs = [(n.ref, n.lon, n.lat) for n in way.nodes if n.location.valid()]  # type: ignore[union-attr]
+            oneway = (tags.get("oneway") or "no").lower()
             if tags.get("junction") in {"roundabout", "circular"} and oneway == "no":
                 oneway = "yes"
             if oneway == "-1":
@@ -381,7 +387,7 @@ def read_osm(path: Path) -> RoadNetwork:
                 "name": tags.get("name"),
                 "geometry": None,
             }
-            for (a, alon, alat), (b, blon, blat) in zip(refs, refs[1:], strict=False):
+            for (a, alon, alat), (b, blon, blat) in itertools.pairwise(refs):
                 ia, ib = node_index(a, alon, alat), node_index(b, blon, blat)
                 length = float(haversine_m(alon, alat, blon, blat))
                 rows.append({"u": ia, "v": ib, "length_m": length, **attrs})

@@ -210,7 +210,12 @@ class CityPack:
             "bbox": [float(lon.min()), float(lat.min()), float(lon.max()), float(lat.max())],
             "jurisdictions": {
                 lvl: [
-                    {"id": j.id, "name": j.name, "parent": j.parent, "area_km2": round(area_km2(j.geometry), 3)}
+                    {
+                        "id": j.id,
+                        "name": j.name,
+                        "parent": j.parent,
+                        "area_km2": round(area_km2(j.geometry), 3),
+                    }
                     for j in self.level(lvl)
                 ]
                 for lvl in LEVELS

@@ -66,6 +66,13 @@ class Route:
     snap_distance_m: tuple[float, float]
 
 
+def _part(fraction: npt.ArrayLike, cost: npt.ArrayLike) -> FloatArray:
+    # A fraction of an edge's cost; no way to go (inf) costs nothing when there is nothing to cover.
+    fraction = np.asarray(fraction, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        return np.where(fraction == 0.0, 0.0, fraction * np.asarray(cost, dtype=np.float64))
+
+
 def _metres_along_tree(
     pred: IntArray, dist_m_edge: FloatArray, reached: npt.NDArray[np.bool_]
 ) -> FloatArray:
@@ -202,17 +209,25 @@ class Router:
         seg, f = int(snap.segment[i]), float(snap.fraction[i])
         a, b = int(g.seg_a[seg]), int(g.seg_b[seg])
         if reverse:
-            entries = [(a, f * g.seg_fwd_s[seg], f * g.seg_fwd_m[seg])]
-            entries.append((b, (1 - f) * g.seg_bwd_s[seg], (1 - f) * g.seg_bwd_m[seg]))
+            raw = [
+                (a, f, g.seg_fwd_s[seg], g.seg_fwd_m[seg]),
+                (b, 1 - f, g.seg_bwd_s[seg], g.seg_bwd_m[seg]),
+            ]
         else:
-            entries = [(b, (1 - f) * g.seg_fwd_s[seg], (1 - f) * g.seg_fwd_m[seg])]
-            entries.append((a, f * g.seg_bwd_s[seg], f * g.seg_bwd_m[seg]))
+            raw = [
+                (b, 1 - f, g.seg_fwd_s[seg], g.seg_fwd_m[seg]),
+                (a, f, g.seg_bwd_s[seg], g.seg_bwd_m[seg]),
+            ]
+        entries = [(node, float(_part(x, s)), float(_part(x, m))) for node, x, s, m in raw]
         entries = [e for e in entries if np.isfinite(e[1])]
         matrix = g.seconds_rev if reverse else g.seconds
         metres_matrix = g.metres_rev if reverse else g.metres
         starts = [e[0] for e in entries]
         dist, pred = dijkstra(
-            matrix, indices=starts, return_predecessors=True, limit=np.inf if limit_s is None else limit_s
+            matrix,
+            indices=starts,
+            return_predecessors=True,
+            limit=np.inf if limit_s is None else limit_s,
         )
         dist = np.atleast_2d(dist)
         pred = np.atleast_2d(pred).astype(np.int64)
@@ -223,9 +238,7 @@ class Router:
             reached = np.isfinite(dist[k])
             step_m = np.zeros(g.n_nodes)
             has_pred = reached & (pred[k] >= 0)
-            step_m[has_pred] = np.asarray(
-                metres_matrix[pred[k][has_pred], nodes[has_pred]]
-            ).ravel()
+            step_m[has_pred] = np.asarray(metres_matrix[pred[k][has_pred], nodes[has_pred]]).ravel()
             along = _metres_along_tree(pred[k], step_m, reached)
             total_s = dist[k] + off_s
             better = total_s < best_s
@@ -293,13 +306,18 @@ class Router:
         s = self.snap(pts, mode)
         seg, f = s.segment, s.fraction
         a, b = g.seg_a[seg], g.seg_b[seg]
-        fwd_s, bwd_s, fwd_m, bwd_m = g.seg_fwd_s[seg], g.seg_bwd_s[seg], g.seg_fwd_m[seg], g.seg_bwd_m[seg]
+        fwd_s, bwd_s, fwd_m, bwd_m = (
+            g.seg_fwd_s[seg],
+            g.seg_bwd_s[seg],
+            g.seg_fwd_m[seg],
+            g.seg_bwd_m[seg],
+        )
         if reverse:  # from the point to its segment's ends, then on to the anchor
-            via_b = (1 - f) * fwd_s + node_s[b], (1 - f) * fwd_m + node_m[b]
-            via_a = f * bwd_s + node_s[a], f * bwd_m + node_m[a]
+            via_b = _part(1 - f, fwd_s) + node_s[b], _part(1 - f, fwd_m) + node_m[b]
+            via_a = _part(f, bwd_s) + node_s[a], _part(f, bwd_m) + node_m[a]
         else:  # from the anchor to the segment's ends, then along to the point
-            via_a = node_s[a] + f * fwd_s, node_m[a] + f * fwd_m
-            via_b = node_s[b] + (1 - f) * bwd_s, node_m[b] + (1 - f) * bwd_m
+            via_a = node_s[a] + _part(f, fwd_s), node_m[a] + _part(f, fwd_m)
+            via_b = node_s[b] + _part(1 - f, bwd_s), node_m[b] + _part(1 - f, bwd_m)
         take_a = via_a[0] < via_b[0]
         secs = np.where(take_a, via_a[0], via_b[0])
         metres = np.where(take_a, via_a[1], via_b[1])
@@ -310,8 +328,8 @@ class Router:
             start = f if reverse else np.full(len(f), t_f)
             end = np.full(len(f), t_f) if reverse else f
             ahead = end >= start
-            direct_s = np.where(ahead, (end - start) * fwd_s, (start - end) * bwd_s)
-            direct_m = np.where(ahead, (end - start) * fwd_m, (start - end) * bwd_m)
+            direct_s = np.where(ahead, _part(end - start, fwd_s), _part(start - end, bwd_s))
+            direct_m = np.where(ahead, _part(end - start, fwd_m), _part(start - end, bwd_m))
             use = same & (direct_s < secs)
             secs = np.where(use, direct_s, secs)
             metres = np.where(use, direct_m, metres)
@@ -371,11 +389,17 @@ class Router:
             entries = [(int(g.seg_a[dseg]), df * g.seg_fwd_s[dseg])]
             if np.isfinite(g.seg_bwd_s[dseg]):
                 entries.append((int(g.seg_b[dseg]), (1 - df) * g.seg_bwd_s[dseg]))
-            dist, pred = dijkstra(g.seconds, indices=[e[0] for e in exits], return_predecessors=True)
+            dist, pred = dijkstra(
+                g.seconds, indices=[e[0] for e in exits], return_predecessors=True
+            )
             dist = np.atleast_2d(dist)
             pred = np.atleast_2d(pred)
             best = min(
-                ((xo + dist[k, en] + eo, k, en) for k, (_, xo) in enumerate(exits) for en, eo in entries),
+                (
+                    (xo + dist[k, en] + eo, k, en)
+                    for k, (_, xo) in enumerate(exits)
+                    for en, eo in entries
+                ),
                 key=lambda t: t[0],
             )
             _, k, node = best

@@ -45,12 +45,26 @@ _MOTOR_ROADS = {
 }
 # Narrow ways that patrol cars cannot take but motorcycles can: lanes, alleys, market streets.
 _NARROW_WAYS = {"living_street": 15.0, "pedestrian": 10.0, "track": 15.0, "busway": 30.0}
-_FOOT_ONLY = {"footway", "path", "steps", "cycleway", "bridleway", "corridor", "sidewalk", "crossing"}
+_FOOT_ONLY = {
+    "footway",
+    "path",
+    "steps",
+    "cycleway",
+    "bridleway",
+    "corridor",
+    "sidewalk",
+    "crossing",
+}
 _NO_FOOT = {"motorway", "motorway_link", "trunk", "trunk_link"}
 _CAR_EXCLUDED_SERVICE = {"alley", "driveway", "parking_aisle", "emergency_access"}
 
 #: Default speed (km/h) per mode for an untagged way; ``None`` key is a way without ``highway``.
-DEFAULT_SPEEDS_KPH: dict[Mode, float] = {"car": 30.0, "motorcycle": 30.0, "bicycle": 15.0, "foot": 5.0}
+DEFAULT_SPEEDS_KPH: dict[Mode, float] = {
+    "car": 30.0,
+    "motorcycle": 30.0,
+    "bicycle": 15.0,
+    "foot": 5.0,
+}
 _WALK_KPH = 5.0  # brisk walking officer (ITE/MUTCD planning speed 1.2-1.4 m/s)
 _STEPS_WALK_KPH = 2.5
 _BIKE_KPH = 15.0
@@ -108,10 +122,7 @@ def edge_speeds_kph(
     table: dict[str, float] = {**_MOTOR_ROADS, **_NARROW_WAYS}
     default = overrides.get(mode, DEFAULT_SPEEDS_KPH[mode])
     speeds = np.array(
-        [
-            overrides.get(f"{mode}.{h}", table.get(h, default) if h else default)
-            for h in highway
-        ],
+        [overrides.get(f"{mode}.{h}", table.get(h, default) if h else default) for h in highway],
         dtype=np.float64,
     )
     if mode == "bicycle":
