@@ -11,22 +11,27 @@ from dataclasses import dataclass, field
 from datetime import time
 from importlib import resources
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import numpy as np
 import pandas as pd
 
 from citywatch.errors import DataError
-from citywatch.incidents.record import TIME_PRECISIONS, first_reason
+from citywatch.incidents.record import TIME_PRECISIONS, check_records, coerce_frame, first_reason
+from citywatch.incidents.taxonomy import Taxonomy
 
 __all__ = [
     "COARSE_TIME_OF_DAY",
+    "Check",
     "Parsed",
+    "assemble",
     "check_precision",
     "combine_reasons",
     "first_reason",
     "load_mapping",
     "localize",
+    "map_categories",
+    "map_solved",
     "parse_bool",
     "parse_float",
     "read_raw_csv",
@@ -38,6 +43,10 @@ __all__ = [
 #: *and* in UTC for every offset within ±12 h.
 COARSE_TIME_OF_DAY: Final = time(12, 0)
 
+#: A named row check: ``(reason, bad)`` where ``bad`` marks the rows that fail.
+Check = tuple[str, pd.Series]
+
+_MANGLED_BOM: Final = "\ufeff".encode().decode("latin-1")
 _TRUE: Final = frozenset({"true", "1", "yes", "y", "t"})
 _FALSE: Final = frozenset({"false", "0", "no", "n", "f"})
 
@@ -73,11 +82,14 @@ class Parsed:
             self.merged = pd.Series(False, index=self.raw.index)
 
 
-def read_raw_csv(path: str | Path, *, encoding: str = "utf-8-sig") -> pd.DataFrame:
+def read_raw_csv(
+    path: str | Path, *, encoding: str = "utf-8-sig", usecols: list[str] | None = None
+) -> pd.DataFrame:
     """Read a CSV (optionally ``.gz``/``.bz2``/``.zip``/``.xz``) with every cell as text.
 
     Empty cells become ``<NA>``; ``utf-8-sig`` strips a byte-order mark. The index is the
-    0-based data row number.
+    0-based data row number. With ``usecols`` only those columns are read (the others never
+    enter memory) and a missing one is a :class:`DataError`.
 
     Raises
     ------
@@ -89,11 +101,22 @@ def read_raw_csv(path: str | Path, *, encoding: str = "utf-8-sig") -> pd.DataFra
         raise DataError(f"no such file: {path}")
     try:
         frame = pd.read_csv(
-            path, dtype="string", keep_default_na=False, na_values=[""], encoding=encoding
+            path,
+            dtype="string",
+            keep_default_na=False,
+            na_values=[""],
+            encoding=encoding,
+            usecols=usecols,
         )
+    except ValueError as exc:  # usecols names a column the file lacks
+        raise DataError(f"{path}: {exc}") from None
     except (OSError, UnicodeDecodeError, pd.errors.ParserError, EOFError) as exc:
         raise DataError(f"cannot read {path} as CSV: {exc}") from None
-    frame.columns = [str(c).strip() for c in frame.columns]
+    # Some exports carry a byte-order mark that was decoded as Latin-1 and re-encoded
+    # ("ï»¿"), which utf-8-sig cannot strip; remove it from the first header too.
+    frame.columns = [
+        str(c).strip().removeprefix("\ufeff").removeprefix(_MANGLED_BOM) for c in frame.columns
+    ]
     return frame.reset_index(drop=True)
 
 
@@ -160,6 +183,81 @@ def combine_reasons(*series: pd.Series) -> pd.Series:
     for more in series[1:]:
         out = out.fillna(more.astype("string"))
     return out
+
+
+def assemble(
+    source: str,
+    raw: pd.DataFrame,
+    data: dict[str, Any],
+    checks: list[tuple[str, pd.Series]],
+    taxonomy: Taxonomy,
+    notes: dict[str, int] | None = None,
+    duplicates: Literal["reject", "merge"] = "reject",
+) -> Parsed:
+    """Finish a reader's work: canonical frame, default priorities, ids and reject reasons.
+
+    Parameters
+    ----------
+    source
+        Value of the ``source`` column; ids become ``f"{source}:{source_id}"``.
+    raw
+        The raw rows.
+    data
+        Canonical columns computed by the reader (at least ``source_id``, ``received_at``,
+        ``category``); ``time_precision`` defaults to ``exact`` and ``priority`` to the
+        category's default priority.
+    checks
+        Source-specific ``(reason, bad)`` checks; they take precedence over the generic ones
+        of :func:`citywatch.incidents.record.check_records`.
+    taxonomy
+        Taxonomy for defaults and category checks.
+    notes
+        Counts to report (see :class:`Parsed`).
+    duplicates
+        What to do with a valid row whose source id an earlier valid row has: ``"reject"``
+        it as ``duplicate_in_file``, or count it as ``merged`` into that row's incident.
+    """
+    frame = pd.DataFrame(data, index=raw.index)
+    frame["source"] = source
+    frame["id"] = source + ":" + frame["source_id"].astype("string")
+    if "time_precision" not in frame.columns:
+        frame["time_precision"] = "exact"
+    defaults = frame["category"].map({c: v.priority for c, v in taxonomy.categories.items()})
+    given = frame["priority"] if "priority" in frame.columns else None
+    frame["priority"] = defaults if given is None else given.fillna(defaults)
+    records = coerce_frame(frame)
+    reasons = combine_reasons(first_reason(records.index, checks), check_records(records, taxonomy))
+    valid = reasons.isna().to_numpy(dtype=bool)
+    repeat = pd.Series(False, index=records.index)
+    repeat[valid] = records.loc[valid, "source_id"].duplicated().to_numpy()
+    if duplicates == "merge":
+        merged = repeat
+    else:
+        reasons = reasons.mask(repeat, "duplicate_in_file")
+        merged = pd.Series(False, index=records.index)
+    return Parsed(
+        records=records,
+        raw=raw.reset_index(drop=True),
+        reasons=reasons,
+        merged=merged,
+        notes=notes or {},
+    )
+
+
+def map_categories(values: pd.Series, mapping: dict[str, Any]) -> tuple[pd.Series, Check]:
+    """Map source category text through the mapping's ``[categories]`` table.
+
+    Returns the taxonomy codes and the ``unmapped_category`` check.
+    """
+    table = {str(k): v for k, v in mapping.get("categories", {}).items()}
+    codes = values.astype("string").str.strip().map(table)
+    return codes, ("unmapped_category", codes.isna())
+
+
+def map_solved(values: pd.Series, mapping: dict[str, Any]) -> pd.Series:
+    """Map disposition text through the mapping's ``[solved]`` table (unlisted: unknown)."""
+    table = {str(k): bool(v) for k, v in mapping.get("solved", {}).items()}
+    return values.astype("string").str.strip().map(table).astype("boolean")
 
 
 def check_precision(value: str) -> str:

@@ -13,7 +13,6 @@ from dataclasses import asdict, dataclass, fields
 from datetime import datetime
 from typing import Any, Final
 
-import numpy as np
 import pandas as pd
 
 from citywatch.errors import ValidationError
@@ -165,11 +164,8 @@ def coerce_frame(frame: pd.DataFrame) -> pd.DataFrame:
         elif col == "solved":
             out[col] = values.astype("boolean")
         else:
-            out[col] = pd.Series(
-                np.array([None if _is_missing(v) else str(v) for v in values], dtype=object),
-                index=frame.index,
-                dtype=object,
-            )
+            text = values.astype("string")
+            out[col] = text.astype(object).where(text.notna(), None)
     return out.reset_index(drop=True)
 
 
