@@ -1,0 +1,162 @@
+"""The event bus behind ``/api/v1/events``: every committed change reaches every WebSocket client.
+
+Events are staged inside the transaction that makes the change and delivered only if it commits.
+
+* :class:`PostgresBus` (PostgreSQL): staging is ``SELECT pg_notify(...)`` in the writer's
+  transaction, which PostgreSQL delivers at commit to every listening connection; each worker
+  process keeps one ``LISTEN`` connection and fans the events out to its own clients.  Several
+  ``serve`` workers on one database thus see the same stream.
+* :class:`LocalBus` (SQLite): staged events are handed to the process's clients after commit.
+  SQLite serves one process, which ``citywatch serve`` enforces.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from abc import ABC, abstractmethod
+from typing import Any
+
+import psycopg
+from sqlalchemy import Engine, event, func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from citywatch.console import to_jsonable
+
+__all__ = ["CHANNEL", "EventBus", "LocalBus", "PostgresBus", "make_bus"]
+
+log = logging.getLogger("citywatch.api.events")
+
+CHANNEL = "citywatch_events"
+#: PostgreSQL's NOTIFY payload limit is 8000 bytes; larger events are sent without ``data``.
+_MAX_PAYLOAD = 7900
+#: Events a slow client may lag behind before it is disconnected (it can reconnect and re-read
+#: the current state; events are never dropped silently).
+QUEUE_SIZE = 1000
+
+
+class EventBus(ABC):
+    """Fan-out of events to the subscribers (WebSocket connections) of this process."""
+
+    def __init__(self) -> None:
+        self._subscribers: set[asyncio.Queue[dict[str, Any] | None]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def start(self) -> None:
+        """Bind to the running event loop (called at application start-up)."""
+        self._loop = asyncio.get_running_loop()
+
+    async def stop(self) -> None:  # noqa: B027 - nothing to release unless a subclass listens
+        """Release resources (called at application shutdown)."""
+
+    def subscribe(self) -> asyncio.Queue[dict[str, Any] | None]:
+        """A new queue receiving every event; ``None`` means "too slow, disconnect"."""
+        queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(QUEUE_SIZE)
+        self._subscribers.add(queue)
+        return queue
+
+    def unsubscribe(self, queue: asyncio.Queue[dict[str, Any] | None]) -> None:
+        """Stop delivering to ``queue``."""
+        self._subscribers.discard(queue)
+
+    def _fan_out(self, payload: dict[str, Any]) -> None:
+        for queue in list(self._subscribers):
+            try:
+                queue.put_nowait(payload)
+            except asyncio.QueueFull:
+                self._subscribers.discard(queue)
+                with contextlib.suppress(asyncio.QueueEmpty):
+                    queue.get_nowait()
+                queue.put_nowait(None)
+
+    def deliver(self, payload: dict[str, Any]) -> None:
+        """Hand an event to this process's subscribers (safe from any thread)."""
+        if self._loop is None or self._loop.is_closed():
+            return
+        self._loop.call_soon_threadsafe(self._fan_out, payload)
+
+    @abstractmethod
+    def stage(self, session: Session, event_: dict[str, Any]) -> None:
+        """Queue an event to be delivered when ``session`` commits."""
+
+
+class LocalBus(EventBus):
+    """In-process bus for SQLite: staged events are delivered after the commit."""
+
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        super().__init__()
+        event.listen(sessions, "after_commit", self._after_commit)
+        event.listen(sessions, "after_rollback", self._after_rollback)
+
+    def stage(self, session: Session, event_: dict[str, Any]) -> None:
+        session.info.setdefault("citywatch_events", []).append(to_jsonable(event_))
+
+    def _after_commit(self, session: Session) -> None:
+        for payload in session.info.pop("citywatch_events", []):
+            self.deliver(payload)
+
+    @staticmethod
+    def _after_rollback(session: Session) -> None:
+        session.info.pop("citywatch_events", None)
+
+
+class PostgresBus(EventBus):
+    """Bus over PostgreSQL LISTEN/NOTIFY, shared by every worker process on the database."""
+
+    def __init__(self, engine: Engine) -> None:
+        super().__init__()
+        url = engine.url.set(drivername="postgresql")
+        self._dsn = url.render_as_string(hide_password=False)
+        self._task: asyncio.Task[None] | None = None
+        self.listening = asyncio.Event()
+
+    def stage(self, session: Session, event_: dict[str, Any]) -> None:
+        payload = to_jsonable(event_)
+        text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+        if len(text.encode("utf-8")) > _MAX_PAYLOAD:
+            payload = {**payload, "data": None, "truncated": True}
+            text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+        session.execute(select(func.pg_notify(CHANNEL, text)))
+
+    async def start(self) -> None:
+        await super().start()
+        self._task = asyncio.create_task(self._listen(), name="citywatch-listen")
+        # Start-up waits until LISTEN is active, so no event committed afterwards is missed.
+        await asyncio.wait_for(self.listening.wait(), timeout=30)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _listen(self) -> None:
+        delay = 0.5
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(
+                    self._dsn, autocommit=True
+                ) as conn:
+                    await conn.execute(f"LISTEN {CHANNEL}")
+                    if self.listening.is_set():
+                        # Events committed while we were away are lost to us: tell clients.
+                        self._fan_out({"type": "resync", "reason": "event stream reconnected"})
+                    self.listening.set()
+                    delay = 0.5
+                    async for note in conn.notifies():
+                        self._fan_out(json.loads(note.payload))
+            except asyncio.CancelledError:
+                raise
+            except (psycopg.Error, OSError) as exc:
+                log.warning("event listener lost its connection (%s); reconnecting", exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+
+def make_bus(engine: Engine, sessions: sessionmaker[Session]) -> EventBus:
+    """The bus suited to the database: LISTEN/NOTIFY on PostgreSQL, in-process otherwise."""
+    if engine.dialect.name == "postgresql":
+        return PostgresBus(engine)
+    return LocalBus(sessions)

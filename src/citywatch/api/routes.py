@@ -1,0 +1,245 @@
+"""REST routes under ``/api/v1``: thin wrappers that hand over to :class:`DispatchService`."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
+from fastapi.security import OAuth2PasswordRequestForm
+
+from citywatch.api.schemas import (
+    AssignmentIn,
+    AssignmentOut,
+    IncidentIn,
+    IncidentOut,
+    IncidentStatusIn,
+    PositionIn,
+    PositionOut,
+    RecommendationOut,
+    StatusChangeOut,
+    TokenOut,
+    UnitIn,
+    UnitOut,
+    UnitStatusIn,
+)
+from citywatch.api.security import CurrentUser, login
+from citywatch.dispatch.kpis import GROUPINGS
+from citywatch.dispatch.service import DispatchService
+from citywatch.errors import ValidationError
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api/v1")
+
+
+def get_service(request: Request) -> DispatchService:
+    """FastAPI dependency: the application's dispatch service."""
+    service: DispatchService = request.app.state.service
+    return service
+
+
+Service = Annotated[DispatchService, Depends(get_service)]
+
+
+@router.get("/health", tags=["service"])
+def health(service: Service) -> dict[str, Any]:
+    """Liveness: the pack served and the database dialect (no authentication)."""
+    return {
+        "status": "ok",
+        "pack": service.pack.name,
+        "database": service.sessions.kw["bind"].dialect.name,
+    }
+
+
+@router.post("/auth/token", response_model=TokenOut, tags=["auth"])
+def token(
+    request: Request, form: Annotated[OAuth2PasswordRequestForm, Depends()]
+) -> dict[str, Any]:
+    """OAuth2 password flow: exchange a user name and password for a short-lived access token."""
+    return login(request, form.username, form.password)
+
+
+@router.get("/me", tags=["auth"])
+def me(who: CurrentUser) -> dict[str, Any]:
+    """The authenticated caller: user name, role, scope, unit."""
+    return {
+        "username": who.username,
+        "role": who.role.value,
+        "scope": who.scope,
+        "unit_id": who.unit_id,
+    }
+
+
+# ----------------------------------------------------------------------------- units
+@router.post("/units", response_model=UnitOut, status_code=status.HTTP_201_CREATED, tags=["units"])
+def create_unit(body: UnitIn, who: CurrentUser, service: Service) -> dict[str, Any]:
+    """Register a unit of a station."""
+    post = (body.post.lon, body.post.lat) if body.post else None
+    return service.create_unit(
+        who,
+        id=body.id,
+        unit_type=body.unit_type,
+        station=body.station,
+        shift=body.shift,
+        capabilities=body.capabilities,
+        post=post,
+    )
+
+
+@router.get("/units", response_model=list[UnitOut], tags=["units"])
+def list_units(
+    who: CurrentUser, service: Service, status: str | None = None, station: str | None = None
+) -> list[dict[str, Any]]:
+    """Units in the caller's scope, optionally by status and station."""
+    return service.list_units(who, status=status, station=station)
+
+
+@router.get("/units/{unit_id}", response_model=UnitOut, tags=["units"])
+def get_unit(unit_id: str, who: CurrentUser, service: Service) -> dict[str, Any]:
+    """One unit, located (its position, or its post or station when the position is stale)."""
+    return service.get_unit(who, unit_id)
+
+
+@router.put("/units/{unit_id}/position", response_model=PositionOut, tags=["units"])
+def put_position(
+    unit_id: str, body: PositionIn, who: CurrentUser, service: Service
+) -> dict[str, Any]:
+    """Report an AVL position (a unit device may report only its own)."""
+    return service.update_position(who, unit_id, body.lon, body.lat, body.at)
+
+
+@router.post("/units/{unit_id}/status", response_model=StatusChangeOut, tags=["units"])
+def post_unit_status(
+    unit_id: str, body: UnitStatusIn, who: CurrentUser, service: Service
+) -> dict[str, Any]:
+    """Move a unit along its lifecycle; illegal transitions get 409 listing the allowed ones."""
+    return service.set_unit_status(who, unit_id, body.status)
+
+
+# ----------------------------------------------------------------------------- incidents
+def _request_hash(body: IncidentIn) -> str:
+    canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+@router.post(
+    "/incidents",
+    response_model=IncidentOut,
+    status_code=status.HTTP_201_CREATED,
+    tags=["incidents"],
+)
+def create_incident(
+    body: IncidentIn,
+    who: CurrentUser,
+    service: Service,
+    response: Response,
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> dict[str, Any]:
+    """Take a call.  With an ``Idempotency-Key`` header a retry returns the same incident
+    (status 200, header ``Idempotent-Replayed: true``) instead of creating a duplicate."""
+    incident, created = service.create_incident(
+        who,
+        category=body.category,
+        lon=body.location.lon,
+        lat=body.location.lat,
+        priority=body.priority,
+        caller_notes=body.caller_notes,
+        received_at=body.received_at,
+        idempotency_key=idempotency_key,
+        request_hash=_request_hash(body) if idempotency_key else None,
+    )
+    if not created:
+        response.status_code = status.HTTP_200_OK
+        response.headers["Idempotent-Replayed"] = "true"
+    return incident
+
+
+@router.get("/incidents", response_model=list[IncidentOut], tags=["incidents"])
+def list_incidents(
+    who: CurrentUser,
+    service: Service,
+    status: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> list[dict[str, Any]]:
+    """Live incidents in the caller's scope, newest first."""
+    return service.list_incidents(who, status=status, limit=limit)
+
+
+@router.get("/incidents/{incident_id}", response_model=IncidentOut, tags=["incidents"])
+def get_incident(incident_id: str, who: CurrentUser, service: Service) -> dict[str, Any]:
+    """One incident with its assignments and its timeline (every event, who, when)."""
+    return service.get_incident(who, incident_id)
+
+
+@router.post("/incidents/{incident_id}/status", response_model=StatusChangeOut, tags=["incidents"])
+def post_incident_status(
+    incident_id: str, body: IncidentStatusIn, who: CurrentUser, service: Service
+) -> dict[str, Any]:
+    """Clear or cancel an incident (its units are released), or any other allowed transition."""
+    return service.set_incident_status(who, incident_id, body.status)
+
+
+@router.get(
+    "/incidents/{incident_id}/recommendations", response_model=RecommendationOut, tags=["incidents"]
+)
+def recommendations(
+    incident_id: str,
+    who: CurrentUser,
+    service: Service,
+    k: Annotated[int, Query(ge=1, le=100)] = 5,
+    policy: Annotated[str, Query(pattern="^(nearest|station_first)$")] = "nearest",
+    threshold_s: Annotated[float | None, Query(gt=0)] = None,
+    limit_s: Annotated[float | None, Query(gt=0)] = None,
+) -> dict[str, Any]:
+    """Every available unit of every station ranked by road travel time to the incident."""
+    rec = service.recommend(
+        who, incident_id, k=k, policy=policy, threshold_s=threshold_s, limit_s=limit_s
+    )
+    return rec.as_dict()
+
+
+@router.post(
+    "/incidents/{incident_id}/assignments",
+    response_model=AssignmentOut,
+    status_code=status.HTTP_201_CREATED,
+    tags=["incidents"],
+)
+def assign(
+    incident_id: str, body: AssignmentIn, who: CurrentUser, service: Service
+) -> dict[str, Any]:
+    """Dispatch a unit, atomically: a busy unit gets 409 with the reason."""
+    return service.assign(who, incident_id, body.unit_id)
+
+
+# ----------------------------------------------------------------------------- KPIs
+@router.get("/kpis", tags=["kpis"])
+def kpis(
+    request: Request,
+    who: CurrentUser,
+    service: Service,
+    from_: Annotated[
+        datetime | None, Query(alias="from", description="ISO 8601; default 24 h ago")
+    ] = None,
+    to: Annotated[datetime | None, Query(description="ISO 8601; default now")] = None,
+    by: Annotated[str, Query(description=f"one of {', '.join(GROUPINGS)}")] = "none",
+    thresholds: Annotated[
+        str | None, Query(description="on-scene thresholds in seconds, e.g. 180,600")
+    ] = None,
+) -> dict[str, Any]:
+    """Response time, call-to-dispatch and travel time (count, mean, p50, p90), shares on scene
+    within the thresholds, available units per station and units on the street per km²."""
+    end = to or datetime.now(UTC)
+    start = from_ or end - timedelta(hours=24)
+    if thresholds is None:
+        limits = request.app.state.settings.kpi_thresholds_s
+    else:
+        try:
+            limits = tuple(float(t) for t in thresholds.split(","))
+        except ValueError:
+            raise ValidationError(
+                "thresholds must be comma-separated seconds", field="thresholds"
+            ) from None
+    return service.kpis(who, start=start, end=end, by=by, thresholds_s=limits)

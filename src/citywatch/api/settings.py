@@ -1,0 +1,89 @@
+"""Settings of the dispatch service, passed to :func:`citywatch.api.app.create_app`.
+
+``citywatch serve`` builds them from its options; worker processes started by uvicorn receive
+them through the ``CITYWATCH_SERVE_SETTINGS`` environment variable (JSON), so that every worker
+runs with the same pack, database and signing key.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from citywatch.dispatch.core import DispatchConfig
+from citywatch.errors import ValidationError
+
+__all__ = ["ENV_SETTINGS", "Settings"]
+
+#: Environment variable carrying the settings to uvicorn worker processes.
+ENV_SETTINGS = "CITYWATCH_SERVE_SETTINGS"
+#: Environment variable with the JWT signing key (a random key per ``serve`` run otherwise).
+ENV_JWT_SECRET = "CITYWATCH_JWT_SECRET"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the service needs to start.
+
+    Parameters
+    ----------
+    pack : str
+        City pack name or folder.
+    db_url : str, optional
+        Database URL; ``None`` is the embedded SQLite file.
+    jwt_secret : str
+        Key that signs access tokens (HS256); at least 32 characters.
+    token_ttl_s : int
+        Lifetime of access tokens (default 15 minutes).
+    demo : bool
+        Demo mode: the ``demo`` account may log in (its password is printed at start).
+    migrate : bool
+        Run the database migrations when the app starts (``serve`` does it once, before
+        starting its workers, and turns this off for them).
+    dispatch : DispatchConfig
+        Staleness of positions, snapping distance, ``station_first`` threshold.
+    kpi_thresholds_s : tuple of float
+        Default "on scene within" thresholds of the KPIs (3 and 10 minutes).
+    """
+
+    pack: str
+    db_url: str | None = None
+    jwt_secret: str = field(default_factory=lambda: secrets.token_urlsafe(48), repr=False)
+    token_ttl_s: int = 900
+    demo: bool = False
+    migrate: bool = True
+    dispatch: DispatchConfig = field(default_factory=DispatchConfig)
+    kpi_thresholds_s: tuple[float, ...] = (180.0, 600.0)
+
+    def __post_init__(self) -> None:
+        if len(self.jwt_secret) < 32:
+            raise ValidationError(
+                "the JWT secret must have at least 32 characters", field="jwt_secret"
+            )
+        if not 60 <= self.token_ttl_s <= 86_400:
+            raise ValidationError("token lifetime must be 60 s to 24 h", field="token_ttl_s")
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        """Settings of a worker process: the JSON of ``CITYWATCH_SERVE_SETTINGS``."""
+        raw = os.environ.get(ENV_SETTINGS)
+        if raw is None:
+            raise ValidationError(
+                f"{ENV_SETTINGS} is not set; start the service with citywatch serve"
+            )
+        data: dict[str, Any] = json.loads(raw)
+        data["dispatch"] = DispatchConfig(**data["dispatch"])
+        data["kpi_thresholds_s"] = tuple(data["kpi_thresholds_s"])
+        return cls(**data)
+
+    def to_env(self) -> str:
+        """The JSON that :meth:`from_env` reads."""
+        return json.dumps(asdict(self))
+
+    def with_secret_from_env(self) -> Settings:
+        """These settings with the signing key of ``CITYWATCH_JWT_SECRET`` when it is set."""
+        secret = os.environ.get(ENV_JWT_SECRET)
+        return replace(self, jwt_secret=secret) if secret else self

@@ -1,0 +1,338 @@
+"""Shared plumbing of the live dispatch service: transactions, events, scope checks, views.
+
+Every operation opens its own transaction, and writes each change to the ``dispatch_events``
+timeline, to the audit chain and to the event sink (which reaches the WebSocket clients of every
+worker) in that same transaction: no state is shared between worker processes outside the
+database.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import shapely
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from citywatch.console import to_jsonable
+from citywatch.dispatch.accounts import Principal, Role
+from citywatch.dispatch.audit import append_audit
+from citywatch.dispatch.lifecycle import INCIDENT_LIFECYCLE
+from citywatch.dispatch.policy import (
+    RequirementRules,
+    UnitView,
+    load_requirements,
+    router_travel,
+)
+from citywatch.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError
+from citywatch.incidents.taxonomy import Taxonomy, load_taxonomy
+from citywatch.store.dispatch_models import (
+    Assignment,
+    DispatchEvent,
+    IncidentDispatch,
+    Unit,
+)
+from citywatch.store.models import IncidentRow
+
+__all__ = ["ACTIVE_INCIDENT", "DispatchConfig", "EventSink", "ServiceCore"]
+
+ACTIVE_INCIDENT = ("received", "dispatched", "en_route", "on_scene")
+
+
+class EventSink(Protocol):
+    """Where committed changes are announced (see :mod:`citywatch.api.events`)."""
+
+    def stage(self, session: Session, event: dict[str, Any]) -> None:
+        """Queue ``event`` so that it is delivered if and only if ``session`` commits."""
+
+
+@dataclass(frozen=True)
+class DispatchConfig:
+    """Operational settings of the service.
+
+    ``stale_after_s``: an AVL position older than this is stale, and the unit is located at its
+    post or station.  ``snap_max_m``: incidents farther than this from every road are refused.
+    ``station_first_threshold_s``: default threshold of the ``station_first`` policy.
+    """
+
+    stale_after_s: float = 300.0
+    snap_max_m: float = 250.0
+    station_first_threshold_s: float = 300.0
+
+
+def as_utc(at: datetime) -> datetime:
+    if at.tzinfo is None:
+        raise ValidationError("time must carry a time zone (ISO 8601 with offset)", field="at")
+    return at.astimezone(UTC)
+
+
+def check_lonlat(lon: float, lat: float) -> None:
+    if not (math.isfinite(lon) and -180.0 <= lon <= 180.0):
+        raise ValidationError(f"longitude {lon} is not within -180..180", field="lon")
+    if not (math.isfinite(lat) and -90.0 <= lat <= 90.0):
+        raise ValidationError(f"latitude {lat} is not within -90..90", field="lat")
+
+
+class ServiceCore:
+    """Plumbing shared by the unit and incident operations of :class:`DispatchService`."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        pack: Any,
+        router: Any,
+        sink: EventSink,
+        *,
+        config: DispatchConfig | None = None,
+        rules: RequirementRules | None = None,
+        taxonomy: Taxonomy | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.sessions = sessions
+        self.pack = pack
+        self.router = router
+        self.sink = sink
+        self.config = config or DispatchConfig()
+        self.rules = rules or load_requirements()
+        self.taxonomy = taxonomy or load_taxonomy()
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self._travel = router_travel(router)
+        self.stations = {s.id: s for s in pack.stations}
+        levels = {j.id: j for j in pack.jurisdictions}
+        #: station id -> bureau id, for scope checks of units.
+        self.bureau_of = {
+            sid: levels[s.jurisdiction].parent if s.jurisdiction in levels else None
+            for sid, s in self.stations.items()
+        }
+        self._places = list(pack.places)
+        self._place_tree = shapely.STRtree([p.geometry for p in self._places])
+
+    # ------------------------------------------------------------------ plumbing
+    @contextmanager
+    def _write(self) -> Iterator[Session]:
+        with self.sessions.begin() as session:
+            yield session
+
+    def _emit(
+        self,
+        session: Session,
+        actor: str,
+        type_: str,
+        *,
+        incident_id: str | None = None,
+        unit_id: str | None = None,
+        station: str | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> None:
+        at = self.clock()
+        payload: dict[str, Any] = to_jsonable(data or {})
+        ev = DispatchEvent(
+            at=at,
+            type=type_,
+            incident_id=incident_id,
+            unit_id=unit_id,
+            station=station,
+            actor=actor,
+            data=payload,
+        )
+        session.add(ev)
+        session.flush()
+        self.sink.stage(
+            session,
+            {
+                "id": ev.id,
+                "type": type_,
+                "at": at.isoformat(),
+                "incident_id": incident_id,
+                "unit_id": unit_id,
+                "station": station,
+                "bureau": self.bureau_of.get(station or ""),
+                "actor": actor,
+                "data": payload,
+            },
+        )
+
+    def _require_write(self, who: Principal) -> None:
+        if not who.can_write:
+            raise PermissionDeniedError(f"role {who.role} may not change operational data")
+
+    def _check_scope(self, who: Principal, station: str | None, what: str) -> None:
+        if not who.sees(self.bureau_of.get(station or ""), station):
+            raise PermissionDeniedError(
+                f"{what} belongs to station {station}, outside your scope ({who.scope or who.role})"
+            )
+
+    # ------------------------------------------------------------------ units
+    def _unit_dict(self, u: Unit) -> dict[str, Any]:
+        now = self.clock()
+        view = self._unit_view(u, now)
+        return {
+            "id": u.id,
+            "unit_type": u.unit_type,
+            "mode": u.mode,
+            "station": u.station,
+            "shift": u.shift,
+            "capabilities": list(u.capabilities or []),
+            "status": u.status,
+            "status_at": u.status_at,
+            "incident_id": u.incident_id,
+            "position": None
+            if u.lon is None
+            else {"lon": u.lon, "lat": u.lat, "at": u.position_at},
+            "located": {"lon": view.lon, "lat": view.lat},
+            "position_stale": view.position_stale,
+        }
+
+    def _unit_view(self, u: Unit, now: datetime) -> UnitView:
+        fresh = (
+            u.position_at is not None
+            and u.lon is not None
+            and u.lat is not None
+            and (now - u.position_at).total_seconds() <= self.config.stale_after_s
+        )
+        if fresh:
+            lon, lat = float(u.lon), float(u.lat)  # type: ignore[arg-type]
+        elif u.post_lon is not None and u.post_lat is not None:
+            lon, lat = u.post_lon, u.post_lat
+        else:
+            station = self.stations.get(u.station or "")
+            lon, lat = (station.lon, station.lat) if station else (math.nan, math.nan)
+        return UnitView(
+            id=u.id,
+            unit_type=u.unit_type,
+            mode=u.mode,
+            station=u.station,
+            lon=lon,
+            lat=lat,
+            status=u.status,
+            position_stale=not fresh,
+            capabilities=frozenset(u.capabilities or []),
+        )
+
+    def _validate_point(self, lon: float, lat: float, field: str) -> None:
+        check_lonlat(lon, lat)
+        if not self.pack.contains(lon, lat):
+            raise ValidationError(
+                f"point ({lon}, {lat}) is outside the city pack {self.pack.name}", field=field
+            )
+
+    def _get_unit(self, s: Session, unit_id: str) -> Unit:
+        unit = s.get(Unit, unit_id)
+        if unit is None:
+            raise NotFoundError(f"no unit {unit_id!r}", field="unit_id")
+        return unit
+
+    def _check_unit_actor(self, who: Principal, unit: Unit) -> None:
+        if who.role is Role.UNIT_DEVICE:
+            if who.unit_id != unit.id:
+                raise PermissionDeniedError(
+                    f"this device speaks for unit {who.unit_id}, not {unit.id}"
+                )
+            return
+        self._require_write(who)
+        self._check_scope(who, unit.station, f"unit {unit.id}")
+
+    # ------------------------------------------------------------------ incidents
+    def _jurisdictions(self, lon: float, lat: float) -> dict[str, str | None]:
+        located = self.pack.locate(lon, lat)
+        return {level: located.get(level) for level in ("bureau", "station", "zone")}
+
+    def _place_kinds(self, lon: float, lat: float) -> list[str]:
+        hits = self._place_tree.query(shapely.Point(lon, lat), predicate="intersects")
+        return sorted({self._places[int(i)].kind for i in hits})
+
+    def _incident_dict(self, row: IncidentRow, d: IncidentDispatch) -> dict[str, Any]:
+        return {
+            "id": row.id,
+            "category": row.category,
+            "category_label": {
+                "en": self.taxonomy.label(row.category, "en"),
+                "zh": self.taxonomy.label(row.category, "zh"),
+            },
+            "priority": row.priority,
+            "lon": row.lon,
+            "lat": row.lat,
+            "bureau": row.bureau,
+            "station": row.station,
+            "zone": row.zone,
+            "place_kinds": list(d.place_kinds or []),
+            "status": d.status,
+            "status_at": d.status_at,
+            "received_at": row.received_at,
+            "dispatched_at": row.dispatched_at,
+            "arrived_at": row.arrived_at,
+            "cleared_at": row.cleared_at,
+            "caller_notes": d.caller_notes,
+            "created_by": d.created_by,
+        }
+
+    def _get_incident(
+        self, s: Session, who: Principal, incident_id: str
+    ) -> tuple[IncidentRow, IncidentDispatch]:
+        found = s.execute(
+            select(IncidentRow, IncidentDispatch)
+            .join(IncidentDispatch, IncidentDispatch.incident_id == IncidentRow.id)
+            .where(IncidentRow.id == incident_id)
+        ).first()
+        if found is None:
+            raise NotFoundError(f"no live incident {incident_id!r}", field="incident_id")
+        if who.role is Role.UNIT_DEVICE:
+            raise PermissionDeniedError("a unit device may only post its own position and status")
+        self._check_scope(who, found[0].station, f"incident {incident_id}")
+        return found[0], found[1]
+
+    def _set_incident_status(
+        self,
+        s: Session,
+        who: Principal,
+        row: IncidentRow,
+        state: IncidentDispatch,
+        new: str,
+        now: datetime,
+    ) -> None:
+        old = state.status
+        INCIDENT_LIFECYCLE.transition(old, new, now)
+        won = s.execute(
+            update(IncidentDispatch)
+            .where(IncidentDispatch.incident_id == row.id, IncidentDispatch.status == old)
+            .values(status=new, status_at=now)
+        ).rowcount  # type: ignore[attr-defined]
+        if won != 1:
+            raise ConflictError(f"incident {row.id} changed concurrently; retry")
+        s.refresh(state)
+        if new == "dispatched" and row.dispatched_at is None:
+            row.dispatched_at = now
+        elif new == "on_scene" and row.arrived_at is None:
+            row.arrived_at = now
+        elif new in ("cleared", "cancelled"):
+            row.cleared_at = now
+        append_audit(
+            s,
+            actor=who.username,
+            action="incident.status",
+            entity="incident",
+            entity_id=row.id,
+            before={"status": old},
+            after={"status": new},
+        )
+        self._emit(
+            s,
+            who.username,
+            "incident.status",
+            incident_id=row.id,
+            station=row.station,
+            data={"from": old, "to": new},
+        )
+
+    def _end_assignment(
+        self, s: Session, unit: Unit, outcome: str, now: datetime
+    ) -> Assignment | None:
+        a = s.scalar(select(Assignment).where(Assignment.unit_id == unit.id, Assignment.active))
+        if a is not None:
+            a.active, a.ended_at, a.outcome = False, now, outcome
+        return a

@@ -1,0 +1,477 @@
+"""The live dispatch service: incidents, units, positions, assignments, with persistence.
+
+No HTTP here (the FastAPI routes in :mod:`citywatch.api` are thin wrappers), and no state shared
+between worker processes outside the database: every method opens its own transaction, and
+every change is written to the ``dispatch_events`` timeline, to the audit chain and to the event
+sink (which reaches WebSocket clients of every worker) in that same transaction.
+
+Races are settled by the database, identically on SQLite and PostgreSQL: status changes are
+conditional ``UPDATE ... WHERE status = <expected>`` statements whose row count says whether this
+caller won, and a partial unique index allows one open assignment per unit.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from citywatch.dispatch.accounts import Principal, Role
+from citywatch.dispatch.audit import append_audit
+from citywatch.dispatch.core import ACTIVE_INCIDENT, DispatchConfig, EventSink, as_utc
+from citywatch.dispatch.kpis import compute_kpis
+from citywatch.dispatch.lifecycle import INCIDENT_LIFECYCLE, UNIT_LIFECYCLE
+from citywatch.dispatch.policy import (
+    IncidentView,
+    Recommendation,
+    UnitView,
+    nearest,
+    recommend,
+    station_first,
+)
+from citywatch.dispatch.units import UnitService
+from citywatch.errors import ConflictError, PermissionDeniedError, ValidationError
+from citywatch.store.dispatch_models import (
+    Assignment,
+    DispatchEvent,
+    IncidentDispatch,
+    Unit,
+)
+from citywatch.store.models import IncidentRow
+
+__all__ = ["DispatchConfig", "DispatchService", "EventSink"]
+
+
+class DispatchService(UnitService):
+    """Incidents, units, AVL positions, recommendations and assignments over one city pack.
+
+    Parameters
+    ----------
+    sessions : sessionmaker
+        Sessions on the migrated database.
+    pack : citywatch.city.CityPack
+        The city: jurisdictions, stations, places.
+    router : citywatch.routing.Router
+        Road travel times of the pack.
+    sink : EventSink
+        Announces committed changes.
+    config : DispatchConfig, optional
+    rules : RequirementRules, optional
+        Dispatch requirement rules (bundled by default).
+    taxonomy : Taxonomy, optional
+        Incident categories (bundled by default).
+    clock : callable, optional
+        Returns the current UTC time (tests pass a fixed clock).
+    """
+
+    def create_incident(
+        self,
+        who: Principal,
+        *,
+        category: str,
+        lon: float,
+        lat: float,
+        priority: int | None = None,
+        caller_notes: str | None = None,
+        received_at: datetime | None = None,
+        idempotency_key: str | None = None,
+        request_hash: str | None = None,
+    ) -> tuple[dict[str, Any], bool]:
+        """Take a call.  Returns the incident and whether it was created now (``False`` when an
+        earlier request with the same Idempotency-Key created it)."""
+        self._require_write(who)
+        if idempotency_key is not None:
+            existing = self._by_idempotency_key(who, idempotency_key, request_hash)
+            if existing is not None:
+                return existing, False
+        if category not in self.taxonomy.categories:
+            raise ValidationError(
+                f"unknown category {category!r} (see the incident taxonomy)", field="category"
+            )
+        if priority is None:
+            priority = self.taxonomy.priority(category)
+        if not 1 <= priority <= 5:
+            raise ValidationError("priority must be 1 (highest) to 5", field="priority")
+        self._validate_point(lon, lat, field="location")
+        self.router.snap((lon, lat), mode="car", max_distance_m=self.config.snap_max_m)
+        where = self._jurisdictions(lon, lat)
+        self._check_scope(who, where["station"], "the incident location")
+        now = self.clock()
+        received = as_utc(received_at) if received_at is not None else now
+        source_id = uuid.uuid4().hex
+        row = IncidentRow(
+            id=f"live:{source_id}",
+            source="live",
+            source_id=source_id,
+            received_at=received,
+            time_precision="exact",
+            category=category,
+            priority=priority,
+            lon=lon,
+            lat=lat,
+            **where,
+        )
+        state = IncidentDispatch(
+            incident_id=row.id,
+            status="received",
+            status_at=now,
+            idempotency_key=idempotency_key,
+            request_hash=request_hash,
+            created_by=who.username,
+            caller_notes=caller_notes,
+            place_kinds=self._place_kinds(lon, lat),
+        )
+        try:
+            with self._write() as s:
+                s.add(row)
+                s.flush()
+                s.add(state)
+                s.flush()
+                out = self._incident_dict(row, state)
+                append_audit(
+                    s,
+                    actor=who.username,
+                    action="incident.create",
+                    entity="incident",
+                    entity_id=row.id,
+                    after=out,
+                )
+                self._emit(
+                    s,
+                    who.username,
+                    "incident.created",
+                    incident_id=row.id,
+                    station=row.station,
+                    data=out,
+                )
+        except IntegrityError:
+            # Two retries with one key raced: the loser answers with the winner's incident.
+            if idempotency_key is None:
+                raise
+            existing = self._by_idempotency_key(who, idempotency_key, request_hash)
+            if existing is None:
+                raise
+            return existing, False
+        return out, True
+
+    def _by_idempotency_key(
+        self, who: Principal, key: str, request_hash: str | None
+    ) -> dict[str, Any] | None:
+        with self.sessions() as s:
+            found = s.execute(
+                select(IncidentRow, IncidentDispatch)
+                .join(IncidentDispatch, IncidentDispatch.incident_id == IncidentRow.id)
+                .where(IncidentDispatch.idempotency_key == key)
+            ).first()
+            if found is None:
+                return None
+            row, state = found
+            if state.request_hash != request_hash:
+                raise ConflictError(
+                    "this Idempotency-Key was already used with a different request",
+                    field="Idempotency-Key",
+                )
+            self._check_scope(who, row.station, f"incident {row.id}")
+            return self._incident_dict(row, state)
+
+    def list_incidents(
+        self, who: Principal, *, status: str | None = None, limit: int = 200
+    ) -> list[dict[str, Any]]:
+        """Live incidents in the caller's scope, newest first."""
+        if who.role is Role.UNIT_DEVICE:
+            raise PermissionDeniedError("a unit device may only post its own position and status")
+        query = (
+            select(IncidentRow, IncidentDispatch)
+            .join(IncidentDispatch, IncidentDispatch.incident_id == IncidentRow.id)
+            .order_by(IncidentRow.received_at.desc())
+        )
+        if status is not None:
+            query = query.where(IncidentDispatch.status == INCIDENT_LIFECYCLE.parse(status))
+        if who.role is Role.STATION_OFFICER:
+            query = query.where(
+                (IncidentRow.station == who.scope) | (IncidentRow.bureau == who.scope)
+            )
+        with self.sessions() as s:
+            return [self._incident_dict(r, d) for r, d in s.execute(query.limit(limit))]
+
+    def get_incident(self, who: Principal, incident_id: str) -> dict[str, Any]:
+        """One incident with its assignments and timeline."""
+        with self.sessions() as s:
+            row, state = self._get_incident(s, who, incident_id)
+            out = self._incident_dict(row, state)
+            out["assignments"] = [
+                {
+                    "id": a.id,
+                    "unit_id": a.unit_id,
+                    "assigned_by": a.assigned_by,
+                    "assigned_at": a.assigned_at,
+                    "eta_s": a.eta_s,
+                    "metres": a.metres,
+                    "en_route_at": a.en_route_at,
+                    "on_scene_at": a.on_scene_at,
+                    "ended_at": a.ended_at,
+                    "outcome": a.outcome,
+                    "active": a.active,
+                }
+                for a in s.scalars(
+                    select(Assignment)
+                    .where(Assignment.incident_id == incident_id)
+                    .order_by(Assignment.id)
+                )
+            ]
+            out["timeline"] = [
+                {"at": e.at, "type": e.type, "unit_id": e.unit_id, "actor": e.actor, "data": e.data}
+                for e in s.scalars(
+                    select(DispatchEvent)
+                    .where(DispatchEvent.incident_id == incident_id)
+                    .order_by(DispatchEvent.id)
+                )
+            ]
+            return out
+
+    def recommend(
+        self,
+        who: Principal,
+        incident_id: str,
+        *,
+        k: int = 5,
+        policy: str = "nearest",
+        threshold_s: float | None = None,
+        limit_s: float | None = None,
+    ) -> Recommendation:
+        """Rank every available unit of every station by road travel time to the incident."""
+        if limit_s is not None and not limit_s > 0:
+            raise ValidationError("limit_s must be positive", field="limit_s")
+        if policy == "nearest":
+            chosen = nearest(limit_s=limit_s)
+        elif policy == "station_first":
+            chosen = station_first(
+                threshold_s or self.config.station_first_threshold_s, limit_s=limit_s
+            )
+        else:
+            raise ValidationError(
+                f"unknown policy {policy!r}; choose nearest or station_first", field="policy"
+            )
+        with self.sessions() as s:
+            row, state = self._get_incident(s, who, incident_id)
+            if state.status not in ACTIVE_INCIDENT:
+                raise ConflictError(
+                    f"incident {incident_id} is {state.status}: nothing to dispatch"
+                )
+            now = self.clock()
+            units = [
+                self._unit_view(u, now)
+                for u in s.scalars(select(Unit).where(Unit.status == "available"))
+            ]
+        view = IncidentView(
+            id=row.id,
+            category=row.category,
+            priority=row.priority,
+            lon=float(row.lon or math.nan),
+            lat=float(row.lat or math.nan),
+            station=row.station,
+            place_kinds=frozenset(state.place_kinds or []),
+        )
+        located = [u for u in units if math.isfinite(u.lon)]
+        return recommend(view, located, self._travel, chosen, k=k, rules=self.rules)
+
+    # ------------------------------------------------------------------ assignment and lifecycles
+    def assign(self, who: Principal, incident_id: str, unit_id: str) -> dict[str, Any]:
+        """Send a unit to an incident, atomically: of concurrent callers exactly one wins."""
+        self._require_write(who)
+        now = self.clock()
+        with self._write() as s:
+            row, state = self._get_incident(s, who, incident_id)
+            if state.status not in ACTIVE_INCIDENT:
+                raise ConflictError(
+                    f"incident {incident_id} is {state.status}: it cannot take units"
+                )
+            won = s.execute(
+                update(Unit)
+                .where(Unit.id == unit_id, Unit.status == "available")
+                .values(status="dispatched", status_at=now, incident_id=incident_id)
+            ).rowcount  # type: ignore[attr-defined]
+            if won != 1:
+                unit = self._get_unit(s, unit_id)
+                busy = f" on incident {unit.incident_id}" if unit.incident_id else ""
+                raise ConflictError(
+                    f"unit {unit_id} is {unit.status}{busy}, not available", field="unit_id"
+                )
+            unit = self._get_unit(s, unit_id)
+            view = self._unit_view(unit, now)
+            eta, metres = self._eta(view, row)
+            a = Assignment(
+                incident_id=incident_id,
+                unit_id=unit_id,
+                assigned_by=who.username,
+                assigned_at=now,
+                eta_s=eta,
+                metres=metres,
+                active=True,
+            )
+            s.add(a)
+            s.flush()
+            if state.status == "received":
+                self._set_incident_status(s, who, row, state, "dispatched", now)
+            out = {
+                "id": a.id,
+                "incident_id": incident_id,
+                "unit_id": unit_id,
+                "assigned_at": now,
+                "assigned_by": who.username,
+                "eta_s": a.eta_s,
+                "metres": a.metres,
+            }
+            append_audit(
+                s,
+                actor=who.username,
+                action="assignment.create",
+                entity="assignment",
+                entity_id=str(a.id),
+                before={"unit_status": "available"},
+                after=out,
+            )
+            self._emit(
+                s,
+                who.username,
+                "assignment.created",
+                incident_id=incident_id,
+                unit_id=unit_id,
+                station=row.station,
+                data=out,
+            )
+        return out
+
+    def _eta(self, unit: UnitView, row: IncidentRow) -> tuple[float | None, float | None]:
+        """Road travel time and distance of one unit to the incident, kept on the assignment."""
+        if not math.isfinite(unit.lon) or row.lon is None or row.lat is None:
+            return None, None
+        seconds, metres = self._travel(
+            np.array([[unit.lon, unit.lat]]), unit.mode, (row.lon, row.lat), None
+        )
+        if not math.isfinite(seconds[0]):
+            return None, None
+        return float(seconds[0]), float(metres[0])
+
+    def set_incident_status(self, who: Principal, incident_id: str, status: str) -> dict[str, Any]:
+        """Move an incident along its lifecycle.  Clearing or cancelling it releases its units:
+        those on scene start returning, those still on the way become available."""
+        self._require_write(who)
+        now = self.clock()
+        with self._write() as s:
+            row, state = self._get_incident(s, who, incident_id)
+            old = state.status
+            self._set_incident_status(s, who, row, state, INCIDENT_LIFECYCLE.parse(status), now)
+            if status in ("cleared", "cancelled"):
+                for unit in s.scalars(select(Unit).where(Unit.incident_id == incident_id)):
+                    nxt = "returning" if unit.status == "on_scene" else "available"
+                    UNIT_LIFECYCLE.transition(unit.status, nxt, now)
+                    self._end_assignment(
+                        s, unit, "completed" if status == "cleared" else "incident_cancelled", now
+                    )
+                    before = unit.status
+                    unit.status, unit.status_at, unit.incident_id = nxt, now, None
+                    self._emit(
+                        s,
+                        who.username,
+                        "unit.status",
+                        unit_id=unit.id,
+                        incident_id=incident_id,
+                        station=unit.station,
+                        data={"unit_id": unit.id, "from": before, "to": nxt, "at": now},
+                    )
+            out = self._incident_dict(row, state)
+        return {"incident_id": incident_id, "from": old, "to": status, "incident": out}
+
+    # ------------------------------------------------------------------ KPIs
+    def kpis(
+        self,
+        who: Principal,
+        *,
+        start: datetime,
+        end: datetime,
+        by: str = "none",
+        thresholds_s: tuple[float, ...] = (180.0, 600.0),
+    ) -> dict[str, Any]:
+        """Response-time KPIs of live incidents received in ``[start, end)``, and unit coverage.
+
+        Unit coverage is current: available units per station, and units on the street (every
+        status but out of service) per km² of each station's area and of the whole city.
+        """
+        if who.role is Role.UNIT_DEVICE:
+            raise PermissionDeniedError("a unit device may only post its own position and status")
+        start, end = as_utc(start), as_utc(end)
+        if not start < end:
+            raise ValidationError("'from' must be before 'to'", field="from")
+        query = (
+            select(
+                IncidentRow.received_at,
+                IncidentRow.dispatched_at,
+                IncidentRow.arrived_at,
+                IncidentRow.station,
+                IncidentRow.zone,
+                IncidentRow.bureau,
+                IncidentDispatch.status,
+            )
+            .join(IncidentDispatch, IncidentDispatch.incident_id == IncidentRow.id)
+            .where(IncidentRow.received_at >= start, IncidentRow.received_at < end)
+        )
+        if who.role is Role.STATION_OFFICER:
+            query = query.where(
+                (IncidentRow.station == who.scope) | (IncidentRow.bureau == who.scope)
+            )
+        columns = [
+            "received_at",
+            "dispatched_at",
+            "arrived_at",
+            "station",
+            "zone",
+            "bureau",
+            "status",
+        ]
+        with self.sessions() as s:
+            frame = pd.DataFrame(s.execute(query).all(), columns=columns)
+            units = [(u.station, u.status) for u in s.scalars(select(Unit))]
+        for col in ("received_at", "dispatched_at", "arrived_at"):
+            frame[col] = pd.to_datetime(frame[col], utc=True)
+        groups = compute_kpis(frame, by, timezone=self.pack.timezone, thresholds_s=thresholds_s)
+        return {
+            "from": start,
+            "to": end,
+            "by": by,
+            "thresholds_s": list(thresholds_s),
+            "groups": groups,
+            "units": self._coverage(who, units),
+        }
+
+    def _coverage(self, who: Principal, units: list[tuple[str | None, str]]) -> dict[str, Any]:
+        per_station: dict[str, dict[str, Any]] = {}
+        for sid, station in self.stations.items():
+            if who.sees(self.bureau_of.get(sid), sid):
+                per_station[sid] = {
+                    "available": 0,
+                    "on_street": 0,
+                    "area_km2": self.pack.area_km2(station.jurisdiction),
+                }
+        for sid, status in units:
+            if sid in per_station:
+                per_station[sid]["available"] += status == "available"
+                per_station[sid]["on_street"] += status != "out_of_service"
+        for row in per_station.values():
+            row["on_street_per_km2"] = (
+                row["on_street"] / row["area_km2"] if row["area_km2"] > 0 else None
+            )
+        on_street = sum(r["on_street"] for r in per_station.values())
+        area = sum(r["area_km2"] for r in per_station.values())
+        return {
+            "available": sum(r["available"] for r in per_station.values()),
+            "on_street": on_street,
+            "on_street_per_km2": on_street / area if area > 0 else None,
+            "by_station": per_station,
+        }

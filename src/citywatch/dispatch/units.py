@@ -1,0 +1,229 @@
+"""Units of the live dispatch service: registration, AVL positions, status lifecycle."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from citywatch.dispatch.accounts import Principal, Role
+from citywatch.dispatch.audit import append_audit
+from citywatch.dispatch.core import ServiceCore, as_utc
+from citywatch.dispatch.lifecycle import UNIT_LIFECYCLE
+from citywatch.errors import ConflictError, PermissionDeniedError, ValidationError
+from citywatch.store.dispatch_models import (
+    Assignment,
+    IncidentDispatch,
+    Unit,
+    UnitPosition,
+)
+from citywatch.store.models import IncidentRow
+
+__all__ = ["UnitService"]
+
+_UNIT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+
+
+class UnitService(ServiceCore):
+    """Units: registration, AVL positions and the status lifecycle."""
+
+    def create_unit(
+        self,
+        who: Principal,
+        *,
+        id: str,
+        unit_type: str,
+        station: str,
+        shift: str | None = None,
+        capabilities: list[str] | None = None,
+        post: tuple[float, float] | None = None,
+    ) -> dict[str, Any]:
+        """Register a unit (available, located at its post or station until its first position)."""
+        self._require_write(who)
+        if not _UNIT_ID.match(id):
+            raise ValidationError("unit id must be 1-64 letters, digits or _.:-", field="id")
+        mode = self.rules.mode_of(unit_type)
+        if station not in self.stations:
+            raise ValidationError(
+                f"unknown station {station!r} in pack {self.pack.name}", field="station"
+            )
+        self._check_scope(who, station, f"unit {id}")
+        if post is not None:
+            self._validate_point(*post, field="post")
+        now = self.clock()
+        with self._write() as s:
+            if s.get(Unit, id) is not None:
+                raise ConflictError(f"unit {id!r} already exists", field="id")
+            unit = Unit(
+                id=id,
+                unit_type=unit_type,
+                mode=mode,
+                station=station,
+                shift=shift,
+                capabilities=sorted(set(capabilities or [])),
+                status="available",
+                status_at=now,
+                post_lon=post[0] if post else None,
+                post_lat=post[1] if post else None,
+                created_at=now,
+            )
+            s.add(unit)
+            s.flush()
+            out = self._unit_dict(unit)
+            append_audit(
+                s, actor=who.username, action="unit.create", entity="unit", entity_id=id, after=out
+            )
+            self._emit(s, who.username, "unit.created", unit_id=id, station=station, data=out)
+        return out
+
+    def list_units(
+        self, who: Principal, *, status: str | None = None, station: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Units in the caller's scope, optionally filtered by status and station."""
+        if who.role is Role.UNIT_DEVICE:
+            raise PermissionDeniedError("a unit device may not list units")
+        query = select(Unit).order_by(Unit.id)
+        if status is not None:
+            query = query.where(Unit.status == UNIT_LIFECYCLE.parse(status))
+        if station is not None:
+            query = query.where(Unit.station == station)
+        with self.sessions() as s:
+            return [
+                self._unit_dict(u)
+                for u in s.scalars(query)
+                if who.sees(self.bureau_of.get(u.station or ""), u.station)
+            ]
+
+    def get_unit(self, who: Principal, unit_id: str) -> dict[str, Any]:
+        """One unit (its own unit for a device, units of its scope for a station officer)."""
+        with self.sessions() as s:
+            unit = self._get_unit(s, unit_id)
+            if not (who.role is Role.UNIT_DEVICE and who.unit_id == unit_id):
+                self._check_scope(who, unit.station, f"unit {unit_id}")
+            return self._unit_dict(unit)
+
+    def update_position(
+        self, who: Principal, unit_id: str, lon: float, lat: float, at: datetime
+    ) -> dict[str, Any]:
+        """Record an AVL position; a position older than the unit's current one is kept in the
+        history but does not move the unit (``applied`` is then false)."""
+        self._validate_point(lon, lat, field="lon")
+        at = as_utc(at)
+        if at > self.clock() + timedelta(seconds=60):
+            raise ValidationError("position time is in the future", field="at")
+        with self._write() as s:
+            unit = self._get_unit(s, unit_id)
+            self._check_unit_actor(who, unit)
+            s.add(UnitPosition(unit_id=unit_id, at=at, lon=lon, lat=lat, received_at=self.clock()))
+            # Conditional update: a late, out-of-order position must not overwrite a newer one.
+            res = s.execute(
+                update(Unit)
+                .where(Unit.id == unit_id)
+                .where((Unit.position_at.is_(None)) | (Unit.position_at < at))
+                .values(lon=lon, lat=lat, position_at=at)
+            )
+            applied = res.rowcount == 1  # type: ignore[attr-defined]
+            if applied:
+                self._emit(
+                    s,
+                    who.username,
+                    "unit.moved",
+                    unit_id=unit_id,
+                    station=unit.station,
+                    data={"lon": lon, "lat": lat, "at": at.isoformat()},
+                )
+        return {"unit_id": unit_id, "applied": applied, "lon": lon, "lat": lat, "at": at}
+
+    def set_unit_status(self, who: Principal, unit_id: str, status: str) -> dict[str, Any]:
+        """Move a unit along its lifecycle; the incident it serves follows (en route, on scene)."""
+        now = self.clock()
+        with self._write() as s:
+            unit = self._get_unit(s, unit_id)
+            self._check_unit_actor(who, unit)
+            old, incident_id = unit.status, unit.incident_id
+            UNIT_LIFECYCLE.transition(old, status, now)
+            if status == "dispatched":
+                raise ConflictError(
+                    "a unit is dispatched by assigning it to an incident", field="status"
+                )
+            keeps_incident = status in ("en_route", "on_scene")
+            won = s.execute(
+                update(Unit)
+                .where(Unit.id == unit_id, Unit.status == old)
+                .values(
+                    status=status,
+                    status_at=now,
+                    incident_id=incident_id if keeps_incident else None,
+                )
+            ).rowcount  # type: ignore[attr-defined]
+            if won != 1:
+                raise ConflictError(f"unit {unit_id} changed concurrently; retry")
+            if incident_id is not None:
+                self._follow_unit(s, who, unit, incident_id, old, status, now)
+            out = {
+                "unit_id": unit_id,
+                "from": old,
+                "to": status,
+                "at": now,
+                "incident_id": incident_id,
+            }
+            append_audit(
+                s,
+                actor=who.username,
+                action="unit.status",
+                entity="unit",
+                entity_id=unit_id,
+                before={"status": old},
+                after={"status": status},
+            )
+            self._emit(
+                s,
+                who.username,
+                "unit.status",
+                unit_id=unit_id,
+                incident_id=incident_id,
+                station=unit.station,
+                data=out,
+            )
+        return out
+
+    def _follow_unit(
+        self,
+        s: Session,
+        who: Principal,
+        unit: Unit,
+        incident_id: str,
+        old: str,
+        new: str,
+        now: datetime,
+    ) -> None:
+        """Carry a unit's status change over to its assignment and incident."""
+        found = s.execute(
+            select(IncidentRow, IncidentDispatch)
+            .join(IncidentDispatch, IncidentDispatch.incident_id == IncidentRow.id)
+            .where(IncidentRow.id == incident_id)
+        ).one()
+        row, state = found
+        a = s.scalar(select(Assignment).where(Assignment.unit_id == unit.id, Assignment.active))
+        if new == "en_route":
+            if a is not None:
+                a.en_route_at = now
+            if state.status == "dispatched":
+                self._set_incident_status(s, who, row, state, "en_route", now)
+            return
+        if new == "on_scene":
+            if a is not None:
+                a.on_scene_at = now
+            if state.status in ("dispatched", "en_route"):
+                self._set_incident_status(s, who, row, state, "on_scene", now)
+            return
+        self._end_assignment(s, unit, "completed" if old == "on_scene" else "called_off", now)
+        s.flush()
+        others = s.scalar(
+            select(Assignment.id).where(Assignment.incident_id == incident_id, Assignment.active)
+        )
+        if others is None and state.status in ("dispatched", "en_route"):
+            self._set_incident_status(s, who, row, state, "received", now)
