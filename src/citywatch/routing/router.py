@@ -34,6 +34,7 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
 DEFAULT_SNAP_M = 250.0
+_SNAP_CACHE_SIZE = 200_000  # points per mode; about 100 bytes each
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,9 @@ class Router:
     max_snap_m: float = DEFAULT_SNAP_M
     _graphs: dict[str, ModeGraph] = field(default_factory=dict, repr=False)
     _lines: npt.NDArray[np.object_] | None = field(default=None, repr=False)
+    _snaps: dict[str, dict[tuple[float, float], tuple[float, ...]]] = field(
+        default_factory=dict, repr=False
+    )
 
     def __post_init__(self) -> None:
         self._to_metric = Transformer.from_crs("EPSG:4326", self.crs, always_xy=True)
@@ -163,14 +167,15 @@ class Router:
         if np.any(np.abs(pts[:, 0]) > 180) or np.any(np.abs(pts[:, 1]) > 90):
             raise ValidationError("longitude must be within ±180 and latitude within ±90")
         limit = self.max_snap_m if max_distance_m is None else max_distance_m
-        g = self.graph(mode)
-        x, y = self._to_metric.transform(pts[:, 0], pts[:, 1])
-        points = shapely.points(x, y)
-        idx, dist = g.tree.query_nearest(points, return_distance=True, all_matches=False)
-        seg = np.full(len(pts), -1, dtype=np.int64)
-        d = np.full(len(pts), np.inf)
-        seg[idx[0]] = idx[1]
-        d[idx[0]] = dist
+        cache = self._snaps.setdefault(mode, {})
+        keys = list(zip(pts[:, 0].tolist(), pts[:, 1].tolist(), strict=True))
+        missing = [i for i, key in enumerate(keys) if key not in cache]
+        if missing:
+            if len(cache) + len(missing) > _SNAP_CACHE_SIZE:
+                cache.clear()
+            self._snap_new(pts[missing], mode, cache)
+        rows = np.array([cache[key] for key in keys], dtype=np.float64)
+        seg, frac, d, slon, slat = rows.T
         far = d > limit
         if far.any():
             i = int(np.argmax(far))
@@ -178,11 +183,29 @@ class Router:
                 f"point ({pts[i, 0]:.6f}, {pts[i, 1]:.6f}) is {d[i]:.0f} m from the nearest road "
                 f"usable by {mode} (limit {limit:.0f} m): outside the city pack or off the network"
             )
+        return Snap(seg.astype(np.int64), frac, d, slon, slat)
+
+    def _snap_new(
+        self, pts: FloatArray, mode: Mode, cache: dict[tuple[float, float], tuple[float, ...]]
+    ) -> None:
+        # GEOS nearest-segment queries cost ~15 us a point; units that stand still or are asked
+        # about again (every recommendation) are answered from the cache instead.
+        g = self.graph(mode)
+        x, y = self._to_metric.transform(pts[:, 0], pts[:, 1])
+        points = shapely.points(x, y)
+        idx, dist = g.tree.query_nearest(points, return_distance=True, all_matches=False)
+        seg = np.zeros(len(pts), dtype=np.int64)
+        d = np.full(len(pts), np.inf)
+        seg[idx[0]] = idx[1]
+        d[idx[0]] = dist
         lines = g.seg_lines[seg]
         frac = shapely.line_locate_point(lines, points, normalized=True)
         on_road = shapely.line_interpolate_point(lines, frac, normalized=True)
         slon, slat = self._to_wgs.transform(shapely.get_x(on_road), shapely.get_y(on_road))
-        return Snap(seg, np.asarray(frac, dtype=np.float64), d, np.asarray(slon), np.asarray(slat))
+        for i, row in enumerate(
+            zip(seg.tolist(), frac.tolist(), d.tolist(), slon, slat, strict=True)
+        ):
+            cache[(float(pts[i, 0]), float(pts[i, 1]))] = tuple(float(v) for v in row)
 
     # ----------------------------------------------------------------------------- queries
     def node_times_to(
