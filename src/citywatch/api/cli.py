@@ -84,7 +84,7 @@ def serve(
         )
     settings = replace(settings, migrate=False)
     if workers == 1:
-        uvicorn.run(create_app(settings), host=host, port=port)
+        uvicorn.run(create_app(settings), host=host, port=port, ws="websockets-sansio")
     else:
         os.environ[ENV_SETTINGS] = settings.to_env()
         uvicorn.run(
