@@ -98,7 +98,7 @@ def new_figure(width: float = 8.0, height: float = 3.6) -> Figure:
 def figure_to_svg(fig: Figure) -> str:
     """SVG text of a figure (glyphs as paths under :func:`chart_style`: no font needed)."""
     buf = io.StringIO()
-    fig.savefig(buf, format="svg")
+    fig.savefig(buf, format="svg", metadata={"Date": None})  # same data, same bytes
     text = buf.getvalue()
     return text[text.index("<svg") :]
 
@@ -170,7 +170,15 @@ def map_chart(points: pd.DataFrame, counts: dict[str, int], title: str) -> Figur
         return fig
     cmap = matplotlib.colormaps["tab20"]
     for i, (name, grp) in enumerate(points.groupby("jurisdiction", sort=True)):
-        ax.scatter(grp["lon"], grp["lat"], s=4, color=cmap(i % 20), alpha=0.6, linewidths=0)
+        ax.scatter(
+            grp["lon"],
+            grp["lat"],
+            s=4,
+            color=cmap(i % 20),
+            alpha=0.6,
+            linewidths=0,
+            rasterized=True,  # thousands of points: one embedded image, not one path each
+        )
         ax.annotate(
             f"{name}: {counts.get(str(name), len(grp))}",
             (float(grp["lon"].median()), float(grp["lat"].median())),

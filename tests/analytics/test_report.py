@@ -1,0 +1,266 @@
+"""The CompStat report: its numbers equal the ``stats`` JSON; HTML and PDF really render."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+from matplotlib import image
+
+from citywatch.incidents.canonical import write_canonical_csv
+from tests.analytics.test_cli import run
+from tests.analytics.test_real_data import DATA, MANHATTAN, NY, imported
+
+YEAR = ["--from", "2018-01-01", "--to", "2018-12-31"]
+
+
+class Cells(HTMLParser):
+    """Collects the ``<td data-table data-row data-col data-value>`` cells of a report."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cells: dict[tuple[str, str, str], str] = {}
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if tag == "td" and "data-table" in a:
+            key = (str(a["data-table"]), str(a["data-row"]), str(a["data-col"]))
+            self.cells[key] = str(a["data-value"])
+
+
+def cells_of(html: str) -> dict[tuple[str, str, str], str]:
+    parser = Cells()
+    parser.feed(html)
+    return parser.cells
+
+
+def same(html_value: str, json_value: object) -> bool:
+    """A cell's ``data-value`` equals the JSON value (floats print as their exact repr)."""
+    if json_value is None:
+        return html_value == "None"
+    if isinstance(json_value, float):
+        return float(html_value) == json_value
+    return html_value == str(json_value)
+
+
+@pytest.fixture(scope="module")
+def shootings_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    frame = imported(DATA / "manhattan" / "nypd_shootings_historic.csv", "nypd_shootings")
+    path = tmp_path_factory.mktemp("report") / "manhattan.csv"
+    write_canonical_csv(frame[frame["station"].isin(MANHATTAN)], path)
+    return path
+
+
+def stats_json(capsys: pytest.CaptureFixture[str], command: str, *args: str) -> dict:
+    code, out, err = run(["stats", command, *args, "--json"], capsys)
+    assert code == 0, err
+    return json.loads(out)
+
+
+def check_table(cells: dict, table: str, rows: list[dict], columns: list[str]) -> int:
+    """Assert every listed column of every JSON row is in the HTML with the same value."""
+    checked = 0
+    for row in rows:
+        for col in columns:
+            value = row[col]
+            for part in col.split("."):
+                value = row[part] if part == col else value
+            key = (table, f"{row['jurisdiction']}|{row['category']}", col)
+            assert key in cells, key
+            assert same(cells[key], value), (key, cells[key], value)
+            checked += 1
+    return checked
+
+
+def test_html_numbers_equal_stats_json(
+    shootings_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "report.html"
+    source = ["--incidents", str(shootings_csv), "--tz", NY]
+    code, printed, err = run(
+        ["report", "compstat", *YEAR, *source, "--by", "station", "--out", str(out), "--json"],
+        capsys,
+    )
+    assert code == 0, err
+    assert json.loads(printed)["out"] == str(out)
+    html = out.read_text(encoding="utf-8")
+    # self-contained: nothing to fetch (namespace URIs inside the SVGs are names, not links)
+    assert not re.search(r"""(src|href)\s*=\s*["'](?!data:|#)""", html)
+    assert "<link" not in html and "@import" not in html and "<script" not in html
+    assert html.count("<svg") == 4  # trend, bars, hours, map
+    assert "治安形势分析报告" in html and "枪击" in html
+    cells = cells_of(html)
+    base = [*YEAR, *source]
+    by_station = stats_json(capsys, "compare", *base, "--by", "station")
+    city = stats_json(capsys, "compare", *base)
+    quiet = stats_json(capsys, "quiet-days", *base, "--by", "station")
+    hours = stats_json(capsys, "profile", *base)
+    numbers = ["current", "previous", "change", "change_pct", "z", "flag"]
+    checked = check_table(cells, "compare", by_station["rows"], numbers)
+    checked += check_table(cells, "city_compare", city["rows"], numbers)
+    for row in quiet["rows"]:
+        key = f"{row['jurisdiction']}|{row['category']}"
+        assert cells[("quiet", key, "zero_days")] == str(row["zero_days"])
+        assert cells[("quiet", key, "longest_zero_run")] == str(row["longest_zero_run"]["days"])
+        assert cells[("quiet", key, "current_zero_run")] == str(row["current_zero_run"]["days"])
+        assert cells[("quiet", key, "incidents")] == str(row["incidents"])
+        checked += 4
+    for row in hours["rows"]:
+        key = f"{row['jurisdiction']}|{row['category']}"
+        assert cells[("profile", key, "incidents")] == str(row["incidents"]["current"])
+        assert same(cells[("profile", key, "p_value")], row["hour_shift_test"]["p_value"])
+        checked += 2
+    assert checked == len(cells)  # no number in the HTML left unchecked
+    # no outcome in the shootings file: the clearance section is left out, with the reason
+    assert "clearance" not in {k[0] for k in cells} and "known outcome" in html
+
+
+def test_clearance_section_and_month_only_data(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    files = [DATA / "west-yorkshire" / f"20{y}-07-west-yorkshire-street.csv.gz" for y in (17, 18)]
+    import pandas as pd
+
+    path = tmp_path / "wy.csv"
+    write_canonical_csv(pd.concat([imported(f, "police_uk") for f in files]), path)
+    out = tmp_path / "wy.html"
+    july = [
+        "--from",
+        "2018-07-01",
+        "--to",
+        "2018-07-31",
+        "--incidents",
+        str(path),
+        "--tz",
+        "Europe/London",
+        "--by",
+        "city",
+        "-c",
+        "burglary",
+        "-c",
+        "all",
+    ]
+    code, _, err = run(["report", "compstat", *july, "--out", str(out), "--lang", "en"], capsys)
+    assert code == 0, err
+    html = out.read_text(encoding="utf-8")
+    cells = cells_of(html)
+    rows = stats_json(capsys, "clearance", *july)["rows"]
+    assert len(rows) == 2
+    check_table(
+        cells, "clearance", rows, ["recorded", "solved", "rate", "rate_previous", "change_pp"]
+    )
+    # months only: no quiet-day or hour sections, and the report says why
+    assert not {k[0] for k in cells} & {"quiet", "profile"}
+    assert html.count("known only to the month") == 2
+    assert "CompStat crime report" in html
+
+
+def non_blank(png: Path) -> None:
+    pixels = image.imread(png)
+    assert pixels.shape[0] > 200 and pixels.shape[1] > 200
+    assert float(np.std(pixels[..., :3])) > 0.02  # not a blank page
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium is not on PATH")
+def test_html_renders_in_headless_chromium(
+    shootings_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "report.html"
+    code, _, err = run(
+        [
+            "report",
+            "compstat",
+            *YEAR,
+            "--incidents",
+            str(shootings_csv),
+            "--tz",
+            NY,
+            "--out",
+            str(out),
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    shot = tmp_path / "shot.png"
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
+    subprocess.run(
+        ["chromium", *flags, f"--screenshot={shot}", "--window-size=1200,2400", out.as_uri()],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    non_blank(shot)
+    dom = subprocess.run(
+        ["chromium", *flags, "--dump-dom", out.as_uri()],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
+    assert cells_of(dom) == cells_of(out.read_text(encoding="utf-8"))
+
+
+def pdf_to_pngs(pdf: Path, folder: Path) -> list[Path]:
+    """Pages of a PDF as PNGs, with pdftoppm or else pypdfium2; skip when neither exists."""
+    if shutil.which("pdftoppm"):
+        subprocess.run(
+            ["pdftoppm", "-r", "60", "-png", str(pdf), str(folder / "page")],
+            check=True,
+            timeout=120,
+        )
+        return sorted(folder.glob("page*.png"))
+    pdfium = pytest.importorskip("pypdfium2", reason="neither pdftoppm nor pypdfium2 is present")
+    pages = []
+    for i, page in enumerate(pdfium.PdfDocument(str(pdf))):
+        path = folder / f"page-{i}.png"
+        page.render(scale=60 / 72).to_pil().save(path)
+        pages.append(path)
+    return pages
+
+
+def test_pdf_renders_and_shows_the_numbers(
+    shootings_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "report.pdf"
+    source = ["--incidents", str(shootings_csv), "--tz", NY]
+    code, _, err = run(["report", "compstat", *YEAR, *source, "--out", str(out)], capsys)
+    assert code == 0, err
+    assert out.read_bytes().startswith(b"%PDF")
+    pages = pdf_to_pngs(out, tmp_path)
+    assert len(pages) == 5  # city table, trend, bars, hours, map
+    for page in pages:
+        non_blank(page)
+    if shutil.which("pdftotext"):
+        text = subprocess.run(
+            ["pdftotext", "-layout", str(out), "-"], check=True, capture_output=True, text=True
+        ).stdout
+        city = stats_json(capsys, "compare", *YEAR, *source)["rows"]
+        for row in city:
+            assert f"{row['current']}" in text and f"{row['previous']}" in text
+
+
+def test_bad_output_suffix(
+    shootings_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(
+        [
+            "report",
+            "compstat",
+            *YEAR,
+            "--incidents",
+            str(shootings_csv),
+            "--tz",
+            NY,
+            "--out",
+            str(tmp_path / "r.docx"),
+        ],
+        capsys,
+    )
+    assert code == 1 and "must end in .html or .pdf" in err
