@@ -82,7 +82,8 @@ def parse_canonical(raw: pd.DataFrame, taxonomy: Taxonomy | None = None) -> Pars
     """Parse the text rows of a canonical CSV into records and per-row reject reasons.
 
     Rows without ``source`` get ``source = "canonical"`` and ``source_id = id``; rows without
-    ``time_precision`` are ``exact``.
+    ``time_precision`` are ``exact``. A row repeating an earlier row's ``id`` (or ``source``
+    and ``source_id``) is rejected as ``duplicate_in_file``.
     """
     require_columns(raw, REQUIRED_COLUMNS, "canonical incident CSV")
     unknown = [c for c in raw.columns if c not in COLUMNS]
@@ -118,7 +119,14 @@ def parse_canonical(raw: pd.DataFrame, taxonomy: Taxonomy | None = None) -> Pars
     for name in ("id", "category", "bureau", "station", "zone", "disposition"):
         data[name] = col(name)
     records = coerce_frame(pd.DataFrame(data, index=raw.index))
-    reasons = combine_reasons(first_reason(records.index, checks), check_records(records, taxonomy))
+    repeated = records["id"].notna() & (
+        records["id"].duplicated() | records[["source", "source_id"]].duplicated()
+    )
+    reasons = combine_reasons(
+        first_reason(records.index, checks),
+        check_records(records, taxonomy),
+        first_reason(records.index, [("duplicate_in_file", repeated)]),
+    )
     return Parsed(records=records, raw=raw, reasons=reasons)
 
 

@@ -108,8 +108,12 @@ def read_raw_csv(
             encoding=encoding,
             usecols=usecols,
         )
-    except ValueError as exc:  # usecols names a column the file lacks
-        raise DataError(f"{path}: {exc}") from None
+    except ValueError:  # usecols names a column the file lacks
+        header = pd.read_csv(path, nrows=0, encoding=encoding).columns
+        missing = [c for c in usecols or () if c not in header]
+        raise DataError(
+            f"{path.name}: missing columns {', '.join(missing)} (found: {', '.join(header)})"
+        ) from None
     except (OSError, UnicodeDecodeError, pd.errors.ParserError, EOFError) as exc:
         raise DataError(f"cannot read {path} as CSV: {exc}") from None
     # Some exports carry a byte-order mark that was decoded as Latin-1 and re-encoded
