@@ -1,0 +1,84 @@
+"""Races settled by the database: one unit, many dispatchers; one Idempotency-Key, many retries."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from typing import Any
+
+import httpx
+from sqlalchemy import text
+
+from tests.api.conftest import Server
+
+CLIENTS = 16
+
+
+def race(
+    server: Server, user: str, calls: list[tuple[str, str, dict[str, Any], dict[str, str]]]
+) -> list[httpx.Response]:
+    """Fire the calls from separate threads and connections, released at the same instant."""
+    barrier = threading.Barrier(len(calls))
+    out: list[httpx.Response | None] = [None] * len(calls)
+
+    def run(i: int) -> None:
+        method, path, body, headers = calls[i]
+        with server.client(user) as c:
+            c.get("/api/v1/me")  # open the connection before the start line
+            barrier.wait()
+            out[i] = c.request(method, path, json=body, headers=headers)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(r is not None for r in out)
+    return [r for r in out if r is not None]
+
+
+def test_many_dispatchers_one_unit_exactly_one_wins(server: Server) -> None:
+    disp = server.client("disp")
+    disp.post("/api/v1/units", json={"id": "R-1", "unit_type": "patrol_car", "station": "13"})
+    incidents = [
+        disp.post(
+            "/api/v1/incidents",
+            json={"category": "theft", "location": {"lon": -73.99, "lat": 40.736}},
+        ).json()["id"]
+        for _ in range(4)
+    ]
+    calls = [
+        ("POST", f"/api/v1/incidents/{incidents[i % 4]}/assignments", {"unit_id": "R-1"}, {})
+        for i in range(CLIENTS)
+    ]
+    responses = race(server, "disp", calls)
+    assert Counter(r.status_code for r in responses) == {201: 1, 409: CLIENTS - 1}
+    winner = next(r for r in responses if r.status_code == 201).json()
+    for r in responses:
+        if r.status_code == 409:
+            assert r.json()["error"]["message"] == (
+                f"unit R-1 is dispatched on incident {winner['incident_id']}, not available"
+            )
+    with server.app.state.service.sessions() as s:
+        active = s.execute(
+            text("SELECT incident_id FROM assignments WHERE unit_id = 'R-1' AND active")
+        ).all()
+    assert [row[0] for row in active] == [winner["incident_id"]]
+    unit = disp.get("/api/v1/units/R-1").json()
+    assert (unit["status"], unit["incident_id"]) == ("dispatched", winner["incident_id"])
+
+
+def test_concurrent_retries_with_one_idempotency_key_create_one_incident(server: Server) -> None:
+    body = {"category": "robbery", "priority": 1, "location": {"lon": -73.9903, "lat": 40.7359}}
+    calls = [
+        ("POST", "/api/v1/incidents", body, {"Idempotency-Key": "race-key-1"})
+        for _ in range(CLIENTS)
+    ]
+    responses = race(server, "disp", calls)
+    assert Counter(r.status_code for r in responses) == {201: 1, 200: CLIENTS - 1}
+    assert len({r.json()["id"] for r in responses}) == 1
+    with server.app.state.service.sessions() as s:
+        n = s.scalar(
+            text("SELECT count(*) FROM incident_dispatch WHERE idempotency_key = 'race-key-1'")
+        )
+    assert n == 1
