@@ -123,3 +123,11 @@ def test_bad_inputs(make_incidents) -> None:
     with pytest.raises(DataError, match="lack the column"):
         compare(frame.drop(columns="station"), period, tz=NY, by="station")
     assert isinstance(frame["received_at"].dtype, pd.DatetimeTZDtype)
+
+
+def test_unassigned_is_reported_with_a_note(make_incidents) -> None:
+    frame = make_incidents(["2024-05-01 10:00"] * 3, NY, stations=["1", None, None])
+    res = compare(frame, Period(date(2024, 1, 1), date(2024, 12, 31)), tz=NY, by="station")
+    table = res.table[res.table.category == "all"].set_index("jurisdiction")
+    assert table["current"].to_dict() == {"1": 1, "unassigned": 2}
+    assert any(note.startswith("2 incident(s) have no station") for note in res.notes)

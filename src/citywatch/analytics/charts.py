@@ -98,7 +98,7 @@ def new_figure(width: float = 8.0, height: float = 3.6) -> Figure:
 def figure_to_svg(fig: Figure) -> str:
     """SVG text of a figure (glyphs as paths under :func:`chart_style`: no font needed)."""
     buf = io.StringIO()
-    fig.savefig(buf, format="svg", metadata={"Date": None})  # same data, same bytes
+    fig.savefig(buf, format="svg", dpi=150, metadata={"Date": None})  # same data, same bytes
     text = buf.getvalue()
     return text[text.index("<svg") :]
 
@@ -169,13 +169,14 @@ def map_chart(points: pd.DataFrame, counts: dict[str, int], title: str) -> Figur
         ax.set_axis_off()
         return fig
     cmap = matplotlib.colormaps["tab20"]
+    size = max(3.0, min(24.0, 6000 / len(points)))  # sparse maps need bigger dots to be seen
     for i, (name, grp) in enumerate(points.groupby("jurisdiction", sort=True)):
         ax.scatter(
             grp["lon"],
             grp["lat"],
-            s=4,
+            s=size,
             color=cmap(i % 20),
-            alpha=0.6,
+            alpha=0.7,
             linewidths=0,
             rasterized=True,  # thousands of points: one embedded image, not one path each
         )

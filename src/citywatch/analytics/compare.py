@@ -18,6 +18,7 @@ from citywatch.analytics.scope import (
     in_period,
     require_month_aligned,
     scoped_frame,
+    unassigned_notes,
 )
 from citywatch.errors import DataError
 
@@ -169,7 +170,10 @@ def compare(
                 "flag": abs(z) > Z_FLAG,
             }
         )
-    notes = [f"flag: |z| > {Z_FLAG:g}, z = 2(sqrt(current) - sqrt(previous))"]
+    notes = [
+        f"flag: |z| > {Z_FLAG:g}, z = 2(sqrt(current) - sqrt(previous))",
+        *unassigned_notes(frame, by),
+    ]
     return CompareResult(period, previous, by, pd.DataFrame(rows, columns=_COMPARE_COLUMNS), notes)
 
 
@@ -245,5 +249,8 @@ def clearance(
         rate, rate_prev = row["rate"], row["rate_previous"]
         row["change_pp"] = None if rate is None or rate_prev is None else 100.0 * (rate - rate_prev)
         rows.append(row)
-    notes = ["rate = solved / recorded; incidents with an unknown outcome count as not solved"]
+    notes = [
+        "rate = solved / recorded; incidents with an unknown outcome count as not solved",
+        *unassigned_notes(frame, by),
+    ]
     return ClearanceResult(period, previous, by, pd.DataFrame(rows), notes)

@@ -19,6 +19,7 @@ from citywatch.analytics.scope import (
     in_period,
     require_precision,
     scoped_frame,
+    unassigned_notes,
 )
 
 __all__ = ["WEEKDAYS", "ProfileResult", "ShiftTest", "TimeProfile", "profile", "shift_test"]
@@ -200,7 +201,10 @@ def profile(
         rows.append(
             TimeProfile(key[0], key[1], h, w, shift_test(h[0], h[1]), shift_test(w[0], w[1]))
         )
-    notes = ["hours are local wall-clock hours; weekdays run Monday to Sunday"]
+    notes = [
+        "hours are local wall-clock hours; weekdays run Monday to Sunday",
+        *unassigned_notes(frame, by),
+    ]
     return ProfileResult(period, previous, by, rows, notes)
 
 

@@ -23,6 +23,7 @@ from citywatch.analytics.scope import (
     require_precision,
     scoped_frame,
     to_date,
+    unassigned_notes,
 )
 
 __all__ = ["QuietDays", "QuietDaysResult", "ZeroRun", "quiet_days", "zero_runs"]
@@ -234,7 +235,7 @@ def quiet_days(
                 incidents=int(((days >= start) & (days <= end)).sum()),
             )
         )
-    notes = _coverage_notes(period, first_day, last_day)
+    notes = [*_coverage_notes(period, first_day, last_day), *unassigned_notes(frame, by)]
     return QuietDaysResult(
         period,
         by,

@@ -233,8 +233,9 @@ def scoped_frame(
     Returns
     -------
     (pandas.DataFrame, dict)
-        Columns ``jurisdiction``, ``category``, ``day``, ``local_time``, ``time_precision`` and
-        ``extra_columns``; and the resolved category labels.
+        Columns ``row`` (position of the incident in ``incidents``), ``jurisdiction``,
+        ``category``, ``day``, ``local_time``, ``time_precision`` and ``extra_columns``; and
+        the resolved category labels.
     """
     if by not in LEVELS:
         raise ValidationError(f"unknown jurisdiction level {by!r}: use one of {LEVELS}", field="by")
@@ -261,6 +262,7 @@ def scoped_frame(
         jurisdiction = jurisdiction.map(str)
     base = pd.DataFrame(
         {
+            "row": np.arange(len(incidents)),  # the incident, repeated under several labels
             "jurisdiction": jurisdiction,
             "local_time": local,
             "day": local.dt.floor("D"),
@@ -274,6 +276,17 @@ def scoped_frame(
         part = base if codes is None else base[incidents["category"].isin(list(codes))]
         parts.append(part.assign(category=label))
     return pd.concat(parts, ignore_index=True), labels
+
+
+def unassigned_notes(frame: pd.DataFrame, by: str) -> list[str]:
+    """A note when some incidents have no jurisdiction at level ``by`` (reported, not dropped)."""
+    missing = frame.loc[frame["jurisdiction"] == UNASSIGNED, "row"].nunique()
+    if by == "city" or not missing:
+        return []
+    return [
+        f"{missing} incident(s) have no {by}; they are counted under '{UNASSIGNED}' "
+        "(import them with a city pack to assign jurisdictions)"
+    ]
 
 
 def require_precision(frame: pd.DataFrame, finest: str, statistic: str) -> None:
@@ -294,7 +307,7 @@ def require_precision(frame: pd.DataFrame, finest: str, statistic: str) -> None:
         kinds = ", ".join(sorted(set(frame.loc[coarse, "time_precision"])))
         raise InsufficientPrecisionError(
             f"{statistic} needs times to the {'day' if finest == 'day' else 'minute'}, but "
-            f"{int(coarse.sum())} incident(s) are known only to the {kinds}"
+            f"{frame.loc[coarse, 'row'].nunique()} incident(s) are known only to the {kinds}"
         )
 
 
