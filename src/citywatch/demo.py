@@ -1,7 +1,230 @@
-"""``citywatch demo``: build the demo packs, import the bundled incidents, start the service."""
+"""``citywatch demo``: a working command centre on a bundled city, in one command.
+
+1. builds the city pack if missing (:func:`citywatch.city.load_pack` does it);
+2. imports the pack's bundled real incidents into the database (once: a file already imported
+   for the pack is skipped; the import itself is idempotent anyway);
+3. creates the demo accounts, with fresh random passwords printed at start.  The ``demo`` admin
+   works only in demo mode (the API refuses it otherwise); the other demo accounts get new,
+   never-shown passwords when the demo stops, so they cannot be used outside a running demo;
+4. registers a demo fleet at the real station houses (two patrol cars and one foot patrol each);
+5. starts the service with a background feed of SIMULATED calls and units driving the roads
+   (:mod:`citywatch.web.feed`), and serves the dashboard at ``http://HOST:PORT/``.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
 
-def demo() -> None:
-    """Build the demo city packs if missing, import bundled incidents and start the service."""
+import typer
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from citywatch.console import console, print_table
+from citywatch.errors import DataError
+
+__all__ = ["BUNDLED_INCIDENTS", "DEMO_ACCOUNTS", "FLEET_PER_STATION", "demo"]
+
+#: Real incidents bundled for each pack: (file under data/, importer source).
+BUNDLED_INCIDENTS: dict[str, tuple[str, str]] = {
+    "manhattan": ("manhattan/nypd_shootings_historic.csv", "nypd_shootings"),
+}
+
+#: Unit types registered at every station, with the call-sign suffix of each unit.
+FLEET_PER_STATION: tuple[tuple[str, str], ...] = (
+    ("RMP1", "patrol_car"),  # NYPD radio motor patrol
+    ("RMP2", "patrol_car"),
+    ("FOOT1", "foot"),
+)
+
+
+@dataclass(frozen=True)
+class DemoAccount:
+    """A demo login; ``scope`` ``"first"`` means the pack's first station."""
+
+    username: str
+    role: str
+    scope: str | None = None
+
+
+#: The demo logins (``demo`` is the API's demo-mode admin).
+DEMO_ACCOUNTS: tuple[DemoAccount, ...] = (
+    DemoAccount("demo", "admin"),
+    DemoAccount("demo-commander", "commander"),
+    DemoAccount("demo-dispatcher", "dispatcher"),
+    DemoAccount("demo-officer", "station_officer", "first"),
+    DemoAccount("demo-analyst", "analyst"),
+)
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def import_bundled(engine: Engine, pack: Any) -> dict[str, Any] | None:
+    """Import the pack's bundled real incidents unless this file was already imported for it.
+
+    Returns
+    -------
+    dict or None
+        The import report (``None`` when skipped or when the pack has no bundled incidents).
+    """
+    from citywatch.city.build import data_dir
+    from citywatch.incidents.importer import import_file
+    from citywatch.store.models import ImportBatch
+
+    if pack.name not in BUNDLED_INCIDENTS:
+        return None
+    relative, source = BUNDLED_INCIDENTS[pack.name]
+    path = data_dir() / relative
+    with engine.connect() as conn:
+        done = conn.execute(
+            select(ImportBatch.id).where(
+                ImportBatch.file_sha256 == _file_sha256(path),
+                ImportBatch.pack == pack.name,
+                ImportBatch.finished_at.is_not(None),
+            )
+        ).first()
+    if done is not None:
+        return None
+    return import_file(path, source, db=engine, pack=pack, clip=True).to_dict()
+
+
+def ensure_accounts(
+    sessions: sessionmaker[Session], pack: Any, *, reveal: bool = True
+) -> dict[str, str]:
+    """Create the demo accounts or give them new random passwords.
+
+    Parameters
+    ----------
+    sessions : sessionmaker
+        Sessions on the migrated database.
+    pack : CityPack
+        The city (the station officer is scoped to its first station).
+    reveal : bool
+        Whether the passwords are returned (``False`` when the demo stops and locks them).
+
+    Returns
+    -------
+    dict
+        user name -> password (empty when ``reveal`` is false).
+    """
+    from citywatch.dispatch.accounts import create_user, find_user, set_password
+
+    first_station = sorted(pack.stations, key=lambda s: (len(s.id), s.id))[0].id
+    passwords = {}
+    with sessions.begin() as session:
+        for account in DEMO_ACCOUNTS:
+            password = secrets.token_urlsafe(12)
+            if find_user(session, account.username) is None:
+                scope = first_station if account.scope == "first" else account.scope
+                create_user(
+                    session, account.username, account.role, password=password, scope=scope,
+                    actor="demo",
+                )
+            else:
+                set_password(session, account.username, password, actor="demo")
+            passwords[account.username] = password
+    return passwords if reveal else {}
+
+
+def ensure_fleet(service: Any) -> int:
+    """Register the demo fleet at every station of the pack (existing units are kept).
+
+    Returns
+    -------
+    int
+        Number of units created now.
+    """
+    from citywatch.dispatch.accounts import Principal, Role
+    from citywatch.store.dispatch_models import Unit
+
+    who = Principal("demo", Role.ADMIN)
+    with service.sessions() as session:
+        existing = set(session.scalars(select(Unit.id)))
+    created = 0
+    for station in service.pack.stations:
+        for suffix, unit_type in FLEET_PER_STATION:
+            uid = f"{station.id}-{suffix}"
+            if uid not in existing:
+                service.create_unit(who, id=uid, unit_type=unit_type, station=station.id)
+                created += 1
+    return created
+
+
+def demo(
+    pack: Annotated[str, typer.Option(help="City pack (name or folder).")] = "manhattan",
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    no_feed: Annotated[
+        bool, typer.Option("--no-feed", help="No simulated calls or moving units.")
+    ] = False,
+    db: Annotated[
+        str | None,
+        typer.Option("--db", help="Database URL (default: the embedded SQLite file var/)."),
+    ] = None,
+    rate: Annotated[
+        float, typer.Option(min=0.1, help="Mean simulated calls per hour (whole-day average).")
+    ] = 90.0,
+    seed: Annotated[int, typer.Option(help="Seed of the simulated feed.")] = 7,
+) -> None:
+    """Build the demo city pack if missing, import its bundled incidents, create demo accounts
+    and a fleet, and start the service with the dashboard and a SIMULATED live feed."""
+    import uvicorn
+
+    from citywatch.api.app import create_app
+    from citywatch.api.settings import Settings
+    from citywatch.city import load_pack
+    from citywatch.store.db import make_engine, upgrade
+    from citywatch.store.incidents import load_incidents_frame
+    from citywatch.web.demand import HistoricDemand
+    from citywatch.web.feed import DemoFeed, FeedConfig, attach_feed
+
+    console.print(f"Loading city pack [bold]{pack}[/bold] (built on first use)...")
+    city = load_pack(pack)
+    engine = make_engine(db)
+    upgrade(engine)
+    report = import_bundled(engine, city)
+    if report is not None:
+        console.print(
+            f"Imported {report['imported']} real incidents from {Path(report['file']).name} "
+            f"({report['rejected']} outside {city.name} or invalid, listed in "
+            f"{report['rejected_path']})."
+        )
+    app = create_app(Settings(pack=pack, db_url=db, demo=True, migrate=False).with_secret_from_env())
+    service = app.state.service
+    created = ensure_fleet(service)
+    console.print(f"Demo fleet: {created} units registered now at {len(city.stations)} stations.")
+    if not no_feed:
+        incidents = load_incidents_frame(engine)
+        inside = city.locate_many(incidents["lon"], incidents["lat"])["city"].notna().to_numpy()
+        if not inside.any():
+            raise DataError(
+                f"no incidents of {city.name} in the database to drive the simulated feed; "
+                "import some (citywatch incidents import) or start with --no-feed"
+            )
+        demand = HistoricDemand.from_frame(incidents[inside], city.timezone, rate)
+        attach_feed(app, DemoFeed(service, demand, FeedConfig(seed=seed)))
+    passwords = ensure_accounts(service.sessions, city)
+    print_table(
+        "Demo logins (valid while this demo runs)",
+        ["user", "role", "password"],
+        [[a.username, a.role, passwords[a.username]] for a in DEMO_ACCOUNTS],
+    )
+    feed_note = "no feed" if no_feed else f"SIMULATED feed, about {rate:g} calls per hour"
+    console.print(
+        f"[bold green]Command centre:[/bold green] http://{host}:{port}/  ({feed_note}; "
+        f"API docs at /docs).  Press Ctrl+C to stop."
+    )
+    try:
+        uvicorn.run(app, host=host, port=port)
+    finally:
+        ensure_accounts(service.sessions, city, reveal=False)
+        console.print("Demo stopped; the demo passwords no longer work.")

@@ -32,6 +32,7 @@ from citywatch.dispatch.service import DispatchService
 from citywatch.errors import CityWatchError
 from citywatch.routing import MODES, Router
 from citywatch.store.db import make_engine, session_factory, upgrade
+from citywatch.web.routes import install as install_dashboard
 
 __all__ = ["STATIC_DIR", "create_app", "worker_app"]
 
@@ -141,6 +142,7 @@ def create_app(settings: Settings) -> FastAPI:
         await websocket.accept()
         await _stream(websocket, bus, who)
 
+    install_dashboard(app)
     if STATIC_DIR.is_dir():
         app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="web")
     return app

@@ -1,0 +1,185 @@
+// The map: the city pack's own layers (no tile server), units and incidents as live symbols.
+/* global L */
+import { t } from "./i18n.js";
+
+const STATUS_COLOURS = {
+  available: "#2ecc71", dispatched: "#f5a623", en_route: "#f7c948", on_scene: "#c084fc",
+  returning: "#7dd3fc", out_of_service: "#6b7280",
+};
+const TYPE_LETTERS = {
+  patrol_car: "C", motorcycle: "M", foot: "F", bicycle: "B", mounted: "H", special_police: "S",
+};
+const PRIORITY_COLOURS = { 1: "#ff3b3b", 2: "#ff8c1a", 3: "#f7c948", 4: "#7dd3fc", 5: "#a3a3a3" };
+
+export { PRIORITY_COLOURS, STATUS_COLOURS, TYPE_LETTERS };
+
+export class CityMap {
+  constructor(element, config, layers, handlers) {
+    this.handlers = handlers;
+    this.map = L.map(element, { preferCanvas: true, zoomControl: true, attributionControl: true });
+    this.map.attributionControl.setPrefix('<a href="https://leafletjs.com">Leaflet</a>');
+    for (const c of config.credits) this.map.attributionControl.addAttribution(c.replace("©", "&copy;"));
+    const [w, s, e, n] = config.bbox;
+    this.map.fitBounds([[s, w], [n, e]]);
+    this.renderer = L.canvas({ padding: 0.3 });
+
+    this.overlays = {};
+    this.overlays.roads = L.geoJSON(layers.roads, {
+      renderer: this.renderer, interactive: false,
+      style: () => ({ color: "#51657a", weight: 1.1, opacity: 0.9 }),
+    });
+    this.zonesByLevel = {};
+    const levelStyle = {
+      city: { color: "#9fb3c8", weight: 2.5, fill: false },
+      bureau: { color: "#e0a458", weight: 2, dashArray: "6 4", fill: false },
+      station: { color: "#3fa7ff", weight: 1.4, fillOpacity: 0.04 },
+      zone: { color: "#3fa7ff", weight: 0.6, opacity: 0.45, dashArray: "2 3", fill: false },
+    };
+    for (const level of ["zone", "station", "bureau", "city"]) {
+      const features = layers.jurisdictions.features.filter((f) => f.properties.level === level);
+      this.zonesByLevel[level] = L.geoJSON({ type: "FeatureCollection", features }, {
+        renderer: this.renderer, interactive: level === "station",
+        style: () => levelStyle[level],
+        onEachFeature: (f, layer) => {
+          if (level === "station") layer.bindTooltip(() => this.jurisdictionName(f.properties), { sticky: true });
+        },
+      });
+    }
+    this.overlays.stations = L.geoJSON(layers.stations, {
+      pointToLayer: (f, latlng) => L.marker(latlng, {
+        icon: L.divIcon({ className: "station-icon", html: "★", iconSize: [14, 14] }),
+        keyboard: false,
+      }).bindTooltip(() => this.stationName(f.properties)),
+    });
+    this.overlays.places = L.geoJSON(layers.places, {
+      renderer: this.renderer,
+      style: () => ({ color: "#a78bfa", weight: 1, fillOpacity: 0.15 }),
+      pointToLayer: (f, latlng) => L.circleMarker(latlng, { radius: 4, color: "#a78bfa" }),
+    });
+    this.units = L.layerGroup();
+    this.incidents = L.layerGroup();
+    this.highlight = L.layerGroup();
+    for (const layer of [this.overlays.roads, this.zonesByLevel.zone, this.zonesByLevel.station,
+      this.zonesByLevel.bureau, this.zonesByLevel.city, this.overlays.stations, this.highlight,
+      this.incidents, this.units]) layer.addTo(this.map);
+    this.unitMarkers = new Map();
+    this.incidentMarkers = new Map();
+    this.layerControl = null;
+    this.buildLayerControl();
+  }
+
+  jurisdictionName(p) {
+    return (document.documentElement.lang.startsWith("zh") && p.name_zh) ? p.name_zh : p.name;
+  }
+
+  stationName(p) {
+    const name = this.jurisdictionName(p);
+    return p.synthetic ? `${name} (${t("map.synthetic")})` : name;
+  }
+
+  /** (Re)build the layer switcher with labels in the current language. */
+  buildLayerControl() {
+    if (this.layerControl) this.layerControl.remove();
+    const overlays = {
+      [t("layer.roads")]: this.overlays.roads,
+      [t("layer.city")]: this.zonesByLevel.city,
+      [t("layer.bureaus")]: this.zonesByLevel.bureau,
+      [t("layer.stations_area")]: this.zonesByLevel.station,
+      [t("layer.zones")]: this.zonesByLevel.zone,
+      [t("layer.stations")]: this.overlays.stations,
+      [t("layer.places")]: this.overlays.places,
+      [t("layer.incidents")]: this.incidents,
+      [t("layer.units")]: this.units,
+    };
+    this.layerControl = L.control.layers(null, overlays, { collapsed: false, position: "topright" });
+    this.layerControl.addTo(this.map);
+  }
+
+  /** Zoom to a jurisdiction (a station officer's scope). */
+  focusJurisdiction(id) {
+    for (const group of Object.values(this.zonesByLevel)) {
+      group.eachLayer((layer) => {
+        if (layer.feature.properties.id === id) this.map.fitBounds(layer.getBounds(), { padding: [20, 20] });
+      });
+    }
+  }
+
+  unitIcon(unit, recommended) {
+    const colour = STATUS_COLOURS[unit.status] || "#999";
+    const letter = TYPE_LETTERS[unit.unit_type] || "?";
+    const shape = unit.mode === "foot" ? " foot" : "";
+    return L.divIcon({
+      className: "unit-marker",
+      html: `<div class="unit-icon${shape}${recommended ? " recommended" : ""}" style="background:${colour};width:16px;height:16px" data-unit="${unit.id}">${letter}</div>`,
+      iconSize: [16, 16], iconAnchor: [8, 8],
+    });
+  }
+
+  upsertUnit(unit, recommended = false) {
+    const { lon, lat } = unit.located;
+    let marker = this.unitMarkers.get(unit.id);
+    if (!marker) {
+      marker = L.marker([lat, lon], { icon: this.unitIcon(unit, recommended), keyboard: false, zIndexOffset: 500 });
+      marker.bindTooltip(() => this.handlers.unitTooltip(marker.unit));
+      marker.on("click", () => this.handlers.onUnitClick(marker.unit));
+      marker.addTo(this.units);
+      this.unitMarkers.set(unit.id, marker);
+    } else {
+      marker.setLatLng([lat, lon]);
+      marker.setIcon(this.unitIcon(unit, recommended));
+    }
+    marker.unit = unit;
+  }
+
+  moveUnit(unit) {
+    const marker = this.unitMarkers.get(unit.id);
+    if (marker) marker.setLatLng([unit.located.lat, unit.located.lon]);
+  }
+
+  incidentIcon(incident, selected) {
+    const colour = PRIORITY_COLOURS[incident.priority] || "#999";
+    return L.divIcon({
+      className: "incident-marker",
+      html: `<div class="inc-icon st-${incident.status}${selected ? " selected" : ""}" style="background:${colour};width:20px;height:20px" data-incident="${incident.id}"><span>${incident.priority ?? "?"}</span></div>`,
+      iconSize: [20, 20], iconAnchor: [10, 20],
+    });
+  }
+
+  upsertIncident(incident, selected = false) {
+    let marker = this.incidentMarkers.get(incident.id);
+    const closed = incident.status === "cleared" || incident.status === "cancelled";
+    if (closed) {
+      if (marker) { marker.remove(); this.incidentMarkers.delete(incident.id); }
+      return;
+    }
+    if (!marker) {
+      marker = L.marker([incident.lat, incident.lon], { icon: this.incidentIcon(incident, selected), zIndexOffset: 1000 });
+      marker.bindTooltip(() => this.handlers.incidentTooltip(marker.incident));
+      marker.on("click", () => this.handlers.onIncidentClick(marker.incident.id));
+      marker.addTo(this.incidents);
+      this.incidentMarkers.set(incident.id, marker);
+    } else {
+      marker.setIcon(this.incidentIcon(incident, selected));
+    }
+    marker.incident = incident;
+  }
+
+  /** Show an incident's recommended units and the assigned unit's route. */
+  showSelection(incident, recommendedIds, route) {
+    this.highlight.clearLayers();
+    if (route && route.coords.length > 1) {
+      L.polyline(route.coords.map(([x, y]) => [y, x]), { color: "#3fa7ff", weight: 5, opacity: 0.85 })
+        .addTo(this.highlight);
+    }
+    if (incident) {
+      for (const id of recommendedIds) {
+        const m = this.unitMarkers.get(id);
+        if (m) L.polyline([m.getLatLng(), [incident.lat, incident.lon]], {
+          color: "#ffffff", weight: 1, dashArray: "4 4", opacity: 0.6, interactive: false,
+        }).addTo(this.highlight);
+      }
+    }
+  }
+
+  panTo(lon, lat) { this.map.panTo([lat, lon]); }
+}
