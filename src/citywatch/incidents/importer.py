@@ -175,7 +175,7 @@ def import_file(
         ).scalar_one()
         with progress() as bar:
             task = bar.add_task(f"Importing {path.name}", total=int(keep.sum()))
-            inserted = insert_incidents(
+            imported = insert_incidents(
                 conn,
                 records[keep],
                 batch_id=batch_id,
@@ -185,8 +185,8 @@ def import_file(
             update(ImportBatch)
             .where(ImportBatch.id == batch_id)
             .values(
-                rows_imported=len(inserted),
-                rows_already_present=int(keep.sum()) - len(inserted),
+                rows_imported=imported,
+                rows_already_present=int(keep.sum()) - imported,
                 finished_at=datetime.now(UTC),
             )
         )
@@ -197,8 +197,8 @@ def import_file(
         file=str(path),
         batch_id=int(batch_id),
         read=len(records),
-        imported=len(inserted),
-        already_present=int(keep.sum()) - len(inserted),
+        imported=imported,
+        already_present=int(keep.sum()) - imported,
         merged=int(merged.sum()),
         rejected_by_reason=rejected_counts,
         rejected_path=str(out_path) if rejected_counts else None,

@@ -57,6 +57,7 @@ class IncidentRow(Base):
         Index("ix_incidents_received_at", "received_at"),
         Index("ix_incidents_category_received_at", "category", "received_at"),
         Index("ix_incidents_station", "station"),
+        Index("ix_incidents_batch_id", "batch_id"),
     )
 
     id: Mapped[str] = mapped_column(String(255), primary_key=True)

@@ -74,10 +74,12 @@ def upgrade() -> None:
     op.create_index("ix_incidents_received_at", "incidents", ["received_at"])
     op.create_index("ix_incidents_category_received_at", "incidents", ["category", "received_at"])
     op.create_index("ix_incidents_station", "incidents", ["station"])
+    op.create_index("ix_incidents_batch_id", "incidents", ["batch_id"])
 
 
 def downgrade() -> None:
     """Drop ``incidents`` and ``import_batches``."""
+    op.drop_index("ix_incidents_batch_id", table_name="incidents")
     op.drop_index("ix_incidents_station", table_name="incidents")
     op.drop_index("ix_incidents_category_received_at", table_name="incidents")
     op.drop_index("ix_incidents_received_at", table_name="incidents")
