@@ -2,6 +2,176 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
 import typer
 
+from citywatch.console import console, err_console, print_json, print_table
+from citywatch.errors import DataError, NotFoundError, ValidationError
+from citywatch.plan.coverage import LSCP, MCLP, MEXCLP, BackupCoverage, CoverageData
+from citywatch.plan.heuristic import greedy_local_search
+from citywatch.plan.hypercube import HypercubeModel
+from citywatch.plan.staffing import staffing_table
+
 app = typer.Typer(help="Patrol deployment planning.", no_args_is_help=True)
+
+
+class CoverageModelName(StrEnum):
+    """Models of ``plan coverage``."""
+
+    mclp = "mclp"
+    lscp = "lscp"
+    mexclp = "mexclp"
+    backup = "backup"
+
+
+class QueueName(StrEnum):
+    """Queue disciplines."""
+
+    none = "none"
+    infinite = "infinite"
+
+
+class HypercubeMethod(StrEnum):
+    """Solution methods of ``plan hypercube``."""
+
+    auto = "auto"
+    exact = "exact"
+    approximate = "approximate"
+
+
+def read_csv(path: Path, id_columns: tuple[str, ...]) -> pd.DataFrame:
+    """Read a CSV file with the given columns as strings; clear errors for missing/bad files."""
+    if not path.is_file():
+        raise NotFoundError(f"file not found: {path}")
+    try:
+        return pd.read_csv(path, dtype={c: str for c in id_columns}, encoding="utf-8-sig")
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: cannot read CSV ({exc})") from exc
+
+
+@app.command("coverage")
+def coverage(
+    demand: Path = typer.Option(..., "--demand", help="CSV with columns id,weight."),
+    sites: Path = typer.Option(..., "--sites", help="CSV with column id and optional fixed 0/1."),
+    costs: Path = typer.Option(
+        ..., "--costs", help="CSV demand_id,site_id,cost; pairs not listed are unreachable."
+    ),
+    radius: float = typer.Option(..., "--radius", help="Covered when cost <= radius (inclusive)."),
+    units: int | None = typer.Option(None, "--units", help="Units to place (not for lscp)."),
+    model: CoverageModelName = typer.Option(CoverageModelName.mclp, "--model"),
+    busy_fraction: float | None = typer.Option(
+        None, "--busy-fraction", help="mexclp: probability q that a unit is busy."
+    ),
+    theta: float = typer.Option(0.5, "--theta", help="backup: weight of first coverage."),
+    time_limit: float | None = typer.Option(
+        None, "--time-limit", help="Seconds; return the incumbent and its gap when reached."
+    ),
+    heuristic: bool = typer.Option(
+        False, "--heuristic", help="Greedy + swap heuristic with its gap to the LP bound."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Choose sites for any demand/site/cost tables (MCLP, LSCP, MEXCLP or backup coverage)."""
+    data = CoverageData.from_frames(
+        read_csv(demand, ("id",)),
+        read_csv(sites, ("id",)),
+        read_csv(costs, ("demand_id", "site_id")),
+        radius,
+    )
+    solver: LSCP | MCLP | MEXCLP | BackupCoverage
+    if model is CoverageModelName.lscp:
+        if heuristic:
+            raise ValidationError("--heuristic applies to mclp, mexclp and backup")
+        solver = LSCP(data)
+    else:
+        if units is None:
+            raise ValidationError(f"--units is required for {model.value}", field="units")
+        if model is CoverageModelName.mclp:
+            solver = MCLP(data, units)
+        elif model is CoverageModelName.backup:
+            solver = BackupCoverage(data, units, theta=theta)
+        else:
+            if busy_fraction is None:
+                raise ValidationError("--busy-fraction is required for mexclp")
+            solver = MEXCLP(data, units, busy_fraction)
+    with err_console.status(f"Solving {model.value} ..."):
+        if heuristic and not isinstance(solver, LSCP):
+            result = greedy_local_search(solver)
+        else:
+            result = solver.solve(time_limit=time_limit)
+    doc = result.to_dict()
+    if as_json:
+        print_json(doc)
+        return
+    print_table(
+        f"{model.value.upper()} ({doc['status']})",
+        ("measure", "value"),
+        [(k, v) for k, v in doc.items() if k != "selected_sites"],
+    )
+    console.print("Selected sites: " + ", ".join(doc["selected_sites"]))
+
+
+@app.command("hypercube")
+def hypercube(
+    model_file: Path = typer.Argument(..., help="Model JSON: units, service_rate, queue, atoms."),
+    method: HypercubeMethod = typer.Option(
+        HypercubeMethod.auto, "--method", help="auto: exact up to 16 units, else approximate."
+    ),
+    states: bool = typer.Option(True, "--states/--no-states", help="Include state probabilities."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Solve Larson's hypercube queueing model (exact 2^N chain or the 1975 approximation)."""
+    model = HypercubeModel.from_json(model_file)
+    with err_console.status(f"Solving the hypercube model ({model.units} units) ..."):
+        result = model.solve(method.value)
+    doc = result.to_dict(include_states=states)
+    if as_json:
+        print_json(doc)
+        return
+    print_table(
+        f"Hypercube ({result.method}, {model.units} units, queue {model.queue})",
+        ("unit", "workload"),
+        [(u, f"{w:.4f}") for u, w in enumerate(result.workloads)],
+    )
+    console.print(f"P(all busy) = {result.p_all_busy:.4f}")
+    console.print(f"Cross-area dispatch fraction = {result.cross_area_fraction:.4f}")
+    if result.mean_travel_time is not None:
+        console.print(f"Mean travel time = {result.mean_travel_time:.4f}")
+
+
+@app.command("staffing")
+def staffing(
+    shifts: Path = typer.Option(
+        ..., "--shifts", help="CSV with columns shift,calls_per_hour,service_minutes."
+    ),
+    max_all_busy: float = typer.Option(
+        0.05, "--max-all-busy", help="Target probability that all units are busy."
+    ),
+    queue: QueueName = typer.Option(
+        QueueName.none, "--queue", help="none: Erlang B; infinite: Erlang C."
+    ),
+    officers_per_unit: float = typer.Option(2.0, "--officers-per-unit"),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Minimum units per shift so that all units are busy at most a target share of the time."""
+    table = staffing_table(
+        read_csv(shifts, ("shift",)),
+        max_all_busy,
+        queue.value,
+        officers_per_unit,
+    )
+    if as_json:
+        print_json(table.to_dict(orient="records"))
+        return
+    print_table(
+        f"Minimum units per shift (P(all busy) <= {max_all_busy:g}, queue {queue.value})",
+        list(table.columns),
+        [
+            [f"{v:.4f}" if isinstance(v, float | np.floating) else v for v in row]
+            for row in table.itertuples(index=False)
+        ],
+    )

@@ -10,6 +10,8 @@ returned with its relative gap so the caller can report it.
 from __future__ import annotations
 
 import math
+import os
+import sys
 from dataclasses import dataclass
 
 import highspy
@@ -19,6 +21,23 @@ import scipy.sparse as sp
 from citywatch.errors import SolverError
 
 __all__ = ["MilpSolution", "solve_milp"]
+
+
+def _new_highs() -> highspy.Highs:
+    """A HiGHS instance, created with standard output silenced.
+
+    The first instance prints a licence banner on the C-level standard output, which would
+    corrupt ``--json`` output; the log itself is controlled by ``output_flag``.
+    """
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 1)
+            return highspy.Highs()
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 @dataclass(frozen=True)
@@ -120,7 +139,7 @@ def solve_milp(
             highspy.HighsVarType.kInteger if flag else highspy.HighsVarType.kContinuous
             for flag in integer
         ]
-    h = highspy.Highs()
+    h = _new_highs()
     h.setOptionValue("output_flag", verbose)
     h.setOptionValue("mip_rel_gap", float(mip_rel_gap))
     if time_limit is not None:
