@@ -52,8 +52,8 @@ def test_nypd_shootings() -> None:
     assert parsed.reasons.isna().all()
     # one incident per INCIDENT_KEY; further rows are further victims
     assert int((~parsed.merged).sum()) == raw["INCIDENT_KEY"].nunique() == 16_255
-    incidents = parsed.records[~parsed.merged.to_numpy()]
-    assert incidents["id"].is_unique
+    incidents = parsed.incidents
+    assert len(incidents) == 16_255 and incidents["id"].is_unique
     # NYPD year-end CompStat counts of shooting incidents: 789 in 2017, 754 in 2018
     local_year = incidents["received_at"].dt.tz_convert("America/New_York").dt.year
     assert (local_year == 2017).sum() == 789
@@ -78,7 +78,9 @@ def test_nypd_shootings() -> None:
     fatal_keys = set(raw.loc[raw["STATISTICAL_MURDER_FLAG"] == "TRUE", "INCIDENT_KEY"])
     got = incidents.set_index("source_id")["disposition"]
     assert set(got[got == "murder"].index) == fatal_keys
-    assert (incidents["station"] == raw["PRECINCT"][~parsed.merged.to_numpy()]).all()
+    first_rows = raw.drop_duplicates("INCIDENT_KEY")
+    assert incidents["source_id"].tolist() == first_rows["INCIDENT_KEY"].tolist()
+    assert incidents["station"].tolist() == first_rows["PRECINCT"].tolist()
 
 
 @pytest.mark.parametrize(

@@ -140,7 +140,7 @@ def import_file(
     jurisdictions = None
     if pack is not None:
         # one comparison per incident: rejected rows and merged victims are left out
-        todo = (reasons.isna() & ~merged).to_numpy(dtype=bool)
+        todo = parsed.importable.to_numpy(dtype=bool)
         located, inside, jurisdictions = assign_jurisdictions(records[todo], pack)
         records = records.copy()
         records.loc[todo, ["bureau", "station", "zone"]] = located[["bureau", "station", "zone"]]

@@ -81,6 +81,16 @@ class Parsed:
         if self.merged.empty and len(self.raw):
             self.merged = pd.Series(False, index=self.raw.index)
 
+    @property
+    def importable(self) -> pd.Series:
+        """Rows that become incidents: no reject reason and not merged into another row."""
+        return self.reasons.isna() & ~self.merged
+
+    @property
+    def incidents(self) -> pd.DataFrame:
+        """The canonical records of the :attr:`importable` rows (one per incident)."""
+        return self.records[self.importable.to_numpy(dtype=bool)].reset_index(drop=True)
+
 
 def read_raw_csv(
     path: str | Path, *, encoding: str = "utf-8-sig", usecols: list[str] | None = None
