@@ -1,7 +1,140 @@
-"""``citywatch simulate``: run and compare simulation scenarios."""
+"""``citywatch simulate``: run and compare simulation scenarios.
+
+``citywatch simulate SCENARIO.toml`` is short for ``citywatch simulate run SCENARIO.toml``: the
+group treats a first argument that is not a sub-command name as the scenario of ``run``.
+"""
 
 from __future__ import annotations
 
-import typer
+from pathlib import Path
+from typing import Any
 
-simulate_app = typer.Typer(help="Simulate a fleet and a dispatch policy.", no_args_is_help=True)
+import click
+import typer
+from typer.core import TyperGroup
+
+from citywatch.console import console, print_json, print_table, progress
+from citywatch.errors import ValidationError
+
+__all__ = ["simulate_app"]
+
+
+class _RunByDefault(TyperGroup):
+    """A group where ``simulate X.toml ...`` means ``simulate run X.toml ...``."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
+simulate_app = typer.Typer(
+    cls=_RunByDefault,
+    help=(
+        "Simulate a fleet and a dispatch policy over a city's incidents. "
+        "`citywatch simulate SCENARIO.toml` is short for `citywatch simulate run SCENARIO.toml`."
+    ),
+    no_args_is_help=True,
+)
+
+_REPS = typer.Option(None, "--replications", "-n", help="Replications (default: the scenario's).")
+_SEED = typer.Option(None, "--seed", help="Base seed (default: the scenario's).")
+_WORKERS = typer.Option(None, "--workers", help="Worker processes (default: CPUs).")
+_JSON = typer.Option(False, "--json", help="Print the results as JSON.")
+
+
+def _fmt(kpi: str, x: float | None) -> str:
+    if x is None or x != x:
+        return "–"
+    if kpi.startswith(("on_scene", "share", "utilisation")):
+        return f"{100 * x:.1f} %"
+    return f"{x:,.0f}" if abs(x) >= 10 else f"{x:.2f}"
+
+
+def _run(path: Path, replications: int | None, seed: int | None, workers: int | None,
+         out: Path | None, quiet: bool) -> tuple[Any, dict[str, Any]]:
+    from citywatch.city import load_pack
+    from citywatch.sim.report import write_outputs
+    from citywatch.sim.runner import run_scenario
+    from citywatch.sim.scenario import load_scenario
+
+    if replications is not None and replications < 1:
+        raise ValidationError("--replications must be at least 1", field="replications")
+    scenario = load_scenario(path)
+    reps = replications or scenario.replications
+    with progress(transient=True) as bar:
+        task = bar.add_task(f"simulating {scenario.name}", total=reps)
+        result = run_scenario(
+            scenario, replications=reps, seed=seed, workers=workers,
+            on_done=lambda _: bar.advance(task),
+        )
+    folder = out or Path("simulations") / scenario.name
+    s = write_outputs(result, load_pack(scenario.pack), folder)
+    s["output"] = str(folder)
+    if not quiet:
+        console.print(f"Wrote records, plots and report.html to [bold]{folder}[/bold]")
+    return result, s
+
+
+@simulate_app.command("run")
+def run(
+    scenario: Path = typer.Argument(..., help="Scenario TOML file."),
+    replications: int | None = _REPS,
+    seed: int | None = _SEED,
+    out: Path | None = typer.Option(None, "--out", help="Output folder (default simulations/NAME)."),
+    workers: int | None = _WORKERS,
+    json: bool = _JSON,
+) -> None:
+    """Run a scenario: Parquet records, KPIs with 95 % intervals, plots and an HTML report."""
+    _, s = _run(scenario, replications, seed, workers, out, json)
+    if json:
+        print_json(s)
+        return
+    print_table(
+        f"{s['scenario']}: {s['incidents_total']} incidents, {s['replications']} replications",
+        ["KPI", "mean", "95 % interval"],
+        [
+            (k, _fmt(k, v["mean"]), f"{_fmt(k, v['ci_low'])} – {_fmt(k, v['ci_high'])}")
+            for k, v in s["kpis"].items()
+        ],
+    )
+
+
+@simulate_app.command("compare")
+def compare(
+    a: Path = typer.Argument(..., help="Scenario A (e.g. before the reform)."),
+    b: Path = typer.Argument(..., help="Scenario B (e.g. after the reform)."),
+    replications: int | None = _REPS,
+    seed: int | None = _SEED,
+    out: Path | None = typer.Option(
+        None, "--out", help="Output folder; A and B go in sub-folders (default simulations/)."
+    ),
+    workers: int | None = _WORKERS,
+    json: bool = _JSON,
+) -> None:
+    """Run two scenarios with the same seeds and show B - A with its 95 % interval."""
+    from citywatch.sim.kpis import compare as compare_kpis
+    from citywatch.sim.kpis import replication_kpis
+
+    base = out or Path("simulations")
+    ra, sa = _run(a, replications, seed, workers, base / "A", True)
+    rb, sb = _run(b, replications, seed, workers, base / "B", True)
+    paired = ra.seed == rb.seed and ra.replications == rb.replications
+    table = compare_kpis(
+        replication_kpis(ra.incidents, ra.units), replication_kpis(rb.incidents, rb.units),
+        paired=paired,
+    )
+    if json:
+        print_json({"a": sa, "b": sb, "paired": paired,
+                    "difference": {k: row.to_dict() for k, row in table.iterrows()}})
+        return
+    print_table(
+        f"A = {sa['scenario']}, B = {sb['scenario']} "
+        f"({'paired by replication' if paired else 'independent'}; outputs in {base})",
+        ["KPI", "A", "B", "B - A", "95 % interval of B - A"],
+        [
+            (k, _fmt(k, r["a"]), _fmt(k, r["b"]), _fmt(k, r["diff"]),
+             f"{_fmt(k, r['ci_low'])} – {_fmt(k, r['ci_high'])}")
+            for k, r in table.iterrows()
+        ],
+    )

@@ -1,0 +1,193 @@
+"""Outputs of a simulation: Parquet records, KPI summaries, PNG plots and an HTML report."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no display on servers
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import shapely
+from jinja2 import Environment
+from matplotlib.collections import PatchCollection
+from matplotlib.patches import Polygon as MplPolygon
+
+from citywatch.console import to_jsonable
+from citywatch.sim.kpis import KPI_LABELS, kpis_by, replication_kpis, summarise, utilisation
+from citywatch.sim.runner import SimResult
+
+__all__ = ["summary", "write_outputs"]
+
+
+def _local_hour(result: SimResult, timezone: str) -> Any:
+    return lambda inc: inc["received_at"].dt.tz_convert(timezone).dt.hour
+
+
+def summary(result: SimResult, timezone: str) -> dict[str, Any]:
+    """KPIs with 95 % intervals, overall, by station and by local hour, and utilisation."""
+    per_rep = replication_kpis(result.incidents, result.units)
+    overall = summarise(per_rep)
+    by_station = kpis_by(result.incidents, "station")
+    by_hour = kpis_by(result.incidents, _local_hour(result, timezone))
+    util_station = utilisation(result.units, "station").groupby("station")["utilisation"].mean()
+    util_unit = utilisation(result.units, "unit_id").groupby("unit_id")["utilisation"].mean()
+
+    def table(frame: pd.DataFrame) -> dict[str, Any]:
+        return {
+            str(idx): {k: {s: row[(k, s)] for s in ("mean", "ci_low", "ci_high")}
+                       for k in KPI_LABELS if (k, "mean") in row.index}
+            for idx, row in frame.iterrows()
+        }
+
+    inc = result.incidents
+    return {
+        "scenario": result.scenario.name,
+        "pack": Path(result.scenario.pack).name,
+        "policy": result.scenario.policy,
+        "start": result.scenario.start,
+        "end": result.scenario.end,
+        "replications": result.replications,
+        "seed": result.seed,
+        "units": int(result.units.groupby("replication").size().iloc[0]),
+        "incidents_total": len(inc),
+        "answered_total": int((inc["status"] == "answered").sum()),
+        "unanswered_total": int((inc["status"] == "unanswered").sum()),
+        "demand_rows_left_out": result.dropped,
+        "kpis": {k: overall.loc[k].to_dict() for k in overall.index},
+        "by_station": table(by_station),
+        "by_hour": table(by_hour),
+        "utilisation_by_station": util_station.to_dict(),
+        "utilisation_by_unit": util_unit.to_dict(),
+    }
+
+
+def _plot_response(inc: pd.DataFrame, path: Path) -> None:
+    resp = inc["response_s"].dropna().to_numpy() / 60.0
+    fig, ax = plt.subplots(figsize=(7, 4))
+    if len(resp):
+        ax.hist(resp, bins=np.linspace(0, max(20.0, np.percentile(resp, 99)), 61), color="#3b6ea5")
+    for x, label in ((3, "3 min"), (10, "10 min")):
+        ax.axvline(x, color="#c0392b", lw=1, ls="--")
+        ax.text(x, ax.get_ylim()[1] * 0.95, f" {label}", color="#c0392b", va="top")
+    ax.set_xlabel("response time: call received to first unit on scene (min)")
+    ax.set_ylabel("incidents (all replications)")
+    ax.set_title("Response-time distribution")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _plot_by_hour(by_hour: pd.DataFrame, path: Path) -> None:
+    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(7, 6), sharex=True)
+    hours = by_hour.index.to_numpy(int)
+    for ax, k, scale, label in (
+        (ax1, "on_scene_3min", 100.0, "% on scene within 3 min"),
+        (ax2, "mean_response_s", 1 / 60.0, "mean response (min)"),
+    ):
+        m = by_hour[(k, "mean")].to_numpy(float) * scale
+        lo = by_hour[(k, "ci_low")].to_numpy(float) * scale
+        hi = by_hour[(k, "ci_high")].to_numpy(float) * scale
+        ax.plot(hours, m, marker="o", color="#3b6ea5")
+        ax.fill_between(hours, lo, hi, alpha=0.25, color="#3b6ea5", label="95 % interval")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    ax1.legend()
+    ax2.set_xlabel("hour of day (local)")
+    ax2.set_xticks(range(0, 24, 2))
+    fig.suptitle("KPIs by hour of the call")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _plot_zone_map(inc: pd.DataFrame, pack: Any, path: Path) -> None:
+    zones = pack.level("zone") or pack.level("station")
+    mean = inc.groupby("zone")["response_s"].mean() / 60.0
+    fig, ax = plt.subplots(figsize=(6, 8))
+    patches, values = [], []
+    for z in zones:
+        for poly in getattr(z.geometry, "geoms", [z.geometry]):
+            patches.append(MplPolygon(np.asarray(shapely.get_coordinates(poly.exterior)), closed=True))
+            values.append(mean.get(z.id, np.nan))
+    coll = PatchCollection(patches, cmap="viridis_r", edgecolor="white", linewidths=0.3)
+    vals = np.asarray(values, dtype=float)
+    coll.set_array(np.ma.masked_invalid(vals))
+    coll.cmap.set_bad("#dddddd")
+    ax.add_collection(coll)
+    ax.autoscale_view()
+    ax.set_aspect(1 / np.cos(np.radians(np.nanmean(pack.network.lat))))
+    ax.set_axis_off()
+    fig.colorbar(coll, ax=ax, shrink=0.6, label="mean response (min); grey: no incidents")
+    ax.set_title("Mean response time by zone")
+    fig.text(0.01, 0.01, "Road network © OpenStreetMap contributors", fontsize=7)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
+_HTML = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Simulation: {{ s.scenario }}</title>
+<style>body{font-family:sans-serif;max-width:960px;margin:2em auto;color:#222}
+table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}
+th:first-child,td:first-child{text-align:left}img{max-width:100%}</style></head><body>
+<h1>Simulation: {{ s.scenario }}</h1>
+<p>City pack <b>{{ s.pack }}</b>, policy <b>{{ s.policy }}</b>, {{ s.units }} units,
+{{ s.start }} to {{ s.end }}; {{ s.replications }} replications (seed {{ s.seed }});
+{{ s.incidents_total }} incidents in all, {{ s.unanswered_total }} unanswered.</p>
+{% if s.demand_rows_left_out %}<p>Left out of the demand data: {% for k, v in s.demand_rows_left_out.items() %}{{ v }} {{ k }}{% if not loop.last %}, {% endif %}{% endfor %}.</p>{% endif %}
+<h2>KPIs (mean and 95 % interval across replications)</h2>
+<table><tr><th>KPI</th><th>mean</th><th>95 % interval</th></tr>
+{% for k, label in labels.items() %}{% set v = s.kpis[k] %}<tr><td>{{ label }}</td><td>{{ fmt(v['mean']) }}</td>
+<td>{{ fmt(v['ci_low']) }} – {{ fmt(v['ci_high']) }}</td></tr>
+{% endfor %}</table>
+<h2>Response times</h2><img src="data:image/png;base64,{{ img.response }}" alt="response-time distribution">
+<h2>By hour</h2><img src="data:image/png;base64,{{ img.hour }}" alt="KPIs by hour">
+<h2>By zone</h2><img src="data:image/png;base64,{{ img.zone }}" alt="mean response by zone">
+<h2>By station</h2>
+<table><tr><th>station</th><th>incidents</th><th>on scene ≤ 3 min</th><th>mean response (s)</th><th>by other station</th><th>utilisation</th></tr>
+{% for st, v in s.by_station.items() %}<tr><td>{{ st }}</td><td>{{ fmt(v.incidents['mean']) }}</td>
+<td>{{ fmt(v.on_scene_3min['mean']) }}</td><td>{{ fmt(v.mean_response_s['mean']) }}</td>
+<td>{{ fmt(v.share_other_station['mean']) }}</td><td>{{ fmt(s.utilisation_by_station.get(st)) }}</td></tr>
+{% endfor %}</table>
+<p><small>Road network © OpenStreetMap contributors. Generated by CityWatch.</small></p>
+</body></html>
+"""
+
+
+def _fmt(x: Any) -> str:
+    if x is None or (isinstance(x, float) and not np.isfinite(x)):
+        return "–"
+    return f"{x:,.3f}" if abs(x) < 10 else f"{x:,.0f}"
+
+
+def write_outputs(result: SimResult, pack: Any, out: Path) -> dict[str, Any]:
+    """Write ``incidents.parquet``, ``assignments.parquet``, ``units.parquet``, ``summary.json``,
+    three PNG plots and ``report.html`` into ``out``; return the summary."""
+    out.mkdir(parents=True, exist_ok=True)
+    result.incidents.to_parquet(out / "incidents.parquet", index=False)
+    result.assignments.to_parquet(out / "assignments.parquet", index=False)
+    result.units.to_parquet(out / "units.parquet", index=False)
+    s = summary(result, pack.timezone)
+    (out / "summary.json").write_text(json.dumps(to_jsonable(s), indent=2, ensure_ascii=False))
+    by_hour = kpis_by(result.incidents, _local_hour(result, pack.timezone))
+    _plot_response(result.incidents, out / "response_times.png")
+    _plot_by_hour(by_hour, out / "kpis_by_hour.png")
+    _plot_zone_map(result.incidents, pack, out / "zone_map.png")
+    img = {
+        key: base64.b64encode((out / name).read_bytes()).decode()
+        for key, name in (("response", "response_times.png"), ("hour", "kpis_by_hour.png"),
+                          ("zone", "zone_map.png"))
+    }
+    html = Environment(autoescape=True).from_string(_HTML).render(
+        s=to_jsonable(s) | {"kpis": s["kpis"], "by_station": s["by_station"],
+                            "utilisation_by_station": s["utilisation_by_station"]},
+        labels=KPI_LABELS, img=img, fmt=_fmt,
+    )
+    (out / "report.html").write_text(html, encoding="utf-8")
+    return s
