@@ -13,6 +13,7 @@ import subprocess
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import cache
+from typing import Any
 
 import matplotlib
 
@@ -168,21 +169,27 @@ def map_chart(points: pd.DataFrame, counts: dict[str, int], title: str) -> Figur
         ax.text(0.5, 0.5, "–", ha="center", va="center", transform=ax.transAxes)
         ax.set_axis_off()
         return fig
-    cmap = matplotlib.colormaps["tab20"]
-    size = max(3.0, min(24.0, 6000 / len(points)))  # sparse maps need bigger dots to be seen
-    for i, (name, grp) in enumerate(points.groupby("jurisdiction", sort=True)):
+    codes, names = pd.factorize(points["jurisdiction"], sort=True)
+    if len(points) > _SCATTER_LIMIT:
+        _density_image(ax, points, codes)
+    else:
         ax.scatter(
-            grp["lon"],
-            grp["lat"],
-            s=size,
-            color=cmap(i % 20),
+            points["lon"],
+            points["lat"],
+            s=max(3.0, min(24.0, 6000 / len(points))),  # sparse maps need bigger dots
+            c=codes % 20,
+            cmap="tab20",
+            vmin=0,
+            vmax=19,
             alpha=0.7,
             linewidths=0,
-            rasterized=True,  # thousands of points: one embedded image, not one path each
+            rasterized=True,  # one embedded image, not one path per point
         )
+    centres = points.groupby(codes)[["lon", "lat"]].median().to_numpy(float)
+    for code, name in enumerate(names):
         ax.annotate(
-            f"{name}: {counts.get(str(name), len(grp))}",
-            (float(grp["lon"].median()), float(grp["lat"].median())),
+            f"{name}: {counts.get(str(name), int((codes == code).sum()))}",
+            (centres[code, 0], centres[code, 1]),
             fontsize=7,
             ha="center",
             bbox={"boxstyle": "round,pad=0.15", "fc": "white", "alpha": 0.7, "lw": 0},
@@ -191,3 +198,23 @@ def map_chart(points: pd.DataFrame, counts: dict[str, int], title: str) -> Figur
     ax.set_title(title)
     ax.tick_params(labelsize=7)
     return fig
+
+
+#: Above this many points the map is drawn as a density image (drawing each point is too slow).
+_SCATTER_LIMIT = 20_000
+_GRID = 500
+
+
+def _density_image(ax: Any, points: pd.DataFrame, codes: np.ndarray) -> None:
+    """Pixels coloured by a jurisdiction found in them, opacity growing with log density."""
+    lon, lat = points["lon"].to_numpy(float), points["lat"].to_numpy(float)
+    extent = (lon.min(), lon.max(), lat.min(), lat.max())
+    ix = np.minimum(((lon - extent[0]) / (np.ptp(lon) or 1) * _GRID).astype(int), _GRID - 1)
+    iy = np.minimum(((lat - extent[2]) / (np.ptp(lat) or 1) * _GRID).astype(int), _GRID - 1)
+    pixel = iy * _GRID + ix
+    density = np.bincount(pixel, minlength=_GRID * _GRID)
+    owner = np.zeros(_GRID * _GRID, dtype=int)
+    owner[pixel] = codes  # the last point written wins: neighbours share a jurisdiction
+    rgba = matplotlib.colormaps["tab20"](owner % 20 / 19)
+    rgba[:, 3] = np.log1p(density) / np.log1p(density.max())
+    ax.imshow(rgba.reshape(_GRID, _GRID, 4), origin="lower", extent=extent, interpolation="none")

@@ -177,7 +177,7 @@ def build_compstat(
         raise ValidationError(f"unknown language {lang!r}: use zh or en", field="lang")
     language: Lang = "zh" if lang == "zh" else "en"
     previous = baseline_dates or baseline_period(period, "year")
-    present = set(incidents["category"].dropna().astype(str))
+    present = {str(c) for c in incidents["category"].dropna().unique()}
     spec = resolve_categories(categories, present)
     args: dict[str, Any] = {"tz": tz, "categories": spec, "city": city}
     by_args: dict[str, Any] = {**args, "by": by, "jurisdictions": jurisdictions}

@@ -245,21 +245,21 @@ def scoped_frame(
     missing = sorted(needed - set(incidents.columns))
     if missing:
         raise DataError(f"the incidents lack the column(s) {', '.join(missing)}")
-    bad = sorted(set(incidents["time_precision"].dropna()) - set(_PRECISION_RANK))
+    bad = sorted(set(incidents["time_precision"].dropna().unique()) - set(_PRECISION_RANK))
     if bad or incidents["time_precision"].isna().any():
         raise DataError(f"unknown time_precision values {bad or ['(empty)']}")
     if incidents["received_at"].isna().any():
         n = int(incidents["received_at"].isna().sum())
         raise DataError(f"{n} incident(s) have no received_at time")
-    present = set(incidents["category"].dropna().astype(str))
+    present = {str(c) for c in incidents["category"].dropna().unique()}
     labels = resolve_categories(categories, present)
 
     local = _local_wall_time(incidents["received_at"], tz)
+    # Vectorised string dtype throughout: a million incidents must not be walked in Python.
     if by == "city":
-        jurisdiction = pd.Series(city, index=incidents.index, dtype=object)
+        jurisdiction = pd.Series(city, index=incidents.index, dtype="string")
     else:
-        jurisdiction = incidents[by].astype(object).where(incidents[by].notna(), UNASSIGNED)
-        jurisdiction = jurisdiction.map(str)
+        jurisdiction = incidents[by].astype("string").fillna(UNASSIGNED)
     base = pd.DataFrame(
         {
             "row": np.arange(len(incidents)),  # the incident, repeated under several labels
@@ -302,7 +302,7 @@ def require_precision(frame: pd.DataFrame, finest: str, statistic: str) -> None:
         Name of the statistic, for the message.
     """
     limit = _PRECISION_RANK[finest]
-    coarse = frame["time_precision"].map(_PRECISION_RANK) > limit
+    coarse = frame["time_precision"].isin([p for p, r in _PRECISION_RANK.items() if r > limit])
     if coarse.any():
         kinds = ", ".join(sorted(set(frame.loc[coarse, "time_precision"])))
         raise InsufficientPrecisionError(
