@@ -16,7 +16,7 @@ from citywatch.cli import main
 from citywatch.incidents.importer import ImportReport, import_file
 from citywatch.store.db import make_engine
 from citywatch.store.incidents import load_incidents_frame
-from tests.incidents.test_sources import SHOOTINGS, THEFTS, WEST_YORKSHIRE
+from tests.incidents.test_sources import NASHVILLE, SHOOTINGS, THEFTS, WEST_YORKSHIRE
 
 
 def adds_up(report: ImportReport) -> bool:
@@ -164,32 +164,29 @@ def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, 
 
 
 def test_cli_import_export_round_trip(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # the first 3,000 real Nashville calls: station, zone, disposition and solved all set
+    lines = NASHVILLE.read_bytes().splitlines(keepends=True)[:3001]
+    calls = tmp_path / "calls.csv"
+    calls.write_bytes(b"".join(lines))
     db1, db2 = f"sqlite:///{tmp_path / 'a.db'}", f"sqlite:///{tmp_path / 'b.db'}"
     code, out, _ = run(
-        [
-            "incidents",
-            "import",
-            str(WEST_YORKSHIRE[0]),
-            "--source",
-            "police_uk",
-            "--db",
-            db1,
-            "--json",
-        ],
+        ["incidents", "import", str(calls), "--source", "nashville", "--db", db1, "--json"],
         capsys,
     )
-    assert code == 0 and json.loads(out)["imported"] == 27_176
+    assert code == 0 and json.loads(out)["imported"] == 3_000
     exported = tmp_path / "export.csv"
     code, out, _ = run(
         ["incidents", "export", "--db", db1, "--out", str(exported), "--json"], capsys
     )
-    assert code == 0 and json.loads(out) == {"out": str(exported), "rows": 27_176}
+    assert code == 0 and json.loads(out) == {"out": str(exported), "rows": 3_000}
     code, out, _ = run(
         ["incidents", "import", str(exported), "--source", "canonical", "--db", db2, "--json"],
         capsys,
     )
-    assert code == 0 and json.loads(out)["imported"] == 27_176
-    pd.testing.assert_frame_equal(load_incidents_frame(db2), load_incidents_frame(db1))
+    assert code == 0 and json.loads(out)["imported"] == 3_000
+    first = load_incidents_frame(db1)
+    pd.testing.assert_frame_equal(load_incidents_frame(db2), first)
+    assert first["solved"].any() and first["zone"].notna().all()
     code, out, _ = run(
         [
             "incidents",
@@ -200,11 +197,22 @@ def test_cli_import_export_round_trip(tmp_path: Path, capsys: pytest.CaptureFixt
             str(exported),
             "--category",
             "two_robberies",
+            "--since",
+            "2024-03-01",
             "--json",
         ],
         capsys,
     )
-    assert json.loads(out)["rows"] == 189  # West Yorkshire robberies, July 2016 (no snatching)
+    raw = pd.read_csv(calls, dtype=str, encoding="utf-8-sig")
+    robbery = raw["Tencode"].isin(["53", "1000"])  # holdup/robbery, bank robbery
+    after = pd.to_datetime(raw["Call_Received"]).dt.tz_localize("America/Chicago") >= pd.Timestamp(
+        "2024-03-01", tz="UTC"
+    )
+    assert json.loads(out)["rows"] == int((robbery & after).sum()) > 0
+    code, out, _ = run(
+        ["incidents", "import", str(calls), "--source", "nashville", "--db", db1], capsys
+    )
+    assert code == 0 and "already present" in out and "3,000" in out
 
 
 def test_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -235,6 +243,45 @@ def test_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         capsys,
     )
     assert code == 1 and "Error: unknown time zone 'Mars/Olympus'" in err
+    code, _, err = run(
+        [
+            "incidents",
+            "export",
+            "--out",
+            str(tmp_path / "x.csv"),
+            "--db",
+            f"sqlite:///{tmp_path / 'empty.db'}",
+        ],
+        capsys,
+    )
+    assert code == 1 and "holds no incidents table yet" in err
+    code, _, err = run(
+        [
+            "incidents",
+            "import",
+            str(THEFTS),
+            "--source",
+            "code",
+            "--clip",
+            "--db",
+            f"sqlite:///{tmp_path / 'e.db'}",
+        ],
+        capsys,
+    )
+    assert code == 1 and "Error: --clip needs a city pack" in err
+    code, _, err = run(
+        [
+            "incidents",
+            "import",
+            str(tmp_path / "none.csv"),
+            "--source",
+            "code",
+            "--db",
+            f"sqlite:///{tmp_path / 'e.db'}",
+        ],
+        capsys,
+    )
+    assert code == 1 and "Error: no such file" in err
     code, out, _ = run(["incidents", "categories", "--json"], capsys)
     groups = {g["code"]: g["categories"] for g in json.loads(out)["groups"]}
     assert code == 0 and groups["two_robberies"] == ["robbery", "snatching"]

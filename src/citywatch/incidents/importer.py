@@ -22,6 +22,7 @@ import pandas as pd
 from sqlalchemy import Engine, insert, update
 
 from citywatch.console import progress
+from citywatch.errors import ValidationError
 from citywatch.incidents.jurisdiction import JurisdictionReport, PackLike, assign_jurisdictions
 from citywatch.incidents.sources import read_source
 from citywatch.incidents.taxonomy import Taxonomy
@@ -131,8 +132,10 @@ def import_file(
         If the file cannot be read or lacks the source's columns, or the database is
         unreachable.
     ValidationError
-        For an unknown source.
+        For an unknown source, or ``clip`` without a pack.
     """
+    if clip and pack is None:
+        raise ValidationError("--clip needs a city pack (--pack) to clip to", field="clip")
     path = Path(path)
     parsed = read_source(path, source, mapping=mapping, taxonomy=taxonomy)
     records, reasons = parsed.records, parsed.reasons

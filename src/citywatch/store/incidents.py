@@ -13,8 +13,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Engine, Insert, Select, Table, func, select
+from sqlalchemy import Connection, Engine, Insert, Select, Table, func, inspect, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import OperationalError
 
 from citywatch.errors import DataError, ValidationError
 from citywatch.incidents.record import COLUMNS, DATETIME_COLUMNS, coerce_frame, empty_frame
@@ -180,11 +181,22 @@ def load_incidents_frame(
     ------
     ValidationError
         For an unknown category or group, or a naive date-time bound.
+    DataError
+        If the database is unreachable or has never been migrated.
     """
     tax = taxonomy if taxonomy is not None else load_taxonomy()
     stmt = _query(start, end, categories, sources, stations, tax)
-    with as_engine(engine_or_url).connect() as conn:
-        rows = conn.execute(stmt).all()
+    engine = as_engine(engine_or_url)
+    try:
+        with engine.connect() as conn:
+            if not inspect(conn).has_table(_TABLE.name):
+                raise DataError(
+                    f"{engine.url.render_as_string()} holds no incidents table yet: "
+                    "import incidents first (citywatch incidents import)"
+                )
+            rows = conn.execute(stmt).all()
+    except OperationalError as exc:
+        raise DataError(f"cannot read incidents from {engine.url!r}: {exc.orig}") from None
     if not rows:
         return empty_frame()
     return coerce_frame(pd.DataFrame.from_records(rows, columns=list(COLUMNS)))
