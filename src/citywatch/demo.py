@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from fastapi import FastAPI
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -126,7 +129,11 @@ def ensure_accounts(
             if find_user(session, account.username) is None:
                 scope = first_station if account.scope == "first" else account.scope
                 create_user(
-                    session, account.username, account.role, password=password, scope=scope,
+                    session,
+                    account.username,
+                    account.role,
+                    password=password,
+                    scope=scope,
                     actor="demo",
                 )
             else:
@@ -186,6 +193,7 @@ def demo(
     from citywatch.store.incidents import load_incidents_frame
     from citywatch.web.demand import HistoricDemand
     from citywatch.web.feed import DemoFeed, FeedConfig, attach_feed
+    from citywatch.web.routes import extend_lifespan
 
     console.print(f"Loading city pack [bold]{pack}[/bold] (built on first use)...")
     city = load_pack(pack)
@@ -198,7 +206,9 @@ def demo(
             f"({report['rejected']} outside {city.name} or invalid, listed in "
             f"{report['rejected_path']})."
         )
-    app = create_app(Settings(pack=pack, db_url=db, demo=True, migrate=False).with_secret_from_env())
+    app = create_app(
+        Settings(pack=pack, db_url=db, demo=True, migrate=False).with_secret_from_env()
+    )
     service = app.state.service
     created = ensure_fleet(service)
     console.print(f"Demo fleet: {created} units registered now at {len(city.stations)} stations.")
@@ -223,8 +233,13 @@ def demo(
         f"[bold green]Command centre:[/bold green] http://{host}:{port}/  ({feed_note}; "
         f"API docs at /docs).  Press Ctrl+C to stop."
     )
-    try:
-        uvicorn.run(app, host=host, port=port)
-    finally:
+
+    @asynccontextmanager
+    async def lock_accounts_at_exit(_: FastAPI) -> AsyncIterator[None]:
+        # In the lifespan, not a finally: uvicorn re-raises SIGTERM after its shutdown.
+        yield
         ensure_accounts(service.sessions, city, reveal=False)
         console.print("Demo stopped; the demo passwords no longer work.")
+
+    extend_lifespan(app, lock_accounts_at_exit)
+    uvicorn.run(app, host=host, port=port)

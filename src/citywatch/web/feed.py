@@ -35,6 +35,7 @@ from citywatch.dispatch.accounts import Principal, Role
 from citywatch.dispatch.service import DispatchService
 from citywatch.errors import CityWatchError, ValidationError
 from citywatch.web.demand import DemoCall, HistoricDemand
+from citywatch.web.routes import extend_lifespan
 
 __all__ = ["FEED_USER", "DemoFeed", "FeedConfig", "Leg", "attach_feed"]
 
@@ -79,7 +80,13 @@ class FeedConfig:
     initial_calls: int = 6
 
     def __post_init__(self) -> None:
-        for name in ("tick_s", "patrol_report_s", "auto_dispatch_s", "on_scene_s", "patrol_radius_m"):
+        for name in (
+            "tick_s",
+            "patrol_report_s",
+            "auto_dispatch_s",
+            "on_scene_s",
+            "patrol_radius_m",
+        ):
             if not getattr(self, name) > 0:
                 raise ValidationError(f"{name} must be positive", field=name)
         if not 0 <= self.patrol_share <= 1:
@@ -326,18 +333,16 @@ def attach_feed(app: FastAPI, feed: DemoFeed) -> None:
     feed : DemoFeed
         The feed; it starts after the application's own start-up (event bus listening).
     """
-    inner = app.router.lifespan_context
 
     @asynccontextmanager
-    async def lifespan(a: FastAPI) -> AsyncIterator[Any]:
-        async with inner(a) as state:
-            task = asyncio.create_task(feed.run(), name="citywatch-demo-feed")
-            try:
-                yield state
-            finally:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+    async def running(_: FastAPI) -> AsyncIterator[None]:
+        task = asyncio.create_task(feed.run(), name="citywatch-demo-feed")
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
-    app.router.lifespan_context = lifespan
+    extend_lifespan(app, running)
     app.state.feed = feed

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import gzip
 import json
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -29,7 +31,7 @@ from citywatch.api.security import CurrentUser
 from citywatch.city import CityPack
 from citywatch.web.layers import local_windows, pack_config, pack_layers
 
-__all__ = ["LEAFLET_URL", "dashboard_router", "install"]
+__all__ = ["LEAFLET_URL", "dashboard_router", "extend_lifespan", "install"]
 
 #: Where the browser finds leaflet.js and leaflet.css.
 LEAFLET_URL = "/vendor/leaflet"
@@ -148,3 +150,27 @@ def install(app: FastAPI) -> None:
     """
     app.include_router(dashboard_router)
     app.mount(LEAFLET_URL, StaticFiles(directory=leaflet.BASE_DIR), name="leaflet")
+
+
+def extend_lifespan(
+    app: FastAPI, extra: Callable[[FastAPI], AbstractAsyncContextManager[None]]
+) -> None:
+    """Run ``extra(app)`` inside the application's lifespan: entered after its start-up (the
+    event bus is listening), left before its shutdown, whatever stops the server.
+
+    Parameters
+    ----------
+    app : fastapi.FastAPI
+        The application.
+    extra : callable
+        Returns an async context manager (e.g. a function decorated with
+        :func:`contextlib.asynccontextmanager`).
+    """
+    inner = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(a: FastAPI) -> AsyncIterator[Any]:
+        async with inner(a) as state, extra(a):
+            yield state
+
+    app.router.lifespan_context = lifespan

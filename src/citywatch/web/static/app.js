@@ -288,7 +288,7 @@ function renderUnitSummary() {
 function renderLegend() {
   const types = Object.entries(TYPE_LETTERS).map(([ut, letter]) => `<div><kbd>${letter}</kbd> ${esc(unitTypeLabel(ut))}</div>`);
   const statuses = Object.entries(STATUS_COLOURS).map(([s, c]) => `<div><i class="sym" style="background:${c}"></i>${esc(statusLabel(s))}</div>`);
-  $("legend").innerHTML = `<b>${esc(t("legend.units"))}</b>${types.slice(0, 4).join("")}${statuses.join("")}
+  $("legend").innerHTML = `<b>${esc(t("legend.units"))}</b><div class="cols"><div>${types.slice(0, 4).join("")}</div><div>${statuses.join("")}</div></div>
     <div><b>${esc(t("legend.incidents"))}</b>: ${esc(t("legend.priority"))}</div><div>★ ${esc(t("layer.stations"))}</div>`;
 }
 
@@ -312,9 +312,16 @@ async function selectIncident(id) {
   for (const inc of state.incidents.values()) state.map.upsertIncident(inc, inc.id === id);
   renderQueue();
   const inc = state.incidents.get(id);
-  if (inc) state.map.panTo(inc.lon, inc.lat);
   $("detail").hidden = false;
+  if (inc) state.map.panToVisible(inc.lon, inc.lat, detailCover());
   await loadDetail(id);
+}
+
+/** Pixels of the map's right side hidden by the detail panel. */
+function detailCover() {
+  const map = $("map").getBoundingClientRect();
+  const panel = $("detail").getBoundingClientRect();
+  return panel.width && panel.left < map.right ? map.right - panel.left : 0;
 }
 
 function closeDetail() {

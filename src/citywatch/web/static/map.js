@@ -16,7 +16,9 @@ export { PRIORITY_COLOURS, STATUS_COLOURS, TYPE_LETTERS };
 export class CityMap {
   constructor(element, config, layers, handlers) {
     this.handlers = handlers;
-    this.map = L.map(element, { preferCanvas: true, zoomControl: true, attributionControl: true });
+    this.map = L.map(element, {
+      preferCanvas: true, zoomControl: true, attributionControl: true, zoomSnap: 0.25,
+    });
     this.map.attributionControl.setPrefix('<a href="https://leafletjs.com">Leaflet</a>');
     for (const c of config.credits) this.map.attributionControl.addAttribution(c.replace("©", "&copy;"));
     const [w, s, e, n] = config.bbox;
@@ -181,5 +183,11 @@ export class CityMap {
     }
   }
 
-  panTo(lon, lat) { this.map.panTo([lat, lon]); }
+  /** Centre the map on a point, shifted left of the detail panel that covers the map's right. */
+  panToVisible(lon, lat, coveredPx) {
+    const size = this.map.getSize();
+    const target = this.map.latLngToContainerPoint([lat, lon]);
+    const want = L.point(Math.max(size.x - coveredPx, size.x / 3) / 2, size.y / 2);
+    this.map.panBy(target.subtract(want));
+  }
 }

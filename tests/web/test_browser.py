@@ -1,0 +1,199 @@
+"""End-to-end: the dashboard in headless Chromium against a real server with the demo feed.
+
+Debian's ``chromium`` is driven by Playwright (never ``playwright install``); the tests skip with
+the reason when no Chromium is installed.  Screenshots go to ``test-artifacts/``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from citywatch.api.app import STATIC_DIR, create_app
+from citywatch.api.settings import Settings
+from citywatch.city import CityPack
+from citywatch.demo import ensure_fleet
+from citywatch.dispatch.accounts import Principal, Role, create_user
+from citywatch.web.feed import DemoFeed, FeedConfig, attach_feed
+from tests.api.conftest import Server, start_server, stop_server
+from tests.web.conftest import PASSWORD, WEB_USERS, demand_from_nodes
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        CHROMIUM is None,
+        reason="no Chromium found: install Debian's chromium (scripts/test-setup.sh does in CI)",
+    ),
+]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+MESSAGES = json.loads((STATIC_DIR / "i18n.json").read_text(encoding="utf-8"))
+EN_ROUTE_RGB = "rgb(247, 201, 72)"  # STATUS_COLOURS.en_route of map.js
+TIMEOUT_MS = 20_000
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory, manhattan: CityPack) -> Iterator[Server]:
+    db = tmp_path_factory.mktemp("browser") / "citywatch.db"
+    app = create_app(Settings(pack="manhattan", db_url=f"sqlite:///{db}", demo=True))
+    ensure_fleet(app.state.service)
+    with app.state.service.sessions.begin() as s:
+        for user in WEB_USERS:
+            create_user(s, password=PASSWORD, **user)
+    # Calls arrive, units patrol, but nothing is dispatched or cleared by the feed: the test
+    # (the person at the dashboard) does that.
+    config = FeedConfig(tick_s=1.0, initial_calls=5, auto_dispatch_s=3600, on_scene_s=3600)
+    attach_feed(app, DemoFeed(app.state.service, demand_from_nodes(manhattan, 120.0), config))
+    srv = start_server(app)
+    yield srv
+    stop_server(srv)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        yield b
+        b.close()
+
+
+def open_page(browser: object, live: Server, width: int, height: int, user: str) -> object:
+    page = browser.new_page(viewport={"width": width, "height": height})  # type: ignore[attr-defined]
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.errors = errors
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(live.url + "/")
+    page.fill("[data-testid=username]", user)
+    page.fill("[data-testid=password]", PASSWORD)
+    page.click("[data-testid=login-submit]")
+    page.wait_for_selector("[data-testid=login]", state="hidden")
+    return page
+
+
+def test_dispatcher_sees_live_city_and_dispatches(browser: object, live: Server) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page = open_page(browser, live, 1920, 1080, "disp")
+    # Every unit of the fleet and the first calls are on the map within seconds.
+    page.wait_for_function("document.querySelectorAll('.unit-icon[data-unit]').length === 63")
+    page.wait_for_function("document.querySelectorAll('.inc-icon[data-incident]').length >= 5")
+    assert page.is_visible("[data-testid=sim-badge]")
+    assert page.inner_text("[data-testid=city-name]") == "Manhattan, New York City"
+    page.wait_for_function("document.querySelectorAll('#kpi-tiles .tile').length === 9")
+    page.wait_for_selector("[data-testid=conn][data-state=open]")
+    # Patrolling units move: some marker changes place within a few feed ticks.
+    moved = "[...document.querySelectorAll('.unit-marker')].map(m => m.style.transform)"
+    page.evaluate(f"window.placesBefore = {moved}")
+    page.wait_for_function(f"{moved}.some((p, i) => p !== window.placesBefore[i])")
+    page.screenshot(path=str(ARTIFACTS / "dashboard-1920x1080.png"))
+
+    page.click("[data-testid=queue-item] >> nth=0")
+    first = page.wait_for_selector("[data-testid=candidate]")
+    unit_id = first.get_attribute("data-unit")
+    incident_id = page.get_attribute("[data-testid=queue-item].selected", "data-id")
+    page.click("[data-testid=assign-recommended]")
+    page.wait_for_selector(f"[data-testid=assignment]:has-text('{unit_id}')")
+    # The feed sends the unit on its way; the incident and the unit change status live.
+    page.wait_for_function(
+        "document.querySelector('[data-testid=detail-status]').textContent === 'En route'"
+    )
+    page.wait_for_selector(
+        f"[data-testid=queue-item][data-id='{incident_id}'][data-status=en_route]"
+    )
+    colour = page.eval_on_selector(
+        f".unit-icon[data-unit='{unit_id}']", "e => getComputedStyle(e).backgroundColor"
+    )
+    assert colour == EN_ROUTE_RGB
+    page.wait_for_selector("text=Route of")
+    page.screenshot(path=str(ARTIFACTS / "incident-dispatched.png"))
+    page.keyboard.press("f")  # zoom to the incident: the route of the unit is drawn in blue
+    page.wait_for_timeout(600)
+    page.screenshot(path=str(ARTIFACTS / "incident-route-zoomed.png"))
+    # The server agrees: the recommended unit is assigned by the dispatcher.
+    service = live.app.state.service
+    detail = service.get_incident(Principal("t", Role.ADMIN), incident_id)
+    assert [(a["unit_id"], a["assigned_by"]) for a in detail["assignments"]] == [(unit_id, "disp")]
+
+    # Language: every static label switches to Chinese, statuses too.
+    page.keyboard.press("l")
+    page.wait_for_function("document.documentElement.lang === 'zh-CN'")
+    labels = page.eval_on_selector_all(
+        "[data-i18n]", "els => els.map(e => [e.dataset.i18n, e.textContent])"
+    )
+    assert labels and all(text == MESSAGES["zh"][key] for key, text in labels)
+    assert page.inner_text("[data-testid=detail-status]") == MESSAGES["zh"]["status.en_route"]
+    assert page.inner_text("[data-testid=city-name]") == "纽约曼哈顿"
+    page.screenshot(path=str(ARTIFACTS / "dashboard-zh.png"))
+
+    # Keyboard: next incident, then close the detail.
+    page.keyboard.press("j")
+    selected = "document.querySelector('[data-testid=queue-item].selected').dataset.id"
+    page.wait_for_function(f"{selected} !== '{incident_id}'")
+    page.keyboard.press("Escape")
+    page.wait_for_selector("[data-testid=detail]", state="hidden")
+    page.keyboard.press("l")
+    assert page.errors == []
+    page.close()
+
+
+def test_roles_shape_what_is_shown_on_a_laptop(browser: object, live: Server) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    bad = browser.new_page(viewport={"width": 1366, "height": 768})  # type: ignore[attr-defined]
+    bad.goto(live.url + "/")
+    bad.fill("[data-testid=username]", "ana")
+    bad.fill("[data-testid=password]", "wrong-password-1")
+    bad.click("[data-testid=login-submit]")
+    bad.wait_for_function("document.querySelector('[data-testid=login-error]').textContent !== ''")
+    bad.close()
+
+    page = open_page(browser, live, 1366, 768, "ana")
+    page.wait_for_selector("[data-testid=queue-item]")
+    page.click("[data-testid=queue-item] >> nth=0")
+    page.wait_for_selector("[data-testid=timeline]")
+    assert page.query_selector("[data-assign]") is None  # read-only: no dispatch buttons
+    assert page.query_selector("[data-testid=btn-clear]") is None
+    assert "read-only" in page.inner_text("[data-testid=who]")
+    page.screenshot(path=str(ARTIFACTS / "analyst-1366x768.png"))
+    page.close()
+
+    # A station officer of precinct 13 sees that precinct's units and calls only.
+    with httpx.Client(base_url=live.url) as c:
+        r = c.post("/api/v1/auth/token", data={"username": "disp", "password": PASSWORD})
+        headers = {"Authorization": f"Bearer {r.json()['access_token']}"}
+        station = live.app.state.service.stations["13"]
+        r = c.post(
+            "/api/v1/incidents",
+            headers=headers,
+            json={"category": "theft", "location": {"lon": station.lon, "lat": station.lat}},
+        )
+        assert r.status_code == 201
+    page = open_page(browser, live, 1366, 768, "off13")
+    page.wait_for_function("document.querySelectorAll('.unit-icon[data-unit]').length === 3")
+    page.wait_for_selector("[data-testid=queue-item]")
+    service = live.app.state.service
+    mine = service.list_incidents(Principal("off13", Role.STATION_OFFICER, "13"))
+    open_ids = {i["id"] for i in mine if i["status"] not in ("cleared", "cancelled")}
+    shown = set(
+        page.eval_on_selector_all("[data-testid=queue-item]", "els => els.map(e => e.dataset.id)")
+    )
+    assert shown == open_ids and r.json()["id"] in shown
+    page.screenshot(path=str(ARTIFACTS / "station-officer-1366x768.png"))
+    assert page.errors == []
+    page.close()
