@@ -40,6 +40,11 @@ def test_env_var_selects_the_database(tmp_path: Path, monkeypatch: pytest.Monkey
     assert make_engine(None).url.database == str(tmp_path / "other.db")
 
 
+def test_postgresql_urls_select_psycopg_3() -> None:
+    engine = make_engine("postgresql://postgres@127.0.0.1:5432/test")  # no connection yet
+    assert (engine.dialect.name, engine.dialect.driver) == ("postgresql", "psycopg")
+
+
 def test_bad_urls_are_data_errors() -> None:
     with pytest.raises(DataError, match="not a database URL"):
         make_engine("no such thing")

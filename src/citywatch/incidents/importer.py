@@ -24,9 +24,10 @@ from sqlalchemy import Engine, insert, update
 from citywatch.console import progress
 from citywatch.errors import ValidationError
 from citywatch.incidents.jurisdiction import JurisdictionReport, PackLike, assign_jurisdictions
-from citywatch.incidents.sources import read_source
+from citywatch.incidents.parsing import Parsed
+from citywatch.incidents.sources import read_source, reader_for
 from citywatch.incidents.taxonomy import Taxonomy
-from citywatch.store.db import as_engine, upgrade
+from citywatch.store.db import engine_scope, upgrade
 from citywatch.store.incidents import insert_incidents
 from citywatch.store.models import ImportBatch
 
@@ -136,64 +137,53 @@ def import_file(
     """
     if clip and pack is None:
         raise ValidationError("--clip needs a city pack (--pack) to clip to", field="clip")
+    reader_for(source)  # fail on a typo before any work starts
     path = Path(path)
-    parsed = read_source(path, source, mapping=mapping, taxonomy=taxonomy)
-    records, reasons = parsed.records, parsed.reasons
-    merged = parsed.merged & reasons.isna()
-    jurisdictions = None
-    if pack is not None:
-        # one comparison per incident: rejected rows and merged victims are left out
-        todo = parsed.importable.to_numpy(dtype=bool)
-        located, inside, jurisdictions = assign_jurisdictions(records[todo], pack)
-        records = records.copy()
-        records.loc[todo, ["bureau", "station", "zone"]] = located[["bureau", "station", "zone"]]
-        if clip:
-            outside = pd.Series(False, index=records.index)
-            outside[todo] = ~inside.to_numpy(dtype=bool)
-            reasons = reasons.mask(outside, "outside_pack")
-    keep = (reasons.isna() & ~merged).to_numpy(dtype=bool)
-
-    engine = as_engine(db)
-    upgrade(engine)
-    rejected_counts = {str(k): int(v) for k, v in reasons.value_counts().sort_index().items()}
     out_path = Path(rejected_path) if rejected_path else default_rejected_path(path, source)
-    started = datetime.now(UTC)
-    with engine.begin() as conn:
-        batch_id = conn.execute(
-            insert(ImportBatch).returning(ImportBatch.id),
-            {
-                "source": source,
-                "file_name": str(path),
-                "file_sha256": _sha256(path),
-                "pack": None if pack is None else pack.name,
-                "started_at": started,
-                "rows_read": len(records),
-                "rows_imported": 0,
-                "rows_already_present": 0,
-                "rows_merged": int(merged.sum()),
-                "rows_rejected": sum(rejected_counts.values()),
-                "rejected_by_reason": rejected_counts,
-                "rejected_path": str(out_path) if rejected_counts else None,
-            },
-        ).scalar_one()
-        with progress() as bar:
-            task = bar.add_task(f"Importing {path.name}", total=int(keep.sum()))
+    with progress() as bar, engine_scope(db) as engine:
+        reading = bar.add_task(f"Reading {path.name}", total=None)
+        parsed = read_source(path, source, mapping=mapping, taxonomy=taxonomy)
+        records, reasons, jurisdictions = _locate(parsed, pack, clip)
+        bar.update(reading, total=1, completed=1)
+        merged = parsed.merged & reasons.isna()
+        keep = (reasons.isna() & ~merged).to_numpy(dtype=bool)
+        rejected = {str(k): int(v) for k, v in reasons.value_counts().sort_index().items()}
+        upgrade(engine)
+        with engine.begin() as conn:
+            batch_id = conn.execute(
+                insert(ImportBatch).returning(ImportBatch.id),
+                {
+                    "source": source,
+                    "file_name": str(path),
+                    "file_sha256": _sha256(path),
+                    "pack": None if pack is None else pack.name,
+                    "started_at": datetime.now(UTC),
+                    "rows_read": len(records),
+                    "rows_imported": 0,
+                    "rows_already_present": 0,
+                    "rows_merged": int(merged.sum()),
+                    "rows_rejected": sum(rejected.values()),
+                    "rejected_by_reason": rejected,
+                    "rejected_path": str(out_path) if rejected else None,
+                },
+            ).scalar_one()
+            storing = bar.add_task(f"Storing {path.name}", total=int(keep.sum()))
             imported = insert_incidents(
                 conn,
                 records[keep],
                 batch_id=batch_id,
-                on_progress=lambda n: bar.advance(task, n),
+                on_progress=lambda n: bar.advance(storing, n),
             )
-        conn.execute(
-            update(ImportBatch)
-            .where(ImportBatch.id == batch_id)
-            .values(
-                rows_imported=imported,
-                rows_already_present=int(keep.sum()) - imported,
-                finished_at=datetime.now(UTC),
+            conn.execute(
+                update(ImportBatch)
+                .where(ImportBatch.id == batch_id)
+                .values(
+                    rows_imported=imported,
+                    rows_already_present=int(keep.sum()) - imported,
+                    finished_at=datetime.now(UTC),
+                )
             )
-        )
-    if rejected_counts:
+    if rejected:
         _write_rejected(parsed.raw, reasons, out_path)
     return ImportReport(
         source=source,
@@ -203,11 +193,30 @@ def import_file(
         imported=imported,
         already_present=int(keep.sum()) - imported,
         merged=int(merged.sum()),
-        rejected_by_reason=rejected_counts,
-        rejected_path=str(out_path) if rejected_counts else None,
+        rejected_by_reason=rejected,
+        rejected_path=str(out_path) if rejected else None,
         notes=parsed.notes,
         jurisdictions=jurisdictions,
     )
+
+
+def _locate(
+    parsed: Parsed, pack: PackLike | None, clip: bool
+) -> tuple[pd.DataFrame, pd.Series, JurisdictionReport | None]:
+    """Records with pack-derived jurisdictions, reject reasons (``outside_pack`` if clipping)."""
+    if pack is None:
+        return parsed.records, parsed.reasons, None
+    # one comparison per incident: rejected rows and merged victims are left out
+    todo = parsed.importable.to_numpy(dtype=bool)
+    located, inside, report = assign_jurisdictions(parsed.records[todo], pack)
+    records = parsed.records.copy()
+    records.loc[todo, ["bureau", "station", "zone"]] = located[["bureau", "station", "zone"]]
+    reasons = parsed.reasons
+    if clip:
+        outside = pd.Series(False, index=records.index)
+        outside[todo] = ~inside.to_numpy(dtype=bool)
+        reasons = reasons.mask(outside, "outside_pack")
+    return records, reasons, report
 
 
 def _write_rejected(raw: pd.DataFrame, reasons: pd.Series, path: Path) -> None:

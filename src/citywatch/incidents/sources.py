@@ -41,7 +41,7 @@ from citywatch.incidents.parsing import (
 )
 from citywatch.incidents.taxonomy import Taxonomy, load_taxonomy
 
-__all__ = ["READERS", "SOURCE_NAMES", "read_source"]
+__all__ = ["READERS", "SOURCE_NAMES", "read_source", "reader_for"]
 
 Reader = Callable[[Path, Taxonomy, Path | None], Parsed]
 
@@ -209,6 +209,16 @@ READERS: Final[dict[str, Reader]] = {
 SOURCE_NAMES: Final = tuple(READERS)
 
 
+def reader_for(source: str) -> Reader:
+    """The reader of ``source``; :class:`ValidationError` naming the valid sources if unknown."""
+    reader = READERS.get(source)
+    if reader is None:
+        raise ValidationError(
+            f"unknown source {source!r}; choose one of {', '.join(SOURCE_NAMES)}", field="source"
+        )
+    return reader
+
+
 def read_source(
     path: str | Path,
     source: str,
@@ -241,10 +251,6 @@ def read_source(
     DataError
         If the file cannot be read or lacks the source's columns.
     """
-    reader = READERS.get(source)
-    if reader is None:
-        raise ValidationError(
-            f"unknown source {source!r}; choose one of {', '.join(SOURCE_NAMES)}", field="source"
-        )
+    reader = reader_for(source)
     tax = taxonomy if taxonomy is not None else load_taxonomy()
     return reader(Path(path), tax, None if mapping is None else Path(mapping))

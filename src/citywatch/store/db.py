@@ -15,6 +15,7 @@ from typing import Any, Final
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
@@ -26,8 +27,8 @@ __all__ = [
     "DEFAULT_SQLITE_PATH",
     "ENV_VAR",
     "alembic_config",
-    "as_engine",
     "current_revision",
+    "engine_scope",
     "make_engine",
     "session_factory",
     "session_scope",
@@ -93,9 +94,17 @@ def make_engine(url: str | None = None, *, echo: bool = False) -> Engine:
     return engine
 
 
-def as_engine(engine_or_url: Engine | str | None) -> Engine:
-    """Return ``engine_or_url`` if it is an engine, else :func:`make_engine` of it."""
-    return engine_or_url if isinstance(engine_or_url, Engine) else make_engine(engine_or_url)
+@contextmanager
+def engine_scope(engine_or_url: Engine | str | None) -> Iterator[Engine]:
+    """An engine for the block: the given one, or one made from the URL and disposed after."""
+    if isinstance(engine_or_url, Engine):
+        yield engine_or_url
+        return
+    engine = make_engine(engine_or_url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
 
 
 def alembic_config(engine: Engine) -> Config:
@@ -114,19 +123,16 @@ def upgrade(engine_or_url: Engine | str | None = None, revision: str = "head") -
     DataError
         If the database cannot be reached.
     """
-    engine = as_engine(engine_or_url)
-    try:
-        command.upgrade(alembic_config(engine), revision)
-    except OperationalError as exc:
-        raise DataError(f"cannot migrate {engine.url!r}: {exc.orig}") from None
+    with engine_scope(engine_or_url) as engine:
+        try:
+            command.upgrade(alembic_config(engine), revision)
+        except OperationalError as exc:
+            raise DataError(f"cannot migrate {engine.url!r}: {exc.orig}") from None
 
 
 def current_revision(engine_or_url: Engine | str | None = None) -> str | None:
     """The Alembic revision the database is at (``None`` for a database never migrated)."""
-    from alembic.runtime.migration import MigrationContext
-
-    engine = as_engine(engine_or_url)
-    with engine.connect() as conn:
+    with engine_scope(engine_or_url) as engine, engine.connect() as conn:
         if not inspect(conn).has_table("alembic_version"):
             return None
         return MigrationContext.configure(conn).get_current_revision()

@@ -20,7 +20,7 @@ from sqlalchemy.exc import OperationalError
 from citywatch.errors import DataError, ValidationError
 from citywatch.incidents.record import COLUMNS, DATETIME_COLUMNS, coerce_frame, empty_frame
 from citywatch.incidents.taxonomy import Taxonomy, load_taxonomy
-from citywatch.store.db import as_engine
+from citywatch.store.db import engine_scope
 from citywatch.store.models import IncidentRow
 
 __all__ = ["frame_to_rows", "insert_incidents", "load_incidents_frame"]
@@ -186,17 +186,17 @@ def load_incidents_frame(
     """
     tax = taxonomy if taxonomy is not None else load_taxonomy()
     stmt = _query(start, end, categories, sources, stations, tax)
-    engine = as_engine(engine_or_url)
-    try:
-        with engine.connect() as conn:
-            if not inspect(conn).has_table(_TABLE.name):
-                raise DataError(
-                    f"{engine.url.render_as_string()} holds no incidents table yet: "
-                    "import incidents first (citywatch incidents import)"
-                )
-            rows = conn.execute(stmt).all()
-    except OperationalError as exc:
-        raise DataError(f"cannot read incidents from {engine.url!r}: {exc.orig}") from None
+    with engine_scope(engine_or_url) as engine:
+        try:
+            with engine.connect() as conn:
+                if not inspect(conn).has_table(_TABLE.name):
+                    raise DataError(
+                        f"{engine.url!r} holds no incidents table yet: "
+                        "import incidents first (citywatch incidents import)"
+                    )
+                rows = conn.execute(stmt).all()
+        except OperationalError as exc:
+            raise DataError(f"cannot read incidents from {engine.url!r}: {exc.orig}") from None
     if not rows:
         return empty_frame()
     return coerce_frame(pd.DataFrame.from_records(rows, columns=list(COLUMNS)))
