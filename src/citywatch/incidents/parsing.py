@@ -27,7 +27,6 @@ __all__ = [
     "assemble",
     "check_precision",
     "combine_reasons",
-    "first_reason",
     "load_mapping",
     "localize",
     "map_categories",
