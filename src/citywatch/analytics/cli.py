@@ -405,8 +405,9 @@ def compstat_command(
     json: Json = False,
 ) -> None:
     """A self-contained CompStat report (HTML or PDF) with tables and charts."""
-    from citywatch.analytics.report import build_compstat, write_report
+    from citywatch.analytics.report import build_compstat, report_format, write_report
 
+    report_format(out)  # refuse a bad file name before reading any data
     source = load_source(db, incidents, tz, city, by)
     period = _period(start, end)
     with progress() as bar:

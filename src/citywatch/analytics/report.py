@@ -34,7 +34,7 @@ from citywatch.analytics.scope import (
 )
 from citywatch.errors import DataError, InsufficientPrecisionError, ValidationError
 
-__all__ = ["CompstatReport", "build_compstat", "write_report"]
+__all__ = ["CompstatReport", "build_compstat", "report_format", "write_report"]
 
 Lang = Literal["zh", "en"]
 
@@ -374,6 +374,16 @@ def _table_page(report: CompstatReport, lang: Lang) -> Figure:
     return fig
 
 
+def report_format(path: str | Path) -> Literal["html", "pdf"]:
+    """``"html"`` or ``"pdf"`` from the file name; raise ValidationError for anything else."""
+    suffix = Path(path).suffix.lower()
+    if suffix == ".pdf":
+        return "pdf"
+    if suffix in (".html", ".htm"):
+        return "html"
+    raise ValidationError(f"--out must end in .html or .pdf, not {Path(path).name!r}", field="out")
+
+
 def write_report(report: CompstatReport, out: str | Path) -> Path:
     """Write the report to ``out``; the suffix (``.html`` or ``.pdf``) chooses the format.
 
@@ -388,11 +398,9 @@ def write_report(report: CompstatReport, out: str | Path) -> Path:
         The file written.
     """
     path = Path(out)
-    suffix = path.suffix.lower()
-    if suffix not in (".html", ".htm", ".pdf"):
-        raise ValidationError(f"--out must end in .html or .pdf, not {path.name!r}", field="out")
+    kind = report_format(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if suffix == ".pdf":
+    if kind == "pdf":
         render_pdf(report, path)
     else:
         path.write_text(render_html(report), encoding="utf-8")
