@@ -27,9 +27,18 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from citywatch.console import console, print_table
-from citywatch.errors import DataError
+from citywatch.errors import CityWatchError, DataError
 
-__all__ = ["BUNDLED_INCIDENTS", "DEMO_ACCOUNTS", "FLEET_PER_STATION", "demo"]
+__all__ = [
+    "BUNDLED_INCIDENTS",
+    "DEMO_ACCOUNTS",
+    "FLEET_PER_STATION",
+    "demo",
+    "demo_calls",
+    "ensure_accounts",
+    "ensure_fleet",
+    "import_bundled",
+]
 
 #: Real incidents bundled for each pack: (file under data/, importer source).
 BUNDLED_INCIDENTS: dict[str, tuple[str, str]] = {
@@ -166,6 +175,37 @@ def ensure_fleet(service: Any) -> int:
     return created
 
 
+def demo_calls(db: str | None, pack: Any, rate_per_hour: float, seed: int) -> Any:
+    """The simulated calls of the demo: the simulator's generator fitted to the stored incidents
+    of the pack (every incident in the database located inside the city), starting now.
+
+    Raises
+    ------
+    DataError
+        If the database holds no usable incident of the pack.
+    """
+    from datetime import UTC, datetime
+
+    from citywatch.sim.demand import load_history
+    from citywatch.sim.scenario import Demand
+    from citywatch.web.demand import SimulatedCalls, scaled_model
+
+    try:
+        history, dropped = load_history(Demand(kind="synthetic", database=db or "default"), pack)
+    except CityWatchError as exc:
+        raise DataError(
+            f"no usable incidents of {pack.name} to drive the simulated feed ({exc.message}); "
+            "import some (citywatch incidents import) or start with --no-feed"
+        ) from exc
+    if dropped:
+        left_out = ", ".join(f"{n} {reason}" for reason, n in dropped.items())
+        console.print(
+            f"Simulated feed fitted to {len(history)} real incidents (left out: {left_out})."
+        )
+    model = scaled_model(history, pack.timezone, rate_per_hour)
+    return SimulatedCalls(model, datetime.now(UTC), seed)
+
+
 def demo(
     pack: Annotated[str, typer.Option(help="City pack (name or folder).")] = "manhattan",
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
@@ -190,8 +230,6 @@ def demo(
     from citywatch.api.settings import Settings
     from citywatch.city import load_pack
     from citywatch.store.db import make_engine, upgrade
-    from citywatch.store.incidents import load_incidents_frame
-    from citywatch.web.demand import HistoricDemand
     from citywatch.web.feed import DemoFeed, FeedConfig, attach_feed
     from citywatch.web.routes import extend_lifespan
 
@@ -213,15 +251,7 @@ def demo(
     created = ensure_fleet(service)
     console.print(f"Demo fleet: {created} units registered now at {len(city.stations)} stations.")
     if not no_feed:
-        incidents = load_incidents_frame(engine)
-        inside = city.locate_many(incidents["lon"], incidents["lat"])["city"].notna().to_numpy()
-        if not inside.any():
-            raise DataError(
-                f"no incidents of {city.name} in the database to drive the simulated feed; "
-                "import some (citywatch incidents import) or start with --no-feed"
-            )
-        demand = HistoricDemand.from_frame(incidents[inside], city.timezone, rate)
-        attach_feed(app, DemoFeed(service, demand, FeedConfig(seed=seed)))
+        attach_feed(app, DemoFeed(service, demo_calls(db, city, rate, seed), FeedConfig(seed=seed)))
     passwords = ensure_accounts(service.sessions, city)
     print_table(
         "Demo logins (valid while this demo runs)",

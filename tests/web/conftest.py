@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from fastapi import FastAPI
 
@@ -15,7 +17,7 @@ from citywatch.api.settings import Settings
 from citywatch.city import CityPack, load_pack
 from citywatch.demo import ensure_fleet
 from citywatch.dispatch.accounts import create_user
-from citywatch.web.demand import HistoricDemand
+from citywatch.web.demand import SimulatedCalls, scaled_model
 from tests.api.conftest import Server, start_server, stop_server
 
 PASSWORD = "correct-horse-battery"
@@ -32,17 +34,33 @@ def manhattan() -> CityPack:
     return load_pack("manhattan")
 
 
-def demand_from_nodes(pack: CityPack, rate_per_hour: float = 60.0) -> HistoricDemand:
-    """A demand model on road nodes of the pack with a flat hour profile (no import needed)."""
-    rng = np.random.default_rng(3)
-    idx = rng.choice(len(pack.network.lon), 200, replace=False)
-    return HistoricDemand(
-        lon=pack.network.lon[idx],
-        lat=pack.network.lat[idx],
-        hour_share=np.full(24, 1 / 24),
-        timezone=pack.timezone,
-        rate_per_hour=rate_per_hour,
-    )
+def node_history(pack: CityPack, n: int = 300, seed: int = 3) -> pd.DataFrame:
+    """Made-up past incidents on road nodes of the pack, spread evenly over one week."""
+    rng = np.random.default_rng(seed)
+    idx = rng.choice(len(pack.network.lon), n, replace=False)
+    lon, lat = pack.network.lon[idx], pack.network.lat[idx]
+    where = pack.locate_many(lon, lat)
+    inside = where["city"].notna().to_numpy()
+    start = pd.Timestamp("2025-06-02T00:00Z")
+    return pd.DataFrame(
+        {
+            "received_at": start + pd.to_timedelta(np.arange(n) * 7 * 86400 / n, unit="s"),
+            "lon": lon,
+            "lat": lat,
+            "category": "theft",
+            "priority": 3,
+            "station": where["station"].to_numpy(),
+            "zone": where["zone"].fillna(where["station"]).to_numpy(),
+        }
+    )[inside].reset_index(drop=True)
+
+
+def calls_from_nodes(
+    pack: CityPack, start: datetime, rate_per_hour: float = 60.0, seed: int = 5
+) -> SimulatedCalls:
+    """The simulator's generator fitted to :func:`node_history` (no import needed)."""
+    model = scaled_model(node_history(pack), pack.timezone, rate_per_hour)
+    return SimulatedCalls(model, start, seed)
 
 
 @dataclass
@@ -72,3 +90,13 @@ def web_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebServer]:
     srv = start_web_server(tmp_path_factory.mktemp("web") / "citywatch.db")
     yield srv
     stop_server(srv.server)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # citywatch.sim.demand (not ours) still calls Series.dt.dayofweek and
+    # DatetimeIndex.dayofweek, which pandas deprecates; reported to the simulator's owner.
+    # Only that warning is tolerated here.
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(item.path).parents:
+            item.add_marker(pytest.mark.filterwarnings("ignore:.*dayofweek is deprecated"))

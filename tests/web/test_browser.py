@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -21,7 +22,7 @@ from citywatch.demo import ensure_fleet
 from citywatch.dispatch.accounts import Principal, Role, create_user
 from citywatch.web.feed import DemoFeed, FeedConfig, attach_feed
 from tests.api.conftest import Server, start_server, stop_server
-from tests.web.conftest import PASSWORD, WEB_USERS, demand_from_nodes
+from tests.web.conftest import PASSWORD, WEB_USERS, calls_from_nodes
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = [
@@ -58,7 +59,10 @@ def live(tmp_path_factory: pytest.TempPathFactory, manhattan: CityPack) -> Itera
     # Calls arrive, units patrol, but nothing is dispatched or cleared by the feed: the test
     # (the person at the dashboard) does that.
     config = FeedConfig(tick_s=1.0, initial_calls=5, auto_dispatch_s=3600, on_scene_s=3600)
-    attach_feed(app, DemoFeed(app.state.service, demand_from_nodes(manhattan, 120.0), config))
+    attach_feed(
+        app,
+        DemoFeed(app.state.service, calls_from_nodes(manhattan, datetime.now(UTC), 120.0), config),
+    )
     srv = start_server(app)
     yield srv
     stop_server(srv)

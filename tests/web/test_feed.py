@@ -17,7 +17,7 @@ from citywatch.errors import ValidationError
 from citywatch.routing import Router
 from citywatch.web.feed import FEED_USER, DemoFeed, FeedConfig, Leg
 from tests.dispatch.conftest import ADMIN, Clock, make_service
-from tests.web.conftest import demand_from_nodes
+from tests.web.conftest import calls_from_nodes
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +64,7 @@ def test_call_dispatch_drive_scene_clear_and_return(
 ) -> None:
     clock: Clock = service.clock  # type: ignore[assignment]
     config = FeedConfig(initial_calls=2, auto_dispatch_s=30, on_scene_s=120, patrol_share=0)
-    feed = DemoFeed(service, demand_from_nodes(manhattan, rate_per_hour=1e-9), config)
+    feed = DemoFeed(service, calls_from_nodes(manhattan, clock(), rate_per_hour=0.5), config)
     feed.step()
     incidents = service.list_incidents(ADMIN)
     assert len(incidents) == 2 and {i["status"] for i in incidents} == {"received"}
@@ -117,7 +117,7 @@ def test_patrols_stay_near_their_station_and_cancellation_is_absorbed(
 ) -> None:
     clock: Clock = service.clock  # type: ignore[assignment]
     config = FeedConfig(initial_calls=1, auto_dispatch_s=2, patrol_share=1.0, patrol_radius_m=800)
-    feed = DemoFeed(service, demand_from_nodes(manhattan, rate_per_hour=1e-9), config)
+    feed = DemoFeed(service, calls_from_nodes(manhattan, clock(), rate_per_hour=0.5), config)
     feed.step()
     patrolling = {uid: leg for uid, leg in feed.legs.items() if leg.purpose == "patrol"}
     assert len(patrolling) == 3 * len(manhattan.stations)

@@ -3,7 +3,7 @@
 Everything the feed does goes through the live :class:`~citywatch.dispatch.service.DispatchService`
 as the account ``sim-feed`` (so it is audited, timed and broadcast like any dispatcher's action):
 
-* calls arrive from a :class:`~citywatch.web.demand.HistoricDemand`;
+* calls arrive from the simulator's generator (:class:`~citywatch.web.demand.SimulatedCalls`);
 * a call nobody has dispatched after ``auto_dispatch_s`` gets the recommended unit (the person at
   the dashboard has that long to dispatch it themselves);
 * a dispatched unit goes en route and drives the fastest road route to the incident at its mode's
@@ -34,7 +34,7 @@ from citywatch.city.network import haversine_m
 from citywatch.dispatch.accounts import Principal, Role
 from citywatch.dispatch.service import DispatchService
 from citywatch.errors import CityWatchError, ValidationError
-from citywatch.web.demand import DemoCall, HistoricDemand
+from citywatch.web.demand import DemoCall, SimulatedCalls
 from citywatch.web.routes import extend_lifespan
 
 __all__ = ["FEED_USER", "DemoFeed", "FeedConfig", "Leg", "attach_feed"]
@@ -65,7 +65,7 @@ class FeedConfig:
     patrol_radius_m : float
         Patrol targets are road nodes within this distance of the unit's station.
     seed : int
-        Seed of the random generator (calls, patrol targets).
+        Seed of the random generator of the patrol targets.
     initial_calls : int
         Calls created at the first step, so that the map is not empty at start.
     """
@@ -135,16 +135,16 @@ class DemoFeed:
     ----------
     service : DispatchService
         The live service (its clock is the feed's clock).
-    demand : HistoricDemand
+    calls : SimulatedCalls
         Where and when the calls come from.
     config : FeedConfig, optional
     """
 
     def __init__(
-        self, service: DispatchService, demand: HistoricDemand, config: FeedConfig | None = None
+        self, service: DispatchService, calls: SimulatedCalls, config: FeedConfig | None = None
     ) -> None:
         self.service = service
-        self.demand = demand
+        self.calls = calls
         self.config = config or FeedConfig()
         self.who = Principal(FEED_USER, Role.ADMIN)
         self.rng = np.random.default_rng(self.config.seed)
@@ -152,6 +152,7 @@ class DemoFeed:
         self.on_scene_since: dict[str, datetime] = {}
         self.last_step: datetime | None = None
         self.calls_created = 0
+        self.calls_refused = 0
         self._node_lonlat = np.column_stack([service.pack.network.lon, service.pack.network.lat])
         self._patrol_nodes: dict[str, npt.NDArray[np.int64]] = {}
 
@@ -159,10 +160,11 @@ class DemoFeed:
         """What the dashboard shows about the feed (it is labelled SIMULATED)."""
         return {
             "simulated": True,
-            "rate_per_hour": self.demand.rate_per_hour,
+            "rate_per_hour": self.calls.rate_per_hour,
             "auto_dispatch_s": self.config.auto_dispatch_s,
             "on_scene_s": self.config.on_scene_s,
             "calls_created": self.calls_created,
+            "calls_refused": self.calls_refused,
             "actor": FEED_USER,
         }
 
@@ -171,12 +173,9 @@ class DemoFeed:
         """Advance the feed to ``now`` (the service's clock by default)."""
         now = now or self.service.clock()
         if self.last_step is None:
-            calls = [self.demand.one(self.rng, now) for _ in range(self.config.initial_calls)]
-        else:
-            elapsed = (now - self.last_step).total_seconds()
-            calls = self.demand.calls(self.rng, now, elapsed) if elapsed > 0 else []
+            self._new_calls(self.calls.take(self.config.initial_calls))
         self.last_step = now
-        self._new_calls(calls, now)
+        self._new_calls(self.calls.due(now))
         self._auto_dispatch(now)
         for unit in self.service.list_units(self.who):
             try:
@@ -186,23 +185,22 @@ class DemoFeed:
                 log.info("feed: unit %s: %s", unit["id"], exc.message)
                 self.legs.pop(unit["id"], None)
 
-    def _new_calls(self, calls: list[DemoCall], now: datetime) -> None:
+    def _new_calls(self, calls: list[DemoCall]) -> None:
         for call in calls:
-            for _ in range(10):
-                try:
-                    self.service.create_incident(
-                        self.who,
-                        category=call.category,
-                        lon=call.lon,
-                        lat=call.lat,
-                        caller_notes="SIMULATED call (demo feed)",
-                    )
-                except CityWatchError:
-                    # Off the network or outside the city after the offset: draw again.
-                    call = self.demand.one(self.rng, now)
-                    continue
+            try:
+                self.service.create_incident(
+                    self.who,
+                    category=call.category,
+                    lon=call.lon,
+                    lat=call.lat,
+                    caller_notes="SIMULATED call (demo feed)",
+                )
+            except CityWatchError as exc:
+                # A real incident location farther than the snapping limit from any road.
+                self.calls_refused += 1
+                log.warning("feed: simulated call refused: %s", exc.message)
+            else:
                 self.calls_created += 1
-                break
 
     def _auto_dispatch(self, now: datetime) -> None:
         waiting = self.service.list_incidents(self.who, status="received", limit=1000)
