@@ -75,6 +75,7 @@ def build_fleet(scenario: Scenario, pack: Any, rules: RequirementRules, travel: 
     stations = {s.id: s for s in pack.stations}
     horizon = scenario.end + pd.Timedelta(days=2)
     units = []
+    numbers: dict[tuple[str, str], int] = {}  # units are numbered per station and type
     for g in scenario.fleet:
         mode = rules.mode_of(g.unit_type)
         if g.shift is None:
@@ -89,26 +90,19 @@ def build_fleet(scenario: Scenario, pack: Any, rules: RequirementRules, travel: 
             pts = [(st.lon, st.lat)] if g.idle == "station" else list(g.points)
             locs = travel.register(np.asarray(pts))
             for k in range(g.count):
-                homes = locs if g.idle == "patrol" else locs[[k % len(locs)]]
+                n = numbers[sid, g.unit_type] = numbers.get((sid, g.unit_type), 0) + 1
                 units.append(
                     Unit(
-                        id=f"{sid}-{g.unit_type}-{k + 1}" if g.idle != "posts" or len(g.stations) > 1
-                        else f"{g.unit_type}-{k + 1}@{sid}",
+                        id=f"{sid}-{g.unit_type}-{n}",
                         unit_type=g.unit_type,
                         mode=mode,
                         station=sid,
-                        homes=homes,
+                        homes=locs if g.idle == "patrol" else locs[[k % len(locs)]],
                         patrol_dwell_s=g.dwell_s if g.idle == "patrol" else None,
                         phase=k,
                         duty=list(duty),
                     )
                 )
-    ids = [u.id for u in units]
-    if len(set(ids)) != len(ids):
-        dup = next(i for i in ids if ids.count(i) > 1)
-        from citywatch.errors import ValidationError
-
-        raise ValidationError(f"two fleet groups create the same unit {dup}: merge them")
     return Fleet(tuple(units), travel)
 
 

@@ -96,14 +96,16 @@ def _reachable(history: pd.DataFrame, travel: MatrixTravel, dropped: dict[str, i
     return history[near].reset_index(drop=True)
 
 
-def _poisson_batch(scenario: Scenario, rng: np.random.Generator) -> IncidentBatch:
+def _poisson_batch(scenario: Scenario, pack: Any, rng: np.random.Generator) -> IncidentBatch:
     d = scenario.demand
     t = np.cumsum(rng.exponential(3600.0 / d.rate_per_hour, int(d.rate_per_hour * scenario.duration_s / 3600 * 1.2 + 100)))
     while t[-1] < scenario.duration_s:
         t = np.concatenate([t, t[-1] + np.cumsum(rng.exponential(3600.0 / d.rate_per_hour, 1000))])
     t = t[t < scenario.duration_s]
     n = len(t)
-    pts = np.asarray(d.points)[rng.integers(0, len(d.points), n)]
+    which = rng.integers(0, len(d.points), n)
+    pts = np.asarray(d.points)[which]
+    where = pack.locate_many(np.asarray(d.points)[:, 0], np.asarray(d.points)[:, 1])
     return IncidentBatch(
         id=np.asarray([f"sim:{k}" for k in range(n)], dtype=object),
         t=t,
@@ -111,8 +113,8 @@ def _poisson_batch(scenario: Scenario, rng: np.random.Generator) -> IncidentBatc
         lat=pts[:, 1].copy(),
         category=np.full(n, d.category, dtype=object),
         priority=np.full(n, d.priority, dtype=np.int64),
-        station=np.full(n, None, dtype=object),
-        zone=np.full(n, None, dtype=object),
+        station=where["station"].to_numpy(object)[which],
+        zone=where["zone"].to_numpy(object)[which],
     )
 
 
@@ -133,7 +135,7 @@ def _run(prep: Prepared, rep: int, seed: int) -> RunResult:
         np.random.default_rng(x) for x in np.random.SeedSequence(seed, spawn_key=(rep,)).spawn(3)
     )
     if s.demand.kind == "poisson":
-        batch = _poisson_batch(s, demand_rng)
+        batch = _poisson_batch(s, prep.pack, demand_rng)
     elif s.demand.kind == "replay":
         assert prep.history is not None
         batch = replay_batch(prep.history, s.start, s.end, s.demand.scale, demand_rng)
