@@ -176,3 +176,18 @@ def test_from_frames_validates() -> None:
         CoverageData.from_frames(demand, sites, bad, 5.0)
     with pytest.raises(DataError, match="missing column"):
         CoverageData.from_frames(demand.drop(columns="weight"), sites, costs, 5.0)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_merging_rows_keeps_the_optimum(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    costs = rng.integers(0, 6, (80, 10)).astype(float)  # coarse costs: many identical rows
+    w = rng.uniform(0.5, 2.0, 80)
+    for model in (
+        MCLP.from_matrix(costs, 1.0, weights=w, units=3),
+        MEXCLP.from_matrix(costs, 1.0, weights=w, units=3, busy_fraction=0.4),
+    ):
+        merged = model.solve()
+        plain = model.solve(merge_rows=False, warm_start=False)
+        assert merged.objective == pytest.approx(plain.objective)
+    assert merge_identical_rows(sp.csr_array(costs <= 1.0))[0].shape[0] < 80

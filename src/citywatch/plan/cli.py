@@ -175,3 +175,95 @@ def staffing(
             for row in table.itertuples(index=False)
         ],
     )
+
+
+def parse_shift(text: str | None) -> tuple[int, int] | None:
+    """``"7-15"`` -> ``(7, 15)``; ``None`` stays ``None``."""
+    if text is None:
+        return None
+    try:
+        start, end = (int(part) for part in text.split("-"))
+    except ValueError as exc:
+        raise ValidationError(f"a shift is START-END in hours, e.g. 7-15, not {text!r}") from exc
+    return start, end
+
+
+@app.command("posts")
+def posts(
+    pack_name: str = typer.Argument(..., help="City pack name or folder."),
+    incidents: Path | None = typer.Option(
+        None, "--incidents", help="Canonical incident CSV (default: the incident store)."
+    ),
+    database: str | None = typer.Option(
+        None, "--db", help="Database URL of the incident store (default: embedded SQLite)."
+    ),
+    shift: str | None = typer.Option(None, "--shift", help="Local hours START-END, e.g. 7-15."),
+    cars: int = typer.Option(10, "--cars", help="Car units to post."),
+    motorcycles: int = typer.Option(0, "--motorcycles", help="Motorcycle units to post."),
+    radius: float = typer.Option(180.0, "--radius", help="Response-time radius in seconds."),
+    busy_fraction: float | None = typer.Option(
+        None, "--busy-fraction", help="Use MEXCLP with this busy fraction instead of MCLP."
+    ),
+    keep_current: bool = typer.Option(
+        False, "--keep-current", help="Current posts (stations) keep one car each."
+    ),
+    min_per_station: int = typer.Option(0, "--min-per-station"),
+    max_per_station: int | None = typer.Option(None, "--max-per-station"),
+    officers_per_unit: float = typer.Option(2.0, "--officers-per-unit"),
+    time_limit: float | None = typer.Option(None, "--time-limit", help="Seconds for HiGHS."),
+    geojson: Path | None = typer.Option(None, "--geojson", help="Write posts as GeoJSON."),
+    png: Path | None = typer.Option(None, "--png", help="Write a map as PNG."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Choose patrol posts on a city pack from a shift's incidents (exact MCLP / MEXCLP)."""
+    from citywatch.city import load_pack
+    from citywatch.incidents.canonical import read_canonical_csv
+    from citywatch.plan.posts import incident_demand, plan_posts
+    from citywatch.routing import Router
+    from citywatch.store.incidents import load_incidents_frame
+
+    pack = load_pack(pack_name)
+    if incidents is not None:
+        if not incidents.is_file():
+            raise NotFoundError(f"file not found: {incidents}")
+        frame = read_canonical_csv(incidents)
+    else:
+        frame = load_incidents_frame(database)
+    demand = incident_demand(pack, frame, parse_shift(shift))
+    with err_console.status("Computing travel times and solving ..."):
+        plan = plan_posts(
+            pack,
+            demand,
+            {"car": cars, "motorcycle": motorcycles},
+            radius,
+            router=Router.from_pack(pack),
+            keep_current=keep_current,
+            min_per_station=min_per_station,
+            max_per_station=max_per_station,
+            busy_fraction=busy_fraction,
+            officers_per_unit=officers_per_unit,
+            time_limit=time_limit,
+        )
+    if geojson is not None:
+        plan.write_geojson(geojson)
+    if png is not None:
+        plan.write_png(pack, png)
+    if as_json:
+        print_json(plan.to_dict())
+        return
+    print_table(
+        f"Posts on {pack.name} ({plan.result.status}, gap {plan.result.gap:.2g})",
+        ("unit", "node", "lon", "lat", "station"),
+        [
+            (r.mode, r.node_id, f"{r.lon:.5f}", f"{r.lat:.5f}", r.station)
+            for r in plan.posts.itertuples(index=False)
+        ],
+    )
+    console.print(f"Demand within {radius:.0f} s: {plan.covered_share:.1%}")
+    if plan.current_covered_share is not None:
+        console.print(f"Current posts (stations): {plan.current_covered_share:.1%}")
+    d = plan.demand
+    console.print(
+        f"Incidents used {d.used}; left out: {d.off_network} off network / outside the pack, "
+        f"{d.no_location} without location, {d.outside_shift} outside the shift"
+    )

@@ -446,8 +446,19 @@ class _LevelCoverage(_CoverageModel):
         c = np.rint(counts).astype(np.int64)
         return float(self.data.weights @ self.profile(int(c.max(initial=0)))[c])
 
-    def _build(self) -> tuple[np.ndarray, sp.csr_array, np.ndarray, np.ndarray, np.ndarray]:
-        merged, row_of = merge_identical_rows(self.data.cover)
+    def _rows(self, merge_rows: bool) -> tuple[sp.csr_array, np.ndarray]:
+        """Demand rows of the model (merged or one per coverable point) and each point's row."""
+        if merge_rows:
+            return merge_identical_rows(self.data.cover)
+        cover = sp.csr_array(self.data.cover, dtype=np.float64)
+        coverable = np.diff(cover.indptr) > 0
+        row_of = np.where(coverable, np.cumsum(coverable) - 1, -1)
+        return sp.csr_array(cover[np.nonzero(coverable)[0]]), row_of
+
+    def _build(
+        self, merge_rows: bool = True
+    ) -> tuple[np.ndarray, sp.csr_array, np.ndarray, np.ndarray, sp.csr_array, np.ndarray]:
+        merged, row_of = self._rows(merge_rows)
         w = np.bincount(row_of[row_of >= 0], self.data.weights[row_of >= 0], merged.shape[0])
         n_rows, m = merged.shape
         h = self.increments()
@@ -479,12 +490,17 @@ class _LevelCoverage(_CoverageModel):
         lower.append(g_lo)
         upper.append(g_hi)
         matrix = sp.csr_array(sp.vstack(blocks))
-        return cost, matrix, np.concatenate(lower), np.concatenate(upper), levels
+        return cost, matrix, np.concatenate(lower), np.concatenate(upper), merged, levels
 
     def _solve(
-        self, relax: bool, time_limit: float | None, verbose: bool, warm_start: bool = False
+        self,
+        relax: bool,
+        time_limit: float | None,
+        verbose: bool,
+        warm_start: bool = False,
+        merge_rows: bool = True,
     ) -> MilpSolution:
-        cost, matrix, lower, upper, levels = self._build()
+        cost, matrix, lower, upper, rows, levels = self._build(merge_rows)
         m = len(self.data.site_ids)
         n_cols = matrix.shape[1]
         col_lower = np.concatenate([self.data.fixed.astype(float), np.zeros(n_cols - m)])
@@ -492,7 +508,7 @@ class _LevelCoverage(_CoverageModel):
         integer = None if relax else (np.arange(n_cols) < m) | (not concave)
         start = None
         if warm_start and not self.groups:
-            start = self._start(levels)
+            start = self._start(rows, levels)
         return solve_milp(
             cost,
             matrix,
@@ -507,19 +523,23 @@ class _LevelCoverage(_CoverageModel):
             verbose=verbose,
         )
 
-    def _start(self, levels: np.ndarray) -> np.ndarray:
+    def _start(self, rows: sp.csr_array, levels: np.ndarray) -> np.ndarray:
         """MIP start from the greedy + swap heuristic: ``x`` and the matching ``y``."""
         from citywatch.plan.heuristic import greedy_local_search
 
         selected = greedy_local_search(self, with_bound=False).selected  # type: ignore[arg-type]
-        merged, _ = merge_identical_rows(self.data.cover)
-        counts = np.rint(merged @ selected.astype(float)).astype(np.int64)
+        counts = np.rint(rows @ selected.astype(float)).astype(np.int64)
         level = np.arange(int(levels.sum())) - np.repeat(np.cumsum(levels) - levels, levels)
         y = level < np.repeat(counts, levels)
         return np.concatenate([selected.astype(float), y.astype(float)])
 
     def solve(
-        self, *, time_limit: float | None = None, warm_start: bool = True, verbose: bool = False
+        self,
+        *,
+        time_limit: float | None = None,
+        warm_start: bool = True,
+        merge_rows: bool = True,
+        verbose: bool = False,
     ) -> CoverageResult:
         """Solve to proven optimality with HiGHS.
 
@@ -531,6 +551,9 @@ class _LevelCoverage(_CoverageModel):
         warm_start : bool
             Start the branch and bound from the greedy + swap heuristic's solution (ignored with
             site groups, which the heuristic does not handle).
+        merge_rows : bool
+            Merge demand points with identical covering sites into one row (same optimum;
+            ``False`` only to measure what merging saves).
         verbose : bool
             Show the HiGHS log.
 
@@ -540,7 +563,8 @@ class _LevelCoverage(_CoverageModel):
             When HiGHS proves neither optimality nor (under a time limit) finds a solution,
             e.g. when site-group bounds are infeasible.
         """
-        return self._from_solution(self._solve(False, time_limit, verbose, warm_start))
+        solution = self._solve(False, time_limit, verbose, warm_start, merge_rows)
+        return self._from_solution(solution)
 
     def lp_bound(self) -> float:
         """Optimal value of the LP relaxation: an upper bound on any selection's objective."""

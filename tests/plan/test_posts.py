@@ -1,0 +1,137 @@
+"""Posts on the bundled Manhattan pack from the real NYPD shootings file (inside the repo)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import networkx as nx
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from citywatch.city import load_pack
+from citywatch.incidents.canonical import write_canonical_csv
+from citywatch.incidents.sources import read_source
+from citywatch.plan.cli import app
+from citywatch.plan.coverage import MCLP, CoverageData
+from citywatch.plan.heuristic import greedy_local_search
+from citywatch.plan.posts import incident_demand, plan_posts, reach_matrix
+from citywatch.routing import Router
+
+SHOOTINGS = (
+    Path(__file__).resolve().parents[2] / "data" / "manhattan" / "nypd_shootings_historic.csv"
+)
+
+
+@pytest.fixture(scope="module")
+def pack():  # type: ignore[no-untyped-def]
+    return load_pack("manhattan")
+
+
+@pytest.fixture(scope="module")
+def router(pack):  # type: ignore[no-untyped-def]
+    return Router.from_pack(pack)
+
+
+@pytest.fixture(scope="module")
+def shootings() -> pd.DataFrame:
+    parsed = read_source(SHOOTINGS, "nypd_shootings")
+    frame = parsed.records[parsed.reasons.isna()]
+    return frame[frame["lat"].between(40.68, 40.88) & frame["lon"].between(-74.03, -73.90)]
+
+
+def test_incident_demand_accounts_for_every_incident(pack, shootings) -> None:  # type: ignore[no-untyped-def]
+    demand = incident_demand(pack, shootings, shift=(20, 4))
+    total = demand.used + demand.off_network + demand.no_location + demand.outside_shift
+    assert total == len(shootings)
+    assert demand.weights.sum() == demand.used
+    local = pd.to_datetime(shootings["received_at"], utc=True).dt.tz_convert("America/New_York")
+    in_shift = ((local.dt.hour >= 20) | (local.dt.hour < 4)).sum()
+    assert demand.outside_shift == len(shootings) - in_shift
+
+
+def test_reach_matrix_equals_networkx(pack, router) -> None:  # type: ignore[no-untyped-def]
+    graph = router.graph("car").seconds.tocoo()
+    g = nx.DiGraph()
+    edges = zip(graph.row.tolist(), graph.col.tolist(), graph.data.tolist(), strict=True)
+    g.add_weighted_edges_from(edges)
+    rng = np.random.default_rng(3)
+    sources = rng.choice(len(pack.network.lon), 5, replace=False)
+    targets = rng.choice(len(pack.network.lon), 300, replace=False)
+    reach = reach_matrix(router, "car", sources, targets, 150.0).toarray()
+    for k, source in enumerate(sources):
+        lengths = nx.single_source_dijkstra_path_length(g, int(source), cutoff=150.0)
+        expected = np.array([lengths.get(int(t), np.inf) + 1.0 for t in targets])
+        expected[~np.isfinite(expected)] = 0.0
+        assert reach[:, k] == pytest.approx(expected)
+
+
+def test_plan_posts_exact_and_consistent(pack, router, shootings) -> None:  # type: ignore[no-untyped-def]
+    demand = incident_demand(pack, shootings, shift=(20, 4))
+    candidates = np.arange(0, len(pack.network.lon), 6)
+    plan = plan_posts(
+        pack, demand, {"car": 6, "motorcycle": 2}, 90.0, router=router, candidates=candidates
+    )
+    assert plan.result.status == "optimal"
+    assert (plan.posts["mode"] == "car").sum() == 6
+    assert (plan.posts["mode"] == "motorcycle").sum() == 2
+    # Recompute the covered weight from the posts with fresh shortest paths.
+    covered = np.zeros(len(demand.nodes), dtype=bool)
+    node_pos = pd.Index(pack.network.nodes["node_id"].astype(str))
+    for post in plan.posts.itertuples(index=False):
+        source = np.array([node_pos.get_loc(post.node_id)])
+        covered |= reach_matrix(router, post.mode, source, demand.nodes, 90.0).toarray()[:, 0] > 0
+    assert plan.result.covered_weight == pytest.approx(demand.weights[covered].sum())
+    # Same instance through the generic model without unit types: 8 cars can do no better.
+    car_cover = reach_matrix(router, "car", candidates, demand.nodes, 90.0) > 0
+    cars_only = MCLP(
+        CoverageData(
+            demand_ids=np.arange(len(demand.nodes)).astype(str).astype(object),
+            weights=demand.weights,
+            site_ids=candidates.astype(str).astype(object),
+            cover=car_cover.astype(float).tocsr(),
+            fixed=np.zeros(len(candidates), dtype=bool),
+        ),
+        8,
+    )
+    exact = cars_only.solve()
+    heur = greedy_local_search(cars_only)
+    assert heur.objective <= exact.objective <= heur.bound + 1e-9
+    assert 0 <= heur.gap < 0.1
+    assert plan.current_covered_share is not None
+    assert set(plan.density.columns) >= {"station", "units_per_km2_before", "units_per_km2_after"}
+    assert plan.density["units_after"].sum() == (plan.posts["station"].notna()).sum()
+
+
+def test_posts_cli(tmp_path: Path, shootings) -> None:  # type: ignore[no-untyped-def]
+    csv = tmp_path / "incidents.csv"
+    write_canonical_csv(shootings.drop_duplicates("id").head(400), csv)  # one row per victim
+    out = tmp_path / "posts.geojson"
+    png = tmp_path / "posts.png"
+    result = CliRunner().invoke(
+        app,
+        [
+            "posts",
+            "manhattan",
+            "--incidents",
+            str(csv),
+            "--cars",
+            "4",
+            "--radius",
+            "60",
+            "--geojson",
+            str(out),
+            "--png",
+            str(png),
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["status"] == "optimal" and len(doc["posts"]) == 4
+    assert doc["incidents"]["used"] + doc["incidents"]["off_network"] == 400
+    features = json.loads(out.read_text())["features"]
+    assert sum(f["properties"]["kind"] == "post" for f in features) == 4
+    assert png.stat().st_size > 10_000
