@@ -23,7 +23,9 @@ from fastapi import FastAPI
 
 from citywatch.api.app import create_app
 from citywatch.api.settings import Settings
+from citywatch.city import CityPack, load_pack
 from citywatch.dispatch.accounts import create_token, create_user
+from citywatch.routing import Router
 
 PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=test connect_timeout=3"
 PASSWORD = "correct-horse-battery"
@@ -130,9 +132,19 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         )
 
 
+@pytest.fixture(scope="session")
+def manhattan() -> tuple[CityPack, Router]:
+    """The Manhattan pack and one router for every server of the session (graphs built once)."""
+    pack = load_pack("manhattan")
+    return pack, Router.from_pack(pack)
+
+
 @pytest.fixture(scope="module")
-def server(db_url: str) -> Iterator[Server]:
-    srv = start_server(create_app(Settings(pack="manhattan", db_url=db_url)))
+def server(db_url: str, manhattan: tuple[CityPack, Router]) -> Iterator[Server]:
+    pack, router = manhattan
+    srv = start_server(
+        create_app(Settings(pack="manhattan", db_url=db_url), pack=pack, router=router)
+    )
     seed_users(srv)
     yield srv
     stop_server(srv)

@@ -23,10 +23,10 @@ from fastapi.staticfiles import StaticFiles
 
 from citywatch.api.errors import install_error_handlers
 from citywatch.api.events import EventBus, make_bus
-from citywatch.api.routes import router
+from citywatch.api.routes import router as api_router
 from citywatch.api.security import TokenIssuer, principal_from_token
 from citywatch.api.settings import Settings
-from citywatch.city import load_pack
+from citywatch.city import CityPack, load_pack
 from citywatch.dispatch.accounts import Principal, Role
 from citywatch.dispatch.service import DispatchService
 from citywatch.errors import CityWatchError
@@ -79,13 +79,19 @@ async def _stream(websocket: WebSocket, bus: EventBus, who: Principal) -> None:
         reader.cancel()
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(
+    settings: Settings, *, pack: CityPack | None = None, router: Router | None = None
+) -> FastAPI:
     """Build the dispatch service application.
 
     Parameters
     ----------
     settings : Settings
         Pack, database, signing key, demo mode, operational settings.
+    pack : CityPack, optional
+        The already loaded pack named by ``settings.pack`` (loaded here by default).
+    router : Router, optional
+        A router of that pack to share (built here by default).
 
     Returns
     -------
@@ -97,8 +103,8 @@ def create_app(settings: Settings) -> FastAPI:
     if settings.migrate:
         upgrade(engine)
     sessions = session_factory(engine)
-    pack = load_pack(settings.pack)
-    road = Router.from_pack(pack)
+    pack = pack or load_pack(settings.pack)
+    road = router or Router.from_pack(pack)
     bus = make_bus(engine, sessions)
     service = DispatchService(sessions, pack, road, bus, config=settings.dispatch)
 
@@ -124,7 +130,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.bus = bus
     app.state.tokens = TokenIssuer(settings.jwt_secret, settings.token_ttl_s)
     install_error_handlers(app)
-    app.include_router(router)
+    app.include_router(api_router)
 
     @app.websocket("/api/v1/events")
     async def events(websocket: WebSocket, access_token: str | None = None) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -46,11 +47,12 @@ Service = Annotated[DispatchService, Depends(get_service)]
 
 @router.get("/health", tags=["service"])
 def health(service: Service) -> dict[str, Any]:
-    """Liveness: the pack served and the database dialect (no authentication)."""
+    """Liveness: the pack served, the database dialect and the answering worker's process id."""
     return {
         "status": "ok",
         "pack": service.pack.name,
         "database": service.sessions.kw["bind"].dialect.name,
+        "pid": os.getpid(),
     }
 
 

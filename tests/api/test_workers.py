@@ -1,0 +1,102 @@
+"""Several service processes on one PostgreSQL database share state and the event stream.
+
+Two applications with their own event listeners stand in for two ``serve`` worker processes
+(a real ``serve --workers 2`` is too slow to start for the unit-test budget on a busy machine).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from websockets.sync.client import connect
+
+from citywatch.api.app import create_app
+from citywatch.api.settings import ENV_SETTINGS, Settings
+from citywatch.city import CityPack
+from citywatch.errors import ValidationError
+from citywatch.routing import Router
+from tests.api.conftest import _pg_database, seed_users, start_server, stop_server
+
+pytestmark = pytest.mark.postgres
+CITYWATCH = str(Path(sys.executable).parent / "citywatch")
+
+
+@pytest.fixture(scope="module")
+def pg_url() -> Iterator[str]:
+    yield from _pg_database()
+
+
+def test_events_cross_workers_through_listen_notify(
+    pg_url: str, manhattan: tuple[CityPack, Router]
+) -> None:
+    pack, router = manhattan
+    settings = Settings(pack="manhattan", db_url=pg_url)
+    a = start_server(create_app(settings, pack=pack, router=router))
+    b = start_server(create_app(replace(settings, migrate=False), pack=pack, router=router))
+    try:
+        seed_users(a)
+        b.headers = a.headers  # same signing key: a token from one worker works on the other
+        token = a.headers["disp"]["Authorization"].split()[1]
+        with (
+            connect(f"{b.ws_url}?access_token={token}") as ws_b,
+            connect(f"{a.ws_url}?access_token={token}") as ws_a,
+        ):
+            r = a.client("disp").post(
+                "/api/v1/incidents",
+                json={"category": "theft", "location": {"lon": -73.99, "lat": 40.736}},
+            )
+            assert r.status_code == 201
+            for ws in (ws_a, ws_b):
+                event = json.loads(ws.recv(timeout=20))
+                assert (event["type"], event["incident_id"]) == ("incident.created", r.json()["id"])
+            # State lives in the database only: B sees and changes what A created.
+            assert b.client("disp").get(f"/api/v1/incidents/{r.json()['id']}").status_code == 200
+            b.client("admin").post(
+                "/api/v1/units", json={"id": "W-1", "unit_type": "foot", "station": "13"}
+            )
+            r2 = a.client("disp").post(
+                f"/api/v1/incidents/{r.json()['id']}/assignments", json={"unit_id": "W-1"}
+            )
+            assert r2.status_code == 201
+            types = {json.loads(ws_a.recv(timeout=20))["type"] for _ in range(3)}
+            assert types == {"unit.created", "incident.status", "assignment.created"}
+    finally:
+        stop_server(a)
+        stop_server(b)
+
+
+def test_worker_processes_get_the_parent_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    # ``serve --workers N`` hands its settings (including the signing key) to each worker
+    # through the environment, so a token issued by one worker is valid on all of them.
+    settings = Settings(pack="manhattan", db_url="postgresql://x@127.0.0.1/db", demo=True)
+    monkeypatch.setenv(ENV_SETTINGS, settings.to_env())
+    assert Settings.from_env() == settings
+    monkeypatch.delenv(ENV_SETTINGS)
+    with pytest.raises(ValidationError, match="start the service with citywatch serve"):
+        Settings.from_env()
+
+
+def test_several_workers_need_postgresql(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [
+            CITYWATCH,
+            "serve",
+            "--pack",
+            "manhattan",
+            "--db",
+            f"sqlite:///{tmp_path / 'x.db'}",
+            "--workers",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 1
+    assert "Error: several workers need PostgreSQL" in out.stderr
