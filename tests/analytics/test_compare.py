@@ -131,3 +131,22 @@ def test_unassigned_is_reported_with_a_note(make_incidents) -> None:
     table = res.table[res.table.category == "all"].set_index("jurisdiction")
     assert table["current"].to_dict() == {"1": 1, "unassigned": 2}
     assert any(note.startswith("2 incident(s) have no station") for note in res.notes)
+
+
+def test_empty_data_gives_zero_rows() -> None:
+    from citywatch.incidents.record import empty_frame
+
+    period = Period(date(2024, 1, 1), date(2024, 1, 31))
+    res = compare(empty_frame(), period, tz=NY, categories=["all"], city="manhattan")
+    assert res.as_dict()["rows"] == [
+        {
+            "jurisdiction": "manhattan",
+            "category": "all",
+            "current": 0,
+            "previous": 0,
+            "change": 0,
+            "change_pct": None,
+            "z": 0.0,
+            "flag": False,
+        }
+    ]

@@ -154,7 +154,7 @@ def compare(
     current_counts = in_period(frame, period).groupby(["jurisdiction", "category"]).size()
     previous_counts = in_period(frame, previous).groupby(["jurisdiction", "category"]).size()
     rows = []
-    for key in group_keys(frame, labels, jurisdictions):
+    for key in group_keys(frame, labels, [city] if by == "city" else jurisdictions):
         cur = int(current_counts.get(key, 0))
         prev = int(previous_counts.get(key, 0))
         z = poisson_z(cur, prev)
@@ -237,7 +237,7 @@ def clearance(
             "so no clearance rate can be computed"
         )
     rows = []
-    for key in group_keys(frame, labels, jurisdictions):
+    for key in group_keys(frame, labels, [city] if by == "city" else jurisdictions):
         row: dict[str, Any] = {"jurisdiction": key[0], "category": key[1]}
         for name, (sizes, solved_counts, unknown_counts) in stats.items():
             recorded = int(sizes.get(key, 0))

@@ -195,7 +195,7 @@ def profile(
         weekdays[name] = _binned(part, part["local_time"].dt.day_of_week, 7)
     rows = []
     empty24, empty7 = np.zeros(24, dtype=np.int64), np.zeros(7, dtype=np.int64)
-    for key in group_keys(frame, labels, jurisdictions):
+    for key in group_keys(frame, labels, [city] if by == "city" else jurisdictions):
         h = np.vstack([hours[n].get(key, empty24) for n in ("current", "previous")])
         w = np.vstack([weekdays[n].get(key, empty7) for n in ("current", "previous")])
         rows.append(

@@ -205,7 +205,7 @@ def quiet_days(
     }
     empty = np.empty(0, dtype=np.int64)
     rows = []
-    for key in group_keys(frame, labels, jurisdictions):
+    for key in group_keys(frame, labels, [city] if by == "city" else jurisdictions):
         days = by_group.get(key, empty)
         zero, longest = zero_runs(days, start, end)
         before = days[days <= end]

@@ -348,7 +348,8 @@ def group_keys(
     """All (jurisdiction, category) pairs to report, in natural jurisdiction order.
 
     Jurisdictions are those in the data plus any listed (so that jurisdictions without a
-    single incident still get a row); categories are every resolved label.
+    single incident still get a row; at city level callers list the city, so that even empty
+    data gives its zero row); categories are every resolved label.
     """
     names = set(frame["jurisdiction"].unique()) | set(jurisdictions or ())
     ordered = sorted((str(n) for n in names), key=jurisdiction_sort_key)
