@@ -135,3 +135,15 @@ def test_posts_cli(tmp_path: Path, shootings) -> None:  # type: ignore[no-untype
     features = json.loads(out.read_text())["features"]
     assert sum(f["properties"]["kind"] == "post" for f in features) == 4
     assert png.stat().st_size > 10_000
+
+
+def test_mclp_from_city_matches_plan_posts(pack, router, shootings) -> None:  # type: ignore[no-untyped-def]
+    # The same car-only instance through MCLP.from_city and plan_posts gives the same optimum.
+    incidents = shootings.drop_duplicates("id").head(300)
+    demand = incident_demand(pack, incidents)
+    lon, lat = pack.network.lon[demand.nodes], pack.network.lat[demand.nodes]
+    on_net = pd.DataFrame({"lon": lon, "lat": lat, "weight": demand.weights})
+    candidates = np.arange(0, len(pack.network.lon), 5)
+    model = MCLP.from_city(pack, on_net, 75.0, units=5, router=router, candidates=candidates)
+    plan = plan_posts(pack, demand, {"car": 5}, 75.0, router=router, candidates=candidates)
+    assert model.solve().objective == pytest.approx(plan.result.objective)

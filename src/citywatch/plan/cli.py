@@ -262,6 +262,21 @@ def posts(
     console.print(f"Demand within {radius:.0f} s: {plan.covered_share:.1%}")
     if plan.current_covered_share is not None:
         console.print(f"Current posts (stations): {plan.current_covered_share:.1%}")
+    density = plan.density[(plan.density["units_before"] > 0) | (plan.density["units_after"] > 0)]
+    print_table(
+        "Units per km² by station (before -> after)",
+        ("station", "km²", "units", "units/km²", "officers/km²"),
+        [
+            (
+                r.station,
+                f"{r.area_km2:.2f}",
+                f"{r.units_before} -> {r.units_after}",
+                f"{r.units_per_km2_before:.2f} -> {r.units_per_km2_after:.2f}",
+                f"{r.officers_per_km2_before:.2f} -> {r.officers_per_km2_after:.2f}",
+            )
+            for r in density.itertuples(index=False)
+        ],
+    )
     d = plan.demand
     console.print(
         f"Incidents used {d.used}; left out: {d.off_network} off network / outside the pack, "
