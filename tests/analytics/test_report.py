@@ -266,3 +266,17 @@ def test_bad_output_suffix(
         capsys,
     )
     assert code == 1 and "must end in .html or .pdf" in err
+
+
+def test_city_pack_gives_time_zone_and_every_precinct(
+    shootings_csv: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = [*YEAR, "--incidents", str(shootings_csv), "--city", "manhattan"]
+    rows = stats_json(capsys, "quiet-days", *base, "--by", "station", "-c", "shooting")["rows"]
+    assert [r["jurisdiction"] for r in rows] == MANHATTAN  # precinct 22 (Central Park) included
+    central_park = rows[MANHATTAN.index("22")]
+    assert central_park["incidents"] == 0 and central_park["current_zero_run"]["lower_bound"]
+    city = stats_json(capsys, "compare", *base, "-c", "all")["rows"]
+    assert [(r["jurisdiction"], r["current"], r["previous"]) for r in city] == [
+        ("manhattan", 86, 101)
+    ]
