@@ -116,10 +116,9 @@ def _plot_zone_map(inc: pd.DataFrame, pack: Any, path: Path) -> None:
         for poly in getattr(z.geometry, "geoms", [z.geometry]):
             patches.append(MplPolygon(np.asarray(shapely.get_coordinates(poly.exterior)), closed=True))
             values.append(mean.get(z.id, np.nan))
-    coll = PatchCollection(patches, cmap="viridis_r", edgecolor="white", linewidths=0.3)
-    vals = np.asarray(values, dtype=float)
-    coll.set_array(np.ma.masked_invalid(vals))
-    coll.cmap.set_bad("#dddddd")
+    cmap = matplotlib.colormaps["viridis_r"].with_extremes(bad="#dddddd")
+    coll = PatchCollection(patches, cmap=cmap, edgecolor="white", linewidths=0.3)
+    coll.set_array(np.ma.masked_invalid(np.asarray(values, dtype=float)))
     ax.add_collection(coll)
     ax.autoscale_view()
     ax.set_aspect(1 / np.cos(np.radians(np.nanmean(pack.network.lat))))
