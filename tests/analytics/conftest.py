@@ -8,6 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+# SQLite and PostgreSQL databases (one fresh schema per test) from the store's tests
+from tests.store.databases import db_url, pg_url, sqlite_url  # noqa: F401
+
 
 def make_incidents(
     local_times: Sequence[str],

@@ -267,12 +267,13 @@ def test_west_yorkshire_refuses_days_and_hours(west_yorkshire: pd.DataFrame) -> 
         compare(west_yorkshire, Period(date(2018, 7, 1), date(2018, 7, 14)), tz="Europe/London")
 
 
-def test_nashville_through_the_database(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_nashville_through_the_database(db_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Runs on SQLite and on PostgreSQL (skipped with the reason when no server answers)."""
     from citywatch.store.db import make_engine, upgrade
     from citywatch.store.incidents import insert_incidents
 
     path = DATA / "nashville" / "calls_2024_partial.csv"
-    url = f"sqlite:///{tmp_path / 'cw.db'}"
+    url = db_url
     engine = make_engine(url)
     upgrade(engine)
     with engine.begin() as conn:
