@@ -177,7 +177,7 @@ def ensure_fleet(service: Any) -> int:
 
 def demo_calls(db: str | None, pack: Any, rate_per_hour: float, seed: int) -> Any:
     """The simulated calls of the demo: the simulator's generator fitted to the stored incidents
-    of the pack (every incident in the database located inside the city), starting now.
+    of the pack (imported incidents located inside the city, not live calls), starting now.
 
     Raises
     ------
@@ -197,6 +197,11 @@ def demo_calls(db: str | None, pack: Any, rate_per_hour: float, seed: int) -> An
             f"no usable incidents of {pack.name} to drive the simulated feed ({exc.message}); "
             "import some (citywatch incidents import) or start with --no-feed"
         ) from exc
+    # Calls taken live (earlier demos' simulated ones included) are not history to fit.
+    live = history["source"] == "live"
+    if live.any():
+        dropped["calls taken by the live service"] = int(live.sum())
+        history = history[~live]
     if dropped:
         left_out = ", ".join(f"{n} {reason}" for reason, n in dropped.items())
         console.print(

@@ -58,12 +58,18 @@ def test_calls_are_released_when_their_time_comes(manhattan: CityPack) -> None:
 
 def test_categories_follow_the_call_mix(manhattan: CityPack) -> None:
     start = datetime(2026, 3, 2, 5, tzinfo=UTC)
-    calls = SimulatedCalls(scaled_model(node_history(manhattan), manhattan.timezone, 60), start, 1)
-    taken = calls.take(3000)
-    assert len(taken) == 3000
+    model = scaled_model(node_history(manhattan), manhattan.timezone, 1000)
+    calls = SimulatedCalls(model, start, 1)
+    taken = calls.backlog(3000)
+    assert len(taken) == 3000  # 1000/h over the 6 h before the start: about 6000 on average
+    assert all(c.received_at < start for c in taken)
+    # The backlog does not use up the live stream.
+    fresh = SimulatedCalls(calls.model, start, 1)
+    later = start + timedelta(minutes=30)
+    assert [c.received_at for c in calls.due(later)] == [c.received_at for c in fresh.due(later)]
     shares = pd.Series([c.category for c in taken]).value_counts(normalize=True)
     total = sum(CALL_MIX.values())
     for code, weight in CALL_MIX.items():
         assert shares[code] == pytest.approx(weight / total, abs=0.03)
     assert set(CALL_MIX) <= set(load_taxonomy().categories)
-    assert calls.rate_per_hour == pytest.approx(60)
+    assert calls.rate_per_hour == pytest.approx(1000)

@@ -13,9 +13,10 @@ shootings would not show the dispatcher's work.  The priority is the category's 
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -39,6 +40,9 @@ CALL_MIX: dict[str, float] = {
     "criminal_damage": 0.05,
     "shooting": 0.05,
 }
+
+#: How far back the backlog of calls waiting at the start is drawn from.
+BACKLOG_WINDOW = timedelta(hours=6)
 
 
 @dataclass(frozen=True)
@@ -92,6 +96,8 @@ class SimulatedCalls:
 
     def __init__(self, model: DemandModel, start: datetime, seed: int) -> None:
         self.model = model
+        self.start = start
+        self.seed = seed
         self._stream: Iterator[Incident] = generate_incidents(model, start, seed=seed)
         self._next: Incident | None = None
         self._rng = np.random.default_rng(seed)
@@ -122,10 +128,10 @@ class SimulatedCalls:
             self._next = None
         return out
 
-    def take(self, n: int) -> list[DemoCall]:
-        """The next ``n`` calls whatever their time (the demo starts with a few on the map)."""
-        out = []
-        for _ in range(n):
-            out.append(self._call(self._peek()))
-            self._next = None
-        return out
+    def backlog(self, n: int) -> list[DemoCall]:
+        """Up to ``n`` calls of the hours before the start, so that the demo does not open on an
+        empty map (a separate stream: the live one keeps all its calls)."""
+        earlier = generate_incidents(
+            self.model, self.start - BACKLOG_WINDOW, self.start, seed=self.seed + 1
+        )
+        return [self._call(incident) for incident in itertools.islice(earlier, n)]

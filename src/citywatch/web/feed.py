@@ -173,7 +173,7 @@ class DemoFeed:
         """Advance the feed to ``now`` (the service's clock by default)."""
         now = now or self.service.clock()
         if self.last_step is None:
-            self._new_calls(self.calls.take(self.config.initial_calls))
+            self._new_calls(self.calls.backlog(self.config.initial_calls))
         self.last_step = now
         self._new_calls(self.calls.due(now))
         self._auto_dispatch(now)
