@@ -77,3 +77,9 @@ def test_staffing_json(tmp_path: Path) -> None:
     result = runner.invoke(app, ["staffing", "--shifts", str(path), "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)[0]["units"] == 7
+
+
+def test_staffing_needs_exactly_one_input() -> None:
+    result = runner.invoke(app, ["staffing"])
+    assert result.exit_code != 0
+    assert "either --shifts" in str(result.exception)

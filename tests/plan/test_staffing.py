@@ -74,12 +74,21 @@ def test_minimum_units_for_coverage_on_a_line() -> None:
     def build(n: int) -> HypercubeModel:
         posts = (np.arange(n) + 0.5) * 10.0 / n
         travel = np.abs(posts[:, None] - atoms[None, :])
-        return HypercubeModel(
-            n, 1.0, "none", np.full(10, 0.1), np.argsort(travel.T, axis=1), travel
-        )
+        prefs = np.argsort(travel.T, axis=1, kind="stable")
+        return HypercubeModel(n, 1.0, "none", np.full(10, 0.1), prefs, travel)
 
-    units, result = minimum_units_for_coverage(build, threshold=1.5, target=0.8)
-    assert share_within(result, build(units).travel_times, 1.5) >= 0.8  # type: ignore[arg-type]
+    units, model, result = minimum_units_for_coverage(build, threshold=1.5, target=0.8)
+    assert share_within(model, result, 1.5) >= 0.8
     previous = build(units - 1)
-    worse = previous.solve()
-    assert share_within(worse, previous.travel_times, 1.5) < 0.8  # type: ignore[arg-type]
+    assert share_within(previous, previous.solve(), 1.5) < 0.8
+
+
+def test_share_within_counts_only_immediate_answers() -> None:
+    # One unit, one atom at travel 1: with a loss system the share answered in time is the
+    # probability the unit is free, 1 - B(1, a) = 1 / (1 + a).
+    model = HypercubeModel(1, 1.0, "none", np.array([0.5]), np.array([[0]]), np.array([[1.0]]))
+    assert share_within(model, model.solve(), 1.0) == pytest.approx(1 / 1.5)
+    assert share_within(model, model.solve(), 0.5) == 0.0
+    # With a queue: the share not waiting, 1 - C(1, a) = 1 - a.
+    queued = HypercubeModel(1, 1.0, "infinite", np.array([0.5]), np.array([[0]]), np.array([[1.0]]))
+    assert share_within(queued, queued.solve(), 1.0) == pytest.approx(0.5)

@@ -14,6 +14,7 @@ from citywatch.errors import DataError, NotFoundError, ValidationError
 from citywatch.plan.coverage import LSCP, MCLP, MEXCLP, BackupCoverage, CoverageData
 from citywatch.plan.heuristic import greedy_local_search
 from citywatch.plan.hypercube import HypercubeModel
+from citywatch.plan.shifts import city_staffing, parse_shifts
 from citywatch.plan.staffing import staffing_table
 
 app = typer.Typer(help="Patrol deployment planning.", no_args_is_help=True)
@@ -143,11 +144,40 @@ def hypercube(
         console.print(f"Mean travel time = {result.mean_travel_time:.4f}")
 
 
+def load_incidents(path: Path | None, database: str | None) -> pd.DataFrame:
+    """Incidents from a canonical CSV, or from the incident store when no file is given."""
+    from citywatch.incidents.canonical import read_canonical_csv
+    from citywatch.store.incidents import load_incidents_frame
+
+    if path is not None:
+        if not path.is_file():
+            raise NotFoundError(f"file not found: {path}")
+        return read_canonical_csv(path)
+    return load_incidents_frame(database)
+
+
 @app.command("staffing")
 def staffing(
-    shifts: Path = typer.Option(
-        ..., "--shifts", help="CSV with columns shift,calls_per_hour,service_minutes."
+    shifts: Path | None = typer.Option(
+        None, "--shifts", help="CSV with columns shift,calls_per_hour,service_minutes."
     ),
+    pack_name: str | None = typer.Option(
+        None, "--pack", help="City pack: shift call rates from incidents, coverage targets."
+    ),
+    incidents: Path | None = typer.Option(
+        None, "--incidents", help="With --pack: canonical incident CSV (default: the store)."
+    ),
+    database: str | None = typer.Option(None, "--db", help="With --pack: incident store URL."),
+    shift_hours: str = typer.Option(
+        "7-15,15-23,23-7", "--shift-hours", help="With --pack: local shift hours."
+    ),
+    service_minutes: float = typer.Option(
+        30.0, "--service-minutes", help="With --pack: mean minutes a unit spends per call."
+    ),
+    coverage: float | None = typer.Option(
+        None, "--coverage", help="With --pack: share of calls to answer within --within."
+    ),
+    within: float = typer.Option(180.0, "--within", help="Response-time threshold, seconds."),
     max_all_busy: float = typer.Option(
         0.05, "--max-all-busy", help="Target probability that all units are busy."
     ),
@@ -157,13 +187,29 @@ def staffing(
     officers_per_unit: float = typer.Option(2.0, "--officers-per-unit"),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Minimum units per shift so that all units are busy at most a target share of the time."""
-    table = staffing_table(
-        read_csv(shifts, ("shift",)),
-        max_all_busy,
-        queue.value,
-        officers_per_unit,
-    )
+    """Minimum units per shift: all-busy target (Erlang B/C) and, on a pack, 3-minute coverage."""
+    if (shifts is None) == (pack_name is None):
+        raise ValidationError("give either --shifts (a table) or --pack (a city pack)")
+    if shifts is not None:
+        table = staffing_table(
+            read_csv(shifts, ("shift",)), max_all_busy, queue.value, officers_per_unit
+        )
+    else:
+        from citywatch.city import load_pack
+
+        assert pack_name is not None
+        with err_console.status("Planning posts and solving hypercube models per shift ..."):
+            table = city_staffing(
+                load_pack(pack_name),
+                load_incidents(incidents, database),
+                parse_shifts(shift_hours),
+                service_minutes,
+                max_all_busy=max_all_busy,
+                queue=queue.value,
+                coverage_target=coverage,
+                within_s=within,
+                officers_per_unit=officers_per_unit,
+            )
     if as_json:
         print_json(table.to_dict(orient="records"))
         return
@@ -175,17 +221,6 @@ def staffing(
             for row in table.itertuples(index=False)
         ],
     )
-
-
-def parse_shift(text: str | None) -> tuple[int, int] | None:
-    """``"7-15"`` -> ``(7, 15)``; ``None`` stays ``None``."""
-    if text is None:
-        return None
-    try:
-        start, end = (int(part) for part in text.split("-"))
-    except ValueError as exc:
-        raise ValidationError(f"a shift is START-END in hours, e.g. 7-15, not {text!r}") from exc
-    return start, end
 
 
 @app.command("posts")
@@ -217,19 +252,12 @@ def posts(
 ) -> None:
     """Choose patrol posts on a city pack from a shift's incidents (exact MCLP / MEXCLP)."""
     from citywatch.city import load_pack
-    from citywatch.incidents.canonical import read_canonical_csv
     from citywatch.plan.posts import incident_demand, plan_posts
     from citywatch.routing import Router
-    from citywatch.store.incidents import load_incidents_frame
 
     pack = load_pack(pack_name)
-    if incidents is not None:
-        if not incidents.is_file():
-            raise NotFoundError(f"file not found: {incidents}")
-        frame = read_canonical_csv(incidents)
-    else:
-        frame = load_incidents_frame(database)
-    demand = incident_demand(pack, frame, parse_shift(shift))
+    frame = load_incidents(incidents, database)
+    demand = incident_demand(pack, frame, None if shift is None else parse_shifts(shift)[0])
     with err_console.status("Computing travel times and solving ..."):
         plan = plan_posts(
             pack,

@@ -123,12 +123,22 @@ def staffing_table(
     return pd.DataFrame(rows)
 
 
-def share_within(result: HypercubeResult, travel_times: np.ndarray, threshold: float) -> float:
-    """Share of dispatches whose travel time is at most ``threshold`` (same unit as the times).
+def share_within(model: HypercubeModel, result: HypercubeResult, threshold: float) -> float:
+    """Share of all calls answered at once by a unit within ``threshold`` travel time.
 
-    ``travel_times`` is the units x atoms table of the model that produced ``result``.
+    Calls that wait in the queue (``queue="infinite"``) or are lost (``queue="none"``) are not
+    answered at once and do not count.  ``result`` must come from ``model``, which needs
+    ``travel_times``.
     """
-    return float(result.dispatch[np.asarray(travel_times) <= threshold].sum())
+    if model.travel_times is None:
+        raise ValidationError("the hypercube model needs travel times for a coverage share")
+    dispatch = result.dispatch
+    if model.queue == "infinite":
+        queued = (model.rates / model.rates.sum()) * result.p_all_busy / model.units
+        dispatch = dispatch - queued[None, :]
+    else:
+        dispatch = dispatch * (1.0 - result.p_all_busy)
+    return float(dispatch[np.asarray(model.travel_times) <= threshold].sum())
 
 
 def minimum_units_for_coverage(
@@ -138,8 +148,9 @@ def minimum_units_for_coverage(
     *,
     start: int = 1,
     limit: int = 200,
-) -> tuple[int, HypercubeResult]:
-    """The fewest units whose model reaches ``target`` share of calls within ``threshold``.
+    method: Literal["auto", "exact", "approximate"] = "auto",
+) -> tuple[int, HypercubeModel, HypercubeResult]:
+    """The fewest units whose model answers ``target`` share of calls within ``threshold``.
 
     Parameters
     ----------
@@ -149,9 +160,17 @@ def minimum_units_for_coverage(
     threshold : float
         Response-time threshold (e.g. 180 seconds).
     target : float
-        Required share of dispatches within the threshold, in (0, 1].
+        Required share of calls (see :func:`share_within`), in (0, 1].
     start, limit : int
         Range of unit counts to try.
+    method : {"auto", "exact", "approximate"}
+        Hypercube solution method.
+
+    Returns
+    -------
+    units : int
+    model : HypercubeModel
+    result : HypercubeResult
 
     Raises
     ------
@@ -164,9 +183,7 @@ def minimum_units_for_coverage(
         model = build(units)
         if model.queue == "infinite" and model.load >= units:
             continue  # not stable yet
-        if model.travel_times is None:
-            raise ValidationError("the hypercube model needs travel times for a coverage target")
-        result = model.solve()
-        if share_within(result, model.travel_times, threshold) >= target:
-            return units, result
+        result = model.solve(method)
+        if share_within(model, result, threshold) >= target:
+            return units, model, result
     raise ValidationError(f"no unit count up to {limit} reaches the coverage target")
