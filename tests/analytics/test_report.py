@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 import shutil
 import subprocess
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 from matplotlib import image
 
+from citywatch.analytics import report
 from citywatch.incidents.canonical import write_canonical_csv
 from tests.analytics.test_cli import run
 from tests.analytics.test_real_data import DATA, MANHATTAN, NY, imported
@@ -236,7 +238,11 @@ def test_pdf_renders_and_shows_the_numbers(
     assert code == 0, err
     assert out.read_bytes().startswith(b"%PDF")
     pages = pdf_to_pngs(out, tmp_path)
-    assert len(pages) == 5  # city table, trend, bars, hours, map
+    by_station = stats_json(capsys, "compare", *YEAR, *source, "--by", "station")["rows"]
+    quiet = stats_json(capsys, "quiet-days", *YEAR, *source, "--by", "station")["rows"]
+    per_page = report.PDF_ROWS_PER_PAGE
+    tables = 1 + math.ceil(len(by_station) / per_page) + math.ceil(len(quiet) / per_page)
+    assert len(pages) == tables + 4  # then trend, bars, hours, map
     for page in pages:
         non_blank(page)
     if shutil.which("pdftotext"):

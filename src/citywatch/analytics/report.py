@@ -334,43 +334,101 @@ def render_html(report: CompstatReport) -> str:
 
 
 def render_pdf(report: CompstatReport, path: Path) -> None:
-    """The report as a PDF: a title page with the city table, then one page per chart."""
+    """The report as a PDF: table pages (see :func:`_table_pages`), then one page per chart."""
     with charts.chart_style(), PdfPages(path, metadata={"Title": report.text("title")}) as pdf:
         chart_lang: Lang = report.lang if charts.cjk_font() else "en"
-        pdf.savefig(_table_page(report, chart_lang))
+        for page in _table_pages(report, chart_lang):
+            pdf.savefig(page)
         for _, fig in _figures(report):
             pdf.savefig(fig)
 
 
-def _table_page(report: CompstatReport, lang: Lang) -> Figure:
-    """A4 page with the title and the city-wide comparison table."""
+#: Table rows on one A4 page of the PDF.
+PDF_ROWS_PER_PAGE = 40
+
+
+def _table_pages(report: CompstatReport, lang: Lang) -> list[Figure]:
+    """A4 pages: title with the city-wide table, then the jurisdiction tables, 40 rows a page."""
     labels = _labels(report.categories, lang)
-    fig = Figure(figsize=(8.27, 11.69))  # A4, laid out by hand
-    fig.text(0.5, 0.96, TEXT["title"][lang], ha="center", fontsize=16)
-    fig.text(
-        0.5,
-        0.93,
-        f"{TEXT['period'][lang]}: {report.period}   {TEXT['baseline'][lang]}: {report.baseline}",
-        ha="center",
-        fontsize=10,
-    )
-    ax = fig.add_axes((0.05, 0.05, 0.9, 0.85))
-    ax.set_axis_off()
-    columns = [TEXT[k][lang] for k in ("category", "current", "previous", "change_pct", "z")]
-    cells = [
-        [
-            labels[row["category"]],
-            str(row["current"]),
-            str(row["previous"]),
-            _fmt(row["change_pct"]),
-            _fmt(row["z"], 2),
-        ]
-        for row in report.city_compare.as_dict()["rows"]
+
+    def t(key: str) -> str:
+        return TEXT[key][lang]
+
+    numbers = [t(k) for k in ("current", "previous", "change_pct", "z")]
+    city = [
+        [labels[r["category"]], r["current"], r["previous"], _fmt(r["change_pct"]), _fmt(r["z"], 2)]
+        for r in report.city_compare.as_dict()["rows"]
     ]
+    pages = [_table_figure(t("summary"), [t("category"), *numbers], city, report, lang)]
+    by = [
+        [
+            r["jurisdiction"],
+            labels[r["category"]],
+            r["current"],
+            r["previous"],
+            _fmt(r["change_pct"]),
+            _fmt(r["z"], 2),
+        ]
+        for r in report.compare.as_dict()["rows"]
+    ]
+    tables = [(t("by_jurisdiction"), [t("jurisdiction"), t("category"), *numbers], by)]
+    if report.quiet is not None:
+        quiet = [
+            [
+                r.jurisdiction,
+                labels[r.category],
+                r.incidents,
+                f"{r.zero_days} / {r.days}",
+                r.longest_zero_run.days,
+                f"{t('at_least')} {r.current_zero_run.days}"
+                if r.lower_bound
+                else r.current_zero_run.days,
+            ]
+            for r in report.quiet.rows
+        ]
+        columns = [
+            t("jurisdiction"),
+            t("category"),
+            t("incidents"),
+            t("zero_days"),
+            t("longest"),
+            t("current_run"),
+        ]
+        tables.append((t("quiet"), columns, quiet))
+    for title, columns, rows in tables:
+        for start in range(0, len(rows), PDF_ROWS_PER_PAGE):
+            chunk = rows[start : start + PDF_ROWS_PER_PAGE]
+            pages.append(_table_figure(title, columns, chunk, None, lang))
+    return pages
+
+
+def _table_figure(
+    heading: str,
+    columns: list[str],
+    rows: list[list[Any]],
+    title_of: CompstatReport | None,
+    lang: Lang,
+) -> Figure:
+    """One A4 page with a table; with ``title_of`` the report title and dates head the page."""
+    fig = Figure(figsize=(8.27, 11.69))  # A4, laid out by hand
+    if title_of is not None:
+        fig.text(0.5, 0.96, TEXT["title"][lang], ha="center", fontsize=16)
+        period = f"{TEXT['period'][lang]}: {title_of.period}"
+        fig.text(
+            0.5,
+            0.935,
+            f"{period}   {TEXT['baseline'][lang]}: {title_of.baseline}",
+            ha="center",
+            fontsize=10,
+        )
+    fig.text(0.05, 0.9, heading, fontsize=12)
+    ax = fig.add_axes((0.05, 0.03, 0.9, 0.85))
+    ax.set_axis_off()
+    cells = [[str(v) for v in row] for row in rows]
     table = ax.table(cellText=cells, colLabels=columns, loc="upper center", cellLoc="center")
     table.auto_set_font_size(False)
-    table.set_fontsize(9)
-    table.scale(1, 1.4)
+    table.set_fontsize(8)
+    table.scale(1, 1.3)
     return fig
 
 
