@@ -286,3 +286,23 @@ def test_city_pack_gives_time_zone_and_every_precinct(
     assert [(r["jurisdiction"], r["current"], r["previous"]) for r in city] == [
         ("manhattan", 86, 101)
     ]
+
+
+def test_renders_without_a_cjk_font(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, make_incidents
+) -> None:
+    from datetime import date
+
+    from citywatch.analytics import charts
+    from citywatch.analytics.report import build_compstat, write_report
+    from citywatch.analytics.scope import Period
+
+    monkeypatch.setattr(charts, "cjk_font", lambda: None)
+    frame = make_incidents(["2023-03-01 02:30", "2024-03-02 22:10", "2024-05-01 12:00"], NY)
+    rep = build_compstat(frame, Period(date(2024, 1, 1), date(2024, 12, 31)), tz=NY, by="city")
+    assert "no CJK font is installed: chart labels are in English" in rep.notes
+    titles = [fig.axes[0].get_title() for _, fig in report._figures(rep)]
+    assert titles[0] == "Monthly trend" and titles[-1] == "Map of incidents by jurisdiction"
+    html = write_report(rep, tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "治安形势分析报告" in html  # the page text stays Chinese
+    assert write_report(rep, tmp_path / "r.pdf").stat().st_size > 1000
