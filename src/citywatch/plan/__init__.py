@@ -18,6 +18,7 @@ from citywatch.plan.posts import (
     incident_demand,
     plan_posts,
 )
+from citywatch.plan.shifts import city_staffing, hypercube_at_posts, parse_shifts
 from citywatch.plan.staffing import (
     erlang_b,
     erlang_c,
@@ -39,15 +40,18 @@ __all__ = [
     "NodeDemand",
     "PostsPlan",
     "SiteGroup",
+    "city_staffing",
     "density_table",
     "erlang_b",
     "erlang_c",
     "erlang_levels",
     "greedy_local_search",
+    "hypercube_at_posts",
     "incident_demand",
     "larson_q",
     "minimum_units",
     "minimum_units_for_coverage",
+    "parse_shifts",
     "plan_posts",
     "share_within",
     "staffing_table",
