@@ -68,7 +68,9 @@ def test_rates_by_brute_force() -> None:
 
 
 def test_sampled_counts_follow_the_rates() -> None:
-    model = fit_demand(history(ROWS * 20), NY, model="full", fit_start=START, fit_end=END, scale=0.5)
+    model = fit_demand(
+        history(ROWS * 20), NY, model="full", fit_start=START, fit_end=END, scale=0.5
+    )
     rng = np.random.default_rng(8)
     start = datetime(2024, 4, 1, tzinfo=ZoneInfo(NY))  # a Monday, no DST change for 10 weeks
     batch = model.sample(start, start + timedelta(weeks=10), rng)
@@ -83,14 +85,23 @@ def test_sampled_counts_follow_the_rates() -> None:
     obs = [z8.get("A", 0), z8.get("B", 0)]
     assert stats.chisquare(obs, np.array([2, 1]) / 3 * sum(obs)).pvalue > 0.001
     # Locations, categories and priorities come from the zone's historical incidents.
-    assert set(zip(batch.zone, batch.lon, strict=True)) <= {("A", -73.99), ("B", -73.95), ("C", -74.0)}
+    assert set(zip(batch.zone, batch.lon, strict=True)) <= {
+        ("A", -73.99),
+        ("B", -73.95),
+        ("C", -74.0),
+    }
 
 
 def test_daylight_saving_hours_are_local() -> None:
     model = fit_demand(history(ROWS * 5), NY, model="separable", fit_start=START, fit_end=END)
     start = datetime(2024, 3, 9, tzinfo=ZoneInfo(NY))  # the 10th has 23 hours
     end = datetime(2024, 3, 12, tzinfo=ZoneInfo(NY))
-    hours = pd.date_range(pd.Timestamp(start).tz_convert("UTC"), pd.Timestamp(end).tz_convert("UTC"), freq="h", inclusive="left")
+    hours = pd.date_range(
+        pd.Timestamp(start).tz_convert("UTC"),
+        pd.Timestamp(end).tz_convert("UTC"),
+        freq="h",
+        inclusive="left",
+    )
     assert len(hours) == 71
     local = hours.tz_convert(NY)
     expected = model.rate[:, local.day_of_week * 24 + local.hour].sum()

@@ -41,17 +41,28 @@ def mixed_scenario(pack: CityPack, **head: object) -> Scenario:
             "call_handling": {"default": {"dist": "lognormal", "mean_s": 80, "sd_s": 30}},
             "on_scene": {"default": {"dist": "lognormal", "mean_s": 2400, "sd_s": 1200}},
             "travel": {"congestion": [1.0] * 7 + [1.5] * 12 + [1.0] * 5},
-            "shifts": {"day": {"start": "07:00", "end": "19:00"}, "night": {"start": "19:00", "end": "07:00"}},
+            "shifts": {
+                "day": {"start": "07:00", "end": "19:00"},
+                "night": {"start": "19:00", "end": "07:00"},
+            },
             "fleet": [
                 {"stations": "all", "unit_type": "patrol_car", "count": 1, "shift": "day"},
                 {"stations": "all", "unit_type": "patrol_car", "count": 1, "shift": "night"},
                 {
-                    "stations": ["14"], "unit_type": "patrol_car", "count": 2, "idle": "patrol",
+                    "stations": ["14"],
+                    "unit_type": "patrol_car",
+                    "count": 2,
+                    "idle": "patrol",
                     "points": [[s14.lon, s14.lat], [-73.9857, 40.7484], [-73.9900, 40.7520]],
                     "dwell_s": 300,
                 },
-                {"stations": ["14"], "unit_type": "special_police", "count": 1, "idle": "posts",
-                 "points": [[-73.9851, 40.7589]]},
+                {
+                    "stations": ["14"],
+                    "unit_type": "special_police",
+                    "count": 1,
+                    "idle": "posts",
+                    "points": [[-73.9851, 40.7589]],
+                },
             ],
         },
     )
@@ -93,7 +104,9 @@ def test_units_only_work_on_duty(pack: CityPack, mixed) -> None:
     asg = mixed.assignments
     hour = asg["dispatched_at"].dt.tz_convert(tz).dt.hour
     day_units = asg["unit_id"].str.endswith("patrol_car-1") & ~asg["unit_id"].str.startswith("14-")
-    night_units = asg["unit_id"].str.endswith("patrol_car-2") & ~asg["unit_id"].str.startswith("14-")
+    night_units = asg["unit_id"].str.endswith("patrol_car-2") & ~asg["unit_id"].str.startswith(
+        "14-"
+    )
     assert ((hour[day_units] >= 7) & (hour[day_units] < 19)).all()
     assert ((hour[night_units] >= 19) | (hour[night_units] < 7)).all()
     assert day_units.any() and night_units.any()
@@ -125,7 +138,9 @@ def test_travel_matches_the_matrix_for_the_dispatched_unit(pack: CityPack, mixed
     inc = mixed.incidents.set_index(["replication", "id"])
     asg = mixed.assignments.head(20)
     for row in asg.itertuples():
-        factor = prep.hourly_factor[int((row.dispatched_at - mixed.scenario.start).total_seconds() // 3600)]
+        factor = prep.hourly_factor[
+            int((row.dispatched_at - mixed.scenario.start).total_seconds() // 3600)
+        ]
         assert row.travel_s == pytest.approx(
             (row.arrived_at - row.dispatched_at).total_seconds(), abs=1e-3
         )
@@ -139,8 +154,13 @@ def _golden_scenario(pack: CityPack) -> Scenario:
         pack,
         {
             "scenario": {"name": "golden", "days": 1, "replications": 3, "seed": 42},
-            "demand": {"kind": "poisson", "rate_per_hour": 2.0, "points": pts,
-                       "category": "robbery", "priority": 1},
+            "demand": {
+                "kind": "poisson",
+                "rate_per_hour": 2.0,
+                "points": pts,
+                "category": "robbery",
+                "priority": 1,
+            },
             "dispatch": {"policy": "station_first", "threshold_s": 200},
             "call_handling": {"default": {"dist": "lognormal", "mean_s": 60, "sd_s": 20}},
             "on_scene": {"default": {"dist": "exponential", "mean_s": 1200}},

@@ -40,18 +40,27 @@ def test_formulas_match_published_values() -> None:
     assert erlang_b(10, 5.0) == pytest.approx(0.01838, abs=5e-6)
     # Brute force: the stationary distribution of the M/M/c birth-death chain.
     c, a = 3, 2.0
-    p = np.array([a**k / math.factorial(k) for k in range(c)] + [a**c / math.factorial(c) * (a / c) ** j for j in range(2000)])
+    p = np.array(
+        [a**k / math.factorial(k) for k in range(c)]
+        + [a**c / math.factorial(c) * (a / c) ** j for j in range(2000)]
+    )
     p /= p.sum()
     assert p[c:].sum() == pytest.approx(erlang_c(c, a), rel=1e-9)
 
 
-def _scenario(pack: CityPack, *, c: int, rate_per_hour: float, mean_s: float, queue: bool, days: float):
+def _scenario(
+    pack: CityPack, *, c: int, rate_per_hour: float, mean_s: float, queue: bool, days: float
+):
     station = pack.station("14")
     return make_scenario(
         pack,
         {
             "scenario": {"name": "mmc", "days": days, "replications": 8, "seed": 11},
-            "demand": {"kind": "poisson", "rate_per_hour": rate_per_hour, "points": [[station.lon, station.lat]]},
+            "demand": {
+                "kind": "poisson",
+                "rate_per_hour": rate_per_hour,
+                "points": [[station.lon, station.lat]],
+            },
             "dispatch": {"policy": "nearest", "queue": queue},
             "on_scene": {"default": {"dist": "exponential", "mean_s": mean_s}},
             "fleet": [{"stations": ["14"], "unit_type": "patrol_car", "count": c}],
@@ -62,7 +71,9 @@ def _scenario(pack: CityPack, *, c: int, rate_per_hour: float, mean_s: float, qu
 def test_erlang_c_waiting_probability_and_mean_wait(pack: CityPack, car_travel: object) -> None:
     c, mean_s, rate = 2, 300.0, 12.0  # offered load a = 12/h * 5 min = 1 Erlang
     a = rate * mean_s / 3600
-    res = run_scenario(_scenario(pack, c=c, rate_per_hour=rate, mean_s=mean_s, queue=True, days=3), workers=1)
+    res = run_scenario(
+        _scenario(pack, c=c, rate_per_hour=rate, mean_s=mean_s, queue=True, days=3), workers=1
+    )
     assert (res.incidents["travel_s"] == 0).all()
     kpi = summarise(replication_kpis(res.incidents, res.units))
     pw = erlang_c(c, a)
@@ -82,7 +93,9 @@ def test_erlang_c_waiting_probability_and_mean_wait(pack: CityPack, car_travel: 
 def test_erlang_b_loss_probability(pack: CityPack, car_travel: object) -> None:
     c, mean_s, rate = 2, 300.0, 12.0
     a = rate * mean_s / 3600
-    res = run_scenario(_scenario(pack, c=c, rate_per_hour=rate, mean_s=mean_s, queue=False, days=3), workers=1)
+    res = run_scenario(
+        _scenario(pack, c=c, rate_per_hour=rate, mean_s=mean_s, queue=False, days=3), workers=1
+    )
     kpi = summarise(replication_kpis(res.incidents, res.units))
     lo, hi = kpi.loc["share_unanswered", ["ci_low", "ci_high"]]
     assert lo <= erlang_b(c, a) <= hi

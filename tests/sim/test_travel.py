@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 
 from citywatch.city import CityPack
-from citywatch.dispatch.policy import IncidentView, UnitView, nearest, recommend, router_travel, station_first
+from citywatch.dispatch.policy import (
+    IncidentView,
+    UnitView,
+    nearest,
+    recommend,
+    router_travel,
+    station_first,
+)
 from citywatch.routing import Router
 from citywatch.sim.travel import MatrixTravel
 from tests.routing.brute import brute_many_to_one
@@ -19,7 +26,9 @@ def near_nodes(pack: CityPack, rng: np.random.Generator, n: int) -> np.ndarray:
     return np.c_[pack.network.lon[i], pack.network.lat[i]] + jitter
 
 
-def test_matrix_travel_equals_router(pack: CityPack, router: Router, car_travel: MatrixTravel) -> None:
+def test_matrix_travel_equals_router(
+    pack: CityPack, router: Router, car_travel: MatrixTravel
+) -> None:
     rng = np.random.default_rng(3)
     sources = near_nodes(pack, rng, 200)
     for target in near_nodes(pack, rng, 15):
@@ -31,7 +40,9 @@ def test_matrix_travel_equals_router(pack: CityPack, router: Router, car_travel:
         np.testing.assert_allclose(metres, want.metres, rtol=1e-5, atol=0.05)
 
 
-def test_same_segment_and_one_way_cases(pack: CityPack, router: Router, car_travel: MatrixTravel) -> None:
+def test_same_segment_and_one_way_cases(
+    pack: CityPack, router: Router, car_travel: MatrixTravel
+) -> None:
     g = router.graph("car")
     one_way = np.flatnonzero(~np.isfinite(g.seg_bwd_s))[:5]
     assert len(one_way) == 5
@@ -52,7 +63,9 @@ def test_same_segment_and_one_way_cases(pack: CityPack, router: Router, car_trav
         assert backward > forward  # against a one-way street the car must go round
 
 
-def test_matrix_travel_equals_networkx_brute_force(pack: CityPack, router: Router, car_travel: MatrixTravel) -> None:
+def test_matrix_travel_equals_networkx_brute_force(
+    pack: CityPack, router: Router, car_travel: MatrixTravel
+) -> None:
     rng = np.random.default_rng(9)
     sources = near_nodes(pack, rng, 30)
     target = near_nodes(pack, rng, 1)[0]
@@ -96,4 +109,6 @@ def test_policy_gives_the_same_recommendation_with_either_travel(
         b = recommend(inc, units, car_travel, policy, k=10)
         assert a.team == b.team and a.status == b.status
         assert [c.unit_id for c in a.candidates] == [c.unit_id for c in b.candidates]
-        np.testing.assert_allclose([c.eta_s for c in a.candidates], [c.eta_s for c in b.candidates], atol=1e-3)
+        np.testing.assert_allclose(
+            [c.eta_s for c in a.candidates], [c.eta_s for c in b.candidates], atol=1e-3
+        )

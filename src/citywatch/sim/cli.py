@@ -9,7 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -22,7 +21,7 @@ __all__ = ["simulate_app"]
 class _RunByDefault(TyperGroup):
     """A group where ``simulate X.toml ...`` means ``simulate run X.toml ...``."""
 
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         if args and args[0] not in self.commands and not args[0].startswith("-"):
             args = ["run", *args]
         return super().parse_args(ctx, args)
@@ -51,8 +50,14 @@ def _fmt(kpi: str, x: float | None) -> str:
     return f"{x:,.0f}" if abs(x) >= 10 else f"{x:.2f}"
 
 
-def _run(path: Path, replications: int | None, seed: int | None, workers: int | None,
-         out: Path | None, quiet: bool) -> tuple[Any, dict[str, Any]]:
+def _run(
+    path: Path,
+    replications: int | None,
+    seed: int | None,
+    workers: int | None,
+    out: Path | None,
+    quiet: bool,
+) -> tuple[Any, dict[str, Any]]:
     from citywatch.city import load_pack
     from citywatch.sim.report import write_outputs
     from citywatch.sim.runner import run_scenario
@@ -65,7 +70,10 @@ def _run(path: Path, replications: int | None, seed: int | None, workers: int | 
     with progress(transient=True) as bar:
         task = bar.add_task(f"simulating {scenario.name}", total=reps)
         result = run_scenario(
-            scenario, replications=reps, seed=seed, workers=workers,
+            scenario,
+            replications=reps,
+            seed=seed,
+            workers=workers,
             on_done=lambda _: bar.advance(task),
         )
     folder = out or Path("simulations") / scenario.name
@@ -81,7 +89,9 @@ def run(
     scenario: Path = typer.Argument(..., help="Scenario TOML file."),
     replications: int | None = _REPS,
     seed: int | None = _SEED,
-    out: Path | None = typer.Option(None, "--out", help="Output folder (default simulations/NAME)."),
+    out: Path | None = typer.Option(
+        None, "--out", help="Output folder (default simulations/NAME)."
+    ),
     workers: int | None = _WORKERS,
     json: bool = _JSON,
 ) -> None:
@@ -121,20 +131,33 @@ def compare(
     rb, sb = _run(b, replications, seed, workers, base / "B", True)
     paired = ra.seed == rb.seed and ra.replications == rb.replications
     table = compare_kpis(
-        replication_kpis(ra.incidents, ra.units), replication_kpis(rb.incidents, rb.units),
+        replication_kpis(ra.incidents, ra.units),
+        replication_kpis(rb.incidents, rb.units),
         paired=paired,
     )
     if json:
-        print_json({"a": sa, "b": sb, "paired": paired,
-                    "difference": {k: row.to_dict() for k, row in table.iterrows()}})
+        print_json(
+            {
+                "a": sa,
+                "b": sb,
+                "paired": paired,
+                "difference": {k: row.to_dict() for k, row in table.iterrows()},
+            }
+        )
         return
     print_table(
         f"A = {sa['scenario']}, B = {sb['scenario']} "
         f"({'paired by replication' if paired else 'independent'}; outputs in {base})",
         ["KPI", "A", "B", "B - A", "95 % interval of B - A"],
         [
-            (k, _fmt(k, r["a"]), _fmt(k, r["b"]), _fmt(k, r["diff"]),
-             f"{_fmt(k, r['ci_low'])} – {_fmt(k, r['ci_high'])}")
+            (
+                k,
+                _fmt(k, r["a"]),
+                _fmt(k, r["b"]),
+                _fmt(k, r["diff"]),
+                f"{_fmt(k, r['ci_low'])} – {_fmt(k, r['ci_high'])}",
+            )
             for k, r in table.iterrows()
+            if isinstance(k, str)
         ],
     )

@@ -125,7 +125,7 @@ def load_history(demand: Demand, pack: Any) -> tuple[pd.DataFrame, dict[str, int
     return frame.sort_values("received_at", kind="stable").reset_index(drop=True), dropped
 
 
-def _batch(frame: pd.DataFrame, t: npt.NDArray[np.float64], ids: Any) -> IncidentBatch:
+def _batch(frame: pd.DataFrame, t: Any, ids: Any) -> IncidentBatch:
     return IncidentBatch(
         id=np.asarray(ids, dtype=object),
         t=np.asarray(t, dtype=np.float64),
@@ -141,13 +141,13 @@ def _batch(frame: pd.DataFrame, t: npt.NDArray[np.float64], ids: Any) -> Inciden
 def replay_batch(
     history: pd.DataFrame, start: datetime, end: datetime, scale: float, rng: np.random.Generator
 ) -> IncidentBatch:
-    """The historical incidents received in ``[start, end)``, each kept with probability ``scale``."""
+    """The incidents received in ``[start, end)``, each kept with probability ``scale``."""
     if scale > 1:
         raise ValidationError("replay can only thin demand (scale <= 1)", field="scale")
     sel = history[(history["received_at"] >= start) & (history["received_at"] < end)]
     keep = rng.random(len(sel)) < scale
     sel = sel[keep]
-    t = (sel["received_at"] - pd.Timestamp(start)).dt.total_seconds().to_numpy()
+    t = np.asarray((sel["received_at"] - pd.Timestamp(start)).dt.total_seconds(), dtype=np.float64)
     return _batch(sel, t, sel["id"].to_numpy(object))
 
 

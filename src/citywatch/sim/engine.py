@@ -69,7 +69,9 @@ class Fleet:
     travel: MatrixTravel
 
 
-def build_fleet(scenario: Scenario, pack: Any, rules: RequirementRules, travel: MatrixTravel) -> Fleet:
+def build_fleet(
+    scenario: Scenario, pack: Any, rules: RequirementRules, travel: MatrixTravel
+) -> Fleet:
     """Create the units of every ``[[fleet]]`` group, with their posts and duty intervals."""
     tz = ZoneInfo(pack.timezone)
     stations = {s.id: s for s in pack.stations}
@@ -350,16 +352,32 @@ def simulate(
     for _, _, i in queue:
         if sent[i] == 0 and not done[i]:
             lost_reason[i] = "no unit became available before the simulation ended"
-    return _records(scenario, fleet, demand, locals())
+    state = {
+        "t_ready": t_ready,
+        "t_dispatch": t_dispatch,
+        "t_arrive": t_arrive,
+        "t_clear": t_clear,
+        "needed": needed,
+        "sent": sent,
+        "first_unit": first_unit,
+        "waited": waited,
+        "rec_status": rec_status,
+        "lost_reason": lost_reason,
+        "assignments": assignments,
+    }
+    return _records(scenario, fleet, demand, state)
 
 
-def _records(scenario: Scenario, fleet: Fleet, demand: IncidentBatch, st: dict[str, Any]) -> RunResult:
+def _records(
+    scenario: Scenario, fleet: Fleet, demand: IncidentBatch, st: dict[str, Any]
+) -> RunResult:
     start = pd.Timestamp(scenario.start).tz_convert("UTC")
 
     def stamp(x: np.ndarray) -> pd.Series:
-        return start + pd.to_timedelta(x, unit="s")
+        return pd.Series(start + pd.to_timedelta(x, unit="s"))
 
     units = fleet.units
+    index = {u.id: k for k, u in enumerate(units)}
     answered = ~np.isnan(st["t_arrive"])
     inc = pd.DataFrame(
         {
@@ -383,7 +401,9 @@ def _records(scenario: Scenario, fleet: Fleet, demand: IncidentBatch, st: dict[s
             "units_sent": st["sent"],
             "units": [""] * len(demand),
             "first_unit": st["first_unit"],
-            "first_unit_station": [None if u is None else units[st["index"][u]].station for u in st["first_unit"]],
+            "first_unit_station": [
+                None if u is None else units[index[u]].station for u in st["first_unit"]
+            ],
             "waited": st["waited"],
             "recommendation": st["rec_status"],
             "status": np.where(answered, "answered", "unanswered"),
@@ -397,9 +417,11 @@ def _records(scenario: Scenario, fleet: Fleet, demand: IncidentBatch, st: dict[s
     if len(asg):
         team = asg.groupby("incident")["unit"].agg(lambda ks: ";".join(units[k].id for k in ks))
         inc.loc[team.index, "units"] = team.to_numpy()
-    inc["other_station"] = inc["first_unit_station"].notna() & (
-        inc["first_unit_station"] != inc["station"]
-    ) & inc["station"].notna()
+    inc["other_station"] = (
+        inc["first_unit_station"].notna()
+        & (inc["first_unit_station"] != inc["station"])
+        & inc["station"].notna()
+    )
     assignments = pd.DataFrame(
         {
             "incident_id": demand.id[asg["incident"].to_numpy(int)] if len(asg) else [],

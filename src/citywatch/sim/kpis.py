@@ -44,8 +44,12 @@ def _incident_kpis(inc: pd.DataFrame) -> dict[str, float]:
     other = inc.loc[ok & inc["station"].notna().to_numpy(), "other_station"]
     return {
         "incidents": float(n),
-        "on_scene_3min": float(np.mean(ok & (np.nan_to_num(resp, nan=np.inf) <= 180.0))) if n else np.nan,
-        "on_scene_10min": float(np.mean(ok & (np.nan_to_num(resp, nan=np.inf) <= 600.0))) if n else np.nan,
+        "on_scene_3min": float(np.mean(ok & (np.nan_to_num(resp, nan=np.inf) <= 180.0)))
+        if n
+        else np.nan,
+        "on_scene_10min": float(np.mean(ok & (np.nan_to_num(resp, nan=np.inf) <= 600.0)))
+        if n
+        else np.nan,
         "mean_response_s": float(resp[ok].mean()) if ok.any() else np.nan,
         "p50_response_s": float(np.percentile(resp[ok], 50)) if ok.any() else np.nan,
         "p90_response_s": float(np.percentile(resp[ok], 90)) if ok.any() else np.nan,
@@ -60,7 +64,9 @@ def utilisation(units: pd.DataFrame, by: str | None = None) -> pd.DataFrame:
     """Busy time over on-duty time per replication, overall or by ``unit_id``/``station``."""
     keys = ["replication"] if by is None else ["replication", by]
     g = units.groupby(keys)[["busy_s", "on_duty_s"]].sum()
-    return (g["busy_s"] / g["on_duty_s"].where(g["on_duty_s"] > 0)).rename("utilisation").reset_index()
+    return (
+        (g["busy_s"] / g["on_duty_s"].where(g["on_duty_s"] > 0)).rename("utilisation").reset_index()
+    )
 
 
 def replication_kpis(incidents: pd.DataFrame, units: pd.DataFrame) -> pd.DataFrame:
@@ -139,11 +145,25 @@ def compare(a: pd.DataFrame, b: pd.DataFrame, *, paired: bool) -> pd.DataFrame:
             if len(xs) > 1 and len(ys) > 1:
                 vx, vy = xs.var(ddof=1) / len(xs), ys.var(ddof=1) / len(ys)
                 se = np.sqrt(vx + vy)
-                dof = (vx + vy) ** 2 / (vx**2 / (len(xs) - 1) + vy**2 / (len(ys) - 1)) if se > 0 else 1
+                dof = (
+                    (vx + vy) ** 2 / (vx**2 / (len(xs) - 1) + vy**2 / (len(ys) - 1))
+                    if se > 0
+                    else 1
+                )
                 half = float(stats.t.ppf(0.975, dof) * se)
                 lo, hi = mean - half, mean + half
             else:
                 lo = hi = np.nan
-        rows.append((k, float(np.nanmean(x)) if np.isfinite(x).any() else np.nan,
-                     float(np.nanmean(y)) if np.isfinite(y).any() else np.nan, mean, lo, hi))
-    return pd.DataFrame(rows, columns=["kpi", "a", "b", "diff", "ci_low", "ci_high"]).set_index("kpi")
+        rows.append(
+            (
+                k,
+                float(np.nanmean(x)) if np.isfinite(x).any() else np.nan,
+                float(np.nanmean(y)) if np.isfinite(y).any() else np.nan,
+                mean,
+                lo,
+                hi,
+            )
+        )
+    return pd.DataFrame(rows, columns=["kpi", "a", "b", "diff", "ci_low", "ci_high"]).set_index(
+        "kpi"
+    )

@@ -32,7 +32,16 @@ from citywatch.sim.engine import Fleet, RunResult, build_fleet, simulate
 from citywatch.sim.scenario import Scenario
 from citywatch.sim.travel import MatrixTravel
 
-__all__ = ["Prepared", "SimResult", "prepare", "run_replication", "run_scenario", "scenario_policy"]
+__all__ = [
+    "Inputs",
+    "Prepared",
+    "SimResult",
+    "draw_inputs",
+    "prepare",
+    "run_replication",
+    "run_scenario",
+    "scenario_policy",
+]
 
 
 def scenario_policy(scenario: Scenario) -> Policy:
@@ -64,25 +73,35 @@ def prepare(scenario: Scenario) -> Prepared:
     modes = {rules.mode_of(g.unit_type) for g in scenario.fleet}
     travel = MatrixTravel.from_pack(pack, modes)
     fleet = build_fleet(scenario, pack, rules, travel)
-    history, model, dropped = None, None, {}
+    history: pd.DataFrame | None = None
+    model: DemandModel | None = None
+    dropped: dict[str, int] = {}
     d = scenario.demand
     if d.kind != "poisson":
         history, dropped = load_history(d, pack)
         history = _reachable(history, travel, dropped)
         if d.kind == "synthetic":
             model = fit_demand(
-                history, pack.timezone, scale=d.scale, model=d.model,
-                fit_start=d.fit_start, fit_end=d.fit_end,
+                history,
+                pack.timezone,
+                scale=d.scale,
+                model=d.model,
+                fit_start=d.fit_start,
+                fit_end=d.fit_end,
             )
     hours = pd.date_range(
         pd.Timestamp(scenario.start), periods=int(scenario.duration_s // 3600) + 24 * 9, freq="h"
     )
     local_hour = hours.tz_convert(pack.timezone).hour.to_numpy()
     factors = np.asarray(scenario.congestion)[local_hour]
-    return Prepared(scenario, pack, rules, scenario_policy(scenario), fleet, history, model, dropped, factors)
+    return Prepared(
+        scenario, pack, rules, scenario_policy(scenario), fleet, history, model, dropped, factors
+    )
 
 
-def _reachable(history: pd.DataFrame, travel: MatrixTravel, dropped: dict[str, int]) -> pd.DataFrame:
+def _reachable(
+    history: pd.DataFrame, travel: MatrixTravel, dropped: dict[str, int]
+) -> pd.DataFrame:
     """Leave out (and count) incidents too far from the roads of a fleet's travel mode."""
     router = travel.router
     pts = history[["lon", "lat"]].to_numpy(float)
@@ -98,7 +117,11 @@ def _reachable(history: pd.DataFrame, travel: MatrixTravel, dropped: dict[str, i
 
 def _poisson_batch(scenario: Scenario, pack: Any, rng: np.random.Generator) -> IncidentBatch:
     d = scenario.demand
-    t = np.cumsum(rng.exponential(3600.0 / d.rate_per_hour, int(d.rate_per_hour * scenario.duration_s / 3600 * 1.2 + 100)))
+    t = np.cumsum(
+        rng.exponential(
+            3600.0 / d.rate_per_hour, int(d.rate_per_hour * scenario.duration_s / 3600 * 1.2 + 100)
+        )
+    )
     while t[-1] < scenario.duration_s:
         t = np.concatenate([t, t[-1] + np.cumsum(rng.exponential(3600.0 / d.rate_per_hour, 1000))])
     t = t[t < scenario.duration_s]
@@ -129,7 +152,18 @@ def _place_kinds(pack: Any, batch: IncidentBatch) -> list[frozenset[str]] | None
     return [frozenset(k) for k in kinds]
 
 
-def _run(prep: Prepared, rep: int, seed: int) -> RunResult:
+@dataclass(frozen=True)
+class Inputs:
+    """The random inputs of one replication: incidents and their call-handling/on-scene times."""
+
+    batch: IncidentBatch
+    handling_s: np.ndarray
+    on_scene_s: np.ndarray
+    place_kinds: list[frozenset[str]] | None
+
+
+def draw_inputs(prep: Prepared, rep: int, seed: int) -> Inputs:
+    """Draw replication ``rep``'s inputs from ``SeedSequence(seed, spawn_key=(rep,))``."""
     s = prep.scenario
     demand_rng, handling_rng, scene_rng = (
         np.random.default_rng(x) for x in np.random.SeedSequence(seed, spawn_key=(rep,)).spawn(3)
@@ -144,9 +178,21 @@ def _run(prep: Prepared, rep: int, seed: int) -> RunResult:
         batch = prep.model.sample(s.start, s.end, demand_rng, id_prefix=f"sim:{rep}")
     handling = s.call_handling.sample(handling_rng, list(batch.category), list(batch.priority))
     scene = s.on_scene.sample(scene_rng, list(batch.category), list(batch.priority))
+    return Inputs(batch, handling, scene, _place_kinds(prep.pack, batch))
+
+
+def _run(prep: Prepared, rep: int, seed: int) -> RunResult:
+    x = draw_inputs(prep, rep, seed)
     result = simulate(
-        s, prep.fleet, batch, prep.policy, prep.rules, handling, scene,
-        place_kinds=_place_kinds(prep.pack, batch), hourly_factor=prep.hourly_factor,
+        prep.scenario,
+        prep.fleet,
+        x.batch,
+        prep.policy,
+        prep.rules,
+        x.handling_s,
+        x.on_scene_s,
+        place_kinds=x.place_kinds,
+        hourly_factor=prep.hourly_factor,
     )
     for frame in (result.incidents, result.assignments, result.units):
         frame.insert(0, "replication", rep)
@@ -224,7 +270,9 @@ def run_scenario(
     else:
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(n_workers, mp_context=ctx) as pool:
-            futures = {pool.submit(run_replication, scenario, rep, seed): rep for rep in range(reps)}
+            futures = {
+                pool.submit(run_replication, scenario, rep, seed): rep for rep in range(reps)
+            }
             for fut, rep in futures.items():
                 results[rep] = fut.result()
                 if on_done:

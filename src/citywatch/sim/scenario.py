@@ -157,8 +157,10 @@ class Shift:
     length: timedelta
     days: frozenset[int]
 
-    def intervals(self, begin: datetime, end: datetime, tz: ZoneInfo) -> list[tuple[datetime, datetime]]:
-        """On-duty intervals (UTC) that overlap ``[begin, end)``, from shifts starting on listed days."""
+    def intervals(
+        self, begin: datetime, end: datetime, tz: ZoneInfo
+    ) -> list[tuple[datetime, datetime]]:
+        """On-duty intervals overlapping ``[begin, end)``, of shifts starting on the listed days."""
         out = []
         day = (begin.astimezone(tz) - timedelta(days=2)).date()
         while datetime.combine(day, self.start, tz) < end:
@@ -173,7 +175,7 @@ class Shift:
 
 @dataclass(frozen=True)
 class FleetGroup:
-    """``count`` units of one type per listed station, waiting at the station, posts or on patrol."""
+    """``count`` units of one type per listed station, waiting at the station, posts or patrol."""
 
     stations: tuple[str, ...]
     unit_type: str
@@ -276,16 +278,23 @@ def _shifts(raw: Mapping[str, Any]) -> dict[str, Shift]:
         if bad:
             raise ValidationError(f"{where}.days: unknown day(s) {bad}; use {', '.join(DAYS)}")
         out[name] = Shift(
-            name, start, timedelta(minutes=minutes or 24 * 60), frozenset(DAYS.index(d) for d in days)
+            name,
+            start,
+            timedelta(minutes=minutes or 24 * 60),
+            frozenset(DAYS.index(d) for d in days),
         )
     return out
 
 
-def _fleet(raw: Sequence[Mapping[str, Any]], stations: Sequence[str] | None, shifts: Mapping[str, Shift]) -> tuple[FleetGroup, ...]:
+def _fleet(
+    raw: Sequence[Mapping[str, Any]], stations: Sequence[str] | None, shifts: Mapping[str, Shift]
+) -> tuple[FleetGroup, ...]:
     groups = []
     for i, g in enumerate(raw):
         where = f"fleet[{i}]"
-        _check_keys(g, {"stations", "unit_type", "count", "idle", "points", "dwell_s", "shift"}, where)
+        _check_keys(
+            g, {"stations", "unit_type", "count", "idle", "points", "dwell_s", "shift"}, where
+        )
         st = g.get("stations", "all")
         if st == "all":
             if stations is None:
@@ -311,8 +320,13 @@ def _fleet(raw: Sequence[Mapping[str, Any]], stations: Sequence[str] | None, shi
             raise ValidationError(f"{where}: unit_type is required", field=where)
         groups.append(
             FleetGroup(
-                ids, str(g["unit_type"]), count, idle, points,
-                _positive(g.get("dwell_s", 120.0), f"{where}.dwell_s"), shift,
+                ids,
+                str(g["unit_type"]),
+                count,
+                idle,
+                points,
+                _positive(g.get("dwell_s", 120.0), f"{where}.dwell_s"),
+                shift,
             )
         )
     if not groups:
@@ -323,8 +337,20 @@ def _fleet(raw: Sequence[Mapping[str, Any]], stations: Sequence[str] | None, shi
 def _demand(raw: Mapping[str, Any], base: Path, tz: ZoneInfo) -> Demand:
     _check_keys(
         raw,
-        {"kind", "files", "database", "fit_start", "fit_end", "categories", "scale", "model",
-         "rate_per_hour", "points", "category", "priority"},
+        {
+            "kind",
+            "files",
+            "database",
+            "fit_start",
+            "fit_end",
+            "categories",
+            "scale",
+            "model",
+            "rate_per_hour",
+            "points",
+            "category",
+            "priority",
+        },
         "demand",
     )
     kind = raw.get("kind", "synthetic")
@@ -338,7 +364,9 @@ def _demand(raw: Mapping[str, Any], base: Path, tz: ZoneInfo) -> Demand:
         kind=kind,
         files=tuple(files),
         database=raw.get("database"),
-        fit_start=_datetime(raw["fit_start"], tz, "demand.fit_start") if "fit_start" in raw else None,
+        fit_start=_datetime(raw["fit_start"], tz, "demand.fit_start")
+        if "fit_start" in raw
+        else None,
         fit_end=_datetime(raw["fit_end"], tz, "demand.fit_end") if "fit_end" in raw else None,
         categories=tuple(raw.get("categories", ())),
         scale=_positive(raw.get("scale", 1.0), "demand.scale"),
@@ -392,7 +420,16 @@ def parse_scenario(
     """
     _check_keys(
         doc,
-        {"scenario", "demand", "dispatch", "call_handling", "on_scene", "travel", "shifts", "fleet"},
+        {
+            "scenario",
+            "demand",
+            "dispatch",
+            "call_handling",
+            "on_scene",
+            "travel",
+            "shifts",
+            "fleet",
+        },
         "scenario file",
     )
     tz = ZoneInfo(timezone)
@@ -434,7 +471,9 @@ def parse_scenario(
         limit_s=_positive(disp["limit_s"], "dispatch.limit_s") if "limit_s" in disp else None,
         requirements=base / disp["requirements"] if "requirements" in disp else None,
         queue=bool(disp.get("queue", True)),
-        call_handling=TimeModel.parse(doc.get("call_handling"), "call_handling", Dist("fixed", 0.0)),
+        call_handling=TimeModel.parse(
+            doc.get("call_handling"), "call_handling", Dist("fixed", 0.0)
+        ),
         on_scene=TimeModel.parse(doc.get("on_scene"), "on_scene", Dist("lognormal", 1800.0, 900.0)),
         congestion=congestion,
         replications=reps,

@@ -141,7 +141,7 @@ class MatrixTravel:
     def __init__(self, router: Router, modes: dict[str, _ModeData]) -> None:
         self.router = router
         self._modes = modes
-        self._ids: dict[tuple[float, float], int] = {}
+        self._ids: dict[tuple[float, ...], int] = {}
         self._lonlat = np.zeros((0, 2))
         #: Multiplier on every travel time (congestion); set by the simulator per hour.
         self.factor = 1.0
@@ -240,7 +240,12 @@ class MatrixTravel:
         a, b = g.seg_a[seg], g.seg_b[seg]
         nb_s, nb_m = to_target(b)
         na_s, na_m = to_target(a)
-        fwd_s, bwd_s, fwd_m, bwd_m = g.seg_fwd_s[seg], g.seg_bwd_s[seg], g.seg_fwd_m[seg], g.seg_bwd_m[seg]
+        fwd_s, bwd_s, fwd_m, bwd_m = (
+            g.seg_fwd_s[seg],
+            g.seg_bwd_s[seg],
+            g.seg_fwd_m[seg],
+            g.seg_bwd_m[seg],
+        )
         with np.errstate(invalid="ignore"):  # inf * 0 where a one-way segment has no back way
             vb_s, vb_m = (1 - f) * fwd_s + nb_s, (1 - f) * fwd_m + nb_m
             va_s, va_m = f * bwd_s + na_s, f * bwd_m + na_m

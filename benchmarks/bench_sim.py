@@ -1,0 +1,340 @@
+"""Benchmark: a simulated year on Manhattan (~300,000 incidents, 400 units) vs SimPy baselines.
+
+Every implementation runs in its own child process on the same inputs (incidents, call-handling
+and on-scene times drawn by :func:`citywatch.sim.runner.draw_inputs`), calls the same dispatch
+policy and reports wall time; the parent reads each child's peak resident memory from
+``wait4``.  Implementations:
+
+``citywatch``
+    :func:`citywatch.sim.engine.simulate` (heap of events, travel from the precomputed
+    all-pairs matrices).
+``simpy-matrix``
+    A straightforward SimPy model of the same engine rules (a process per call, per job, per
+    return trip and per shift), with the same matrix travel: the cost of the event machinery.
+``simpy-router``
+    The same SimPy model with travel from :class:`citywatch.routing.Router` (one Dijkstra per
+    mode per dispatch, as the live service does): the cost of not precomputing.  Too slow for a
+    year, so it runs on ``--router-days`` and the table gives its rate per incident.
+
+Run: ``.venv/bin/python benchmarks/bench_sim.py [--days 365] [--router-days 2]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import heapq
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data", "manhattan")
+TARGET_PER_YEAR = 300_000
+
+
+def scenario(days: float) -> Any:
+    """The benchmark scenario: 21 stations x (16 cars + 3 day-shift motorcycles) + 1 SWAT car."""
+    from citywatch.city import load_pack
+    from citywatch.sim.scenario import parse_scenario
+
+    pack = load_pack("manhattan")
+    doc = {
+        "scenario": {"name": "bench-year", "start": datetime(2024, 1, 1), "days": days, "seed": 1},
+        "demand": {
+            "kind": "synthetic",
+            "files": [
+                {"path": os.path.join(DATA, "nyc_vehicle_thefts_2014.csv"), "source": "code"},
+                {
+                    "path": os.path.join(DATA, "nypd_shootings_historic.csv"),
+                    "source": "nypd_shootings",
+                },
+            ],
+            "fit_start": datetime(2014, 1, 1),
+            "fit_end": datetime(2018, 1, 1),
+        },
+        "dispatch": {"policy": "nearest"},
+        "call_handling": {"default": {"dist": "lognormal", "mean_s": 90, "sd_s": 40}},
+        "on_scene": {"default": {"dist": "lognormal", "mean_s": 1800, "sd_s": 900}},
+        "travel": {
+            "congestion": [1.0] * 7 + [1.4] * 3 + [1.2] * 6 + [1.4] * 3 + [1.1] * 2 + [1.0] * 3
+        },
+        "shifts": {"day": {"start": "07:00", "end": "23:00"}},
+        "fleet": [
+            {"stations": "all", "unit_type": "patrol_car", "count": 16},
+            {"stations": "all", "unit_type": "motorcycle", "count": 3, "shift": "day"},
+            {"stations": ["14"], "unit_type": "special_police", "count": 1},
+        ],
+    }
+    return parse_scenario(
+        doc, Path(DATA), timezone=pack.timezone, stations=[s.id for s in pack.stations]
+    )
+
+
+def prepared(days: float) -> Any:
+    """Prepared scenario, demand scaled to ~300,000 incidents a year."""
+    from citywatch.sim.runner import prepare
+
+    prep = prepare(scenario(days))
+    per_year = prep.model.rate.sum() * 365 / 7
+    prep.model = replace(prep.model, rate=prep.model.rate * (TARGET_PER_YEAR / per_year))
+    return prep
+
+
+# --------------------------------------------------------------------------- SimPy baseline
+
+
+def simpy_run(prep: Any, x: Any, travel: Any) -> np.ndarray:
+    """A straightforward SimPy model of the engine's rules; returns response times (s)."""
+    import simpy
+
+    from citywatch.dispatch.policy import IncidentView, UnitView, recommend
+
+    env = simpy.Environment()
+    units = prep.fleet.units
+    lonlat = prep.fleet.travel.lonlat
+    b = x.batch
+    home = [tuple(lonlat[int(u.homes[0])]) for u in units]
+    pos = list(home)
+    available: dict[int, UnitView] = {}
+    busy = [False] * len(units)
+    off_pending = [False] * len(units)
+    returning: dict[int, Any] = {}
+    index = {u.id: k for k, u in enumerate(units)}
+    sent = np.zeros(len(b), dtype=int)
+    needed = np.zeros(len(b), dtype=int)
+    done = np.zeros(len(b), dtype=bool)
+    arrive = np.full(len(b), np.nan)
+    waiting: list[tuple[int, float, int]] = []
+
+    def factor() -> float:
+        return float(prep.hourly_factor[min(int(env.now // 3600), len(prep.hourly_factor) - 1)])
+
+    def timed(sources: np.ndarray, mode: str, target: tuple[float, float], limit: Any) -> Any:
+        s, m = travel(sources, mode, target, limit)
+        return s * factor(), m
+
+    def free(k: int) -> None:
+        u = units[k]
+        available[k] = UnitView(u.id, u.unit_type, u.mode, u.station, *pos[k])
+
+    def go_home(k: int) -> Any:
+        t = timed(np.array([pos[k]]), units[k].mode, home[k], None)[0][0]
+        try:
+            yield env.timeout(t)
+            pos[k] = home[k]
+            free(k)
+        except simpy.Interrupt:
+            pass
+        returning.pop(k, None)
+
+    def job(k: int, i: int, eta: float) -> Any:
+        yield env.timeout(eta)
+        if np.isnan(arrive[i]):
+            arrive[i] = env.now
+        pos[k] = (float(b.lon[i]), float(b.lat[i]))
+        yield env.timeout(float(x.on_scene_s[i]))
+        done[i] = True
+        busy[k] = False
+        if off_pending[k]:
+            off_pending[k] = False
+            pos[k] = home[k]
+            return
+        free(k)
+        returning[k] = env.process(go_home(k))
+        serve()
+
+    def dispatch(i: int) -> None:
+        if not available:
+            return
+        view = IncidentView(
+            str(b.id[i]),
+            str(b.category[i]),
+            int(b.priority[i]),
+            float(b.lon[i]),
+            float(b.lat[i]),
+            None if b.station[i] is None else str(b.station[i]),
+        )
+        rec = recommend(view, list(available.values()), timed, prep.policy, k=1, rules=prep.rules)
+        if needed[i] == 0:
+            needed[i] = rec.requirement.units
+        eta = {c.unit_id: c.eta_s for c in rec.candidates}
+        for uid in rec.team[: needed[i] - sent[i]]:
+            k = index[uid]
+            del available[k]
+            busy[k] = True
+            if k in returning:
+                returning.pop(k).interrupt()
+            sent[i] += 1
+            env.process(job(k, i, eta[uid]))
+
+    def serve() -> None:
+        keep = []
+        while waiting and available:
+            item = heapq.heappop(waiting)
+            if done[item[2]]:
+                continue
+            dispatch(item[2])
+            if sent[item[2]] < needed[item[2]] or sent[item[2]] == 0:
+                keep.append(item)
+        for item in keep:
+            heapq.heappush(waiting, item)
+
+    def call(i: int) -> Any:
+        yield env.timeout(float(x.handling_s[i]))
+        dispatch(i)
+        if sent[i] < max(needed[i], 1):
+            heapq.heappush(waiting, (int(b.priority[i]), env.now, i))
+
+    def arrivals() -> Any:
+        for i in range(len(b)):
+            yield env.timeout(max(0.0, float(b.t[i]) - env.now))
+            env.process(call(i))
+
+    def shifts(k: int) -> Any:
+        for on, off in units[k].duty:
+            if off <= env.now:
+                continue
+            yield env.timeout(max(0.0, on - env.now))
+            if not busy[k]:
+                pos[k] = home[k]
+                free(k)
+                serve()
+            off_pending[k] = False
+            if not np.isfinite(off):
+                return
+            yield env.timeout(off - env.now)
+            if busy[k]:
+                off_pending[k] = True
+            else:
+                available.pop(k, None)
+                if k in returning:
+                    returning.pop(k).interrupt()
+
+    env.process(arrivals())
+    for k in range(len(units)):
+        env.process(shifts(k))
+    env.run()
+    return arrive - b.t
+
+
+# --------------------------------------------------------------------------- child / parent
+
+
+def child(impl: str, days: float) -> None:
+    from citywatch.routing import Router
+    from citywatch.sim.engine import simulate
+    from citywatch.sim.runner import draw_inputs
+
+    t0 = time.perf_counter()
+    prep = prepared(days)
+    x = draw_inputs(prep, 0, prep.scenario.seed)
+    setup = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    if impl == "citywatch":
+        res = simulate(
+            prep.scenario,
+            prep.fleet,
+            x.batch,
+            prep.policy,
+            prep.rules,
+            x.handling_s,
+            x.on_scene_s,
+            place_kinds=x.place_kinds,
+            hourly_factor=prep.hourly_factor,
+        )
+        resp = res.incidents["response_s"].to_numpy(float)
+    elif impl == "simpy-matrix":
+        resp = simpy_run(prep, x, prep.fleet.travel)
+    else:
+        from citywatch.dispatch.policy import router_travel
+
+        resp = simpy_run(prep, x, router_travel(Router.from_pack(prep.pack)))
+    wall = time.perf_counter() - t0
+    ok = np.isfinite(resp)
+    print(
+        json.dumps(
+            {
+                "impl": impl,
+                "days": days,
+                "incidents": len(resp),
+                "setup_s": setup,
+                "wall_s": wall,
+                "mean_response_s": float(resp[ok].mean()),
+                "on_scene_3min": float(np.mean(resp[ok] <= 180)),
+                "units": len(prep.fleet.units),
+            }
+        )
+    )
+
+
+def measure(impl: str, days: float) -> dict[str, Any]:
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--child", impl, "--days", str(days)], stdout=subprocess.PIPE
+    )
+    assert proc.stdout is not None
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"{impl} failed with exit code {proc.returncode}")
+    row = json.loads(out.decode().strip().splitlines()[-1])
+    row["peak_rss_mb"] = usage.ru_maxrss / 1024  # kilobytes on Linux
+    return row
+
+
+def machine() -> str:
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    py = platform.python_version()
+    return f"{cpu}, {os.cpu_count()} cores, {mem:.0f} GB RAM, Python {py}, {platform.system()}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--days", type=float, default=365.0)
+    ap.add_argument("--router-days", type=float, default=2.0)
+    ap.add_argument("--child", choices=["citywatch", "simpy-matrix", "simpy-router"])
+    args = ap.parse_args()
+    if args.child:
+        child(args.child, args.days)
+        return
+    print(f"Machine: {machine()}")
+    prepared(1.0)  # build the travel matrices once (cached on disk) outside the timings
+    rows = [
+        measure("citywatch", args.days),
+        measure("simpy-matrix", args.days),
+        measure("citywatch", args.router_days),
+        measure("simpy-router", args.router_days),
+    ]
+    print(
+        f"\n{'implementation':<14} {'days':>5} {'units':>5} {'incidents':>9} {'wall s':>8} "
+        f"{'µs/incident':>11} {'peak RSS MB':>11} {'mean resp s':>11} {'≤3 min':>7}"
+    )
+    for r in rows:
+        print(
+            f"{r['impl']:<14} {r['days']:>5.1f} {r['units']:>5} {r['incidents']:>9,} "
+            f"{r['wall_s']:>8.1f} {1e6 * r['wall_s'] / r['incidents']:>11,.0f} "
+            f"{r['peak_rss_mb']:>11,.0f} {r['mean_response_s']:>11.2f} {r['on_scene_3min']:>7.3f}"
+        )
+    per = [r["wall_s"] / r["incidents"] for r in rows]
+    print(
+        f"\nSimPy (same matrix travel) / citywatch wall time: {per[1] / per[0]:.2f}x; "
+        f"SimPy with Router travel / citywatch, per incident: {per[3] / per[2]:.1f}x"
+    )
+
+
+if __name__ == "__main__":
+    main()
