@@ -165,6 +165,7 @@ def map_chart(points: pd.DataFrame, counts: dict[str, int], title: str) -> Figur
     """
     fig = new_figure(width=6.5, height=6.5)
     ax = fig.subplots()
+    ax.set_title(title)
     if points.empty:
         ax.text(0.5, 0.5, "–", ha="center", va="center", transform=ax.transAxes)
         ax.set_axis_off()
@@ -195,7 +196,6 @@ def map_chart(points: pd.DataFrame, counts: dict[str, int], title: str) -> Figur
             bbox={"boxstyle": "round,pad=0.15", "fc": "white", "alpha": 0.7, "lw": 0},
         )
     ax.set_aspect(1 / np.cos(np.radians(float(points["lat"].mean()))))
-    ax.set_title(title)
     ax.tick_params(labelsize=7)
     return fig
 
