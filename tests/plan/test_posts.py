@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from citywatch.city import load_pack
+from citywatch.errors import ValidationError
 from citywatch.incidents.canonical import write_canonical_csv
 from citywatch.incidents.sources import read_source
 from citywatch.plan.cli import app
@@ -147,3 +148,56 @@ def test_mclp_from_city_matches_plan_posts(pack, router, shootings) -> None:  # 
     model = MCLP.from_city(pack, on_net, 75.0, units=5, router=router, candidates=candidates)
     plan = plan_posts(pack, demand, {"car": 5}, 75.0, router=router, candidates=candidates)
     assert model.solve().objective == pytest.approx(plan.result.objective)
+
+
+def test_posts_that_must_stay(pack, router, shootings) -> None:  # type: ignore[no-untyped-def]
+    demand = incident_demand(pack, shootings, shift=(20, 4))
+    candidates = np.arange(0, len(pack.network.lon), 9)
+    n_current = len({(s.lon, s.lat) for s in pack.stations})
+    plan = plan_posts(
+        pack,
+        demand,
+        {"car": n_current + 2},
+        60.0,
+        router=router,
+        candidates=candidates,
+        keep_current=True,
+    )
+    current_nodes = set(plan.current["node_id"])
+    assert current_nodes <= set(plan.posts["node_id"])  # every station keeps its car
+    assert len(plan.posts) == n_current + 2
+    # With every current post kept the plan covers at least what the current posts cover.
+    assert plan.covered_share >= plan.current_covered_share - 1e-12
+    with pytest.raises(ValidationError, match="must stay"):
+        plan_posts(
+            pack, demand, {"car": 2}, 60.0, router=router, candidates=candidates, keep_current=True
+        )
+
+
+def test_posts_cli_candidates_file(tmp_path: Path, shootings) -> None:  # type: ignore[no-untyped-def]
+    csv = tmp_path / "incidents.csv"
+    write_canonical_csv(shootings.drop_duplicates("id").head(200), csv)
+    ids = load_pack("manhattan").network.nodes["node_id"].astype(str).tolist()
+    (tmp_path / "cand.csv").write_text(
+        "node_id,fixed\n" + "\n".join(f"{n},{int(k == 0)}" for k, n in enumerate(ids[::10]))
+    )
+    result = CliRunner().invoke(
+        app,
+        [
+            "posts",
+            "manhattan",
+            "--incidents",
+            str(csv),
+            "--cars",
+            "3",
+            "--radius",
+            "60",
+            "--candidates",
+            str(tmp_path / "cand.csv"),
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    posts = json.loads(result.stdout)["posts"]
+    assert ids[0] in {p["node_id"] for p in posts}
+    assert {p["node_id"] for p in posts} <= set(ids[::10])

@@ -239,6 +239,11 @@ def posts(
     busy_fraction: float | None = typer.Option(
         None, "--busy-fraction", help="Use MEXCLP with this busy fraction instead of MCLP."
     ),
+    candidates: Path | None = typer.Option(
+        None,
+        "--candidates",
+        help="CSV with node_id (allowed posts) and optional fixed 0/1 (posts that must stay).",
+    ),
     keep_current: bool = typer.Option(
         False, "--keep-current", help="Current posts (stations) keep one car each."
     ),
@@ -258,6 +263,20 @@ def posts(
     pack = load_pack(pack_name)
     frame = load_incidents(incidents, database)
     demand = incident_demand(pack, frame, None if shift is None else parse_shifts(shift)[0])
+    allowed, fixed_nodes = None, None
+    if candidates is not None:
+        table = read_csv(candidates, ("node_id",))
+        if "node_id" not in table.columns:
+            raise DataError(f"{candidates}: missing column node_id")
+        position = pd.Index(pack.network.nodes["node_id"].astype(str)).get_indexer(
+            pd.Index(table["node_id"].astype(str))
+        )
+        if np.any(position < 0):
+            unknown = table["node_id"][position < 0].head(5).tolist()
+            raise DataError(f"{candidates}: unknown node ids {', '.join(map(str, unknown))}")
+        allowed = position
+        if "fixed" in table.columns:
+            fixed_nodes = position[pd.to_numeric(table["fixed"], errors="coerce").fillna(0) == 1]
     with err_console.status("Computing travel times and solving ..."):
         plan = plan_posts(
             pack,
@@ -265,6 +284,8 @@ def posts(
             {"car": cars, "motorcycle": motorcycles},
             radius,
             router=Router.from_pack(pack),
+            candidates=allowed,
+            fixed_nodes=fixed_nodes,
             keep_current=keep_current,
             min_per_station=min_per_station,
             max_per_station=max_per_station,

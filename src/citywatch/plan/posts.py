@@ -402,6 +402,7 @@ def plan_posts(
     *,
     router: Any = None,
     candidates: np.ndarray | None = None,
+    fixed_nodes: np.ndarray | None = None,
     keep_current: bool = False,
     min_per_station: int = 0,
     max_per_station: int | None = None,
@@ -424,6 +425,8 @@ def plan_posts(
         Default ``Router.from_pack(pack)``.
     candidates : numpy.ndarray, optional
         Node positions allowed as posts (default: every node).
+    fixed_nodes : numpy.ndarray, optional
+        Node positions of existing posts that must stay (one car each).
     keep_current : bool
         The current posts (the pack's stations) keep one car each.
     min_per_station, max_per_station : int
@@ -449,23 +452,23 @@ def plan_posts(
         if mode not in MODES:
             raise ValidationError(f"unknown unit type {mode!r}; choose from {', '.join(MODES)}")
     router = Router.from_pack(pack) if router is None else router
-    nodes = np.arange(len(pack.network.lon)) if candidates is None else np.asarray(candidates)
     current = _station_posts(pack)
+    must_stay = np.zeros(0, dtype=np.int64) if fixed_nodes is None else np.asarray(fixed_nodes)
+    if keep_current:
+        must_stay = np.union1d(must_stay, current["node"].to_numpy())
+    if len(must_stay) and "car" not in units:
+        raise ValidationError("posts that must stay need car units")
+    nodes = np.arange(len(pack.network.lon)) if candidates is None else np.asarray(candidates)
+    nodes = np.union1d(nodes, must_stay).astype(np.int64)
     modes = list(units)
     blocks = [reach_matrix(router, mode, nodes, demand.nodes, radius_s) for mode in modes]
     cover = sp.csr_array((sp.hstack(blocks) > 0).astype(np.float64))
     site_mode = np.repeat(np.array(modes, dtype=object), len(nodes))
     site_node = np.tile(nodes, len(modes))
     node_ids = pack.network.nodes["node_id"].astype(str).to_numpy()
-    fixed = np.zeros(len(site_node), dtype=bool)
-    if keep_current:
-        if "car" not in units:
-            raise ValidationError("keeping the current posts needs car units")
-        fixed |= np.isin(site_node, current["node"]) & (site_mode == "car")
-        if int(fixed.sum()) > units["car"]:
-            raise ValidationError(
-                f"{int(fixed.sum())} current posts need at least as many car units"
-            )
+    fixed = np.isin(site_node, must_stay) & (site_mode == "car")
+    if int(fixed.sum()) > units.get("car", 0):
+        raise ValidationError(f"{int(fixed.sum())} posts must stay: give at least as many cars")
     station_of_node = pack.locate_many(pack.network.lon[nodes], pack.network.lat[nodes])["station"]
     site_station = np.tile(station_of_node.to_numpy(dtype=object), len(modes))
     if busy_fraction is None:
