@@ -65,9 +65,10 @@ class DispatchConfig:
     station_first_threshold_s: float = 300.0
 
 
-def as_utc(at: datetime) -> datetime:
+def as_utc(at: datetime, field: str = "at") -> datetime:
+    """``at`` in UTC; :class:`ValidationError` naming ``field`` when it has no time zone."""
     if at.tzinfo is None:
-        raise ValidationError("time must carry a time zone (ISO 8601 with offset)", field="at")
+        raise ValidationError(f"{field} must carry a time zone (ISO 8601 with offset)", field=field)
     return at.astimezone(UTC)
 
 

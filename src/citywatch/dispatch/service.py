@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -103,7 +103,9 @@ class DispatchService(UnitService):
         where = self._jurisdictions(lon, lat)
         self._check_scope(who, where["station"], "the incident location")
         now = self.clock()
-        received = as_utc(received_at) if received_at is not None else now
+        received = as_utc(received_at, "received_at") if received_at is not None else now
+        if received > now + timedelta(seconds=60):
+            raise ValidationError("received_at is in the future", field="received_at")
         source_id = uuid.uuid4().hex
         row = IncidentRow(
             id=f"live:{source_id}",
@@ -406,7 +408,7 @@ class DispatchService(UnitService):
         """
         if who.role is Role.UNIT_DEVICE:
             raise PermissionDeniedError("a unit device may only post its own position and status")
-        start, end = as_utc(start), as_utc(end)
+        start, end = as_utc(start, "from"), as_utc(end, "to")
         if not start < end:
             raise ValidationError("'from' must be before 'to'", field="from")
         query = (
