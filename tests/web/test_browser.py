@@ -192,11 +192,15 @@ def test_roles_shape_what_is_shown_on_a_laptop(browser: object, live: Server) ->
     page.wait_for_function("document.querySelectorAll('.unit-icon[data-unit]').length === 3")
     page.wait_for_selector("[data-testid=queue-item]")
     service = live.app.state.service
-    mine = service.list_incidents(Principal("off13", Role.STATION_OFFICER, "13"))
-    open_ids = {i["id"] for i in mine if i["status"] not in ("cleared", "cancelled")}
-    shown = set(
-        page.eval_on_selector_all("[data-testid=queue-item]", "els => els.map(e => e.dataset.id)")
-    )
+    officer = Principal("off13", Role.STATION_OFFICER, "13")
+    ids = "els => els.map(e => e.dataset.id)"
+    for _ in range(20):  # a new call may arrive between the two reads: read both again
+        mine = service.list_incidents(officer)
+        open_ids = {i["id"] for i in mine if i["status"] not in ("cleared", "cancelled")}
+        shown = set(page.eval_on_selector_all("[data-testid=queue-item]", ids))
+        if shown == open_ids:
+            break
+        page.wait_for_timeout(250)
     assert shown == open_ids and r.json()["id"] in shown
     page.screenshot(path=str(ARTIFACTS / "station-officer-1366x768.png"))
     assert page.errors == []
