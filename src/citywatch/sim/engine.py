@@ -374,7 +374,8 @@ def _records(
     start = pd.Timestamp(scenario.start).tz_convert("UTC")
 
     def stamp(x: np.ndarray) -> pd.Series:
-        return pd.Series(start + pd.to_timedelta(x, unit="s"))
+        # Microseconds, like the incident store: replayed times come back exactly.
+        return pd.Series(start + pd.to_timedelta(x, unit="s")).dt.round("us")
 
     units = fleet.units
     index = {u.id: k for k, u in enumerate(units)}
