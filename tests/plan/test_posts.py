@@ -16,7 +16,7 @@ from citywatch.errors import ValidationError
 from citywatch.incidents.canonical import write_canonical_csv
 from citywatch.incidents.sources import read_source
 from citywatch.plan.cli import app
-from citywatch.plan.coverage import MCLP, CoverageData
+from citywatch.plan.coverage import LSCP, MCLP, CoverageData
 from citywatch.plan.heuristic import greedy_local_search
 from citywatch.plan.posts import incident_demand, plan_posts, reach_matrix
 from citywatch.routing import Router
@@ -201,3 +201,35 @@ def test_posts_cli_candidates_file(tmp_path: Path, shootings) -> None:  # type: 
     posts = json.loads(result.stdout)["posts"]
     assert ids[0] in {p["node_id"] for p in posts}
     assert {p["node_id"] for p in posts} <= set(ids[::10])
+
+
+@pytest.mark.parametrize("name", ["manhattan", "shenzhen"])
+def test_models_on_bundled_packs(name: str) -> None:
+    pack = load_pack(name)
+    router = Router.from_pack(pack)
+    rng = np.random.default_rng(5)
+    nodes = rng.choice(len(pack.network.lon), 150, replace=False)
+    demand_frame = pd.DataFrame(
+        {
+            "lon": pack.network.lon[nodes],
+            "lat": pack.network.lat[nodes],
+            "weight": rng.integers(1, 6, 150).astype(float),
+        }
+    )
+    candidates = np.arange(0, len(pack.network.lon), 4)
+    demand = incident_demand(pack, demand_frame)
+    # plan_posts (with its merging of equivalent sites) equals the plain model's optimum.
+    model = MCLP.from_city(pack, demand_frame, 120.0, units=6, router=router, candidates=candidates)
+    plan = plan_posts(pack, demand, {"car": 6}, 120.0, router=router, candidates=candidates)
+    assert plan.result.objective == pytest.approx(model.solve().objective)
+    # LSCP: covers every coverable point and no selected site can be dropped.
+    reachable = np.asarray(model.data.cover.sum(axis=1)).ravel() > 0
+    node_ids = pack.network.nodes["node_id"].astype(str).to_numpy()[nodes]
+    keep = demand_frame[np.isin(node_ids, model.data.demand_ids[reachable])]
+    lscp_model = LSCP.from_city(pack, keep, 120.0, router=router, candidates=candidates)
+    lscp = lscp_model.solve()
+    assert lscp.covered.all()
+    selected = np.nonzero(lscp.selected)[0]
+    for j in selected:
+        rest = np.setdiff1d(selected, [j])
+        assert not (lscp_model.data.cover[:, rest].sum(axis=1) > 0).all()

@@ -14,7 +14,7 @@ unchanged and shrinks city-scale instances several-fold.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
 import numpy as np
@@ -276,7 +276,6 @@ class CoverageResult:
     bound: float
     gap: float
     seconds: float
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def selected_sites(self) -> list[str]:
@@ -308,7 +307,6 @@ class CoverageResult:
             "bound": self.bound,
             "gap": self.gap,
             "seconds": self.seconds,
-            **self.extra,
         }
 
 

@@ -80,7 +80,6 @@ def solve_milp(
     maximize: bool,
     time_limit: float | None = None,
     mip_rel_gap: float = 1e-9,
-    threads: int | None = None,
     start: np.ndarray | None = None,
     verbose: bool = False,
 ) -> MilpSolution:
@@ -99,8 +98,6 @@ def solve_milp(
     mip_rel_gap : float
         Relative gap at which HiGHS declares optimality (default 1e-9: a proven optimum up to
         floating-point noise, stricter than HiGHS's own default of 1e-4).
-    threads : int, optional
-        HiGHS thread count (default: HiGHS decides).
     start : numpy.ndarray, optional
         A feasible solution to start the branch and bound from.
     verbose : bool
@@ -144,8 +141,6 @@ def solve_milp(
     h.setOptionValue("mip_rel_gap", float(mip_rel_gap))
     if time_limit is not None:
         h.setOptionValue("time_limit", float(time_limit))
-    if threads is not None:
-        h.setOptionValue("threads", int(threads))
     h.passModel(lp)
     if start is not None:
         solution = highspy.HighsSolution()
