@@ -306,3 +306,32 @@ def test_renders_without_a_cjk_font(
     html = write_report(rep, tmp_path / "r.html").read_text(encoding="utf-8")
     assert "治安形势分析报告" in html  # the page text stays Chinese
     assert write_report(rep, tmp_path / "r.pdf").stat().st_size > 1000
+
+
+def test_map_is_a_choropleth_with_boundaries(make_incidents) -> None:
+    from datetime import date
+
+    from shapely.geometry import box
+
+    from citywatch.analytics.report import build_compstat
+    from citywatch.analytics.scope import Period
+
+    frame = make_incidents(["2024-03-01 02:30"] * 3, NY, stations=["A", "A", "B"])
+    frame["lon"] = [0.5, 0.6, 1.5]
+    frame["lat"] = [0.5, 0.5, 0.5]
+    squares = {"A": box(0, 0, 1, 1), "B": box(1, 0, 2, 1), "C": box(2, 0, 3, 1)}
+    rep = build_compstat(
+        frame,
+        Period(date(2024, 1, 1), date(2024, 12, 31)),
+        tz=NY,
+        by="station",
+        categories=["all"],
+        jurisdictions=list(squares),
+        boundaries=squares,
+    )
+    figure = dict(report._figures(rep))["map"]
+    ax = figure.axes[0]
+    assert len(ax.patches) == 3  # one filled polygon per jurisdiction
+    assert sorted(t.get_text() for t in ax.texts) == ["A: 2", "B: 1", "C: 0"]
+    shades = [p.get_facecolor() for p in ax.patches]
+    assert shades[0] != shades[1] != shades[2]  # counts 2, 1, 0 get different shades

@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import shutil
 import subprocess
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import cache
 from typing import Any
@@ -21,6 +21,7 @@ matplotlib.use("Agg")  # headless: reports are rendered on servers and in CI
 
 import numpy as np
 import pandas as pd
+import shapely.plotting
 from matplotlib import font_manager
 from matplotlib.figure import Figure
 
@@ -157,47 +158,80 @@ def hour_chart(hours: np.ndarray, legend: tuple[str, str], title: str, xlabel: s
     return fig
 
 
-def map_chart(points: pd.DataFrame, counts: dict[str, int], title: str) -> Figure:
-    """Incidents as points coloured by jurisdiction, each labelled with its count.
+def map_chart(
+    points: pd.DataFrame,
+    counts: dict[str, int],
+    title: str,
+    boundaries: Mapping[str, Any] | None = None,
+) -> Figure:
+    """Incidents by jurisdiction: a choropleth of the counts when boundaries are known, and
+    the incidents as points coloured by jurisdiction, each jurisdiction labelled with its count.
 
-    ``points`` has ``lon``, ``lat`` and ``jurisdiction``; labels sit at each jurisdiction's
-    median point.  Longitude is scaled by cos(latitude) so that shapes are not stretched.
+    ``points`` has ``lon``, ``lat`` and ``jurisdiction``; ``boundaries`` maps jurisdiction ids
+    to shapely (multi)polygons in WGS-84.  Labels sit inside each polygon, or at the median
+    point without boundaries.  Longitude is scaled by cos(latitude) so shapes are not stretched.
     """
     fig = new_figure(width=6.5, height=6.5)
     ax = fig.subplots()
     ax.set_title(title)
-    if points.empty:
+    labels: dict[str, tuple[float, float]] = {}
+    if boundaries:
+        top = max([1, *counts.values()])
+        blues = matplotlib.colormaps["Blues"]
+        for name, shape in boundaries.items():
+            colour = blues(0.1 + 0.8 * counts.get(name, 0) / top)
+            shapely.plotting.plot_polygon(
+                shape,
+                ax=ax,
+                add_points=False,
+                facecolor=colour,
+                edgecolor="#4a5563",
+                linewidth=0.6,
+            )
+            inner = shape.representative_point()
+            labels[name] = (inner.x, inner.y)
+    if points.empty and not boundaries:
         ax.text(0.5, 0.5, "–", ha="center", va="center", transform=ax.transAxes)
         ax.set_axis_off()
         return fig
-    codes, names = pd.factorize(points["jurisdiction"], sort=True)
-    if len(points) > _SCATTER_LIMIT:
-        _density_image(ax, points, codes)
-    else:
-        ax.scatter(
-            points["lon"],
-            points["lat"],
-            s=max(3.0, min(24.0, 6000 / len(points))),  # sparse maps need bigger dots
-            c=codes % 20,
-            cmap="tab20",
-            vmin=0,
-            vmax=19,
-            alpha=0.7,
-            linewidths=0,
-            rasterized=True,  # one embedded image, not one path per point
-        )
-    centres = points.groupby(codes)[["lon", "lat"]].median().to_numpy(float)
-    for code, name in enumerate(names):
+    if not points.empty:
+        codes, names = pd.factorize(points["jurisdiction"], sort=True)
+        _draw_points(ax, points, codes, faint=bool(boundaries))
+        centres = points.groupby(codes)[["lon", "lat"]].median().to_numpy(float)
+        for code, name in enumerate(names):
+            labels.setdefault(str(name), (centres[code, 0], centres[code, 1]))
+    for name, (x, y) in labels.items():
         ax.annotate(
-            f"{name}: {counts.get(str(name), int((codes == code).sum()))}",
-            (centres[code, 0], centres[code, 1]),
+            f"{name}: {counts.get(name, 0)}",
+            (x, y),
             fontsize=7,
             ha="center",
             bbox={"boxstyle": "round,pad=0.15", "fc": "white", "alpha": 0.7, "lw": 0},
         )
-    ax.set_aspect(1 / np.cos(np.radians(float(points["lat"].mean()))))
+    ax.autoscale_view()
+    mid_lat = float(np.mean([y for _, y in labels.values()]))
+    ax.set_aspect(1 / np.cos(np.radians(mid_lat)))
     ax.tick_params(labelsize=7)
     return fig
+
+
+def _draw_points(ax: Any, points: pd.DataFrame, codes: np.ndarray, faint: bool) -> None:
+    """Points coloured by jurisdiction (grey over a choropleth), or a density image."""
+    if len(points) > _SCATTER_LIMIT:
+        _density_image(ax, points, codes)
+        return
+    ax.scatter(
+        points["lon"],
+        points["lat"],
+        s=max(3.0, min(24.0, 6000 / len(points))),  # sparse maps need bigger dots
+        c="#1d2430" if faint else codes % 20,
+        cmap=None if faint else "tab20",
+        vmin=None if faint else 0,
+        vmax=None if faint else 19,
+        alpha=0.5 if faint else 0.7,
+        linewidths=0,
+        rasterized=True,  # one embedded image, not one path per point
+    )
 
 
 #: Above this many points the map is drawn as a density image (drawing each point is too slow).

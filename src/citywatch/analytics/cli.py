@@ -77,6 +77,7 @@ class Source:
     tz: str
     city: str
     jurisdictions: dict[str, list[str]]
+    boundaries: dict[str, dict[str, Any]]
 
     def kwargs(self, by: str) -> dict[str, Any]:
         """Keyword arguments shared by every statistic."""
@@ -115,6 +116,7 @@ def load_source(
     if db is not None and incidents is not None:
         raise ValidationError("give either --db or --incidents, not both", field="incidents")
     jurisdictions: dict[str, list[str]] = {}
+    boundaries: dict[str, dict[str, Any]] = {}
     label = "city"
     if city is not None:
         from citywatch.city import load_pack
@@ -124,6 +126,10 @@ def load_source(
         label = pack.name
         for j in pack.jurisdictions:
             jurisdictions.setdefault(j.level, []).append(j.id)
+            # the city polygon is labelled with the pack's name, as the statistics label it
+            boundaries.setdefault(j.level, {})[pack.name if j.level == "city" else j.id] = (
+                j.geometry
+            )
     if tz is None:
         raise ValidationError("give --tz (the city's time zone) or --city", field="tz")
     with progress() as bar:
@@ -136,7 +142,7 @@ def load_source(
             from citywatch.store.incidents import load_incidents_frame
 
             frame = load_incidents_frame(db)
-    return Source(frame, tz, label, jurisdictions)
+    return Source(frame, tz, label, jurisdictions, boundaries)
 
 
 def _period(start: datetime, end: datetime) -> Period:
@@ -418,6 +424,7 @@ def compstat_command(
             categories=category,
             baseline_dates=_baseline(period, baseline, None, None),
             lang=lang,
+            boundaries=source.boundaries.get(by),
             **source.kwargs(by),
         )
     with progress() as bar:

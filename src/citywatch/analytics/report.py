@@ -8,7 +8,7 @@ days or hours) are left out with a note saying why.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import resources
@@ -96,6 +96,7 @@ class CompstatReport:
     profile: ProfileResult | None
     monthly: pd.DataFrame
     points: pd.DataFrame
+    boundaries: Mapping[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
     generated: str = field(default_factory=lambda: datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"))
 
@@ -145,6 +146,7 @@ def build_compstat(
     lang: str = "zh",
     city: str = "city",
     jurisdictions: Sequence[str] | None = None,
+    boundaries: Mapping[str, Any] | None = None,
 ) -> CompstatReport:
     """Compute every section of the CompStat report.
 
@@ -168,6 +170,9 @@ def build_compstat(
         City label.
     jurisdictions : sequence of str, optional
         Jurisdictions to list even without incidents.
+    boundaries : mapping, optional
+        Jurisdiction id to shapely (multi)polygon (WGS-84) at level ``by``: the map becomes a
+        choropleth of the counts.
 
     Returns
     -------
@@ -215,6 +220,7 @@ def build_compstat(
         profile=prof,
         monthly=_monthly(incidents, spec, tz, city, previous, period),
         points=_points(incidents, tz, by, city, period),
+        boundaries=boundaries,
         notes=[*notes, *quiet.notes] if quiet else notes,
     )
 
@@ -287,7 +293,7 @@ def _figures(report: CompstatReport) -> list[tuple[str, Figure]]:
         )
     all_rows = report.compare.table[report.compare.table["category"] == main]
     counts = dict(zip(all_rows["jurisdiction"], all_rows["current"], strict=True))
-    figures.append(("map", charts.map_chart(report.points, counts, t("map"))))
+    figures.append(("map", charts.map_chart(report.points, counts, t("map"), report.boundaries)))
     return figures
 
 
