@@ -249,14 +249,16 @@ def demo(
             f"({report['rejected']} outside {city.name} or invalid, listed in "
             f"{report['rejected_path']})."
         )
+    # Fit the feed before changing anything else, so that a city without incidents fails early.
+    calls = None if no_feed else demo_calls(db, city, rate, seed)
     app = create_app(
         Settings(pack=pack, db_url=db, demo=True, migrate=False).with_secret_from_env()
     )
     service = app.state.service
     created = ensure_fleet(service)
     console.print(f"Demo fleet: {created} units registered now at {len(city.stations)} stations.")
-    if not no_feed:
-        attach_feed(app, DemoFeed(service, demo_calls(db, city, rate, seed), FeedConfig(seed=seed)))
+    if calls is not None:
+        attach_feed(app, DemoFeed(service, calls, FeedConfig(seed=seed)))
     passwords = ensure_accounts(service.sessions, city)
     print_table(
         "Demo logins (valid while this demo runs)",

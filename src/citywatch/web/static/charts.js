@@ -36,6 +36,9 @@ export function barChart(host, labels, series, opts = {}) {
   }
   const band = plotW / Math.max(1, labels.length);
   const barW = Math.max(1, (band * 0.8) / series.length);
+  // Label every n-th bar so that labels (about 6 px per character) never overlap.
+  const longest = Math.max(1, ...labels.map((l) => l.length));
+  const every = Math.max(Math.ceil(labels.length / 24), Math.ceil((longest * 6 + 4) / band));
   labels.forEach((label, i) => {
     series.forEach((s, j) => {
       const v = s.values[i] || 0;
@@ -45,7 +48,6 @@ export function barChart(host, labels, series, opts = {}) {
       rect.appendChild(el("title", {}, `${label} · ${s.name}: ${v}`));
       svg.appendChild(rect);
     });
-    const every = Math.ceil(labels.length / 24);
     if (i % every === 0) {
       svg.appendChild(el("text", { x: left + i * band + band / 2, y: height - 5,
         "text-anchor": "middle" }, label));
