@@ -233,3 +233,33 @@ def test_models_on_bundled_packs(name: str) -> None:
     for j in selected:
         rest = np.setdiff1d(selected, [j])
         assert not (lscp_model.data.cover[:, rest].sum(axis=1) > 0).all()
+
+
+def test_posts_cli_risk_surface(tmp_path: Path) -> None:
+    # A weighted point demand (e.g. a risk surface) instead of incidents.
+    pack = load_pack("manhattan")
+    rng = np.random.default_rng(2)
+    idx = rng.choice(len(pack.network.lon), 40, replace=False)
+    frame = pd.DataFrame(
+        {"lon": pack.network.lon[idx], "lat": pack.network.lat[idx], "weight": rng.random(40)}
+    )
+    frame.loc[len(frame)] = [0.0, 0.0, 5.0]  # far outside the pack: reported, not used
+    frame.to_csv(tmp_path / "risk.csv", index=False)
+    result = CliRunner().invoke(
+        app,
+        [
+            "posts",
+            "manhattan",
+            "--demand",
+            str(tmp_path / "risk.csv"),
+            "--cars",
+            "3",
+            "--radius",
+            "60",
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["incidents"]["off_network"] == 1
+    assert doc["total_weight"] == pytest.approx(frame["weight"].iloc[:40].sum())

@@ -232,6 +232,9 @@ def posts(
     database: str | None = typer.Option(
         None, "--db", help="Database URL of the incident store (default: embedded SQLite)."
     ),
+    demand_file: Path | None = typer.Option(
+        None, "--demand", help="Instead of incidents: CSV lon,lat,weight (e.g. a risk surface)."
+    ),
     shift: str | None = typer.Option(None, "--shift", help="Local hours START-END, e.g. 7-15."),
     cars: int = typer.Option(10, "--cars", help="Car units to post."),
     motorcycles: int = typer.Option(0, "--motorcycles", help="Motorcycle units to post."),
@@ -261,8 +264,13 @@ def posts(
     from citywatch.routing import Router
 
     pack = load_pack(pack_name)
-    frame = load_incidents(incidents, database)
-    demand = incident_demand(pack, frame, None if shift is None else parse_shifts(shift)[0])
+    if demand_file is not None:
+        if incidents is not None or shift is not None:
+            raise ValidationError("--demand replaces --incidents and --shift")
+        demand = incident_demand(pack, read_csv(demand_file, ()))
+    else:
+        frame = load_incidents(incidents, database)
+        demand = incident_demand(pack, frame, None if shift is None else parse_shifts(shift)[0])
     allowed, fixed_nodes = None, None
     if candidates is not None:
         table = read_csv(candidates, ("node_id",))
