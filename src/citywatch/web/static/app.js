@@ -49,10 +49,16 @@ const statusLabel = (s) => t(`status.${s}`);
 const unitTypeLabel = (ut) => t(`unit_type.${ut}`);
 
 function stationLabel(id) {
+  // The station's area (precinct, 派出所辖区) by name; a precinct without a station house, such
+  // as Central Park's, still has its area.
   if (!id) return "–";
-  const f = state.layers.stations.features.find((x) => x.properties.id === id);
-  if (!f) return id;
-  return getLang() === "zh" && f.properties.name_zh ? f.properties.name_zh : f.properties.name;
+  const zh = getLang() === "zh";
+  const area = state.layers.jurisdictions.features.find(
+    (f) => f.properties.level === "station" && f.properties.id === id);
+  const p = area ? area.properties
+    : state.layers.stations.features.find((f) => f.properties.id === id)?.properties;
+  if (!p) return id;
+  return zh && p.name_zh ? p.name_zh : p.name;
 }
 
 // ------------------------------------------------------------------ start-up

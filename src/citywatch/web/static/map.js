@@ -21,6 +21,11 @@ export class CityMap {
     });
     this.map.attributionControl.setPrefix('<a href="https://leafletjs.com">Leaflet</a>');
     for (const c of config.credits) this.map.attributionControl.addAttribution(c.replace("©", "&copy;"));
+    // Units glide between AVL positions (CSS transition), but not while the map zooms, or they
+    // would slide from their old screen place after every zoom.
+    this.map.on("zoomstart", () => element.classList.add("no-glide"));
+    this.map.on("zoomend", () => requestAnimationFrame(() => requestAnimationFrame(
+      () => element.classList.remove("no-glide"))));
     const [w, s, e, n] = config.bbox;
     this.map.fitBounds([[s, w], [n, e]]);
     this.renderer = L.canvas({ padding: 0.3 });
