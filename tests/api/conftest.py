@@ -24,7 +24,7 @@ from fastapi import FastAPI
 from citywatch.api.app import create_app
 from citywatch.api.settings import Settings
 from citywatch.city import CityPack, load_pack
-from citywatch.dispatch.accounts import create_token, create_user
+from citywatch.dispatch.accounts import Principal, Role, create_token, create_user
 from citywatch.routing import Router
 
 PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=test connect_timeout=3"
@@ -81,20 +81,25 @@ USERS: list[dict[str, Any]] = [
 
 
 def seed_users(srv: Server) -> None:
-    """Create the test accounts and log each in over HTTP; the device gets an API token."""
+    """Give every test user a bearer token; ``disp`` also gets a password to log in with.
+
+    Tokens are issued directly by the app's signer (argon2 hashing of every account would
+    dominate the test time); the password flow itself is exercised with ``disp``.
+    """
     sessions = srv.app.state.service.sessions
     with sessions.begin() as s:
-        for user in USERS:
-            create_user(s, password=PASSWORD, **user)
+        create_user(s, "disp", "dispatcher", password=PASSWORD)
         create_user(s, "dev-a", "unit_device", unit_id="A13-1")
         device_token = create_token(s, "dev-a", "tablet")
     with httpx.Client(base_url=srv.url) as c:
-        for user in USERS:
-            r = c.post(
-                "/api/v1/auth/token", data={"username": user["username"], "password": PASSWORD}
-            )
-            r.raise_for_status()
-            srv.headers[user["username"]] = {"Authorization": f"Bearer {r.json()['access_token']}"}
+        r = c.post("/api/v1/auth/token", data={"username": "disp", "password": PASSWORD})
+        r.raise_for_status()
+        srv.headers["disp"] = {"Authorization": f"Bearer {r.json()['access_token']}"}
+    for user in USERS:
+        who = Principal(user["username"], Role(user["role"]), user.get("scope"))
+        srv.headers.setdefault(
+            user["username"], {"Authorization": f"Bearer {srv.app.state.tokens.issue(who)}"}
+        )
     srv.headers["dev-a"] = {"Authorization": f"Bearer {device_token}"}
 
 
@@ -112,7 +117,7 @@ def _pg_database() -> Iterator[str]:
         admin.close()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def db_url(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
@@ -128,7 +133,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             "db_url",
             ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)],
             indirect=True,
-            scope="module",
+            scope="session",
         )
 
 
@@ -139,7 +144,7 @@ def manhattan() -> tuple[CityPack, Router]:
     return pack, Router.from_pack(pack)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def server(db_url: str, manhattan: tuple[CityPack, Router]) -> Iterator[Server]:
     pack, router = manhattan
     srv = start_server(

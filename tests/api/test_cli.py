@@ -1,24 +1,50 @@
-"""``citywatch users`` and ``citywatch audit`` through the real command line."""
+"""``citywatch users`` and ``citywatch audit`` through the CLI entry point, in-process."""
 
 from __future__ import annotations
 
+import io
 import json
-import subprocess
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 from sqlalchemy import create_engine, text
 
-CITYWATCH = str(Path(sys.executable).parent / "citywatch")
+from citywatch.cli import main
 
 
-def cw(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [CITYWATCH, *args], input=stdin, capture_output=True, text=True, timeout=120
-    )
+@dataclass
+class Run:
+    returncode: int
+    stdout: str
+    stderr: str
 
 
-def test_users_and_audit_cli(tmp_path: Path) -> None:
+@pytest.fixture
+def cw(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Callable[..., Run]:
+    """Run ``citywatch ARGS`` through its entry point and capture exit status and output."""
+
+    def run(*args: str, stdin: str | None = None) -> Run:
+        monkeypatch.setattr(sys, "argv", ["citywatch", *args])
+        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin or ""))
+        with pytest.raises(SystemExit) as done:
+            main()
+        captured = capsys.readouterr()
+        return Run(int(done.value.code or 0), captured.out, captured.err)
+
+    return run
+
+
+def test_several_workers_need_postgresql(tmp_path: Path, cw: Callable[..., Run]) -> None:
+    db = f"sqlite:///{tmp_path / 'x.db'}"
+    out = cw("serve", "--pack", "manhattan", "--db", db, "--workers", "2")
+    assert out.returncode == 1
+    assert "Error: several workers need PostgreSQL" in out.stderr
+
+
+def test_users_and_audit_cli(tmp_path: Path, cw: Callable[..., Run]) -> None:
     db = f"sqlite:///{tmp_path / 'cli.db'}"
     out = cw(
         "users",

@@ -7,7 +7,6 @@ Two applications with their own event listeners stand in for two ``serve`` worke
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import replace
@@ -80,23 +79,3 @@ def test_worker_processes_get_the_parent_settings(monkeypatch: pytest.MonkeyPatc
     monkeypatch.delenv(ENV_SETTINGS)
     with pytest.raises(ValidationError, match="start the service with citywatch serve"):
         Settings.from_env()
-
-
-def test_several_workers_need_postgresql(tmp_path: Path) -> None:
-    out = subprocess.run(
-        [
-            CITYWATCH,
-            "serve",
-            "--pack",
-            "manhattan",
-            "--db",
-            f"sqlite:///{tmp_path / 'x.db'}",
-            "--workers",
-            "2",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert out.returncode == 1
-    assert "Error: several workers need PostgreSQL" in out.stderr
