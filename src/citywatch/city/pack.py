@@ -184,9 +184,16 @@ class CityPack:
         row = self.locate_many([lon], [lat]).iloc[0]
         return {lvl: (None if pd.isna(row[lvl]) else str(row[lvl])) for lvl in LEVELS}
 
+    @cached_property
+    def _city_area(self) -> Any:
+        cities = self.level("city")
+        area = shapely.union_all([c.geometry for c in cities])
+        shapely.prepare(area)  # every AVL report and new incident asks: keep it fast
+        return area
+
     def contains(self, lon: float, lat: float) -> bool:
-        """Whether the point lies inside the city polygon."""
-        return self.locate(lon, lat)["city"] is not None
+        """Whether the point lies inside (or on the border of) the city polygon."""
+        return bool(shapely.intersects_xy(self._city_area, lon, lat))
 
     def station(self, station_id: str) -> Station:
         """The station with this id."""
