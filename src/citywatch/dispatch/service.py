@@ -275,8 +275,8 @@ class DispatchService(UnitService):
             id=row.id,
             category=row.category,
             priority=row.priority,
-            lon=float(row.lon or math.nan),
-            lat=float(row.lat or math.nan),
+            lon=math.nan if row.lon is None else row.lon,
+            lat=math.nan if row.lat is None else row.lat,
             station=row.station,
             place_kinds=frozenset(state.place_kinds or []),
         )

@@ -117,6 +117,7 @@ class UnitService(ServiceCore):
         with self._write() as s:
             unit = self._get_unit(s, unit_id)
             self._check_unit_actor(who, unit)
+            before = {"lon": unit.lon, "lat": unit.lat, "at": unit.position_at}
             s.add(UnitPosition(unit_id=unit_id, at=at, lon=lon, lat=lat, received_at=self.clock()))
             # Conditional update: a late, out-of-order position must not overwrite a newer one.
             res = s.execute(
@@ -126,6 +127,15 @@ class UnitService(ServiceCore):
                 .values(lon=lon, lat=lat, position_at=at)
             )
             applied = res.rowcount == 1  # type: ignore[attr-defined]
+            append_audit(
+                s,
+                actor=who.username,
+                action="unit.position",
+                entity="unit",
+                entity_id=unit_id,
+                before=before,
+                after={"lon": lon, "lat": lat, "at": at, "applied": applied},
+            )
             if applied:
                 self._emit(
                     s,
