@@ -78,9 +78,12 @@ def serve(
             else:
                 set_password(session, DEMO_USER, password, actor="demo")
         console.print(
-            f"[bold]Demo mode.[/bold] Open http://{host}:{port}/docs and log in as "
-            f"[bold]{DEMO_USER}[/bold] with password [bold]{password}[/bold] "
-            "(POST /api/v1/auth/token). The demo account is refused outside demo mode."
+            f"[bold]Demo mode.[/bold] Log in at http://{host}:{port}/docs "
+            "(POST /api/v1/auth/token); the demo account is refused outside demo mode.",
+            markup=True,
+        )
+        console.print(
+            f"  user:     {DEMO_USER}\n  password: {password}", markup=False, soft_wrap=True
         )
     settings = replace(settings, migrate=False)
     if workers == 1:
