@@ -8,6 +8,7 @@ every change is seen on the event stream.
 from __future__ import annotations
 
 import json
+import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -260,3 +261,21 @@ def test_openapi_document(server: Server) -> None:
     ]:
         assert path in doc["paths"], path
     assert server.client().get("/api/v1/health").json()["pack"] == "manhattan"
+
+
+def test_tokens_in_websocket_urls_are_redacted_from_logs(server: Server) -> None:
+    record = logging.LogRecord(
+        "uvicorn.error",
+        logging.INFO,
+        __file__,
+        1,
+        '%s - "WebSocket %s" [accepted]',
+        ("127.0.0.1:5000", "/api/v1/events?access_token=eyJ.secret.sig&x=1"),
+        None,
+    )
+    for f in logging.getLogger("uvicorn.error").filters:
+        f.filter(record)
+    assert (
+        record.getMessage()
+        == '127.0.0.1:5000 - "WebSocket /api/v1/events?access_token=***&x=1" [accepted]'
+    )

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.resources import files
@@ -41,6 +42,26 @@ log = logging.getLogger("citywatch.api")
 
 #: Where the web dashboard's built files live; mounted at "/" when the folder exists.
 STATIC_DIR = Path(str(files("citywatch.web"))) / "static"
+
+
+class _RedactTokens(logging.Filter):
+    """Blank ``access_token=...`` in uvicorn's log lines (WebSocket URLs carry the token)."""
+
+    _pattern = re.compile(r"(access_token=)[^&\s\"]+")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                self._pattern.sub(r"\1***", a) if isinstance(a, str) else a for a in record.args
+            )
+        return True
+
+
+def _install_log_redaction() -> None:
+    for name in ("uvicorn.error", "uvicorn.access"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _RedactTokens) for f in logger.filters):
+            logger.addFilter(_RedactTokens())
 
 
 def _visible(who: Principal, event: dict[str, Any]) -> bool:
@@ -100,6 +121,7 @@ def create_app(
         REST API under ``/api/v1`` (OpenAPI at ``/openapi.json``, docs at ``/docs``), WebSocket
         event stream at ``/api/v1/events``, and the dashboard at ``/`` when installed.
     """
+    _install_log_redaction()
     engine = make_engine(settings.db_url)
     if settings.migrate:
         upgrade(engine)
