@@ -82,3 +82,26 @@ def test_concurrent_retries_with_one_idempotency_key_create_one_incident(server:
             text("SELECT count(*) FROM incident_dispatch WHERE idempotency_key = 'race-key-1'")
         )
     assert n == 1
+
+
+def test_many_units_on_one_incident_at_once_all_succeed(server: Server) -> None:
+    # Units racing each other on one incident (dispatch, then arrival) must not make each
+    # other fail: the incident's follow-up status is decided on a fresh, locked read.
+    disp = server.client("disp")
+    units = [f"M-{i}" for i in range(8)]
+    for uid in units:
+        disp.post("/api/v1/units", json={"id": uid, "unit_type": "patrol_car", "station": "13"})
+    inc = disp.post(
+        "/api/v1/incidents", json={"category": "theft", "location": {"lon": -73.99, "lat": 40.736}}
+    ).json()["id"]
+    calls = [("POST", f"/api/v1/incidents/{inc}/assignments", {"unit_id": u}, {}) for u in units]
+    assert [r.status_code for r in race(server, "disp", calls)] == [201] * len(units)
+    calls = [("POST", f"/api/v1/units/{u}/status", {"status": "on_scene"}, {}) for u in units]
+    assert [r.status_code for r in race(server, "disp", calls)] == [200] * len(units)
+    detail = disp.get(f"/api/v1/incidents/{inc}").json()
+    assert detail["status"] == "on_scene"
+    assert [e["data"]["to"] for e in detail["timeline"] if e["type"] == "incident.status"] == [
+        "dispatched",
+        "on_scene",
+    ]
+    assert len([a for a in detail["assignments"] if a["active"]]) == len(units)

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import shapely
-from sqlalchemy import select, update
+from sqlalchemy import Select, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from citywatch.console import to_jsonable
@@ -73,6 +73,7 @@ def as_utc(at: datetime, field: str = "at") -> datetime:
 
 
 def check_lonlat(lon: float, lat: float) -> None:
+    """:class:`ValidationError` naming ``lon`` or ``lat`` when either is not a WGS-84 value."""
     if not (math.isfinite(lon) and -180.0 <= lon <= 180.0):
         raise ValidationError(f"longitude {lon} is not within -180..180", field="lon")
     if not (math.isfinite(lat) and -90.0 <= lat <= 90.0):
@@ -275,17 +276,35 @@ class ServiceCore:
     def _get_incident(
         self, s: Session, who: Principal, incident_id: str
     ) -> tuple[IncidentRow, IncidentDispatch]:
-        found = s.execute(
-            select(IncidentRow, IncidentDispatch)
-            .join(IncidentDispatch, IncidentDispatch.incident_id == IncidentRow.id)
-            .where(IncidentRow.id == incident_id)
-        ).first()
+        found = s.execute(self._incident_query(incident_id)).first()
         if found is None:
             raise NotFoundError(f"no live incident {incident_id!r}", field="incident_id")
         if who.role is Role.UNIT_DEVICE:
             raise PermissionDeniedError("a unit device may only post its own position and status")
         self._check_scope(who, found[0].station, f"incident {incident_id}")
         return found[0], found[1]
+
+    @staticmethod
+    def _incident_query(incident_id: str) -> Select[IncidentRow, IncidentDispatch]:
+        return (
+            select(IncidentRow, IncidentDispatch)
+            .join(IncidentDispatch, IncidentDispatch.incident_id == IncidentRow.id)
+            .where(IncidentRow.id == incident_id)
+        )
+
+    def _lock_incident(self, s: Session, incident_id: str) -> tuple[IncidentRow, IncidentDispatch]:
+        """Re-read an incident inside a writing transaction, locked until it ends.
+
+        Changes that follow a unit (first unit dispatched, en route, on scene) are decided on
+        this fresh, locked state, so concurrent units never make each other fail.  (PostgreSQL
+        takes the row lock; SQLite already holds the database write lock at this point.)
+        """
+        row, state = s.execute(
+            self._incident_query(incident_id)
+            .with_for_update(of=IncidentDispatch)
+            .execution_options(populate_existing=True)
+        ).one()
+        return row, state
 
     def _set_incident_status(
         self,
@@ -296,6 +315,7 @@ class ServiceCore:
         new: str,
         now: datetime,
     ) -> None:
+        """Change the incident's status if it is still what was read (409 otherwise)."""
         old = state.status
         INCIDENT_LIFECYCLE.transition(old, new, now)
         won = s.execute(
@@ -330,10 +350,7 @@ class ServiceCore:
             data={"from": old, "to": new},
         )
 
-    def _end_assignment(
-        self, s: Session, unit: Unit, outcome: str, now: datetime
-    ) -> Assignment | None:
+    def _end_assignment(self, s: Session, unit: Unit, outcome: str, now: datetime) -> None:
         a = s.scalar(select(Assignment).where(Assignment.unit_id == unit.id, Assignment.active))
         if a is not None:
             a.active, a.ended_at, a.outcome = False, now, outcome
-        return a

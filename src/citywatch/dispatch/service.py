@@ -305,6 +305,11 @@ class DispatchService(UnitService):
                 raise ConflictError(
                     f"unit {unit_id} is {unit.status}{busy}, not available", field="unit_id"
                 )
+            row, state = self._lock_incident(s, incident_id)
+            if state.status not in ACTIVE_INCIDENT:  # closed while we were deciding
+                raise ConflictError(
+                    f"incident {incident_id} is {state.status}: it cannot take units"
+                )
             unit = self._get_unit(s, unit_id)
             view = self._unit_view(unit, now)
             eta, metres = self._eta(view, row)

@@ -16,11 +16,9 @@ from citywatch.dispatch.lifecycle import UNIT_LIFECYCLE
 from citywatch.errors import ConflictError, PermissionDeniedError, ValidationError
 from citywatch.store.dispatch_models import (
     Assignment,
-    IncidentDispatch,
     Unit,
     UnitPosition,
 )
-from citywatch.store.models import IncidentRow
 
 __all__ = ["UnitService"]
 
@@ -211,12 +209,7 @@ class UnitService(ServiceCore):
         now: datetime,
     ) -> None:
         """Carry a unit's status change over to its assignment and incident."""
-        found = s.execute(
-            select(IncidentRow, IncidentDispatch)
-            .join(IncidentDispatch, IncidentDispatch.incident_id == IncidentRow.id)
-            .where(IncidentRow.id == incident_id)
-        ).one()
-        row, state = found
+        row, state = self._lock_incident(s, incident_id)
         a = s.scalar(select(Assignment).where(Assignment.unit_id == unit.id, Assignment.active))
         if new == "en_route":
             if a is not None:
