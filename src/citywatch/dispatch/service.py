@@ -376,7 +376,15 @@ class DispatchService(UnitService):
             old = state.status
             self._set_incident_status(s, who, row, state, INCIDENT_LIFECYCLE.parse(status), now)
             if status in ("cleared", "cancelled"):
-                for unit in s.scalars(select(Unit).where(Unit.incident_id == incident_id)):
+                # Locked fresh rows: a unit changing status meanwhile is released from its
+                # latest state, never overwritten from a stale one.
+                held = (
+                    select(Unit)
+                    .where(Unit.incident_id == incident_id)
+                    .with_for_update()
+                    .execution_options(populate_existing=True)
+                )
+                for unit in s.scalars(held):
                     nxt = "returning" if unit.status == "on_scene" else "available"
                     UNIT_LIFECYCLE.transition(unit.status, nxt, now)
                     self._end_assignment(
