@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 from sqlalchemy import text
 
+from citywatch.dispatch.audit import verify_chain
 from tests.api.conftest import Server
 
 CLIENTS = 16
@@ -105,3 +107,20 @@ def test_many_units_on_one_incident_at_once_all_succeed(server: Server) -> None:
         "on_scene",
     ]
     assert len([a for a in detail["assignments"] if a["active"]]) == len(units)
+
+
+def test_audit_chain_stays_intact_under_concurrent_writers(server: Server) -> None:
+    disp = server.client("disp")
+    for i in range(8):
+        disp.post("/api/v1/units", json={"id": f"Q-{i}", "unit_type": "foot", "station": "13"})
+    now = datetime.now(UTC).isoformat()
+    calls = [
+        ("PUT", f"/api/v1/units/Q-{i}/position", {"lon": -73.99, "lat": 40.736, "at": now}, {})
+        for i in range(8)
+    ]
+    assert [r.status_code for r in race(server, "disp", calls)] == [200] * 8
+    with server.app.state.service.sessions() as s:
+        check = verify_chain(s)
+        positions = s.scalar(text("SELECT count(*) FROM audit_log WHERE action = 'unit.position'"))
+    assert check.ok, check
+    assert positions is not None and positions >= 8
