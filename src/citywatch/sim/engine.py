@@ -43,7 +43,7 @@ from citywatch.sim.travel import MatrixTravel
 __all__ = ["Fleet", "RunResult", "Unit", "build_fleet", "simulate"]
 
 # Event kinds; the number also orders simultaneous events (units free up before new calls).
-_SHIFT_OFF, _BACK, _LEAVE, _ON_SCENE, _SHIFT_ON, _READY, _RECEIVED = range(7)
+_SHIFT_OFF, _BACK, _LEAVE, _ON_SCENE, _SHIFT_ON, _READY = range(6)
 _OFF, _AVAILABLE, _BUSY = 0, 1, 2
 
 
@@ -202,8 +202,11 @@ def simulate(
                 push(max(on, 0.0), _SHIFT_ON, k)
                 if np.isfinite(off):
                     push(off, _SHIFT_OFF, k)
-    for i in range(n_inc):
-        push(float(demand.t[i]), _RECEIVED, i)
+    # Arrivals are read from the sorted demand as the clock reaches them rather than all pushed
+    # on the heap: same order (a call comes after other events at its instant), smaller heap.
+    arrival_t = demand.t.tolist()
+    arrival_t.append(float("inf"))
+    nxt = 0
 
     queue: list[tuple[int, float, int]] = []
 
@@ -285,11 +288,13 @@ def simulate(
         for item in keep:
             heapq.heappush(queue, item)
 
-    while events:
+    while events or nxt < n_inc:
+        if not events or arrival_t[nxt] < events[0][0]:
+            push(arrival_t[nxt] + float(handling_s[nxt]), _READY, nxt)
+            nxt += 1
+            continue
         t, kind, _, a, b, ver = heapq.heappop(events)
-        if kind == _RECEIVED:
-            push(t + float(handling_s[a]), _READY, a)
-        elif kind == _READY:
+        if kind == _READY:
             t_ready[a] = t
             dispatch(a, t)
             if sent[a] < max(needed[a], 1):
@@ -416,7 +421,8 @@ def _records(
         columns=["incident", "unit", "t_dispatch", "eta_s", "metres", "t_arrive", "t_leave"],
     )
     if len(asg):
-        team = asg.groupby("incident")["unit"].agg(lambda ks: ";".join(units[k].id for k in ks))
+        ids = np.asarray([u.id for u in units], dtype=object)
+        team = pd.Series(ids[asg["unit"].to_numpy(int)]).groupby(asg["incident"]).agg(";".join)
         inc.loc[team.index, "units"] = team.to_numpy()
     inc["other_station"] = (
         inc["first_unit_station"].notna()
@@ -436,8 +442,10 @@ def _records(
     )
     horizon = scenario.duration_s
     busy = np.zeros(len(units))
-    for k, t0, t1 in zip(asg["unit"], asg["t_dispatch"], asg["t_leave"], strict=True):
-        busy[k] += max(0.0, min(t1, horizon) - min(t0, horizon))
+    spans = np.clip(asg["t_leave"].to_numpy(float), None, horizon) - np.clip(
+        asg["t_dispatch"].to_numpy(float), None, horizon
+    )
+    np.add.at(busy, asg["unit"].to_numpy(int), np.maximum(spans, 0.0))
     duty = np.array(
         [sum(max(0.0, min(off, horizon) - max(on, 0.0)) for on, off in u.duty) for u in units]
     )
