@@ -80,6 +80,49 @@ def check_lonlat(lon: float, lat: float) -> None:
         raise ValidationError(f"latitude {lat} is not within -90..90", field="lat")
 
 
+class UnitState(Protocol):
+    """The unit fields a dispatch decision reads (an ORM :class:`Unit` or a selected row)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def unit_type(self) -> str: ...
+    @property
+    def mode(self) -> str: ...
+    @property
+    def station(self) -> str | None: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def capabilities(self) -> list[str]: ...
+    @property
+    def lon(self) -> float | None: ...
+    @property
+    def lat(self) -> float | None: ...
+    @property
+    def position_at(self) -> datetime | None: ...
+    @property
+    def post_lon(self) -> float | None: ...
+    @property
+    def post_lat(self) -> float | None: ...
+
+
+#: The columns of :class:`UnitState`, for reads that need no ORM objects (recommendations).
+UNIT_STATE_COLUMNS = (
+    Unit.id,
+    Unit.unit_type,
+    Unit.mode,
+    Unit.station,
+    Unit.status,
+    Unit.capabilities,
+    Unit.lon,
+    Unit.lat,
+    Unit.position_at,
+    Unit.post_lon,
+    Unit.post_lat,
+)
+
+
 class ServiceCore:
     """Plumbing shared by the unit and incident operations of :class:`DispatchService`."""
 
@@ -190,7 +233,7 @@ class ServiceCore:
             "position_stale": view.position_stale,
         }
 
-    def _unit_view(self, u: Unit, now: datetime) -> UnitView:
+    def _unit_view(self, u: UnitState, now: datetime) -> UnitView:
         fresh = (
             u.position_at is not None
             and u.lon is not None
@@ -198,7 +241,7 @@ class ServiceCore:
             and (now - u.position_at).total_seconds() <= self.config.stale_after_s
         )
         if fresh:
-            lon, lat = float(u.lon), float(u.lat)  # type: ignore[arg-type]
+            lon, lat = float(u.lon), float(u.lat)  # type: ignore[arg-type]  # checked above
         elif u.post_lon is not None and u.post_lat is not None:
             lon, lat = u.post_lon, u.post_lat
         else:

@@ -24,7 +24,13 @@ from sqlalchemy.exc import IntegrityError
 
 from citywatch.dispatch.accounts import Principal, Role
 from citywatch.dispatch.audit import append_audit
-from citywatch.dispatch.core import ACTIVE_INCIDENT, DispatchConfig, EventSink, as_utc
+from citywatch.dispatch.core import (
+    ACTIVE_INCIDENT,
+    UNIT_STATE_COLUMNS,
+    DispatchConfig,
+    EventSink,
+    as_utc,
+)
 from citywatch.dispatch.kpis import compute_kpis
 from citywatch.dispatch.lifecycle import INCIDENT_LIFECYCLE, UNIT_LIFECYCLE
 from citywatch.dispatch.policy import (
@@ -269,7 +275,7 @@ class DispatchService(UnitService):
             now = self.clock()
             units = [
                 self._unit_view(u, now)
-                for u in s.scalars(select(Unit).where(Unit.status == "available"))
+                for u in s.execute(select(*UNIT_STATE_COLUMNS).where(Unit.status == "available"))
             ]
         view = IncidentView(
             id=row.id,
