@@ -14,6 +14,7 @@ from typer.core import TyperGroup
 
 from citywatch.console import console, print_json, print_table, progress
 from citywatch.errors import ValidationError
+from citywatch.sim.kpis import format_kpi
 
 __all__ = ["simulate_app"]
 
@@ -40,14 +41,6 @@ _REPS = typer.Option(None, "--replications", "-n", help="Replications (default: 
 _SEED = typer.Option(None, "--seed", help="Base seed (default: the scenario's).")
 _WORKERS = typer.Option(None, "--workers", help="Worker processes (default: CPUs).")
 _JSON = typer.Option(False, "--json", help="Print the results as JSON.")
-
-
-def _fmt(kpi: str, x: float | None) -> str:
-    if x is None or x != x:
-        return "–"
-    if kpi.startswith(("on_scene", "share", "utilisation")):
-        return f"{100 * x:.1f} %"
-    return f"{x:,.0f}" if abs(x) >= 10 else f"{x:.2f}"
 
 
 def _run(
@@ -104,7 +97,11 @@ def run(
         f"{s['scenario']}: {s['incidents_total']} incidents, {s['replications']} replications",
         ["KPI", "mean", "95 % interval"],
         [
-            (k, _fmt(k, v["mean"]), f"{_fmt(k, v['ci_low'])} – {_fmt(k, v['ci_high'])}")
+            (
+                k,
+                format_kpi(k, v["mean"]),
+                f"{format_kpi(k, v['ci_low'])} – {format_kpi(k, v['ci_high'])}",
+            )
             for k, v in s["kpis"].items()
         ],
     )
@@ -152,10 +149,10 @@ def compare(
         [
             (
                 k,
-                _fmt(k, r["a"]),
-                _fmt(k, r["b"]),
-                _fmt(k, r["diff"]),
-                f"{_fmt(k, r['ci_low'])} – {_fmt(k, r['ci_high'])}",
+                format_kpi(k, r["a"]),
+                format_kpi(k, r["b"]),
+                format_kpi(k, r["diff"]),
+                f"{format_kpi(k, r['ci_low'])} – {format_kpi(k, r['ci_high'])}",
             )
             for k, r in table.iterrows()
             if isinstance(k, str)

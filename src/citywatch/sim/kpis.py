@@ -17,7 +17,15 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-__all__ = ["KPI_LABELS", "compare", "kpis_by", "replication_kpis", "summarise", "utilisation"]
+__all__ = [
+    "KPI_LABELS",
+    "compare",
+    "format_kpi",
+    "kpis_by",
+    "replication_kpis",
+    "summarise",
+    "utilisation",
+]
 
 #: KPI keys and their labels, in display order.
 KPI_LABELS: dict[str, str] = {
@@ -167,3 +175,12 @@ def compare(a: pd.DataFrame, b: pd.DataFrame, *, paired: bool) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["kpi", "a", "b", "diff", "ci_low", "ci_high"]).set_index(
         "kpi"
     )
+
+
+def format_kpi(kpi: str, value: float | None) -> str:
+    """A KPI value for people: shares as percentages, durations and counts rounded."""
+    if value is None or not np.isfinite(value):
+        return "–"
+    if kpi.startswith(("on_scene", "share", "utilisation")):
+        return f"{100 * value:.1f} %"
+    return f"{value:,.0f}" if abs(value) >= 10 else f"{value:.2f}"

@@ -21,7 +21,14 @@ from matplotlib.collections import PatchCollection
 from matplotlib.patches import Polygon as MplPolygon
 
 from citywatch.console import to_jsonable
-from citywatch.sim.kpis import KPI_LABELS, kpis_by, replication_kpis, summarise, utilisation
+from citywatch.sim.kpis import (
+    KPI_LABELS,
+    format_kpi,
+    kpis_by,
+    replication_kpis,
+    summarise,
+    utilisation,
+)
 from citywatch.sim.runner import SimResult
 
 __all__ = ["summary", "write_outputs"]
@@ -139,12 +146,6 @@ def _plot_zone_map(inc: pd.DataFrame, pack: Any, path: Path) -> None:
     plt.close(fig)
 
 
-def _fmt(x: Any) -> str:
-    if x is None or (isinstance(x, float) and not np.isfinite(x)):
-        return "–"
-    return f"{x:,.3f}" if abs(x) < 10 else f"{x:,.0f}"
-
-
 def write_outputs(result: SimResult, pack: Any, out: Path) -> dict[str, Any]:
     """Write ``incidents.parquet``, ``assignments.parquet``, ``units.parquet``, ``summary.json``,
     three PNG plots and ``report.html`` into ``out``; return the summary."""
@@ -178,7 +179,7 @@ def write_outputs(result: SimResult, pack: Any, out: Path) -> dict[str, Any]:
             },
             labels=KPI_LABELS,
             img=img,
-            fmt=_fmt,
+            fmt=format_kpi,
         )
     )
     (out / "report.html").write_text(html, encoding="utf-8")
