@@ -205,6 +205,11 @@ def test_validation_errors_name_the_field(server: Server) -> None:
         err = r.json()["error"]
         assert (err["status"], err["code"], err["field"]) == (422, "validation_error", fld), err
         assert message in err["message"]
+    # Liberty Island lies in precinct 1 but nearly 3 km from any road a car can use.
+    liberty = {"category": "theft", "location": {"lon": -74.0445, "lat": 40.6892}}
+    err = disp.post("/api/v1/incidents", json=liberty).json()["error"]
+    assert (err["status"], err["code"], err["field"]) == (422, "off_network", "location")
+    assert "from the nearest road usable by car" in err["message"]
     r = disp.put(
         "/api/v1/units/E-none/position",
         json={"lon": -73.98, "lat": 40.75, "at": "2026-01-01T00:00:00"},
