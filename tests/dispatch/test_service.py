@@ -13,7 +13,7 @@ from citywatch.city import CityPack
 from citywatch.dispatch.accounts import Principal, Role
 from citywatch.dispatch.audit import verify_chain
 from citywatch.dispatch.service import DispatchService
-from citywatch.errors import ConflictError, PermissionDeniedError, ValidationError
+from citywatch.errors import ConflictError, PermissionDeniedError, SnapError, ValidationError
 from citywatch.routing import Router
 from tests.dispatch.conftest import ADMIN, Clock, RecordingSink, make_service
 from tests.routing.brute import brute_many_to_one
@@ -113,6 +113,14 @@ def test_late_position_is_kept_but_does_not_move_the_unit(
     with pytest.raises(ValidationError, match="outside the city pack") as err:
         service.update_position(ADMIN, "car", -70.0, 40.73, clock())
     assert err.value.field == "lon"
+    # Liberty Island is inside precinct 1 but ~2.9 km from any road: refused, so that one unit
+    # there cannot break every recommendation.
+    with pytest.raises(SnapError, match="from the nearest road usable by car") as snap:
+        service.update_position(ADMIN, "car", -74.0445, 40.6892, clock())
+    assert (snap.value.field, snap.value.code) == ("lon", "off_network")
+    with pytest.raises(SnapError) as snap:
+        service.create_unit(ADMIN, id="x", unit_type="foot", station="1", post=(-74.0445, 40.6892))
+    assert snap.value.field == "post"
     with pytest.raises(ValidationError, match="future"):
         service.update_position(ADMIN, "car", -73.99, 40.73, clock() + timedelta(hours=1))
 

@@ -44,7 +44,7 @@ class Settings:
         Run the database migrations when the app starts (``serve`` does it once, before
         starting its workers, and turns this off for them).
     dispatch : DispatchConfig
-        Staleness of positions, snapping distance, ``station_first`` threshold.
+        Staleness of positions and the ``station_first`` threshold.
     kpi_thresholds_s : tuple of float
         Default "on scene within" thresholds of the KPIs (3 and 10 minutes).
     """

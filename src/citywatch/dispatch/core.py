@@ -29,7 +29,13 @@ from citywatch.dispatch.policy import (
     load_requirements,
     router_travel,
 )
-from citywatch.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError
+from citywatch.errors import (
+    ConflictError,
+    NotFoundError,
+    PermissionDeniedError,
+    SnapError,
+    ValidationError,
+)
 from citywatch.incidents.taxonomy import Taxonomy, load_taxonomy
 from citywatch.store.dispatch_models import (
     Assignment,
@@ -56,12 +62,11 @@ class DispatchConfig:
     """Operational settings of the service.
 
     ``stale_after_s``: an AVL position older than this is stale, and the unit is located at its
-    post or station.  ``snap_max_m``: incidents farther than this from every road are refused.
+    post or station.
     ``station_first_threshold_s``: default threshold of the ``station_first`` policy.
     """
 
     stale_after_s: float = 300.0
-    snap_max_m: float = 250.0
     station_first_threshold_s: float = 300.0
 
 
@@ -258,6 +263,15 @@ class ServiceCore:
             position_stale=not fresh,
             capabilities=frozenset(u.capabilities or []),
         )
+
+    def _check_on_network(self, lon: float, lat: float, mode: str, field: str) -> None:
+        """:class:`SnapError` naming ``field`` when no road of ``mode`` is within the pack's
+        snapping distance: such a point could never be routed, and one unit there would make
+        every recommendation fail."""
+        try:
+            self.router.snap((lon, lat), mode=mode)
+        except SnapError as exc:
+            raise SnapError(exc.message, field=field) from None
 
     def _validate_point(self, lon: float, lat: float, field: str) -> None:
         check_lonlat(lon, lat)

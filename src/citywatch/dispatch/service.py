@@ -42,7 +42,7 @@ from citywatch.dispatch.policy import (
     station_first,
 )
 from citywatch.dispatch.units import UnitService
-from citywatch.errors import ConflictError, PermissionDeniedError, SnapError, ValidationError
+from citywatch.errors import ConflictError, PermissionDeniedError, ValidationError
 from citywatch.store.dispatch_models import (
     Assignment,
     DispatchEvent,
@@ -105,10 +105,8 @@ class DispatchService(UnitService):
         if not 1 <= priority <= 5:
             raise ValidationError("priority must be 1 (highest) to 5", field="priority")
         self._validate_point(lon, lat, field="location")
-        try:
-            self.router.snap((lon, lat), mode="car", max_distance_m=self.config.snap_max_m)
-        except SnapError as exc:
-            raise SnapError(exc.message, field="location") from None
+        # Cars have the fewest usable roads: an incident they can reach, every mode can.
+        self._check_on_network(lon, lat, "car", field="location")
         where = self._jurisdictions(lon, lat)
         self._check_scope(who, where["station"], "the incident location")
         now = self.clock()

@@ -51,6 +51,7 @@ class UnitService(ServiceCore):
         self._check_scope(who, station, f"unit {id}")
         if post is not None:
             self._validate_point(*post, field="post")
+            self._check_on_network(*post, mode, field="post")
         now = self.clock()
         with self._write() as s:
             if s.get(Unit, id) is not None:
@@ -115,6 +116,7 @@ class UnitService(ServiceCore):
         with self._write() as s:
             unit = self._get_unit(s, unit_id)
             self._check_unit_actor(who, unit)
+            self._check_on_network(lon, lat, unit.mode, field="lon")
             before = {"lon": unit.lon, "lat": unit.lat, "at": unit.position_at}
             s.add(UnitPosition(unit_id=unit_id, at=at, lon=lon, lat=lat, received_at=self.clock()))
             # Conditional update: a late, out-of-order position must not overwrite a newer one.
