@@ -596,6 +596,8 @@ function onKey(e) {
 
 function bindStaticHandlers() {
   $("login-form").addEventListener("submit", onLogin);
+  // Enabled only now: a click before start-up finished would submit the bare HTML form.
+  $("login-submit").disabled = false;
   $("lang-toggle").addEventListener("click", switchLanguage);
   $("login-lang").addEventListener("click", switchLanguage);
   $("logout").addEventListener("click", () => { logout(); state.me = null; showLogin(); });
