@@ -126,9 +126,15 @@ def _poisson_batch(scenario: Scenario, pack: Any, rng: np.random.Generator) -> I
         t = np.concatenate([t, t[-1] + np.cumsum(rng.exponential(3600.0 / d.rate_per_hour, 1000))])
     t = t[t < scenario.duration_s]
     n = len(t)
-    which = rng.integers(0, len(d.points), n)
-    pts = np.asarray(d.points)[which]
-    where = pack.locate_many(np.asarray(d.points)[:, 0], np.asarray(d.points)[:, 1])
+    if d.on_network:
+        nodes = np.c_[pack.network.lon, pack.network.lat]
+        inside = pack.locate_many(nodes[:, 0], nodes[:, 1])["city"].notna().to_numpy()
+        candidates = nodes[inside]
+    else:
+        candidates = np.asarray(d.points)
+    which = rng.integers(0, len(candidates), n)
+    pts = candidates[which]
+    where = pack.locate_many(candidates[:, 0], candidates[:, 1])
     return IncidentBatch(
         id=np.asarray([f"sim:{k}" for k in range(n)], dtype=object),
         t=t,

@@ -194,7 +194,8 @@ class Demand:
     thinned at random when ``scale`` < 1.  ``synthetic``: a non-homogeneous Poisson stream by
     zone and hour of week fitted from them (between ``fit_start`` and ``fit_end``), times
     ``scale``.  ``poisson``: a homogeneous stream of ``rate_per_hour`` at the given points (for
-    checks against queueing theory).
+    checks against queueing theory), or at road network nodes inside the city drawn uniformly
+    (``points = "network"``, for a city without incident data).
     """
 
     kind: Literal["replay", "synthetic", "poisson"]
@@ -207,6 +208,7 @@ class Demand:
     model: Literal["separable", "full"] = "separable"
     rate_per_hour: float = 0.0
     points: tuple[tuple[float, float], ...] = ()
+    on_network: bool = False
     category: str = "other"
     priority: int = 3
 
@@ -372,13 +374,18 @@ def _demand(raw: Mapping[str, Any], base: Path, tz: ZoneInfo) -> Demand:
         scale=_positive(raw.get("scale", 1.0), "demand.scale"),
         model=raw.get("model", "separable"),
         rate_per_hour=float(raw.get("rate_per_hour", 0.0)),
-        points=_points(raw["points"], "demand.points") if "points" in raw else (),
+        points=_points(raw["points"], "demand.points")
+        if "points" in raw and raw["points"] != "network"
+        else (),
+        on_network=raw.get("points") == "network",
         category=str(raw.get("category", "other")),
         priority=int(raw.get("priority", 3)),
     )
     if demand.model not in ("separable", "full"):
         raise ValidationError("demand.model must be separable or full", field="demand")
-    if kind == "poisson" and (demand.rate_per_hour <= 0 or not demand.points):
+    if kind == "poisson" and (
+        demand.rate_per_hour <= 0 or not (demand.points or demand.on_network)
+    ):
         raise ValidationError("poisson demand needs rate_per_hour > 0 and points", field="demand")
     if kind != "poisson" and not (files or demand.database):
         raise ValidationError(f"{kind} demand needs files or a database", field="demand")
