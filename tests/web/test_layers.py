@@ -45,7 +45,7 @@ def test_layers_match_the_pack(manhattan: CityPack) -> None:
     stations = layers["stations"]["features"]
     assert [f["properties"]["id"] for f in stations] == [s.id for s in manhattan.stations]
     precinct_5 = next(f for f in stations if f["properties"]["id"] == "5")
-    assert precinct_5["geometry"]["coordinates"] == [-73.997489, 40.716188]
+    assert list(precinct_5["geometry"]["coordinates"]) == [-73.997489, 40.716188]
     assert precinct_5["properties"]["synthetic"] is False
 
 

@@ -45,6 +45,17 @@ PLACE_KINDS = ("market", "urban_village", "school", "hospital", "transit", "othe
 _GEOD = Geod(ellps="WGS84")
 
 
+def _feature(props: dict[str, Any], geometry: Any, decimals: int | None) -> dict[str, Any]:
+    if decimals is not None:
+        geometry = shapely.set_precision(geometry, 10.0**-decimals)
+    return {"type": "Feature", "properties": props, "geometry": mapping(geometry)}
+
+
+def feature_collection(features: list[dict[str, Any]]) -> dict[str, Any]:
+    """A GeoJSON FeatureCollection of ``features``."""
+    return {"type": "FeatureCollection", "features": features}
+
+
 @dataclass(frozen=True)
 class Jurisdiction:
     """One polygon of the jurisdiction hierarchy (WGS-84 geometry)."""
@@ -55,6 +66,17 @@ class Jurisdiction:
     level: str
     parent: str | None
     geometry: Any
+
+    def feature(self, decimals: int | None = None) -> dict[str, Any]:
+        """This jurisdiction as a GeoJSON Feature (coordinates rounded to ``decimals`` if given)."""
+        props = {
+            "id": self.id,
+            "name": self.name,
+            "name_zh": self.name_zh,
+            "level": self.level,
+            "parent": self.parent,
+        }
+        return _feature(props, self.geometry, decimals)
 
 
 @dataclass(frozen=True)
@@ -70,6 +92,18 @@ class Station:
     address: str = ""
     synthetic: bool = False
 
+    def feature(self, decimals: int | None = None) -> dict[str, Any]:
+        """This station as a GeoJSON Point Feature."""
+        props = {
+            "id": self.id,
+            "name": self.name,
+            "name_zh": self.name_zh,
+            "jurisdiction": self.jurisdiction,
+            "address": self.address,
+            "synthetic": self.synthetic,
+        }
+        return _feature(props, shapely.Point(self.lon, self.lat), decimals)
+
 
 @dataclass(frozen=True)
 class Place:
@@ -79,6 +113,12 @@ class Place:
     kind: str
     name: str
     geometry: Any
+
+    def feature(self, decimals: int | None = None) -> dict[str, Any]:
+        """This place as a GeoJSON Feature."""
+        return _feature(
+            {"id": self.id, "kind": self.kind, "name": self.name}, self.geometry, decimals
+        )
 
 
 def area_km2(geometry: Any) -> float:
@@ -290,8 +330,8 @@ def _read(folder: Path) -> CityPack:
     return CityPack(folder, meta, RoadNetwork.from_parquet(folder), jurisdictions, stations, places)
 
 
-def _feature_collection(features: list[dict[str, Any]]) -> str:
-    return json.dumps({"type": "FeatureCollection", "features": features}, ensure_ascii=False)
+def _write_features(path: Path, features: list[dict[str, Any]]) -> None:
+    path.write_text(json.dumps(feature_collection(features), ensure_ascii=False), encoding="utf-8")
 
 
 def write_pack(
@@ -308,59 +348,10 @@ def write_pack(
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "city.toml").write_text(tomli_w.dumps({"city": meta}), encoding="utf-8")
     network.to_parquet(folder)
-    (folder / "jurisdictions.geojson").write_text(
-        _feature_collection(
-            [
-                {
-                    "type": "Feature",
-                    "properties": {
-                        "id": j.id,
-                        "name": j.name,
-                        "name_zh": j.name_zh,
-                        "level": j.level,
-                        "parent": j.parent,
-                    },
-                    "geometry": mapping(j.geometry),
-                }
-                for j in jurisdictions
-            ]
-        ),
-        encoding="utf-8",
-    )
-    (folder / "stations.geojson").write_text(
-        _feature_collection(
-            [
-                {
-                    "type": "Feature",
-                    "properties": {
-                        "id": s.id,
-                        "name": s.name,
-                        "name_zh": s.name_zh,
-                        "jurisdiction": s.jurisdiction,
-                        "address": s.address,
-                        "synthetic": s.synthetic,
-                    },
-                    "geometry": {"type": "Point", "coordinates": [s.lon, s.lat]},
-                }
-                for s in stations
-            ]
-        ),
-        encoding="utf-8",
-    )
+    _write_features(folder / "jurisdictions.geojson", [j.feature() for j in jurisdictions])
+    _write_features(folder / "stations.geojson", [s.feature() for s in stations])
     if places:
-        (folder / "places.geojson").write_text(
-            _feature_collection(
-                [
-                    {
-                        "type": "Feature",
-                        "properties": {"id": p.id, "kind": p.kind, "name": p.name},
-                        "geometry": mapping(p.geometry),
-                    }
-                    for p in places
-                ]
-            ),
-            encoding="utf-8",
-        )
+        _write_features(folder / "places.geojson", [p.feature() for p in places])
 
 
 def repo_root() -> Path:

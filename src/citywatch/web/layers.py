@@ -12,21 +12,15 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import shapely
-from shapely.geometry import mapping
 
 from citywatch.city import CityPack
+from citywatch.city.pack import feature_collection
 from citywatch.errors import ValidationError
 
 __all__ = ["COORD_DECIMALS", "local_windows", "pack_config", "pack_layers", "road_segments"]
 
 #: Six decimals of a degree are about 0.1 m: finer than any road network, and keeps the JSON small.
 COORD_DECIMALS = 6
-
-
-def _round(geometry: Any) -> dict[str, Any]:
-    rounded = shapely.set_precision(geometry, 10.0**-COORD_DECIMALS)
-    out: dict[str, Any] = mapping(rounded)
-    return out
 
 
 def road_segments(pack: CityPack) -> dict[str, list[list[list[float]]]]:
@@ -94,55 +88,15 @@ def pack_layers(pack: CityPack) -> dict[str, Any]:
         }
         for cls, lines in sorted(road_segments(pack).items())
     ]
-    jurisdictions = [
-        {
-            "type": "Feature",
-            "properties": {
-                "id": j.id,
-                "name": j.name,
-                "name_zh": j.name_zh,
-                "level": j.level,
-                "parent": j.parent,
-            },
-            "geometry": _round(j.geometry),
-        }
-        for j in pack.jurisdictions
-    ]
-    stations = [
-        {
-            "type": "Feature",
-            "properties": {
-                "id": s.id,
-                "name": s.name,
-                "name_zh": s.name_zh,
-                "jurisdiction": s.jurisdiction,
-                "address": s.address,
-                "synthetic": s.synthetic,
-            },
-            "geometry": {
-                "type": "Point",
-                "coordinates": [round(s.lon, COORD_DECIMALS), round(s.lat, COORD_DECIMALS)],
-            },
-        }
-        for s in pack.stations
-    ]
-    places = [
-        {
-            "type": "Feature",
-            "properties": {"id": p.id, "kind": p.kind, "name": p.name},
-            "geometry": _round(p.geometry),
-        }
-        for p in pack.places
-    ]
-
-    def collection(features: list[dict[str, Any]]) -> dict[str, Any]:
-        return {"type": "FeatureCollection", "features": features}
+    jurisdictions = [j.feature(COORD_DECIMALS) for j in pack.jurisdictions]
+    stations = [s.feature(COORD_DECIMALS) for s in pack.stations]
+    places = [p.feature(COORD_DECIMALS) for p in pack.places]
 
     return {
-        "roads": collection(roads),
-        "jurisdictions": collection(jurisdictions),
-        "stations": collection(stations),
-        "places": collection(places),
+        "roads": feature_collection(roads),
+        "jurisdictions": feature_collection(jurisdictions),
+        "stations": feature_collection(stations),
+        "places": feature_collection(places),
     }
 
 
