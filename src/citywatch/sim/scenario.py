@@ -511,8 +511,11 @@ def load_scenario(path: str | Path) -> Scenario:
         raise ValidationError(f"{p}: not valid TOML: {exc}") from exc
     pack_name = str(doc.get("scenario", {}).get("pack", "manhattan"))
     local = p.parent / pack_name
-    pack = load_pack(local if (local / "city.toml").exists() else pack_name)
-    doc = {**doc, "scenario": {**doc.get("scenario", {}), "pack": str(pack.path)}}
+    # A pack folder next to the scenario wins; otherwise keep the name, so that worker
+    # processes load (or rebuild) the bundled pack the same way.
+    pack_ref = str(local.resolve()) if (local / "city.toml").exists() else pack_name
+    pack = load_pack(pack_ref)
+    doc = {**doc, "scenario": {**doc.get("scenario", {}), "pack": pack_ref}}
     return parse_scenario(
         doc, p.parent, timezone=pack.timezone, stations=[s.id for s in pack.stations], source=p
     )
