@@ -141,3 +141,22 @@ def test_config_is_validated() -> None:
         FeedConfig(tick_s=0)
     with pytest.raises(ValidationError):
         FeedConfig(patrol_share=1.5)
+
+
+def test_units_waiting_at_their_station_keep_reporting(
+    service: DispatchService, manhattan: CityPack
+) -> None:
+    # Parked units report like a real AVL device, so a recommendation made minutes into the
+    # demo does not find every unit stale.
+    clock: Clock = service.clock  # type: ignore[assignment]
+    config = FeedConfig(initial_calls=0, patrol_share=0.0, idle_report_s=60)
+    feed = DemoFeed(service, calls_from_nodes(manhattan, clock(), rate_per_hour=0.01), config)
+    for _ in range(10 * 30):  # ten minutes, well past the staleness limit
+        tick(feed, clock)
+    units = service.list_units(ADMIN)
+    assert len(units) == 3 * len(manhattan.stations)
+    assert not any(u["position_stale"] for u in units)
+    for unit in units:
+        station = service.stations[unit["station"]]
+        where = unit["located"]
+        assert float(haversine_m(station.lon, station.lat, where["lon"], where["lat"])) < 1.0

@@ -53,6 +53,9 @@ class FeedConfig:
     ----------
     tick_s : float
         Seconds between steps; units going to or from an incident post a position every step.
+    idle_report_s : float
+        Seconds between the positions a unit waiting at its station reports (an AVL device keeps
+        reporting while parked, so the unit is not flagged stale).
     patrol_report_s : float
         Seconds between the positions of a patrolling unit (fewer writes; AVL units commonly
         report every 5-30 s).
@@ -72,6 +75,7 @@ class FeedConfig:
 
     tick_s: float = 2.0
     patrol_report_s: float = 6.0
+    idle_report_s: float = 60.0
     auto_dispatch_s: float = 45.0
     on_scene_s: float = 240.0
     patrol_share: float = 0.5
@@ -83,6 +87,7 @@ class FeedConfig:
         for name in (
             "tick_s",
             "patrol_report_s",
+            "idle_report_s",
             "auto_dispatch_s",
             "on_scene_s",
             "patrol_radius_m",
@@ -155,6 +160,7 @@ class DemoFeed:
         self.calls_refused = 0
         self._node_lonlat = np.column_stack([service.pack.network.lon, service.pack.network.lat])
         self._patrol_nodes: dict[str, npt.NDArray[np.int64]] = {}
+        self.idle_reported: dict[str, datetime] = {}
 
     def describe(self) -> dict[str, Any]:
         """What the dashboard shows about the feed (it is labelled SIMULATED)."""
@@ -263,6 +269,10 @@ class DemoFeed:
             self._drive(uid, leg, now, every_s=self.config.patrol_report_s)
         else:
             self.legs.pop(uid, None)
+            last = self.idle_reported.get(uid)
+            if last is None or (now - last).total_seconds() >= self.config.idle_report_s:
+                self.service.update_position(self.who, uid, here[0], here[1], now)
+                self.idle_reported[uid] = now
 
     def _patrols(self, unit_id: str) -> bool:
         # A stable choice per unit (not the salted built-in hash): the same units patrol
