@@ -128,7 +128,7 @@ def ensure_accounts(
     dict
         user name -> password (empty when ``reveal`` is false).
     """
-    from citywatch.dispatch.accounts import create_user, find_user, set_password
+    from citywatch.dispatch.accounts import create_user, find_user, mark_demo, set_password
 
     first_station = sorted(pack.stations, key=lambda s: (len(s.id), s.id))[0].id
     passwords = {}
@@ -143,9 +143,11 @@ def ensure_accounts(
                     account.role,
                     password=password,
                     scope=scope,
+                    demo=True,
                     actor="demo",
                 )
             else:
+                mark_demo(session, account.username)
                 set_password(session, account.username, password, actor="demo")
             passwords[account.username] = password
     return passwords if reveal else {}

@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +25,9 @@ from fastapi import FastAPI
 from citywatch.api.app import create_app
 from citywatch.api.settings import Settings
 from citywatch.city import CityPack, load_pack
-from citywatch.dispatch.accounts import Principal, Role, create_token, create_user
+from citywatch.dispatch.accounts import Principal, Role, create_token, create_user, find_user
 from citywatch.routing import Router
+from citywatch.store.dispatch_models import User
 
 PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=test connect_timeout=3"
 PASSWORD = "correct-horse-battery"
@@ -83,14 +85,28 @@ USERS: list[dict[str, Any]] = [
 def seed_users(srv: Server) -> None:
     """Give every test user a bearer token; ``disp`` also gets a password to log in with.
 
-    Tokens are issued directly by the app's signer (argon2 hashing of every account would
-    dominate the test time); the password flow itself is exercised with ``disp``.
+    The other accounts are stored without a password and their tokens issued directly by the
+    app's signer (argon2 hashing of every account would dominate the test time); the password
+    flow itself is exercised with ``disp``.  The accounts must exist: every request checks that
+    its account is still enabled.
     """
     sessions = srv.app.state.service.sessions
     with sessions.begin() as s:
         create_user(s, "disp", "dispatcher", password=PASSWORD)
         create_user(s, "dev-a", "unit_device", unit_id="A13-1")
         device_token = create_token(s, "dev-a", "tablet")
+        for user in USERS:
+            if find_user(s, user["username"]) is None:
+                s.add(
+                    User(
+                        username=user["username"],
+                        role=user["role"],
+                        scope=user.get("scope"),
+                        disabled=False,
+                        is_demo=False,
+                        created_at=datetime.now(UTC),
+                    )
+                )
     with httpx.Client(base_url=srv.url) as c:
         r = c.post("/api/v1/auth/token", data={"username": "disp", "password": PASSWORD})
         r.raise_for_status()

@@ -252,6 +252,19 @@ def test_idempotency_over_http(server: Server) -> None:
         "/api/v1/incidents", json={**body, "priority": 1}, headers={"Idempotency-Key": "call-778"}
     )
     assert other.status_code == 409 and other.json()["error"]["field"] == "Idempotency-Key"
+    # Keys are scoped per user: another caller's equal key is another call, not a replay
+    # (nor a 409 that would reveal the first caller's request).
+    admin = server.client("admin")
+    theirs = admin.post("/api/v1/incidents", json=body, headers={"Idempotency-Key": "call-778"})
+    assert theirs.status_code == 201 and "Idempotent-Replayed" not in theirs.headers
+    assert theirs.json()["id"] != first.json()["id"]
+    assert theirs.json()["created_by"] == "admin"
+    changed = admin.post(
+        "/api/v1/incidents", json={**body, "priority": 1}, headers={"Idempotency-Key": "call-778"}
+    )
+    assert changed.status_code == 409
+    replay = admin.post("/api/v1/incidents", json=body, headers={"Idempotency-Key": "call-778"})
+    assert replay.status_code == 200 and replay.json()["id"] == theirs.json()["id"]
 
 
 def test_openapi_document(server: Server) -> None:

@@ -159,12 +159,13 @@ def test_authentication_failures(server: Server) -> None:
 def test_demo_account_and_disabled_device(server: Server) -> None:
     sessions = server.app.state.service.sessions
     with sessions.begin() as s:
-        create_user(s, "demo", "admin", password=PASSWORD)
+        create_user(s, "demo", "admin", password=PASSWORD, demo=True)
         create_user(s, "dev-b", "unit_device", unit_id="A13-2")
         token = create_token(s, "dev-b")
     anon = server.client()
     r = anon.post("/api/v1/auth/token", data={"username": "demo", "password": PASSWORD})
-    assert r.status_code == 401 and "only in demo mode" in r.json()["error"]["message"]
+    assert r.status_code == 401
+    assert r.json()["error"]["message"] == "demo accounts work only in demo mode"
     headers = {"Authorization": f"Bearer {token}"}
     assert anon.get("/api/v1/me", headers=headers).status_code == 200
     with sessions.begin() as s:

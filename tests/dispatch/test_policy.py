@@ -10,6 +10,7 @@ import pytest
 
 from citywatch.dispatch.policy import (
     IncidentView,
+    Reason,
     UnitView,
     load_requirements,
     nearest,
@@ -268,3 +269,78 @@ def test_router_travel_adapter() -> None:
 
     seconds, metres = router_travel(Router())(np.zeros((3, 2)), "foot", (1.0, 2.0), 5.0)
     assert seconds.tolist() == [0, 1, 2] and metres.tolist() == [0, 10, 20]
+
+
+def _codes(reasons: tuple[Reason, ...]) -> list[tuple[str, dict[str, object]]]:
+    return [(r.code, dict(r.params)) for r in reasons]
+
+
+def test_reasons_carry_stable_codes_with_the_english_text() -> None:
+    units = [unit("own", 0.6, 0.03, station="A"), unit("other", 0.6, 0.015, station="B")]
+    inc = incident(0.6, 0.01, station="A")
+    rec = recommend(inc, units, FakeTravel(), station_first(300))
+    assert _codes(rec.candidates[0].reasons) == [
+        ("own_station", {"station": "A", "threshold_s": 300})
+    ]
+    assert _codes(rec.candidates[1].reasons) == [("other_station", {"station": "A"})]
+    assert rec.candidates[0].reason == "own station A, which can arrive within 300 s"
+    assert rec.candidates[1].reason == "other station, after own station A"
+    rec = recommend(inc, units, FakeTravel(), station_first(200))
+    assert _codes(rec.candidates[0].reasons) == [
+        ("own_station_too_slow", {"station": "A", "threshold_s": 200})
+    ]
+    assert rec.as_dict()["candidates"][0]["reasons"] == [
+        {
+            "code": "own_station_too_slow",
+            "params": {"station": "A", "threshold_s": 200},
+            "text": "no unit of station A within 200 s: by travel time",
+        }
+    ]
+
+    market = [
+        unit("moto", 0.6, 0.02, unit_type="motorcycle", mode="motorcycle", position_stale=True)
+    ]
+    rec = recommend(incident(place_kinds=frozenset({"market"})), market, FakeTravel(), nearest())
+    assert rec.status == "all_stale"
+    assert _codes(rec.reasons) == [("all_candidates_stale", {})]
+    assert _codes(rec.candidates[0].reasons) == [
+        ("by_travel_time", {}),
+        ("preferred_type", {"slack_s": 90, "unit_type": "motorcycle"}),
+        ("position_stale", {}),
+    ]
+    assert rec.candidates[0].reason == (
+        "by road travel time; preferred type motorcycle (may be 90 s slower); "
+        "position stale: located at its post or station"
+    )
+
+    cars = [unit("car1", 0.6, 0.02)]
+    rec = recommend(incident(category="shooting", priority=1), cars, FakeTravel(), nearest())
+    assert rec.status == "short"
+    assert _codes(rec.reasons) == [
+        ("required_type_missing", {"unit_types": ["special_police"]}),
+        ("team_short", {"needed": 2, "suitable": 1}),
+    ]
+    assert rec.reason == "no special_police unit can be sent; 2 units needed, only 1 suitable"
+    assert rec.as_dict()["reasons"][1] == {
+        "code": "team_short",
+        "params": {"needed": 2, "suitable": 1},
+        "text": "2 units needed, only 1 suitable",
+    }
+
+
+def test_status_reasons_have_codes() -> None:
+    busy = [unit("u1", 0.6, 0.02, status="on_scene")]
+    rec = recommend(incident(), busy, FakeTravel(), nearest())
+    assert _codes(rec.reasons) == [("none_available", {"in_service": 1})]
+    stale = [unit("u1", 0.6, 0.02, position_stale=True), unit("u2", 0.6, 0.03, position_stale=True)]
+    rec = recommend(incident(), stale, FakeTravel(), nearest(allow_stale=False))
+    assert _codes(rec.reasons) == [("all_stale", {"available": 2})]
+    assert rec.reason == "all 2 available units have stale positions"
+    far = [unit("u1", 0.6, 0.09)]  # 888 s by car
+    rec = recommend(incident(), far, FakeTravel(), nearest(limit_s=600))
+    assert _codes(rec.reasons) == [("none_within_limit", {"available": 1, "limit_s": 600})]
+    ok = recommend(incident(), far, FakeTravel(), nearest())
+    assert ok.status == "ok" and ok.reasons == () and ok.reason is None
+    assert ok.as_dict()["reasons"] == []
+    with pytest.raises(ValueError, match="unknown reason code"):
+        Reason.of("no_such_code")

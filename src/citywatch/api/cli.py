@@ -58,7 +58,7 @@ def serve(
     from citywatch.api.security import DEMO_USER
     from citywatch.api.settings import ENV_SETTINGS, Settings
     from citywatch.city import load_pack
-    from citywatch.dispatch.accounts import create_user, find_user, set_password
+    from citywatch.dispatch.accounts import create_user, find_user, mark_demo, set_password
     from citywatch.dispatch.core import DispatchConfig
 
     settings = Settings(
@@ -74,8 +74,9 @@ def serve(
         password = secrets.token_urlsafe(12)
         with sessions.begin() as session:
             if find_user(session, DEMO_USER) is None:
-                create_user(session, DEMO_USER, "admin", password=password, actor="demo")
+                create_user(session, DEMO_USER, "admin", password=password, demo=True, actor="demo")
             else:
+                mark_demo(session, DEMO_USER)
                 set_password(session, DEMO_USER, password, actor="demo")
         console.print(
             f"[bold]Demo mode.[/bold] Log in at http://{host}:{port}/docs "
@@ -147,6 +148,7 @@ def users_list(db: DbOption = None, json_: JsonOption = False) -> None:
                 "scope": u.scope,
                 "unit_id": u.unit_id,
                 "disabled": u.disabled,
+                "demo": u.is_demo,
                 "created_at": u.created_at,
             }
             for u in list_users(session)
@@ -156,14 +158,14 @@ def users_list(db: DbOption = None, json_: JsonOption = False) -> None:
     else:
         print_table(
             "Users",
-            ["user", "role", "scope", "unit", "disabled", "created"],
+            ["user", "role", "scope", "unit", "disabled", "demo", "created"],
             [list(r.values()) for r in rows],
         )
 
 
 @users_app.command("disable")
 def users_disable(username: str, db: DbOption = None, json_: JsonOption = False) -> None:
-    """Disable an account and revoke its API tokens."""
+    """Disable an account and revoke its API and refresh tokens (effective at once)."""
     from citywatch.dispatch.accounts import disable_user
 
     with _sessions(db).begin() as session:

@@ -20,13 +20,14 @@ from citywatch.api.schemas import (
     PositionIn,
     PositionOut,
     RecommendationOut,
+    RefreshIn,
     StatusChangeOut,
     TokenOut,
     UnitIn,
     UnitOut,
     UnitStatusIn,
 )
-from citywatch.api.security import CurrentUser, login
+from citywatch.api.security import CurrentUser, login, logout, refresh
 from citywatch.dispatch.kpis import GROUPINGS
 from citywatch.dispatch.service import DispatchService
 from citywatch.errors import ValidationError
@@ -62,6 +63,19 @@ def token(
 ) -> dict[str, Any]:
     """OAuth2 password flow: exchange a user name and password for a short-lived access token."""
     return login(request, form.username, form.password)
+
+
+@router.post("/auth/refresh", response_model=TokenOut, tags=["auth"])
+def refresh_token(request: Request, body: RefreshIn) -> dict[str, Any]:
+    """Spend a single-use refresh token for a new access token and a new refresh token."""
+    return refresh(request, body.refresh_token)
+
+
+@router.post("/auth/logout", status_code=status.HTTP_204_NO_CONTENT, tags=["auth"])
+def logout_session(request: Request, body: RefreshIn) -> Response:
+    """End a login session: its refresh tokens stop working."""
+    logout(request, body.refresh_token)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get("/me", tags=["auth"])

@@ -17,6 +17,7 @@ __all__ = [
     "PositionIn",
     "PositionOut",
     "RecommendationOut",
+    "RefreshIn",
     "StatusChangeOut",
     "TokenOut",
     "UnitIn",
@@ -99,6 +100,14 @@ class TokenOut(_Out):
     access_token: str
     token_type: Literal["bearer"]
     expires_in: int
+    refresh_token: str
+    refresh_expires_in: int
+
+
+class RefreshIn(_In):
+    """A refresh token to spend (``/auth/refresh``) or revoke (``/auth/logout``)."""
+
+    refresh_token: str = Field(min_length=1, max_length=200)
 
 
 class UnitOut(_Out):
@@ -171,5 +180,7 @@ class RecommendationOut(_Out):
     policy: str
     status: str
     reason: str | None
+    #: The same reasons as stable machine codes with parameters (see ``REASON_TEXTS``).
+    reasons: list[dict[str, Any]]
     team: list[str]
     candidates: list[dict[str, Any]]

@@ -4,6 +4,11 @@ Every request carries ``Authorization: Bearer <token>`` where the token is eithe
 token from ``POST /api/v1/auth/token`` (a JWT signed with HS256, valid ``token_ttl_s``) or a
 device API token (``cw_...``, from ``citywatch users token``).  WebSocket clients, which cannot
 set headers from a browser, pass the same token as the ``access_token`` query parameter.
+
+Logging in also returns a single-use refresh token (``cwr_...``) that ``POST /auth/refresh``
+exchanges for a new access token and a new refresh token, so that a wall screen stays logged
+in; ``POST /auth/logout`` revokes it.  Every authenticated request re-reads its account (one
+indexed row), so disabling an account or leaving demo mode shuts its tokens out at once.
 """
 
 from __future__ import annotations
@@ -15,7 +20,15 @@ import jwt
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 
-from citywatch.dispatch.accounts import Principal, Role, authenticate_password, authenticate_token
+from citywatch.dispatch.accounts import (
+    Principal,
+    active_principal,
+    authenticate_password,
+    authenticate_token,
+    create_refresh_token,
+    revoke_refresh_session,
+    rotate_refresh_token,
+)
 from citywatch.errors import AuthenticationError
 
 __all__ = [
@@ -24,10 +37,12 @@ __all__ = [
     "TokenIssuer",
     "current_user",
     "login",
+    "logout",
     "principal_from_token",
+    "refresh",
 ]
 
-#: The account that logs in only in demo mode.
+#: The admin account that ``serve --demo`` enables (every demo account works only in demo mode).
 DEMO_USER = "demo"
 _ALGORITHM = "HS256"
 
@@ -54,8 +69,8 @@ class TokenIssuer:
         }
         return jwt.encode(claims, self._secret, algorithm=_ALGORITHM)
 
-    def check(self, token: str) -> Principal:
-        """The principal of a valid, unexpired token; :class:`AuthenticationError` otherwise."""
+    def check(self, token: str) -> str:
+        """The user name of a valid, unexpired token; :class:`AuthenticationError` otherwise."""
         try:
             claims: dict[str, Any] = jwt.decode(
                 token, self._secret, algorithms=[_ALGORITHM], options={"require": ["exp", "sub"]}
@@ -64,33 +79,62 @@ class TokenIssuer:
             raise AuthenticationError("access token expired; log in again") from None
         except jwt.PyJWTError:
             raise AuthenticationError("invalid access token") from None
-        return Principal(
-            claims["sub"], Role(claims["role"]), claims.get("scope_id"), claims.get("unit_id")
-        )
+        username: str = claims["sub"]
+        return username
+
+
+def _token_response(state: Any, who: Principal, refresh_token: str) -> dict[str, Any]:
+    issuer: TokenIssuer = state.tokens
+    return {
+        "access_token": issuer.issue(who),
+        "token_type": "bearer",
+        "expires_in": issuer.ttl_s,
+        "refresh_token": refresh_token,
+        "refresh_expires_in": state.settings.refresh_ttl_s,
+    }
 
 
 def login(request: Request, username: str, password: str) -> dict[str, Any]:
-    """Check a password and issue an access token (OAuth2 token response)."""
+    """Check a password; issue an access token and the first refresh token of a session."""
     state = request.app.state
-    if username == DEMO_USER and not state.settings.demo:
-        raise AuthenticationError("the demo account works only in demo mode")
     with state.service.sessions.begin() as session:
-        who = authenticate_password(session, username, password)
-    issuer: TokenIssuer = state.tokens
-    return {"access_token": issuer.issue(who), "token_type": "bearer", "expires_in": issuer.ttl_s}
+        who = authenticate_password(session, username, password, allow_demo=state.settings.demo)
+        refresh_token = create_refresh_token(session, username, state.settings.refresh_ttl_s)
+    return _token_response(state, who, refresh_token)
+
+
+def refresh(request: Request, refresh_token: str) -> dict[str, Any]:
+    """Exchange a refresh token (spent) for a new access token and a new refresh token."""
+    state = request.app.state
+    with state.service.sessions.begin() as session:
+        rotated = rotate_refresh_token(
+            session, refresh_token, state.settings.refresh_ttl_s, allow_demo=state.settings.demo
+        )
+    if rotated is None:
+        raise AuthenticationError(
+            "refresh token already used: the session is revoked for safety; log in again"
+        )
+    who, successor = rotated
+    return _token_response(state, who, successor)
+
+
+def logout(request: Request, refresh_token: str) -> None:
+    """Revoke the login session of a refresh token (unknown tokens are ignored)."""
+    with request.app.state.service.sessions.begin() as session:
+        revoke_refresh_session(session, refresh_token)
 
 
 def principal_from_token(request_app: Any, token: str | None) -> Principal:
-    """The principal of a bearer token (access token or device API token)."""
+    """The principal of a bearer token (access token or device API token) of an enabled
+    account; demo accounts only in demo mode."""
     if not token:
         raise AuthenticationError("not authenticated: send Authorization: Bearer <token>")
-    if token.startswith("cw_"):
-        with request_app.state.service.sessions() as session:
-            return authenticate_token(session, token)
-    who: Principal = request_app.state.tokens.check(token)
-    if who.username == DEMO_USER and not request_app.state.settings.demo:
-        raise AuthenticationError("the demo account works only in demo mode")
-    return who
+    allow_demo: bool = request_app.state.settings.demo
+    with request_app.state.service.sessions() as session:
+        if token.startswith("cw_"):
+            return authenticate_token(session, token, allow_demo=allow_demo)
+        username = request_app.state.tokens.check(token)
+        return active_principal(session, username, allow_demo=allow_demo)
 
 
 def current_user(

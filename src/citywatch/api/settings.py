@@ -38,8 +38,11 @@ class Settings:
         Key that signs access tokens (HS256); at least 32 characters.
     token_ttl_s : int
         Lifetime of access tokens (default 15 minutes).
+    refresh_ttl_s : int
+        How long an unused refresh token stays valid (default 7 days); each refresh issues a
+        new one, so a screen that keeps refreshing stays logged in.
     demo : bool
-        Demo mode: the ``demo`` account may log in (its password is printed at start).
+        Demo mode: demo accounts may log in (their passwords are printed at start).
     migrate : bool
         Run the database migrations when the app starts (``serve`` does it once, before
         starting its workers, and turns this off for them).
@@ -53,6 +56,7 @@ class Settings:
     db_url: str | None = None
     jwt_secret: str = field(default_factory=lambda: secrets.token_urlsafe(48), repr=False)
     token_ttl_s: int = 900
+    refresh_ttl_s: int = 7 * 86_400
     demo: bool = False
     migrate: bool = True
     dispatch: DispatchConfig = field(default_factory=DispatchConfig)
@@ -65,6 +69,11 @@ class Settings:
             )
         if not 60 <= self.token_ttl_s <= 86_400:
             raise ValidationError("token lifetime must be 60 s to 24 h", field="token_ttl_s")
+        if not self.token_ttl_s < self.refresh_ttl_s <= 90 * 86_400:
+            raise ValidationError(
+                "refresh token lifetime must exceed the access token's and be at most 90 days",
+                field="refresh_ttl_s",
+            )
 
     @classmethod
     def from_env(cls) -> Settings:

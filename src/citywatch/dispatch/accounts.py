@@ -16,28 +16,33 @@ import hashlib
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from citywatch.dispatch.audit import append_audit
 from citywatch.errors import AuthenticationError, ConflictError, NotFoundError, ValidationError
-from citywatch.store.dispatch_models import ApiToken, User
+from citywatch.store.dispatch_models import ApiToken, RefreshToken, User
 
 __all__ = [
     "Principal",
     "Role",
+    "active_principal",
     "authenticate_password",
     "authenticate_token",
+    "create_refresh_token",
     "create_token",
     "create_user",
     "disable_user",
     "find_user",
     "list_users",
+    "mark_demo",
+    "revoke_refresh_session",
+    "rotate_refresh_token",
     "set_password",
 ]
 
@@ -104,6 +109,7 @@ def create_user(
     password: str | None = None,
     scope: str | None = None,
     unit_id: str | None = None,
+    demo: bool = False,
     actor: str = "cli",
 ) -> User:
     """Create an account (audited).
@@ -122,6 +128,8 @@ def create_user(
         Station or bureau id; required for ``station_officer``.
     unit_id : str, optional
         The unit a ``unit_device`` account speaks for; required for that role.
+    demo : bool
+        A demo account: the service refuses it unless it runs in demo mode.
     actor : str
         Who creates the account, for the audit trail.
 
@@ -154,6 +162,7 @@ def create_user(
         scope=scope,
         unit_id=unit_id,
         disabled=False,
+        is_demo=demo,
         created_at=_now(),
     )
     session.add(user)
@@ -164,7 +173,7 @@ def create_user(
         action="user.create",
         entity="user",
         entity_id=username,
-        after={"role": parsed.value, "scope": scope, "unit_id": unit_id},
+        after={"role": parsed.value, "scope": scope, "unit_id": unit_id, "demo": demo},
     )
     return user
 
@@ -187,12 +196,12 @@ def _get(session: Session, username: str) -> User:
 
 
 def disable_user(session: Session, username: str, *, actor: str = "cli") -> User:
-    """Disable an account and revoke its API tokens (audited); the caller commits."""
+    """Disable an account and revoke its API and refresh tokens (audited); the caller commits."""
     user = _get(session, username)
     before = {"disabled": user.disabled}
     user.disabled = True
-    for token in session.scalars(select(ApiToken).where(ApiToken.user_id == user.id)):
-        token.revoked = True
+    for model in (ApiToken, RefreshToken):
+        session.execute(update(model).where(model.user_id == user.id).values(revoked=True))
     append_audit(
         session,
         actor=actor,
@@ -202,6 +211,27 @@ def disable_user(session: Session, username: str, *, actor: str = "cli") -> User
         before=before,
         after={"disabled": True},
     )
+    return user
+
+
+def mark_demo(session: Session, username: str, *, actor: str = "demo") -> User:
+    """Mark an existing account as a demo account (audited when it changes); the caller commits.
+
+    The demo commands give their accounts passwords; an account of the same name created
+    otherwise must not then keep working outside demo mode.
+    """
+    user = _get(session, username)
+    if not user.is_demo:
+        user.is_demo = True
+        append_audit(
+            session,
+            actor=actor,
+            action="user.demo",
+            entity="user",
+            entity_id=username,
+            before={"demo": False},
+            after={"demo": True},
+        )
     return user
 
 
@@ -221,14 +251,31 @@ def _principal(user: User) -> Principal:
     return Principal(user.username, Role(user.role), user.scope, user.unit_id)
 
 
-def authenticate_password(session: Session, username: str, password: str) -> Principal:
+def _refuse_demo(is_demo: bool, allow_demo: bool) -> None:
+    if is_demo and not allow_demo:
+        raise AuthenticationError("demo accounts work only in demo mode")
+
+
+def authenticate_password(
+    session: Session, username: str, password: str, *, allow_demo: bool = False
+) -> Principal:
     """Check a user name and password against the stored argon2 hash.
+
+    Parameters
+    ----------
+    session : Session
+        Database session (a needed rehash is written; the caller commits).
+    username, password : str
+        The credentials.
+    allow_demo : bool
+        Whether demo accounts may log in (only when the service runs in demo mode).
 
     Raises
     ------
     AuthenticationError
         For an unknown user, a wrong password or a disabled account (one message for all, so
-        that the answer does not reveal which user names exist).
+        that the answer does not reveal which user names exist), or a demo account outside
+        demo mode.
     """
     user = session.scalar(select(User).where(User.username == username))
     failure = AuthenticationError("incorrect user name or password")
@@ -238,9 +285,32 @@ def authenticate_password(session: Session, username: str, password: str) -> Pri
         _hasher.verify(user.password_hash, password)
     except (VerificationError, InvalidHashError):
         raise failure from None
+    _refuse_demo(user.is_demo, allow_demo)
     if _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = _hasher.hash(password)
     return _principal(user)
+
+
+def active_principal(session: Session, username: str, *, allow_demo: bool = False) -> Principal:
+    """The current role and scope of an enabled account named in an access token.
+
+    One indexed single-row read per request: disabling an account (or changing its role)
+    takes effect at once instead of when its access tokens expire.
+
+    Raises
+    ------
+    AuthenticationError
+        If the account no longer exists or is disabled, or is a demo account outside demo mode.
+    """
+    row = session.execute(
+        select(User.role, User.scope, User.unit_id, User.disabled, User.is_demo).where(
+            User.username == username
+        )
+    ).first()
+    if row is None or row.disabled:
+        raise AuthenticationError(f"account {username!r} is disabled or no longer exists")
+    _refuse_demo(row.is_demo, allow_demo)
+    return Principal(username, Role(row.role), row.scope, row.unit_id)
 
 
 def _token_digest(token: str) -> str:
@@ -276,8 +346,9 @@ def create_token(
     return token
 
 
-def authenticate_token(session: Session, token: str) -> Principal:
-    """The account of a valid, unrevoked API token of an enabled user."""
+def authenticate_token(session: Session, token: str, *, allow_demo: bool = False) -> Principal:
+    """The account of a valid, unrevoked API token of an enabled user (a demo account's only
+    when ``allow_demo``)."""
     row = session.execute(
         select(User, ApiToken.revoked)
         .join(ApiToken, ApiToken.user_id == User.id)
@@ -285,4 +356,124 @@ def authenticate_token(session: Session, token: str) -> Principal:
     ).first()
     if row is None or row[1] or row[0].disabled:
         raise AuthenticationError("invalid or revoked API token")
+    _refuse_demo(row[0].is_demo, allow_demo)
     return _principal(row[0])
+
+
+# ------------------------------------------------------------------ refresh tokens
+def create_refresh_token(
+    session: Session, username: str, ttl_s: int, *, family: str | None = None
+) -> str:
+    """Issue a single-use refresh token of a login session; only its SHA-256 is stored.
+
+    Parameters
+    ----------
+    session : Session
+        Database session; the caller commits.
+    username : str
+        The account (enabled).
+    ttl_s : int
+        Seconds until the token expires unused.
+    family : str, optional
+        The login session it continues (a new session by default).
+
+    Returns
+    -------
+    str
+        The token: ``cwr_`` followed by 43 URL-safe characters.
+    """
+    user = _get(session, username)
+    token = "cwr_" + secrets.token_urlsafe(32)
+    now = _now()
+    session.add(
+        RefreshToken(
+            user_id=user.id,
+            family=family or secrets.token_hex(16),
+            token_hash=_token_digest(token),
+            created_at=now,
+            expires_at=now + timedelta(seconds=ttl_s),
+            used_at=None,
+            revoked=False,
+        )
+    )
+    return token
+
+
+def rotate_refresh_token(
+    session: Session, token: str, ttl_s: int, *, allow_demo: bool = False
+) -> tuple[Principal, str] | None:
+    """Spend a refresh token: its successor in the same session, and the account.
+
+    The token is claimed by a conditional ``UPDATE ... WHERE used_at IS NULL``, so of two
+    concurrent uses exactly one succeeds.  A token that was already used is evidence of a
+    copy: the whole session (token family) is revoked and ``None`` returned; the caller must
+    commit that revocation and refuse the request.
+
+    Raises
+    ------
+    AuthenticationError
+        For an unknown, expired or revoked token, or one of a disabled (or, outside demo mode,
+        demo) account.
+    """
+    row = session.execute(
+        select(RefreshToken, User)
+        .join(User, User.id == RefreshToken.user_id)
+        .where(RefreshToken.token_hash == _token_digest(token))
+    ).first()
+    now = _now()
+    if row is None or row[0].revoked or row[1].disabled or row[0].expires_at <= now:
+        raise AuthenticationError("invalid, expired or revoked refresh token; log in again")
+    stored, user = row
+    _refuse_demo(user.is_demo, allow_demo)
+    claimed = session.execute(
+        update(RefreshToken)
+        .where(
+            RefreshToken.id == stored.id,
+            RefreshToken.used_at.is_(None),
+            RefreshToken.revoked.is_(False),
+        )
+        .values(used_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        _revoke_family(session, stored.family, user.username, actor="refresh-reuse")
+        return None
+    successor = create_refresh_token(session, user.username, ttl_s, family=stored.family)
+    return _principal(user), successor
+
+
+def _revoke_family(session: Session, family: str, username: str, *, actor: str) -> None:
+    session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.family == family)
+        .values(revoked=True)
+        .execution_options(synchronize_session=False)
+    )
+    append_audit(
+        session,
+        actor=actor,
+        action="refresh.revoke",
+        entity="user",
+        entity_id=username,
+        after={"family": family},
+    )
+
+
+def revoke_refresh_session(session: Session, token: str) -> bool:
+    """Log out: revoke the login session (every token of the family) of a refresh token.
+
+    Returns
+    -------
+    bool
+        Whether the token was known (an unknown token is a no-op, so logging out twice is
+        harmless).
+    """
+    row = session.execute(
+        select(RefreshToken.family, User.username)
+        .join(User, User.id == RefreshToken.user_id)
+        .where(RefreshToken.token_hash == _token_digest(token))
+    ).first()
+    if row is None:
+        return False
+    _revoke_family(session, row.family, row.username, actor=row.username)
+    return True

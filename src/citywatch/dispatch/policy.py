@@ -35,9 +35,11 @@ import numpy as np
 from citywatch.errors import DataError, ValidationError
 
 __all__ = [
+    "REASON_TEXTS",
     "Candidate",
     "IncidentView",
     "Policy",
+    "Reason",
     "Recommendation",
     "Requirement",
     "RequirementRules",
@@ -54,6 +56,59 @@ __all__ = [
 AVAILABLE = "available"
 
 RecommendationStatus = Literal["ok", "short", "none_available", "all_stale", "none_within_limit"]
+
+#: English text of every reason code; clients translate the codes with the same parameters
+#: (the dashboard's ``reason.<code>`` strings).  The codes are a stable interface.
+REASON_TEXTS: dict[str, str] = {
+    # why a candidate has its rank
+    "by_travel_time": "by road travel time",
+    "own_station": "own station {station}, which can arrive within {threshold_s} s",
+    "other_station": "other station, after own station {station}",
+    "own_station_too_slow": "no unit of station {station} within {threshold_s} s: by travel time",
+    "preferred_type": "preferred type {unit_type} (may be {slack_s} s slower)",
+    "required_type": "required type {unit_type}",
+    "position_stale": "position stale: located at its post or station",
+    # why a recommendation is not "ok"
+    "none_available": "no unit is available ({in_service} units in service)",
+    "all_stale": "all {available} available units have stale positions",
+    "none_within_limit": "none of {available} available units can arrive within {limit_s} s",
+    "none_by_road": "none of {available} available units can arrive by road",
+    "required_type_missing": "no {unit_types} unit can be sent",
+    "team_short": "{needed} units needed, only {suitable} suitable",
+    "all_candidates_stale": "every candidate's position is stale: ranked from its post or station",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    """A reason as a stable machine ``code`` with its parameters, and its English ``text``.
+
+    Parameters are JSON scalars, or lists of unit types (read as alternatives, "a or b").
+    """
+
+    code: str
+    params: tuple[tuple[str, Any], ...] = ()
+
+    @classmethod
+    def of(cls, code: str, **params: Any) -> Reason:
+        """A reason with the given code and parameters (the code must be known)."""
+        if code not in REASON_TEXTS:
+            raise ValueError(f"unknown reason code {code!r}")
+        return cls(code, tuple(sorted(params.items())))
+
+    @property
+    def text(self) -> str:
+        """The English text."""
+        shown = {k: " or ".join(v) if isinstance(v, list) else v for k, v in self.params}
+        return REASON_TEXTS[self.code].format(**shown)
+
+    def as_dict(self) -> dict[str, Any]:
+        """``{"code", "params", "text"}``, JSON-ready."""
+        return {"code": self.code, "params": dict(self.params), "text": self.text}
+
+
+def _joined(reasons: Sequence[Reason]) -> str:
+    return "; ".join(r.text for r in reasons)
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,7 +364,7 @@ class Policy:
 
     def order(
         self, incident: IncidentView, scored: Sequence[_Scored], req: Requirement
-    ) -> list[tuple[_Scored, str]]:
+    ) -> list[tuple[_Scored, Reason]]:
         """Rank scored units and give each the reason for its place."""
 
         def key(s: _Scored) -> tuple[float, float, str]:
@@ -320,21 +375,18 @@ class Policy:
         if self.name == "station_first" and incident.station is not None:
             own = [s for s in ranked if s.unit.station == incident.station]
             assert self.threshold_s is not None
+            threshold = round(self.threshold_s)
             if any(s.eta_s <= self.threshold_s for s in own):
                 others = [s for s in ranked if s.unit.station != incident.station]
-                where = f"own station {incident.station}"
-                return [
-                    (s, f"{where}, which can arrive within {self.threshold_s:.0f} s") for s in own
-                ] + [(s, f"other station, after {where}") for s in others]
-            return [
-                (
-                    s,
-                    f"no unit of station {incident.station} within "
-                    f"{self.threshold_s:.0f} s: by travel time",
-                )
-                for s in ranked
-            ]
-        return [(s, "by road travel time") for s in ranked]
+                first = Reason.of("own_station", station=incident.station, threshold_s=threshold)
+                after = Reason.of("other_station", station=incident.station)
+                return [(s, first) for s in own] + [(s, after) for s in others]
+            slow = Reason.of(
+                "own_station_too_slow", station=incident.station, threshold_s=threshold
+            )
+            return [(s, slow) for s in ranked]
+        by_time = Reason.of("by_travel_time")
+        return [(s, by_time) for s in ranked]
 
 
 def nearest(*, limit_s: float | None = None, allow_stale: bool = True) -> Policy:
@@ -383,7 +435,8 @@ def station_first(
 
 @dataclass(frozen=True, slots=True)
 class Candidate:
-    """One ranked unit: travel time and road distance from its position, and why it is here."""
+    """One ranked unit: travel time and road distance from its position, and why it is here
+    (``reasons``: the rank's reason first, then notes on type and staleness)."""
 
     rank: int
     unit_id: str
@@ -393,7 +446,12 @@ class Candidate:
     eta_s: float
     metres: float
     position_stale: bool
-    reason: str
+    reasons: tuple[Reason, ...]
+
+    @property
+    def reason(self) -> str:
+        """The reasons in English, separated by semicolons."""
+        return _joined(self.reasons)
 
 
 @dataclass(frozen=True, slots=True)
@@ -401,8 +459,8 @@ class Recommendation:
     """Ranked candidates and the suggested team.
 
     ``status`` is ``"ok"``, ``"short"`` (fewer suitable units than needed, or no unit of a
-    required type), ``"none_available"``, ``"all_stale"`` or ``"none_within_limit"``; ``reason``
-    explains any status other than ``"ok"``.
+    required type), ``"none_available"``, ``"all_stale"`` or ``"none_within_limit"``;
+    ``reasons`` explain any status other than ``"ok"``.
     """
 
     incident_id: str
@@ -411,7 +469,12 @@ class Recommendation:
     candidates: tuple[Candidate, ...]
     team: tuple[str, ...]
     requirement: Requirement
-    reason: str | None = None
+    reasons: tuple[Reason, ...] = ()
+
+    @property
+    def reason(self) -> str | None:
+        """The reasons in English, separated by semicolons (``None`` when there are none)."""
+        return _joined(self.reasons) or None
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready dictionary (infinite values never occur among candidates)."""
@@ -421,6 +484,7 @@ class Recommendation:
             "policy": self.policy,
             "status": self.status,
             "reason": self.reason,
+            "reasons": [r.as_dict() for r in self.reasons],
             "team": list(self.team),
             "requirement": {
                 "units": req.units,
@@ -439,6 +503,7 @@ class Recommendation:
                     "metres": c.metres,
                     "position_stale": c.position_stale,
                     "reason": c.reason,
+                    "reasons": [r.as_dict() for r in c.reasons],
                 }
                 for c in self.candidates
             ],
@@ -466,19 +531,21 @@ def _travel_all(
     return scored
 
 
-def _team(ranked: Sequence[_Scored], req: Requirement) -> tuple[list[str], str | None]:
+def _team(ranked: Sequence[_Scored], req: Requirement) -> tuple[list[str], list[Reason]]:
     """The first ``req.units`` ranked units, holding one of a required type if there is one."""
     team = list(ranked[: req.units])
     shortfalls = []
     if req.required_types and not any(s.unit.unit_type in req.required_types for s in team):
         best_required = next((s for s in ranked if s.unit.unit_type in req.required_types), None)
         if best_required is None:
-            shortfalls.append(f"no {' or '.join(sorted(req.required_types))} unit can be sent")
+            shortfalls.append(
+                Reason.of("required_type_missing", unit_types=sorted(req.required_types))
+            )
         else:
             team = [*team[: req.units - 1], best_required]
     if len(team) < req.units:
-        shortfalls.append(f"{req.units} units needed, only {len(team)} suitable")
-    return [s.unit.id for s in team], "; ".join(shortfalls) or None
+        shortfalls.append(Reason.of("team_short", needed=req.units, suitable=len(team)))
+    return [s.unit.id for s in team], shortfalls
 
 
 def recommend(
@@ -520,8 +587,8 @@ def recommend(
 
     def result(
         status: RecommendationStatus,
-        reason: str | None,
-        ranked: Iterable[tuple[_Scored, str]] = (),
+        reasons: Sequence[Reason],
+        ranked: Iterable[tuple[_Scored, tuple[Reason, ...]]] = (),
         team: Sequence[str] = (),
     ) -> Recommendation:
         candidates = tuple(
@@ -534,30 +601,32 @@ def recommend(
                 eta_s=s.eta_s,
                 metres=s.metres,
                 position_stale=s.unit.position_stale,
-                reason=why,
+                reasons=why,
             )
             for i, (s, why) in enumerate(ranked)
         )
         return Recommendation(
-            incident.id, policy.name, status, candidates, tuple(team), req, reason
+            incident.id, policy.name, status, candidates, tuple(team), req, tuple(reasons)
         )
 
     free = [u for u in units if u.status == AVAILABLE]
     if not free:
-        return result("none_available", f"no unit is available ({len(units)} units in service)")
+        return result("none_available", [Reason.of("none_available", in_service=len(units))])
     usable = free if policy.allow_stale else [u for u in free if not u.position_stale]
     if not usable:
-        return result("all_stale", f"all {len(free)} available units have stale positions")
+        return result("all_stale", [Reason.of("all_stale", available=len(free))])
     scored = [
         s for s in _travel_all(usable, incident, travel, policy.limit_s) if math.isfinite(s.eta_s)
     ]
     if policy.limit_s is not None:
         scored = [s for s in scored if s.eta_s <= policy.limit_s]
     if not scored:
-        within = f"within {policy.limit_s:.0f} s" if policy.limit_s is not None else "by road"
-        return result(
-            "none_within_limit", f"none of {len(usable)} available units can arrive {within}"
+        why = (
+            Reason.of("none_within_limit", available=len(usable), limit_s=round(policy.limit_s))
+            if policy.limit_s is not None
+            else Reason.of("none_by_road", available=len(usable))
         )
+        return result("none_within_limit", [why])
 
     ordered = policy.order(incident, scored, req)
     team, shortfall = _team([s for s, _ in ordered], req)
@@ -569,23 +638,19 @@ def recommend(
     if shortfall:
         return result("short", shortfall, ranked, team)
     if all(s.unit.position_stale for s, _ in ranked):
-        return result(
-            "all_stale",
-            "every candidate's position is stale: ranked from its post or station",
-            ranked,
-            team,
-        )
-    return result("ok", None, ranked, team)
+        return result("all_stale", [Reason.of("all_candidates_stale")], ranked, team)
+    return result("ok", [], ranked, team)
 
 
-def _annotate(s: _Scored, why: str, req: Requirement) -> str:
+def _annotate(s: _Scored, why: Reason, req: Requirement) -> tuple[Reason, ...]:
     notes = [why]
-    if s.unit.unit_type in req.preferred_types:
+    unit_type = s.unit.unit_type
+    if unit_type in req.preferred_types:
         notes.append(
-            f"preferred type {s.unit.unit_type} (may be {req.prefer_slack_s:.0f} s slower)"
+            Reason.of("preferred_type", unit_type=unit_type, slack_s=round(req.prefer_slack_s))
         )
-    if s.unit.unit_type in req.required_types:
-        notes.append(f"required type {s.unit.unit_type}")
+    if unit_type in req.required_types:
+        notes.append(Reason.of("required_type", unit_type=unit_type))
     if s.unit.position_stale:
-        notes.append("position stale: located at its post or station")
-    return "; ".join(notes)
+        notes.append(Reason.of("position_stale"))
+    return tuple(notes)

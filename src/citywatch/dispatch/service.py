@@ -176,7 +176,10 @@ class DispatchService(UnitService):
             found = s.execute(
                 select(IncidentRow, IncidentDispatch)
                 .join(IncidentDispatch, IncidentDispatch.incident_id == IncidentRow.id)
-                .where(IncidentDispatch.idempotency_key == key)
+                .where(
+                    IncidentDispatch.created_by == who.username,
+                    IncidentDispatch.idempotency_key == key,
+                )
             ).first()
             if found is None:
                 return None

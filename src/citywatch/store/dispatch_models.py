@@ -23,6 +23,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    UniqueConstraint,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
@@ -35,6 +36,7 @@ __all__ = [
     "AuditRecord",
     "DispatchEvent",
     "IncidentDispatch",
+    "RefreshToken",
     "Unit",
     "UnitPosition",
     "User",
@@ -90,12 +92,15 @@ class IncidentDispatch(Base):
     )
     status: Mapped[str] = mapped_column(String(16), default="received", index=True)
     status_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    #: Unique per creating user (``created_by``): two users' equal keys are two requests.
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
     #: SHA-256 of the request body that used the key: a retry must send the same body.
     request_hash: Mapped[str | None] = mapped_column(String(64))
     created_by: Mapped[str] = mapped_column(String(64))
     caller_notes: Mapped[str | None] = mapped_column(Text)
     place_kinds: Mapped[list[str]] = mapped_column(JSON, default=list)
+
+    __table_args__ = (UniqueConstraint("created_by", "idempotency_key"),)
 
 
 class Assignment(Base):
@@ -159,6 +164,8 @@ class User(Base):
     #: The unit a device account speaks for.
     unit_id: Mapped[str | None] = mapped_column(String(64))
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: A demo account (``citywatch demo``, ``serve --demo``): refused outside demo mode.
+    is_demo: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
@@ -172,6 +179,26 @@ class ApiToken(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class RefreshToken(Base):
+    """A single-use refresh token of a login session; only its SHA-256 is stored.
+
+    Every refresh marks the presented token used and issues a successor of the same
+    ``family`` (the login session).  Presenting a used token again means it was copied: the
+    whole family is revoked (refresh-token rotation with reuse detection, RFC 9700 §4.14.2).
+    """
+
+    __tablename__ = "refresh_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    family: Mapped[str] = mapped_column(String(32), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
 
 

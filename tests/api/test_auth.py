@@ -1,0 +1,258 @@
+"""Sessions over HTTP: refresh-token rotation, logout, disabling at once, demo accounts.
+
+Runs against the real uvicorn server of the session (SQLite, and PostgreSQL when reachable);
+each test uses its own accounts so that the order of tests does not matter.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from fastapi.testclient import TestClient
+from websockets.exceptions import InvalidStatus, WebSocketException
+from websockets.sync.client import connect
+
+from citywatch.api.app import create_app
+from citywatch.api.settings import Settings
+from citywatch.city import CityPack
+from citywatch.dispatch.accounts import create_token, create_user, disable_user
+from citywatch.errors import ValidationError
+from citywatch.routing import Router
+from citywatch.store.base import Base
+from citywatch.store.db import alembic_config, make_engine, upgrade
+from citywatch.store.dispatch_models import RefreshToken, User
+from tests.api.conftest import PASSWORD, Server
+
+TOKEN = "/api/v1/auth/token"
+REFRESH = "/api/v1/auth/refresh"
+LOGOUT = "/api/v1/auth/logout"
+
+
+def _login(client: httpx.Client, username: str) -> dict[str, Any]:
+    r = client.post(TOKEN, data={"username": username, "password": PASSWORD})
+    assert r.status_code == 200, r.text
+    body: dict[str, Any] = r.json()
+    return body
+
+
+def _bearer(tokens: dict[str, Any]) -> dict[str, str]:
+    return {"Authorization": f"Bearer {tokens['access_token']}"}
+
+
+def _stored(server: Server, username: str) -> list[RefreshToken]:
+    with server.app.state.service.sessions() as s:
+        return list(
+            s.scalars(
+                sa.select(RefreshToken)
+                .join(User, User.id == RefreshToken.user_id)
+                .where(User.username == username)
+                .order_by(RefreshToken.id)
+            )
+        )
+
+
+def test_refresh_rotates_single_use_tokens(server: Server) -> None:
+    with server.app.state.service.sessions.begin() as s:
+        create_user(s, "wall-1", "commander", password=PASSWORD)
+    anon = server.client()
+    first = _login(anon, "wall-1")
+    assert first["expires_in"] == 900 and first["refresh_expires_in"] == 7 * 86_400
+    assert first["refresh_token"].startswith("cwr_")
+    second = anon.post(REFRESH, json={"refresh_token": first["refresh_token"]})
+    assert second.status_code == 200
+    rotated = second.json()
+    assert rotated["refresh_token"] != first["refresh_token"]
+    me = anon.get("/api/v1/me", headers=_bearer(rotated)).json()
+    assert (me["username"], me["role"]) == ("wall-1", "commander")
+    # Only hashes are stored; both tokens belong to one session, the first one spent.
+    stored = _stored(server, "wall-1")
+    assert len(stored) == 2 and stored[0].family == stored[1].family
+    assert stored[0].used_at is not None and stored[1].used_at is None
+    assert {t.token_hash for t in stored}.isdisjoint(
+        {first["refresh_token"], rotated["refresh_token"]}
+    )
+    # Replaying the spent token: refused, and the whole session is revoked (copied token).
+    replay = anon.post(REFRESH, json={"refresh_token": first["refresh_token"]})
+    assert replay.status_code == 401
+    assert "already used" in replay.json()["error"]["message"]
+    after = anon.post(REFRESH, json={"refresh_token": rotated["refresh_token"]})
+    assert after.status_code == 401
+    assert all(t.revoked for t in _stored(server, "wall-1"))
+    # A new login is a new, independent session.
+    again = _login(anon, "wall-1")
+    assert anon.post(REFRESH, json={"refresh_token": again["refresh_token"]}).status_code == 200
+
+
+def test_concurrent_refreshes_with_one_token_succeed_once(server: Server) -> None:
+    with server.app.state.service.sessions.begin() as s:
+        create_user(s, "wall-2", "dispatcher", password=PASSWORD)
+    token = _login(server.client(), "wall-2")["refresh_token"]
+
+    def spend(_: int) -> int:
+        with server.client() as c:
+            return c.post(REFRESH, json={"refresh_token": token}).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        codes = list(pool.map(spend, range(8)))
+    assert codes.count(200) == 1 and codes.count(401) == 7
+
+
+def test_logout_revokes_the_session_only(server: Server) -> None:
+    with server.app.state.service.sessions.begin() as s:
+        create_user(s, "wall-3", "analyst", password=PASSWORD)
+    anon = server.client()
+    screen, laptop = _login(anon, "wall-3"), _login(anon, "wall-3")
+    assert anon.post(LOGOUT, json={"refresh_token": screen["refresh_token"]}).status_code == 204
+    assert anon.post(LOGOUT, json={"refresh_token": screen["refresh_token"]}).status_code == 204
+    assert anon.post(REFRESH, json={"refresh_token": screen["refresh_token"]}).status_code == 401
+    assert anon.post(REFRESH, json={"refresh_token": laptop["refresh_token"]}).status_code == 200
+    assert anon.post(REFRESH, json={"refresh_token": "cwr_unknown"}).status_code == 401
+    assert anon.post(REFRESH, json={}).status_code == 422
+
+
+def test_expired_refresh_token_is_refused(server: Server) -> None:
+    with server.app.state.service.sessions.begin() as s:
+        create_user(s, "wall-4", "analyst", password=PASSWORD)
+    anon = server.client()
+    token = _login(anon, "wall-4")["refresh_token"]
+    with server.app.state.service.sessions.begin() as s:
+        s.execute(
+            sa.update(RefreshToken)
+            .where(
+                RefreshToken.user_id
+                == sa.select(User.id).where(User.username == "wall-4").scalar_subquery()
+            )
+            .values(expires_at=sa.func.current_timestamp())
+        )
+    r = anon.post(REFRESH, json={"refresh_token": token})
+    assert r.status_code == 401 and "expired" in r.json()["error"]["message"]
+
+
+def test_disabling_an_account_takes_effect_at_once(server: Server) -> None:
+    with server.app.state.service.sessions.begin() as s:
+        create_user(s, "leaver", "dispatcher", password=PASSWORD)
+    anon = server.client()
+    tokens = _login(anon, "leaver")
+    headers = _bearer(tokens)
+    assert anon.get("/api/v1/incidents", headers=headers).status_code == 200
+    with connect(f"{server.ws_url}?access_token={tokens['access_token']}") as ws:
+        ws.send("ping")  # accepted while enabled
+    with server.app.state.service.sessions.begin() as s:
+        disable_user(s, "leaver")
+    # The access token has not expired, yet every use of it now fails.
+    r = anon.get("/api/v1/incidents", headers=headers)
+    assert r.status_code == 401
+    assert r.json()["error"]["message"] == "account 'leaver' is disabled or no longer exists"
+    with (
+        pytest.raises((InvalidStatus, WebSocketException)),
+        connect(f"{server.ws_url}?access_token={tokens['access_token']}") as ws,
+    ):
+        ws.recv(timeout=5)
+    assert anon.post(REFRESH, json={"refresh_token": tokens["refresh_token"]}).status_code == 401
+    assert all(t.revoked for t in _stored(server, "leaver"))
+    assert anon.post(TOKEN, data={"username": "leaver", "password": PASSWORD}).status_code == 401
+
+
+def test_demo_accounts_refused_outside_demo_mode_whatever_their_name(server: Server) -> None:
+    sessions = server.app.state.service.sessions
+    with sessions.begin() as s:
+        create_user(s, "night-demo", "dispatcher", password=PASSWORD, demo=True)
+        create_user(s, "demo-x", "commander", password=PASSWORD)  # a real account, demo-ish name
+        create_user(s, "demo-dev", "unit_device", unit_id="A13-9", demo=True)
+        device = create_token(s, "demo-dev")
+    anon = server.client()
+    r = anon.post(TOKEN, data={"username": "night-demo", "password": PASSWORD})
+    assert r.status_code == 401
+    assert r.json()["error"]["message"] == "demo accounts work only in demo mode"
+    # A wrong password still gets the generic answer (the demo flag is not revealed).
+    r = anon.post(TOKEN, data={"username": "night-demo", "password": "wrong password"})
+    assert r.json()["error"]["message"] == "incorrect user name or password"
+    assert _login(anon, "demo-x")["access_token"]
+    r = anon.get("/api/v1/me", headers={"Authorization": f"Bearer {device}"})
+    assert r.status_code == 401 and "demo mode" in r.json()["error"]["message"]
+    # A JWT signed for a demo account (e.g. issued while the database served a demo) fails too.
+    from citywatch.dispatch.accounts import Principal, Role
+
+    forged = server.app.state.tokens.issue(Principal("night-demo", Role.DISPATCHER))
+    r = anon.get("/api/v1/me", headers={"Authorization": f"Bearer {forged}"})
+    assert r.status_code == 401 and "demo mode" in r.json()["error"]["message"]
+
+
+def test_demo_accounts_work_in_demo_mode(
+    tmp_path: Path, manhattan: tuple[CityPack, Router]
+) -> None:
+    pack, router = manhattan
+    url = f"sqlite:///{tmp_path / 'demo.db'}"
+    demo_app = create_app(
+        Settings(pack="manhattan", db_url=url, demo=True), pack=pack, router=router
+    )
+    with demo_app.state.service.sessions.begin() as s:
+        create_user(s, "demo-dispatcher", "dispatcher", password=PASSWORD, demo=True)
+    client = TestClient(demo_app)  # no lifespan needed for these routes
+    r = client.post(TOKEN, data={"username": "demo-dispatcher", "password": PASSWORD})
+    assert r.status_code == 200
+    tokens = r.json()
+    assert client.get("/api/v1/me", headers=_bearer(tokens)).json()["username"] == "demo-dispatcher"
+    assert client.post(REFRESH, json={"refresh_token": tokens["refresh_token"]}).status_code == 200
+    # The same database served without demo mode refuses the account and its refresh token.
+    plain = create_app(
+        Settings(pack="manhattan", db_url=url, migrate=False), pack=pack, router=router
+    )
+    plain_client = TestClient(plain)
+    plain.state.tokens = demo_app.state.tokens  # same signing key, as with CITYWATCH_JWT_SECRET
+    assert plain_client.get("/api/v1/me", headers=_bearer(tokens)).status_code == 401
+
+
+def test_refresh_lifetime_is_validated() -> None:
+    with pytest.raises(ValidationError, match="refresh token lifetime"):
+        Settings(pack="manhattan", token_ttl_s=900, refresh_ttl_s=600)
+
+
+def test_migration_marks_existing_demo_accounts_and_scopes_keys(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    upgrade(engine, "0002_dispatch")
+    with engine.begin() as conn:
+        for name in ("demo", "demo-officer", "demo-x", "alice"):
+            conn.execute(
+                sa.text(
+                    "INSERT INTO users (username, role, disabled, created_at) "
+                    "VALUES (:n, 'admin', false, '2026-11-01 00:00:00')"
+                ),
+                {"n": name},
+            )
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO api_tokens (user_id, token_hash, name, created_at, revoked) "
+                "SELECT id, 'h', 'tablet', created_at, false FROM users WHERE username = 'alice'"
+            )
+        )
+    upgrade(engine)
+    with engine.connect() as conn:
+        flags = dict(conn.execute(sa.text("SELECT username, is_demo FROM users")).all())
+        uniques = sa.inspect(conn).get_unique_constraints("incident_dispatch")
+    assert {k: bool(v) for k, v in flags.items()} == {
+        "demo": True,
+        "demo-officer": True,
+        "demo-x": False,
+        "alice": False,
+    }
+    assert [u["column_names"] for u in uniques] == [["created_by", "idempotency_key"]]
+    with engine.connect() as conn:  # the migrated schema is exactly the models'
+        assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
+    command.downgrade(alembic_config(engine), "0002_dispatch")
+    with engine.connect() as conn:
+        uniques = sa.inspect(conn).get_unique_constraints("incident_dispatch")
+        columns = {c["name"] for c in sa.inspect(conn).get_columns("users")}
+        kept = conn.execute(sa.text("SELECT count(*) FROM api_tokens")).scalar()
+    # Neither direction rebuilt ``users`` (which would cascade-delete its API tokens).
+    assert [u["column_names"] for u in uniques] == [["idempotency_key"]]
+    assert "is_demo" not in columns and kept == 1
