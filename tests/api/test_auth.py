@@ -6,30 +6,34 @@ each test uses its own accounts so that the order of tests does not matter.
 
 from __future__ import annotations
 
+import json
+import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import httpx
+import jwt
 import pytest
 import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from fastapi.testclient import TestClient
-from websockets.exceptions import InvalidStatus, WebSocketException
+from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 from websockets.sync.client import connect
 
 from citywatch.api.app import create_app
+from citywatch.api.security import principal_from_token
 from citywatch.api.settings import Settings
 from citywatch.city import CityPack
 from citywatch.dispatch.accounts import create_token, create_user, disable_user
-from citywatch.errors import ValidationError
+from citywatch.errors import AuthenticationError, ValidationError
 from citywatch.routing import Router
 from citywatch.store.base import Base
 from citywatch.store.db import alembic_config, make_engine, upgrade
 from citywatch.store.dispatch_models import RefreshToken, User
-from tests.api.conftest import PASSWORD, Server
+from tests.api.conftest import PASSWORD, Server, start_server, stop_server
 
 TOKEN = "/api/v1/auth/token"
 REFRESH = "/api/v1/auth/refresh"
@@ -186,29 +190,39 @@ def test_demo_accounts_refused_outside_demo_mode_whatever_their_name(server: Ser
     assert r.status_code == 401 and "demo mode" in r.json()["error"]["message"]
 
 
-def test_demo_accounts_work_in_demo_mode(
+def test_demo_accounts_work_in_demo_mode_only(
     tmp_path: Path, manhattan: tuple[CityPack, Router]
 ) -> None:
     pack, router = manhattan
-    url = f"sqlite:///{tmp_path / 'demo.db'}"
-    demo_app = create_app(
-        Settings(pack="manhattan", db_url=url, demo=True), pack=pack, router=router
-    )
-    with demo_app.state.service.sessions.begin() as s:
-        create_user(s, "demo-dispatcher", "dispatcher", password=PASSWORD, demo=True)
-    client = TestClient(demo_app)  # no lifespan needed for these routes
-    r = client.post(TOKEN, data={"username": "demo-dispatcher", "password": PASSWORD})
-    assert r.status_code == 200
-    tokens = r.json()
-    assert client.get("/api/v1/me", headers=_bearer(tokens)).json()["username"] == "demo-dispatcher"
-    assert client.post(REFRESH, json={"refresh_token": tokens["refresh_token"]}).status_code == 200
-    # The same database served without demo mode refuses the account and its refresh token.
-    plain = create_app(
-        Settings(pack="manhattan", db_url=url, migrate=False), pack=pack, router=router
-    )
-    plain_client = TestClient(plain)
-    plain.state.tokens = demo_app.state.tokens  # same signing key, as with CITYWATCH_JWT_SECRET
-    assert plain_client.get("/api/v1/me", headers=_bearer(tokens)).status_code == 401
+    # One database and one signing key (as with CITYWATCH_JWT_SECRET), served with and
+    # without demo mode.
+    demo = Settings(pack="manhattan", db_url=f"sqlite:///{tmp_path / 'demo.db'}", demo=True)
+    plain = replace(demo, demo=False, migrate=False)
+    demo_srv = start_server(create_app(demo, pack=pack, router=router))
+    try:
+        with demo_srv.app.state.service.sessions.begin() as s:
+            create_user(s, "demo-dispatcher", "dispatcher", password=PASSWORD, demo=True)
+        client = demo_srv.client()
+        tokens = _login(client, "demo-dispatcher")
+        me = client.get("/api/v1/me", headers=_bearer(tokens)).json()
+        assert me["username"] == "demo-dispatcher"
+        r = client.post(REFRESH, json={"refresh_token": tokens["refresh_token"]})
+        assert r.status_code == 200
+        tokens = r.json()
+    finally:
+        stop_server(demo_srv)
+    plain_srv = start_server(create_app(plain, pack=pack, router=router))
+    try:
+        client = plain_srv.client()
+        for answer in (
+            client.get("/api/v1/me", headers=_bearer(tokens)),
+            client.post(REFRESH, json={"refresh_token": tokens["refresh_token"]}),
+            client.post(TOKEN, data={"username": "demo-dispatcher", "password": PASSWORD}),
+        ):
+            assert answer.status_code == 401
+            assert answer.json()["error"]["message"] == "demo accounts work only in demo mode"
+    finally:
+        stop_server(plain_srv)
 
 
 def test_refresh_lifetime_is_validated() -> None:
@@ -256,3 +270,62 @@ def test_migration_marks_existing_demo_accounts_and_scopes_keys(tmp_path: Path) 
     # Neither direction rebuilt ``users`` (which would cascade-delete its API tokens).
     assert [u["column_names"] for u in uniques] == [["idempotency_key"]]
     assert "is_demo" not in columns and kept == 1
+
+
+def test_open_event_stream_closes_once_its_account_is_disabled(
+    tmp_path: Path, manhattan: tuple[CityPack, Router]
+) -> None:
+    pack, router = manhattan
+    settings = Settings(
+        pack="manhattan", db_url=f"sqlite:///{tmp_path / 'ws.db'}", stream_recheck_s=0.3
+    )
+    srv = start_server(create_app(settings, pack=pack, router=router))
+    try:
+        sessions = srv.app.state.service.sessions
+        with sessions.begin() as s:
+            create_user(s, "screen", "commander", password=PASSWORD)
+            create_user(s, "other", "commander", password=PASSWORD)
+        anon = srv.client()
+        token = _login(anon, "screen")["access_token"]
+        other = _login(anon, "other")["access_token"]
+        with (
+            connect(f"{srv.ws_url}?access_token={token}") as ws,
+            connect(f"{srv.ws_url}?access_token={other}") as kept,
+        ):
+            time.sleep(1.0)  # several re-checks pass while the accounts are enabled
+            with sessions.begin() as s:
+                disable_user(s, "screen")
+            with pytest.raises(ConnectionClosed) as closed:
+                ws.recv(timeout=10)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+            assert "disabled" in closed.value.rcvd.reason
+            # The other account's stream still delivers events.
+            r = anon.post(
+                "/api/v1/units",
+                headers={"Authorization": f"Bearer {other}"},
+                json={"id": "WS-1", "unit_type": "patrol_car", "station": "13"},
+            )
+            assert r.status_code == 201
+            assert json.loads(kept.recv(timeout=10))["type"] == "unit.created"
+    finally:
+        stop_server(srv)
+
+
+def test_open_streams_outlive_their_access_token_but_requests_do_not(server: Server) -> None:
+    with server.app.state.service.sessions.begin() as s:
+        create_user(s, "old-token", "analyst", password=PASSWORD)
+    secret = server.app.state.settings.jwt_secret
+    now = int(time.time())
+    expired = jwt.encode(
+        {"sub": "old-token", "role": "analyst", "iat": now - 1000, "exp": now - 100},
+        secret,
+        algorithm="HS256",
+    )
+    with pytest.raises(AuthenticationError, match="expired"):
+        principal_from_token(server.app, expired)
+    who = principal_from_token(server.app, expired, allow_expired=True)
+    assert (who.username, who.role.value) == ("old-token", "analyst")
+    r = server.client().get("/api/v1/me", headers={"Authorization": f"Bearer {expired}"})
+    assert r.status_code == 401 and r.json()["error"]["message"] == (
+        "access token expired; log in again"
+    )

@@ -14,12 +14,14 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import select
 
 from citywatch.api.app import STATIC_DIR, create_app
 from citywatch.api.settings import Settings
 from citywatch.city import CityPack
 from citywatch.demo import ensure_fleet
-from citywatch.dispatch.accounts import Principal, Role, create_user
+from citywatch.dispatch.accounts import Principal, Role, create_user, disable_user
+from citywatch.store.dispatch_models import RefreshToken, User
 from citywatch.web.feed import DemoFeed, FeedConfig, attach_feed
 from tests.api.conftest import Server, start_server, stop_server
 from tests.web.conftest import PASSWORD, WEB_USERS, calls_from_nodes
@@ -204,4 +206,82 @@ def test_roles_shape_what_is_shown_on_a_laptop(browser: object, live: Server) ->
     assert shown == open_ids and r.json()["id"] in shown
     page.screenshot(path=str(ARTIFACTS / "station-officer-1366x768.png"))
     assert page.errors == []
+    page.close()
+
+
+def _session(page: object) -> dict[str, object]:
+    raw = page.evaluate("sessionStorage.getItem('citywatch.session')")  # type: ignore[attr-defined]
+    return json.loads(raw) if raw else {}
+
+
+def _refresh_rows(live: Server, username: str) -> list[RefreshToken]:
+    with live.app.state.service.sessions() as s:
+        return list(
+            s.scalars(
+                select(RefreshToken)
+                .join(User, User.id == RefreshToken.user_id)
+                .where(User.username == username)
+                .order_by(RefreshToken.id)
+            )
+        )
+
+
+def test_wall_screen_stays_logged_in_and_translates_reasons(browser: object, live: Server) -> None:
+    with live.app.state.service.sessions.begin() as s:
+        create_user(s, "wall", "commander", password=PASSWORD)
+    page = browser.new_page(viewport={"width": 1920, "height": 1080})  # type: ignore[attr-defined]
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.set_default_timeout(TIMEOUT_MS)
+    page.clock.install()  # the page's clock runs in real time until fast-forwarded
+    page.goto(live.url + "/")
+    page.fill("[data-testid=username]", "wall")
+    page.fill("[data-testid=password]", PASSWORD)
+    page.click("[data-testid=login-submit]")
+    page.wait_for_selector("[data-testid=login]", state="hidden")
+    first = _session(page)
+    # Two access-token lifetimes (15 min each) pass: the page renews a minute before expiry.
+    for _ in range(2):
+        with page.expect_response("**/api/v1/auth/refresh") as answer:
+            page.clock.fast_forward("14:05")
+        assert answer.value.status == 200
+    issued = answer.value.json()
+    page.wait_for_function(
+        "JSON.parse(sessionStorage.getItem('citywatch.session')).refresh"
+        f" === '{issued['refresh_token']}'"
+    )
+    renewed = _session(page)
+    assert renewed["access"] == issued["access_token"] and renewed["refresh"] != first["refresh"]
+    assert page.is_hidden("[data-testid=login]")
+    rows = _refresh_rows(live, "wall")
+    assert len(rows) == 3 and [r.used_at is not None for r in rows] == [True, True, False]
+    assert len({r.family for r in rows}) == 1
+    # The renewed token works for the page's own calls (the queue loads, recommendations too),
+    # and the policy's reasons are shown in Chinese from their codes.
+    page.keyboard.press("l")
+    page.wait_for_function("document.documentElement.lang === 'zh-CN'")
+    page.click("[data-testid=queue-item] >> nth=0")
+    page.wait_for_selector("[data-testid=candidate]")
+    reason = page.inner_text("[data-testid=candidate-reason] >> nth=0")
+    assert reason.startswith(MESSAGES["zh"]["reason.by_travel_time"]), reason
+    assert "travel time" not in reason
+    page.keyboard.press("Escape")
+    page.keyboard.press("l")
+    # Logging out revokes the session on the server.
+    with page.expect_response("**/api/v1/auth/logout") as answer:
+        page.click("#logout")
+    assert answer.value.status == 204
+    assert all(r.revoked for r in _refresh_rows(live, "wall"))
+    # Disabling an account shows the login form at the page's next call.
+    page.fill("[data-testid=username]", "wall")
+    page.fill("[data-testid=password]", PASSWORD)
+    page.click("[data-testid=login-submit]")
+    page.wait_for_selector("[data-testid=login]", state="hidden")
+    with live.app.state.service.sessions.begin() as s:
+        disable_user(s, "wall")
+    with page.expect_response("**/api/v1/auth/refresh") as answer:
+        page.clock.fast_forward("14:05")
+    assert answer.value.status == 401
+    page.wait_for_selector("[data-testid=login]", state="visible")
+    assert errors == []
     page.close()

@@ -11,10 +11,10 @@ from citywatch.api.app import create_app
 from citywatch.api.settings import Settings
 from citywatch.city import CityPack, load_pack
 from citywatch.demo import DEMO_ACCOUNTS, ensure_accounts, ensure_fleet, import_bundled
-from citywatch.dispatch.accounts import Role, authenticate_password
+from citywatch.dispatch.accounts import Role, authenticate_password, create_user
 from citywatch.errors import AuthenticationError
 from citywatch.store.db import make_engine, session_factory, upgrade
-from citywatch.store.dispatch_models import Unit
+from citywatch.store.dispatch_models import Unit, User
 from citywatch.store.models import IncidentRow
 
 
@@ -48,10 +48,33 @@ def test_fleet_and_accounts(tmp_path: Path, manhattan: CityPack) -> None:
     second = ensure_accounts(sessions, manhattan)
     assert set(first) == set(second) == {a.username for a in DEMO_ACCOUNTS}
     with sessions.begin() as s:
-        officer = authenticate_password(s, "demo-officer", second["demo-officer"])
+        officer = authenticate_password(s, "demo-officer", second["demo-officer"], allow_demo=True)
         assert officer.role is Role.STATION_OFFICER and officer.scope == "1"
         with pytest.raises(AuthenticationError):
-            authenticate_password(s, "demo-dispatcher", first["demo-dispatcher"])
+            authenticate_password(s, "demo-dispatcher", first["demo-dispatcher"], allow_demo=True)
     assert ensure_accounts(sessions, manhattan, reveal=False) == {}
     with sessions.begin() as s, pytest.raises(AuthenticationError):
-        authenticate_password(s, "demo-dispatcher", second["demo-dispatcher"])
+        authenticate_password(s, "demo-dispatcher", second["demo-dispatcher"], allow_demo=True)
+
+
+def test_demo_accounts_are_flagged_in_the_database(tmp_path: Path, manhattan: CityPack) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'demo.db'}")
+    upgrade(engine)
+    sessions = session_factory(engine)
+    with sessions.begin() as s:
+        # An account of a demo name made before (e.g. by an older version) is taken over too.
+        create_user(s, "demo-analyst", "analyst", password="an-old-password")
+        create_user(s, "alice", "analyst", password="alices-password")
+    passwords = ensure_accounts(sessions, manhattan)
+    with sessions() as s:
+        flags = dict(s.execute(select(User.username, User.is_demo)).all())
+    assert flags == {a.username: True for a in DEMO_ACCOUNTS} | {"alice": False}
+    # So outside demo mode every one of them is refused, whatever its name.
+    with sessions.begin() as s:
+        for account in DEMO_ACCOUNTS:
+            with pytest.raises(AuthenticationError, match="only in demo mode"):
+                authenticate_password(s, account.username, passwords[account.username])
+            who = authenticate_password(
+                s, account.username, passwords[account.username], allow_demo=True
+            )
+            assert who.role.value == account.role

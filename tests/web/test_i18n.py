@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import get_args
 
 from citywatch.api.app import STATIC_DIR
 from citywatch.dispatch.accounts import Role
 from citywatch.dispatch.lifecycle import INCIDENT_LIFECYCLE, UNIT_LIFECYCLE
-from citywatch.dispatch.policy import load_requirements
+from citywatch.dispatch.policy import REASON_TEXTS, RecommendationStatus, load_requirements
 
 MESSAGES = json.loads((STATIC_DIR / "i18n.json").read_text(encoding="utf-8"))
 CJK = re.compile(r"[\u4e00-\u9fff]")
@@ -61,3 +62,25 @@ def test_every_status_role_unit_type_and_event_is_translated() -> None:
         "assignment.created",
     ]
     assert {f"event.{e}" for e in events} <= keys
+
+
+def test_every_policy_reason_and_recommendation_status_is_translated() -> None:
+    # The English strings are the server's own texts, so both can never drift apart.
+    assert {
+        k[len("reason.") :]: v for k, v in MESSAGES["en"].items() if k.startswith("reason.")
+    } == {
+        **REASON_TEXTS,
+        "or": " or ",
+    }
+    fields = re.compile(r"\{([a-z_]+)(?::[^}]*)?\}")
+    for code, text in REASON_TEXTS.items():
+        zh = MESSAGES["zh"][f"reason.{code}"]
+        assert sorted(fields.findall(zh)) == sorted(fields.findall(text)), code
+        assert CJK.search(zh), code
+    assert {f"rec_status.{s}" for s in get_args(RecommendationStatus)} <= set(MESSAGES["zh"])
+
+
+def test_error_codes_of_the_api_are_translated() -> None:
+    codes = ["validation_error", "off_network", "not_authenticated", "forbidden", "not_found"]
+    codes += ["conflict", "internal_error"]
+    assert {f"error.{c}" for c in codes} <= set(MESSAGES["zh"]) & set(MESSAGES["en"])

@@ -14,7 +14,7 @@ import contextlib
 import gc
 import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from importlib.resources import files
 from pathlib import Path
@@ -73,8 +73,18 @@ def _visible(who: Principal, event: dict[str, Any]) -> bool:
     return who.sees(event.get("bureau"), event.get("station"))
 
 
-async def _stream(websocket: WebSocket, bus: EventBus, who: Principal) -> None:
+async def _stream(
+    websocket: WebSocket,
+    bus: EventBus,
+    who: Principal,
+    recheck: Callable[[], Principal],
+    recheck_s: float,
+) -> None:
+    """Send the events ``who`` may see; re-check the account every ``recheck_s`` seconds and
+    close the stream (1008) once it is disabled."""
     queue = bus.subscribe()
+    loop = asyncio.get_running_loop()
+    next_check = loop.time() + recheck_s
 
     async def drain_client() -> None:
         # Clients send nothing we need, but reading is how a disconnect is noticed.
@@ -86,7 +96,20 @@ async def _stream(websocket: WebSocket, bus: EventBus, who: Principal) -> None:
     try:
         while not reader.done():
             getter = asyncio.create_task(queue.get())
-            done, _ = await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(
+                {getter, reader},
+                timeout=max(0.0, next_check - loop.time()),
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            if not done:
+                getter.cancel()
+                try:
+                    who = await asyncio.to_thread(recheck)
+                except CityWatchError as exc:
+                    await websocket.close(code=status.WS_1008_POLICY_VIOLATION, reason=exc.message)
+                    break
+                next_check = loop.time() + recheck_s
+                continue
             if getter not in done:
                 getter.cancel()
                 break
@@ -167,13 +190,17 @@ def create_app(
         auth = websocket.headers.get("authorization", "")
         if token is None and auth.lower().startswith("bearer "):
             token = auth[7:]
+
+        def recheck() -> Principal:
+            return principal_from_token(websocket.app, token, allow_expired=True)
+
         try:
             who = await asyncio.to_thread(principal_from_token, websocket.app, token)
         except CityWatchError as exc:
             await websocket.close(code=status.WS_1008_POLICY_VIOLATION, reason=exc.message)
             return
         await websocket.accept()
-        await _stream(websocket, bus, who)
+        await _stream(websocket, bus, who, recheck, settings.stream_recheck_s)
 
     install_dashboard(app)
     if STATIC_DIR.is_dir():

@@ -69,11 +69,15 @@ class TokenIssuer:
         }
         return jwt.encode(claims, self._secret, algorithm=_ALGORITHM)
 
-    def check(self, token: str) -> str:
-        """The user name of a valid, unexpired token; :class:`AuthenticationError` otherwise."""
+    def check(self, token: str, *, allow_expired: bool = False) -> str:
+        """The user name of a valid token, unexpired unless ``allow_expired``;
+        :class:`AuthenticationError` otherwise."""
         try:
             claims: dict[str, Any] = jwt.decode(
-                token, self._secret, algorithms=[_ALGORITHM], options={"require": ["exp", "sub"]}
+                token,
+                self._secret,
+                algorithms=[_ALGORITHM],
+                options={"require": ["exp", "sub"], "verify_exp": not allow_expired},
             )
         except jwt.ExpiredSignatureError:
             raise AuthenticationError("access token expired; log in again") from None
@@ -124,16 +128,20 @@ def logout(request: Request, refresh_token: str) -> None:
         revoke_refresh_session(session, refresh_token)
 
 
-def principal_from_token(request_app: Any, token: str | None) -> Principal:
+def principal_from_token(
+    request_app: Any, token: str | None, *, allow_expired: bool = False
+) -> Principal:
     """The principal of a bearer token (access token or device API token) of an enabled
-    account; demo accounts only in demo mode."""
+    account; demo accounts only in demo mode.  ``allow_expired`` accepts an expired access
+    token: an open event stream, authenticated when it connected, outlives its token as long
+    as the account stays enabled."""
     if not token:
         raise AuthenticationError("not authenticated: send Authorization: Bearer <token>")
     allow_demo: bool = request_app.state.settings.demo
     with request_app.state.service.sessions() as session:
         if token.startswith("cw_"):
             return authenticate_token(session, token, allow_demo=allow_demo)
-        username = request_app.state.tokens.check(token)
+        username = request_app.state.tokens.check(token, allow_expired=allow_expired)
         return active_principal(session, username, allow_demo=allow_demo)
 
 

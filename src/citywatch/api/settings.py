@@ -41,6 +41,9 @@ class Settings:
     refresh_ttl_s : int
         How long an unused refresh token stays valid (default 7 days); each refresh issues a
         new one, so a screen that keeps refreshing stays logged in.
+    stream_recheck_s : float
+        How often an open WebSocket event stream re-checks its account (default 30 s): a
+        disabled account's stream is closed within this time.
     demo : bool
         Demo mode: demo accounts may log in (their passwords are printed at start).
     migrate : bool
@@ -57,6 +60,7 @@ class Settings:
     jwt_secret: str = field(default_factory=lambda: secrets.token_urlsafe(48), repr=False)
     token_ttl_s: int = 900
     refresh_ttl_s: int = 7 * 86_400
+    stream_recheck_s: float = 30.0
     demo: bool = False
     migrate: bool = True
     dispatch: DispatchConfig = field(default_factory=DispatchConfig)
@@ -73,6 +77,10 @@ class Settings:
             raise ValidationError(
                 "refresh token lifetime must exceed the access token's and be at most 90 days",
                 field="refresh_ttl_s",
+            )
+        if not 0.1 <= self.stream_recheck_s <= 3600:
+            raise ValidationError(
+                "stream re-check interval must be 0.1 s to 1 h", field="stream_recheck_s"
             )
 
     @classmethod

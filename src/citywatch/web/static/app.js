@@ -2,8 +2,8 @@
 import { api, ApiError, connectEvents, hasToken, login, logout, setUnauthorizedHandler } from "./api.js";
 import { barChart } from "./charts.js";
 import {
-  fmtDateTime, fmtDuration, fmtNumber, fmtPercent, fmtTime, getLang, loadMessages, setLang,
-  setTimeZone, t, translatePage,
+  fmtDateTime, fmtDuration, fmtNumber, fmtPercent, fmtTime, getLang, hasMessage, loadMessages,
+  setLang, setTimeZone, t, translatePage,
 } from "./i18n.js";
 import { CityMap, STATUS_COLOURS, TYPE_LETTERS } from "./map.js";
 
@@ -47,6 +47,24 @@ const canWrite = () => state.me && WRITE_ROLES.has(state.me.role);
 const incidentLabel = (inc) => (inc.category_label && inc.category_label[getLang()]) || inc.category;
 const statusLabel = (s) => t(`status.${s}`);
 const unitTypeLabel = (ut) => t(`unit_type.${ut}`);
+
+/** A server error in the current language: its code's label, then the server's message. */
+function errorText(e) {
+  return e.code && hasMessage(`error.${e.code}`) ? `${t(`error.${e.code}`)}: ${e.message}` : e.message;
+}
+
+/** A policy reason ({code, params, text}) in the current language; unknown codes keep the
+ *  server's English text. */
+function reasonLabel(r) {
+  const key = `reason.${r.code}`;
+  if (!hasMessage(key)) return r.text;
+  const params = { ...r.params };
+  if (params.unit_type) params.unit_type = unitTypeLabel(params.unit_type);
+  if (params.unit_types) params.unit_types = params.unit_types.map(unitTypeLabel).join(t("reason.or"));
+  if (params.station) params.station = stationLabel(params.station);
+  return t(key, params);
+}
+const reasonsLabel = (reasons) => (reasons || []).map(reasonLabel).join(" · ");
 
 function stationLabel(id) {
   // The station's area (precinct, 派出所辖区) by name; a precinct without a station house, such
@@ -352,14 +370,14 @@ async function loadDetail(id) {
   try {
     detail = await api(`/api/v1/incidents/${encodeURIComponent(id)}`);
   } catch (e) {
-    toast(e.message, true);
+    toast(errorText(e), true);
     return;
   }
   let recommendation = null;
   if (!CLOSED.has(detail.status) && detail.status !== "on_scene") {
     try {
       recommendation = await api(`/api/v1/incidents/${encodeURIComponent(id)}/recommendations?k=5`);
-    } catch (e) { recommendation = { error: e.message, candidates: [], team: [] }; }
+    } catch (e) { recommendation = { error: errorText(e), candidates: [], team: [], reasons: [] }; }
   }
   const active = (detail.assignments || []).filter((a) => a.active);
   let route = null;
@@ -391,7 +409,7 @@ function renderDetail() {
   const rows = (rec?.candidates || []).map((c, i) => `<tr data-testid="candidate" data-unit="${esc(c.unit_id)}">
       <td>${c.rank}</td><td><b>${esc(c.unit_id)}</b><br><span class="reason">${esc(unitTypeLabel(c.unit_type))} · ${esc(stationLabel(c.station))}</span></td>
       <td>${esc(fmtDuration(c.eta_s))}</td><td>${esc(fmtNumber(c.metres / 1000, 2))} km</td>
-      <td class="reason">${esc(c.reason || "")}${c.position_stale ? ` · ${esc(t("unit.stale"))}` : ""}</td>
+      <td class="reason" data-testid="candidate-reason">${esc(reasonsLabel(c.reasons))}</td>
       <td>${write ? `<button type="button" data-assign="${esc(c.unit_id)}" ${i === 0 ? 'class="primary" data-testid="assign-recommended"' : ""}>${esc(t("detail.assign"))}</button>` : ""}</td></tr>`);
   const assignments = (d.assignments || []).map((a) => `<tr data-testid="assignment">
       <td><b>${esc(a.unit_id)}</b></td><td>${esc(statusLabel(state.units.get(a.unit_id)?.status || ""))}</td>
@@ -417,7 +435,7 @@ function renderDetail() {
     ${actions}
     ${rec ? `<h3>${esc(t("detail.recommendations"))}</h3>
       ${rec.error ? `<p class="error">${esc(rec.error)}</p>` : ""}
-      ${rec.reason ? `<p class="reason">${esc(rec.reason)}</p>` : ""}
+      ${rec.status && rec.status !== "ok" ? `<p class="reason" data-testid="rec-status"><b>${esc(t(`rec_status.${rec.status}`))}</b>: ${esc(reasonsLabel(rec.reasons))}</p>` : ""}
       <table><thead><tr><th>#</th><th>${esc(t("detail.unit"))}</th><th>${esc(t("detail.eta"))}</th>
       <th>${esc(t("detail.distance"))}</th><th>${esc(t("detail.reason"))}</th><th></th></tr></thead>
       <tbody>${rows.join("") || `<tr><td colspan="6" class="muted">${esc(t("detail.no_units"))}</td></tr>`}</tbody></table>` : ""}
@@ -441,7 +459,7 @@ async function assign(unitId) {
     });
     toast(t("toast.assigned", { unit: unitId }));
   } catch (e) {
-    toast(e.message, true);
+    toast(errorText(e), true);
   }
   await loadDetail(state.selectedId);
 }
@@ -460,7 +478,7 @@ async function setIncidentStatus(status) {
     });
     toast(t("toast.status", { status: statusLabel(status) }));
   } catch (e) {
-    toast(e.message, true);
+    toast(errorText(e), true);
   }
   await loadDetail(state.selectedId);
 }

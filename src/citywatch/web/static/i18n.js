@@ -30,6 +30,9 @@ export function t(key, vars = {}) {
   return text;
 }
 
+/** Whether the translation table has ``key`` (server codes may be newer than the page). */
+export function hasMessage(key) { return key in messages.en; }
+
 /** Translate the static page: ``data-i18n`` (text) and ``data-i18n-title`` (tooltips). */
 export function translatePage(root = document) {
   for (const el of root.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
