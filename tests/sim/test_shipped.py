@@ -50,3 +50,40 @@ def test_network_demand_lies_on_the_city_network() -> None:
     nodes = set(zip(prep.pack.network.lon, prep.pack.network.lat, strict=True))
     assert set(zip(x.batch.lon, x.batch.lat, strict=True)) <= nodes
     assert all(s is not None for s in x.batch.station)
+
+
+def test_incident_no_unit_can_reach_is_reported_not_queued_forever() -> None:
+    from scipy.sparse.csgraph import breadth_first_order
+
+    from citywatch.city import load_pack
+    from citywatch.routing import Router
+    from citywatch.sim.runner import run_scenario
+    from tests.sim.conftest import make_scenario
+
+    pack = load_pack("shenzhen")
+    router = Router.from_pack(pack)
+    g = router.graph("car")
+    station = pack.stations[0]
+    start = int(g.seg_a[router.snap((station.lon, station.lat), "car").segment[0]])
+    reached = np.zeros(g.n_nodes, dtype=bool)
+    reached[breadth_first_order(g.seconds, start, directed=True, return_predecessors=False)] = True
+    lon, lat = pack.network.lon, pack.network.lat
+    # A node that the station's cars cannot reach, whose snapped road is cut off as well.
+    target = next(
+        (float(lon[n]), float(lat[n]))
+        for n in np.flatnonzero(~reached)
+        if not reached[g.seg_a[router.snap((lon[n], lat[n]), "car").segment[0]]]
+        and not reached[g.seg_b[router.snap((lon[n], lat[n]), "car").segment[0]]]
+    )
+    scenario = make_scenario(
+        pack,
+        {
+            "scenario": {"days": 0.25, "replications": 1, "seed": 2},
+            "demand": {"kind": "poisson", "rate_per_hour": 4.0, "points": [list(target)]},
+            "fleet": [{"stations": [station.id], "unit_type": "patrol_car", "count": 2}],
+        },
+    )
+    inc = run_scenario(scenario, workers=1).incidents
+    assert len(inc) > 0 and (inc["status"] == "unanswered").all()
+    assert (inc["unanswered_reason"] == "no available unit can reach it by road").all()
+    assert not inc["waited"].any()

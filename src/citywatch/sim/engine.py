@@ -255,6 +255,11 @@ def simulate(
             needed[i] = rec.requirement.units
         team = rec.team[: needed[i] - sent[i]]
         if not team:
+            if rec.status == "none_within_limit" and policy.limit_s is None and sent[i] == 0:
+                # No free unit can reach it at all (a part of the network cut off for this
+                # mode): waiting would never help, so report it instead of queueing forever.
+                lost_reason[i] = "no available unit can reach it by road"
+                done[i] = True
             return False
         etas = {c.unit_id: c for c in rec.candidates}
         for uid in team:
@@ -283,7 +288,7 @@ def simulate(
             if done[i]:
                 continue
             dispatch(i, t)
-            if sent[i] < needed[i] or sent[i] == 0:
+            if (sent[i] < needed[i] or sent[i] == 0) and not done[i]:
                 keep.append(item)
         for item in keep:
             heapq.heappush(queue, item)
@@ -297,7 +302,7 @@ def simulate(
         if kind == _READY:
             t_ready[a] = t
             dispatch(a, t)
-            if sent[a] < max(needed[a], 1):
+            if sent[a] < max(needed[a], 1) and not done[a]:
                 if scenario.queue:
                     waited[a] = True
                     heapq.heappush(queue, (int(demand.priority[a]), t, a))

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import shapely
+from scipy.sparse.csgraph import connected_components
 
 from citywatch.city import load_pack
 from citywatch.dispatch.policy import (
@@ -115,7 +116,22 @@ def _reachable(
     return history[near].reset_index(drop=True)
 
 
-def _poisson_batch(scenario: Scenario, pack: Any, rng: np.random.Generator) -> IncidentBatch:
+def _main_component(travel: MatrixTravel) -> np.ndarray:
+    """Nodes in the largest strongly connected component of every fleet mode's graph."""
+    keep = np.ones(len(travel.router.network.lon), dtype=bool)
+    for mode in travel.modes:
+        _, label = connected_components(
+            travel.router.graph(mode).seconds,  # type: ignore[arg-type]
+            directed=True,
+            connection="strong",
+        )
+        keep &= label == np.argmax(np.bincount(label))
+    return keep
+
+
+def _poisson_batch(
+    scenario: Scenario, pack: Any, travel: MatrixTravel, rng: np.random.Generator
+) -> IncidentBatch:
     d = scenario.demand
     t = np.cumsum(
         rng.exponential(
@@ -129,7 +145,7 @@ def _poisson_batch(scenario: Scenario, pack: Any, rng: np.random.Generator) -> I
     if d.on_network:
         nodes = np.c_[pack.network.lon, pack.network.lat]
         inside = pack.locate_many(nodes[:, 0], nodes[:, 1])["city"].notna().to_numpy()
-        candidates = nodes[inside]
+        candidates = nodes[inside & _main_component(travel)]
     else:
         candidates = np.asarray(d.points)
     which = rng.integers(0, len(candidates), n)
@@ -175,7 +191,7 @@ def draw_inputs(prep: Prepared, rep: int, seed: int) -> Inputs:
         np.random.default_rng(x) for x in np.random.SeedSequence(seed, spawn_key=(rep,)).spawn(3)
     )
     if s.demand.kind == "poisson":
-        batch = _poisson_batch(s, prep.pack, demand_rng)
+        batch = _poisson_batch(s, prep.pack, prep.fleet.travel, demand_rng)
     elif s.demand.kind == "replay":
         assert prep.history is not None
         batch = replay_batch(prep.history, s.start, s.end, s.demand.scale, demand_rng)
