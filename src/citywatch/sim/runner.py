@@ -117,15 +117,17 @@ def _reachable(
 
 
 def _main_component(travel: MatrixTravel) -> np.ndarray:
-    """Nodes in the largest strongly connected component of every fleet mode's graph."""
-    keep = np.ones(len(travel.router.network.lon), dtype=bool)
+    """Nodes on whose snapped road both ends lie in the largest strongly connected component of
+    every fleet mode's graph (so every unit can reach them and come back)."""
+    net = travel.router.network
+    lonlat = np.c_[net.lon, net.lat]
+    keep = np.ones(len(net.lon), dtype=bool)
     for mode in travel.modes:
-        _, label = connected_components(
-            travel.router.graph(mode).seconds,  # type: ignore[arg-type]
-            directed=True,
-            connection="strong",
-        )
-        keep &= label == np.argmax(np.bincount(label))
+        g = travel.router.graph(mode)  # type: ignore[arg-type]
+        _, label = connected_components(g.seconds, directed=True, connection="strong")
+        main = label == np.argmax(np.bincount(label))
+        seg = travel.router.snap(lonlat, mode, max_distance_m=np.inf).segment  # type: ignore[arg-type]
+        keep &= main[g.seg_a[seg]] & main[g.seg_b[seg]]
     return keep
 
 
