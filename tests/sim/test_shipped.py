@@ -85,5 +85,5 @@ def test_incident_no_unit_can_reach_is_reported_not_queued_forever() -> None:
     )
     inc = run_scenario(scenario, workers=1).incidents
     assert len(inc) > 0 and (inc["status"] == "unanswered").all()
-    assert (inc["unanswered_reason"] == "no available unit can reach it by road").all()
+    assert (inc["unanswered_reason"] == "no unit of the fleet can reach it by road").all()
     assert not inc["waited"].any()

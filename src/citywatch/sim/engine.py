@@ -232,6 +232,17 @@ def simulate(
                 position[k] = loc
                 set_view(k)
 
+    homes_by_mode: dict[str, list[int]] = {}
+    for u in units:
+        homes_by_mode.setdefault(u.mode, []).extend(int(h) for h in u.homes)
+
+    def reachable(i: int) -> bool:
+        """Whether any unit could reach incident ``i`` from its post, in any duty period."""
+        return any(
+            np.isfinite(travel.between(homes, int(inc_loc[i]), mode)[0]).any()
+            for mode, homes in homes_by_mode.items()
+        )
+
     def dispatch(i: int, t: float) -> bool:
         """Ask the policy for a team and send up to the units still needed; True if any sent."""
         if not views:
@@ -255,10 +266,11 @@ def simulate(
             needed[i] = rec.requirement.units
         team = rec.team[: needed[i] - sent[i]]
         if not team:
-            if rec.status == "none_within_limit" and policy.limit_s is None and sent[i] == 0:
-                # No free unit can reach it at all (a part of the network cut off for this
-                # mode): waiting would never help, so report it instead of queueing forever.
-                lost_reason[i] = "no available unit can reach it by road"
+            cut_off = rec.status == "none_within_limit" and policy.limit_s is None
+            if cut_off and sent[i] == 0 and not reachable(i):
+                # Waiting would never help (a piece of network cut off for every unit):
+                # report it instead of queueing it forever.
+                lost_reason[i] = "no unit of the fleet can reach it by road"
                 done[i] = True
             return False
         etas = {c.unit_id: c for c in rec.candidates}

@@ -28,6 +28,7 @@ from citywatch.dispatch.policy import (
     nearest,
     station_first,
 )
+from citywatch.routing import MODES
 from citywatch.sim.demand import DemandModel, IncidentBatch, fit_demand, load_history, replay_batch
 from citywatch.sim.engine import Fleet, RunResult, build_fleet, simulate
 from citywatch.sim.scenario import Scenario
@@ -116,17 +117,18 @@ def _reachable(
     return history[near].reset_index(drop=True)
 
 
-def _main_component(travel: MatrixTravel) -> np.ndarray:
+def _main_component(router: Any) -> np.ndarray:
     """Nodes on whose snapped road both ends lie in the largest strongly connected component of
-    every fleet mode's graph (so every unit can reach them and come back)."""
-    net = travel.router.network
+    every travel mode's graph: any unit can reach them and come back.  All modes, not only the
+    fleet's, so that two scenarios on one pack draw the same incidents."""
+    net = router.network
     lonlat = np.c_[net.lon, net.lat]
     keep = np.ones(len(net.lon), dtype=bool)
-    for mode in travel.modes:
-        g = travel.router.graph(mode)  # type: ignore[arg-type]
+    for mode in MODES:
+        g = router.graph(mode)
         _, label = connected_components(g.seconds, directed=True, connection="strong")
         main = label == np.argmax(np.bincount(label))
-        seg = travel.router.snap(lonlat, mode, max_distance_m=np.inf).segment  # type: ignore[arg-type]
+        seg = router.snap(lonlat, mode, max_distance_m=np.inf).segment
         keep &= main[g.seg_a[seg]] & main[g.seg_b[seg]]
     return keep
 
@@ -147,7 +149,7 @@ def _poisson_batch(
     if d.on_network:
         nodes = np.c_[pack.network.lon, pack.network.lat]
         inside = pack.locate_many(nodes[:, 0], nodes[:, 1])["city"].notna().to_numpy()
-        candidates = nodes[inside & _main_component(travel)]
+        candidates = nodes[inside & _main_component(travel.router)]
     else:
         candidates = np.asarray(d.points)
     which = rng.integers(0, len(candidates), n)
