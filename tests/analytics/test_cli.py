@@ -3,31 +3,15 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-from citywatch.cli import main
 from citywatch.incidents.canonical import write_canonical_csv
 from tests.analytics.conftest import make_incidents, random_incidents
+from tests.helpers import run
 
 NY = "America/New_York"
-
-
-def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    """Run the ``citywatch`` entry point; return exit code, stdout and stderr."""
-    old = sys.argv
-    sys.argv = ["citywatch", *args]
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    finally:
-        sys.argv = old
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope="module")

@@ -22,35 +22,11 @@ from citywatch.analytics.quiet import quiet_days
 from citywatch.analytics.scope import Period
 from citywatch.errors import InsufficientPrecisionError
 from citywatch.incidents.sources import read_source
-from tests.analytics.test_cli import run
+from tests.helpers import MANHATTAN_PRECINCTS, run
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 NY = "America/New_York"
-# Manhattan's 22 precincts (data/SOURCES.upstream.md); precinct 22 is Central Park
-MANHATTAN = [
-    "1",
-    "5",
-    "6",
-    "7",
-    "9",
-    "10",
-    "13",
-    "14",
-    "17",
-    "18",
-    "19",
-    "20",
-    "22",
-    "23",
-    "24",
-    "25",
-    "26",
-    "28",
-    "30",
-    "32",
-    "33",
-    "34",
-]
+MANHATTAN = MANHATTAN_PRECINCTS
 
 
 def imported(path: Path, source: str) -> pd.DataFrame:

@@ -16,8 +16,8 @@ from matplotlib import image
 
 from citywatch.analytics import report
 from citywatch.incidents.canonical import write_canonical_csv
-from tests.analytics.test_cli import run
 from tests.analytics.test_real_data import DATA, MANHATTAN, NY, imported
+from tests.helpers import run
 
 YEAR = ["--from", "2018-01-01", "--to", "2018-12-31"]
 

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from tests.helpers import MANHATTAN_PRECINCTS
 
 from citywatch.city import load_pack
 from citywatch.city.build import build_bundled
@@ -30,30 +31,7 @@ def test_manhattan_info_json() -> None:
     assert info["directed_edges"] == 9452
     assert info["timezone"] == "America/New_York"
     stations = {j["id"] for j in info["jurisdictions"]["station"]}
-    assert stations == {
-        "1",
-        "5",
-        "6",
-        "7",
-        "9",
-        "10",
-        "13",
-        "14",
-        "17",
-        "18",
-        "19",
-        "20",
-        "22",
-        "23",
-        "24",
-        "25",
-        "26",
-        "28",
-        "30",
-        "32",
-        "33",
-        "34",
-    }
+    assert stations == set(MANHATTAN_PRECINCTS)
     assert {j["id"] for j in info["jurisdictions"]["bureau"]} == {"PBMS", "PBMN"}
     # Manhattan's land area is about 59 km² (US Census); the precincts cover it.
     assert info["jurisdictions"]["city"][0]["area_km2"] == pytest.approx(58.0, abs=1.5)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,10 +11,10 @@ import pytest
 import shapely
 
 from citywatch.city import load_pack
-from citywatch.cli import main
 from citywatch.incidents.importer import ImportReport, import_file
 from citywatch.store.db import make_engine
 from citywatch.store.incidents import load_incidents_frame
+from tests.helpers import run
 from tests.incidents.test_sources import NASHVILLE, SHOOTINGS, THEFTS, WEST_YORKSHIRE
 
 
@@ -146,21 +145,6 @@ def test_clip_rejects_points_outside_the_pack(tmp_path: Path) -> None:
     assert report.imported == int(inside.sum())
     assert report.rejected_by_reason == {"outside_pack": int((~inside).sum())}
     assert report.jurisdictions is not None and report.jurisdictions.derived == report.imported
-
-
-def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    """Run the ``citywatch`` entry point; return exit code, stdout and stderr."""
-    old = sys.argv
-    sys.argv = ["citywatch", *args]
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    finally:
-        sys.argv = old
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_cli_import_export_round_trip(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
