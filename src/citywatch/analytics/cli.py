@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import pandas as pd
 import typer
@@ -162,6 +163,35 @@ def _baseline(
     )
 
 
+_R = TypeVar("_R")
+
+
+def _against_baseline(
+    stat: Callable[..., _R],
+    start: datetime,
+    end: datetime,
+    category: list[str] | None,
+    by: str,
+    baseline: str,
+    vs_from: datetime | None,
+    vs_to: datetime | None,
+    db: str | None,
+    incidents: Path | None,
+    tz: str | None,
+    city: str | None,
+) -> _R:
+    """Read the incidents and run a statistic of a period against its comparison period."""
+    source = load_source(db, incidents, tz, city, by)
+    period = _period(start, end)
+    return stat(
+        source.incidents,
+        period,
+        categories=category,
+        baseline_dates=_baseline(period, baseline, vs_from, vs_to),
+        **source.kwargs(by),
+    )
+
+
 def _fmt(value: Any, digits: int = 1) -> str:
     if value is None or (isinstance(value, float) and pd.isna(value)):
         return "–"
@@ -191,14 +221,8 @@ def compare_command(
     json: Json = False,
 ) -> None:
     """Counts against the previous year (or period), % change and Poisson z-score."""
-    source = load_source(db, incidents, tz, city, by)
-    period = _period(start, end)
-    result = compare(
-        source.incidents,
-        period,
-        categories=category,
-        baseline_dates=_baseline(period, baseline, vs_from, vs_to),
-        **source.kwargs(by),
+    result = _against_baseline(
+        compare, start, end, category, by, baseline, vs_from, vs_to, db, incidents, tz, city
     )
     if json:
         print_json(result.as_dict())
@@ -238,14 +262,8 @@ def clearance_command(
     json: Json = False,
 ) -> None:
     """Clearance rate (solved / recorded) with its change in percentage points."""
-    source = load_source(db, incidents, tz, city, by)
-    period = _period(start, end)
-    result = clearance(
-        source.incidents,
-        period,
-        categories=category,
-        baseline_dates=_baseline(period, baseline, vs_from, vs_to),
-        **source.kwargs(by),
+    result = _against_baseline(
+        clearance, start, end, category, by, baseline, vs_from, vs_to, db, incidents, tz, city
     )
     if json:
         print_json(result.as_dict())
@@ -339,14 +357,8 @@ def profile_command(
     json: Json = False,
 ) -> None:
     """Hour-of-day and weekday profile of two periods, peak hours and a shift test."""
-    source = load_source(db, incidents, tz, city, by)
-    period = _period(start, end)
-    result = profile(
-        source.incidents,
-        period,
-        categories=category,
-        baseline_dates=_baseline(period, baseline, vs_from, vs_to),
-        **source.kwargs(by),
+    result = _against_baseline(
+        profile, start, end, category, by, baseline, vs_from, vs_to, db, incidents, tz, city
     )
     if json:
         print_json(result.as_dict())
