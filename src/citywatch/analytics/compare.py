@@ -52,12 +52,8 @@ def _pct_change(current: int, previous: int) -> float | None:
 
 
 @dataclass
-class CompareResult:
-    """Counts of a period against a comparison period, one row per jurisdiction and category.
-
-    ``table`` columns: ``jurisdiction``, ``category``, ``current``, ``previous``, ``change``,
-    ``change_pct`` (None when the previous count is 0), ``z``, ``flag`` (|z| > 2).
-    """
+class _PeriodTable:
+    """A table of a period against a comparison period, one row per jurisdiction and category."""
 
     period: Period
     baseline: Period
@@ -77,29 +73,22 @@ class CompareResult:
 
 
 @dataclass
-class ClearanceResult:
+class CompareResult(_PeriodTable):
+    """Counts of a period against a comparison period, one row per jurisdiction and category.
+
+    ``table`` columns: ``jurisdiction``, ``category``, ``current``, ``previous``, ``change``,
+    ``change_pct`` (None when the previous count is 0), ``z``, ``flag`` (|z| > 2).
+    """
+
+
+@dataclass
+class ClearanceResult(_PeriodTable):
     """Clearance rates (solved / recorded) of a period and a comparison period.
 
     ``table`` columns: ``jurisdiction``, ``category``, ``recorded``, ``solved``, ``unknown``
     (outcome not known), ``rate``, and the same with the suffix ``_previous``, then
     ``change_pp`` (change of the rate in percentage points).
     """
-
-    period: Period
-    baseline: Period
-    by: str
-    table: pd.DataFrame
-    notes: list[str] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready dictionary."""
-        return {
-            "period": self.period.as_dict(),
-            "baseline": self.baseline.as_dict(),
-            "by": self.by,
-            "rows": _records(self.table),
-            "notes": self.notes,
-        }
 
 
 def _records(table: pd.DataFrame) -> list[dict[str, Any]]:
