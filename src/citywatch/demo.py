@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -72,14 +71,6 @@ DEMO_ACCOUNTS: tuple[DemoAccount, ...] = (
 )
 
 
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def import_bundled(engine: Engine, pack: Any) -> dict[str, Any] | None:
     """Import the pack's bundled real incidents unless this file was already imported for it.
 
@@ -89,7 +80,7 @@ def import_bundled(engine: Engine, pack: Any) -> dict[str, Any] | None:
         The import report (``None`` when skipped or when the pack has no bundled incidents).
     """
     from citywatch.city.build import data_dir
-    from citywatch.incidents.importer import import_file
+    from citywatch.incidents.importer import file_sha256, import_file
     from citywatch.store.models import ImportBatch
 
     if pack.name not in BUNDLED_INCIDENTS:
@@ -99,7 +90,7 @@ def import_bundled(engine: Engine, pack: Any) -> dict[str, Any] | None:
     with engine.connect() as conn:
         done = conn.execute(
             select(ImportBatch.id).where(
-                ImportBatch.file_sha256 == _file_sha256(path),
+                ImportBatch.file_sha256 == file_sha256(path),
                 ImportBatch.pack == pack.name,
                 ImportBatch.finished_at.is_not(None),
             )

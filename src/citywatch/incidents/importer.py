@@ -31,7 +31,7 @@ from citywatch.store.db import engine_scope, upgrade
 from citywatch.store.incidents import insert_incidents
 from citywatch.store.models import ImportBatch
 
-__all__ = ["ImportReport", "default_rejected_path", "import_file"]
+__all__ = ["ImportReport", "default_rejected_path", "file_sha256", "import_file"]
 
 
 @dataclass
@@ -79,7 +79,19 @@ def default_rejected_path(path: Path, source: str) -> Path:
     return Path("var") / "rejected" / f"{name}.{source}.rejected.csv"
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file's bytes, as recorded on its import batch.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The file.
+
+    Returns
+    -------
+    str
+        Hexadecimal digest.
+    """
     digest = hashlib.sha256()
     with path.open("rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -155,7 +167,7 @@ def import_file(
                 {
                     "source": source,
                     "file_name": str(path),
-                    "file_sha256": _sha256(path),
+                    "file_sha256": file_sha256(path),
                     "pack": None if pack is None else pack.name,
                     "started_at": datetime.now(UTC),
                     "rows_read": len(records),
