@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import itertools
+
 import networkx as nx
 import numpy as np
 import pandas as pd
@@ -160,3 +162,23 @@ def test_random_graphs_equal_brute_force(case: tuple[RoadNetwork, np.ndarray], m
     got = router.many_to_one(pts[:-1], tuple(pts[-1]), mode)  # type: ignore[arg-type]
     want = brute_many_to_one(router, mode, pts[:-1], tuple(pts[-1]))
     np.testing.assert_allclose(got.seconds, want, atol=1e-6)
+
+
+def test_node_times_equal_networkx_both_ways(router: Router) -> None:
+    graph = mode_digraph(router, "car")
+    node = int(sorted(graph.nodes)[len(graph) // 2])
+    point = (router.network.lon[node], router.network.lat[node])
+    to_s, to_m = router.node_times_to(point, "car")
+    from_s, _ = router.node_times_from(point, "car")
+    want_to = nx.single_source_dijkstra_path_length(
+        graph.reverse(copy=False), node, weight="seconds"
+    )
+    want_from = nx.single_source_dijkstra_path_length(graph, node, weight="seconds")
+    for got, want in ((to_s, want_to), (from_s, want_from)):
+        expected = np.array([want.get(i, np.inf) for i in range(len(got))])
+        np.testing.assert_allclose(got, expected, atol=1e-6)
+    # Metres follow the fastest path: networkx's metres along its own path tree agree.
+    paths = nx.single_source_dijkstra_path(graph.reverse(copy=False), node, weight="seconds")
+    far = max(paths, key=lambda n: want_to[n])
+    metres = sum(graph[a][b]["metres"] for b, a in itertools.pairwise(paths[far]))
+    assert to_m[far] == pytest.approx(metres, rel=1e-9)
