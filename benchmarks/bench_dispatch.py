@@ -8,6 +8,10 @@ Recommendation (Manhattan pack, 400 available units of four travel modes, random
 * the same ``recommend()`` with a networkx travel function, the baseline: for each mode a
   Dijkstra search with paths from the incident's nearest node on the reversed graph, reading
   each unit's nearest node (node-to-node, so it does less work than the Router);
+* the same ``recommend()`` with the simulator's precomputed travel
+  (:class:`citywatch.sim.travel.MatrixTravel`, 400 cars and motorcycles as in
+  ``bench_sim.py``), asked by coordinates and by position key (the simulator's call): travel is
+  a few gathers there, so these rows time the policy itself;
 * the service call (``DispatchService.recommend``: units read from SQLite, staleness, policy),
   and the whole HTTP request ``GET /api/v1/incidents/{id}/recommendations`` on loopback.
 
@@ -171,6 +175,66 @@ def bench_policy(
     return rows
 
 
+def bench_matrix(
+    pack: CityPack, router: Router, rng: np.random.Generator
+) -> list[tuple[str, dict[str, float]]]:
+    """``recommend()`` with the simulator's matrix travel: by coordinates and by position key."""
+    from citywatch.sim.travel import MatrixTravel
+
+    travel = MatrixTravel.from_router(router, ["car", "motorcycle"])
+    types = rng.choice(["patrol_car", "motorcycle"], size=UNITS, p=[0.84, 0.16])
+    pts = random_points(pack, rng, UNITS)
+    locs = travel.register(pts)
+    targets = random_points(pack, rng, QUERIES)
+    tlocs = travel.register(targets)
+    modes = {"patrol_car": "car", "motorcycle": "motorcycle"}
+    stations = [s.id for s in pack.stations]
+
+    def views(keyed: bool) -> list[UnitView]:
+        return [
+            UnitView(
+                f"u{i}",
+                str(t),
+                modes[str(t)],
+                stations[i % len(stations)],
+                float(x),
+                float(y),
+                position_key=int(loc) if keyed else None,
+            )
+            for i, (t, (x, y), loc) in enumerate(zip(types, pts, locs, strict=True))
+        ]
+
+    def incidents(keyed: bool) -> list[IncidentView]:
+        return [
+            IncidentView(
+                f"i{i}", "theft", 3, float(x), float(y), position_key=int(loc) if keyed else None
+            )
+            for i, ((x, y), loc) in enumerate(zip(targets, tlocs, strict=True))
+        ]
+
+    rows = []
+    for label, keyed in [
+        ("recommend() + MatrixTravel, by coordinates (400 cars/motorcycles)", False),
+        ("recommend() + MatrixTravel, by position key (the simulator's call)", True),
+    ]:
+        units, incs = views(keyed), incidents(keyed)
+        it = iter(range(10**9))
+        rows.append(
+            (
+                label,
+                summary_ms(
+                    timings(
+                        lambda u=units, i=incs, it=it: recommend(
+                            i[next(it) % QUERIES], u, travel, nearest(), k=5
+                        ),
+                        10 * QUERIES,
+                    )
+                ),
+            )
+        )
+    return rows
+
+
 def bench_service(
     pack: CityPack, router: Router, rng: np.random.Generator, db_url: str, label: str
 ) -> list[tuple[str, str, float | dict[str, float]]]:
@@ -275,7 +339,7 @@ def main() -> None:
     mix = ", ".join(f"{v:.0%} {k}" for k, v in MIX.items())
     print(f"\nRecommendation, Manhattan, {UNITS} available units ({mix}), {QUERIES} incidents\n")
     print("| method | p50 ms | p99 ms | mean ms |\n|---|---|---|---|")
-    for label, s in bench_policy(pack, router, rng):
+    for label, s in bench_policy(pack, router, rng) + bench_matrix(pack, router, rng):
         print(f"| {label} | {s['p50_ms']:.2f} | {s['p99_ms']:.2f} | {s['mean_ms']:.2f} |")
 
     rows: list[tuple[str, str, Any]] = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,9 @@ import pytest
 
 from citywatch.dispatch.policy import (
     IncidentView,
+    Policy,
     Reason,
+    RequirementRules,
     UnitView,
     load_requirements,
     nearest,
@@ -344,3 +347,182 @@ def test_status_reasons_have_codes() -> None:
     assert ok.as_dict()["reasons"] == []
     with pytest.raises(ValueError, match="unknown reason code"):
         Reason.of("no_such_code")
+
+
+# --------------------------------------------------------------------------- reference order
+# recommend() sorts only the units it can show (np.argpartition per group).  The reference
+# below is the plain definition, the stable sort of every reachable unit, which recommend()
+# must reproduce exactly: ties, own-station groups, preferred slack, required types, limits.
+
+
+def _reference(
+    inc: IncidentView,
+    units: list[UnitView],
+    travel: Callable[..., tuple[np.ndarray, np.ndarray]],
+    policy: Policy,
+    k: int,
+    rules: RequirementRules,
+) -> tuple[str, list[tuple[str, float, float, str]], tuple[str, ...], list[str]]:
+    req = rules.requirement_for(inc)
+    free = [u for u in units if u.status == "available"]
+    usable = free if policy.allow_stale else [u for u in free if not u.position_stale]
+    if not free:
+        return "none_available", [], (), ["none_available"]
+    if not usable:
+        return "all_stale", [], (), ["all_stale"]
+    scored = []
+    for mode in sorted({u.mode for u in usable}):
+        group = [u for u in usable if u.mode == mode]
+        src = np.array([(u.lon, u.lat) for u in group], dtype=float).reshape(-1, 2)
+        secs, mets = travel(src, mode, (inc.lon, inc.lat), policy.limit_s)
+        scored += [(u, float(t), float(m)) for u, t, m in zip(group, secs, mets, strict=True)]
+    scored = [s for s in scored if math.isfinite(s[1])]
+    if policy.limit_s is not None:
+        scored = [s for s in scored if s[1] <= policy.limit_s]
+    if not scored:
+        return "none_within_limit", [], (), ["none_within_limit"]
+
+    def key(s: tuple[UnitView, float, float]) -> tuple[float, float, str]:
+        bonus = req.prefer_slack_s if s[0].unit_type in req.preferred_types else 0.0
+        return (s[1] - bonus, s[1], s[0].id)
+
+    ranked = sorted(scored, key=key)
+    why = ["by_travel_time"] * len(ranked)
+    if policy.name == "station_first" and inc.station is not None:
+        assert policy.threshold_s is not None
+        own = [s for s in ranked if s[0].station == inc.station]
+        if any(s[1] <= policy.threshold_s for s in own):
+            ranked = own + [s for s in ranked if s[0].station != inc.station]
+            why = ["own_station"] * len(own) + ["other_station"] * (len(ranked) - len(own))
+        else:
+            why = ["own_station_too_slow"] * len(ranked)
+    team = list(ranked[: req.units])
+    codes = []
+    if req.required_types and not any(s[0].unit_type in req.required_types for s in team):
+        best = next((s for s in ranked if s[0].unit_type in req.required_types), None)
+        if best is None:
+            codes.append("required_type_missing")
+        else:
+            team = [*team[: req.units - 1], best]
+    if len(team) < req.units:
+        codes.append("team_short")
+    team_ids = tuple(s[0].id for s in team)
+    m = max(k, req.units)
+    shown = list(zip(ranked[:m], why[:m], strict=True))
+    shown_ids = {s[0].id for s, _ in shown}
+    shown += [
+        (s, w)
+        for s, w in zip(ranked, why, strict=True)
+        if s[0].id in team_ids and s[0].id not in shown_ids
+    ]
+    rows = [(s[0].id, s[1], s[2], w) for s, w in shown]
+    if codes:
+        return "short", rows, team_ids, codes
+    if all(s[0].position_stale for s, _ in shown):
+        return "all_stale", rows, team_ids, ["all_candidates_stale"]
+    return "ok", rows, team_ids, []
+
+
+class TiedTravel:
+    """Travel in whole 30-second steps from a hash of the point, often tied, sometimes none."""
+
+    def __call__(
+        self, sources: np.ndarray, mode: str, target: tuple[float, float], limit_s: float | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        h = np.floor(np.abs(sources[:, 0] * 7919 + sources[:, 1] * 104729 + target[0]) * 10) % 23
+        seconds = 30.0 * (h + len(mode))
+        seconds[h == 22] = math.inf
+        if limit_s is not None:
+            seconds[seconds > limit_s] = math.inf
+        return seconds, seconds * 8.5
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_partial_selection_equals_full_stable_sort(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    rules = load_requirements()
+    types = ["patrol_car", "motorcycle", "foot", "bicycle", "special_police", "mounted"]
+    n = int(rng.integers(1, 120))
+    units = [
+        UnitView(
+            # a few duplicate ids, to pin the order of equal keys too
+            f"u{int(rng.integers(0, n + 3)) if rng.random() < 0.1 else i}",
+            (t := str(rng.choice(types, p=[0.5, 0.15, 0.1, 0.1, 0.05, 0.1]))),
+            rules.mode_of(t),
+            str(rng.choice(["A", "B", "C"])) if rng.random() < 0.9 else None,
+            float(rng.choice(np.round(rng.random(20), 2))),
+            float(rng.choice(np.round(rng.random(20), 2))),
+            status="available" if rng.random() < 0.85 else "busy",
+            position_stale=bool(rng.random() < 0.2),
+        )
+        for i in range(n)
+    ]
+    travel = TiedTravel() if seed % 2 else FakeTravel()
+    cases = [
+        ("robbery", 1, frozenset()),
+        ("shooting", 1, frozenset()),
+        ("theft", 3, frozenset({"market"})),
+        ("theft", 3, frozenset()),
+    ]
+    for category, priority, kinds in cases:
+        inc = IncidentView(
+            "i", category, priority, float(rng.random()), 0.01, str(rng.choice(["A", "B"])), kinds
+        )
+        for policy in (
+            nearest(),
+            nearest(limit_s=float(rng.choice([300.0, 700.0, 2000.0])), allow_stale=False),
+            station_first(float(rng.choice([60.0, 300.0, 900.0]))),
+            station_first(300.0, limit_s=900.0),
+        ):
+            for k in (1, 2, 5):
+                rec = recommend(inc, units, travel, policy, k=k, rules=rules)
+                status, rows, team, codes = _reference(inc, units, travel, policy, k, rules)
+                assert rec.status == status
+                assert [
+                    (c.unit_id, c.eta_s, c.metres, c.reasons[0].code) for c in rec.candidates
+                ] == rows
+                assert rec.team == team
+                assert [r.code for r in rec.reasons] == codes
+
+
+class KeyedFake(FakeTravel):
+    """FakeTravel that also answers by position key (an index into a table of points)."""
+
+    def __init__(self, points: np.ndarray) -> None:
+        super().__init__()
+        self.points = points
+        self.keyed = 0
+
+    def by_key(
+        self,
+        keys: np.ndarray,
+        mode: str,
+        target: tuple[float, float],
+        target_key: object,
+        limit_s: float | None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        self.keyed += 1
+        assert isinstance(target_key, int)
+        return self(self.points[keys], mode, tuple(self.points[target_key]), limit_s)
+
+
+def test_keyed_travel_used_only_when_every_key_is_known() -> None:
+    rng = np.random.default_rng(3)
+    pts = rng.random((50, 2))
+
+    def car(i: int, key: int | None) -> UnitView:
+        x, y = map(float, pts[i])
+        return UnitView(f"u{i}", "patrol_car", "car", "A", x, y, position_key=key)
+
+    units = [car(i, i) for i in range(40)]
+    x, y = map(float, pts[45])
+    inc = IncidentView("i", "theft", 3, x, y, position_key=45)
+    keyed = KeyedFake(pts)
+    plain = recommend(inc, units, FakeTravel(), nearest(), k=5)
+    assert recommend(inc, units, keyed, nearest(), k=5) == plain
+    assert keyed.keyed == 1 and keyed.calls == [("car", 40)]
+    # one unit without a key, or an incident without one: the coordinates are used
+    units[7] = car(7, None)
+    assert recommend(inc, units, keyed, nearest(), k=5) == plain
+    assert recommend(IncidentView("i", "theft", 3, x, y), units, keyed, nearest(), k=5) == plain
+    assert keyed.keyed == 1

@@ -8,6 +8,7 @@ import pytest
 from citywatch.city import CityPack
 from citywatch.dispatch.policy import (
     IncidentView,
+    Policy,
     UnitView,
     nearest,
     recommend,
@@ -112,3 +113,33 @@ def test_policy_gives_the_same_recommendation_with_either_travel(
         np.testing.assert_allclose(
             [c.eta_s for c in a.candidates], [c.eta_s for c in b.candidates], atol=1e-3
         )
+
+
+@pytest.mark.parametrize("policy", [nearest(), station_first(240.0, limit_s=600.0)])
+def test_position_keys_give_the_coordinates_answer(
+    pack: CityPack, car_travel: MatrixTravel, policy: Policy
+) -> None:
+    """Units and incidents carrying their location ids are ranked exactly as by coordinates."""
+    rng = np.random.default_rng(13)
+    pos = near_nodes(pack, rng, 60)
+    locs = car_travel.register(pos)
+    stations = [s.id for s in pack.stations]
+    plain, keyed = [], []
+    for i, (x, y) in enumerate(pos):
+        args = (f"u{i}", "patrol_car", "car", stations[i % len(stations)], float(x), float(y))
+        plain.append(UnitView(*args))
+        keyed.append(UnitView(*args, position_key=int(locs[i])))
+    for j, (x, y) in enumerate(near_nodes(pack, rng, 10)):
+        station = pack.locate(float(x), float(y))["station"]
+        loc = int(car_travel.register([(x, y)])[0])
+        inc = IncidentView(f"i{j}", "robbery", 1, float(x), float(y), station)
+        inc_keyed = IncidentView(
+            f"i{j}", "robbery", 1, float(x), float(y), station, position_key=loc
+        )
+        secs, metres = car_travel(pos, "car", (float(x), float(y)), 600.0)
+        by_key = car_travel.by_key(locs, "car", (float(x), float(y)), loc, 600.0)
+        np.testing.assert_array_equal(secs, by_key[0])
+        np.testing.assert_array_equal(metres, by_key[1])
+        a = recommend(inc, plain, car_travel, policy, k=10)
+        b = recommend(inc_keyed, keyed, car_travel, policy, k=10)
+        assert a == b

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import tomllib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from importlib.resources import files
@@ -38,6 +38,7 @@ __all__ = [
     "REASON_TEXTS",
     "Candidate",
     "IncidentView",
+    "KeyedTravel",
     "Policy",
     "Reason",
     "Recommendation",
@@ -128,6 +129,9 @@ class UnitView:
     status: str = "available"
     position_stale: bool = False
     capabilities: frozenset[str] = frozenset()
+    #: Opaque key of the position for a travel backend that precomputes its locations (the
+    #: simulator's :class:`~citywatch.sim.travel.MatrixTravel` location id); ``None`` otherwise.
+    position_key: Any = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +145,8 @@ class IncidentView:
     lat: float
     station: str | None = None
     place_kinds: frozenset[str] = frozenset()
+    #: Opaque key of the location for a keyed travel backend (see :class:`KeyedTravel`).
+    position_key: Any = None
 
 
 class TravelFn(Protocol):
@@ -155,6 +161,24 @@ class TravelFn(Protocol):
         sources: np.ndarray,
         mode: str,
         target: tuple[float, float],
+        limit_s: float | None,
+    ) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+class KeyedTravel(TravelFn, Protocol):
+    """A :class:`TravelFn` that can also be asked by opaque position keys instead of coordinates.
+
+    :func:`recommend` calls ``by_key`` for a mode when every unit of that mode (and the incident)
+    carries a ``position_key``, and the plain call otherwise.  The answer must be the same as the
+    plain call with the coordinates the keys stand for.
+    """
+
+    def by_key(
+        self,
+        keys: np.ndarray,
+        mode: str,
+        target: tuple[float, float],
+        target_key: Any,
         limit_s: float | None,
     ) -> tuple[np.ndarray, np.ndarray]: ...
 
@@ -342,13 +366,6 @@ def load_requirements(path: str | Path | None = None) -> RequirementRules:
 
 
 @dataclass(frozen=True, slots=True)
-class _Scored:
-    unit: UnitView
-    eta_s: float
-    metres: float
-
-
-@dataclass(frozen=True, slots=True)
 class Policy:
     """How candidates are ordered.  Build with :func:`nearest` or :func:`station_first`.
 
@@ -361,32 +378,6 @@ class Policy:
     threshold_s: float | None = None
     limit_s: float | None = None
     allow_stale: bool = True
-
-    def order(
-        self, incident: IncidentView, scored: Sequence[_Scored], req: Requirement
-    ) -> list[tuple[_Scored, Reason]]:
-        """Rank scored units and give each the reason for its place."""
-
-        def key(s: _Scored) -> tuple[float, float, str]:
-            bonus = req.prefer_slack_s if s.unit.unit_type in req.preferred_types else 0.0
-            return (s.eta_s - bonus, s.eta_s, s.unit.id)
-
-        ranked = sorted(scored, key=key)
-        if self.name == "station_first" and incident.station is not None:
-            own = [s for s in ranked if s.unit.station == incident.station]
-            assert self.threshold_s is not None
-            threshold = round(self.threshold_s)
-            if any(s.eta_s <= self.threshold_s for s in own):
-                others = [s for s in ranked if s.unit.station != incident.station]
-                first = Reason.of("own_station", station=incident.station, threshold_s=threshold)
-                after = Reason.of("other_station", station=incident.station)
-                return [(s, first) for s in own] + [(s, after) for s in others]
-            slow = Reason.of(
-                "own_station_too_slow", station=incident.station, threshold_s=threshold
-            )
-            return [(s, slow) for s in ranked]
-        by_time = Reason.of("by_travel_time")
-        return [(s, by_time) for s in ranked]
 
 
 def nearest(*, limit_s: float | None = None, allow_stale: bool = True) -> Policy:
@@ -512,40 +503,80 @@ class Recommendation:
 
 def _travel_all(
     units: Sequence[UnitView], incident: IncidentView, travel: TravelFn, limit_s: float | None
-) -> list[_Scored]:
-    """Travel time of every unit: one travel call per mode with all units of that mode."""
-    by_mode: dict[str, list[UnitView]] = {}
-    for unit in units:
-        by_mode.setdefault(unit.mode, []).append(unit)
+) -> tuple[list[UnitView], np.ndarray, np.ndarray]:
+    """Travel time of every unit: one travel call per mode with all units of that mode.
+
+    Returns the units in the order of the calls (modes sorted, units in their given order within
+    a mode) with their seconds and metres as float arrays aligned with them.
+    """
+    modes = [u.mode for u in units]
+    distinct = sorted(set(modes))
+    if len(distinct) == 1:
+        by_mode = {distinct[0]: list(units)}
+    else:  # one comprehension per mode: much cheaper than appending unit by unit
+        by_mode = {m: [u for u, um in zip(units, modes, strict=True) if um == m] for m in distinct}
     target = (incident.lon, incident.lat)
-    scored: list[_Scored] = []
-    for mode in sorted(by_mode):
-        group = by_mode[mode]
-        sources = np.array([(u.lon, u.lat) for u in group], dtype=float).reshape(-1, 2)
-        seconds, metres = travel(sources, mode, target, limit_s)
+    target_key = incident.position_key
+    by_key = getattr(travel, "by_key", None) if target_key is not None else None
+    order: list[UnitView] = []
+    seconds_all: list[np.ndarray] = []
+    metres_all: list[np.ndarray] = []
+    for mode, group in by_mode.items():
+        keys = [u.position_key for u in group] if by_key is not None else None
+        if by_key is not None and keys is not None and None not in keys:
+            seconds, metres = by_key(np.asarray(keys), mode, target, target_key, limit_s)
+        else:
+            sources = np.array([(u.lon, u.lat) for u in group], dtype=float).reshape(-1, 2)
+            seconds, metres = travel(sources, mode, target, limit_s)
         if len(seconds) != len(group) or len(metres) != len(group):
             raise DataError(f"travel function returned {len(seconds)} times for {len(group)} units")
-        scored.extend(
-            _Scored(u, float(t), float(m)) for u, t, m in zip(group, seconds, metres, strict=True)
-        )
-    return scored
+        order.extend(group)
+        seconds_all.append(np.asarray(seconds, dtype=float).reshape(-1))
+        metres_all.append(np.asarray(metres, dtype=float).reshape(-1))
+    if len(seconds_all) == 1:
+        return order, seconds_all[0], metres_all[0]
+    return order, np.concatenate(seconds_all), np.concatenate(metres_all)
 
 
-def _team(ranked: Sequence[_Scored], req: Requirement) -> tuple[list[str], list[Reason]]:
-    """The first ``req.units`` ranked units, holding one of a required type if there is one."""
-    team = list(ranked[: req.units])
-    shortfalls = []
-    if req.required_types and not any(s.unit.unit_type in req.required_types for s in team):
-        best_required = next((s for s in ranked if s.unit.unit_type in req.required_types), None)
-        if best_required is None:
-            shortfalls.append(
-                Reason.of("required_type_missing", unit_types=sorted(req.required_types))
-            )
+class _Ranking:
+    """The reachable units of one call as arrays, and exact selection of the best of a subset.
+
+    Units are ordered by ``(eta_s - bonus, eta_s, unit id, position)``, where ``bonus`` is the
+    preferred-type slack and ``position`` the order of the travel calls: the stable sort of the
+    whole list that the policy defines, computed only for the few units that can be shown.
+    """
+
+    __slots__ = ("eta", "metres", "primary", "units")
+
+    def __init__(
+        self, units: list[UnitView], eta: np.ndarray, metres: np.ndarray, req: Requirement
+    ) -> None:
+        self.units, self.eta, self.metres = units, eta, metres
+        preferred = req.preferred_types
+        if preferred:
+            is_pref = np.fromiter((u.unit_type in preferred for u in units), bool, len(units))
+            self.primary = eta - np.where(is_pref, req.prefer_slack_s, 0.0)
         else:
-            team = [*team[: req.units - 1], best_required]
-    if len(team) < req.units:
-        shortfalls.append(Reason.of("team_short", needed=req.units, suitable=len(team)))
-    return [s.unit.id for s in team], shortfalls
+            self.primary = eta
+
+    def mask(self, predicate: Any) -> np.ndarray:
+        """Boolean array: ``predicate(unit)`` for every unit."""
+        return np.fromiter(map(predicate, self.units), bool, len(self.units))
+
+    def best(self, idx: np.ndarray, m: int) -> list[int]:
+        """The best ``m`` of the units at positions ``idx``, best first (exact ties kept)."""
+        if m <= 0 or len(idx) == 0:
+            return []
+        primary = self.primary
+        if len(idx) > m:
+            values = primary[idx]
+            kth = values[np.argpartition(values, m - 1)[m - 1]]
+            idx = idx[values <= kth]  # every unit that ties with the m-th stays in the running
+        eta, units = self.eta, self.units
+        chosen = sorted(
+            idx.tolist(), key=lambda i: (float(primary[i]), float(eta[i]), units[i].id, i)
+        )
+        return chosen[:m]
 
 
 def recommend(
@@ -565,7 +596,9 @@ def recommend(
     units : sequence of UnitView
         All units (any status; only ``available`` ones are considered).
     travel : TravelFn
-        Road travel times; called once per travel mode with every candidate unit of that mode.
+        Road travel times; called once per travel mode with every candidate unit of that mode
+        (through ``by_key`` for a :class:`KeyedTravel` when the units and the incident carry
+        position keys).
     policy : Policy
         :func:`nearest` or :func:`station_first`.
     k : int
@@ -578,6 +611,14 @@ def recommend(
     Recommendation
         Candidates ranked best first, the suggested team, and a status with the reason when
         nothing (or not enough) suitable is available.
+
+    Notes
+    -----
+    Every unit is scored, and the order is the stable sort of all of them by
+    ``(eta_s - preferred-type slack, eta_s, unit id)`` (own station first under
+    ``station_first``), but only the units that can be shown are sorted: the best
+    ``max(k, team size)`` of each group the policy ranks separately, found with
+    ``np.argpartition``, and the best unit of a required type.
     """
     if k < 1:
         raise ValidationError("k must be at least 1", field="k")
@@ -588,22 +629,22 @@ def recommend(
     def result(
         status: RecommendationStatus,
         reasons: Sequence[Reason],
-        ranked: Iterable[tuple[_Scored, tuple[Reason, ...]]] = (),
+        shown: Sequence[tuple[int, Reason]] = (),
         team: Sequence[str] = (),
     ) -> Recommendation:
         candidates = tuple(
             Candidate(
-                rank=i + 1,
-                unit_id=s.unit.id,
-                unit_type=s.unit.unit_type,
-                mode=s.unit.mode,
-                station=s.unit.station,
-                eta_s=s.eta_s,
-                metres=s.metres,
-                position_stale=s.unit.position_stale,
-                reasons=why,
+                rank=r + 1,
+                unit_id=(u := ranking.units[i]).id,
+                unit_type=u.unit_type,
+                mode=u.mode,
+                station=u.station,
+                eta_s=float(ranking.eta[i]),
+                metres=float(ranking.metres[i]),
+                position_stale=u.position_stale,
+                reasons=_annotate(u, why, req),
             )
-            for i, (s, why) in enumerate(ranked)
+            for r, (i, why) in enumerate(shown)
         )
         return Recommendation(
             incident.id, policy.name, status, candidates, tuple(team), req, tuple(reasons)
@@ -615,11 +656,14 @@ def recommend(
     usable = free if policy.allow_stale else [u for u in free if not u.position_stale]
     if not usable:
         return result("all_stale", [Reason.of("all_stale", available=len(free))])
-    scored = [
-        s for s in _travel_all(usable, incident, travel, policy.limit_s) if math.isfinite(s.eta_s)
-    ]
+    scored, eta, metres = _travel_all(usable, incident, travel, policy.limit_s)
+    ok = np.isfinite(eta)
     if policy.limit_s is not None:
-        scored = [s for s in scored if s.eta_s <= policy.limit_s]
+        ok &= eta <= policy.limit_s
+    if not ok.all():
+        keep = np.flatnonzero(ok)
+        scored = [scored[i] for i in keep.tolist()]
+        eta, metres = eta[keep], metres[keep]
     if not scored:
         why = (
             Reason.of("none_within_limit", available=len(usable), limit_s=round(policy.limit_s))
@@ -627,30 +671,80 @@ def recommend(
             else Reason.of("none_by_road", available=len(usable))
         )
         return result("none_within_limit", [why])
+    ranking = _Ranking(scored, eta, metres, req)
 
-    ordered = policy.order(incident, scored, req)
-    team, shortfall = _team([s for s, _ in ordered], req)
-    shown = ordered[: max(k, req.units)]
-    shown_ids = {s.unit.id for s, _ in shown}
-    # A required-type unit picked for the team from further down must still be listed.
-    shown += [(s, why) for s, why in ordered if s.unit.id in team and s.unit.id not in shown_ids]
-    ranked = [(s, _annotate(s, why, req)) for s, why in shown]
+    # The policy's order, as groups ranked one after the other, each with its reason.
+    everyone = np.arange(len(scored))
+    groups: list[tuple[np.ndarray, Reason]]
+    station = incident.station
+    if policy.name == "station_first" and station is not None:
+        assert policy.threshold_s is not None
+        threshold = round(policy.threshold_s)
+        own = ranking.mask(lambda u: u.station == station)
+        if bool((eta[own] <= policy.threshold_s).any()):
+            groups = [
+                (
+                    np.flatnonzero(own),
+                    Reason.of("own_station", station=station, threshold_s=threshold),
+                ),
+                (np.flatnonzero(~own), Reason.of("other_station", station=station)),
+            ]
+        else:
+            slow = Reason.of("own_station_too_slow", station=station, threshold_s=threshold)
+            groups = [(everyone, slow)]
+    else:
+        groups = [(everyone, Reason.of("by_travel_time"))]
+
+    # The first max(k, team size) of that order.
+    m = max(k, req.units)
+    shown: list[tuple[int, Reason]] = []
+    for idx, why in groups:
+        shown += [(i, why) for i in ranking.best(idx, m - len(shown))]
+
+    # The team: the first req.units, holding one of a required type if there is one.
+    team = [i for i, _ in shown[: req.units]]
+    shortfall = []
+    required = req.required_types
+    extra: list[tuple[int, Reason]] = []
+    if required and not any(scored[i].unit_type in required for i in team):
+        is_req = ranking.mask(lambda u: u.unit_type in required)
+        best_required = None
+        for idx, _ in groups:
+            found = ranking.best(idx[is_req[idx]], 1)
+            if found:
+                best_required = found[0]
+                break
+        if best_required is None:
+            shortfall.append(Reason.of("required_type_missing", unit_types=sorted(required)))
+        else:
+            team = [*team[: req.units - 1], best_required]
+            # A required-type unit picked for the team from further down must still be listed
+            # (with every unit further down that has the same id, in order, as before).
+            rid = scored[best_required].id
+            if rid not in {scored[i].id for i, _ in shown}:
+                for idx, why in groups:
+                    same = idx[ranking.mask(lambda u: u.id == rid)[idx]]
+                    extra += [(i, why) for i in ranking.best(same, len(same))]
+    if len(team) < req.units:
+        shortfall.append(Reason.of("team_short", needed=req.units, suitable=len(team)))
+    shown += extra
+    team_ids = [scored[i].id for i in team]
     if shortfall:
-        return result("short", shortfall, ranked, team)
-    if all(s.unit.position_stale for s, _ in ranked):
-        return result("all_stale", [Reason.of("all_candidates_stale")], ranked, team)
-    return result("ok", [], ranked, team)
+        return result("short", shortfall, shown, team_ids)
+    if all(scored[i].position_stale for i, _ in shown):
+        return result("all_stale", [Reason.of("all_candidates_stale")], shown, team_ids)
+    return result("ok", [], shown, team_ids)
 
 
-def _annotate(s: _Scored, why: Reason, req: Requirement) -> tuple[Reason, ...]:
+def _annotate(unit: UnitView, why: Reason, req: Requirement) -> tuple[Reason, ...]:
     notes = [why]
-    unit_type = s.unit.unit_type
+    unit_type = unit.unit_type
     if unit_type in req.preferred_types:
         notes.append(
             Reason.of("preferred_type", unit_type=unit_type, slack_s=round(req.prefer_slack_s))
         )
     if unit_type in req.required_types:
         notes.append(Reason.of("required_type", unit_type=unit_type))
-    if s.unit.position_stale:
+    if unit.position_stale:
         notes.append(Reason.of("position_stale"))
     return tuple(notes)

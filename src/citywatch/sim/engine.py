@@ -171,6 +171,7 @@ def simulate(
     version = [0] * len(units)
     off_pending = [False] * len(units)
     views: dict[int, UnitView] = {}
+    incident_views: dict[int, IncidentView] = {}
     patrolling: set[int] = set()
     index = {u.id: k for k, u in enumerate(units)}
 
@@ -213,8 +214,11 @@ def simulate(
     def set_view(k: int) -> None:
         u = units[k]
         loc = position[k]
+        x, y = lonlat[loc]
+        # The location id is the position key: the policy's travel calls index the matrices
+        # directly instead of mapping coordinates back to locations.
         views[k] = UnitView(
-            u.id, u.unit_type, u.mode, u.station, float(lonlat[loc, 0]), float(lonlat[loc, 1])
+            u.id, u.unit_type, u.mode, u.station, float(x), float(y), position_key=loc
         )
 
     def make_available(k: int, t: float) -> None:
@@ -251,15 +255,19 @@ def simulate(
             return False
         refresh_patrols(t)
         travel.factor = factor(t)
-        incident = IncidentView(
-            str(demand.id[i]),
-            str(demand.category[i]),
-            int(demand.priority[i]),
-            float(lonlat[inc_loc[i], 0]),
-            float(lonlat[inc_loc[i], 1]),
-            None if demand.station[i] is None else str(demand.station[i]),
-            place_kinds[i] if place_kinds is not None else frozenset(),
-        )
+        incident = incident_views.get(i)
+        if incident is None:  # built once while a queued call may be dispatched again
+            loc = int(inc_loc[i])
+            incident = incident_views[i] = IncidentView(
+                str(demand.id[i]),
+                str(demand.category[i]),
+                int(demand.priority[i]),
+                float(lonlat[loc, 0]),
+                float(lonlat[loc, 1]),
+                None if demand.station[i] is None else str(demand.station[i]),
+                place_kinds[i] if place_kinds is not None else frozenset(),
+                position_key=loc,
+            )
         rec = recommend(incident, list(views.values()), travel, policy, k=1, rules=rules)
         if rec_status[i] is None or needed[i] == 0:
             rec_status[i] = rec.status
@@ -298,10 +306,13 @@ def simulate(
             item = heapq.heappop(queue)
             i = item[2]
             if done[i]:
+                incident_views.pop(i, None)
                 continue
             dispatch(i, t)
             if (sent[i] < needed[i] or sent[i] == 0) and not done[i]:
                 keep.append(item)
+            else:
+                incident_views.pop(i, None)
         for item in keep:
             heapq.heappush(queue, item)
 
@@ -314,11 +325,12 @@ def simulate(
         if kind == _READY:
             t_ready[a] = t
             dispatch(a, t)
-            if sent[a] < max(needed[a], 1) and not done[a]:
-                if scenario.queue:
-                    waited[a] = True
-                    heapq.heappush(queue, (int(demand.priority[a]), t, a))
-                elif sent[a] == 0:
+            if sent[a] < max(needed[a], 1) and not done[a] and scenario.queue:
+                waited[a] = True
+                heapq.heappush(queue, (int(demand.priority[a]), t, a))
+            else:
+                incident_views.pop(a, None)  # kept only while the call waits in the queue
+                if sent[a] < max(needed[a], 1) and not done[a] and sent[a] == 0:
                     lost_reason[a] = "no unit available and no queue"
         elif kind == _ON_SCENE:
             if ver != version[a]:

@@ -133,7 +133,9 @@ class MatrixTravel:
     Points (posts, incident locations, patrol waypoints) are registered once with
     :meth:`register`, which snaps them for every mode like the Router does and returns location
     ids.  The object is a :class:`citywatch.dispatch.policy.TravelFn` (called with coordinates
-    by the dispatch policy) and also answers :meth:`between` for location ids directly.
+    by the dispatch policy), a :class:`~citywatch.dispatch.policy.KeyedTravel` (:meth:`by_key`:
+    location ids as position keys, no coordinate look-up) and also answers :meth:`between` for
+    location ids directly.
 
     Build with :meth:`from_router` (or :meth:`from_pack`).
     """
@@ -270,7 +272,20 @@ class MatrixTravel:
         """The :class:`~citywatch.dispatch.policy.TravelFn` protocol, for the dispatch policy."""
         src = self.register(sources)
         tgt = int(self.register(np.asarray(target))[0])
-        secs, metres = self.between(src, tgt, mode)
+        return self.by_key(src, mode, target, tgt, limit_s)
+
+    def by_key(
+        self,
+        keys: np.ndarray,
+        mode: str,
+        target: tuple[float, float],
+        target_key: Any,
+        limit_s: float | None,
+    ) -> tuple[FloatArray, FloatArray]:
+        """The :class:`~citywatch.dispatch.policy.KeyedTravel` protocol: the same answer as the
+        call with coordinates, for sources and target given by their location ids (the
+        ``position_key`` of the dispatch views); ``target`` is not looked at."""
+        secs, metres = self.between(keys, int(target_key), mode)
         if limit_s is not None:
             beyond = secs > limit_s
             secs = np.where(beyond, np.inf, secs)
