@@ -231,8 +231,7 @@ def simpy_run(prep: Any, x: Any, travel: Any) -> np.ndarray:
 
 def child(impl: str, days: float) -> None:
     from citywatch.routing import Router
-    from citywatch.sim.engine import simulate
-    from citywatch.sim.runner import draw_inputs
+    from citywatch.sim.runner import draw_inputs, simulate_inputs
 
     t0 = time.perf_counter()
     prep = prepared(days)
@@ -240,17 +239,7 @@ def child(impl: str, days: float) -> None:
     setup = time.perf_counter() - t0
     t0, c0 = time.perf_counter(), time.process_time()
     if impl == "citywatch":
-        res = simulate(
-            prep.scenario,
-            prep.fleet,
-            x.batch,
-            prep.policy,
-            prep.rules,
-            x.handling_s,
-            x.on_scene_s,
-            place_kinds=x.place_kinds,
-            hourly_factor=prep.hourly_factor,
-        )
+        res = simulate_inputs(prep, x)
         resp = res.incidents["response_s"].to_numpy(float)
     elif impl == "simpy-matrix":
         resp = simpy_run(prep, x, prep.fleet.travel)

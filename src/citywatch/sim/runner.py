@@ -43,6 +43,7 @@ __all__ = [
     "run_replication",
     "run_scenario",
     "scenario_policy",
+    "simulate_inputs",
 ]
 
 
@@ -207,9 +208,9 @@ def draw_inputs(prep: Prepared, rep: int, seed: int) -> Inputs:
     return Inputs(batch, handling, scene, _place_kinds(prep.pack, batch))
 
 
-def _run(prep: Prepared, rep: int, seed: int) -> RunResult:
-    x = draw_inputs(prep, rep, seed)
-    result = simulate(
+def simulate_inputs(prep: Prepared, x: Inputs) -> RunResult:
+    """Run the engine once on a prepared scenario and one replication's drawn inputs."""
+    return simulate(
         prep.scenario,
         prep.fleet,
         x.batch,
@@ -220,6 +221,10 @@ def _run(prep: Prepared, rep: int, seed: int) -> RunResult:
         place_kinds=x.place_kinds,
         hourly_factor=prep.hourly_factor,
     )
+
+
+def _run(prep: Prepared, rep: int, seed: int) -> RunResult:
+    result = simulate_inputs(prep, draw_inputs(prep, rep, seed))
     for frame in (result.incidents, result.assignments, result.units):
         frame.insert(0, "replication", rep)
     return result
