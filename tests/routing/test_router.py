@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from citywatch.city import load_pack
-from citywatch.city.network import RoadNetwork
+from citywatch.city.network import RoadNetwork, haversine_m
 from citywatch.errors import SnapError, ValidationError
 from citywatch.routing import MODES, Router
 from tests.routing.brute import brute_many_to_one, mode_digraph
@@ -182,3 +182,15 @@ def test_node_times_equal_networkx_both_ways(router: Router) -> None:
     far = max(paths, key=lambda n: want_to[n])
     metres = sum(graph[a][b]["metres"] for b, a in itertools.pairwise(paths[far]))
     assert to_m[far] == pytest.approx(metres, rel=1e-9)
+
+
+def test_route_path_follows_the_streets_it_is_timed_on() -> None:
+    # Manhattan's edges are straight segments whose length is the distance between their nodes,
+    # so the drawn path must measure exactly the route's metres.
+    router = Router.from_pack(load_pack("manhattan"))
+    for a, b in _random_points(router, 20, seed=21).reshape(10, 2, 2):
+        for mode in ("car", "foot"):
+            route = router.route(tuple(a), tuple(b), mode)  # type: ignore[arg-type]
+            xy = np.asarray(route.coords)
+            drawn = haversine_m(xy[:-1, 0], xy[:-1, 1], xy[1:, 0], xy[1:, 1]).sum()
+            assert drawn == pytest.approx(route.metres, rel=1e-6)

@@ -58,6 +58,17 @@ class TravelTimes:
 
 
 @dataclass(frozen=True)
+class _Tree:
+    """A shortest-path search from one snapped point: per node seconds, metres, the start row
+    that reached it first (-1 if none) and the predecessors of every start row."""
+
+    seconds: FloatArray
+    metres: FloatArray
+    row: IntArray
+    pred: IntArray
+
+
+@dataclass(frozen=True)
 class Route:
     """The fastest route between two points."""
 
@@ -212,24 +223,21 @@ class Router:
         self, target: tuple[float, float], mode: Mode = "car", limit_s: float | None = None
     ) -> tuple[FloatArray, FloatArray]:
         """Seconds and metres from every network node to ``target`` (``inf`` if unreachable)."""
-        g = self.graph(mode)
-        snap = self.snap(np.asarray(target), mode)
-        return self._node_costs(g, snap, 0, reverse=True, limit_s=limit_s)
+        tree = self._search(mode, self.snap(np.asarray(target), mode), True, limit_s)
+        return tree.seconds, tree.metres
 
     def node_times_from(
         self, origin: tuple[float, float], mode: Mode = "car", limit_s: float | None = None
     ) -> tuple[FloatArray, FloatArray]:
         """Seconds and metres from ``origin`` to every network node (``inf`` if unreachable)."""
-        g = self.graph(mode)
-        snap = self.snap(np.asarray(origin), mode)
-        return self._node_costs(g, snap, 0, reverse=False, limit_s=limit_s)
+        tree = self._search(mode, self.snap(np.asarray(origin), mode), False, limit_s)
+        return tree.seconds, tree.metres
 
-    def _node_costs(
-        self, g: ModeGraph, snap: Snap, i: int, *, reverse: bool, limit_s: float | None
-    ) -> tuple[FloatArray, FloatArray]:
+    def _search(self, mode: Mode, snap: Snap, reverse: bool, limit_s: float | None) -> _Tree:
         # Reverse search (to a point): enter its segment at a and drive g*fwd, or at b and drive
         # (1-g)*bwd.  Forward search (from a point): leave towards b or, if allowed, towards a.
-        seg, f = int(snap.segment[i]), float(snap.fraction[i])
+        g = self.graph(mode)
+        seg, f = int(snap.segment[0]), float(snap.fraction[0])
         a, b = int(g.seg_a[seg]), int(g.seg_b[seg])
         if reverse:
             raw = [
@@ -256,6 +264,7 @@ class Router:
         pred = np.atleast_2d(pred).astype(np.int64)
         best_s = np.full(g.n_nodes, np.inf)
         best_m = np.full(g.n_nodes, np.inf)
+        row = np.full(g.n_nodes, -1, dtype=np.int64)
         nodes = np.arange(g.n_nodes)
         for k, (_, off_s, off_m) in enumerate(entries):
             reached = np.isfinite(dist[k])
@@ -267,11 +276,12 @@ class Router:
             better = total_s < best_s
             best_s = np.where(better, total_s, best_s)
             best_m = np.where(better, along + off_m, best_m)
+            row = np.where(better, k, row)
         if limit_s is not None:
             beyond = best_s > limit_s
             best_s[beyond] = np.inf
             best_m[beyond] = np.inf
-        return best_s, best_m
+        return _Tree(best_s, best_m, row, pred)
 
     def many_to_one(
         self,
@@ -319,15 +329,31 @@ class Router:
         *,
         reverse: bool,
     ) -> TravelTimes:
-        g = self.graph(mode)
         pts = np.atleast_2d(np.asarray(others, dtype=np.float64))
         if pts.size == 0:
             empty = np.zeros(0)
             return TravelTimes(empty, empty, empty)
         anchor_snap = self.snap(np.asarray(anchor), mode)
-        node_s, node_m = self._node_costs(g, anchor_snap, 0, reverse=reverse, limit_s=limit_s)
+        tree = self._search(mode, anchor_snap, reverse, limit_s)
         s = self.snap(pts, mode)
-        seg, f = s.segment, s.fraction
+        secs, metres, _, _ = self._finish(mode, tree, anchor_snap, s, reverse, limit_s)
+        return TravelTimes(secs, metres, s.distance_m)
+
+    def _finish(
+        self,
+        mode: Mode,
+        tree: _Tree,
+        anchor: Snap,
+        others: Snap,
+        reverse: bool,
+        limit_s: float | None,
+    ) -> tuple[FloatArray, FloatArray, npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+        # From the anchor's search tree to each other point along its own segment: returns the
+        # seconds, metres, whether the point's segment is entered (or left) at its end a, and
+        # whether the trip runs straight along a segment shared with the anchor.
+        g = self.graph(mode)
+        node_s, node_m = tree.seconds, tree.metres
+        seg, f = others.segment, others.fraction
         a, b = g.seg_a[seg], g.seg_b[seg]
         fwd_s, bwd_s, fwd_m, bwd_m = (
             g.seg_fwd_s[seg],
@@ -345,7 +371,8 @@ class Router:
         secs = np.where(take_a, via_a[0], via_b[0])
         metres = np.where(take_a, via_a[1], via_b[1])
         # Both on the same segment: travel straight along it when the direction allows.
-        t_seg, t_f = int(anchor_snap.segment[0]), float(anchor_snap.fraction[0])
+        t_seg, t_f = int(anchor.segment[0]), float(anchor.fraction[0])
+        direct = np.zeros(len(f), dtype=bool)
         same = seg == t_seg
         if same.any():
             start = f if reverse else np.full(len(f), t_f)
@@ -353,14 +380,14 @@ class Router:
             ahead = end >= start
             direct_s = np.where(ahead, _part(end - start, fwd_s), _part(start - end, bwd_s))
             direct_m = np.where(ahead, _part(end - start, fwd_m), _part(start - end, bwd_m))
-            use = same & (direct_s < secs)
-            secs = np.where(use, direct_s, secs)
-            metres = np.where(use, direct_m, metres)
+            direct = same & (direct_s < secs)
+            secs = np.where(direct, direct_s, secs)
+            metres = np.where(direct, direct_m, metres)
         if limit_s is not None:
             beyond = secs > limit_s
             secs = np.where(beyond, np.inf, secs)
             metres = np.where(beyond, np.inf, metres)
-        return TravelTimes(np.asarray(secs), np.asarray(metres), s.distance_m)
+        return np.asarray(secs), np.asarray(metres), np.asarray(take_a), direct
 
     def matrix(
         self,
@@ -394,48 +421,26 @@ class Router:
         g = self.graph(mode)
         o = self.snap(np.asarray(origin), mode)
         d = self.snap(np.asarray(destination), mode)
-        res = self.one_to_many(origin, np.asarray([destination]), mode)
-        if not np.isfinite(res.seconds[0]):
+        tree = self._search(mode, o, False, None)
+        secs, metres, take_a, direct = self._finish(mode, tree, o, d, False, None)
+        if not np.isfinite(secs[0]):
             raise ValidationError(f"the destination cannot be reached from the origin by {mode}")
-        # Rebuild the node path: search forward from the origin's exits, pick the best exit/entry.
-        oseg, of = int(o.segment[0]), float(o.fraction[0])
-        dseg, df = int(d.segment[0]), float(d.fraction[0])
         coords = [(float(o.lon[0]), float(o.lat[0]))]
-        direct = oseg == dseg and (
-            (df >= of and np.isclose((df - of) * g.seg_fwd_s[oseg], res.seconds[0]))
-            or (df < of and np.isclose((of - df) * g.seg_bwd_s[oseg], res.seconds[0]))
-        )
-        if not direct:
-            exits = [(int(g.seg_b[oseg]), (1 - of) * g.seg_fwd_s[oseg])]
-            if np.isfinite(g.seg_bwd_s[oseg]):
-                exits.append((int(g.seg_a[oseg]), of * g.seg_bwd_s[oseg]))
-            entries = [(int(g.seg_a[dseg]), df * g.seg_fwd_s[dseg])]
-            if np.isfinite(g.seg_bwd_s[dseg]):
-                entries.append((int(g.seg_b[dseg]), (1 - df) * g.seg_bwd_s[dseg]))
-            dist, pred = dijkstra(
-                g.seconds, indices=[e[0] for e in exits], return_predecessors=True
-            )
-            dist = np.atleast_2d(dist)
-            pred = np.atleast_2d(pred)
-            best = min(
-                (
-                    (xo + dist[k, en] + eo, k, en)
-                    for k, (_, xo) in enumerate(exits)
-                    for en, eo in entries
-                ),
-                key=lambda t: t[0],
-            )
-            _, k, node = best
+        if not direct[0]:
+            # Walk the search tree back from the end of the destination's segment we enter by.
+            dseg = int(d.segment[0])
+            node = int(g.seg_a[dseg] if take_a[0] else g.seg_b[dseg])
+            pred = tree.pred[tree.row[node]]
             path = [node]
-            while pred[k, path[-1]] >= 0:
-                path.append(int(pred[k, path[-1]]))
+            while pred[path[-1]] >= 0:
+                path.append(int(pred[path[-1]]))
             path.reverse()
             lon, lat = self.network.lon, self.network.lat
             coords += [(float(lon[n]), float(lat[n])) for n in path]
         coords.append((float(d.lon[0]), float(d.lat[0])))
         return Route(
-            seconds=float(res.seconds[0]),
-            metres=float(res.metres[0]),
+            seconds=float(secs[0]),
+            metres=float(metres[0]),
             coords=coords,
             snap_distance_m=(float(o.distance_m[0]), float(d.distance_m[0])),
         )
