@@ -14,7 +14,6 @@ steps.  One-way streets hold for cars, motorcycles and bicycles, not for officer
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Literal
 
@@ -58,17 +57,18 @@ _FOOT_ONLY = {
 _NO_FOOT = {"motorway", "motorway_link", "trunk", "trunk_link"}
 _CAR_EXCLUDED_SERVICE = {"alley", "driveway", "parking_aisle", "emergency_access"}
 
-#: Default speed (km/h) per mode for an untagged way; ``None`` key is a way without ``highway``.
-DEFAULT_SPEEDS_KPH: dict[Mode, float] = {
-    "car": 30.0,
-    "motorcycle": 30.0,
-    "bicycle": 15.0,
-    "foot": 5.0,
-}
 _WALK_KPH = 5.0  # brisk walking officer (ITE/MUTCD planning speed 1.2-1.4 m/s)
 _STEPS_WALK_KPH = 2.5
 _BIKE_KPH = 15.0
 _NARROW_MOTORCYCLE_KPH = 15.0
+
+#: Default speed (km/h) per mode on a way without a ``highway`` tag (CSV networks).
+DEFAULT_SPEEDS_KPH: dict[Mode, float] = {
+    "car": 30.0,
+    "motorcycle": 30.0,
+    "bicycle": _BIKE_KPH,
+    "foot": _WALK_KPH,
+}
 
 
 def _text(values: pd.Series) -> npt.NDArray[np.object_]:
@@ -132,6 +132,5 @@ def edge_speeds_kph(
     if mode == "motorcycle":
         narrow = np.isin(highway, list(_NARROW_WAYS))
         speeds = np.where(narrow, np.minimum(speeds, _NARROW_MOTORCYCLE_KPH), speeds)
-    if not np.all(speeds > 0) or any(math.isnan(s) for s in speeds):
-        speeds = np.where(speeds > 0, speeds, default)
-    return np.asarray(speeds, dtype=np.float64)
+    # A tagged limit of 0 (or an unparsable one) must not stop travel: use the default instead.
+    return np.asarray(np.where(speeds > 0, speeds, default), dtype=np.float64)
