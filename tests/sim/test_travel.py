@@ -64,6 +64,21 @@ def test_same_segment_and_one_way_cases(
         assert backward > forward  # against a one-way street the car must go round
 
 
+def test_points_exactly_at_nodes_equal_the_router(
+    pack: CityPack, router: Router, car_travel: MatrixTravel
+) -> None:
+    # A unit parked exactly at a node snaps to fraction 0 or 1 of a segment; it may leave that
+    # node in any direction, even where its segment is one-way the other way (0 * inf is 0).
+    rng = np.random.default_rng(5)
+    nodes = rng.integers(0, len(pack.network.lon), 200)
+    sources = np.c_[pack.network.lon[nodes], pack.network.lat[nodes]]
+    for target in near_nodes(pack, rng, 10):
+        want = router.many_to_one(sources, (target[0], target[1]), "car")
+        secs, _ = car_travel(sources, "car", (target[0], target[1]), None)
+        np.testing.assert_array_equal(np.isfinite(secs), np.isfinite(want.seconds))
+        np.testing.assert_allclose(secs, want.seconds, rtol=1e-6, atol=1e-3)
+
+
 def test_matrix_travel_equals_networkx_brute_force(
     pack: CityPack, router: Router, car_travel: MatrixTravel
 ) -> None:

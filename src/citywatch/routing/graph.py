@@ -14,7 +14,7 @@ from citywatch.city.network import RoadNetwork
 from citywatch.errors import DataError
 from citywatch.routing.speeds import Mode, edge_speeds_kph, mode_allows
 
-__all__ = ["ModeGraph", "build_mode_graph"]
+__all__ = ["ModeGraph", "build_mode_graph", "part_cost", "segment_costs"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -145,3 +145,70 @@ def build_mode_graph(
         seg_lines=seg_lines,
         tree=shapely.STRtree(seg_lines),
     )
+
+
+def part_cost(fraction: npt.ArrayLike, cost: npt.ArrayLike) -> FloatArray:
+    """``fraction`` of an edge's ``cost``; zero when there is nothing to cover, even where the
+    direction is not allowed (``0 * inf``): a point exactly at a node is at that node."""
+    fraction = np.asarray(fraction, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        return np.where(fraction == 0.0, 0.0, fraction * np.asarray(cost, dtype=np.float64))
+
+
+def segment_costs(
+    g: ModeGraph,
+    segment: IntArray,
+    fraction: FloatArray,
+    at_a: tuple[FloatArray, FloatArray],
+    at_b: tuple[FloatArray, FloatArray],
+    anchor: tuple[int, float],
+    *,
+    reverse: bool,
+) -> tuple[FloatArray, FloatArray, npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+    """Trip costs between an anchor point and points on their own segments.
+
+    Parameters
+    ----------
+    g : ModeGraph
+        The mode's graph.
+    segment, fraction : ndarray
+        Each point's segment and fraction along it (from ``a`` to ``b``).
+    at_a, at_b : tuple of ndarray
+        Seconds and metres between the anchor and each point's segment end ``a`` (``b``):
+        from that end to the anchor when ``reverse``, from the anchor to it otherwise.
+    anchor : tuple of (int, float)
+        The anchor's own segment and fraction, for trips straight along a shared segment.
+    reverse : bool
+        True for trips from the points to the anchor, False for trips from the anchor.
+
+    Returns
+    -------
+    tuple
+        Seconds, metres, whether the trip uses the point's end ``a`` (rather than ``b``), and
+        whether it runs straight along the segment shared with the anchor.
+    """
+    f = fraction
+    fwd_s, bwd_s = g.seg_fwd_s[segment], g.seg_bwd_s[segment]
+    fwd_m, bwd_m = g.seg_fwd_m[segment], g.seg_bwd_m[segment]
+    if reverse:  # from the point to its segment's ends, then on to the anchor
+        via_b = part_cost(1 - f, fwd_s) + at_b[0], part_cost(1 - f, fwd_m) + at_b[1]
+        via_a = part_cost(f, bwd_s) + at_a[0], part_cost(f, bwd_m) + at_a[1]
+    else:  # from the anchor to the segment's ends, then along to the point
+        via_a = at_a[0] + part_cost(f, fwd_s), at_a[1] + part_cost(f, fwd_m)
+        via_b = at_b[0] + part_cost(1 - f, bwd_s), at_b[1] + part_cost(1 - f, bwd_m)
+    take_a = np.asarray(via_a[0] < via_b[0])
+    secs = np.where(take_a, via_a[0], via_b[0])
+    metres = np.where(take_a, via_a[1], via_b[1])
+    anchor_seg, anchor_f = anchor
+    direct = np.zeros(len(f), dtype=bool)
+    same = segment == anchor_seg
+    if same.any():
+        start = f if reverse else np.full(len(f), anchor_f)
+        end = np.full(len(f), anchor_f) if reverse else f
+        ahead = end >= start
+        direct_s = np.where(ahead, part_cost(end - start, fwd_s), part_cost(start - end, bwd_s))
+        direct_m = np.where(ahead, part_cost(end - start, fwd_m), part_cost(start - end, bwd_m))
+        direct = same & (direct_s < secs)
+        secs = np.where(direct, direct_s, secs)
+        metres = np.where(direct, direct_m, metres)
+    return np.asarray(secs), np.asarray(metres), take_a, direct

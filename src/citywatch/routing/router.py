@@ -22,7 +22,7 @@ from scipy.sparse.csgraph import dijkstra
 
 from citywatch.city.network import RoadNetwork
 from citywatch.errors import SnapError, ValidationError
-from citywatch.routing.graph import ModeGraph, build_mode_graph
+from citywatch.routing.graph import ModeGraph, build_mode_graph, part_cost, segment_costs
 from citywatch.routing.speeds import MODES, Mode
 
 if TYPE_CHECKING:
@@ -76,13 +76,6 @@ class Route:
     metres: float
     coords: list[tuple[float, float]]
     snap_distance_m: tuple[float, float]
-
-
-def _part(fraction: npt.ArrayLike, cost: npt.ArrayLike) -> FloatArray:
-    # A fraction of an edge's cost; no way to go (inf) costs nothing when there is nothing to cover.
-    fraction = np.asarray(fraction, dtype=np.float64)
-    with np.errstate(invalid="ignore"):
-        return np.where(fraction == 0.0, 0.0, fraction * np.asarray(cost, dtype=np.float64))
 
 
 def _metres_along_tree(
@@ -249,7 +242,7 @@ class Router:
                 (b, 1 - f, g.seg_fwd_s[seg], g.seg_fwd_m[seg]),
                 (a, f, g.seg_bwd_s[seg], g.seg_bwd_m[seg]),
             ]
-        entries = [(node, float(_part(x, s)), float(_part(x, m))) for node, x, s, m in raw]
+        entries = [(node, float(part_cost(x, s)), float(part_cost(x, m))) for node, x, s, m in raw]
         entries = [e for e in entries if np.isfinite(e[1])]
         matrix = g.seconds_rev if reverse else g.seconds
         metres_matrix = g.metres_rev if reverse else g.metres
@@ -352,42 +345,21 @@ class Router:
         # seconds, metres, whether the point's segment is entered (or left) at its end a, and
         # whether the trip runs straight along a segment shared with the anchor.
         g = self.graph(mode)
-        node_s, node_m = tree.seconds, tree.metres
-        seg, f = others.segment, others.fraction
-        a, b = g.seg_a[seg], g.seg_b[seg]
-        fwd_s, bwd_s, fwd_m, bwd_m = (
-            g.seg_fwd_s[seg],
-            g.seg_bwd_s[seg],
-            g.seg_fwd_m[seg],
-            g.seg_bwd_m[seg],
+        a, b = g.seg_a[others.segment], g.seg_b[others.segment]
+        secs, metres, take_a, direct = segment_costs(
+            g,
+            others.segment,
+            others.fraction,
+            (tree.seconds[a], tree.metres[a]),
+            (tree.seconds[b], tree.metres[b]),
+            (int(anchor.segment[0]), float(anchor.fraction[0])),
+            reverse=reverse,
         )
-        if reverse:  # from the point to its segment's ends, then on to the anchor
-            via_b = _part(1 - f, fwd_s) + node_s[b], _part(1 - f, fwd_m) + node_m[b]
-            via_a = _part(f, bwd_s) + node_s[a], _part(f, bwd_m) + node_m[a]
-        else:  # from the anchor to the segment's ends, then along to the point
-            via_a = node_s[a] + _part(f, fwd_s), node_m[a] + _part(f, fwd_m)
-            via_b = node_s[b] + _part(1 - f, bwd_s), node_m[b] + _part(1 - f, bwd_m)
-        take_a = via_a[0] < via_b[0]
-        secs = np.where(take_a, via_a[0], via_b[0])
-        metres = np.where(take_a, via_a[1], via_b[1])
-        # Both on the same segment: travel straight along it when the direction allows.
-        t_seg, t_f = int(anchor.segment[0]), float(anchor.fraction[0])
-        direct = np.zeros(len(f), dtype=bool)
-        same = seg == t_seg
-        if same.any():
-            start = f if reverse else np.full(len(f), t_f)
-            end = np.full(len(f), t_f) if reverse else f
-            ahead = end >= start
-            direct_s = np.where(ahead, _part(end - start, fwd_s), _part(start - end, bwd_s))
-            direct_m = np.where(ahead, _part(end - start, fwd_m), _part(start - end, bwd_m))
-            direct = same & (direct_s < secs)
-            secs = np.where(direct, direct_s, secs)
-            metres = np.where(direct, direct_m, metres)
         if limit_s is not None:
             beyond = secs > limit_s
             secs = np.where(beyond, np.inf, secs)
             metres = np.where(beyond, np.inf, metres)
-        return np.asarray(secs), np.asarray(metres), np.asarray(take_a), direct
+        return secs, metres, take_a, direct
 
     def matrix(
         self,

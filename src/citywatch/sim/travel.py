@@ -29,7 +29,7 @@ from scipy.sparse.csgraph import dijkstra
 
 from citywatch.errors import ValidationError
 from citywatch.routing import Router
-from citywatch.routing.graph import ModeGraph
+from citywatch.routing.graph import ModeGraph, part_cost, segment_costs
 
 __all__ = ["MatrixTravel", "cache_dir", "node_matrices"]
 
@@ -223,9 +223,8 @@ class MatrixTravel:
         tseg, tf = int(d.seg[target]), float(d.frac[target])
         ta, tb = int(g.seg_a[tseg]), int(g.seg_b[tseg])
         # Entering the target's segment at a, then driving forward; or at b, driving backward.
-        ea_s, ea_m = tf * g.seg_fwd_s[tseg], tf * g.seg_fwd_m[tseg]
-        with np.errstate(invalid="ignore"):  # 0 * inf: no way back along a one-way segment
-            eb_s, eb_m = (1 - tf) * g.seg_bwd_s[tseg], (1 - tf) * g.seg_bwd_m[tseg]
+        ea_s, ea_m = part_cost(tf, g.seg_fwd_s[tseg]), part_cost(tf, g.seg_fwd_m[tseg])
+        eb_s, eb_m = part_cost(1 - tf, g.seg_bwd_s[tseg]), part_cost(1 - tf, g.seg_bwd_m[tseg])
 
         def to_target(nodes: IntArray) -> tuple[FloatArray, FloatArray]:
             via_a = d.seconds[ta, nodes].astype(np.float64) + ea_s
@@ -239,31 +238,15 @@ class MatrixTravel:
             )
             return secs, metres
 
-        a, b = g.seg_a[seg], g.seg_b[seg]
-        nb_s, nb_m = to_target(b)
-        na_s, na_m = to_target(a)
-        fwd_s, bwd_s, fwd_m, bwd_m = (
-            g.seg_fwd_s[seg],
-            g.seg_bwd_s[seg],
-            g.seg_fwd_m[seg],
-            g.seg_bwd_m[seg],
+        secs, metres, _, _ = segment_costs(
+            g,
+            seg,
+            f,
+            to_target(g.seg_a[seg]),
+            to_target(g.seg_b[seg]),
+            (tseg, tf),
+            reverse=True,
         )
-        with np.errstate(invalid="ignore"):  # inf * 0 where a one-way segment has no back way
-            vb_s, vb_m = (1 - f) * fwd_s + nb_s, (1 - f) * fwd_m + nb_m
-            va_s, va_m = f * bwd_s + na_s, f * bwd_m + na_m
-        va_s = np.where(np.isnan(va_s), np.inf, va_s)
-        take_a = va_s < vb_s
-        secs = np.where(take_a, va_s, vb_s)
-        metres = np.where(take_a, va_m, vb_m)
-        same = seg == tseg
-        if same.any():
-            ahead = tf >= f
-            with np.errstate(invalid="ignore"):
-                direct_s = np.where(ahead, (tf - f) * fwd_s, (f - tf) * bwd_s)
-                direct_m = np.where(ahead, (tf - f) * fwd_m, (f - tf) * bwd_m)
-            use = same & (direct_s < secs)
-            secs = np.where(use, direct_s, secs)
-            metres = np.where(use, direct_m, metres)
         return secs * self.factor, metres
 
     def __call__(
