@@ -11,6 +11,7 @@ from typing import Annotated, Any, TypeVar
 import pandas as pd
 import typer
 
+from citywatch.analytics.cli_nearrepeat import knox_command, near_repeat_command
 from citywatch.analytics.compare import clearance, compare
 from citywatch.analytics.profile import profile
 from citywatch.analytics.quiet import quiet_days
@@ -447,3 +448,7 @@ def compstat_command(
         return
     console.print(f"Wrote {out}", markup=False, highlight=False)
     _print_notes(report.notes)
+
+
+stats_app.command("near-repeat")(near_repeat_command)
+stats_app.command("knox")(knox_command)
