@@ -113,8 +113,12 @@ def pairs_closer_in_time(
     ts = np.sort(np.asarray(t))
     first_after = np.arange(1, len(ts) + 1)
     side: Literal["left", "right"] = "right" if inclusive else "left"
+    # clipped: for a strict limit of 0 the ties before each event would count negatively
     return np.array(
-        [int((np.searchsorted(ts, ts + limit, side=side) - first_after).sum()) for limit in limits],
+        [
+            int(np.maximum(np.searchsorted(ts, ts + limit, side=side) - first_after, 0).sum())
+            for limit in limits
+        ],
         dtype=np.int64,
     )
 
