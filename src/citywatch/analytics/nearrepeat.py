@@ -221,21 +221,31 @@ def near_repeat(
     row = np.where(near.distance == 0, 0, np.searchsorted(edges, near.distance, side="right") + 1)
     keep = row <= bands.spatial_bands
     i, j = near.i[keep], near.j[keep]
-    cell_base = (row[keep] * n_cols).astype(np.int64)
+    cell_base = (row[keep] * n_cols).astype(np.intp)
     n = len(t)
     n_pairs = n * (n - 1) // 2
     limits = bands.temporal_band * np.arange(1, bands.temporal_bands + 1)
     cumulative = pairs_closer_in_time(t, limits, inclusive=False)
     column_totals = np.diff(np.concatenate([[0], cumulative, [n_pairs]]))
+    # per permutation only the close pairs are re-binned, in place, in 32 bits where the dates
+    # fit: days apart, capped at the last band, then a look-up of the column
+    span = int(t.max() - t.min())
+    rel = (t - t.min()).astype(np.int32 if span < 2**31 else np.int64)
+    cap = bands.temporal_band * bands.temporal_bands
+    column_of = np.minimum(np.arange(cap + 1) // bands.temporal_band, bands.temporal_bands)
 
-    def table(tp: NDArray[np.int64]) -> NDArray[np.int64]:
-        column = np.minimum(np.abs(tp[i] - tp[j]) // bands.temporal_band, bands.temporal_bands)
-        close = np.bincount(cell_base + column, minlength=(n_rows - 1) * n_cols)
-        close = close.reshape(n_rows - 1, n_cols)
+    def table(tp: NDArray[np.signedinteger[Any]]) -> NDArray[np.int64]:
+        apart = tp[i]
+        apart -= tp[j]
+        np.abs(apart, out=apart)
+        np.minimum(apart, cap, out=apart)
+        cell = column_of[apart]
+        cell += cell_base
+        close = np.bincount(cell, minlength=(n_rows - 1) * n_cols).reshape(n_rows - 1, n_cols)
         return np.vstack([close, column_totals - close.sum(axis=0)])
 
-    observed = table(t)
-    permuted = np.stack([table(tp) for tp in permutations(t, iterations, seed, on_progress)])
+    observed = table(rel)
+    permuted = np.stack([table(tp) for tp in permutations(rel, iterations, seed, on_progress)])
     return NearRepeatResult(
         bands=bands,
         metric=metric,
