@@ -114,9 +114,13 @@ def test_clear_errors_and_skipped_rows(tmp_path: Path, capsys: pytest.CaptureFix
     assert "skipped 2 row(s)" in err and "first: line 4" in err
     code, _, err = run(["stats", "near-repeat", str(path), "--date", "when", *BANDS], capsys)
     assert code == 1 and "Error:" in err and "no column(s) when" in err
-    code, _, err = run(["stats", "near-repeat", str(path), "--distance", "chebyshev"], capsys)
+    code, _, err = run(
+        ["stats", "near-repeat", str(path), *BANDS, "--distance", "chebyshev"], capsys
+    )
     assert code == 1 and "Error: unknown distance" in err
-    code, _, err = run(["stats", "near-repeat", str(path), "--db", "sqlite://"], capsys)
+    code, _, err = run(["stats", "near-repeat", *BANDS], capsys)
+    assert code == 1 and "Error: give a CSV FILE, or read the store" in err
+    code, _, err = run(["stats", "near-repeat", str(path), *BANDS, "--db", "sqlite://"], capsys)
     assert code == 1 and "either FILE or --db" in err
     code, _, err = run(["stats", "knox", str(tmp_path / "missing.csv")], capsys)
     assert code == 1 and "Error: cannot read" in err

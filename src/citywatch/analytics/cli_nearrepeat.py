@@ -329,33 +329,50 @@ Seed = Annotated[int | None, typer.Option("--seed", help="Seed of the permutatio
 Json = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
 
 
-def _events(
+def _read_events(
     file: Path | None,
     db: str | None,
-    *,
-    x: str,
-    y: str,
-    time: str,
-    store: dict[str, Any],
+    store: tuple[list[str] | None, datetime | None, datetime | None, str | None],
+    place: tuple[str | None, str | None],
     **csv: Any,
 ) -> Events:
-    if file is None:
-        return read_events_db(db, **store)
-    if db is not None:
+    """Events of FILE, else of the store.
+
+    ``store`` is (categories, from, to, time zone), ``place`` is (crs, city pack).
+    """
+    categories, start, end, tz = store
+    crs, city = place
+    if file is not None and db is not None:
         raise ValidationError("give either FILE or --db, not both", field="db")
-    return read_events_csv(file, x=x, y=y, time=time, city=store["city"], crs=store["crs"], **csv)
+    if file is None and crs is None and city is None:
+        raise ValidationError(
+            "give a CSV FILE, or read the store with --city (or --crs and --tz)", field="file"
+        )
+    with progress() as bar:
+        bar.add_task("Reading events", total=None)
+        if file is not None:
+            return read_events_csv(file, crs=crs, city=city, **csv)
+        return read_events_db(
+            db,
+            categories=categories,
+            start=start.date() if start else None,
+            end=end.date() if end else None,
+            crs=crs,
+            city=city,
+            tz=tz,
+        )
 
 
 def near_repeat_command(
-    file: InFile = None,
     spatial_band: Annotated[
         float, typer.Option("--spatial-band", help="Width of a spatial band, metres.")
-    ] = 100.0,
-    spatial_bands: Annotated[int, typer.Option("--spatial-bands", help="Spatial bands.")] = 3,
+    ],
+    spatial_bands: Annotated[int, typer.Option("--spatial-bands", help="Spatial bands.")],
     temporal_band: Annotated[
-        int, typer.Option("--temporal-band", help="Width of a temporal band, days.")
-    ] = 7,
-    temporal_bands: Annotated[int, typer.Option("--temporal-bands", help="Temporal bands.")] = 2,
+        int, typer.Option("--temporal-band", help="Width of a temporal band, whole days.")
+    ],
+    temporal_bands: Annotated[int, typer.Option("--temporal-bands", help="Temporal bands.")],
+    file: InFile = None,
     distance: Distance = "euclidean",
     iterations: Iterations = 999,
     seed: Seed = None,
@@ -383,27 +400,18 @@ def near_repeat_command(
     """Near-repeat Knox table (Near Repeat Calculator bands) with a permutation test."""
     bands = Bands(spatial_band, spatial_bands, temporal_band, temporal_bands)
     metric = _metric(distance)
-    store = {
-        "categories": category,
-        "start": start.date() if start else None,
-        "end": end.date() if end else None,
-        "crs": crs,
-        "city": city,
-        "tz": tz,
-    }
-    with progress() as bar:
-        bar.add_task("Reading events", total=None)
-        events = _events(
-            file,
-            db,
-            x=x,
-            y=y,
-            time=date_column,
-            store=store,
-            no_header=no_header,
-            date_format=date_format,
-            lonlat=lonlat,
-        )
+    events = _read_events(
+        file,
+        db,
+        (category, start, end, tz),
+        (crs, city),
+        x=x,
+        y=y,
+        time=date_column,
+        no_header=no_header,
+        date_format=date_format,
+        lonlat=lonlat,
+    )
     with _permutation_bar(iterations) as on_progress:
         result = near_repeat(
             events.xy,
@@ -455,28 +463,19 @@ def knox_command(
     json: Json = False,
 ) -> None:
     """Knox test at one distance and one time threshold (Poisson and permutation p-values)."""
-    store = {
-        "categories": category,
-        "start": start.date() if start else None,
-        "end": end.date() if end else None,
-        "crs": crs,
-        "city": city,
-        "tz": tz,
-    }
-    with progress() as bar:
-        bar.add_task("Reading events", total=None)
-        events = _events(
-            file,
-            db,
-            x=x,
-            y=y,
-            time=time,
-            store=store,
-            no_header=no_header,
-            time_unit=time_unit,
-            date_format=date_format,
-            lonlat=lonlat,
-        )
+    events = _read_events(
+        file,
+        db,
+        (category, start, end, tz),
+        (crs, city),
+        x=x,
+        y=y,
+        time=time,
+        no_header=no_header,
+        time_unit=time_unit,
+        date_format=date_format,
+        lonlat=lonlat,
+    )
     with _permutation_bar(iterations) as on_progress:
         result = knox(
             events.xy,
