@@ -115,7 +115,7 @@ def test_table_equals_brute_force_on_real_events(metric: str) -> None:
     xy, days = nrc.year(2015)
     xy, days = xy[:1500], days[:1500]
     bands = Bands(spatial_band=150, spatial_bands=4, temporal_band=3, temporal_bands=3)
-    result = near_repeat(xy, days, bands, metric=metric, iterations=5, seed=3)  # type: ignore[arg-type]
+    result = near_repeat(xy, days, bands, metric=metric, iterations=5, seed=3)
     np.testing.assert_array_equal(result.observed, brute_force(xy, days, bands, metric))
     assert result.observed.sum() == result.pairs
 
@@ -159,6 +159,6 @@ def test_invalid_input_is_refused() -> None:
     with pytest.raises(ValidationError, match="finite"):
         near_repeat(np.array([[0, np.nan], [1, 1]]), np.array([0, 1]), Bands(100, 1, 1, 1))
     with pytest.raises(ValidationError, match="unknown distance"):
-        near_repeat(xy, np.arange(3), Bands(100, 1, 1, 1), metric="chebyshev")  # type: ignore[arg-type]
+        near_repeat(xy, np.arange(3), Bands(100, 1, 1, 1), metric="chebyshev")
     with pytest.raises(ValidationError, match="at least one iteration"):
         near_repeat(xy, np.arange(3), Bands(100, 1, 1, 1), iterations=0)

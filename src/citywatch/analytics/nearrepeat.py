@@ -222,6 +222,7 @@ def near_repeat(
     keep = row <= bands.spatial_bands
     i, j = near.i[keep], near.j[keep]
     cell_base = (row[keep] * n_cols).astype(np.intp)
+    del near, row, keep  # only the close pairs' indices stay alive over the permutations
     n = len(t)
     n_pairs = n * (n - 1) // 2
     limits = bands.temporal_band * np.arange(1, bands.temporal_bands + 1)
