@@ -162,3 +162,14 @@ def test_invalid_input_is_refused() -> None:
         near_repeat(xy, np.arange(3), Bands(100, 1, 1, 1), metric="chebyshev")
     with pytest.raises(ValidationError, match="at least one iteration"):
         near_repeat(xy, np.arange(3), Bands(100, 1, 1, 1), iterations=0)
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "manhattan"])
+def test_pairs_exactly_on_band_edges(metric: str) -> None:
+    """Grid points 30-40-50 m apart put many pairs exactly on the 50 m edges and at distance 0."""
+    rng = np.random.default_rng(9)
+    xy = rng.integers(0, 12, size=(600, 2)) * np.array([30.0, 40.0])
+    days = rng.integers(0, 40, size=600)
+    bands = Bands(spatial_band=50, spatial_bands=5, temporal_band=3, temporal_bands=4)
+    result = near_repeat(xy, days, bands, metric=metric, iterations=3, seed=0)
+    np.testing.assert_array_equal(result.observed, brute_force(xy, days, bands, metric))
