@@ -217,7 +217,7 @@ def near_repeat(
     reach = bands.spatial_band * bands.spatial_bands
     near = spatial_pairs(xy, reach, metric)
     edges = bands.spatial_band * np.arange(1, bands.spatial_bands + 1)
-    # row 0 = same location; band k (1-based) = edges[k-2] <= d < edges[k-1]
+    # row 0: d == 0; row k >= 1: (k - 1) M <= d < k M (searchsorted counts the edges <= d)
     row = np.where(near.distance == 0, 0, np.searchsorted(edges, near.distance, side="right") + 1)
     keep = row <= bands.spatial_bands
     i, j = near.i[keep], near.j[keep]
