@@ -350,7 +350,7 @@ _RULE_TAGS = ("highway", "service", "name")
 
 def _apply_tag_rules(
     edges: pd.DataFrame, rules: Sequence[Mapping[str, Any]], where: Path
-) -> dict[str, pd.Series]:
+) -> dict[str, pd.Series | None]:
     """OSM-style ``highway``/``service``/``name`` per edge from a CSV's own columns.
 
     Each rule is ``{tag, column, map?, default?}``: the tag takes the column's value (through
@@ -377,7 +377,8 @@ def _apply_tag_rules(
         if "default" in rule:
             current = current.where(current.notna(), str(rule["default"]))
         tags[tag] = current
-    return tags
+    # An all-empty tag stays a column of None (not float NaN) through Parquet, as before.
+    return {t: v.where(v.notna(), None) if v.notna().any() else None for t, v in tags.items()}
 
 
 _ONEWAY_YES = {"yes", "true", "1"}
