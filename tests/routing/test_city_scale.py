@@ -29,7 +29,7 @@ def _router(name: str) -> Router:
 @cache
 def _nx(name: str, mode: str) -> tuple[nx.DiGraph, np.ndarray]:
     g = _router(name).graph(mode)  # type: ignore[arg-type]
-    coo, met = g.seconds.tocoo(), g.metres.tocsr()
+    coo = g.seconds.tocoo()
     graph = nx.DiGraph()
     graph.add_weighted_edges_from(
         zip(coo.row.tolist(), coo.col.tolist(), coo.data.tolist(), strict=True), weight="s"

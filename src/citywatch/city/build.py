@@ -418,7 +418,7 @@ def _osm_centre(path: Path) -> tuple[float, float]:
     lonlat = []
     try:
         for node in osmium.FileProcessor(str(path), osmium.osm.NODE):
-            if node.location.valid():
+            if isinstance(node, osmium.osm.Node) and node.location.valid():
                 lonlat.append((node.location.lon, node.location.lat))
             if len(lonlat) >= _CENTRE_SAMPLE:
                 break

@@ -154,7 +154,7 @@ def places_import(
         kind=kind,
         id_field=id_field,
         name_field=name_field,
-        system=source_crs,  # type: ignore[arg-type]
+        system=source_crs,
     )
     total = import_places(folder, places)
     result = {"pack": str(folder), "imported": len(places), "places": total}

@@ -40,11 +40,12 @@ def _tagged(path: Path, keys: set[str]) -> Iterator[tuple[str, dict[str, str], A
             .with_filter(osmium.filter.KeyFilter(*keys))
         )
         for obj in processor:
-            if obj.is_node():
+            geometry: Any
+            if isinstance(obj, osmium.osm.Node):
                 if not obj.location.valid():
                     continue
                 oid, geometry = f"n{obj.id}", shapely.Point(obj.location.lon, obj.location.lat)
-            elif obj.is_area():
+            elif isinstance(obj, osmium.osm.Area):
                 try:
                     geometry = shapely.from_wkb(wkb.create_multipolygon(obj))
                 except RuntimeError:  # a broken multipolygon in the source: skip it

@@ -62,7 +62,8 @@ def _points(spec: dict[str, Any], path: Path) -> list[tuple[dict[str, Any], floa
         lon, lat = spec.get("lon", "lon"), spec.get("lat", "lat")
         if lon not in frame or lat not in frame:
             raise DataError(f"stations {path} lacks the coordinate columns {lon!r}, {lat!r}")
-        return [(r, float(r[lon]), float(r[lat])) for r in frame.to_dict("records")]
+        records = [{str(k): v for k, v in r.items()} for r in frame.to_dict("records")]
+        return [(r, float(r[lon]), float(r[lat])) for r in records]
     doc = read_json(path)
     if not isinstance(doc, dict) or "features" not in doc:
         raise DataError(f"stations {path} is not a GeoJSON FeatureCollection")
