@@ -158,8 +158,11 @@ def bench_scale(pack_name: str) -> list[tuple[str, int, str, dict[str, float]]]:
             mode = rules.mode_of(str(t))
             k = int(nodes[mode][rng.integers(len(nodes[mode]))])
             units.append(UnitView(f"u{i}", str(t), mode, None, float(lon[k]), float(lat[k])))
-        car = nodes["car"]
-        targets = car[rng.integers(0, len(car), SCALE_QUERIES)]
+        # Incidents at nodes every mode can reach (a motorway node is off the foot network).
+        common = nodes["car"]
+        for m in MODES:
+            common = np.intersect1d(common, nodes[m])
+        targets = common[rng.integers(0, len(common), SCALE_QUERIES)]
         incidents = [
             IncidentView(f"i{j}", "theft", 3, float(lon[k]), float(lat[k]))
             for j, k in enumerate(targets)
