@@ -1,4 +1,6 @@
-"""Many-to-one travel times: 400 units to one incident, CityWatch Router vs networkx.
+"""Many-to-one travel times (400 units to one incident, Router vs networkx), and the City-scale
+recommendation benchmark: ``recommend()`` with 400 and 2,000 units of 4 modes on Manhattan,
+Baltimore and Heidelberg, against networkx and scipy's bounded search in the same run.
 
 Run: ``.venv/bin/python benchmarks/bench_routing.py`` (or ``make bench``).  The baseline is the
 straightforward networkx approach on the same weights: a Dijkstra search from the incident's
@@ -9,8 +11,11 @@ units stand still between AVL reports; the "cold" row re-snaps all 400 units on 
 
 from __future__ import annotations
 
+import resource
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import networkx as nx
 import numpy as np
@@ -19,7 +24,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, summary_ms, timings
 
 from citywatch.city import load_pack
-from citywatch.routing import Router
+from citywatch.dispatch.policy import (
+    IncidentView,
+    UnitView,
+    load_requirements,
+    nearest,
+    recommend,
+    router_travel,
+)
+from citywatch.routing import MODES, Router
 
 UNITS = 400
 QUERIES = 200
@@ -75,8 +88,129 @@ def bench(pack_name: str) -> list[tuple[str, str, dict[str, float]]]:
     ]
 
 
+SCALE_PACKS = ("manhattan", "baltimore", "heidelberg")
+SCALE_QUERIES = 40
+BASELINE_QUERIES = 5
+MIX = {"patrol_car": 0.55, "motorcycle": 0.15, "foot": 0.2, "bicycle": 0.1}
+
+
+def _scipy_bounded(router: Router, limit_s: float = 900.0) -> Any:
+    """Baseline TravelFn: scipy Dijkstra from the incident's nearest node, bounded, node to node."""
+    from scipy.sparse.csgraph import dijkstra
+    from scipy.spatial import cKDTree
+
+    lon, lat = router.network.lon, router.network.lat
+    scale = np.cos(np.radians(float(np.mean(lat))))
+    tree = cKDTree(np.column_stack([lon * scale, lat]))
+
+    def travel(sources: np.ndarray, mode: str, target: tuple[float, float], limit: Any) -> Any:
+        _, src = tree.query(np.column_stack([sources[:, 0] * scale, sources[:, 1]]))
+        _, dst = tree.query([target[0] * scale, target[1]])
+        g = router.graph(mode)  # type: ignore[arg-type]
+        dist = dijkstra(g.seconds_rev, indices=int(dst), limit=limit_s if limit is None else limit)
+        return dist[src], dist[src]
+
+    return travel
+
+
+def _networkx(router: Router) -> Any:
+    """Baseline TravelFn: networkx Dijkstra (reversed graph) from the nearest node, unbounded."""
+    from scipy.spatial import cKDTree
+
+    lon, lat = router.network.lon, router.network.lat
+    scale = np.cos(np.radians(float(np.mean(lat))))
+    tree = cKDTree(np.column_stack([lon * scale, lat]))
+    graphs: dict[str, nx.DiGraph] = {}
+
+    def travel(sources: np.ndarray, mode: str, target: tuple[float, float], limit: Any) -> Any:
+        if mode not in graphs:
+            coo = router.graph(mode).seconds.tocoo()  # type: ignore[arg-type]
+            graphs[mode] = nx.DiGraph()
+            graphs[mode].add_weighted_edges_from(
+                zip(coo.col.tolist(), coo.row.tolist(), coo.data.tolist(), strict=True)
+            )
+        _, src = tree.query(np.column_stack([sources[:, 0] * scale, sources[:, 1]]))
+        _, dst = tree.query([target[0] * scale, target[1]])
+        if int(dst) not in graphs[mode]:
+            return np.full(len(src), np.inf), np.full(len(src), np.inf)
+        dist = nx.single_source_dijkstra_path_length(graphs[mode], int(dst), cutoff=limit)
+        secs = np.array([dist.get(int(n), np.inf) for n in src])
+        return secs, secs
+
+    return travel
+
+
+def bench_scale(pack_name: str) -> list[tuple[str, int, str, dict[str, float]]]:
+    """recommend() with 400 and 2,000 units of four modes; Router vs the baselines."""
+    pack = load_pack(pack_name)
+    router = Router.from_pack(pack)
+    rules = load_requirements()
+    rng = np.random.default_rng(7)
+    nodes = {
+        m: np.unique(np.concatenate([router.graph(m).seg_a, router.graph(m).seg_b])) for m in MODES
+    }
+    lon, lat = router.network.lon, router.network.lat
+    rows = []
+    for n_units in (400, 2000):
+        types = rng.choice(list(MIX), size=n_units, p=list(MIX.values()))
+        units = []
+        for i, t in enumerate(types):
+            mode = rules.mode_of(str(t))
+            k = int(nodes[mode][rng.integers(len(nodes[mode]))])
+            units.append(UnitView(f"u{i}", str(t), mode, None, float(lon[k]), float(lat[k])))
+        # Incidents at nodes every mode can reach (a motorway node is off the foot network).
+        common = nodes["car"]
+        for m in MODES:
+            common = np.intersect1d(common, nodes[m])
+        targets = common[rng.integers(0, len(common), SCALE_QUERIES)]
+        incidents = [
+            IncidentView(f"i{j}", "theft", 3, float(lon[k]), float(lat[k]))
+            for j, k in enumerate(targets)
+        ]
+        for label, travel, queries in [
+            (
+                "recommend() + Router (exact, bounded, edge-snapped)",
+                router_travel(router),
+                SCALE_QUERIES,
+            ),
+            (
+                "recommend() + scipy dijkstra, 900 s bound (nodes)",
+                _scipy_bounded(router),
+                SCALE_QUERIES,
+            ),
+            ("recommend() + networkx dijkstra (nodes)", _networkx(router), BASELINE_QUERIES),
+        ]:
+            it = iter(range(10**9))
+            cpu = time.process_time()
+            samples = timings(
+                lambda t=travel, it=it, inc=incidents, us=units: recommend(
+                    inc[next(it) % len(inc)], us, t, nearest(), k=5
+                ),
+                queries,
+            )
+            stats = summary_ms(samples)
+            stats["cpu_s"] = time.process_time() - cpu
+            stats["peak_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            rows.append((pack_name, n_units, label, stats))
+    return rows
+
+
 def main() -> None:
     print(f"Machine: {machine()}")
+    print(
+        "\nRecommendation, 4 modes (55 % cars, 15 % motorcycles, 20 % foot, 10 % bicycles), k = 5"
+    )
+    print("| pack | nodes | units | method | p50 ms | p99 ms | CPU s | peak MiB |")
+    print("|---|---|---|---|---|---|---|---|")
+    for pack in SCALE_PACKS:
+        nodes = len(load_pack(pack).network.nodes)
+        for name, units, method, s in bench_scale(pack):
+            print(
+                f"| {name} | {nodes:,} | {units:,} | {method} | {s['p50_ms']:.2f} | "
+                f"{s['p99_ms']:.2f} | {s['cpu_s']:.2f} | {s['peak_mib']:.0f} |",
+                flush=True,
+            )
+    print()
     print(f"Many-to-one, {UNITS} units -> 1 incident, car, {QUERIES} random incidents\n")
     print("| pack | method | p50 ms | p99 ms | mean ms |\n|---|---|---|---|---|")
     for pack in ("manhattan", "shenzhen"):

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import citywatch.dispatch.policy as policy_module
 from citywatch.dispatch.policy import (
     IncidentView,
     Policy,
@@ -119,7 +120,10 @@ def test_nearest_equals_brute_force(seed: int) -> None:
     for u in units:
         if u.status == "available":
             per_mode[u.mode] = per_mode.get(u.mode, 0) + 1
-    assert sorted(travel.calls) == sorted(per_mode.items())
+    # Each round of the bounded search asks every mode once with all its units.
+    rounds = len(travel.calls) // len(per_mode)
+    assert 1 <= rounds <= len(policy_module.SEARCH_LIMITS_S)
+    assert sorted(travel.calls) == sorted(list(per_mode.items()) * rounds)
 
 
 def test_straight_line_nearest_across_river_loses() -> None:
@@ -520,9 +524,42 @@ def test_keyed_travel_used_only_when_every_key_is_known() -> None:
     keyed = KeyedFake(pts)
     plain = recommend(inc, units, FakeTravel(), nearest(), k=5)
     assert recommend(inc, units, keyed, nearest(), k=5) == plain
-    assert keyed.keyed == 1 and keyed.calls == [("car", 40)]
+    rounds = keyed.keyed  # one keyed call per round of the bounded search
+    assert rounds >= 1 and keyed.calls == [("car", 40)] * rounds
     # one unit without a key, or an incident without one: the coordinates are used
     units[7] = car(7, None)
     assert recommend(inc, units, keyed, nearest(), k=5) == plain
     assert recommend(IncidentView("i", "theft", 3, x, y), units, keyed, nearest(), k=5) == plain
-    assert keyed.keyed == 1
+    assert keyed.keyed == rounds
+
+
+def _unbounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(policy_module, "SEARCH_LIMITS_S", (None,))
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_bounded_search_equals_unbounded(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The default search limits (widened only when the units reached cannot hold the answer)
+    # give exactly the unbounded recommendation, for every policy, requirement and fleet size.
+    rng = np.random.default_rng(seed)
+    units = random_units(rng, int(rng.choice([3, 12, 60, 200])))
+    inc = incident(
+        float(rng.random()),
+        float(rng.random() * 0.2 - 0.1),
+        category=str(rng.choice(["theft", "robbery", "shooting", "assault"])),
+        priority=int(rng.integers(1, 6)),
+        station=str(rng.integers(3)),
+        place_kinds=[frozenset(), frozenset({"market"}), frozenset({"urban_village"})][
+            int(rng.integers(3))
+        ],
+    )
+    pol = [nearest(), station_first(float(rng.choice([120.0, 300.0, 2000.0])))][
+        int(rng.integers(2))
+    ]
+    k = int(rng.integers(1, 8))
+    bounded = FakeTravel()
+    got = recommend(inc, units, bounded, pol, k=k)
+    with monkeypatch.context() as m:
+        _unbounded(m)
+        want = recommend(inc, units, FakeTravel(), pol, k=k)
+    assert got == want

@@ -9,7 +9,6 @@ See ``docs/city-packs.md`` for the spec reference.
 
 from __future__ import annotations
 
-import json
 import re
 import string
 import tomllib
@@ -23,13 +22,17 @@ from pyproj import Transformer
 from scipy.cluster.vq import kmeans2
 from shapely.geometry import shape
 
-from citywatch.city.coords import CoordinateSystem, to_wgs84
+from citywatch.city.coords import CoordinateSystem
 from citywatch.city.network import RoadNetwork, read_edge_csv, read_graphml, read_osm
+from citywatch.city.osm import read_osm_places, read_osm_stations
 from citywatch.city.pack import LEVELS, Jurisdiction, Place, Station, repo_root, write_pack
-from citywatch.console import progress
+from citywatch.city.places import read_json, read_place_file, to_wgs
+from citywatch.city.spec import check_timezone, utm_crs, validate_spec
+from citywatch.city.stations import check_near_network, fill_stations, read_station_file, template
+from citywatch.console import err_console, progress
 from citywatch.errors import DataError
 
-__all__ = ["BUNDLED", "build_bundled", "build_pack", "data_dir"]
+__all__ = ["BUNDLED", "build_bundled", "build_from_spec", "build_pack", "data_dir", "osm_spec"]
 
 
 def data_dir() -> Path:
@@ -38,15 +41,12 @@ def data_dir() -> Path:
 
 
 #: Bundled packs and their build specs.
-BUNDLED = {"manhattan": "packs/manhattan.toml", "shenzhen": "packs/shenzhen.toml"}
-
-
-def _to_wgs(geometry: Any, system: CoordinateSystem) -> Any:
-    if system == "wgs84":
-        return geometry
-    return shapely.transform(
-        geometry, lambda xy: np.column_stack(to_wgs84(xy[:, 0], xy[:, 1], system))
-    )
+BUNDLED = {
+    "manhattan": "packs/manhattan.toml",
+    "shenzhen": "packs/shenzhen.toml",
+    "heidelberg": "packs/heidelberg.toml",
+    "baltimore": "packs/baltimore.toml",
+}
 
 
 def _read_network(spec: dict[str, Any], base: Path) -> RoadNetwork:
@@ -64,27 +64,29 @@ def _read_network(spec: dict[str, Any], base: Path) -> RoadNetwork:
             edge_columns=tuple(spec.get("edge_columns", ("u", "v"))),
             header=header,
             names=names,
+            undirected=bool(spec.get("undirected", False)),
+            tag_rules=spec.get("tags", ()),
         )
     raise DataError("the [network] section needs graphml, osm, or nodes + edges")
-
-
-def _fmt(template: str, props: dict[str, Any], **extra: Any) -> str:
-    return string.Formatter().vformat(template, (), {**props, **extra}) if template else ""
 
 
 def _read_level(spec: dict[str, Any], base: Path, system: CoordinateSystem) -> list[Jurisdiction]:
     level = spec["level"]
     if level not in LEVELS[1:]:
         raise DataError(f"jurisdiction level must be one of {LEVELS[1:]}, not {level!r}")
-    try:
-        features = json.loads((base / spec["file"]).read_text(encoding="utf-8"))["features"]
-    except (OSError, json.JSONDecodeError, KeyError) as exc:
-        raise DataError(f"cannot read jurisdictions {spec.get('file')}: {exc}") from exc
+    doc = read_json(base / spec["file"])
+    if not isinstance(doc, dict) or "features" not in doc:
+        raise DataError(f"jurisdictions {spec['file']} is not a GeoJSON FeatureCollection")
+    features = doc["features"]
     include = {str(x) for x in spec.get("include", [])}
     rename = {str(k): str(v) for k, v in spec.get("rename", {}).items()}
     out = []
     for f in features:
         props = f["properties"]
+        if spec["id"] not in props:
+            raise DataError(
+                f"jurisdictions {spec['file']}: a feature has no property {spec['id']!r}"
+            )
         raw = str(props[spec["id"]])
         if include and raw not in include:
             continue
@@ -95,11 +97,11 @@ def _read_level(spec: dict[str, Any], base: Path, system: CoordinateSystem) -> l
         out.append(
             Jurisdiction(
                 id=jid,
-                name=_fmt(spec.get("name", "{id}"), props, id=jid, raw=raw),
-                name_zh=_fmt(spec.get("name_zh", ""), props, id=jid, raw=raw),
+                name=template(spec.get("name", "{id}"), props, id=jid, raw=raw),
+                name_zh=template(spec.get("name_zh", ""), props, id=jid, raw=raw),
                 level=level,
                 parent=parent,
-                geometry=shapely.make_valid(_to_wgs(shape(f["geometry"]), system)),
+                geometry=shapely.make_valid(to_wgs(shape(f["geometry"]), system)),
             )
         )
     return out
@@ -154,31 +156,6 @@ def _upper(level: str, levels: dict[str, list[Jurisdiction]]) -> str:
     while i > 0 and not levels.get(LEVELS[i]):
         i -= 1
     return LEVELS[i]
-
-
-def _read_stations(spec: dict[str, Any], base: Path, system: CoordinateSystem) -> list[Station]:
-    features = json.loads((base / spec["file"]).read_text(encoding="utf-8"))["features"]
-    where = spec.get("where", {})
-    out = []
-    for f in features:
-        props = f["properties"]
-        if any(str(props.get(k)) != str(v) for k, v in where.items()):
-            continue
-        sid = str(props[spec["id"]])
-        x, y = f["geometry"]["coordinates"][:2]
-        lon, lat = to_wgs84(x, y, system)
-        out.append(
-            Station(
-                id=sid,
-                name=_fmt(spec.get("name", "{id}"), props, id=sid),
-                name_zh=_fmt(spec.get("name_zh", ""), props, id=sid),
-                lon=float(lon),
-                lat=float(lat),
-                jurisdiction=_fmt(spec.get("jurisdiction", "{id}"), props, id=sid),
-                address=_fmt(spec.get("address", ""), props, id=sid),
-            )
-        )
-    return out
 
 
 def _seeded_partition(
@@ -282,71 +259,145 @@ def build_pack(spec_path: Path, out: Path, base: Path | None = None) -> Path:
     Parameters
     ----------
     spec_path : Path
-        The build spec.
+        The build spec (validated whole before any source is read, see
+        :func:`citywatch.city.spec.validate_spec`).
     out : Path
         Pack folder to write (created or overwritten).
     base : Path, optional
         Folder that relative source paths in the spec refer to (default: the spec's folder's
         parent, so ``data/packs/x.toml`` refers to files under ``data/``).
+
+    Raises
+    ------
+    DataError
+        If the spec is invalid (naming the section and key) or a source cannot be read.
     """
     try:
         spec = tomllib.loads(spec_path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise DataError(f"cannot read build spec {spec_path}: {exc}") from exc
-    base = base or spec_path.resolve().parent.parent
+    try:
+        validate_spec(spec)
+    except DataError as exc:
+        raise DataError(f"build spec {spec_path}: {exc.message}") from None
+    return build_from_spec(spec, base or spec_path.resolve().parent.parent, out)
+
+
+def _city_polygon(
+    spec: dict[str, Any], base: Path, network: RoadNetwork, top: list[Jurisdiction], crs: str
+) -> Any:
+    clip = spec.get("clip", {})
+    geom = shapely.union_all([j.geometry for j in top]) if top else None
+    if "boundary" in clip:
+        doc = read_json(base / clip["boundary"])
+        shapes = (
+            [shape(f["geometry"]) for f in doc.get("features", [])] if isinstance(doc, dict) else []
+        )
+        if not shapes:
+            raise DataError(f"[clip] boundary {clip['boundary']} holds no polygon")
+        boundary = shapely.union_all(shapes)
+        geom = boundary if geom is None else geom.intersection(boundary)
+    if clip.get("to_network_hull") or geom is None:
+        hull = _network_hull(network, crs, float(clip.get("buffer_m", 300.0)))
+        geom = hull if geom is None else geom.intersection(hull)
+    return shapely.make_valid(geom)
+
+
+def _stations(
+    spec: dict[str, Any],
+    base: Path,
+    network: RoadNetwork,
+    jurisdictions: list[Jurisdiction],
+    meta: dict[str, Any],
+) -> tuple[list[Station], list[Jurisdiction]]:
+    """The stations of a spec, and any station areas and zones made with them."""
+    system: CoordinateSystem = meta.get("source_crs", "wgs84")
+    st = spec.get("stations", {})
+    if "synthetic" in st:
+        bureaus = [j for j in jurisdictions if j.level == "bureau"]
+        bureaus = bureaus or [j for j in jurisdictions if j.level == "city"]
+        stations, areas, zones = _synthetic_stations(st["synthetic"], network, bureaus, meta["crs"])
+        meta["synthetic_stations_rule"] = st["synthetic"]
+        return stations, areas + zones
+    if "osm" in st:
+        stations = read_osm_stations(base / st["osm"])
+    elif "file" in st:
+        stations = read_station_file(st, base, system)
+    else:
+        stations = []
+    check_near_network("station", [(s.id, s.lon, s.lat) for s in stations], network)
+    if "fill" in st:
+        areas = [j for j in jurisdictions if j.level == st["fill"]["level"]]
+        stations = fill_stations(stations, areas, network, meta["crs"])
+        meta["synthetic_stations_rule"] = st["fill"]
+    return stations, []
+
+
+def _places(spec: dict[str, Any], base: Path, system: CoordinateSystem) -> list[Place]:
+    places: list[Place] = []
+    for p in spec.get("places", []):
+        if "osm" in p:
+            places += read_osm_places(base / p["osm"])
+            continue
+        places += read_place_file(
+            base / p["file"],
+            kind=p.get("kind"),
+            id_field=p.get("id", "id"),
+            name_field=p.get("name", "name"),
+            lon_field=p.get("lon", "lon"),
+            lat_field=p.get("lat", "lat"),
+            system=system,
+        )
+    return places
+
+
+def build_from_spec(spec: dict[str, Any], base: Path, out: Path) -> Path:
+    """Build a pack from a parsed, validated spec (see :func:`build_pack`); return ``out``.
+
+    Prints a warning (standard error) when the pack has no station.
+    """
     meta = dict(spec["city"])
     system: CoordinateSystem = meta.get("source_crs", "wgs84")
     with progress() as bar:
-        task = bar.add_task(f"Building pack {meta['name']}", total=4)
+        task = bar.add_task(f"Building pack {meta['name']}: road network", total=4)
         network = _read_network(spec["network"], base)
-        bar.advance(task)
+        bar.update(task, advance=1, description=f"Building pack {meta['name']}: jurisdictions")
         levels: dict[str, list[Jurisdiction]] = {}
         for level_spec in spec.get("jurisdictions", []):
             levels.setdefault(level_spec["level"], []).extend(_read_level(level_spec, base, system))
         for group in spec.get("groups", []):
+            if group["from_level"] not in levels:
+                raise DataError(f"[[groups]] from_level {group['from_level']!r} has no polygons")
             levels[group["level"]] = _groups(group, levels[group["from_level"]])
         top = next((levels[lvl] for lvl in LEVELS[1:] if levels.get(lvl)), [])
-        city_geom = shapely.union_all([j.geometry for j in top]) if top else None
-        clip = spec.get("clip", {})
-        if clip.get("to_network_hull") or city_geom is None:
-            hull = _network_hull(network, meta["crs"], float(clip.get("buffer_m", 300.0)))
-            city_geom = hull if city_geom is None else city_geom.intersection(hull)
         city = Jurisdiction(
             meta["name"],
             str(meta.get("display_name", meta["name"])),
             str(meta.get("name_zh", "")),
             "city",
             None,
-            shapely.make_valid(city_geom),
+            _city_polygon(spec, base, network, top, meta["crs"]),
         )
         jurisdictions = _nest(levels, city)
-        bar.advance(task)
-        stations_spec = spec.get("stations", {})
-        if "synthetic" in stations_spec:
-            bureaus = [j for j in jurisdictions if j.level == "bureau"]
-            stations, areas, zones = _synthetic_stations(
-                stations_spec["synthetic"], network, bureaus, meta["crs"]
-            )
-            jurisdictions += areas + zones
-            meta["synthetic_stations_rule"] = stations_spec["synthetic"]
-        elif stations_spec:
-            stations = _read_stations(stations_spec, base, system)
-        else:
-            stations = []
-        bar.advance(task)
-        places = [
-            Place(
-                str(f["properties"][p["id"]]),
-                p["kind"],
-                str(f["properties"].get(p.get("name", "name"), "")),
-                _to_wgs(shape(f["geometry"]), system),
-            )
-            for p in spec.get("places", [])
-            for f in json.loads((base / p["file"]).read_text(encoding="utf-8"))["features"]
-        ]
+        bar.update(task, advance=1, description=f"Building pack {meta['name']}: stations")
+        stations, extra = _stations(spec, base, network, jurisdictions, meta)
+        jurisdictions += extra
+        bar.update(task, advance=1, description=f"Building pack {meta['name']}: places")
+        places = _places(spec, base, system)
+        check_near_network("place", [(p.id, *_xy(p.geometry)) for p in places], network)
         write_pack(out, meta, network, jurisdictions, stations, places)
         bar.advance(task)
+    if not stations:
+        err_console.print(
+            f"[yellow]Warning:[/] pack {meta['name']} has no police station: recommendations "
+            "and simulations need units placed by hand (add [stations] to the spec)"
+        )
     return out
+
+
+def _xy(geometry: Any) -> tuple[float, float]:
+    point = shapely.point_on_surface(geometry)
+    return float(point.x), float(point.y)
 
 
 def _network_hull(network: RoadNetwork, crs: str, buffer_m: float) -> Any:
@@ -357,6 +408,68 @@ def _network_hull(network: RoadNetwork, crs: str, buffer_m: float) -> Any:
         shapely.convex_hull(shapely.multipoints(np.column_stack([x, y]))), buffer_m
     )
     return shapely.transform(hull, lambda a: np.column_stack(to_wgs.transform(a[:, 0], a[:, 1])))
+
+
+def _osm_centre(path: Path) -> tuple[float, float]:
+    """Median longitude/latitude of an OSM file's first nodes (headers' boxes are unreliable:
+    extracts often carry a whole-world box)."""
+    import osmium
+
+    lonlat = []
+    try:
+        for node in osmium.FileProcessor(str(path), osmium.osm.NODE):
+            if isinstance(node, osmium.osm.Node) and node.location.valid():
+                lonlat.append((node.location.lon, node.location.lat))
+            if len(lonlat) >= _CENTRE_SAMPLE:
+                break
+    except RuntimeError as exc:
+        raise DataError(f"cannot read OSM file {path}: {exc}") from exc
+    if not lonlat:
+        raise DataError(f"OSM file {path} has no nodes")
+    lon, lat = np.median(np.asarray(lonlat), axis=0)
+    return float(lon), float(lat)
+
+
+_CENTRE_SAMPLE = 10_000
+
+
+def osm_spec(
+    osm: Path,
+    name: str,
+    timezone: str,
+    *,
+    crs: str | None = None,
+    boundary: Path | None = None,
+    stations: Path | None = None,
+) -> dict[str, Any]:
+    """The build spec of ``citywatch city build --osm``: everything from one OSM extract.
+
+    Roads (classes, one-way rules, speeds, names), places by the documented tag mapping and
+    police stations (``amenity=police``) come from ``osm``; ``stations`` (GeoJSON points or a
+    CSV with ``id``, ``name``, ``lon``, ``lat``) replaces the OSM stations; ``boundary``
+    (GeoJSON polygons) is the city polygon, else the network's convex hull + 300 m.  The CRS
+    defaults to the UTM zone of the extract's centre.
+    """
+    check_timezone(timezone, "--timezone")
+    for label, path in (("--osm", osm), ("--boundary", boundary), ("--stations", stations)):
+        if path is not None and not path.is_file():
+            raise DataError(f"{label} {path}: no such file")
+    source = str(osm.resolve())
+    spec: dict[str, Any] = {
+        "city": {
+            "name": name,
+            "display_name": name,
+            "timezone": timezone,
+            "crs": crs or utm_crs(*_osm_centre(osm)),
+            "credits": ["Roads, places and police stations: © OpenStreetMap contributors (ODbL)"],
+        },
+        "network": {"osm": source},
+        "places": [{"osm": source}],
+        "stations": {"file": str(stations.resolve()), "id": "id"} if stations else {"osm": source},
+    }
+    if boundary is not None:
+        spec["clip"] = {"boundary": str(boundary.resolve())}
+    return validate_spec(spec)
 
 
 def build_bundled(name: str, out: Path) -> Path:

@@ -2,30 +2,79 @@
 
 from __future__ import annotations
 
+import resource
+import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from citywatch.city.build import BUNDLED, build_bundled, build_pack
-from citywatch.city.pack import LEVELS, load_pack, packs_dir
+from citywatch.city.build import BUNDLED, build_bundled, build_from_spec, build_pack, osm_spec
+from citywatch.city.pack import LEVELS, PLACE_KINDS, load_pack, packs_dir
+from citywatch.city.places import import_places, read_place_file
+from citywatch.city.spec import SOURCE_SYSTEMS
 from citywatch.console import console, print_json, print_table
+from citywatch.errors import ValidationError
 
 app = typer.Typer(help="Build and describe city packs.", no_args_is_help=True)
 
 
+def _peak_memory_mib() -> float:
+    # ru_maxrss is in KiB on Linux: the peak resident memory of this process.
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 @app.command("build")
 def build(
-    spec: Annotated[str, typer.Argument(help="A build spec (TOML) or the name of a bundled pack.")],
+    spec: Annotated[
+        str | None, typer.Argument(help="A build spec (TOML) or the name of a bundled pack.")
+    ] = None,
+    osm: Annotated[
+        Path | None, typer.Option("--osm", help="Build from one OSM extract (.osm, .pbf).")
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="Pack name (with --osm).")] = None,
+    timezone: Annotated[
+        str | None, typer.Option(help="IANA time zone of the city (with --osm).")
+    ] = None,
+    crs: Annotated[
+        str | None, typer.Option(help="Metric CRS (with --osm; default: the UTM zone).")
+    ] = None,
+    boundary: Annotated[
+        Path | None, typer.Option(help="GeoJSON city polygon (with --osm).")
+    ] = None,
+    stations: Annotated[
+        Path | None,
+        typer.Option(help="Stations, GeoJSON or CSV id,name,lon,lat (with --osm; default: OSM)."),
+    ] = None,
     out: Annotated[Path | None, typer.Option(help="Pack folder to write.")] = None,
     json_: Annotated[bool, typer.Option("--json", help="Print the pack summary as JSON.")] = False,
 ) -> None:
-    """Build a city pack from real source files (GraphML, OSM, CSV; GeoJSON; stations)."""
-    if spec in BUNDLED:
+    """Build a city pack from real source files (GraphML, OSM, CSV; GeoJSON; stations).
+
+    Either a SPEC (TOML, full control) or --osm FILE --name NAME --timezone ZONE: roads, places
+    and police stations all from one OpenStreetMap extract.
+    """
+    started = time.process_time()
+    if osm is not None:
+        if spec is not None:
+            raise ValidationError("give either a SPEC or --osm, not both")
+        if not name or not timezone:
+            raise ValidationError("--osm needs --name and --timezone (e.g. Europe/Berlin)")
+        doc = osm_spec(osm, name, timezone, crs=crs, boundary=boundary, stations=stations)
+        folder = build_from_spec(doc, Path("/"), out or packs_dir() / name)
+    elif spec is None:
+        raise ValidationError("give a SPEC (TOML or bundled pack name) or --osm FILE")
+    elif any(v is not None for v in (name, timezone, crs, boundary, stations)):
+        raise ValidationError("--name, --timezone, --crs, --boundary, --stations need --osm")
+    elif spec in BUNDLED:
         folder = build_bundled(spec, out or packs_dir() / spec)
     else:
         folder = build_pack(Path(spec), out or packs_dir() / Path(spec).stem)
-    _show(str(folder), json_)
+    cost = {
+        "build_cpu_s": round(time.process_time() - started, 2),
+        "peak_memory_mib": round(_peak_memory_mib(), 1),
+    }
+    _show(str(folder), json_, cost)
 
 
 @app.command("info")
@@ -37,11 +86,16 @@ def info(
     _show(pack, json_)
 
 
-def _show(pack_name: str, json_: bool) -> None:
+def _show(pack_name: str, json_: bool, cost: dict[str, float] | None = None) -> None:
     summary = load_pack(pack_name).info()
     if json_:
-        print_json(summary)
+        print_json({**summary, **(cost or {})})
         return
+    if cost:
+        console.print(
+            f"built in {cost['build_cpu_s']:.1f} s CPU, "
+            f"peak memory {cost['peak_memory_mib']:,.0f} MiB"
+        )
     synthetic = "  [bold red](stations SYNTHETIC)[/]" if summary["synthetic_stations"] else ""
     console.print(f"[bold]{summary['name']}[/] {summary['name_zh']}{synthetic}")
     console.print(
@@ -58,8 +112,53 @@ def _show(pack_name: str, json_: bool) -> None:
     ]
     print_table("Jurisdictions (zones: see --json)", ["level", "id", "name", "parent", "km²"], rows)
     zones = len(summary["jurisdictions"]["zone"])
+    kinds = ", ".join(f"{n} {k}" for k, n in summary["place_kinds"].items())
     console.print(
         f"{zones} patrol zones; {len(summary['stations'])} stations; {summary['places']} places"
+        + (f" ({kinds})" if kinds else "")
     )
     for credit in summary["credits"]:
         console.print(f"[dim]{credit}[/]")
+
+
+places_app = typer.Typer(
+    help="Places of a pack (markets, urban villages, ...).", no_args_is_help=True
+)
+app.add_typer(places_app, name="places")
+
+
+@places_app.command("import")
+def places_import(
+    pack: Annotated[str, typer.Argument(help="Pack folder or bundled pack name.")],
+    file: Annotated[Path, typer.Argument(help="GeoJSON (points/polygons) or CSV (lon, lat).")],
+    kind: Annotated[
+        str | None, typer.Option(help=f"Kind of every place: {', '.join(PLACE_KINDS)}.")
+    ] = None,
+    id_field: Annotated[str, typer.Option("--id-field", help="Id property/column.")] = "id",
+    name_field: Annotated[str, typer.Option("--name-field", help="Name property/column.")] = "name",
+    source_crs: Annotated[
+        str, typer.Option(help=f"Coordinates of the file: {', '.join(SOURCE_SYSTEMS)}.")
+    ] = "wgs84",
+    json_: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Add places (e.g. urban villages 城中村, which OSM does not tag) to a built pack.
+
+    A place whose id is already in the pack replaces it.  Rebuilding the pack drops imported
+    places: to keep them, add a [[places]] table to the pack's build spec.
+    """
+    if source_crs not in SOURCE_SYSTEMS:
+        raise ValidationError(f"--source-crs must be one of {', '.join(SOURCE_SYSTEMS)}")
+    folder = load_pack(pack).path
+    places = read_place_file(
+        file,
+        kind=kind,
+        id_field=id_field,
+        name_field=name_field,
+        system=source_crs,
+    )
+    total = import_places(folder, places)
+    result = {"pack": str(folder), "imported": len(places), "places": total}
+    if json_:
+        print_json(result)
+    else:
+        console.print(f"imported {len(places)} places into {folder}; it now holds {total}")

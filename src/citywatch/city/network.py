@@ -12,8 +12,10 @@ from __future__ import annotations
 import ast
 import itertools
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import networkx as nx
 import numpy as np
@@ -259,6 +261,8 @@ def read_edge_csv(
     edge_columns: tuple[str, str] = ("u", "v"),
     header: bool = True,
     names: dict[str, list[str]] | None = None,
+    undirected: bool = False,
+    tag_rules: Sequence[Mapping[str, Any]] = (),
 ) -> RoadNetwork:
     """Read a network from a node CSV and a directed edge CSV.
 
@@ -276,6 +280,10 @@ def read_edge_csv(
     header : bool
         Whether the files have a header row; without one, ``names`` gives the column names
         (``{"nodes": [...], "edges": [...]}``).
+    undirected : bool
+        Every row is a two-way street (two directed edges), for sources without one-way data.
+    tag_rules : sequence of mapping
+        Derive OSM-style tags from other columns, see :func:`_apply_tag_rules`.
     """
     kwargs_n: dict[str, object] = {}
     kwargs_e: dict[str, object] = {}
@@ -310,27 +318,67 @@ def read_edge_csv(
         if "length_m" in edges
         else haversine_m(lon[ui], lat[ui], lon[vi], lat[vi])
     )
+    tags = _apply_tag_rules(edges, tag_rules, edges_csv)
     frame = pd.DataFrame(
         {
             "u": ui,
             "v": vi,
             "length_m": length,
-            "highway": edges.get("highway"),
+            "highway": tags["highway"],
             "maxspeed_kph": [parse_maxspeed(x) for x in edges["maxspeed"]]
             if "maxspeed" in edges
             else np.nan,
-            "service": None,
+            "service": tags["service"],
             "access": None,
-            "name": edges.get("name"),
+            "name": tags["name"],
             "geometry": None,
         }
     )
+    if undirected:
+        back = frame.assign(u=frame["v"], v=frame["u"])
+        frame = pd.concat([frame, back], ignore_index=True)
     return _assemble(
         nodes[id_col].astype(str).tolist(),
         lon.tolist(),
         lat.tolist(),
         [{str(k): v for k, v in r.items()} for r in frame.to_dict("records")],
     )
+
+
+_RULE_TAGS = ("highway", "service", "name")
+
+
+def _apply_tag_rules(
+    edges: pd.DataFrame, rules: Sequence[Mapping[str, Any]], where: Path
+) -> dict[str, pd.Series | None]:
+    """OSM-style ``highway``/``service``/``name`` per edge from a CSV's own columns.
+
+    Each rule is ``{tag, column, map?, default?}``: the tag takes the column's value (through
+    ``map`` when given; values missing from the map give nothing) wherever an earlier rule left it
+    empty, then ``default`` where it is still empty.  Without rules, ``highway`` and ``name``
+    columns are used as they are.
+    """
+    tags = {
+        t: edges[t].astype(object)
+        if t in edges
+        else pd.Series(None, index=edges.index, dtype=object)
+        for t in _RULE_TAGS
+    }
+    for rule in rules:
+        tag, column = str(rule["tag"]), str(rule["column"])
+        if tag not in _RULE_TAGS:
+            raise DataError(f"tag rule for {tag!r}: only {', '.join(_RULE_TAGS)} can be derived")
+        if column not in edges:
+            raise DataError(f"edge CSV {where} has no column {column!r} (tag rule for {tag})")
+        values = edges[column].astype(object)
+        if "map" in rule:
+            values = values.map({str(k): str(v) for k, v in rule["map"].items()})
+        current = tags[tag].where(tags[tag].notna(), values)
+        if "default" in rule:
+            current = current.where(current.notna(), str(rule["default"]))
+        tags[tag] = current
+    # An all-empty tag stays a column of None (not float NaN) through Parquet, as before.
+    return {t: v.where(v.notna(), None) if v.notna().any() else None for t, v in tags.items()}
 
 
 _ONEWAY_YES = {"yes", "true", "1"}

@@ -41,7 +41,7 @@ __all__ = [
 
 #: Jurisdiction levels, from the whole city down to patrol zones (sectors).
 LEVELS = ("city", "bureau", "station", "zone")
-PLACE_KINDS = ("market", "urban_village", "school", "hospital", "transit", "other")
+PLACE_KINDS = ("market", "urban_village", "school", "hospital", "transit", "park", "other")
 _GEOD = Geod(ellps="WGS84")
 
 
@@ -273,6 +273,9 @@ class CityPack:
             ],
             "synthetic_stations": self.synthetic_stations,
             "places": len(self.places),
+            "place_kinds": {
+                k: n for k in PLACE_KINDS if (n := sum(p.kind == k for p in self.places))
+            },
             "credits": self.meta.get("credits", []),
         }
 

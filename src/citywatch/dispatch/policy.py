@@ -538,6 +538,91 @@ def _travel_all(
     return order, np.concatenate(seconds_all), np.concatenate(metres_all)
 
 
+#: Search limits (s) tried in turn when the policy sets none: a search stops at the first limit
+#: that provably holds every unit the recommendation shows (see :func:`_bounded_is_exact`), so
+#: a city-wide fleet costs what the few minutes around the incident cost.  ``None``: unbounded.
+SEARCH_LIMITS_S: tuple[float | None, ...] = (180.0, 900.0, 3600.0, None)
+
+
+def _travel_bounded(
+    units: Sequence[UnitView],
+    incident: IncidentView,
+    travel: TravelFn,
+    policy: Policy,
+    req: Requirement,
+    k: int,
+) -> tuple[list[UnitView], np.ndarray, np.ndarray]:
+    """:func:`_travel_all` with the tightest search limit whose answer equals the unbounded one.
+
+    With a policy limit the search is bounded by it (units beyond are no candidates anyway).
+    Without one, limits of :data:`SEARCH_LIMITS_S` are tried in turn, widened only while the
+    units reached cannot be shown to hold the whole recommendation.
+    """
+    if policy.limit_s is not None:
+        return _travel_all(units, incident, travel, policy.limit_s)
+    for limit in SEARCH_LIMITS_S:
+        scored, eta, metres = _travel_all(units, incident, travel, limit)
+        if limit is None or _bounded_is_exact(scored, eta, incident, policy, req, k, limit):
+            break
+    return scored, eta, metres
+
+
+def _bounded_is_exact(
+    scored: list[UnitView],
+    eta: np.ndarray,
+    incident: IncidentView,
+    policy: Policy,
+    req: Requirement,
+    k: int,
+    limit: float,
+) -> bool:
+    """Whether units beyond ``limit`` (``inf`` in ``eta``) cannot change the recommendation.
+
+    A unit beyond the limit has ``eta > limit`` and so a ranking key above ``limit - slack``;
+    a reached unit whose key is at most ``limit - slack`` is ranked ahead of every one of them.
+    The check walks the policy's groups in order, as :func:`recommend` fills its list: each
+    group either holds enough such sure units for the places still open, or was reached whole.
+    The own-station test of ``station_first`` is exact when its threshold is within the limit,
+    and a required type needs a sure unit of that type.
+    """
+    reached = np.isfinite(eta)
+    if reached.all():
+        return True
+    slack = req.prefer_slack_s if req.preferred_types else 0.0
+    primary = eta.copy()
+    if req.preferred_types:
+        is_pref = np.fromiter((u.unit_type in req.preferred_types for u in scored), bool)
+        primary = primary - np.where(is_pref, slack, 0.0)
+    sure = reached & (primary <= limit - slack)
+    groups = [np.ones(len(scored), dtype=bool)]
+    if policy.name == "station_first" and incident.station is not None:
+        assert policy.threshold_s is not None
+        if policy.threshold_s > limit:
+            return False
+        own = np.fromiter((u.station == incident.station for u in scored), bool, len(scored))
+        if bool((eta[own] <= policy.threshold_s).any()):
+            groups = [own, ~own]
+    need = max(k, req.units)
+    for group in groups:
+        if need <= 0:
+            break
+        if int((sure & group).sum()) >= need:
+            need = 0
+        elif bool(reached[group].all()):
+            need -= int(group.sum())
+        else:
+            return False
+    if need > 0:
+        return False
+    if req.required_types:  # the best unit of a required type, in the first group holding one
+        is_req = np.fromiter((u.unit_type in req.required_types for u in scored), bool)
+        for group in groups:
+            candidates = is_req & group
+            if candidates.any():
+                return bool((sure & candidates).any() or reached[candidates].all())
+    return True
+
+
 class _Ranking:
     """The reachable units of one call as arrays, and exact selection of the best of a subset.
 
@@ -656,7 +741,7 @@ def recommend(
     usable = free if policy.allow_stale else [u for u in free if not u.position_stale]
     if not usable:
         return result("all_stale", [Reason.of("all_stale", available=len(free))])
-    scored, eta, metres = _travel_all(usable, incident, travel, policy.limit_s)
+    scored, eta, metres = _travel_bounded(usable, incident, travel, policy, req, k)
     ok = np.isfinite(eta)
     if policy.limit_s is not None:
         ok &= eta <= policy.limit_s

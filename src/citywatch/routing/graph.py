@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -159,11 +159,12 @@ def segment_costs(
     g: ModeGraph,
     segment: IntArray,
     fraction: FloatArray,
-    at_a: tuple[FloatArray, FloatArray],
-    at_b: tuple[FloatArray, FloatArray],
+    at_a: tuple[FloatArray, FloatArray | None],
+    at_b: tuple[FloatArray, FloatArray | None],
     anchor: tuple[int, float],
     *,
     reverse: bool,
+    end_metres: Callable[[IntArray], FloatArray] | None = None,
 ) -> tuple[FloatArray, FloatArray, npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
     """Trip costs between an anchor point and points on their own segments.
 
@@ -180,6 +181,10 @@ def segment_costs(
         The anchor's own segment and fraction, for trips straight along a shared segment.
     reverse : bool
         True for trips from the points to the anchor, False for trips from the anchor.
+    end_metres : callable, optional
+        Metres between the anchor and given nodes; when given, the metres of ``at_a``/``at_b``
+        are not used and only the end each trip takes is measured (a search tree's metres
+        cost a walk up the tree per node, so only the needed ones are asked for).
 
     Returns
     -------
@@ -191,14 +196,20 @@ def segment_costs(
     fwd_s, bwd_s = g.seg_fwd_s[segment], g.seg_bwd_s[segment]
     fwd_m, bwd_m = g.seg_fwd_m[segment], g.seg_bwd_m[segment]
     if reverse:  # from the point to its segment's ends, then on to the anchor
-        via_b = part_cost(1 - f, fwd_s) + at_b[0], part_cost(1 - f, fwd_m) + at_b[1]
-        via_a = part_cost(f, bwd_s) + at_a[0], part_cost(f, bwd_m) + at_a[1]
+        via_b = part_cost(1 - f, fwd_s) + at_b[0], part_cost(1 - f, fwd_m)
+        via_a = part_cost(f, bwd_s) + at_a[0], part_cost(f, bwd_m)
     else:  # from the anchor to the segment's ends, then along to the point
-        via_a = at_a[0] + part_cost(f, fwd_s), at_a[1] + part_cost(f, fwd_m)
-        via_b = at_b[0] + part_cost(1 - f, bwd_s), at_b[1] + part_cost(1 - f, bwd_m)
+        via_a = at_a[0] + part_cost(f, fwd_s), part_cost(f, fwd_m)
+        via_b = at_b[0] + part_cost(1 - f, bwd_s), part_cost(1 - f, bwd_m)
     take_a = np.asarray(via_a[0] < via_b[0])
     secs = np.where(take_a, via_a[0], via_b[0])
-    metres = np.where(take_a, via_a[1], via_b[1])
+    if end_metres is not None:
+        ends = np.where(take_a, g.seg_a[segment], g.seg_b[segment])
+        reached = np.asarray(end_metres(ends))
+    else:
+        assert at_a[1] is not None and at_b[1] is not None
+        reached = np.where(take_a, at_a[1], at_b[1])
+    metres = np.where(take_a, via_a[1], via_b[1]) + reached
     anchor_seg, anchor_f = anchor
     direct = np.zeros(len(f), dtype=bool)
     same = segment == anchor_seg

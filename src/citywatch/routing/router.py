@@ -18,11 +18,11 @@ import numpy as np
 import numpy.typing as npt
 import shapely
 from pyproj import Transformer
-from scipy.sparse.csgraph import dijkstra
 
 from citywatch.city.network import RoadNetwork
 from citywatch.errors import SnapError, ValidationError
 from citywatch.routing.graph import ModeGraph, build_mode_graph, part_cost, segment_costs
+from citywatch.routing.search import SearchTree, VirtualSourceGraph
 from citywatch.routing.speeds import MODES, Mode
 
 if TYPE_CHECKING:
@@ -58,17 +58,6 @@ class TravelTimes:
 
 
 @dataclass(frozen=True)
-class _Tree:
-    """A shortest-path search from one snapped point: per node seconds, metres, the start row
-    that reached it first (-1 if none) and the predecessors of every start row."""
-
-    seconds: FloatArray
-    metres: FloatArray
-    row: IntArray
-    pred: IntArray
-
-
-@dataclass(frozen=True)
 class Route:
     """The fastest route between two points."""
 
@@ -78,19 +67,36 @@ class Route:
     snap_distance_m: tuple[float, float]
 
 
-def _metres_along_tree(
-    pred: IntArray, dist_m_edge: FloatArray, reached: npt.NDArray[np.bool_]
-) -> FloatArray:
-    # Sum edge lengths up the shortest-path tree by pointer doubling: O(n log depth), vectorised.
-    m = np.where(reached, dist_m_edge, 0.0)
-    p = np.where(pred < 0, np.arange(len(pred)), pred)
-    m = np.where(pred < 0, 0.0, m)
-    while True:
-        nxt = p[p]
-        if np.array_equal(nxt, p):
-            return m + 0.0
-        m = m + m[p]
-        p = nxt
+class _SnapCache:
+    """Snapped positions by exact (lon, lat): a dict of row numbers into one float array, so a
+    lookup of many points is one gather (units are snapped once per AVL fix, then reused)."""
+
+    def __init__(self) -> None:
+        self.index: dict[tuple[float, float], int] = {}
+        self.rows = np.empty((0, 5))
+        self.used = 0
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def clear(self) -> None:
+        self.index.clear()
+        self.used = 0
+
+    def find(self, keys: list[tuple[float, float]]) -> IntArray:
+        get = self.index.get
+        return np.fromiter((get(k, -1) for k in keys), dtype=np.int64, count=len(keys))
+
+    def add(self, keys: list[tuple[float, float]], rows: FloatArray) -> None:
+        start = self.used
+        if start + len(rows) > len(self.rows):  # grow by doubling: amortised O(1) a point
+            grown = np.empty((max(2 * len(self.rows), start + len(rows), 1024), 5))
+            grown[:start] = self.rows[:start]
+            self.rows = grown
+        self.rows[start : start + len(rows)] = rows
+        self.used = start + len(rows)
+        for i, key in enumerate(keys):
+            self.index[key] = start + i
 
 
 @dataclass
@@ -106,9 +112,8 @@ class Router:
     max_snap_m: float = DEFAULT_SNAP_M
     _graphs: dict[str, ModeGraph] = field(default_factory=dict, repr=False)
     _lines: npt.NDArray[np.object_] | None = field(default=None, repr=False)
-    _snaps: dict[str, dict[tuple[float, float], tuple[float, ...]]] = field(
-        default_factory=dict, repr=False
-    )
+    _snaps: dict[str, _SnapCache] = field(default_factory=dict, repr=False)
+    _searches: dict[tuple[str, bool], VirtualSourceGraph] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self._to_metric = Transformer.from_crs("EPSG:4326", self.crs, always_xy=True)
@@ -171,14 +176,17 @@ class Router:
         if np.any(np.abs(pts[:, 0]) > 180) or np.any(np.abs(pts[:, 1]) > 90):
             raise ValidationError("longitude must be within ±180 and latitude within ±90")
         limit = self.max_snap_m if max_distance_m is None else max_distance_m
-        cache = self._snaps.setdefault(mode, {})
+        cache = self._snaps.setdefault(mode, _SnapCache())
         keys = list(zip(pts[:, 0].tolist(), pts[:, 1].tolist(), strict=True))
-        missing = [i for i, key in enumerate(keys) if key not in cache]
-        if missing:
+        where = cache.find(keys)
+        missing = np.flatnonzero(where < 0)
+        if len(missing):
             if len(cache) + len(missing) > _SNAP_CACHE_SIZE:
                 cache.clear()
-            self._snap_new(pts[missing], mode, cache)
-        rows = np.array([cache[key] for key in keys], dtype=np.float64)
+            new_keys = [keys[i] for i in missing.tolist()]
+            cache.add(new_keys, self._snap_new(pts[missing], mode))
+            where = cache.find(keys)
+        rows = cache.rows[where]
         seg, frac, d, slon, slat = rows.T
         far = d > limit
         if far.any():
@@ -189,9 +197,7 @@ class Router:
             )
         return Snap(seg.astype(np.int64), frac, d, slon, slat)
 
-    def _snap_new(
-        self, pts: FloatArray, mode: Mode, cache: dict[tuple[float, float], tuple[float, ...]]
-    ) -> None:
+    def _snap_new(self, pts: FloatArray, mode: Mode) -> FloatArray:
         # GEOS nearest-segment queries cost ~15 us a point; units that stand still or are asked
         # about again (every recommendation) are answered from the cache instead.
         g = self.graph(mode)
@@ -206,29 +212,29 @@ class Router:
         frac = shapely.line_locate_point(lines, points, normalized=True)
         on_road = shapely.line_interpolate_point(lines, frac, normalized=True)
         slon, slat = self._to_wgs.transform(shapely.get_x(on_road), shapely.get_y(on_road))
-        for i, row in enumerate(
-            zip(seg.tolist(), frac.tolist(), d.tolist(), slon, slat, strict=True)
-        ):
-            cache[(float(pts[i, 0]), float(pts[i, 1]))] = tuple(float(v) for v in row)
+        return np.column_stack([seg, frac, d, slon, slat]).astype(np.float64)
 
     # ----------------------------------------------------------------------------- queries
     def node_times_to(
         self, target: tuple[float, float], mode: Mode = "car", limit_s: float | None = None
     ) -> tuple[FloatArray, FloatArray]:
         """Seconds and metres from every network node to ``target`` (``inf`` if unreachable)."""
-        tree = self._search(mode, self.snap(np.asarray(target), mode), True, limit_s)
-        return tree.seconds, tree.metres
+        return self._node_times(
+            self._search(mode, self.snap(np.asarray(target), mode), True, limit_s)
+        )
 
     def node_times_from(
         self, origin: tuple[float, float], mode: Mode = "car", limit_s: float | None = None
     ) -> tuple[FloatArray, FloatArray]:
         """Seconds and metres from ``origin`` to every network node (``inf`` if unreachable)."""
-        tree = self._search(mode, self.snap(np.asarray(origin), mode), False, limit_s)
-        return tree.seconds, tree.metres
+        return self._node_times(
+            self._search(mode, self.snap(np.asarray(origin), mode), False, limit_s)
+        )
 
-    def _search(self, mode: Mode, snap: Snap, reverse: bool, limit_s: float | None) -> _Tree:
-        # Reverse search (to a point): enter its segment at a and drive g*fwd, or at b and drive
-        # (1-g)*bwd.  Forward search (from a point): leave towards b or, if allowed, towards a.
+    def _search(self, mode: Mode, snap: Snap, reverse: bool, limit_s: float | None) -> SearchTree:
+        # One search from the point as a virtual source.  Reverse search (to a point): enter its
+        # segment at a and drive f*fwd, or at b and drive (1-f)*bwd.  Forward search (from a
+        # point): leave towards b or, if allowed, towards a.
         g = self.graph(mode)
         seg, f = int(snap.segment[0]), float(snap.fraction[0])
         a, b = int(g.seg_a[seg]), int(g.seg_b[seg])
@@ -243,38 +249,15 @@ class Router:
                 (a, f, g.seg_bwd_s[seg], g.seg_bwd_m[seg]),
             ]
         entries = [(node, float(part_cost(x, s)), float(part_cost(x, m))) for node, x, s, m in raw]
-        entries = [e for e in entries if np.isfinite(e[1])]
-        matrix = g.seconds_rev if reverse else g.seconds
-        metres_matrix = g.metres_rev if reverse else g.metres
-        starts = [e[0] for e in entries]
-        dist, pred = dijkstra(
-            matrix,
-            indices=starts,
-            return_predecessors=True,
-            limit=np.inf if limit_s is None else limit_s,
-        )
-        dist = np.atleast_2d(dist)
-        pred = np.atleast_2d(pred).astype(np.int64)
-        best_s = np.full(g.n_nodes, np.inf)
-        best_m = np.full(g.n_nodes, np.inf)
-        row = np.full(g.n_nodes, -1, dtype=np.int64)
-        nodes = np.arange(g.n_nodes)
-        for k, (_, off_s, off_m) in enumerate(entries):
-            reached = np.isfinite(dist[k])
-            step_m = np.zeros(g.n_nodes)
-            has_pred = reached & (pred[k] >= 0)
-            step_m[has_pred] = np.asarray(metres_matrix[pred[k][has_pred], nodes[has_pred]]).ravel()
-            along = _metres_along_tree(pred[k], step_m, reached)
-            total_s = dist[k] + off_s
-            better = total_s < best_s
-            best_s = np.where(better, total_s, best_s)
-            best_m = np.where(better, along + off_m, best_m)
-            row = np.where(better, k, row)
-        if limit_s is not None:
-            beyond = best_s > limit_s
-            best_s[beyond] = np.inf
-            best_m[beyond] = np.inf
-        return _Tree(best_s, best_m, row, pred)
+        key = (mode, reverse)
+        if key not in self._searches:
+            self._searches[key] = VirtualSourceGraph(
+                g.seconds_rev if reverse else g.seconds, g.metres_rev if reverse else g.metres
+            )
+        return self._searches[key].search(entries, limit_s)
+
+    def _node_times(self, tree: SearchTree) -> tuple[FloatArray, FloatArray]:
+        return tree.seconds, tree.metres(np.arange(len(tree.seconds)))
 
     def many_to_one(
         self,
@@ -335,7 +318,7 @@ class Router:
     def _finish(
         self,
         mode: Mode,
-        tree: _Tree,
+        tree: SearchTree,
         anchor: Snap,
         others: Snap,
         reverse: bool,
@@ -350,10 +333,11 @@ class Router:
             g,
             others.segment,
             others.fraction,
-            (tree.seconds[a], tree.metres[a]),
-            (tree.seconds[b], tree.metres[b]),
+            (tree.seconds[a], None),
+            (tree.seconds[b], None),
             (int(anchor.segment[0]), float(anchor.fraction[0])),
             reverse=reverse,
+            end_metres=tree.metres,
         )
         if limit_s is not None:
             beyond = secs > limit_s
@@ -402,9 +386,9 @@ class Router:
             # Walk the search tree back from the end of the destination's segment we enter by.
             dseg = int(d.segment[0])
             node = int(g.seg_a[dseg] if take_a[0] else g.seg_b[dseg])
-            pred = tree.pred[tree.row[node]]
+            pred = tree.pred
             path = [node]
-            while pred[path[-1]] >= 0:
+            while pred[path[-1]] != tree.virtual:
                 path.append(int(pred[path[-1]]))
             path.reverse()
             lon, lat = self.network.lon, self.network.lat

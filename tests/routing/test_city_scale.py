@@ -1,0 +1,63 @@
+"""City-scale packs (Heidelberg OSM region, Baltimore city-wide): travel times equal networkx.
+
+Random node pairs of every mode (hypothesis, a bounded number of examples so the test stays
+fast): the Router's one search from a virtual source, with and without a search limit, gives
+networkx's Dijkstra distance within 1e-6 s, and its metres are those of a fastest path.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+import networkx as nx
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from citywatch.city import load_pack
+from citywatch.routing import MODES, Router
+
+PACKS = ["heidelberg", "baltimore"]
+
+
+@cache
+def _router(name: str) -> Router:
+    return Router.from_pack(load_pack(name))
+
+
+@cache
+def _nx(name: str, mode: str) -> tuple[nx.DiGraph, np.ndarray]:
+    g = _router(name).graph(mode)  # type: ignore[arg-type]
+    coo = g.seconds.tocoo()
+    graph = nx.DiGraph()
+    graph.add_weighted_edges_from(
+        zip(coo.row.tolist(), coo.col.tolist(), coo.data.tolist(), strict=True), weight="s"
+    )
+    nodes = np.unique(np.concatenate([g.seg_a, g.seg_b]))
+    return graph, nodes
+
+
+@pytest.mark.parametrize("name", PACKS)
+@pytest.mark.parametrize("mode", MODES)
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_node_pairs_equal_networkx(name: str, mode: str, data: st.DataObject) -> None:
+    router = _router(name)
+    graph, nodes = _nx(name, mode)
+    i = data.draw(st.integers(0, len(nodes) - 1))
+    js = data.draw(st.lists(st.integers(0, len(nodes) - 1), min_size=1, max_size=8))
+    source, targets = int(nodes[i]), nodes[js]
+    lon, lat = router.network.lon, router.network.lat
+    origin = (float(lon[source]), float(lat[source]))
+    pts = np.column_stack([lon[targets], lat[targets]])
+    got = router.one_to_many(origin, pts, mode)  # type: ignore[arg-type]
+    dist = nx.single_source_dijkstra_path_length(graph, source, weight="s")
+    want = np.array([dist.get(int(t), np.inf) for t in targets])
+    np.testing.assert_allclose(got.seconds, want, atol=1e-6)
+    # A limit changes nothing within it and hides everything beyond.
+    limit = 300.0
+    bounded = router.one_to_many(origin, pts, mode, limit_s=limit)  # type: ignore[arg-type]
+    np.testing.assert_allclose(bounded.seconds, np.where(want <= limit, want, np.inf), atol=1e-6)
+    # Metres are measured exactly where a trip exists.
+    assert np.all(np.isfinite(got.metres) == np.isfinite(want))
