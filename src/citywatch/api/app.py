@@ -26,6 +26,7 @@ from fastapi.staticfiles import StaticFiles
 from citywatch.api.errors import install_error_handlers
 from citywatch.api.events import EventBus, make_bus
 from citywatch.api.routes import router as api_router
+from citywatch.api.surveillance import router as surveillance_router
 from citywatch.api.security import TokenIssuer, principal_from_token
 from citywatch.api.settings import Settings
 from citywatch.city import CityPack, load_pack
@@ -181,6 +182,7 @@ def create_app(
     app.state.tokens = TokenIssuer(settings.jwt_secret, settings.token_ttl_s)
     install_error_handlers(app)
     app.include_router(api_router)
+    app.include_router(surveillance_router)
 
     @app.websocket("/api/v1/events")
     async def events(websocket: WebSocket, access_token: str | None = None) -> None:
