@@ -27,7 +27,9 @@ def lonlat(x: float, y: float) -> tuple[float, float]:
     return float(lon), float(lat)
 
 
-def grid_pack(nx_: int = 3, ny: int = 3, block_x: float = 100.0, block_y: float = 100.0) -> CityPack:
+def grid_pack(
+    nx_: int = 3, ny: int = 3, block_x: float = 100.0, block_y: float = 100.0
+) -> CityPack:
     """A grid of two-way streets, ``nx_`` by ``ny`` nodes; stations ``W`` and ``E`` split it at
     the middle column's x."""
     xs, ys, ids = [], [], []
@@ -37,7 +39,9 @@ def grid_pack(nx_: int = 3, ny: int = 3, block_x: float = 100.0, block_y: float 
             ys.append(j * block_y)
             ids.append(f"n{i}_{j}")
     coords = [lonlat(x, y) for x, y in zip(xs, ys, strict=True)]
-    nodes = pd.DataFrame({"node_id": ids, "lon": [c[0] for c in coords], "lat": [c[1] for c in coords]})
+    nodes = pd.DataFrame(
+        {"node_id": ids, "lon": [c[0] for c in coords], "lat": [c[1] for c in coords]}
+    )
     rows = []
     for j in range(ny):
         for i in range(nx_):
@@ -61,7 +65,9 @@ def grid_pack(nx_: int = 3, ny: int = 3, block_x: float = 100.0, block_y: float 
 
     jurisdictions = [
         Jurisdiction("grid", "Grid", "网格", "city", None, box(-50, -50, width + 50, height + 50)),
-        Jurisdiction("B", "Bureau", "分局", "bureau", "grid", box(-50, -50, width + 50, height + 50)),
+        Jurisdiction(
+            "B", "Bureau", "分局", "bureau", "grid", box(-50, -50, width + 50, height + 50)
+        ),
         Jurisdiction("W", "West", "西", "station", "B", box(-50, -50, mid - 1, height + 50)),
         Jurisdiction("E", "East", "东", "station", "B", box(mid - 1, -50, width + 50, height + 50)),
     ]

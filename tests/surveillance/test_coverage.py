@@ -40,10 +40,8 @@ def test_parallel_street_behind_the_block_is_not_seen() -> None:
     pack = grid_pack(nx_=2, ny=2, block_x=200.0, block_y=40.0)
     cov = CameraCoverage.build(pack, [cam("c", 100, 0, range_m=60.0)])
     seen = cov.seen_by_hour()[:, 0]
-    top = cov.samples.segment == [
-        i for i in range(len(cov.streets)) if {cov.streets.u[i], cov.streets.v[i]} == {2, 3}
-    ][0]
-    assert not seen[top].any()
+    top = next(i for i in range(len(cov.streets)) if {cov.streets.u[i], cov.streets.v[i]} == {2, 3})
+    assert not seen[cov.samples.segment == top].any()
     # Along its own street it sees 60 m each way.
     assert cov.coverage_by_hour().covered_m[0] == pytest.approx(120.0)
 
@@ -101,7 +99,9 @@ def _incidents(points: list[tuple[float, float, int]]) -> pd.DataFrame:
     for k, (x, y, hour) in enumerate(points):
         lon, lat = lonlat(x, y)
         at = pd.Timestamp(datetime(2024, 6, 3, hour, 30), tz="America/New_York").tz_convert(UTC)
-        rows.append({"id": f"i{k}", "lon": lon, "lat": lat, "received_at": at, "category": "robbery"})
+        rows.append(
+            {"id": f"i{k}", "lon": lon, "lat": lat, "received_at": at, "category": "robbery"}
+        )
     return pd.DataFrame(rows)
 
 

@@ -21,7 +21,7 @@ from citywatch.surveillance.sensors import (
     Sensor,
     SensorKind,
 )
-from tests.surveillance.networks import grid_pack, lonlat
+from tests.surveillance.networks import grid_pack
 from tests.surveillance.test_coverage import _incidents, cam
 
 
@@ -53,8 +53,10 @@ def test_new_cameras_equal_brute_force(seed: int, k: int) -> None:
     pack = grid_pack(nx_=4, ny=3, block_x=90.0, block_y=60.0)
     cov = CameraCoverage.build(pack, _existing(rng, 3), spacing_m=9.0)
     incidents = _incidents(
-        [(float(rng.uniform(0, 270)), 60.0 * int(rng.integers(0, 3)), int(rng.integers(0, 24)))
-         for _ in range(8)]
+        [
+            (float(rng.uniform(0, 270)), 60.0 * int(rng.integers(0, 3)), int(rng.integers(0, 24)))
+            for _ in range(8)
+        ]
     )
     result = place_cameras(cov, k, incidents=incidents)
     weights = sample_weights(cov, incidents)
@@ -96,8 +98,9 @@ def test_backup_power_equals_brute_force(seed: int, budget: int, power_cut: bool
     hours = list(NIGHT_HOURS)
     cut = hours if power_cut else []
     best = max(
-        _weighted_cover(cov.seen_by_hour(cov.working(power_cut_hours=cut, backup=b))[:, hours],
-                        weights)
+        _weighted_cover(
+            cov.seen_by_hour(cov.working(power_cut_hours=cut, backup=b))[:, hours], weights
+        )
         for b in combinations(cov.ids, budget)
     )
     assert result.weight_after == pytest.approx(best, rel=1e-9)

@@ -28,7 +28,9 @@ def manhattan() -> CameraCoverage:
 
 @pytest.fixture(scope="module")
 def shootings(manhattan: CameraCoverage) -> pd.DataFrame:
-    frame = read_source(DATA / "manhattan" / "nypd_shootings_historic.csv", "nypd_shootings").incidents
+    frame = read_source(
+        DATA / "manhattan" / "nypd_shootings_historic.csv", "nypd_shootings"
+    ).incidents
     inside = manhattan.pack.locate_many(frame["lon"], frame["lat"])["city"].notna().to_numpy()
     return frame[inside].reset_index(drop=True)
 
@@ -37,7 +39,7 @@ def test_nyc_dot_cameras_snap_to_manhattan(manhattan: CameraCoverage) -> None:
     # The list's own borough column says 238 are in Manhattan: exactly those are placed.
     assert len(manhattan.sensors) == 238
     assert len(manhattan.refused) == 723 - 238
-    assert all("outside the manhattan city area" == r for _, r in manhattan.refused)
+    assert all(r == "outside the manhattan city area" for _, r in manhattan.refused)
     snap = np.array([s.snap_m for s in manhattan.sensors])
     # The bundled network is OSM's drive network without FDR Drive: "FDR @ 120 St" is 101 m
     # from the nearest street, within the pack's 250 m limit; half are within 5.8 m.

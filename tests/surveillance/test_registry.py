@@ -78,12 +78,21 @@ def test_sensor_validation_and_history() -> None:
     ("name", "fmt", "count", "kind", "owners"),
     [
         ("nyc_dot_traffic_cameras_2020.csv", "nyc_dot", 723, "fixed_camera", {"city": 723}),
-        ("baltimore_cctv_locations_2019.csv", "baltimore_cctv", 614, "fixed_camera",
-         {"business": 614}),
-        ("baltimore_bpd_citiwatch_cameras_2019.csv", "baltimore_citiwatch", 592, "ptz",
-         {"police": 592}),
-        ("nola_rtcc_city_cameras_2022-03-11.csv", "nola_rtcc", 432, "fixed_camera",
-         {"city": 432}),
+        (
+            "baltimore_cctv_locations_2019.csv",
+            "baltimore_cctv",
+            614,
+            "fixed_camera",
+            {"business": 614},
+        ),
+        (
+            "baltimore_bpd_citiwatch_cameras_2019.csv",
+            "baltimore_citiwatch",
+            592,
+            "ptz",
+            {"police": 592},
+        ),
+        ("nola_rtcc_city_cameras_2022-03-11.csv", "nola_rtcc", 432, "fixed_camera", {"city": 432}),
     ],
 )
 def test_real_camera_lists(

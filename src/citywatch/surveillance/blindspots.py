@@ -131,7 +131,7 @@ def night_view(
     mask = _hour_mask(hours)
     all_ids = cov.ids
     powered = cov.seen_by_hour(cov.working(outages=outages, backup=all_ids))[:, mask]
-    cut = list(np.nonzero(mask)[0]) if power_cut else []
+    cut = [int(h) for h in np.nonzero(mask)[0]] if power_cut else []
     actual = cov.seen_by_hour(cov.working(outages, cut, backup))[:, mask]
     length = cov.samples.length_m
     frame = _segment_frame(cov, level)

@@ -188,7 +188,9 @@ def coverage_command(
         ["hour", "km", "share"],
         [
             (h, f"{km:.2f}", f"{100 * s:.2f} %")
-            for h, (km, s) in enumerate(zip(doc["covered_km_by_hour"], doc["share_by_hour"], strict=True))
+            for h, (km, s) in enumerate(
+                zip(doc["covered_km_by_hour"], doc["share_by_hour"], strict=True)
+            )
         ],
     )
     if "incidents" in doc:
@@ -217,7 +219,9 @@ def blind_spots_command(
     power_cut: Annotated[
         bool, typer.Option("--power-cut", help="With --night: mains cut all night.")
     ] = False,
-    backup: Annotated[list[str], typer.Option("--backup", help="Sensor id with backup power.")] = [],  # noqa: B006
+    backup: Annotated[
+        list[str], typer.Option("--backup", help="Sensor id with backup power.")
+    ] = [],  # noqa: B006
     top: Annotated[int, typer.Option("--top", help="Rows to print.")] = 20,
     geojson: Annotated[Path | None, typer.Option("--geojson", help="Write the segments.")] = None,
     png: Annotated[Path | None, typer.Option("--png", help="Write a PNG map.")] = None,
@@ -349,7 +353,7 @@ def sensors_import(
     upgrade(engine)
     with session_scope(engine) as session:
         created, updated = save_sensors(session, city.name, placed.sensors, actor="cli")
-    doc = {
+    doc: dict[str, Any] = {
         "pack": city.name,
         "format": result.format,
         "rows": result.rows,

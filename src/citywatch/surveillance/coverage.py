@@ -25,7 +25,7 @@ from citywatch.city import CityPack
 from citywatch.errors import ValidationError
 from citywatch.surveillance.registry import snap_sensors
 from citywatch.surveillance.sensors import HOURS, Sensor, working_by_hour
-from citywatch.surveillance.streets import SAMPLE_SPACING_M, StreetSamples, Streets
+from citywatch.surveillance.streets import SAMPLE_SPACING_M, Streets, StreetSamples
 from citywatch.surveillance.visibility import StreetPoints, Viewpoints, visibility_matrix
 
 __all__ = [

@@ -30,7 +30,12 @@ def _wgs_lines(cov: CameraCoverage, segments: np.ndarray) -> list[list[list[floa
     for line in cov.streets.lines[segments]:
         xy = shapely.get_coordinates(line)
         lon, lat = to_wgs.transform(xy[:, 0], xy[:, 1])
-        out.append([[round(float(a), _DECIMALS), round(float(b), _DECIMALS)] for a, b in zip(lon, lat, strict=True)])
+        out.append(
+            [
+                [round(float(a), _DECIMALS), round(float(b), _DECIMALS)]
+                for a, b in zip(lon, lat, strict=True)
+            ]
+        )
     return out
 
 
@@ -91,7 +96,9 @@ def write_png(
     seen_segments = np.unique(cov.samples.segment[seen_any])
     ax.add_collection(
         LineCollection(
-            [all_lines[i] for i in seen_segments], colors="#1a9850", linewidths=1.0,
+            [all_lines[i] for i in seen_segments],
+            colors="#1a9850",
+            linewidths=1.0,
             label="in view of a camera",
         )
     )
@@ -99,7 +106,9 @@ def write_png(
         chosen = highlight["segment"].to_numpy(dtype=np.int64)
         ax.add_collection(
             LineCollection(
-                [all_lines[i] for i in chosen], colors="#d73027", linewidths=1.8,
+                [all_lines[i] for i in chosen],
+                colors="#d73027",
+                linewidths=1.8,
                 label=highlight_label,
             )
         )

@@ -27,7 +27,6 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 import scipy.sparse as sp
-from pyproj import Transformer
 
 from citywatch.errors import ValidationError
 from citywatch.plan.coverage import MCLP, CoverageData, CoverageResult
@@ -182,7 +181,7 @@ def place_cameras(
     residual = weights * (~seen).mean(axis=1)
     points = StreetPoints(cov.samples.segment, cov.samples.offset_m, cov.samples.x, cov.samples.y)
     cover = visibility_matrix(cov.streets, points, _node_viewpoints(cov, nodes, kind))
-    useful = np.nonzero(np.asarray((cover[residual > 0].sum(axis=0))).ravel() > 0)[0]
+    useful = np.nonzero(np.asarray(cover[residual > 0].sum(axis=0)).ravel() > 0)[0]
     if not 1 <= k <= len(useful):
         raise ValidationError(
             f"k must be between 1 and the {len(useful)} candidates that would see an uncovered "

@@ -233,7 +233,7 @@ def _csv_rows(path: Path) -> list[dict[str, Any]]:
         raise DataError(f"{path}: not a readable CSV file ({exc})") from exc
     except pd.errors.EmptyDataError as exc:
         raise DataError(f"{path}: the file is empty") from exc
-    return list(frame.to_dict(orient="records"))
+    return [{str(k): v for k, v in row.items()} for row in frame.to_dict(orient="records")]
 
 
 def read_sensors(path: Path | str, fmt: str = "auto") -> ReadResult:

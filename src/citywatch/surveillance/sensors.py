@@ -140,7 +140,9 @@ class PowerSchedule:
         return cls(tuple(windows))
 
     def __str__(self) -> str:
-        return ";".join(f"{a // 60:02d}:{a % 60:02d}-{b // 60:02d}:{b % 60:02d}" for a, b in self.off)
+        return ";".join(
+            f"{a // 60:02d}:{a % 60:02d}-{b // 60:02d}:{b % 60:02d}" for a, b in self.off
+        )
 
     def powered_hours(self) -> npt.NDArray[np.bool_]:
         """Boolean per local hour 0..23: powered for the whole hour.

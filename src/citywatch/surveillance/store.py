@@ -32,7 +32,14 @@ from citywatch.surveillance.sensors import (
     StatusChange,
 )
 
-__all__ = ["REGISTRY_ROLES", "SensorService", "load_sensor", "load_sensors", "save_sensors", "set_status"]
+__all__ = [
+    "REGISTRY_ROLES",
+    "SensorService",
+    "load_sensor",
+    "load_sensors",
+    "save_sensors",
+    "set_status",
+]
 
 #: Roles that may register sensors and change their attributes.
 REGISTRY_ROLES = frozenset({Role.ADMIN, Role.COMMANDER})
@@ -87,7 +94,12 @@ def _sensor(row: SensorRow, history: Sequence[SensorStatusRow]) -> Sensor:
 
 
 def save_sensors(
-    session: Session, pack: str, sensors: Sequence[Sensor], *, actor: str, now: datetime | None = None
+    session: Session,
+    pack: str,
+    sensors: Sequence[Sensor],
+    *,
+    actor: str,
+    now: datetime | None = None,
 ) -> tuple[int, int]:
     """Insert or update sensors of a pack; audited.  Returns ``(created, updated)``.
 
@@ -313,4 +325,3 @@ class SensorService:
         with self.sessions.begin() as s:
             set_status(s, self.pack.name, sensor_id, status, actor=who.username, note=note)
         return self.get(who, sensor_id)
-

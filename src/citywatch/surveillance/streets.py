@@ -147,7 +147,7 @@ class Streets:
         segment, offset_m, distance_m : numpy.ndarray
             Segment index, distance along it from ``u`` and the point's distance to it.
         """
-        points = shapely.points(x, y)
+        points = np.asarray(shapely.points(x, y), dtype=object)
         idx, dist = self.tree.query_nearest(points, return_distance=True, all_matches=False)
         segment = np.zeros(len(points), dtype=np.int64)
         distance = np.full(len(points), np.inf)

@@ -85,7 +85,8 @@ def _in_wedge(
     bearing = np.degrees(np.arctan2(dx, dy)) % 360.0  # compass: clockwise from north
     off = np.abs((bearing - direction + 180.0) % 360.0 - 180.0)
     at_camera = (dx == 0) & (dy == 0)
-    return (fov >= 360.0) | at_camera | (off <= fov / 2.0 + 1e-9)
+    inside: npt.NDArray[np.bool_] = (fov >= 360.0) | at_camera | (off <= fov / 2.0 + 1e-9)
+    return inside
 
 
 def _street_distance(
