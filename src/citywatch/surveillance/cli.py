@@ -278,6 +278,10 @@ def place_command(
     backup_budget: Annotated[
         int | None, typer.Option("--backup-budget", help="Cameras that may get backup power.")
     ] = None,
+    min_degree: Annotated[
+        int,
+        typer.Option("--min-degree", help="With --new: candidate nodes join this many streets."),
+    ] = 3,
     fmt: Format = "auto",
     power_off: PowerOff = [],  # noqa: B006
     outage: Outage = [],  # noqa: B006
@@ -291,9 +295,14 @@ def place_command(
     db: Db = None,
     as_json: Json = False,
 ) -> None:
-    """Exact placement with HiGHS: ``--new K`` camera sites at intersections, or which cameras
-    get backup power (``--backup-budget B``) to keep the night covered."""
-    from citywatch.surveillance.placement import choose_backup, place_cameras
+    """Exact placement with HiGHS: ``--new K`` camera sites at intersections (nodes joining
+    ``--min-degree`` streets), or which cameras get backup power (``--backup-budget B``) to
+    keep the night covered."""
+    from citywatch.surveillance.placement import (
+        candidate_intersections,
+        choose_backup,
+        place_cameras,
+    )
 
     if (new is None) == (backup_budget is None):
         raise ValidationError("give exactly one of --new and --backup-budget", field="new")
@@ -304,7 +313,12 @@ def place_command(
         bar.add_task("Solving with HiGHS", total=None)
         if new is not None:
             result = place_cameras(
-                cov, new, incidents=frame, hours=parse_hours(hours), working=cov.working(outage)
+                cov,
+                new,
+                candidates=candidate_intersections(cov, min_degree),
+                incidents=frame,
+                hours=parse_hours(hours),
+                working=cov.working(outage),
             )
         else:
             result = choose_backup(

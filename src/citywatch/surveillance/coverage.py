@@ -100,7 +100,7 @@ class HourlyCoverage:
                 "share_by_hour": [round(float(v), 6) for v in rows.sort_values("hour")["share"]],
             }
         return {
-            "total_km": self.total_m / 1000.0,
+            "total_km": round(self.total_m / 1000.0, 4),
             "covered_km_by_hour": [round(float(v) / 1000.0, 4) for v in self.covered_m],
             "share_by_hour": [round(float(v), 6) for v in self.share],
             "level": self.level,

@@ -208,6 +208,15 @@ class Sensor:
     zone: str | None = None
 
     def __post_init__(self) -> None:
+        for name, enum in (("kind", SensorKind), ("owner", Owner), ("status", SensorStatus)):
+            value = getattr(self, name)
+            try:
+                object.__setattr__(self, name, enum(value))  # accept the plain string too
+            except ValueError:
+                allowed = ", ".join(e.value for e in enum)
+                raise ValidationError(
+                    f"sensor {self.id}: unknown {name} {value!r}; use one of {allowed}", field=name
+                ) from None
         if not self.id or len(self.id) > 64:
             raise ValidationError("a sensor id must have 1 to 64 characters", field="id")
         if not (np.isfinite(self.lon) and np.isfinite(self.lat)):
