@@ -26,9 +26,9 @@ from fastapi.staticfiles import StaticFiles
 from citywatch.api.errors import install_error_handlers
 from citywatch.api.events import EventBus, make_bus
 from citywatch.api.routes import router as api_router
-from citywatch.api.surveillance import router as surveillance_router
 from citywatch.api.security import TokenIssuer, principal_from_token
 from citywatch.api.settings import Settings
+from citywatch.api.surveillance import router as surveillance_router
 from citywatch.city import CityPack, load_pack
 from citywatch.dispatch.accounts import Principal, Role
 from citywatch.dispatch.service import DispatchService
