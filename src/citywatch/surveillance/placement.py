@@ -35,9 +35,11 @@ from citywatch.surveillance.sensors import DEFAULT_FOV_DEG, DEFAULT_RANGE_M, HOU
 from citywatch.surveillance.visibility import StreetPoints, Viewpoints, visibility_matrix
 
 __all__ = [
+    "NewCameraProblem",
     "PlacementResult",
     "candidate_intersections",
     "choose_backup",
+    "new_camera_problem",
     "place_cameras",
     "sample_weights",
 ]
@@ -118,7 +120,8 @@ def _node_viewpoints(cov: CameraCoverage, nodes: IntArray, kind: SensorKind) -> 
     )
 
 
-def _solve(cover: sp.csr_array, weights: FloatArray, units: int) -> CoverageResult:
+def _model(cover: sp.csr_array, weights: FloatArray, units: int) -> MCLP:
+    """The MCLP over the demand rows some site covers and that still carry weight."""
     keep = (weights > 0) & (np.diff(cover.indptr) > 0)
     rows = np.nonzero(keep)[0]
     if len(rows) == 0:
@@ -130,14 +133,58 @@ def _solve(cover: sp.csr_array, weights: FloatArray, units: int) -> CoverageResu
         cover=sp.csr_array(cover[rows], dtype=np.float64),
         fixed=np.zeros(cover.shape[1], dtype=bool),
     )
-    return MCLP(data, units=units).solve()
+    return MCLP(data, units=units)
+
+
+@dataclass(frozen=True)
+class NewCameraProblem:
+    """The new-camera MCLP and what maps its answer back: candidate ``nodes`` (its sites, in
+    order), sample ``weights`` and their ``residual`` (weight not yet seen, hour-averaged)."""
+
+    model: MCLP
+    nodes: IntArray
+    weights: FloatArray
+    residual: FloatArray
+
+
+def new_camera_problem(
+    cov: CameraCoverage,
+    k: int,
+    *,
+    candidates: Sequence[int] | npt.NDArray[np.int64] | None = None,
+    kind: SensorKind = SensorKind.PTZ,
+    incidents: pd.DataFrame | None = None,
+    hours: Iterable[int] | None = None,
+    working: npt.NDArray[np.bool_] | None = None,
+) -> NewCameraProblem:
+    """Build the MCLP of :func:`place_cameras` (same parameters) without solving it."""
+    nodes = (
+        candidate_intersections(cov)
+        if candidates is None
+        else np.asarray(list(candidates), dtype=np.int64)
+    )
+    hour_idx = _hours(hours)
+    weights = sample_weights(cov, incidents)
+    seen = cov.seen_by_hour(working)[:, hour_idx]
+    residual = weights * (~seen).mean(axis=1)
+    points = StreetPoints(cov.samples.segment, cov.samples.offset_m, cov.samples.x, cov.samples.y)
+    cover = visibility_matrix(cov.streets, points, _node_viewpoints(cov, nodes, kind))
+    useful = np.nonzero(np.asarray(cover[residual > 0].sum(axis=0)).ravel() > 0)[0]
+    if not 1 <= k <= len(useful):
+        raise ValidationError(
+            f"k must be between 1 and the {len(useful)} candidates that would see an uncovered "
+            "street",
+            field="k",
+        )
+    model = _model(sp.csr_array(cover[:, useful]), residual, k)
+    return NewCameraProblem(model, nodes[useful], weights, residual)
 
 
 def place_cameras(
     cov: CameraCoverage,
     k: int,
     *,
-    candidates: Sequence[int] | None = None,
+    candidates: Sequence[int] | npt.NDArray[np.int64] | None = None,
     kind: SensorKind = SensorKind.PTZ,
     incidents: pd.DataFrame | None = None,
     hours: Iterable[int] | None = None,
@@ -170,29 +217,20 @@ def place_cameras(
     SolverError
         When HiGHS does not prove optimality.
     """
-    nodes = (
-        candidate_intersections(cov)
-        if candidates is None
-        else np.asarray(list(candidates), dtype=np.int64)
+    problem = new_camera_problem(
+        cov,
+        k,
+        candidates=candidates,
+        kind=kind,
+        incidents=incidents,
+        hours=hours,
+        working=working,
     )
-    hour_idx = _hours(hours)
-    weights = sample_weights(cov, incidents)
-    seen = cov.seen_by_hour(working)[:, hour_idx]
-    residual = weights * (~seen).mean(axis=1)
-    points = StreetPoints(cov.samples.segment, cov.samples.offset_m, cov.samples.x, cov.samples.y)
-    cover = visibility_matrix(cov.streets, points, _node_viewpoints(cov, nodes, kind))
-    useful = np.nonzero(np.asarray(cover[residual > 0].sum(axis=0)).ravel() > 0)[0]
-    if not 1 <= k <= len(useful):
-        raise ValidationError(
-            f"k must be between 1 and the {len(useful)} candidates that would see an uncovered "
-            "street",
-            field="k",
-        )
-    result = _solve(sp.csr_array(cover[:, useful]), residual, k)
-    picked = nodes[useful[result.selected]]
+    result = problem.model.solve()
+    picked = problem.nodes[result.selected]
     lon, lat = cov.pack.network.lon[picked], cov.pack.network.lat[picked]
     node_ids = cov.pack.network.nodes["node_id"].to_numpy()[picked]
-    before = float((weights - residual).sum())
+    before = float((problem.weights - problem.residual).sum())
     return PlacementResult(
         problem="new_cameras",
         chosen=[
@@ -201,7 +239,7 @@ def place_cameras(
         ],
         weight_before=before,
         weight_after=before + result.covered_weight,
-        total_weight=float(weights.sum()),
+        total_weight=float(problem.weights.sum()),
         solver=result,
     )
 
@@ -262,5 +300,5 @@ def choose_backup(
     blocks = [seen_c.multiply(dark[h, candidates][None, :]) for h in range(len(hour_idx))]
     cover = sp.csr_array(sp.vstack(blocks))
     row_weight = np.concatenate([weights * ~seen[:, h] for h in range(len(hour_idx))])
-    solved = _solve(cover, row_weight, budget)
+    solved = _model(cover, row_weight, budget).solve()
     return result(candidates[solved.selected], solved)
