@@ -1,9 +1,10 @@
-"""Benchmarks of camera coverage and placement (``python benchmarks/bench_surveillance.py``).
+"""Camera coverage and placement benchmarks: ``python benchmarks/bench_surveillance.py [PACK]``.
 
-City: the Baltimore pack with its 1,206 real cameras (registered CCTV + BPD CitiWatch) when the
-pack is available; otherwise Manhattan with the 238 real NYC DOT cameras plus 962 SYNTHETIC
-seeded cameras on random street points (70 % fixed with a random heading and a 90° view, 30 %
-PTZ; one in five owned by a market or business and off 23:00-06:00), labelled as such.
+City: the Baltimore pack (or PACK, a name or folder) with its 1,206 real cameras (registered
+CCTV + BPD CitiWatch) when the pack is available; otherwise Manhattan with the 238 real NYC
+DOT cameras plus 962 SYNTHETIC seeded cameras on random street points (70 % fixed with a
+random heading and a 90° view, 30 % PTZ; one in five owned by a market or business and off
+23:00-06:00), labelled as such.
 
 * Coverage by hour: placing every camera on the streets, computing what it sees (k-d tree,
   wedge, street-path test) and the covered length for all 24 hours.  Baseline in the same run:
@@ -18,6 +19,7 @@ PTZ; one in five owned by a market or business and off 23:00-06:00), labelled as
 from __future__ import annotations
 
 import resource
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -85,10 +87,10 @@ def synthetic_cameras(pack: CityPack, n: int, seed: int = 7) -> list[Sensor]:
     return out
 
 
-def city() -> tuple[CityPack, list[Sensor], pd.DataFrame | None, str]:
+def city(name: str) -> tuple[CityPack, list[Sensor], pd.DataFrame | None, str]:
     """The benchmark city, its cameras, incidents to weight placement, and a label."""
     try:
-        pack = load_pack("baltimore")
+        pack = load_pack(name)
     except CityWatchError:
         pack = load_pack("manhattan")
         real = read_sensors(CAMERAS / "nyc_dot_traffic_cameras_2020.csv").sensors
@@ -113,7 +115,7 @@ def _pct(weight: float, result: PlacementResult) -> str:
 
 def main() -> None:
     """Run the benchmarks and print one table."""
-    pack, cams, incidents, label = city()
+    pack, cams, incidents, label = city(sys.argv[1] if len(sys.argv) > 1 else "baltimore")
     print(machine())
     print(label)
     streets = Streets.from_pack(pack)  # the pack's streets, loaded once like the service does

@@ -106,6 +106,10 @@ def test_baltimore_cameras_on_the_baltimore_pack() -> None:
         + read_sensors(DATA / "cameras" / "baltimore_bpd_citiwatch_cameras_2019.csv").sensors
     )
     cov = CameraCoverage.build(pack, sensors)
-    assert len(cov.sensors) + len(cov.refused) == 1206
-    assert len(cov.sensors) > 1150
-    assert 0.0 < cov.coverage_by_hour().share[12] < 1.0
+    assert (len(cov.sensors), len(cov.refused)) == (1206, 0)
+    hourly = cov.coverage_by_hour()
+    assert hourly.total_m == pytest.approx(3_560_375, abs=5)
+    assert hourly.share == pytest.approx(np.full(24, 0.06002), abs=1e-5)
+    by_district = hourly.by_area[hourly.by_area["hour"] == 12].set_index("area")["share"]
+    assert by_district["CD"] == pytest.approx(0.3411, abs=1e-4)  # Central: 424 of the cameras
+    assert by_district.idxmin() != "CD"
