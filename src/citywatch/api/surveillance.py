@@ -13,7 +13,7 @@ from citywatch.api.security import CurrentUser
 from citywatch.surveillance.blindspots import blind_spots
 from citywatch.surveillance.maps import STATUS_COLOURS, segments_geojson
 from citywatch.surveillance.registry import sensors_geojson
-from citywatch.surveillance.sensors import Owner, PowerSchedule, Sensor, SensorKind
+from citywatch.surveillance.sensors import Sensor
 from citywatch.surveillance.store import SensorService
 
 __all__ = ["router"]
@@ -87,19 +87,7 @@ def get_sensor(sensor_id: str, who: CurrentUser, service: Sensors) -> dict[str, 
 @router.post("/sensors", status_code=status.HTTP_201_CREATED)
 def register_sensor(body: SensorIn, who: CurrentUser, service: Sensors) -> dict[str, Any]:
     """Register a sensor (admin, commander): snapped to the street, jurisdictions filled."""
-    sensor = Sensor(
-        id=body.id,
-        kind=SensorKind(body.kind),
-        lon=body.lon,
-        lat=body.lat,
-        owner=Owner(body.owner),
-        name=body.name,
-        direction_deg=body.direction_deg,
-        fov_deg=body.fov_deg,
-        range_m=body.range_m,
-        power=PowerSchedule.parse(body.power_off),
-        source="api",
-    )
+    sensor = Sensor.from_record({**body.model_dump(), "source": "api"})
     return service.register(who, sensor)
 
 

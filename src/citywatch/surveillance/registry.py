@@ -34,7 +34,7 @@ from pyproj import Transformer
 from citywatch.city import CityPack
 from citywatch.city.pack import feature_collection
 from citywatch.errors import CityWatchError, DataError
-from citywatch.surveillance.sensors import Owner, PowerSchedule, Sensor, SensorKind, SensorStatus
+from citywatch.surveillance.sensors import RECORD_FIELDS, Owner, Sensor, SensorKind, optional_text
 from citywatch.surveillance.streets import Streets
 
 __all__ = [
@@ -49,24 +49,8 @@ __all__ = [
     "write_sensors",
 ]
 
-#: Columns of the registry CSV, in order.
-REGISTRY_COLUMNS = (
-    "id",
-    "kind",
-    "name",
-    "lon",
-    "lat",
-    "owner",
-    "direction_deg",
-    "fov_deg",
-    "range_m",
-    "power_off",
-    "status",
-    "source",
-    "bureau",
-    "station",
-    "zone",
-)
+#: Columns of the registry CSV, in order (the snapped point is recomputed on import).
+REGISTRY_COLUMNS = tuple(f for f in RECORD_FIELDS if not f.startswith("snap_"))
 
 #: Header columns that identify each source format.
 _SIGNATURES: dict[str, frozenset[str]] = {
@@ -119,35 +103,6 @@ def detect_format(columns: Sequence[str]) -> str:
     )
 
 
-def _optional_float(value: Any) -> float | None:
-    if value is None or (isinstance(value, float) and np.isnan(value)) or value == "":
-        return None
-    return float(value)
-
-
-def _optional_str(value: Any) -> str | None:
-    if value is None or (isinstance(value, float) and np.isnan(value)) or str(value) == "":
-        return None
-    return str(value)
-
-
-def _registry_row(row: dict[str, Any]) -> Sensor:
-    return Sensor(
-        id=str(row["id"]),
-        kind=SensorKind(row["kind"]),
-        lon=float(row["lon"]),
-        lat=float(row["lat"]),
-        owner=Owner(row["owner"]),
-        name=_optional_str(row.get("name")),
-        direction_deg=_optional_float(row.get("direction_deg")),
-        fov_deg=_optional_float(row.get("fov_deg")),
-        range_m=_optional_float(row.get("range_m")),
-        power=PowerSchedule.parse(_optional_str(row.get("power_off"))),
-        status=SensorStatus(_optional_str(row.get("status")) or "online"),
-        source=_optional_str(row.get("source")),
-    )
-
-
 def _nyc_dot(row: dict[str, Any]) -> Sensor:
     return Sensor(
         id=f"nycdot-{int(row['camera_id'])}",
@@ -155,7 +110,7 @@ def _nyc_dot(row: dict[str, Any]) -> Sensor:
         lon=float(row["lon"]),
         lat=float(row["lat"]),
         owner=Owner.CITY,
-        name=_optional_str(row["name"]),
+        name=optional_text(row["name"]),
         source="nyc_dot",
     )
 
@@ -168,7 +123,7 @@ def _baltimore_cctv(row: dict[str, Any]) -> Sensor:
         lon=float(row["Longitude"]),
         lat=float(row["Latitude"]),
         owner=Owner.BUSINESS if business else Owner.PRIVATE_REGISTERED,
-        name=_optional_str(row["CameraName"]),
+        name=optional_text(row["CameraName"]),
         source="baltimore_cctv",
     )
 
@@ -184,7 +139,7 @@ def _baltimore_citiwatch(row: dict[str, Any]) -> Sensor:
         lon=float(point.x),
         lat=float(point.y),
         owner=Owner.POLICE,
-        name=_optional_str(row["Name"]),
+        name=optional_text(row["Name"]),
         source="baltimore_citiwatch",
     )
 
@@ -201,7 +156,7 @@ def _nola_rtcc(row: dict[str, Any]) -> Sensor:
 
 
 _READERS: dict[str, Callable[[dict[str, Any]], Sensor]] = {
-    "citywatch": _registry_row,
+    "citywatch": Sensor.from_record,
     "nyc_dot": _nyc_dot,
     "baltimore_cctv": _baltimore_cctv,
     "baltimore_citiwatch": _baltimore_citiwatch,
@@ -317,9 +272,9 @@ def snap_sensors(
                 snap_lon=float(slon[i]),
                 snap_lat=float(slat[i]),
                 snap_m=float(distance[i]),
-                bureau=_optional_str(row["bureau"]),
-                station=_optional_str(row["station"]),
-                zone=_optional_str(row["zone"]),
+                bureau=optional_text(row["bureau"]),
+                station=optional_text(row["station"]),
+                zone=optional_text(row["zone"]),
             )
         )
     return SnapResult(placed, refused)

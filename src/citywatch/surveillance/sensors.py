@@ -25,6 +25,7 @@ __all__ = [
     "DEFAULT_FOV_DEG",
     "DEFAULT_RANGE_M",
     "HOURS",
+    "RECORD_FIELDS",
     "VIDEO_KINDS",
     "Owner",
     "PowerSchedule",
@@ -32,6 +33,8 @@ __all__ = [
     "SensorKind",
     "SensorStatus",
     "StatusChange",
+    "optional_number",
+    "optional_text",
     "working_by_hour",
 ]
 
@@ -69,6 +72,43 @@ DEFAULT_FOV_DEG: dict[SensorKind, float] = {
     SensorKind.PLATE_READER: 30.0,
     SensorKind.EBIKE_TAG_READER: 120.0,
 }
+
+
+#: The fields of a sensor's flat record (:meth:`Sensor.to_dict` without the history).
+RECORD_FIELDS = (
+    "id",
+    "kind",
+    "name",
+    "lon",
+    "lat",
+    "owner",
+    "direction_deg",
+    "fov_deg",
+    "range_m",
+    "power_off",
+    "status",
+    "source",
+    "snap_lon",
+    "snap_lat",
+    "snap_m",
+    "bureau",
+    "station",
+    "zone",
+)
+
+
+def optional_number(value: Any) -> float | None:
+    """A float, or None for None, NaN and the empty string."""
+    if value is None or (isinstance(value, float) and np.isnan(value)) or value == "":
+        return None
+    return float(value)
+
+
+def optional_text(value: Any) -> str | None:
+    """A string, or None for None, NaN and the empty string."""
+    if value is None or (isinstance(value, float) and np.isnan(value)) or str(value) == "":
+        return None
+    return str(value)
 
 
 class Owner(StrEnum):
@@ -244,6 +284,41 @@ class Sensor:
     def is_video(self) -> bool:
         """Whether the sensor's picture counts as video coverage."""
         return self.kind in VIDEO_KINDS
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any], history: tuple[StatusChange, ...] = ()) -> Sensor:
+        """A sensor from a flat record (:data:`RECORD_FIELDS`; absent or empty values are None,
+        ``status`` defaults to online): a CSV row, a database row, a request body.
+
+        Raises
+        ------
+        ValidationError
+            On an unknown kind, owner or status, or a bad value.
+        KeyError, ValueError
+            When ``id``, ``kind``, ``lon``, ``lat`` or ``owner`` is missing or not a number.
+        """
+        number, text = optional_number, optional_text
+        return cls(
+            id=str(record["id"]),
+            kind=record["kind"],  # enum strings are checked in __post_init__
+            lon=float(record["lon"]),
+            lat=float(record["lat"]),
+            owner=record["owner"],
+            name=text(record.get("name")),
+            direction_deg=number(record.get("direction_deg")),
+            fov_deg=number(record.get("fov_deg")),
+            range_m=number(record.get("range_m")),
+            power=PowerSchedule.parse(text(record.get("power_off"))),
+            status=text(record.get("status")) or SensorStatus.ONLINE,  # type: ignore[arg-type]
+            history=history,
+            source=text(record.get("source")),
+            snap_lon=number(record.get("snap_lon")),
+            snap_lat=number(record.get("snap_lat")),
+            snap_m=number(record.get("snap_m")),
+            bureau=text(record.get("bureau")),
+            station=text(record.get("station")),
+            zone=text(record.get("zone")),
+        )
 
     def with_status(
         self, status: SensorStatus | str, at: datetime | None = None, note: str | None = None

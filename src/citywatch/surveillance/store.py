@@ -23,14 +23,7 @@ from citywatch.errors import NotFoundError, PermissionDeniedError, ValidationErr
 from citywatch.store.models import SensorRow, SensorStatusRow
 from citywatch.surveillance.coverage import CameraCoverage
 from citywatch.surveillance.registry import snap_sensors
-from citywatch.surveillance.sensors import (
-    Owner,
-    PowerSchedule,
-    Sensor,
-    SensorKind,
-    SensorStatus,
-    StatusChange,
-)
+from citywatch.surveillance.sensors import RECORD_FIELDS, Sensor, SensorStatus, StatusChange
 
 __all__ = [
     "REGISTRY_ROLES",
@@ -43,25 +36,7 @@ __all__ = [
 
 #: Roles that may register sensors and change their attributes.
 REGISTRY_ROLES = frozenset({Role.ADMIN, Role.COMMANDER})
-_FIELDS = (
-    "kind",
-    "name",
-    "lon",
-    "lat",
-    "owner",
-    "direction_deg",
-    "fov_deg",
-    "range_m",
-    "power_off",
-    "status",
-    "source",
-    "snap_lon",
-    "snap_lat",
-    "snap_m",
-    "bureau",
-    "station",
-    "zone",
-)
+_FIELDS = RECORD_FIELDS[1:]  # the id is the key
 
 
 def _row_values(sensor: Sensor) -> dict[str, Any]:
@@ -70,27 +45,9 @@ def _row_values(sensor: Sensor) -> dict[str, Any]:
 
 
 def _sensor(row: SensorRow, history: Sequence[SensorStatusRow]) -> Sensor:
-    return Sensor(
-        id=row.id,
-        kind=SensorKind(row.kind),
-        lon=row.lon,
-        lat=row.lat,
-        owner=Owner(row.owner),
-        name=row.name,
-        direction_deg=row.direction_deg,
-        fov_deg=row.fov_deg,
-        range_m=row.range_m,
-        power=PowerSchedule.parse(row.power_off),
-        status=SensorStatus(row.status),
-        history=tuple(StatusChange(h.at, SensorStatus(h.status), h.note) for h in history),
-        source=row.source,
-        snap_lon=row.snap_lon,
-        snap_lat=row.snap_lat,
-        snap_m=row.snap_m,
-        bureau=row.bureau,
-        station=row.station,
-        zone=row.zone,
-    )
+    record = {name: getattr(row, name) for name in RECORD_FIELDS}
+    changes = tuple(StatusChange(h.at, SensorStatus(h.status), h.note) for h in history)
+    return Sensor.from_record(record, changes)
 
 
 def save_sensors(
