@@ -78,7 +78,7 @@ def test_coverage_with_market_power_off_and_incidents(files: dict[str, str]) -> 
     assert (inc["incidents"], inc["seen"]) == (3, 1)  # robbery at noon; not the 23:10 snatching
     two = _json([*base, "--incidents", files["inc"], "-c", "two_robberies"])["incidents"]
     assert (two["incidents"], two["seen"]) == (2, 2)  # no power-off: both in view
-    cut = _json([*base, "--hours", "12-13", "--outage", "police-1"])
+    cut = _json([*base, "--cut-hours", "12-13", "--outage", "police-1"])
     assert cut["covered_km_by_hour"][12] == 0.0 and cut["covered_km_by_hour"][11] == 0.1
 
 

@@ -157,7 +157,10 @@ def coverage_command(
     fmt: Format = "auto",
     power_off: PowerOff = [],  # noqa: B006 - typer reads the default
     outage: Outage = [],  # noqa: B006
-    power_cut: Hours = None,
+    cut_hours: Annotated[
+        str | None,
+        typer.Option("--cut-hours", help="Local hours of a mains power cut: 22-6 or 1,2,3."),
+    ] = None,
     incidents: Incidents = None,
     source: Source = "canonical",
     category: Category = [],  # noqa: B006
@@ -166,11 +169,11 @@ def coverage_command(
     as_json: Json = False,
 ) -> None:
     """Share of street length in view of a working camera, by local hour and jurisdiction;
-    with incidents, the share of them in view at their hour.  ``--hours`` here is a mains
-    power cut (only cameras on backup keep working)."""
+    with incidents, the share of them in view at their hour.  During ``--cut-hours`` only
+    cameras with backup power work."""
     sensors = load_cameras(cameras, fmt, power_off)
     cov = _build(pack, sensors)
-    working = cov.working(outage, parse_hours(power_cut) or [])
+    working = cov.working(outage, parse_hours(cut_hours) or [])
     hourly = cov.coverage_by_hour(working, level)
     doc = {**_header(cov, len(sensors)), **hourly.to_dict()}
     frame = load_incidents(cov.pack, incidents, source, db, category)
