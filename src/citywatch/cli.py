@@ -16,6 +16,7 @@ from citywatch.incidents.cli import app as incidents_app
 from citywatch.plan.cli import app as plan_app
 from citywatch.routing.cli import route
 from citywatch.sim.cli import simulate_app
+from citywatch.surveillance.cli import app as surveillance_app
 
 app = typer.Typer(
     name="citywatch",
@@ -31,6 +32,7 @@ app.add_typer(plan_app, name="plan")
 app.add_typer(simulate_app, name="simulate")
 app.add_typer(users_app, name="users")
 app.add_typer(audit_app, name="audit")
+app.add_typer(surveillance_app, name="surveillance")
 app.command("serve")(serve)
 app.command("route")(route)
 app.command("demo")(demo)

@@ -28,6 +28,7 @@ from citywatch.api.events import EventBus, make_bus
 from citywatch.api.routes import router as api_router
 from citywatch.api.security import TokenIssuer, principal_from_token
 from citywatch.api.settings import Settings
+from citywatch.api.surveillance import router as surveillance_router
 from citywatch.city import CityPack, load_pack
 from citywatch.dispatch.accounts import Principal, Role
 from citywatch.dispatch.service import DispatchService
@@ -181,6 +182,7 @@ def create_app(
     app.state.tokens = TokenIssuer(settings.jwt_secret, settings.token_ttl_s)
     install_error_handlers(app)
     app.include_router(api_router)
+    app.include_router(surveillance_router)
 
     @app.websocket("/api/v1/events")
     async def events(websocket: WebSocket, access_token: str | None = None) -> None:

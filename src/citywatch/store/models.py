@@ -11,6 +11,7 @@ from sqlalchemy import (
     CheckConstraint,
     Float,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     SmallInteger,
@@ -22,7 +23,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from citywatch.store.base import Base, UTCDateTime
 
-__all__ = ["Base", "ImportBatch", "IncidentRow"]
+__all__ = ["Base", "ImportBatch", "IncidentRow", "SensorRow", "SensorStatusRow"]
 
 
 class ImportBatch(Base):
@@ -78,3 +79,57 @@ class IncidentRow(Base):
     disposition: Mapped[str | None] = mapped_column(Text)
     solved: Mapped[bool | None] = mapped_column(Boolean)
     batch_id: Mapped[int | None] = mapped_column(ForeignKey("import_batches.id"))
+
+
+class SensorRow(Base):
+    """One sensor of a city's registry (migration ``0005_sensors``; see citywatch.surveillance)."""
+
+    __tablename__ = "sensors"
+    __table_args__ = (
+        CheckConstraint(
+            "kind IN ('fixed_camera', 'ptz', 'plate_reader', 'ebike_tag_reader')", name="kind"
+        ),
+        CheckConstraint("status IN ('online', 'offline', 'maintenance')", name="status"),
+        Index("ix_sensors_pack_station", "pack", "station"),
+    )
+
+    pack: Mapped[str] = mapped_column(String(200), primary_key=True)
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str | None] = mapped_column(Text)
+    lon: Mapped[float] = mapped_column(Float)
+    lat: Mapped[float] = mapped_column(Float)
+    owner: Mapped[str] = mapped_column(String(32))
+    direction_deg: Mapped[float | None] = mapped_column(Float)
+    fov_deg: Mapped[float | None] = mapped_column(Float)
+    range_m: Mapped[float | None] = mapped_column(Float)
+    power_off: Mapped[str | None] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str | None] = mapped_column(String(64))
+    snap_lon: Mapped[float | None] = mapped_column(Float)
+    snap_lat: Mapped[float | None] = mapped_column(Float)
+    snap_m: Mapped[float | None] = mapped_column(Float)
+    bureau: Mapped[str | None] = mapped_column(String(64))
+    station: Mapped[str | None] = mapped_column(String(64))
+    zone: Mapped[str | None] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class SensorStatusRow(Base):
+    """One entry of a sensor's status history (append-only)."""
+
+    __tablename__ = "sensor_status_history"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["pack", "sensor_id"], ["sensors.pack", "sensors.id"], ondelete="CASCADE"
+        ),
+        Index("ix_sensor_status_history_sensor", "pack", "sensor_id", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    pack: Mapped[str] = mapped_column(String(200))
+    sensor_id: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    status: Mapped[str] = mapped_column(String(16))
+    note: Mapped[str | None] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(String(64))

@@ -153,10 +153,28 @@ async function startSession() {
     });
   }
   if (state.me.role === "station_officer" && state.me.scope) state.map.focusJurisdiction(state.me.scope);
+  loadSurveillance();
   renderLegend();
   openEvents();
   await reloadAll();
   scheduleSummary(0);
+}
+
+/** Camera and blind-spot layers (local hour of the city); the dashboard works without them. */
+async function loadSurveillance() {
+  if (state.me.role === "unit_device") return;
+  const hour = Number(new Intl.DateTimeFormat("en-GB", {
+    hour: "numeric", hourCycle: "h23", timeZone: state.config.timezone,
+  }).format(new Date()));
+  try {
+    const [sensors, blind] = await Promise.all([
+      api("/api/v1/sensors/layer"),
+      api(`/api/v1/surveillance/blind-spots?hour=${hour}&top=300`),
+    ]);
+    state.map.showSurveillance(sensors, blind);
+  } catch (e) {
+    console.warn("surveillance layers unavailable", e);
+  }
 }
 
 function renderWho() {

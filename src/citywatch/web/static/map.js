@@ -63,6 +63,9 @@ export class CityMap {
       style: () => ({ color: "#a78bfa", weight: 1, fillOpacity: 0.15 }),
       pointToLayer: (f, latlng) => L.circleMarker(latlng, { radius: 4, color: "#a78bfa" }),
     });
+    // Surveillance layers, filled by showSurveillance() and off until switched on.
+    this.overlays.cameras = L.layerGroup();
+    this.overlays.blindSpots = L.layerGroup();
     this.units = L.layerGroup();
     this.incidents = L.layerGroup();
     this.highlight = L.layerGroup();
@@ -95,11 +98,29 @@ export class CityMap {
       [t("layer.zones")]: this.zonesByLevel.zone,
       [t("layer.stations")]: this.overlays.stations,
       [t("layer.places")]: this.overlays.places,
+      [t("layer.cameras")]: this.overlays.cameras,
+      [t("layer.blind_spots")]: this.overlays.blindSpots,
       [t("layer.incidents")]: this.incidents,
       [t("layer.units")]: this.units,
     };
     this.layerControl = L.control.layers(null, overlays, { collapsed: false, position: "topright" });
     this.layerControl.addTo(this.map);
+  }
+
+  /** Cameras as dots in their status colour, and the blind spots of the hour as red lines. */
+  showSurveillance(sensors, blindSpots) {
+    this.overlays.cameras.clearLayers();
+    this.overlays.blindSpots.clearLayers();
+    L.geoJSON(sensors, {
+      pointToLayer: (f, latlng) => L.circleMarker(latlng, {
+        renderer: this.renderer, radius: 4, weight: 1, color: "#111", fillOpacity: 0.9,
+        fillColor: f.properties.colour,
+      }).bindTooltip(() => `${f.properties.name || f.properties.id} · ${t(`camera.${f.properties.status}`)}`),
+    }).addTo(this.overlays.cameras);
+    L.geoJSON(blindSpots, {
+      renderer: this.renderer, interactive: false,
+      style: () => ({ color: "#d73027", weight: 2.5, opacity: 0.8 }),
+    }).addTo(this.overlays.blindSpots);
   }
 
   /** Zoom to a jurisdiction (a station officer's scope). */
