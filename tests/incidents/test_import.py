@@ -12,8 +12,8 @@ import shapely
 
 from citywatch.city import load_pack
 from citywatch.incidents.importer import ImportReport, import_file
+from citywatch.incidents.storage import load_incidents_frame
 from citywatch.store.db import make_engine
-from citywatch.store.incidents import load_incidents_frame
 from tests.helpers import run
 from tests.incidents.test_sources import NASHVILLE, SHOOTINGS, THEFTS, WEST_YORKSHIRE
 

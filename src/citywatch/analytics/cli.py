@@ -140,7 +140,7 @@ def load_source(
 
             frame = read_canonical_csv(incidents)
         else:
-            from citywatch.store.incidents import load_incidents_frame
+            from citywatch.incidents.storage import load_incidents_frame
 
             frame = load_incidents_frame(db)
     return Source(frame, tz, label, jurisdictions, boundaries)

@@ -14,8 +14,8 @@ from citywatch.errors import ValidationError
 from citywatch.incidents.canonical import write_canonical_csv
 from citywatch.incidents.importer import ImportReport, import_file
 from citywatch.incidents.sources import SOURCE_NAMES
+from citywatch.incidents.storage import load_incidents_frame
 from citywatch.incidents.taxonomy import load_taxonomy
-from citywatch.store.incidents import load_incidents_frame
 
 __all__ = ["app"]
 

@@ -147,7 +147,7 @@ def hypercube(
 def load_incidents(path: Path | None, database: str | None) -> pd.DataFrame:
     """Incidents from a canonical CSV, or from the incident store when no file is given."""
     from citywatch.incidents.canonical import read_canonical_csv
-    from citywatch.store.incidents import load_incidents_frame
+    from citywatch.incidents.storage import load_incidents_frame
 
     if path is not None:
         if not path.is_file():

@@ -180,7 +180,7 @@ def city_coverage_data(
     candidates: np.ndarray | None = None,
     fixed_nodes: np.ndarray | None = None,
 ) -> CoverageData:
-    """Coverage data on a pack's network for :meth:`MCLP.from_city` and friends.
+    """Coverage data on a pack's network for :class:`~citywatch.plan.coverage.MCLP` and friends.
 
     ``demand`` has ``lon, lat`` and optional ``weight``; it is snapped to nodes (off-network
     points raise).  Sites are ``candidates`` (node positions; default every node).

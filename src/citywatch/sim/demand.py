@@ -82,7 +82,7 @@ def load_history(demand: Demand, pack: Any) -> tuple[pd.DataFrame, dict[str, int
             ) + int((~ok).sum())
         frames.append(parsed.records[ok & ~merged])
     if demand.database:
-        from citywatch.store.incidents import load_incidents_frame
+        from citywatch.incidents.storage import load_incidents_frame
 
         url = None if demand.database == "default" else demand.database
         frames.append(load_incidents_frame(url, start=demand.fit_start, end=demand.fit_end))

@@ -5,7 +5,7 @@
 * ``GET /api/v1/dashboard/config`` (public): the city's name, time zone, bounding box, credits,
   whether the service runs in demo mode and whether a simulated feed is running;
 * ``GET /api/v1/dashboard/layers`` (public): the pack's map layers as GeoJSON
-  (:func:`citywatch.web.layers.pack_layers`), gzip-compressed when the client accepts it;
+  (:func:`citywatch.api.layers.pack_layers`), gzip-compressed when the client accepts it;
 * ``GET /api/v1/dashboard/summary`` (authenticated): the KPI tiles and charts for today and
   this week in the city's time zone, within the caller's scope;
 * ``GET /api/v1/dashboard/route`` (authenticated): the road route of a unit to an incident;
@@ -26,10 +26,10 @@ import xstatic.pkg.leaflet as leaflet
 from fastapi import APIRouter, FastAPI, Query, Request, Response
 from fastapi.staticfiles import StaticFiles
 
+from citywatch.api.layers import local_windows, pack_config, pack_layers
 from citywatch.api.routes import Service
 from citywatch.api.security import CurrentUser
 from citywatch.city import CityPack
-from citywatch.web.layers import local_windows, pack_config, pack_layers
 
 __all__ = ["LEAFLET_URL", "dashboard_router", "extend_lifespan", "install"]
 

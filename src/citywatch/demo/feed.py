@@ -3,7 +3,7 @@
 Everything the feed does goes through the live :class:`~citywatch.dispatch.service.DispatchService`
 as the account ``sim-feed`` (so it is audited, timed and broadcast like any dispatcher's action):
 
-* calls arrive from the simulator's generator (:class:`~citywatch.web.demand.SimulatedCalls`);
+* calls arrive from the simulator's generator (:class:`~citywatch.demo.calls.SimulatedCalls`);
 * a call nobody has dispatched after ``auto_dispatch_s`` gets the recommended unit (the person at
   the dashboard has that long to dispatch it themselves);
 * a dispatched unit goes en route and drives the fastest road route to the incident at its mode's
@@ -30,16 +30,16 @@ import numpy as np
 import numpy.typing as npt
 from fastapi import FastAPI
 
+from citywatch.api.dashboard import extend_lifespan
 from citywatch.city.network import haversine_m
+from citywatch.demo.calls import DemoCall, SimulatedCalls
 from citywatch.dispatch.accounts import Principal, Role
 from citywatch.dispatch.service import DispatchService
 from citywatch.errors import CityWatchError, ValidationError
-from citywatch.web.demand import DemoCall, SimulatedCalls
-from citywatch.web.routes import extend_lifespan
 
 __all__ = ["FEED_USER", "DemoFeed", "FeedConfig", "Leg", "attach_feed"]
 
-log = logging.getLogger("citywatch.web.feed")
+log = logging.getLogger("citywatch.demo.feed")
 
 #: The actor of every change the feed makes (shown in incident timelines).
 FEED_USER = "sim-feed"

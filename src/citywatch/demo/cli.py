@@ -8,7 +8,7 @@
    never-shown passwords when the demo stops, so they cannot be used outside a running demo;
 4. registers a demo fleet at the real station houses (two patrol cars and one foot patrol each);
 5. starts the service with a background feed of SIMULATED calls and units driving the roads
-   (:mod:`citywatch.web.feed`), and serves the dashboard at ``http://HOST:PORT/``.
+   (:mod:`citywatch.demo.feed`), and serves the dashboard at ``http://HOST:PORT/``.
 """
 
 from __future__ import annotations
@@ -179,9 +179,9 @@ def demo_calls(db: str | None, pack: Any, rate_per_hour: float, seed: int) -> An
     """
     from datetime import UTC, datetime
 
+    from citywatch.demo.calls import SimulatedCalls, scaled_model
     from citywatch.sim.demand import load_history
     from citywatch.sim.scenario import Demand
-    from citywatch.web.demand import SimulatedCalls, scaled_model
 
     try:
         history, dropped = load_history(Demand(kind="synthetic", database=db or "default"), pack)
@@ -225,11 +225,11 @@ def demo(
     import uvicorn
 
     from citywatch.api.app import create_app
+    from citywatch.api.dashboard import extend_lifespan
     from citywatch.api.settings import Settings
     from citywatch.city import load_pack
+    from citywatch.demo.feed import DemoFeed, FeedConfig, attach_feed
     from citywatch.store.db import make_engine, upgrade
-    from citywatch.web.feed import DemoFeed, FeedConfig, attach_feed
-    from citywatch.web.routes import extend_lifespan
 
     console.print(f"Loading city pack [bold]{pack}[/bold] (built on first use)...")
     city = load_pack(pack)
