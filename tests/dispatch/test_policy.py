@@ -526,3 +526,20 @@ def test_keyed_travel_used_only_when_every_key_is_known() -> None:
     assert recommend(inc, units, keyed, nearest(), k=5) == plain
     assert recommend(IncidentView("i", "theft", 3, x, y), units, keyed, nearest(), k=5) == plain
     assert keyed.keyed == 1
+
+
+def test_one_registry_parses_policy_names() -> None:
+    from citywatch.dispatch.policy import (
+        POLICY_NAMES,
+        STATION_FIRST_THRESHOLD_S,
+        make_policy,
+        parse_policy_name,
+    )
+    from citywatch.errors import ValidationError as Invalid
+
+    assert POLICY_NAMES == ("nearest", "station_first")
+    assert make_policy("station_first").threshold_s == STATION_FIRST_THRESHOLD_S == 300.0
+    assert make_policy("station_first", threshold_s=120, limit_s=900).threshold_s == 120.0
+    assert make_policy("nearest", threshold_s=120) == make_policy("nearest")
+    with pytest.raises(Invalid, match=r"dispatch.policy must be nearest or station_first, not 'x'"):
+        parse_policy_name("x", "dispatch.policy")

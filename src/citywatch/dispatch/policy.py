@@ -32,10 +32,13 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
+from citywatch.dispatch.lifecycle import UnitStatus
 from citywatch.errors import DataError, ValidationError
 
 __all__ = [
+    "POLICY_NAMES",
     "REASON_TEXTS",
+    "STATION_FIRST_THRESHOLD_S",
     "Candidate",
     "IncidentView",
     "KeyedTravel",
@@ -47,14 +50,23 @@ __all__ = [
     "TravelFn",
     "UnitView",
     "load_requirements",
+    "make_policy",
     "nearest",
+    "parse_policy_name",
     "recommend",
     "router_travel",
     "station_first",
 ]
 
 #: Status in which a unit may be recommended and assigned.
-AVAILABLE = "available"
+AVAILABLE = UnitStatus.AVAILABLE
+
+#: The dispatch policies, by name: the one registry that the service, the API and the
+#: simulator's scenarios parse (see :func:`make_policy`).
+PolicyName = Literal["nearest", "station_first"]
+POLICY_NAMES: tuple[PolicyName, ...] = ("nearest", "station_first")
+#: Default threshold of ``station_first``: own-station units go first if one arrives within it.
+STATION_FIRST_THRESHOLD_S = 300.0
 
 RecommendationStatus = Literal["ok", "short", "none_available", "all_stale", "none_within_limit"]
 
@@ -126,7 +138,7 @@ class UnitView:
     station: str | None
     lon: float
     lat: float
-    status: str = "available"
+    status: str = AVAILABLE
     position_stale: bool = False
     capabilities: frozenset[str] = frozenset()
     #: Opaque key of the position for a travel backend that precomputes its locations (the
@@ -374,7 +386,7 @@ class Policy:
     may be recommended.
     """
 
-    name: Literal["nearest", "station_first"]
+    name: PolicyName
     threshold_s: float | None = None
     limit_s: float | None = None
     allow_stale: bool = True
@@ -398,7 +410,10 @@ def nearest(*, limit_s: float | None = None, allow_stale: bool = True) -> Policy
 
 
 def station_first(
-    threshold_s: float = 300.0, *, limit_s: float | None = None, allow_stale: bool = True
+    threshold_s: float = STATION_FIRST_THRESHOLD_S,
+    *,
+    limit_s: float | None = None,
+    allow_stale: bool = True,
 ) -> Policy:
     """Traditional dispatch: the incident's own station first, others when it cannot be quick.
 
@@ -419,6 +434,63 @@ def station_first(
     if not threshold_s > 0:
         raise ValidationError("station_first threshold must be positive", field="threshold_s")
     return Policy("station_first", float(threshold_s), limit_s, allow_stale)
+
+
+def parse_policy_name(name: str, field: str = "policy") -> PolicyName:
+    """Check a policy name given by a user or a file.
+
+    Parameters
+    ----------
+    name : str
+        The name as given.
+    field : str
+        What to call it in the error (``"policy"``, ``"dispatch.policy"``).
+
+    Returns
+    -------
+    {"nearest", "station_first"}
+
+    Raises
+    ------
+    ValidationError
+        For any other name; the message lists the known ones.
+    """
+    for known in POLICY_NAMES:
+        if name == known:
+            return known
+    raise ValidationError(f"{field} must be {' or '.join(POLICY_NAMES)}, not {name!r}", field=field)
+
+
+def make_policy(
+    name: str,
+    *,
+    threshold_s: float | None = None,
+    limit_s: float | None = None,
+    allow_stale: bool = True,
+    field: str = "policy",
+) -> Policy:
+    """The policy called ``name``, built by its constructor.
+
+    Parameters
+    ----------
+    name : str
+        ``nearest`` or ``station_first`` (checked by :func:`parse_policy_name`).
+    threshold_s : float, optional
+        ``station_first``'s threshold (default :data:`STATION_FIRST_THRESHOLD_S`); ignored by
+        ``nearest``.
+    limit_s, allow_stale
+        As for :func:`nearest` and :func:`station_first`.
+    field : str
+        What to call the name in an error.
+
+    Returns
+    -------
+    Policy
+    """
+    if parse_policy_name(name, field) == "station_first":
+        threshold = STATION_FIRST_THRESHOLD_S if threshold_s is None else threshold_s
+        return station_first(threshold, limit_s=limit_s, allow_stale=allow_stale)
+    return nearest(limit_s=limit_s, allow_stale=allow_stale)
 
 
 # --------------------------------------------------------------------------- recommend

@@ -15,6 +15,7 @@ from typing import Any, Final
 
 import pandas as pd
 
+from citywatch.domain import LAT_RANGE, LON_RANGE, PRIORITY_RANGE
 from citywatch.errors import ValidationError
 from citywatch.incidents.taxonomy import Taxonomy, load_taxonomy
 
@@ -215,12 +216,12 @@ def check_records(frame: pd.DataFrame, taxonomy: Taxonomy | None = None) -> pd.S
         ("missing_received_at", frame["received_at"].isna()),
         ("bad_time_precision", ~frame["time_precision"].isin(TIME_PRECISIONS)),
         ("unknown_category", ~frame["category"].isin(tax.codes)),
-        ("bad_priority", priority.notna() & ~priority.between(1, 5).fillna(False)),
+        ("bad_priority", priority.notna() & ~priority.between(*PRIORITY_RANGE).fillna(False)),
         (
             "bad_coordinates",
             (lon.isna() != lat.isna())
-            | (lon.notna() & ~lon.between(-180.0, 180.0))
-            | (lat.notna() & ~lat.between(-90.0, 90.0)),
+            | (lon.notna() & ~lon.between(*LON_RANGE))
+            | (lat.notna() & ~lat.between(*LAT_RANGE)),
         ),
     ]
     return first_reason(frame.index, checks)

@@ -23,6 +23,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
+from citywatch.domain import PRIORITY_RANGE
 from citywatch.errors import DataError, ValidationError
 
 __all__ = ["CRIMINAL_GROUP", "Category", "Group", "Language", "Taxonomy", "load_taxonomy"]
@@ -80,8 +81,11 @@ class Taxonomy:
         if clash:
             raise DataError(f"taxonomy codes used both as category and group: {sorted(clash)}")
         for cat in self.categories.values():
-            if not 1 <= cat.priority <= 5:
-                raise DataError(f"category {cat.code!r}: priority must be 1..5, not {cat.priority}")
+            lo, hi = PRIORITY_RANGE
+            if not lo <= cat.priority <= hi:
+                raise DataError(
+                    f"category {cat.code!r}: priority must be {lo}..{hi}, not {cat.priority}"
+                )
             if cat.parent is not None and cat.parent not in self.categories:
                 raise DataError(f"category {cat.code!r}: unknown parent {cat.parent!r}")
         for group in self.groups.values():

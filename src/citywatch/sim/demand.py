@@ -22,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from citywatch.domain import PRIORITY_DEFAULT
 from citywatch.errors import DataError, InsufficientPrecisionError, ValidationError
 from citywatch.incidents.record import Incident
 from citywatch.sim.scenario import Demand
@@ -36,7 +37,6 @@ __all__ = [
 ]
 
 HOURS_PER_WEEK = 168
-DEFAULT_PRIORITY = 3
 
 
 @dataclass(frozen=True)
@@ -116,7 +116,7 @@ def load_history(demand: Demand, pack: Any) -> tuple[pd.DataFrame, dict[str, int
     frame = frame.assign(
         station=where["station"].to_numpy(),
         zone=where["zone"].fillna(where["station"]).fillna(where["city"]).to_numpy(),
-        priority=frame["priority"].fillna(DEFAULT_PRIORITY).astype(int),
+        priority=frame["priority"].fillna(PRIORITY_DEFAULT).astype(int),
     )
     if frame.empty:
         raise InsufficientPrecisionError(
