@@ -67,7 +67,7 @@ def test_published_rules_and_active_statuses() -> None:
     from citywatch.dispatch.core import ACTIVE_INCIDENT
 
     assert INCIDENT_LIFECYCLE.active == ("received", "dispatched", "en_route", "on_scene")
-    assert ACTIVE_INCIDENT == INCIDENT_LIFECYCLE.active
+    assert INCIDENT_LIFECYCLE.active == ACTIVE_INCIDENT
     doc = UNIT_LIFECYCLE.as_dict()
     assert list(doc) == list(UNIT_LIFECYCLE.statuses)
     assert doc["on_scene"] == ["available", "returning"]  # in lifecycle order
