@@ -34,6 +34,7 @@ import numpy as np
 
 from citywatch.dispatch.lifecycle import UnitStatus
 from citywatch.errors import DataError, ValidationError
+from citywatch.tomlkeys import check_keys
 
 __all__ = [
     "POLICY_NAMES",
@@ -308,15 +309,31 @@ def _str_set(table: Mapping[str, Any], key: str, where: str) -> frozenset[str]:
     return frozenset(value)
 
 
+_RULE_KEYS = (
+    "name",
+    "categories",
+    "place_kinds",
+    "max_priority",
+    "units",
+    "preferred_types",
+    "required_types",
+)
+
+
 def _parse_rules(doc: Mapping[str, Any], source: str) -> RequirementRules:
+    check_keys(doc, ("unit_types", "default", "rules"), source)
     types = doc.get("unit_types")
     if not isinstance(types, dict) or not types:
         raise DataError(f"{source}: no [unit_types] table")
+    for name, spec in types.items():
+        check_keys(spec, ("mode", "label"), f"{source} [unit_types.{name}]")
     unit_types = set(types)
     default = doc.get("default", {})
+    check_keys(default, ("units", "prefer_slack_s"), f"{source} [default]")
     rules = []
     for i, raw in enumerate(doc.get("rules", [])):
         where = f"{source}: rule {i + 1} ({raw.get('name', 'unnamed')})"
+        check_keys(raw, _RULE_KEYS, where)
         rule = _Rule(
             name=str(raw.get("name", f"rule {i + 1}")),
             categories=_str_set(raw, "categories", where),

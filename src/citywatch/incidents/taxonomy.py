@@ -25,6 +25,7 @@ from typing import Any, Literal
 
 from citywatch.domain import PRIORITY_RANGE
 from citywatch.errors import DataError, ValidationError
+from citywatch.tomlkeys import check_keys
 
 __all__ = ["CRIMINAL_GROUP", "Category", "Group", "Language", "Taxonomy", "load_taxonomy"]
 
@@ -175,7 +176,15 @@ class Taxonomy:
         return self.category(code).priority
 
 
+_CATEGORY_KEYS = ("zh", "en", "priority", "criminal", "parent")
+
+
 def _parse(data: Mapping[str, Any], origin: str) -> Taxonomy:
+    check_keys(data, ("version", "categories", "groups"), origin)
+    for code, spec in data.get("categories", {}).items():
+        check_keys(spec, _CATEGORY_KEYS, f"{origin} [categories.{code}]")
+    for code, spec in data.get("groups", {}).items():
+        check_keys(spec, ("zh", "en", "members"), f"{origin} [groups.{code}]")
     try:
         categories = {
             code: Category(

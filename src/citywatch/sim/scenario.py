@@ -21,6 +21,7 @@ import numpy.typing as npt
 from citywatch.dispatch.policy import STATION_FIRST_THRESHOLD_S, PolicyName, parse_policy_name
 from citywatch.domain import PRIORITY_DEFAULT
 from citywatch.errors import ValidationError
+from citywatch.tomlkeys import check_keys
 
 __all__ = [
     "DAYS",
@@ -41,12 +42,7 @@ IdleKind = Literal["station", "posts", "patrol"]
 
 
 def _check_keys(table: Mapping[str, Any], allowed: set[str], where: str) -> None:
-    unknown = sorted(set(table) - allowed)
-    if unknown:
-        raise ValidationError(
-            f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}",
-            field=where,
-        )
+    check_keys(table, allowed, where, ValidationError)
 
 
 def _positive(value: Any, where: str, *, allow_zero: bool = False) -> float:
