@@ -25,7 +25,9 @@ from fastapi import FastAPI
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from citywatch.city import CityPack
 from citywatch.console import console, print_table
+from citywatch.demo.calls import SimulatedCalls, scaled_model
 from citywatch.errors import CityWatchError, DataError
 
 __all__ = [
@@ -71,7 +73,7 @@ DEMO_ACCOUNTS: tuple[DemoAccount, ...] = (
 )
 
 
-def import_bundled(engine: Engine, pack: Any) -> dict[str, Any] | None:
+def import_bundled(engine: Engine, pack: CityPack) -> dict[str, Any] | None:
     """Import the pack's bundled real incidents unless this file was already imported for it.
 
     Returns
@@ -101,7 +103,7 @@ def import_bundled(engine: Engine, pack: Any) -> dict[str, Any] | None:
 
 
 def ensure_accounts(
-    sessions: sessionmaker[Session], pack: Any, *, reveal: bool = True
+    sessions: sessionmaker[Session], pack: CityPack, *, reveal: bool = True
 ) -> dict[str, str]:
     """Create the demo accounts or give them new random passwords.
 
@@ -168,7 +170,7 @@ def ensure_fleet(service: Any) -> int:
     return created
 
 
-def demo_calls(db: str | None, pack: Any, rate_per_hour: float, seed: int) -> Any:
+def demo_calls(db: str | None, pack: CityPack, rate_per_hour: float, seed: int) -> SimulatedCalls:
     """The simulated calls of the demo: the simulator's generator fitted to the stored incidents
     of the pack (imported incidents located inside the city, not live calls), starting now.
 
@@ -179,7 +181,6 @@ def demo_calls(db: str | None, pack: Any, rate_per_hour: float, seed: int) -> An
     """
     from datetime import UTC, datetime
 
-    from citywatch.demo.calls import SimulatedCalls, scaled_model
     from citywatch.sim.demand import load_history
     from citywatch.sim.scenario import Demand
 

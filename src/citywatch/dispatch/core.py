@@ -19,6 +19,7 @@ import shapely
 from sqlalchemy import Select, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from citywatch.city import CityPack
 from citywatch.console import to_jsonable
 from citywatch.dispatch.accounts import Principal, Role
 from citywatch.dispatch.audit import append_audit
@@ -39,6 +40,8 @@ from citywatch.errors import (
     ValidationError,
 )
 from citywatch.incidents.taxonomy import Taxonomy, load_taxonomy
+from citywatch.routing import Router
+from citywatch.routing.speeds import parse_mode
 from citywatch.store.dispatch_models import (
     Assignment,
     DispatchEvent,
@@ -139,8 +142,8 @@ class ServiceCore:
     def __init__(
         self,
         sessions: sessionmaker[Session],
-        pack: Any,
-        router: Any,
+        pack: CityPack,
+        router: Router,
         sink: EventSink,
         *,
         config: DispatchConfig | None = None,
@@ -274,7 +277,7 @@ class ServiceCore:
         snapping distance: such a point could never be routed, and one unit there would make
         every recommendation fail."""
         try:
-            self.router.snap((lon, lat), mode=mode)
+            self.router.snap((lon, lat), mode=parse_mode(mode))
         except SnapError as exc:
             raise SnapError(exc.message, field=field) from None
 

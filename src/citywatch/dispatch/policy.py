@@ -34,6 +34,8 @@ import numpy as np
 
 from citywatch.dispatch.lifecycle import UnitStatus
 from citywatch.errors import DataError, ValidationError
+from citywatch.routing import Mode, Router
+from citywatch.routing.speeds import parse_mode
 from citywatch.tomlkeys import check_keys
 
 __all__ = [
@@ -196,7 +198,7 @@ class KeyedTravel(TravelFn, Protocol):
     ) -> tuple[np.ndarray, np.ndarray]: ...
 
 
-def router_travel(router: Any) -> TravelFn:
+def router_travel(router: Router) -> TravelFn:
     """Adapt a :class:`citywatch.routing.Router` to the :class:`TravelFn` protocol.
 
     Parameters
@@ -214,7 +216,7 @@ def router_travel(router: Any) -> TravelFn:
     def travel(
         sources: np.ndarray, mode: str, target: tuple[float, float], limit_s: float | None
     ) -> tuple[np.ndarray, np.ndarray]:
-        res = router.many_to_one(sources, target, mode=mode, limit_s=limit_s)
+        res = router.many_to_one(sources, target, mode=parse_mode(mode), limit_s=limit_s)
         return np.asarray(res.seconds, dtype=float), np.asarray(res.metres, dtype=float)
 
     return travel
@@ -263,7 +265,7 @@ class _Rule:
 class RequirementRules:
     """Unit types (with their travel modes) and the requirement rules, loaded from TOML."""
 
-    unit_modes: Mapping[str, str]
+    unit_modes: Mapping[str, Mode]
     unit_labels: Mapping[str, str]
     default_units: int
     prefer_slack_s: float
@@ -291,7 +293,7 @@ class RequirementRules:
             rules=tuple(r.name for r in matching),
         )
 
-    def mode_of(self, unit_type: str) -> str:
+    def mode_of(self, unit_type: str) -> Mode:
         """The travel mode of a unit type; :class:`ValidationError` for an unknown type."""
         try:
             return self.unit_modes[unit_type]
@@ -318,6 +320,13 @@ _RULE_KEYS = (
     "preferred_types",
     "required_types",
 )
+
+
+def _mode(value: Any, where: str) -> Mode:
+    try:
+        return parse_mode(str(value), "mode")
+    except ValidationError as exc:
+        raise DataError(f"{where}: {exc.message}") from None
 
 
 def _parse_rules(doc: Mapping[str, Any], source: str) -> RequirementRules:
@@ -350,7 +359,9 @@ def _parse_rules(doc: Mapping[str, Any], source: str) -> RequirementRules:
             raise DataError(f"{where}: units must be at least 1")
         rules.append(rule)
     return RequirementRules(
-        unit_modes={name: str(t["mode"]) for name, t in types.items()},
+        unit_modes={
+            name: _mode(t.get("mode"), f"{source} [unit_types.{name}]") for name, t in types.items()
+        },
         unit_labels={name: str(t.get("label", name)) for name, t in types.items()},
         default_units=int(default.get("units", 1)),
         prefer_slack_s=float(default.get("prefer_slack_s", 90.0)),

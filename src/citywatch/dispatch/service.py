@@ -489,10 +489,10 @@ class DispatchService(UnitService):
                     "on_street": 0,
                     "area_km2": self.pack.area_km2(station.jurisdiction),
                 }
-        for sid, status in units:
-            if sid in per_station:
-                per_station[sid]["available"] += status == UnitStatus.AVAILABLE
-                per_station[sid]["on_street"] += status != UnitStatus.OUT_OF_SERVICE
+        for home, status in units:
+            if home in per_station:
+                per_station[home]["available"] += status == UnitStatus.AVAILABLE
+                per_station[home]["on_street"] += status != UnitStatus.OUT_OF_SERVICE
         for row in per_station.values():
             row["on_street_per_km2"] = (
                 row["on_street"] / row["area_km2"] if row["area_km2"] > 0 else None

@@ -175,12 +175,15 @@ def _is_missing(value: Any) -> bool:
 
 
 def _to_utc(values: pd.Series, name: str) -> pd.Series:
+    out: pd.Series
     if isinstance(values.dtype, pd.DatetimeTZDtype):
-        return values.dt.tz_convert("UTC").astype(_DT_DTYPE)
+        out = values.dt.tz_convert("UTC").astype(_DT_DTYPE)
+        return out
     if pd.api.types.is_datetime64_dtype(values.dtype):
         if values.notna().any():
             raise ValidationError(f"column {name!r} holds naive date-times; give a time zone")
-        return values.dt.tz_localize("UTC").astype(_DT_DTYPE)
+        out = values.dt.tz_localize("UTC").astype(_DT_DTYPE)
+        return out
     present = [v for v in values if not _is_missing(v)]
     if any(isinstance(v, datetime) and v.tzinfo is None for v in present):
         raise ValidationError(f"column {name!r} holds naive date-times; give a time zone")

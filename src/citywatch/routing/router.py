@@ -125,9 +125,16 @@ class Router:
         )
 
     @classmethod
-    def from_network(cls, network: RoadNetwork, crs: str, **kwargs: object) -> Router:
+    def from_network(
+        cls,
+        network: RoadNetwork,
+        crs: str,
+        *,
+        speed_overrides: Mapping[str, float] | None = None,
+        max_snap_m: float = DEFAULT_SNAP_M,
+    ) -> Router:
         """A router over a bare network in the given metric CRS."""
-        return cls(network=network, crs=crs, **kwargs)  # type: ignore[arg-type]
+        return cls(network, crs, dict(speed_overrides or {}), max_snap_m)
 
     def graph(self, mode: Mode) -> ModeGraph:
         """The compiled graph of ``mode`` (built once, then cached)."""

@@ -22,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from citywatch.city import CityPack
 from citywatch.domain import PRIORITY_DEFAULT
 from citywatch.errors import DataError, InsufficientPrecisionError, ValidationError
 from citywatch.incidents.load import load_incidents
@@ -57,7 +58,7 @@ class IncidentBatch:
         return len(self.t)
 
 
-def load_history(demand: Demand, pack: Any) -> tuple[pd.DataFrame, dict[str, int]]:
+def load_history(demand: Demand, pack: CityPack) -> tuple[pd.DataFrame, dict[str, int]]:
     """The real incidents a demand is built from, located in the pack, with what was dropped.
 
     Returns
@@ -150,7 +151,8 @@ class DemandModel:
     @property
     def hourly_total(self) -> npt.NDArray[np.float64]:
         """Expected incidents per hour over the whole city, by hour of week."""
-        return self.rate.sum(axis=0)
+        total: npt.NDArray[np.float64] = self.rate.sum(axis=0)
+        return total
 
     def sample(
         self, start: datetime, end: datetime, rng: np.random.Generator, id_prefix: str = "sim"
