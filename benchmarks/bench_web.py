@@ -31,8 +31,8 @@ from common import machine, summary_ms, timings
 
 from citywatch.api.layers import local_windows, pack_layers
 from citywatch.city import CityPack, load_pack
-from citywatch.demo import ensure_fleet
 from citywatch.demo.calls import SimulatedCalls, scaled_model
+from citywatch.demo.cli import ensure_fleet
 from citywatch.demo.feed import DemoFeed, FeedConfig
 from citywatch.dispatch.accounts import Principal, Role
 from citywatch.dispatch.service import DispatchService

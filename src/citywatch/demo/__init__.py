@@ -5,24 +5,6 @@
 that takes them and drives the units through the live dispatch service.
 """
 
-from citywatch.demo.cli import (
-    BUNDLED_INCIDENTS,
-    DEMO_ACCOUNTS,
-    FLEET_PER_STATION,
-    demo,
-    demo_calls,
-    ensure_accounts,
-    ensure_fleet,
-    import_bundled,
-)
+from citywatch.demo.cli import demo
 
-__all__ = [
-    "BUNDLED_INCIDENTS",
-    "DEMO_ACCOUNTS",
-    "FLEET_PER_STATION",
-    "demo",
-    "demo_calls",
-    "ensure_accounts",
-    "ensure_fleet",
-    "import_bundled",
-]
+__all__ = ["demo"]
