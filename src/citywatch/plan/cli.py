@@ -11,6 +11,7 @@ import typer
 
 from citywatch.city import CityPack
 from citywatch.console import console, err_console, print_json, print_table
+from citywatch.dispatch.kpis import RESPONSE_TARGETS_S
 from citywatch.errors import DataError, NotFoundError, ValidationError
 from citywatch.incidents.load import LoadedIncidents, load_incidents
 from citywatch.plan.coverage import LSCP, MCLP, MEXCLP, BackupCoverage, CoverageData
@@ -177,7 +178,9 @@ def staffing(
     coverage: float | None = typer.Option(
         None, "--coverage", help="With --pack: share of calls to answer within --within."
     ),
-    within: float = typer.Option(180.0, "--within", help="Response-time threshold, seconds."),
+    within: float = typer.Option(
+        RESPONSE_TARGETS_S[0], "--within", help="Response-time threshold, seconds."
+    ),
     max_all_busy: float = typer.Option(
         0.05, "--max-all-busy", help="Target probability that all units are busy."
     ),
@@ -242,7 +245,9 @@ def posts(
     shift: str | None = typer.Option(None, "--shift", help="Local hours START-END, e.g. 7-15."),
     cars: int = typer.Option(10, "--cars", help="Car units to post."),
     motorcycles: int = typer.Option(0, "--motorcycles", help="Motorcycle units to post."),
-    radius: float = typer.Option(180.0, "--radius", help="Response-time radius in seconds."),
+    radius: float = typer.Option(
+        RESPONSE_TARGETS_S[0], "--radius", help="Response-time radius in seconds."
+    ),
     busy_fraction: float | None = typer.Option(
         None, "--busy-fraction", help="Use MEXCLP with this busy fraction instead of MCLP."
     ),

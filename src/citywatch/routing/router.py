@@ -21,6 +21,7 @@ from pyproj import Transformer
 from scipy.sparse.csgraph import dijkstra
 
 from citywatch.city.network import RoadNetwork
+from citywatch.domain import LAT_RANGE, LON_RANGE
 from citywatch.errors import SnapError, ValidationError
 from citywatch.routing.graph import ModeGraph, build_mode_graph, part_cost, segment_costs
 from citywatch.routing.speeds import MODES, Mode
@@ -175,7 +176,9 @@ class Router:
         pts = np.atleast_2d(np.asarray(lonlat, dtype=np.float64))
         if pts.shape[1] != 2 or not np.all(np.isfinite(pts)):
             raise ValidationError("coordinates must be finite (lon, lat) pairs")
-        if np.any(np.abs(pts[:, 0]) > 180) or np.any(np.abs(pts[:, 1]) > 90):
+        (lon_lo, lon_hi), (lat_lo, lat_hi) = LON_RANGE, LAT_RANGE
+        lon, lat = pts[:, 0], pts[:, 1]
+        if np.any((lon < lon_lo) | (lon > lon_hi)) or np.any((lat < lat_lo) | (lat > lat_hi)):
             raise ValidationError("longitude must be within ±180 and latitude within ±90")
         limit = self.max_snap_m if max_distance_m is None else max_distance_m
         cache = self._snaps.setdefault(mode, {})
