@@ -18,7 +18,7 @@ Whatever is left out is counted by reason, never dropped silently.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -79,13 +79,18 @@ def _filter(
 ) -> pd.DataFrame:
     """The rules the store applies in SQL, applied to rows read from files."""
     lo, hi = as_utc_bound(start, "start"), as_utc_bound(end, "end")
-    checks = [
-        ("other sources", None if sources is None else ~frame["source"].isin(sources)),
-        ("other categories", None if categories is None else ~frame["category"].isin(categories)),
-        ("received before the start", None if lo is None else frame["received_at"] < lo),
-        ("received at or after the end", None if hi is None else frame["received_at"] >= hi),
+    # Each rule sees what the ones before it kept: a row is counted under its first reason.
+    rules: list[tuple[str, Callable[[pd.DataFrame], pd.Series] | None]] = [
+        ("other sources", None if sources is None else lambda f: ~f["source"].isin(sources)),
+        (
+            "other categories",
+            None if categories is None else lambda f: ~f["category"].isin(categories),
+        ),
+        ("received before the start", None if lo is None else lambda f: f["received_at"] < lo),
+        ("received at or after the end", None if hi is None else lambda f: f["received_at"] >= hi),
     ]
-    for reason, out in checks:
+    for reason, rule in rules:
+        out = None if rule is None else rule(frame)
         if out is not None and out.any():
             dropped[reason] = dropped.get(reason, 0) + int(out.sum())
             frame = frame[~out]
