@@ -96,6 +96,11 @@ def _show_report(report: ImportReport) -> None:
             f"Source station vs polygon: {j.compared:,} compared, {j.disagreements:,} disagree "
             f"({(j.agreement or 0.0):.1%} agree)."
         )
+    if j.foreign:
+        console.print(
+            f"{j.foreign:,} source station(s) not of {j.pack} inside its polygons: "
+            "jurisdictions taken from the polygons."
+        )
     if j.pairs:
         print_table(
             "Most frequent disagreements",
