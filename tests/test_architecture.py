@@ -73,3 +73,11 @@ def test_a_cycle_inside_a_room_is_refused(copy: Path) -> None:
     assert done.returncode != 0
     assert "No import cycles between the modules of a package BROKEN" in done.stdout
     assert "- .heuristic -> .coverage (1 import)" in done.stdout
+
+
+def test_a_module_outside_the_layers_is_refused(copy: Path) -> None:
+    # The contract is exhaustive: a new room must be placed in the layers to exist.
+    (copy / "src" / "citywatch" / "annex.py").write_text("from citywatch import errors\n")
+    done = _lint(copy, copy / "src")
+    assert done.returncode != 0
+    assert "citywatch.annex" in done.stdout and "not listed as layers" in done.stdout

@@ -294,6 +294,8 @@ MAPPING_KEYS = (
     "categories",
     "solved",
     "disposition",
+    "priorities",
+    "default_category",
 )
 
 
