@@ -38,8 +38,8 @@ from citywatch.city import load_pack
 from citywatch.incidents.importer import import_file
 from citywatch.incidents.jurisdiction import assign_jurisdictions
 from citywatch.incidents.sources import read_source
+from citywatch.incidents.storage import _insert_ignoring_duplicates, frame_to_rows, insert_incidents
 from citywatch.store.db import make_engine, upgrade
-from citywatch.store.incidents import _insert_ignoring_duplicates, frame_to_rows, insert_incidents
 from citywatch.store.models import IncidentRow
 
 DATA = Path(__file__).resolve().parents[1] / "data"

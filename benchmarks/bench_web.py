@@ -29,16 +29,16 @@ from sqlalchemy import func, select
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, summary_ms, timings
 
+from citywatch.api.layers import local_windows, pack_layers
 from citywatch.city import CityPack, load_pack
-from citywatch.demo import ensure_fleet
+from citywatch.demo.calls import SimulatedCalls, scaled_model
+from citywatch.demo.cli import ensure_fleet
+from citywatch.demo.feed import DemoFeed, FeedConfig
 from citywatch.dispatch.accounts import Principal, Role
 from citywatch.dispatch.service import DispatchService
 from citywatch.routing import Router
 from citywatch.store.db import make_engine, session_factory, upgrade
 from citywatch.store.dispatch_models import UnitPosition
-from citywatch.web.demand import SimulatedCalls, scaled_model
-from citywatch.web.feed import DemoFeed, FeedConfig
-from citywatch.web.layers import local_windows, pack_layers
 
 ADMIN = Principal("bench", Role.ADMIN)
 

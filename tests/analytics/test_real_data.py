@@ -245,8 +245,8 @@ def test_west_yorkshire_refuses_days_and_hours(west_yorkshire: pd.DataFrame) -> 
 
 def test_nashville_through_the_database(db_url: str, capsys: pytest.CaptureFixture[str]) -> None:
     """Runs on SQLite and on PostgreSQL (skipped with the reason when no server answers)."""
+    from citywatch.incidents.storage import insert_incidents
     from citywatch.store.db import make_engine, upgrade
-    from citywatch.store.incidents import insert_incidents
 
     path = DATA / "nashville" / "calls_2024_partial.csv"
     url = db_url

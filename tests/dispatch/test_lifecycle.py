@@ -61,3 +61,14 @@ def test_incident_lifecycle_reachability() -> None:
                     seen.add(nxt)
                     frontier.append(nxt)
         assert "available" in seen
+
+
+def test_published_rules_and_active_statuses() -> None:
+    from citywatch.dispatch.core import ACTIVE_INCIDENT
+
+    assert INCIDENT_LIFECYCLE.active == ("received", "dispatched", "en_route", "on_scene")
+    assert INCIDENT_LIFECYCLE.active == ACTIVE_INCIDENT
+    doc = UNIT_LIFECYCLE.as_dict()
+    assert list(doc) == list(UNIT_LIFECYCLE.statuses)
+    assert doc["on_scene"] == ["available", "returning"]  # in lifecycle order
+    assert all(set(v) <= set(doc) for v in doc.values())

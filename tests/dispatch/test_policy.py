@@ -563,3 +563,20 @@ def test_bounded_search_equals_unbounded(seed: int, monkeypatch: pytest.MonkeyPa
         _unbounded(m)
         want = recommend(inc, units, FakeTravel(), pol, k=k)
     assert got == want
+
+
+def test_one_registry_parses_policy_names() -> None:
+    from citywatch.dispatch.policy import (
+        POLICY_NAMES,
+        STATION_FIRST_THRESHOLD_S,
+        make_policy,
+        parse_policy_name,
+    )
+    from citywatch.errors import ValidationError as Invalid
+
+    assert POLICY_NAMES == ("nearest", "station_first")
+    assert make_policy("station_first").threshold_s == STATION_FIRST_THRESHOLD_S == 300.0
+    assert make_policy("station_first", threshold_s=120, limit_s=900).threshold_s == 120.0
+    assert make_policy("nearest", threshold_s=120) == make_policy("nearest")
+    with pytest.raises(Invalid, match=r"dispatch.policy must be nearest or station_first, not 'x'"):
+        parse_policy_name("x", "dispatch.policy")

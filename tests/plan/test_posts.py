@@ -18,7 +18,7 @@ from citywatch.incidents.sources import read_source
 from citywatch.plan.cli import app
 from citywatch.plan.coverage import LSCP, MCLP, CoverageData
 from citywatch.plan.heuristic import greedy_local_search
-from citywatch.plan.posts import incident_demand, plan_posts, reach_matrix
+from citywatch.plan.posts import city_coverage_data, incident_demand, plan_posts, reach_matrix
 from citywatch.routing import Router
 
 SHOOTINGS = (
@@ -132,20 +132,25 @@ def test_posts_cli(tmp_path: Path, shootings) -> None:  # type: ignore[no-untype
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
     assert doc["status"] == "optimal" and len(doc["posts"]) == 4
-    assert doc["incidents"]["used"] + doc["incidents"]["off_network"] == 400
+    counts = doc["incidents"]
+    # the bounding box reaches into Brooklyn, Queens, the Bronx and New Jersey: those incidents
+    # are not Manhattan's and are reported apart
+    assert counts["outside_city"] > 0
+    assert counts["used"] + counts["off_network"] + counts["outside_city"] == 400
     features = json.loads(out.read_text())["features"]
     assert sum(f["properties"]["kind"] == "post" for f in features) == 4
     assert png.stat().st_size > 10_000
 
 
 def test_mclp_from_city_matches_plan_posts(pack, router, shootings) -> None:  # type: ignore[no-untyped-def]
-    # The same car-only instance through MCLP.from_city and plan_posts gives the same optimum.
+    # The same car-only instance through MCLP(city_coverage_data(...)) and plan_posts agree.
     incidents = shootings.drop_duplicates("id").head(300)
     demand = incident_demand(pack, incidents)
     lon, lat = pack.network.lon[demand.nodes], pack.network.lat[demand.nodes]
     on_net = pd.DataFrame({"lon": lon, "lat": lat, "weight": demand.weights})
     candidates = np.arange(0, len(pack.network.lon), 5)
-    model = MCLP.from_city(pack, on_net, 75.0, units=5, router=router, candidates=candidates)
+    data = city_coverage_data(pack, on_net, 75.0, router=router, candidates=candidates)
+    model = MCLP(data, units=5)
     plan = plan_posts(pack, demand, {"car": 5}, 75.0, router=router, candidates=candidates)
     assert model.solve().objective == pytest.approx(plan.result.objective)
 
@@ -219,14 +224,15 @@ def test_models_on_bundled_packs(name: str) -> None:
     candidates = np.arange(0, len(pack.network.lon), 4)
     demand = incident_demand(pack, demand_frame)
     # plan_posts (with its merging of equivalent sites) equals the plain model's optimum.
-    model = MCLP.from_city(pack, demand_frame, 120.0, units=6, router=router, candidates=candidates)
+    data = city_coverage_data(pack, demand_frame, 120.0, router=router, candidates=candidates)
+    model = MCLP(data, units=6)
     plan = plan_posts(pack, demand, {"car": 6}, 120.0, router=router, candidates=candidates)
     assert plan.result.objective == pytest.approx(model.solve().objective)
     # LSCP: covers every coverable point and no selected site can be dropped.
     reachable = np.asarray(model.data.cover.sum(axis=1)).ravel() > 0
     node_ids = pack.network.nodes["node_id"].astype(str).to_numpy()[nodes]
     keep = demand_frame[np.isin(node_ids, model.data.demand_ids[reachable])]
-    lscp_model = LSCP.from_city(pack, keep, 120.0, router=router, candidates=candidates)
+    lscp_model = LSCP(city_coverage_data(pack, keep, 120.0, router=router, candidates=candidates))
     lscp = lscp_model.solve()
     assert lscp.covered.all()
     selected = np.nonzero(lscp.selected)[0]

@@ -78,7 +78,7 @@ def test_replay_from_canonical_csv(pack: CityPack, car_travel: object, tmp_path:
 
 
 def test_replay_from_the_incident_store(pack: CityPack, car_travel: object, tmp_path: Path) -> None:
-    store = pytest.importorskip("citywatch.store.incidents")
+    store = pytest.importorskip("citywatch.incidents.storage")
     from citywatch.store.db import make_engine, upgrade
 
     url = f"sqlite:///{tmp_path / 'incidents.db'}"

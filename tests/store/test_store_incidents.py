@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 
 from citywatch.errors import ValidationError
+from citywatch.incidents.storage import insert_incidents, load_incidents_frame
 from citywatch.incidents.taxonomy import load_taxonomy
 from citywatch.store.db import make_engine, upgrade
-from citywatch.store.incidents import insert_incidents, load_incidents_frame
 from tests.incidents.factories import random_incidents
 
 

@@ -15,9 +15,9 @@ from fastapi import FastAPI
 from citywatch.api.app import create_app
 from citywatch.api.settings import Settings
 from citywatch.city import CityPack, load_pack
-from citywatch.demo import ensure_fleet
+from citywatch.demo.calls import SimulatedCalls, scaled_model
+from citywatch.demo.cli import ensure_fleet
 from citywatch.dispatch.accounts import create_user
-from citywatch.web.demand import SimulatedCalls, scaled_model
 from tests.api.conftest import Server, start_server, stop_server
 
 PASSWORD = "correct-horse-battery"

@@ -19,10 +19,10 @@ from sqlalchemy import select
 from citywatch.api.app import STATIC_DIR, create_app
 from citywatch.api.settings import Settings
 from citywatch.city import CityPack
-from citywatch.demo import ensure_fleet
+from citywatch.demo.cli import ensure_fleet
+from citywatch.demo.feed import DemoFeed, FeedConfig, attach_feed
 from citywatch.dispatch.accounts import Principal, Role, create_user, disable_user
 from citywatch.store.dispatch_models import RefreshToken, User
-from citywatch.web.feed import DemoFeed, FeedConfig, attach_feed
 from tests.api.conftest import Server, start_server, stop_server
 from tests.web.conftest import PASSWORD, WEB_USERS, calls_from_nodes
 

@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 
 from citywatch.city import CityPack
+from citywatch.demo.calls import CALL_MIX, SimulatedCalls, scaled_model
 from citywatch.errors import ValidationError
 from citywatch.incidents.taxonomy import load_taxonomy
 from citywatch.sim.demand import fit_demand
-from citywatch.web.demand import CALL_MIX, SimulatedCalls, scaled_model
 from tests.web.conftest import node_history
 
 

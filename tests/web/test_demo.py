@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from citywatch.api.app import create_app
 from citywatch.api.settings import Settings
 from citywatch.city import CityPack, load_pack
-from citywatch.demo import DEMO_ACCOUNTS, ensure_accounts, ensure_fleet, import_bundled
+from citywatch.demo.cli import DEMO_ACCOUNTS, ensure_accounts, ensure_fleet, import_bundled
 from citywatch.dispatch.accounts import Role, authenticate_password, create_user
 from citywatch.errors import AuthenticationError
 from citywatch.store.db import make_engine, session_factory, upgrade

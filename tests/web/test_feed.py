@@ -11,11 +11,11 @@ import shapely
 
 from citywatch.city import CityPack
 from citywatch.city.network import haversine_m
-from citywatch.demo import ensure_fleet
+from citywatch.demo.cli import ensure_fleet
+from citywatch.demo.feed import FEED_USER, DemoFeed, FeedConfig, Leg
 from citywatch.dispatch.service import DispatchService
 from citywatch.errors import ValidationError
 from citywatch.routing import Router
-from citywatch.web.feed import FEED_USER, DemoFeed, FeedConfig, Leg
 from tests.dispatch.conftest import ADMIN, Clock, make_service
 from tests.web.conftest import calls_from_nodes
 

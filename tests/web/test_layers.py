@@ -9,9 +9,9 @@ import pytest
 import shapely
 from shapely.geometry import shape
 
+from citywatch.api.layers import local_windows, pack_config, pack_layers, road_segments
 from citywatch.city import CityPack
 from citywatch.errors import ValidationError
-from citywatch.web.layers import local_windows, pack_config, pack_layers, road_segments
 
 
 def test_roads_are_every_undirected_segment_once(manhattan: CityPack) -> None:

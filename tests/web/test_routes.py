@@ -28,6 +28,12 @@ def test_config_and_layers_are_public(web_server: WebServer) -> None:
     assert cfg["name"] == "manhattan" and cfg["timezone"] == "America/New_York"
     assert cfg["demo"] is False and cfg["feed"] is None
     assert cfg["thresholds_s"] == [180.0, 600.0]
+    # The status rules the client applies are the service's own.
+    incident = cfg["lifecycles"]["incident"]
+    assert incident["received"] == ["dispatched", "cancelled"]  # in lifecycle order
+    assert incident["on_scene"] == ["cleared"] and incident["cleared"] == []
+    assert cfg["lifecycles"]["unit"]["out_of_service"] == ["available"]
+    assert cfg["lifecycles"]["unit_assigned"] == ["dispatched", "en_route", "on_scene"]
     # httpx decompresses transparently; ask for both encodings explicitly to compare bytes.
     raw = httpx.get(
         f"{web_server.url}/api/v1/dashboard/layers", headers={"Accept-Encoding": "identity"}

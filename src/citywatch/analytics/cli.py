@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Protocol, TypeVar
 
 import pandas as pd
 import typer
@@ -19,6 +19,7 @@ from citywatch.analytics.scope import LEVELS, Baseline, Period, baseline_period
 from citywatch.analytics.survey import read_survey, satisfaction
 from citywatch.console import console, err_console, print_json, print_table, progress
 from citywatch.errors import ValidationError
+from citywatch.incidents.load import load_incidents
 
 __all__ = ["report_app", "stats_app"]
 
@@ -69,6 +70,13 @@ VsTo = Annotated[
     datetime | None, typer.Option("--vs-to", formats=_DATE, help="Explicit comparison period end.")
 ]
 Json = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+SourceOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--source",
+        help="Only incidents of this source (police_uk, nypd_shootings, live, ...); repeatable.",
+    ),
+]
 
 
 @dataclass
@@ -80,6 +88,8 @@ class Source:
     city: str
     jurisdictions: dict[str, list[str]]
     boundaries: dict[str, dict[str, Any]]
+    #: What reading left out (other cities, other sources), for the statistic's notes.
+    notes: list[str] = field(default_factory=list)
 
     def kwargs(self, by: str) -> dict[str, Any]:
         """Keyword arguments shared by every statistic."""
@@ -92,9 +102,18 @@ class Source:
 
 
 def load_source(
-    db: str | None, incidents: Path | None, tz: str | None, city: str | None, by: str = "city"
+    db: str | None,
+    incidents: Path | None,
+    tz: str | None,
+    city: str | None,
+    by: str = "city",
+    sources: list[str] | None = None,
 ) -> Source:
-    """Read incidents from a canonical CSV or the database, and resolve the time zone.
+    """Read the incidents of a city (or all) from a canonical CSV or the database.
+
+    With a city pack, only the incidents of that city count (located inside it, or without a
+    location but with its jurisdiction ids: see :func:`citywatch.incidents.load.load_incidents`);
+    what is left out is reported in the notes.
 
     Parameters
     ----------
@@ -108,6 +127,8 @@ def load_source(
         City pack name or folder.
     by : str
         Jurisdiction level the statistic will use (checked before reading anything).
+    sources : list of str, optional
+        Keep only incidents of these sources.
 
     Returns
     -------
@@ -120,6 +141,7 @@ def load_source(
     jurisdictions: dict[str, list[str]] = {}
     boundaries: dict[str, dict[str, Any]] = {}
     label = "city"
+    pack = None
     if city is not None:
         from citywatch.city import load_pack
 
@@ -136,15 +158,14 @@ def load_source(
         raise ValidationError("give --tz (the city's time zone) or --city", field="tz")
     with progress() as bar:
         bar.add_task("Reading incidents", total=None)
-        if incidents is not None:
-            from citywatch.incidents.canonical import read_canonical_csv
-
-            frame = read_canonical_csv(incidents)
-        else:
-            from citywatch.store.incidents import load_incidents_frame
-
-            frame = load_incidents_frame(db)
-    return Source(frame, tz, label, jurisdictions, boundaries)
+        loaded = load_incidents(
+            db,
+            files=[] if incidents is None else [(incidents, "canonical")],
+            database=incidents is None,
+            sources=sources,
+            pack=pack,
+        )
+    return Source(loaded.frame, tz, label, jurisdictions, boundaries, loaded.notes())
 
 
 def _period(start: datetime, end: datetime) -> Period:
@@ -164,7 +185,11 @@ def _baseline(
     )
 
 
-_R = TypeVar("_R")
+class _Noted(Protocol):
+    notes: list[str]
+
+
+_R = TypeVar("_R", bound=_Noted)
 
 
 def _against_baseline(
@@ -180,17 +205,20 @@ def _against_baseline(
     incidents: Path | None,
     tz: str | None,
     city: str | None,
+    sources: list[str] | None,
 ) -> _R:
     """Read the incidents and run a statistic of a period against its comparison period."""
-    source = load_source(db, incidents, tz, city, by)
+    source = load_source(db, incidents, tz, city, by, sources)
     period = _period(start, end)
-    return stat(
+    result = stat(
         source.incidents,
         period,
         categories=category,
         baseline_dates=_baseline(period, baseline, vs_from, vs_to),
         **source.kwargs(by),
     )
+    result.notes[:0] = source.notes
+    return result
 
 
 def _fmt(value: Any, digits: int = 1) -> str:
@@ -219,11 +247,12 @@ def compare_command(
     incidents: IncidentsFile = None,
     tz: Tz = None,
     city: City = None,
+    source: SourceOpt = None,
     json: Json = False,
 ) -> None:
     """Counts against the previous year (or period), % change and Poisson z-score."""
     result = _against_baseline(
-        compare, start, end, category, by, baseline, vs_from, vs_to, db, incidents, tz, city
+        compare, start, end, category, by, baseline, vs_from, vs_to, db, incidents, tz, city, source
     )
     if json:
         print_json(result.as_dict())
@@ -260,11 +289,24 @@ def clearance_command(
     incidents: IncidentsFile = None,
     tz: Tz = None,
     city: City = None,
+    source: SourceOpt = None,
     json: Json = False,
 ) -> None:
     """Clearance rate (solved / recorded) with its change in percentage points."""
     result = _against_baseline(
-        clearance, start, end, category, by, baseline, vs_from, vs_to, db, incidents, tz, city
+        clearance,
+        start,
+        end,
+        category,
+        by,
+        baseline,
+        vs_from,
+        vs_to,
+        db,
+        incidents,
+        tz,
+        city,
+        source,
     )
     if json:
         print_json(result.as_dict())
@@ -302,13 +344,13 @@ def quiet_days_command(
     incidents: IncidentsFile = None,
     tz: Tz = None,
     city: City = None,
+    source: SourceOpt = None,
     json: Json = False,
 ) -> None:
     """Days without incidents, the longest zero run and the current one ("days since")."""
-    source = load_source(db, incidents, tz, city, by)
-    result = quiet_days(
-        source.incidents, _period(start, end), categories=category, **source.kwargs(by)
-    )
+    data = load_source(db, incidents, tz, city, by, source)
+    result = quiet_days(data.incidents, _period(start, end), categories=category, **data.kwargs(by))
+    result.notes[:0] = data.notes
     if json:
         print_json(result.as_dict())
         return
@@ -355,11 +397,12 @@ def profile_command(
     incidents: IncidentsFile = None,
     tz: Tz = None,
     city: City = None,
+    source: SourceOpt = None,
     json: Json = False,
 ) -> None:
     """Hour-of-day and weekday profile of two periods, peak hours and a shift test."""
     result = _against_baseline(
-        profile, start, end, category, by, baseline, vs_from, vs_to, db, incidents, tz, city
+        profile, start, end, category, by, baseline, vs_from, vs_to, db, incidents, tz, city, source
     )
     if json:
         print_json(result.as_dict())
@@ -421,25 +464,27 @@ def compstat_command(
     incidents: IncidentsFile = None,
     tz: Tz = None,
     city: City = None,
+    source: SourceOpt = None,
     json: Json = False,
 ) -> None:
     """A self-contained CompStat report (HTML or PDF) with tables and charts."""
     from citywatch.analytics.report import build_compstat, report_format, write_report
 
     report_format(out)  # refuse a bad file name before reading any data
-    source = load_source(db, incidents, tz, city, by)
+    data = load_source(db, incidents, tz, city, by, source)
     period = _period(start, end)
     with progress() as bar:
         bar.add_task("Computing statistics", total=None)
         report = build_compstat(
-            source.incidents,
+            data.incidents,
             period,
             categories=category,
             baseline_dates=_baseline(period, baseline, None, None),
             lang=lang,
-            boundaries=source.boundaries.get(by),
-            **source.kwargs(by),
+            boundaries=data.boundaries.get(by),
+            **data.kwargs(by),
         )
+    report.notes[:0] = data.notes
     with progress() as bar:
         bar.add_task(f"Writing {out}", total=None)
         write_report(report, out)

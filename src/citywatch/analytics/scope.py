@@ -148,14 +148,16 @@ def local_days(received_at: pd.Series, tz: str) -> pd.Series:
     pandas.Series
         Naive local midnights, so that day arithmetic ignores daylight-saving changes.
     """
-    return _local_wall_time(received_at, tz).dt.floor("D")
+    days: pd.Series = _local_wall_time(received_at, tz).dt.floor("D")
+    return days
 
 
 def _local_wall_time(received_at: pd.Series, tz: str) -> pd.Series:
     if not isinstance(received_at.dtype, pd.DatetimeTZDtype):
         raise DataError("received_at must hold time-zone-aware timestamps", field="received_at")
     try:
-        return received_at.dt.tz_convert(tz).dt.tz_localize(None)
+        local: pd.Series = received_at.dt.tz_convert(tz).dt.tz_localize(None)
+        return local
     except Exception as exc:  # pytz/zoneinfo raise different classes for an unknown zone
         raise ValidationError(f"unknown time zone {tz!r}", field="tz") from exc
 

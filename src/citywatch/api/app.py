@@ -23,6 +23,7 @@ from typing import Any
 from fastapi import FastAPI, WebSocket, WebSocketDisconnect, status
 from fastapi.staticfiles import StaticFiles
 
+from citywatch.api.dashboard import install as install_dashboard
 from citywatch.api.errors import install_error_handlers
 from citywatch.api.events import EventBus, make_bus
 from citywatch.api.routes import router as api_router
@@ -35,7 +36,6 @@ from citywatch.dispatch.service import DispatchService
 from citywatch.errors import CityWatchError
 from citywatch.routing import MODES, Router
 from citywatch.store.db import make_engine, session_factory, upgrade
-from citywatch.web.routes import install as install_dashboard
 
 __all__ = ["STATIC_DIR", "create_app", "worker_app"]
 

@@ -12,6 +12,7 @@ import typer
 from sqlalchemy.orm import Session, sessionmaker
 
 from citywatch.console import console, print_json, print_table
+from citywatch.dispatch.core import STALE_AFTER_S
 from citywatch.errors import DataError, ValidationError
 
 __all__ = ["audit_app", "serve", "users_app"]
@@ -49,7 +50,7 @@ def serve(
     ] = False,
     stale_after: Annotated[
         float, typer.Option(min=1, help="Seconds after which an AVL position is stale.")
-    ] = 300.0,
+    ] = STALE_AFTER_S,
 ) -> None:
     """Start the dispatch service (REST under /api/v1, WebSocket /api/v1/events, docs at /docs)."""
     import uvicorn

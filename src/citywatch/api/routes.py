@@ -29,6 +29,7 @@ from citywatch.api.schemas import (
 )
 from citywatch.api.security import CurrentUser, login, logout, refresh
 from citywatch.dispatch.kpis import GROUPINGS
+from citywatch.dispatch.policy import PolicyName
 from citywatch.dispatch.service import DispatchService
 from citywatch.errors import ValidationError
 
@@ -206,7 +207,7 @@ def recommendations(
     who: CurrentUser,
     service: Service,
     k: Annotated[int, Query(ge=1, le=100)] = 5,
-    policy: Annotated[str, Query(pattern="^(nearest|station_first)$")] = "nearest",
+    policy: Annotated[PolicyName, Query()] = "nearest",
     threshold_s: Annotated[float | None, Query(gt=0)] = None,
     limit_s: Annotated[float | None, Query(gt=0)] = None,
 ) -> dict[str, Any]:

@@ -7,6 +7,9 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from citywatch.dispatch.lifecycle import IncidentStatus, UnitStatus
+from citywatch.domain import LAT_RANGE, LON_RANGE, PRIORITY_RANGE
+
 __all__ = [
     "AssignmentIn",
     "AssignmentOut",
@@ -33,8 +36,8 @@ class _In(BaseModel):
 class Location(_In):
     """A WGS-84 point."""
 
-    lon: float = Field(ge=-180, le=180, description="longitude, degrees east")
-    lat: float = Field(ge=-90, le=90, description="latitude, degrees north")
+    lon: float = Field(ge=LON_RANGE[0], le=LON_RANGE[1], description="longitude, degrees east")
+    lat: float = Field(ge=LAT_RANGE[0], le=LAT_RANGE[1], description="latitude, degrees north")
 
 
 class UnitIn(_In):
@@ -55,15 +58,17 @@ class UnitIn(_In):
 class PositionIn(_In):
     """An AVL fix."""
 
-    lon: float = Field(ge=-180, le=180)
-    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=LON_RANGE[0], le=LON_RANGE[1])
+    lat: float = Field(ge=LAT_RANGE[0], le=LAT_RANGE[1])
     at: AwareDatetime = Field(description="time of the fix, ISO 8601 with offset")
 
 
 class UnitStatusIn(_In):
     """A unit status change."""
 
-    status: str = Field(description="available, en_route, on_scene, returning, out_of_service")
+    status: str = Field(
+        description=f"one of {', '.join(UnitStatus)} (dispatched only by an assignment)"
+    )
 
 
 class IncidentIn(_In):
@@ -71,7 +76,12 @@ class IncidentIn(_In):
 
     category: str = Field(description="category code of the incident taxonomy, e.g. robbery")
     location: Location
-    priority: int | None = Field(None, ge=1, le=5, description="1 (highest) .. 5; category default")
+    priority: int | None = Field(
+        None,
+        ge=PRIORITY_RANGE[0],
+        le=PRIORITY_RANGE[1],
+        description="{} (highest) .. {}; category default".format(*PRIORITY_RANGE),
+    )
     caller_notes: str | None = Field(None, max_length=4000)
     received_at: AwareDatetime | None = Field(
         None, description="when the call came in; now by default"
@@ -81,7 +91,7 @@ class IncidentIn(_In):
 class IncidentStatusIn(_In):
     """An incident status change."""
 
-    status: str = Field(description="cleared, cancelled, ...")
+    status: str = Field(description=f"one of {', '.join(IncidentStatus)}")
 
 
 class AssignmentIn(_In):

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from citywatch.dispatch.core import DispatchConfig
+from citywatch.dispatch.kpis import RESPONSE_TARGETS_S
 from citywatch.errors import ValidationError
 
 __all__ = ["ENV_SETTINGS", "Settings"]
@@ -64,7 +65,7 @@ class Settings:
     demo: bool = False
     migrate: bool = True
     dispatch: DispatchConfig = field(default_factory=DispatchConfig)
-    kpi_thresholds_s: tuple[float, ...] = (180.0, 600.0)
+    kpi_thresholds_s: tuple[float, ...] = RESPONSE_TARGETS_S
 
     def __post_init__(self) -> None:
         if len(self.jwt_secret) < 32:

@@ -19,16 +19,19 @@ import shapely
 from sqlalchemy import Select, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from citywatch.city import CityPack
 from citywatch.console import to_jsonable
 from citywatch.dispatch.accounts import Principal, Role
 from citywatch.dispatch.audit import append_audit
-from citywatch.dispatch.lifecycle import INCIDENT_LIFECYCLE
+from citywatch.dispatch.lifecycle import INCIDENT_LIFECYCLE, IncidentStatus
 from citywatch.dispatch.policy import (
+    STATION_FIRST_THRESHOLD_S,
     RequirementRules,
     UnitView,
     load_requirements,
     router_travel,
 )
+from citywatch.domain import LAT_RANGE, LON_RANGE
 from citywatch.errors import (
     ConflictError,
     NotFoundError,
@@ -37,6 +40,8 @@ from citywatch.errors import (
     ValidationError,
 )
 from citywatch.incidents.taxonomy import Taxonomy, load_taxonomy
+from citywatch.routing import Router
+from citywatch.routing.speeds import parse_mode
 from citywatch.store.dispatch_models import (
     Assignment,
     DispatchEvent,
@@ -45,9 +50,13 @@ from citywatch.store.dispatch_models import (
 )
 from citywatch.store.models import IncidentRow
 
-__all__ = ["ACTIVE_INCIDENT", "DispatchConfig", "EventSink", "ServiceCore"]
+__all__ = ["ACTIVE_INCIDENT", "STALE_AFTER_S", "DispatchConfig", "EventSink", "ServiceCore"]
 
-ACTIVE_INCIDENT = ("received", "dispatched", "en_route", "on_scene")
+#: Default age after which a unit's AVL position is stale (the unit is then located at its post
+#: or station).
+STALE_AFTER_S = 300.0
+
+ACTIVE_INCIDENT = INCIDENT_LIFECYCLE.active
 
 
 class EventSink(Protocol):
@@ -66,8 +75,8 @@ class DispatchConfig:
     ``station_first_threshold_s``: default threshold of the ``station_first`` policy.
     """
 
-    stale_after_s: float = 300.0
-    station_first_threshold_s: float = 300.0
+    stale_after_s: float = STALE_AFTER_S
+    station_first_threshold_s: float = STATION_FIRST_THRESHOLD_S
 
 
 def as_utc(at: datetime, field: str = "at") -> datetime:
@@ -79,10 +88,9 @@ def as_utc(at: datetime, field: str = "at") -> datetime:
 
 def check_lonlat(lon: float, lat: float) -> None:
     """:class:`ValidationError` naming ``lon`` or ``lat`` when either is not a WGS-84 value."""
-    if not (math.isfinite(lon) and -180.0 <= lon <= 180.0):
-        raise ValidationError(f"longitude {lon} is not within -180..180", field="lon")
-    if not (math.isfinite(lat) and -90.0 <= lat <= 90.0):
-        raise ValidationError(f"latitude {lat} is not within -90..90", field="lat")
+    for name, value, (lo, hi) in (("longitude", lon, LON_RANGE), ("latitude", lat, LAT_RANGE)):
+        if not (math.isfinite(value) and lo <= value <= hi):
+            raise ValidationError(f"{name} {value} is not within {lo:g}..{hi:g}", field=name[:3])
 
 
 class UnitState(Protocol):
@@ -134,8 +142,8 @@ class ServiceCore:
     def __init__(
         self,
         sessions: sessionmaker[Session],
-        pack: Any,
-        router: Any,
+        pack: CityPack,
+        router: Router,
         sink: EventSink,
         *,
         config: DispatchConfig | None = None,
@@ -269,7 +277,7 @@ class ServiceCore:
         snapping distance: such a point could never be routed, and one unit there would make
         every recommendation fail."""
         try:
-            self.router.snap((lon, lat), mode=mode)
+            self.router.snap((lon, lat), mode=parse_mode(mode))
         except SnapError as exc:
             raise SnapError(exc.message, field=field) from None
 
@@ -383,11 +391,11 @@ class ServiceCore:
         if won != 1:
             raise ConflictError(f"incident {row.id} changed concurrently; retry")
         s.refresh(state)
-        if new == "dispatched" and row.dispatched_at is None:
+        if new == IncidentStatus.DISPATCHED and row.dispatched_at is None:
             row.dispatched_at = now
-        elif new == "on_scene" and row.arrived_at is None:
+        elif new == IncidentStatus.ON_SCENE and row.arrived_at is None:
             row.arrived_at = now
-        elif new in ("cleared", "cancelled"):
+        elif new in (IncidentStatus.CLEARED, IncidentStatus.CANCELLED):
             row.cleared_at = now
         append_audit(
             s,

@@ -19,9 +19,14 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from citywatch.dispatch.lifecycle import IncidentStatus
 from citywatch.errors import ValidationError
 
-__all__ = ["GROUPINGS", "compute_kpis", "duration_stats"]
+__all__ = ["GROUPINGS", "RESPONSE_TARGETS_S", "compute_kpis", "duration_stats"]
+
+#: The on-scene targets, seconds: police on the scene within 3 minutes in the centre and within
+#: 10 minutes city-wide.  The service's default KPI thresholds and the simulator's KPIs.
+RESPONSE_TARGETS_S: tuple[float, float] = (180.0, 600.0)
 
 Grouping = Literal["station", "zone", "hour", "none"]
 GROUPINGS: tuple[str, ...] = ("station", "zone", "hour", "none")
@@ -51,7 +56,7 @@ def _group_kpis(g: pd.DataFrame, thresholds_s: Sequence[float]) -> dict[str, Any
     response = (g["arrived_at"] - g["received_at"]).dt.total_seconds()
     to_dispatch = (g["dispatched_at"] - g["received_at"]).dt.total_seconds()
     travel = (g["arrived_at"] - g["dispatched_at"]).dt.total_seconds()
-    live = g["status"] != "cancelled"
+    live = g["status"] != IncidentStatus.CANCELLED
     n_live = int(live.sum())
     within = {
         f"{t:g}": (float(((response <= t) & live).sum() / n_live) if n_live else None)
@@ -74,7 +79,7 @@ def compute_kpis(
     by: str = "none",
     *,
     timezone: str = "UTC",
-    thresholds_s: Sequence[float] = (180.0, 600.0),
+    thresholds_s: Sequence[float] = RESPONSE_TARGETS_S,
 ) -> list[dict[str, Any]]:
     """KPIs of incidents, overall or per station, zone or local hour of the call.
 

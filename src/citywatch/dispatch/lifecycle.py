@@ -16,6 +16,7 @@ from citywatch.errors import ConflictError, ValidationError
 
 __all__ = [
     "INCIDENT_LIFECYCLE",
+    "UNIT_ASSIGNED",
     "UNIT_LIFECYCLE",
     "IncidentStatus",
     "Lifecycle",
@@ -68,6 +69,15 @@ class Lifecycle:
     def statuses(self) -> tuple[str, ...]:
         """Every status, in lifecycle order."""
         return tuple(self.allowed)
+
+    @property
+    def active(self) -> tuple[str, ...]:
+        """The statuses that are not final (some transition leaves them), in lifecycle order."""
+        return tuple(s for s in self.statuses if self.allowed[s])
+
+    def as_dict(self) -> dict[str, list[str]]:
+        """Each status with the statuses reachable from it in one step (for API clients)."""
+        return {s: list(self.next_statuses(s)) for s in self.statuses}
 
     def parse(self, status: str) -> str:
         """Check that ``status`` is one of the lifecycle's statuses and return it.
@@ -156,6 +166,9 @@ UNIT_LIFECYCLE = _lifecycle(
         _U.OUT_OF_SERVICE: (_U.AVAILABLE,),
     },
 )
+
+#: Unit statuses in which a unit holds an incident (its assignment is active).
+UNIT_ASSIGNED: frozenset[str] = frozenset({_U.DISPATCHED, _U.EN_ROUTE, _U.ON_SCENE})
 
 _I = IncidentStatus
 #: received -> dispatched -> en_route -> on_scene -> cleared, or cancelled before arrival;

@@ -32,10 +32,16 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
+from citywatch.dispatch.lifecycle import UnitStatus
 from citywatch.errors import DataError, ValidationError
+from citywatch.routing import Mode, Router
+from citywatch.routing.speeds import parse_mode
+from citywatch.tomlkeys import check_keys
 
 __all__ = [
+    "POLICY_NAMES",
     "REASON_TEXTS",
+    "STATION_FIRST_THRESHOLD_S",
     "Candidate",
     "IncidentView",
     "KeyedTravel",
@@ -47,14 +53,23 @@ __all__ = [
     "TravelFn",
     "UnitView",
     "load_requirements",
+    "make_policy",
     "nearest",
+    "parse_policy_name",
     "recommend",
     "router_travel",
     "station_first",
 ]
 
 #: Status in which a unit may be recommended and assigned.
-AVAILABLE = "available"
+AVAILABLE = UnitStatus.AVAILABLE
+
+#: The dispatch policies, by name: the one registry that the service, the API and the
+#: simulator's scenarios parse (see :func:`make_policy`).
+PolicyName = Literal["nearest", "station_first"]
+POLICY_NAMES: tuple[PolicyName, ...] = ("nearest", "station_first")
+#: Default threshold of ``station_first``: own-station units go first if one arrives within it.
+STATION_FIRST_THRESHOLD_S = 300.0
 
 RecommendationStatus = Literal["ok", "short", "none_available", "all_stale", "none_within_limit"]
 
@@ -126,7 +141,7 @@ class UnitView:
     station: str | None
     lon: float
     lat: float
-    status: str = "available"
+    status: str = AVAILABLE
     position_stale: bool = False
     capabilities: frozenset[str] = frozenset()
     #: Opaque key of the position for a travel backend that precomputes its locations (the
@@ -183,7 +198,7 @@ class KeyedTravel(TravelFn, Protocol):
     ) -> tuple[np.ndarray, np.ndarray]: ...
 
 
-def router_travel(router: Any) -> TravelFn:
+def router_travel(router: Router) -> TravelFn:
     """Adapt a :class:`citywatch.routing.Router` to the :class:`TravelFn` protocol.
 
     Parameters
@@ -201,7 +216,7 @@ def router_travel(router: Any) -> TravelFn:
     def travel(
         sources: np.ndarray, mode: str, target: tuple[float, float], limit_s: float | None
     ) -> tuple[np.ndarray, np.ndarray]:
-        res = router.many_to_one(sources, target, mode=mode, limit_s=limit_s)
+        res = router.many_to_one(sources, target, mode=parse_mode(mode), limit_s=limit_s)
         return np.asarray(res.seconds, dtype=float), np.asarray(res.metres, dtype=float)
 
     return travel
@@ -250,7 +265,7 @@ class _Rule:
 class RequirementRules:
     """Unit types (with their travel modes) and the requirement rules, loaded from TOML."""
 
-    unit_modes: Mapping[str, str]
+    unit_modes: Mapping[str, Mode]
     unit_labels: Mapping[str, str]
     default_units: int
     prefer_slack_s: float
@@ -278,7 +293,7 @@ class RequirementRules:
             rules=tuple(r.name for r in matching),
         )
 
-    def mode_of(self, unit_type: str) -> str:
+    def mode_of(self, unit_type: str) -> Mode:
         """The travel mode of a unit type; :class:`ValidationError` for an unknown type."""
         try:
             return self.unit_modes[unit_type]
@@ -296,15 +311,38 @@ def _str_set(table: Mapping[str, Any], key: str, where: str) -> frozenset[str]:
     return frozenset(value)
 
 
+_RULE_KEYS = (
+    "name",
+    "categories",
+    "place_kinds",
+    "max_priority",
+    "units",
+    "preferred_types",
+    "required_types",
+)
+
+
+def _mode(value: Any, where: str) -> Mode:
+    try:
+        return parse_mode(str(value), "mode")
+    except ValidationError as exc:
+        raise DataError(f"{where}: {exc.message}") from None
+
+
 def _parse_rules(doc: Mapping[str, Any], source: str) -> RequirementRules:
+    check_keys(doc, ("unit_types", "default", "rules"), source)
     types = doc.get("unit_types")
     if not isinstance(types, dict) or not types:
         raise DataError(f"{source}: no [unit_types] table")
+    for name, spec in types.items():
+        check_keys(spec, ("mode", "label"), f"{source} [unit_types.{name}]")
     unit_types = set(types)
     default = doc.get("default", {})
+    check_keys(default, ("units", "prefer_slack_s"), f"{source} [default]")
     rules = []
     for i, raw in enumerate(doc.get("rules", [])):
         where = f"{source}: rule {i + 1} ({raw.get('name', 'unnamed')})"
+        check_keys(raw, _RULE_KEYS, where)
         rule = _Rule(
             name=str(raw.get("name", f"rule {i + 1}")),
             categories=_str_set(raw, "categories", where),
@@ -321,7 +359,9 @@ def _parse_rules(doc: Mapping[str, Any], source: str) -> RequirementRules:
             raise DataError(f"{where}: units must be at least 1")
         rules.append(rule)
     return RequirementRules(
-        unit_modes={name: str(t["mode"]) for name, t in types.items()},
+        unit_modes={
+            name: _mode(t.get("mode"), f"{source} [unit_types.{name}]") for name, t in types.items()
+        },
         unit_labels={name: str(t.get("label", name)) for name, t in types.items()},
         default_units=int(default.get("units", 1)),
         prefer_slack_s=float(default.get("prefer_slack_s", 90.0)),
@@ -374,7 +414,7 @@ class Policy:
     may be recommended.
     """
 
-    name: Literal["nearest", "station_first"]
+    name: PolicyName
     threshold_s: float | None = None
     limit_s: float | None = None
     allow_stale: bool = True
@@ -398,7 +438,10 @@ def nearest(*, limit_s: float | None = None, allow_stale: bool = True) -> Policy
 
 
 def station_first(
-    threshold_s: float = 300.0, *, limit_s: float | None = None, allow_stale: bool = True
+    threshold_s: float = STATION_FIRST_THRESHOLD_S,
+    *,
+    limit_s: float | None = None,
+    allow_stale: bool = True,
 ) -> Policy:
     """Traditional dispatch: the incident's own station first, others when it cannot be quick.
 
@@ -419,6 +462,63 @@ def station_first(
     if not threshold_s > 0:
         raise ValidationError("station_first threshold must be positive", field="threshold_s")
     return Policy("station_first", float(threshold_s), limit_s, allow_stale)
+
+
+def parse_policy_name(name: str, field: str = "policy") -> PolicyName:
+    """Check a policy name given by a user or a file.
+
+    Parameters
+    ----------
+    name : str
+        The name as given.
+    field : str
+        What to call it in the error (``"policy"``, ``"dispatch.policy"``).
+
+    Returns
+    -------
+    {"nearest", "station_first"}
+
+    Raises
+    ------
+    ValidationError
+        For any other name; the message lists the known ones.
+    """
+    for known in POLICY_NAMES:
+        if name == known:
+            return known
+    raise ValidationError(f"{field} must be {' or '.join(POLICY_NAMES)}, not {name!r}", field=field)
+
+
+def make_policy(
+    name: str,
+    *,
+    threshold_s: float | None = None,
+    limit_s: float | None = None,
+    allow_stale: bool = True,
+    field: str = "policy",
+) -> Policy:
+    """The policy called ``name``, built by its constructor.
+
+    Parameters
+    ----------
+    name : str
+        ``nearest`` or ``station_first`` (checked by :func:`parse_policy_name`).
+    threshold_s : float, optional
+        ``station_first``'s threshold (default :data:`STATION_FIRST_THRESHOLD_S`); ignored by
+        ``nearest``.
+    limit_s, allow_stale
+        As for :func:`nearest` and :func:`station_first`.
+    field : str
+        What to call the name in an error.
+
+    Returns
+    -------
+    Policy
+    """
+    if parse_policy_name(name, field) == "station_first":
+        threshold = STATION_FIRST_THRESHOLD_S if threshold_s is None else threshold_s
+        return station_first(threshold, limit_s=limit_s, allow_stale=allow_stale)
+    return nearest(limit_s=limit_s, allow_stale=allow_stale)
 
 
 # --------------------------------------------------------------------------- recommend

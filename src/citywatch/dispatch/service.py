@@ -31,17 +31,22 @@ from citywatch.dispatch.core import (
     EventSink,
     as_utc,
 )
-from citywatch.dispatch.kpis import compute_kpis
-from citywatch.dispatch.lifecycle import INCIDENT_LIFECYCLE, UNIT_LIFECYCLE
+from citywatch.dispatch.kpis import RESPONSE_TARGETS_S, compute_kpis
+from citywatch.dispatch.lifecycle import (
+    INCIDENT_LIFECYCLE,
+    UNIT_LIFECYCLE,
+    IncidentStatus,
+    UnitStatus,
+)
 from citywatch.dispatch.policy import (
     IncidentView,
     Recommendation,
     UnitView,
-    nearest,
+    make_policy,
     recommend,
-    station_first,
 )
 from citywatch.dispatch.units import UnitService
+from citywatch.domain import CLOCK_SKEW_S, PRIORITY_RANGE
 from citywatch.errors import ConflictError, PermissionDeniedError, ValidationError
 from citywatch.store.dispatch_models import (
     Assignment,
@@ -102,8 +107,10 @@ class DispatchService(UnitService):
             )
         if priority is None:
             priority = self.taxonomy.priority(category)
-        if not 1 <= priority <= 5:
-            raise ValidationError("priority must be 1 (highest) to 5", field="priority")
+        if not PRIORITY_RANGE[0] <= priority <= PRIORITY_RANGE[1]:
+            raise ValidationError(
+                "priority must be {} (highest) to {}".format(*PRIORITY_RANGE), field="priority"
+            )
         self._validate_point(lon, lat, field="location")
         # Cars have the fewest usable roads: an incident they can reach, every mode can.
         self._check_on_network(lon, lat, "car", field="location")
@@ -111,7 +118,7 @@ class DispatchService(UnitService):
         self._check_scope(who, where["station"], "the incident location")
         now = self.clock()
         received = as_utc(received_at, "received_at") if received_at is not None else now
-        if received > now + timedelta(seconds=60):
+        if received > now + timedelta(seconds=CLOCK_SKEW_S):
             raise ValidationError("received_at is in the future", field="received_at")
         source_id = uuid.uuid4().hex
         row = IncidentRow(
@@ -128,7 +135,7 @@ class DispatchService(UnitService):
         )
         state = IncidentDispatch(
             incident_id=row.id,
-            status="received",
+            status=IncidentStatus.RECEIVED,
             status_at=now,
             idempotency_key=idempotency_key,
             request_hash=request_hash,
@@ -260,16 +267,8 @@ class DispatchService(UnitService):
         """Rank every available unit of every station by road travel time to the incident."""
         if limit_s is not None and not limit_s > 0:
             raise ValidationError("limit_s must be positive", field="limit_s")
-        if policy == "nearest":
-            chosen = nearest(limit_s=limit_s)
-        elif policy == "station_first":
-            chosen = station_first(
-                threshold_s or self.config.station_first_threshold_s, limit_s=limit_s
-            )
-        else:
-            raise ValidationError(
-                f"unknown policy {policy!r}; choose nearest or station_first", field="policy"
-            )
+        threshold = threshold_s or self.config.station_first_threshold_s
+        chosen = make_policy(policy, threshold_s=threshold, limit_s=limit_s)
         with self.sessions() as s:
             row, state = self._get_incident(s, who, incident_id)
             if state.status not in ACTIVE_INCIDENT:
@@ -279,7 +278,9 @@ class DispatchService(UnitService):
             now = self.clock()
             units = [
                 self._unit_view(u, now)
-                for u in s.execute(select(*UNIT_STATE_COLUMNS).where(Unit.status == "available"))
+                for u in s.execute(
+                    select(*UNIT_STATE_COLUMNS).where(Unit.status == UnitStatus.AVAILABLE)
+                )
             ]
         view = IncidentView(
             id=row.id,
@@ -306,8 +307,8 @@ class DispatchService(UnitService):
                 )
             won = s.execute(
                 update(Unit)
-                .where(Unit.id == unit_id, Unit.status == "available")
-                .values(status="dispatched", status_at=now, incident_id=incident_id)
+                .where(Unit.id == unit_id, Unit.status == UnitStatus.AVAILABLE)
+                .values(status=UnitStatus.DISPATCHED, status_at=now, incident_id=incident_id)
             ).rowcount  # type: ignore[attr-defined]
             if won != 1:
                 unit = self._get_unit(s, unit_id)
@@ -334,8 +335,8 @@ class DispatchService(UnitService):
             )
             s.add(a)
             s.flush()
-            if state.status == "received":
-                self._set_incident_status(s, who, row, state, "dispatched", now)
+            if state.status == IncidentStatus.RECEIVED:
+                self._set_incident_status(s, who, row, state, IncidentStatus.DISPATCHED, now)
             out = {
                 "id": a.id,
                 "incident_id": incident_id,
@@ -351,7 +352,7 @@ class DispatchService(UnitService):
                 action="assignment.create",
                 entity="assignment",
                 entity_id=str(a.id),
-                before={"unit_status": "available"},
+                before={"unit_status": UnitStatus.AVAILABLE},
                 after=out,
             )
             self._emit(
@@ -385,7 +386,7 @@ class DispatchService(UnitService):
             row, state = self._get_incident(s, who, incident_id)
             old = state.status
             self._set_incident_status(s, who, row, state, INCIDENT_LIFECYCLE.parse(status), now)
-            if status in ("cleared", "cancelled"):
+            if status in (IncidentStatus.CLEARED, IncidentStatus.CANCELLED):
                 # Locked fresh rows: a unit changing status meanwhile is released from its
                 # latest state, never overwritten from a stale one.
                 held = (
@@ -395,10 +396,14 @@ class DispatchService(UnitService):
                     .execution_options(populate_existing=True)
                 )
                 for unit in s.scalars(held):
-                    nxt = "returning" if unit.status == "on_scene" else "available"
+                    on_scene = unit.status == UnitStatus.ON_SCENE
+                    nxt = UnitStatus.RETURNING if on_scene else UnitStatus.AVAILABLE
                     UNIT_LIFECYCLE.transition(unit.status, nxt, now)
                     self._end_assignment(
-                        s, unit, "completed" if status == "cleared" else "incident_cancelled", now
+                        s,
+                        unit,
+                        "completed" if status == IncidentStatus.CLEARED else "incident_cancelled",
+                        now,
                     )
                     before = unit.status
                     unit.status, unit.status_at, unit.incident_id = nxt, now, None
@@ -422,7 +427,7 @@ class DispatchService(UnitService):
         start: datetime,
         end: datetime,
         by: str = "none",
-        thresholds_s: tuple[float, ...] = (180.0, 600.0),
+        thresholds_s: tuple[float, ...] = RESPONSE_TARGETS_S,
     ) -> dict[str, Any]:
         """Response-time KPIs of live incidents received in ``[start, end)``, and unit coverage.
 
@@ -484,10 +489,10 @@ class DispatchService(UnitService):
                     "on_street": 0,
                     "area_km2": self.pack.area_km2(station.jurisdiction),
                 }
-        for sid, status in units:
-            if sid in per_station:
-                per_station[sid]["available"] += status == "available"
-                per_station[sid]["on_street"] += status != "out_of_service"
+        for home, status in units:
+            if home in per_station:
+                per_station[home]["available"] += status == UnitStatus.AVAILABLE
+                per_station[home]["on_street"] += status != UnitStatus.OUT_OF_SERVICE
         for row in per_station.values():
             row["on_street_per_km2"] = (
                 row["on_street"] / row["area_km2"] if row["area_km2"] > 0 else None

@@ -12,7 +12,8 @@ from sqlalchemy.orm import Session
 from citywatch.dispatch.accounts import Principal, Role
 from citywatch.dispatch.audit import append_audit
 from citywatch.dispatch.core import ServiceCore, as_utc
-from citywatch.dispatch.lifecycle import UNIT_LIFECYCLE
+from citywatch.dispatch.lifecycle import UNIT_ASSIGNED, UNIT_LIFECYCLE, IncidentStatus, UnitStatus
+from citywatch.domain import CLOCK_SKEW_S
 from citywatch.errors import ConflictError, PermissionDeniedError, ValidationError
 from citywatch.store.dispatch_models import (
     Assignment,
@@ -21,6 +22,9 @@ from citywatch.store.dispatch_models import (
 )
 
 __all__ = ["UnitService"]
+
+#: Incident statuses with units on the way but none on scene yet.
+_BEFORE_ARRIVAL = (IncidentStatus.DISPATCHED, IncidentStatus.EN_ROUTE)
 
 _UNIT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 
@@ -63,7 +67,7 @@ class UnitService(ServiceCore):
                 station=station,
                 shift=shift,
                 capabilities=sorted(set(capabilities or [])),
-                status="available",
+                status=UnitStatus.AVAILABLE,
                 status_at=now,
                 post_lon=post[0] if post else None,
                 post_lat=post[1] if post else None,
@@ -111,7 +115,7 @@ class UnitService(ServiceCore):
         history but does not move the unit (``applied`` is then false)."""
         self._validate_point(lon, lat, field="lon")
         at = as_utc(at)
-        if at > self.clock() + timedelta(seconds=60):
+        if at > self.clock() + timedelta(seconds=CLOCK_SKEW_S):
             raise ValidationError("position time is in the future", field="at")
         with self._write() as s:
             unit = self._get_unit(s, unit_id)
@@ -155,11 +159,11 @@ class UnitService(ServiceCore):
             self._check_unit_actor(who, unit)
             old, incident_id = unit.status, unit.incident_id
             UNIT_LIFECYCLE.transition(old, status, now)
-            if status == "dispatched":
+            if status == UnitStatus.DISPATCHED:
                 raise ConflictError(
                     "a unit is dispatched by assigning it to an incident", field="status"
                 )
-            keeps_incident = status in ("en_route", "on_scene")
+            keeps_incident = status in UNIT_ASSIGNED
             won = s.execute(
                 update(Unit)
                 .where(Unit.id == unit_id, Unit.status == old)
@@ -213,22 +217,23 @@ class UnitService(ServiceCore):
         """Carry a unit's status change over to its assignment and incident."""
         row, state = self._lock_incident(s, incident_id)
         a = s.scalar(select(Assignment).where(Assignment.unit_id == unit.id, Assignment.active))
-        if new == "en_route":
+        if new == UnitStatus.EN_ROUTE:
             if a is not None:
                 a.en_route_at = now
-            if state.status == "dispatched":
-                self._set_incident_status(s, who, row, state, "en_route", now)
+            if state.status == IncidentStatus.DISPATCHED:
+                self._set_incident_status(s, who, row, state, IncidentStatus.EN_ROUTE, now)
             return
-        if new == "on_scene":
+        if new == UnitStatus.ON_SCENE:
             if a is not None:
                 a.on_scene_at = now
-            if state.status in ("dispatched", "en_route"):
-                self._set_incident_status(s, who, row, state, "on_scene", now)
+            if state.status in _BEFORE_ARRIVAL:
+                self._set_incident_status(s, who, row, state, IncidentStatus.ON_SCENE, now)
             return
-        self._end_assignment(s, unit, "completed" if old == "on_scene" else "called_off", now)
+        outcome = "completed" if old == UnitStatus.ON_SCENE else "called_off"
+        self._end_assignment(s, unit, outcome, now)
         s.flush()
         others = s.scalar(
             select(Assignment.id).where(Assignment.incident_id == incident_id, Assignment.active)
         )
-        if others is None and state.status in ("dispatched", "en_route"):
-            self._set_incident_status(s, who, row, state, "received", now)
+        if others is None and state.status in _BEFORE_ARRIVAL:
+            self._set_incident_status(s, who, row, state, IncidentStatus.RECEIVED, now)

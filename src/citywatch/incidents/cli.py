@@ -14,8 +14,8 @@ from citywatch.errors import ValidationError
 from citywatch.incidents.canonical import write_canonical_csv
 from citywatch.incidents.importer import ImportReport, import_file
 from citywatch.incidents.sources import SOURCE_NAMES
+from citywatch.incidents.storage import load_incidents_frame
 from citywatch.incidents.taxonomy import load_taxonomy
-from citywatch.store.incidents import load_incidents_frame
 
 __all__ = ["app"]
 
@@ -95,6 +95,11 @@ def _show_report(report: ImportReport) -> None:
         console.print(
             f"Source station vs polygon: {j.compared:,} compared, {j.disagreements:,} disagree "
             f"({(j.agreement or 0.0):.1%} agree)."
+        )
+    if j.foreign:
+        console.print(
+            f"{j.foreign:,} source station(s) not of {j.pack} inside its polygons: "
+            "jurisdictions taken from the polygons."
         )
     if j.pairs:
         print_table(

@@ -26,9 +26,9 @@ from citywatch.errors import ValidationError
 from citywatch.incidents.jurisdiction import JurisdictionReport, PackLike, assign_jurisdictions
 from citywatch.incidents.parsing import Parsed
 from citywatch.incidents.sources import read_source, reader_for
+from citywatch.incidents.storage import insert_incidents
 from citywatch.incidents.taxonomy import Taxonomy
 from citywatch.store.db import engine_scope, upgrade
-from citywatch.store.incidents import insert_incidents
 from citywatch.store.models import ImportBatch
 
 __all__ = ["ImportReport", "default_rejected_path", "file_sha256", "import_file"]

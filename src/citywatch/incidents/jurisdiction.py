@@ -4,7 +4,14 @@ When the source gives no jurisdiction, bureau, station and zone come from point-
 in the pack. When it gives a station (the NYPD's ``PRECINCT``), the source's value is kept, and
 the derived station is compared with it: disagreements are counted and sampled in the import
 report. A zone is only filled from the polygons when the derived station agrees with the
-source's, so a record never names a zone of another station.
+source's, so a record never names a zone of another station.  A source station that is not a
+station of the pack (a Bronx precinct for a point inside a Manhattan polygon) is not kept: a
+point inside the city gets the pack's jurisdictions from the polygons, and is counted as
+``foreign``.
+
+:func:`scope_to_pack` is what "the incidents of this city" means everywhere (statistics,
+planning, simulation): incidents located inside the city polygon, and incidents without a
+location whose jurisdiction ids belong to the pack.
 """
 
 from __future__ import annotations
@@ -13,9 +20,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import numpy as np
 import pandas as pd
 
-__all__ = ["JurisdictionReport", "PackLike", "assign_jurisdictions"]
+__all__ = ["JurisdictionReport", "PackLike", "assign_jurisdictions", "scope_to_pack"]
+
+#: Reasons of the incidents :func:`scope_to_pack` leaves out.
+OUTSIDE = "outside the city pack"
+NOT_OF_PACK = "no location and no jurisdiction of the city pack"
 
 #: Disagreements listed in a report (the count covers them all).
 SAMPLE_SIZE = 10
@@ -62,6 +74,9 @@ class JurisdictionReport:
         Incidents with a source station *and* a derived station.
     disagreements
         Of ``compared``, how many differ.
+    foreign
+        Incidents inside the city whose source station is not a station of the pack: their
+        jurisdictions come from the polygons.
     sample
         Up to :data:`SAMPLE_SIZE` disagreements: id, lon, lat, source and derived station.
     pairs
@@ -74,6 +89,7 @@ class JurisdictionReport:
     derived: int = 0
     compared: int = 0
     disagreements: int = 0
+    foreign: int = 0
     sample: list[dict[str, Any]] = field(default_factory=list)
     pairs: list[dict[str, Any]] = field(default_factory=list)
 
@@ -91,6 +107,7 @@ class JurisdictionReport:
             "derived": self.derived,
             "compared": self.compared,
             "disagreements": self.disagreements,
+            "foreign": self.foreign,
             "agreement": self.agreement,
             "sample": self.sample,
             "pairs": self.pairs,
@@ -132,6 +149,12 @@ def assign_jurisdictions(
     inside = derived["city"].notna()
     report.inside = int(inside.sum())
 
+    # A station id the pack does not know, for a point inside its polygons, is another force's
+    # (or another borough's) id: the polygons decide, as for an incident without one.
+    stations = {j.id for j in pack.jurisdictions if j.level == "station"}
+    foreign = out["station"].notna() & ~out["station"].isin(stations) & derived["station"].notna()
+    report.foreign = int(foreign.sum())
+    out.loc[foreign, ["bureau", "station", "zone"]] = None
     source_station = out["station"]
     fill = source_station.isna() & derived["station"].notna()
     report.derived = int(fill.sum())
@@ -183,3 +206,35 @@ def assign_jurisdictions(
             for r in counts.head(SAMPLE_SIZE).to_dict("records")
         ]
     return out, inside, report
+
+
+def scope_to_pack(
+    records: pd.DataFrame, pack: PackLike
+) -> tuple[pd.DataFrame, dict[str, int], JurisdictionReport]:
+    """The incidents of the pack's city, with the pack's jurisdictions.
+
+    An incident belongs to the city when its location lies inside the city polygon, or, without
+    a location, when its station, zone or bureau is one of the pack's.  Jurisdictions follow
+    :func:`assign_jurisdictions` (so the bureau of a kept source station is its parent in the
+    pack, whatever level a statistic reports by).
+
+    Parameters
+    ----------
+    records : pandas.DataFrame
+        Canonical incidents.
+    pack : PackLike
+        The city pack.
+
+    Returns
+    -------
+    (pandas.DataFrame, dict, JurisdictionReport)
+        The incidents of the city (index kept), the counts left out by reason
+        (:data:`OUTSIDE`, :data:`NOT_OF_PACK`; only reasons that occur) and the report.
+    """
+    out, inside, report = assign_jurisdictions(records, pack)
+    located = (out["lon"].notna() & out["lat"].notna()).to_numpy()
+    ids = {j.id for j in pack.jurisdictions if j.level in ("bureau", "station", "zone")}
+    named = out[["bureau", "station", "zone"]].isin(ids).any(axis=1).to_numpy()
+    keep = np.where(located, inside.to_numpy(dtype=bool), named)
+    dropped = {OUTSIDE: int((located & ~keep).sum()), NOT_OF_PACK: int((~located & ~keep).sum())}
+    return out[keep], {k: n for k, n in dropped.items() if n}, report

@@ -19,9 +19,11 @@ import pandas as pd
 from citywatch.errors import DataError
 from citywatch.incidents.record import TIME_PRECISIONS, check_records, coerce_frame, first_reason
 from citywatch.incidents.taxonomy import Taxonomy
+from citywatch.tomlkeys import check_keys
 
 __all__ = [
     "COARSE_TIME_OF_DAY",
+    "MAPPING_KEYS",
     "Check",
     "Parsed",
     "assemble",
@@ -280,13 +282,30 @@ def check_precision(value: str) -> str:
     return value
 
 
+#: The keys a mapping TOML may have (each source reads those it needs; see docs/incidents.md).
+MAPPING_KEYS = (
+    "dataset",
+    "timezone",
+    "time_format",
+    "time_precision",
+    "encoding",
+    "category",
+    "columns",
+    "categories",
+    "solved",
+    "disposition",
+    "priorities",
+    "default_category",
+)
+
+
 def load_mapping(name_or_path: str | Path) -> dict[str, Any]:
     """Load a category-mapping TOML: a bundled one by source name, or a file path.
 
     Raises
     ------
     DataError
-        If the file does not exist or is not valid TOML.
+        If the file does not exist, is not valid TOML or has a key not in :data:`MAPPING_KEYS`.
     """
     path = Path(name_or_path)
     try:
@@ -297,8 +316,10 @@ def load_mapping(name_or_path: str | Path) -> dict[str, Any]:
                 f"data/mappings/{name_or_path}.toml"
             )
             text = bundled.read_text("utf-8")
-        return tomllib.loads(text)
+        doc = tomllib.loads(text)
     except FileNotFoundError:
         raise DataError(f"no category mapping {name_or_path!r}") from None
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise DataError(f"cannot read mapping {name_or_path}: {exc}") from None
+    check_keys(doc, MAPPING_KEYS, f"mapping {name_or_path}")
+    return doc

@@ -15,6 +15,7 @@ from typing import Any, Final
 
 import pandas as pd
 
+from citywatch.domain import LAT_RANGE, LON_RANGE, PRIORITY_RANGE
 from citywatch.errors import ValidationError
 from citywatch.incidents.taxonomy import Taxonomy, load_taxonomy
 
@@ -174,12 +175,15 @@ def _is_missing(value: Any) -> bool:
 
 
 def _to_utc(values: pd.Series, name: str) -> pd.Series:
+    out: pd.Series
     if isinstance(values.dtype, pd.DatetimeTZDtype):
-        return values.dt.tz_convert("UTC").astype(_DT_DTYPE)
+        out = values.dt.tz_convert("UTC").astype(_DT_DTYPE)
+        return out
     if pd.api.types.is_datetime64_dtype(values.dtype):
         if values.notna().any():
             raise ValidationError(f"column {name!r} holds naive date-times; give a time zone")
-        return values.dt.tz_localize("UTC").astype(_DT_DTYPE)
+        out = values.dt.tz_localize("UTC").astype(_DT_DTYPE)
+        return out
     present = [v for v in values if not _is_missing(v)]
     if any(isinstance(v, datetime) and v.tzinfo is None for v in present):
         raise ValidationError(f"column {name!r} holds naive date-times; give a time zone")
@@ -215,12 +219,12 @@ def check_records(frame: pd.DataFrame, taxonomy: Taxonomy | None = None) -> pd.S
         ("missing_received_at", frame["received_at"].isna()),
         ("bad_time_precision", ~frame["time_precision"].isin(TIME_PRECISIONS)),
         ("unknown_category", ~frame["category"].isin(tax.codes)),
-        ("bad_priority", priority.notna() & ~priority.between(1, 5).fillna(False)),
+        ("bad_priority", priority.notna() & ~priority.between(*PRIORITY_RANGE).fillna(False)),
         (
             "bad_coordinates",
             (lon.isna() != lat.isna())
-            | (lon.notna() & ~lon.between(-180.0, 180.0))
-            | (lat.notna() & ~lat.between(-90.0, 90.0)),
+            | (lon.notna() & ~lon.between(*LON_RANGE))
+            | (lat.notna() & ~lat.between(*LAT_RANGE)),
         ),
     ]
     return first_reason(frame.index, checks)

@@ -40,6 +40,7 @@ from citywatch.incidents.parsing import (
     require_columns,
 )
 from citywatch.incidents.taxonomy import Taxonomy, load_taxonomy
+from citywatch.tomlkeys import check_keys
 
 __all__ = ["READERS", "SOURCE_NAMES", "read_source", "reader_for"]
 
@@ -131,6 +132,9 @@ def read_nypd_shootings(path: Path, taxonomy: Taxonomy, mapping_path: Path | Non
     murder = raw["STATISTICAL_MURDER_FLAG"].str.strip().str.upper().eq("TRUE").fillna(False)
     fatal = murder.groupby(raw["INCIDENT_KEY"]).transform("any")
     words = mapping["disposition"]
+    check_keys(
+        words, ("fatal", "non_fatal"), f"mapping {mapping_path or 'nypd_shootings'} [disposition]"
+    )
     data = {
         "source_id": raw["INCIDENT_KEY"].str.strip(),
         "received_at": received,

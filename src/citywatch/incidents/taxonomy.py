@@ -23,7 +23,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
+from citywatch.domain import PRIORITY_RANGE
 from citywatch.errors import DataError, ValidationError
+from citywatch.tomlkeys import check_keys
 
 __all__ = ["CRIMINAL_GROUP", "Category", "Group", "Language", "Taxonomy", "load_taxonomy"]
 
@@ -80,8 +82,11 @@ class Taxonomy:
         if clash:
             raise DataError(f"taxonomy codes used both as category and group: {sorted(clash)}")
         for cat in self.categories.values():
-            if not 1 <= cat.priority <= 5:
-                raise DataError(f"category {cat.code!r}: priority must be 1..5, not {cat.priority}")
+            lo, hi = PRIORITY_RANGE
+            if not lo <= cat.priority <= hi:
+                raise DataError(
+                    f"category {cat.code!r}: priority must be {lo}..{hi}, not {cat.priority}"
+                )
             if cat.parent is not None and cat.parent not in self.categories:
                 raise DataError(f"category {cat.code!r}: unknown parent {cat.parent!r}")
         for group in self.groups.values():
@@ -171,7 +176,15 @@ class Taxonomy:
         return self.category(code).priority
 
 
+_CATEGORY_KEYS = ("zh", "en", "priority", "criminal", "parent")
+
+
 def _parse(data: Mapping[str, Any], origin: str) -> Taxonomy:
+    check_keys(data, ("version", "categories", "groups"), origin)
+    for code, spec in data.get("categories", {}).items():
+        check_keys(spec, _CATEGORY_KEYS, f"{origin} [categories.{code}]")
+    for code, spec in data.get("groups", {}).items():
+        check_keys(spec, ("zh", "en", "members"), f"{origin} [groups.{code}]")
     try:
         categories = {
             code: Category(

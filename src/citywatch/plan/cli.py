@@ -9,8 +9,11 @@ import numpy as np
 import pandas as pd
 import typer
 
+from citywatch.city import CityPack
 from citywatch.console import console, err_console, print_json, print_table
+from citywatch.dispatch.kpis import RESPONSE_TARGETS_S
 from citywatch.errors import DataError, NotFoundError, ValidationError
+from citywatch.incidents.load import LoadedIncidents, load_incidents
 from citywatch.plan.coverage import LSCP, MCLP, MEXCLP, BackupCoverage, CoverageData
 from citywatch.plan.heuristic import greedy_local_search
 from citywatch.plan.hypercube import HypercubeModel
@@ -144,16 +147,14 @@ def hypercube(
         console.print(f"Mean travel time = {result.mean_travel_time:.4f}")
 
 
-def load_incidents(path: Path | None, database: str | None) -> pd.DataFrame:
-    """Incidents from a canonical CSV, or from the incident store when no file is given."""
-    from citywatch.incidents.canonical import read_canonical_csv
-    from citywatch.store.incidents import load_incidents_frame
-
-    if path is not None:
-        if not path.is_file():
-            raise NotFoundError(f"file not found: {path}")
-        return read_canonical_csv(path)
-    return load_incidents_frame(database)
+def city_incidents(path: Path | None, database: str | None, pack: CityPack) -> LoadedIncidents:
+    """The incidents of the pack's city, from a canonical CSV or (no file) the incident store."""
+    return load_incidents(
+        database,
+        files=[] if path is None else [(path, "canonical")],
+        database=path is None,
+        pack=pack,
+    )
 
 
 @app.command("staffing")
@@ -177,7 +178,9 @@ def staffing(
     coverage: float | None = typer.Option(
         None, "--coverage", help="With --pack: share of calls to answer within --within."
     ),
-    within: float = typer.Option(180.0, "--within", help="Response-time threshold, seconds."),
+    within: float = typer.Option(
+        RESPONSE_TARGETS_S[0], "--within", help="Response-time threshold, seconds."
+    ),
     max_all_busy: float = typer.Option(
         0.05, "--max-all-busy", help="Target probability that all units are busy."
     ),
@@ -198,10 +201,14 @@ def staffing(
         from citywatch.city import load_pack
 
         assert pack_name is not None
+        city = load_pack(pack_name)
+        loaded = city_incidents(incidents, database, city)
+        for note in loaded.notes():
+            err_console.print(f"Note: {note}", markup=False, highlight=False)
         with err_console.status("Planning posts and solving hypercube models per shift ..."):
             table = city_staffing(
-                load_pack(pack_name),
-                load_incidents(incidents, database),
+                city,
+                loaded.frame,
                 parse_shifts(shift_hours),
                 service_minutes,
                 max_all_busy=max_all_busy,
@@ -238,7 +245,9 @@ def posts(
     shift: str | None = typer.Option(None, "--shift", help="Local hours START-END, e.g. 7-15."),
     cars: int = typer.Option(10, "--cars", help="Car units to post."),
     motorcycles: int = typer.Option(0, "--motorcycles", help="Motorcycle units to post."),
-    radius: float = typer.Option(180.0, "--radius", help="Response-time radius in seconds."),
+    radius: float = typer.Option(
+        RESPONSE_TARGETS_S[0], "--radius", help="Response-time radius in seconds."
+    ),
     busy_fraction: float | None = typer.Option(
         None, "--busy-fraction", help="Use MEXCLP with this busy fraction instead of MCLP."
     ),
@@ -268,9 +277,12 @@ def posts(
         if incidents is not None or shift is not None:
             raise ValidationError("--demand replaces --incidents and --shift")
         demand = incident_demand(pack, read_csv(demand_file, ()))
+        outside_city = 0
     else:
-        frame = load_incidents(incidents, database)
-        demand = incident_demand(pack, frame, None if shift is None else parse_shifts(shift)[0])
+        loaded = city_incidents(incidents, database, pack)
+        outside_city = sum(loaded.dropped.values())
+        shift_hours = None if shift is None else parse_shifts(shift)[0]
+        demand = incident_demand(pack, loaded.frame, shift_hours)
     allowed, fixed_nodes = None, None
     if candidates is not None:
         table = read_csv(candidates, ("node_id",))
@@ -306,7 +318,9 @@ def posts(
     if png is not None:
         plan.write_png(pack, png)
     if as_json:
-        print_json(plan.to_dict())
+        doc = plan.to_dict()
+        doc["incidents"]["outside_city"] = outside_city
+        print_json(doc)
         return
     print_table(
         f"Posts on {pack.name} ({plan.result.status}, gap {plan.result.gap:.2g})",
@@ -336,6 +350,7 @@ def posts(
     )
     d = plan.demand
     console.print(
-        f"Incidents used {d.used}; left out: {d.off_network} off network / outside the pack, "
-        f"{d.no_location} without location, {d.outside_shift} outside the shift"
+        f"Incidents used {d.used}; left out: {outside_city} outside {pack.name}, "
+        f"{d.off_network} off network, {d.no_location} without location, "
+        f"{d.outside_shift} outside the shift"
     )

@@ -22,6 +22,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from citywatch.errors import DataError, ValidationError
+from citywatch.plan.heuristic import greedy_local_search
 from citywatch.plan.milp import MilpSolution, solve_milp
 
 __all__ = [
@@ -339,22 +340,6 @@ class _CoverageModel:
         """
         return cls(CoverageData.from_matrix(costs, radius, weights=weights, fixed=fixed), **params)
 
-    @classmethod
-    def from_city(cls, pack: Any, demand: pd.DataFrame, radius_s: float, **params: Any) -> Self:
-        """Build the model on a city pack's road network (see :func:`citywatch.plan.posts`).
-
-        ``demand`` has columns ``lon, lat`` and optional ``weight``; candidate sites are the
-        network nodes; ``radius_s`` is a travel time in seconds.  Keyword arguments ``mode``,
-        ``router`` and ``candidates`` go to :func:`citywatch.plan.posts.city_coverage_data`, the
-        rest to the model constructor.
-        """
-        from citywatch.plan.posts import city_coverage_data
-
-        city_keys = {"mode", "router", "candidates", "fixed_nodes"}
-        city_args = {k: params.pop(k) for k in list(params) if k in city_keys}
-        data = city_coverage_data(pack, demand, radius_s, **city_args)
-        return cls(data, **params)
-
     def _group_rows(self, n_cols: int) -> tuple[sp.csr_array, np.ndarray, np.ndarray]:
         rows, cols = [], []
         lower, upper = [], []
@@ -523,9 +508,7 @@ class _LevelCoverage(_CoverageModel):
 
     def _start(self, rows: sp.csr_array, levels: np.ndarray) -> np.ndarray:
         """MIP start from the greedy + swap heuristic: ``x`` and the matching ``y``."""
-        from citywatch.plan.heuristic import greedy_local_search
-
-        selected = greedy_local_search(self, with_bound=False).selected  # type: ignore[arg-type]
+        selected = greedy_local_search(self, with_bound=False).selected
         counts = np.rint(rows @ selected.astype(float)).astype(np.int64)
         level = np.arange(int(levels.sum())) - np.repeat(np.cumsum(levels) - levels, levels)
         y = level < np.repeat(counts, levels)

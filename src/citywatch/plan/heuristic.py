@@ -13,21 +13,58 @@ bound, which HiGHS computes quickly even when the integer programme is hard.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
+from typing import Protocol, TypeVar
 
 import numpy as np
 import scipy.sparse as sp
 
 from citywatch.errors import ValidationError
-from citywatch.plan.coverage import MCLP, MEXCLP, BackupCoverage, CoverageResult
 
-__all__ = ["greedy_local_search"]
+__all__ = ["LevelModel", "greedy_local_search"]
 
-_LevelModel = MCLP | MEXCLP | BackupCoverage
+
+class _Coverage(Protocol):
+    @property
+    def cover(self) -> sp.csr_array: ...
+    @property
+    def weights(self) -> np.ndarray: ...
+    @property
+    def fixed(self) -> np.ndarray: ...
+
+
+class _Result(Protocol):
+    selected: np.ndarray
+    objective: float
+    bound: float
+    gap: float
+    seconds: float
+
+
+_R = TypeVar("_R", bound=_Result, covariant=True)
+
+
+class LevelModel(Protocol[_R]):
+    """What the heuristic needs of a model (:class:`citywatch.plan.coverage.MCLP`, ``MEXCLP``,
+    ``BackupCoverage``): it is written against this protocol so that the models can use it for
+    their warm start without an import cycle."""
+
+    @property
+    def data(self) -> _Coverage: ...
+    @property
+    def groups(self) -> Sequence[object]: ...
+    @property
+    def units(self) -> int: ...
+    def profile(self, max_count: int) -> np.ndarray: ...
+    def lp_bound(self) -> float: ...
+    def evaluate(
+        self, selected: np.ndarray, *, status: str, bound: float, gap: float, seconds: float
+    ) -> _R: ...
 
 
 def greedy_local_search(
-    model: _LevelModel, *, max_passes: int = 50, with_bound: bool = True
-) -> CoverageResult:
+    model: LevelModel[_R], *, max_passes: int = 50, with_bound: bool = True
+) -> _R:
     """Place the units greedily, then improve by single swaps until none gains.
 
     Parameters

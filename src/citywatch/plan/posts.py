@@ -12,6 +12,7 @@ type fixed by a site group, and optional bounds on units per station.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from pyproj import Transformer
 from scipy.sparse.csgraph import dijkstra
 from scipy.spatial import cKDTree
 
+from citywatch.city import CityPack
 from citywatch.errors import DataError, ValidationError
 from citywatch.plan.coverage import (
     MCLP,
@@ -31,6 +33,8 @@ from citywatch.plan.coverage import (
     CoverageResult,
     SiteGroup,
 )
+from citywatch.routing import MODES, Mode, Router
+from citywatch.routing.speeds import parse_mode
 
 __all__ = [
     "NodeDemand",
@@ -69,7 +73,9 @@ class NodeDemand:
     outside_shift: int = 0
 
 
-def _snap_to_nodes(pack: Any, lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _snap_to_nodes(
+    pack: CityPack, lon: np.ndarray, lat: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Nearest network node of each point and the distance in metres (pack's metric CRS)."""
     to_metric = Transformer.from_crs("EPSG:4326", pack.crs, always_xy=True)
     nx, ny = to_metric.transform(pack.network.lon, pack.network.lat)
@@ -79,7 +85,7 @@ def _snap_to_nodes(pack: Any, lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndar
 
 
 def incident_demand(
-    pack: Any,
+    pack: CityPack,
     incidents: pd.DataFrame,
     shift: tuple[int, int] | None = None,
     max_snap_m: float | None = None,
@@ -147,7 +153,7 @@ def incident_demand(
 
 
 def reach_matrix(
-    router: Any, mode: str, sources: np.ndarray, targets: np.ndarray, radius_s: float
+    router: Router, mode: Mode, sources: np.ndarray, targets: np.ndarray, radius_s: float
 ) -> sp.csr_array:
     """Travel seconds from each source node to each target node, kept only within ``radius_s``.
 
@@ -172,21 +178,19 @@ def reach_matrix(
 
 
 def city_coverage_data(
-    pack: Any,
+    pack: CityPack,
     demand: pd.DataFrame,
     radius_s: float,
-    mode: str = "car",
-    router: Any = None,
+    mode: Mode = "car",
+    router: Router | None = None,
     candidates: np.ndarray | None = None,
     fixed_nodes: np.ndarray | None = None,
 ) -> CoverageData:
-    """Coverage data on a pack's network for :meth:`MCLP.from_city` and friends.
+    """Coverage data on a pack's network for :class:`~citywatch.plan.coverage.MCLP` and friends.
 
     ``demand`` has ``lon, lat`` and optional ``weight``; it is snapped to nodes (off-network
     points raise).  Sites are ``candidates`` (node positions; default every node).
     """
-    from citywatch.routing import Router
-
     router = Router.from_pack(pack) if router is None else router
     node_demand = incident_demand(pack, demand)
     if node_demand.off_network or node_demand.no_location:
@@ -267,7 +271,7 @@ class PostsPlan:
         """Write :meth:`geojson` to ``path``."""
         Path(path).write_text(json.dumps(self.geojson(), ensure_ascii=False), encoding="utf-8")
 
-    def write_png(self, pack: Any, path: str | Path) -> None:
+    def write_png(self, pack: CityPack, path: str | Path) -> None:
         """Map of the network, demand (covered / not covered) and posts, as a PNG."""
         import matplotlib
 
@@ -329,7 +333,7 @@ class PostsPlan:
         plt.close(fig)
 
 
-def _station_posts(pack: Any) -> pd.DataFrame:
+def _station_posts(pack: CityPack) -> pd.DataFrame:
     """Current posts: the pack's stations snapped to their nearest network node."""
     if not pack.stations:
         return pd.DataFrame(columns=["node", "node_id", "lon", "lat", "station"])
@@ -348,7 +352,7 @@ def _station_posts(pack: Any) -> pd.DataFrame:
 
 
 def density_table(
-    pack: Any, before: pd.Series, after: pd.Series, officers_per_unit: float = 2.0
+    pack: CityPack, before: pd.Series, after: pd.Series, officers_per_unit: float = 2.0
 ) -> pd.DataFrame:
     """Units and officers per km² of each station's jurisdiction, before and after a plan.
 
@@ -395,12 +399,12 @@ def _distinct_sites(
 
 
 def plan_posts(
-    pack: Any,
+    pack: CityPack,
     demand: NodeDemand,
-    units: dict[str, int],
+    units: Mapping[str, int],
     radius_s: float,
     *,
-    router: Any = None,
+    router: Router | None = None,
     candidates: np.ndarray | None = None,
     fixed_nodes: np.ndarray | None = None,
     keep_current: bool = False,
@@ -443,31 +447,29 @@ def plan_posts(
     ValidationError
         On unknown modes or no units.
     """
-    from citywatch.routing import MODES, Router
-
-    units = {mode: int(n) for mode, n in units.items() if int(n) > 0}
-    if not units:
+    for name in units:
+        if name not in MODES:
+            raise ValidationError(f"unknown unit type {name!r}; choose from {', '.join(MODES)}")
+    fleet = {parse_mode(name): int(n) for name, n in units.items() if int(n) > 0}
+    if not fleet:
         raise ValidationError("give at least one unit", field="units")
-    for mode in units:
-        if mode not in MODES:
-            raise ValidationError(f"unknown unit type {mode!r}; choose from {', '.join(MODES)}")
     router = Router.from_pack(pack) if router is None else router
     current = _station_posts(pack)
     must_stay = np.zeros(0, dtype=np.int64) if fixed_nodes is None else np.asarray(fixed_nodes)
     if keep_current:
         must_stay = np.union1d(must_stay, current["node"].to_numpy())
-    if len(must_stay) and "car" not in units:
+    if len(must_stay) and "car" not in fleet:
         raise ValidationError("posts that must stay need car units")
     nodes = np.arange(len(pack.network.lon)) if candidates is None else np.asarray(candidates)
     nodes = np.union1d(nodes, must_stay).astype(np.int64)
-    modes = list(units)
+    modes = list(fleet)
     blocks = [reach_matrix(router, mode, nodes, demand.nodes, radius_s) for mode in modes]
     cover = sp.csr_array((sp.hstack(blocks) > 0).astype(np.float64))
     site_mode = np.repeat(np.array(modes, dtype=object), len(nodes))
     site_node = np.tile(nodes, len(modes))
     node_ids = pack.network.nodes["node_id"].astype(str).to_numpy()
     fixed = np.isin(site_node, must_stay) & (site_mode == "car")
-    if int(fixed.sum()) > units.get("car", 0):
+    if int(fixed.sum()) > fleet.get("car", 0):
         raise ValidationError(f"{int(fixed.sum())} posts must stay: give at least as many cars")
     station_of_node = pack.locate_many(pack.network.lon[nodes], pack.network.lat[nodes])["station"]
     site_station = np.tile(station_of_node.to_numpy(dtype=object), len(modes))
@@ -484,7 +486,7 @@ def plan_posts(
             fixed[keep],
         )
     groups = [
-        SiteGroup(mode, np.nonzero(site_mode == mode)[0], units[mode], units[mode])
+        SiteGroup(mode, np.nonzero(site_mode == mode)[0], fleet[mode], fleet[mode])
         for mode in modes
     ]
     if min_per_station or max_per_station is not None:
@@ -503,7 +505,7 @@ def plan_posts(
         cover=cover,
         fixed=fixed,
     )
-    total = sum(units.values())
+    total = sum(fleet.values())
     model = (
         MCLP(data, total, groups)
         if busy_fraction is None
@@ -521,7 +523,7 @@ def plan_posts(
         }
     )
     current_share = None
-    if len(current) and "car" in units:
+    if len(current) and "car" in fleet:
         car_reach = blocks[modes.index("car")]
         at = np.isin(nodes, current["node"])
         reached = np.asarray((car_reach[:, np.nonzero(at)[0]] > 0).sum(axis=1)).ravel() > 0

@@ -20,6 +20,8 @@ import numpy as np
 import pandas as pd
 from scipy.sparse.csgraph import dijkstra
 
+from citywatch.city import CityPack
+from citywatch.dispatch.kpis import RESPONSE_TARGETS_S
 from citywatch.errors import ValidationError
 from citywatch.plan.hypercube import HypercubeModel
 from citywatch.plan.posts import NodeDemand, incident_demand, plan_posts
@@ -30,6 +32,7 @@ from citywatch.plan.staffing import (
     minimum_units_for_coverage,
     share_within,
 )
+from citywatch.routing import Mode, Router
 
 __all__ = ["city_staffing", "hypercube_at_posts", "parse_shifts", "shift_call_rate"]
 
@@ -64,7 +67,7 @@ def _hours(shift: tuple[int, int]) -> int:
 
 
 def shift_call_rate(
-    pack: Any, incidents: pd.DataFrame, demand: NodeDemand, shift: tuple[int, int]
+    pack: CityPack, incidents: pd.DataFrame, demand: NodeDemand, shift: tuple[int, int]
 ) -> float:
     """Calls per hour in ``shift``: incidents used, over the shift's hours in the data's period.
 
@@ -80,16 +83,16 @@ def shift_call_rate(
 
 
 def hypercube_at_posts(
-    pack: Any,
+    pack: CityPack,
     demand: NodeDemand,
     units: int,
     *,
-    mode: str,
+    mode: Mode,
     radius_s: float,
     service_rate: float,
     queue: Queue,
     calls_per_hour: float,
-    router: Any,
+    router: Router,
     candidates: np.ndarray | None = None,
 ) -> HypercubeModel:
     """Hypercube model of ``units`` posted at the MCLP optimum for the demand.
@@ -108,7 +111,7 @@ def hypercube_at_posts(
 
 
 def city_staffing(
-    pack: Any,
+    pack: CityPack,
     incidents: pd.DataFrame,
     shifts: list[tuple[int, int]],
     service_minutes: float,
@@ -116,9 +119,9 @@ def city_staffing(
     max_all_busy: float = 0.05,
     queue: Queue = "none",
     coverage_target: float | None = None,
-    within_s: float = 180.0,
-    mode: str = "car",
-    router: Any = None,
+    within_s: float = RESPONSE_TARGETS_S[0],
+    mode: Mode = "car",
+    router: Router | None = None,
     candidates: np.ndarray | None = None,
     officers_per_unit: float = 2.0,
     max_units: int = 60,
@@ -163,8 +166,6 @@ def city_staffing(
         One row per shift: ``shift, incidents, calls_per_hour, load_erlangs, units_erlang,
         p_all_busy, units_coverage, coverage_share, units, officers``.
     """
-    from citywatch.routing import Router
-
     if service_minutes <= 0:
         raise ValidationError("service minutes must be positive", field="service_minutes")
     router = Router.from_pack(pack) if router is None else router

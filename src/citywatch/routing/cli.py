@@ -10,7 +10,7 @@ from citywatch.city.pack import load_pack
 from citywatch.console import console, print_json
 from citywatch.errors import ValidationError
 from citywatch.routing.router import Router
-from citywatch.routing.speeds import MODES
+from citywatch.routing.speeds import MODES, parse_mode
 
 
 def parse_lonlat(text: str) -> tuple[float, float]:
@@ -31,7 +31,7 @@ def route(
 ) -> None:
     """Travel time, road distance and path between two points."""
     router = Router.from_pack(load_pack(pack))
-    result = router.route(parse_lonlat(from_), parse_lonlat(to), mode)  # type: ignore[arg-type]
+    result = router.route(parse_lonlat(from_), parse_lonlat(to), parse_mode(mode))
     if json_:
         print_json(
             {

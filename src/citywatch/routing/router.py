@@ -20,6 +20,7 @@ import shapely
 from pyproj import Transformer
 
 from citywatch.city.network import RoadNetwork
+from citywatch.domain import LAT_RANGE, LON_RANGE
 from citywatch.errors import SnapError, ValidationError
 from citywatch.routing.graph import ModeGraph, build_mode_graph, part_cost, segment_costs
 from citywatch.routing.search import SearchTree, VirtualSourceGraph
@@ -130,9 +131,16 @@ class Router:
         )
 
     @classmethod
-    def from_network(cls, network: RoadNetwork, crs: str, **kwargs: object) -> Router:
+    def from_network(
+        cls,
+        network: RoadNetwork,
+        crs: str,
+        *,
+        speed_overrides: Mapping[str, float] | None = None,
+        max_snap_m: float = DEFAULT_SNAP_M,
+    ) -> Router:
         """A router over a bare network in the given metric CRS."""
-        return cls(network=network, crs=crs, **kwargs)  # type: ignore[arg-type]
+        return cls(network, crs, dict(speed_overrides or {}), max_snap_m)
 
     def graph(self, mode: Mode) -> ModeGraph:
         """The compiled graph of ``mode`` (built once, then cached)."""
@@ -173,7 +181,9 @@ class Router:
         pts = np.atleast_2d(np.asarray(lonlat, dtype=np.float64))
         if pts.shape[1] != 2 or not np.all(np.isfinite(pts)):
             raise ValidationError("coordinates must be finite (lon, lat) pairs")
-        if np.any(np.abs(pts[:, 0]) > 180) or np.any(np.abs(pts[:, 1]) > 90):
+        (lon_lo, lon_hi), (lat_lo, lat_hi) = LON_RANGE, LAT_RANGE
+        lon, lat = pts[:, 0], pts[:, 1]
+        if np.any((lon < lon_lo) | (lon > lon_hi)) or np.any((lat < lat_lo) | (lat > lat_hi)):
             raise ValidationError("longitude must be within ±180 and latitude within ±90")
         limit = self.max_snap_m if max_distance_m is None else max_distance_m
         cache = self._snaps.setdefault(mode, _SnapCache())

@@ -21,10 +21,23 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-__all__ = ["DEFAULT_SPEEDS_KPH", "MODES", "Mode", "edge_speeds_kph", "mode_allows"]
+from citywatch.errors import ValidationError
+
+__all__ = ["DEFAULT_SPEEDS_KPH", "MODES", "Mode", "edge_speeds_kph", "mode_allows", "parse_mode"]
 
 Mode = Literal["car", "motorcycle", "bicycle", "foot"]
 MODES: tuple[Mode, ...] = ("car", "motorcycle", "bicycle", "foot")
+
+
+def parse_mode(value: str, field: str = "mode") -> Mode:
+    """``value`` as a travel :data:`Mode`; :class:`ValidationError` naming ``field`` otherwise."""
+    for mode in MODES:
+        if value == mode:
+            return mode
+    raise ValidationError(
+        f"unknown travel mode {value!r}; use one of {', '.join(MODES)}", field=field
+    )
+
 
 _MOTOR_ROADS = {
     "motorway": 90.0,

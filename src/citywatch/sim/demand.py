@@ -22,7 +22,10 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from citywatch.city import CityPack
+from citywatch.domain import PRIORITY_DEFAULT
 from citywatch.errors import DataError, InsufficientPrecisionError, ValidationError
+from citywatch.incidents.load import load_incidents
 from citywatch.incidents.record import Incident
 from citywatch.sim.scenario import Demand
 
@@ -36,7 +39,6 @@ __all__ = [
 ]
 
 HOURS_PER_WEEK = 168
-DEFAULT_PRIORITY = 3
 
 
 @dataclass(frozen=True)
@@ -56,7 +58,7 @@ class IncidentBatch:
         return len(self.t)
 
 
-def load_history(demand: Demand, pack: Any) -> tuple[pd.DataFrame, dict[str, int]]:
+def load_history(demand: Demand, pack: CityPack) -> tuple[pd.DataFrame, dict[str, int]]:
     """The real incidents a demand is built from, located in the pack, with what was dropped.
 
     Returns
@@ -67,27 +69,18 @@ def load_history(demand: Demand, pack: Any) -> tuple[pd.DataFrame, dict[str, int
     dropped : dict
         How many rows were left out, by reason (reported to the user, never silently).
     """
-    frames = []
-    dropped: dict[str, int] = {}
-    for path, source in demand.files:
-        from citywatch.incidents.sources import read_source
-
-        parsed = read_source(path, source)
-        ok = parsed.reasons.isna()
-        # Rows merged into another row's incident (one shooting, several victims) are not new.
-        merged = parsed.merged.reindex(ok.index, fill_value=False).astype(bool)
-        if (~ok).any():
-            dropped["invalid rows in source files"] = dropped.get(
-                "invalid rows in source files", 0
-            ) + int((~ok).sum())
-        frames.append(parsed.records[ok & ~merged])
-    if demand.database:
-        from citywatch.store.incidents import load_incidents_frame
-
-        url = None if demand.database == "default" else demand.database
-        frames.append(load_incidents_frame(url, start=demand.fit_start, end=demand.fit_end))
-    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-    if frame.empty:
+    url = None if demand.database in (None, "", "default") else demand.database
+    loaded = load_incidents(
+        url,
+        files=demand.files,
+        database=bool(demand.database),
+        start=demand.fit_start,
+        end=demand.fit_end,
+        categories=demand.categories or None,
+        pack=pack,
+    )
+    frame, dropped = loaded.frame, dict(loaded.dropped)
+    if frame.empty and not dropped:
         raise DataError("the scenario's demand source holds no incidents")
 
     def drop(mask: pd.Series, reason: str) -> None:
@@ -97,26 +90,15 @@ def load_history(demand: Demand, pack: Any) -> tuple[pd.DataFrame, dict[str, int
             dropped[reason] = dropped.get(reason, 0) + n
             frame = frame[~mask]
 
-    if demand.categories:
-        from citywatch.incidents.taxonomy import load_taxonomy
-
-        tax = load_taxonomy()
-        keep = frozenset().union(*(tax.expand(c) for c in demand.categories))
-        drop(~frame["category"].isin(keep), "other categories")
     drop(frame["time_precision"] != "exact", "time known only to the day or month")
     drop(frame["lon"].isna() | frame["lat"].isna(), "no location")
-    if demand.fit_start is not None:
-        drop(frame["received_at"] < demand.fit_start, "before fit_start")
-    if demand.fit_end is not None:
-        drop(frame["received_at"] >= demand.fit_end, "after fit_end")
+    # Every incident left lies inside the city; the demand cells are the polygons it lies in.
     where = pack.locate_many(frame["lon"].to_numpy(float), frame["lat"].to_numpy(float))
     where.index = frame.index
-    drop(where["city"].isna(), "outside the city pack")
-    where = where.loc[frame.index]
     frame = frame.assign(
         station=where["station"].to_numpy(),
         zone=where["zone"].fillna(where["station"]).fillna(where["city"]).to_numpy(),
-        priority=frame["priority"].fillna(DEFAULT_PRIORITY).astype(int),
+        priority=frame["priority"].fillna(PRIORITY_DEFAULT).astype(int),
     )
     if frame.empty:
         raise InsufficientPrecisionError(
@@ -169,7 +151,8 @@ class DemandModel:
     @property
     def hourly_total(self) -> npt.NDArray[np.float64]:
         """Expected incidents per hour over the whole city, by hour of week."""
-        return self.rate.sum(axis=0)
+        total: npt.NDArray[np.float64] = self.rate.sum(axis=0)
+        return total
 
     def sample(
         self, start: datetime, end: datetime, rng: np.random.Generator, id_prefix: str = "sim"

@@ -25,8 +25,7 @@ from citywatch.dispatch.policy import (
     Policy,
     RequirementRules,
     load_requirements,
-    nearest,
-    station_first,
+    make_policy,
 )
 from citywatch.routing import MODES
 from citywatch.sim.demand import DemandModel, IncidentBatch, fit_demand, load_history, replay_batch
@@ -49,9 +48,7 @@ __all__ = [
 
 def scenario_policy(scenario: Scenario) -> Policy:
     """The dispatch policy a scenario names, built by the dispatch package's own constructors."""
-    if scenario.policy == "station_first":
-        return station_first(scenario.threshold_s, limit_s=scenario.limit_s)
-    return nearest(limit_s=scenario.limit_s)
+    return make_policy(scenario.policy, threshold_s=scenario.threshold_s, limit_s=scenario.limit_s)
 
 
 @dataclass

@@ -18,7 +18,10 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import numpy.typing as npt
 
+from citywatch.dispatch.policy import STATION_FIRST_THRESHOLD_S, PolicyName, parse_policy_name
+from citywatch.domain import PRIORITY_DEFAULT
 from citywatch.errors import ValidationError
+from citywatch.tomlkeys import check_keys
 
 __all__ = [
     "DAYS",
@@ -39,12 +42,7 @@ IdleKind = Literal["station", "posts", "patrol"]
 
 
 def _check_keys(table: Mapping[str, Any], allowed: set[str], where: str) -> None:
-    unknown = sorted(set(table) - allowed)
-    if unknown:
-        raise ValidationError(
-            f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}",
-            field=where,
-        )
+    check_keys(table, allowed, where, ValidationError)
 
 
 def _positive(value: Any, where: str, *, allow_zero: bool = False) -> float:
@@ -210,7 +208,7 @@ class Demand:
     points: tuple[tuple[float, float], ...] = ()
     on_network: bool = False
     category: str = "other"
-    priority: int = 3
+    priority: int = PRIORITY_DEFAULT
 
 
 @dataclass(frozen=True)
@@ -224,8 +222,8 @@ class Scenario:
     demand: Demand
     fleet: tuple[FleetGroup, ...]
     shifts: Mapping[str, Shift]
-    policy: Literal["nearest", "station_first"] = "nearest"
-    threshold_s: float = 300.0
+    policy: PolicyName = "nearest"
+    threshold_s: float = STATION_FIRST_THRESHOLD_S
     limit_s: float | None = None
     requirements: Path | None = None
     queue: bool = True
@@ -379,7 +377,7 @@ def _demand(raw: Mapping[str, Any], base: Path, tz: ZoneInfo) -> Demand:
         else (),
         on_network=raw.get("points") == "network",
         category=str(raw.get("category", "other")),
-        priority=int(raw.get("priority", 3)),
+        priority=int(raw.get("priority", PRIORITY_DEFAULT)),
     )
     if demand.model not in ("separable", "full"):
         raise ValidationError("demand.model must be separable or full", field="demand")
@@ -454,9 +452,7 @@ def parse_scenario(
     shifts = _shifts(doc.get("shifts", {}))
     disp = doc.get("dispatch", {})
     _check_keys(disp, {"policy", "threshold_s", "limit_s", "requirements", "queue"}, "dispatch")
-    policy = disp.get("policy", "nearest")
-    if policy not in ("nearest", "station_first"):
-        raise ValidationError("dispatch.policy must be nearest or station_first", field="policy")
+    policy = parse_policy_name(disp.get("policy", "nearest"), "dispatch.policy")
     travel = doc.get("travel", {})
     _check_keys(travel, {"congestion"}, "travel")
     congestion = tuple(float(x) for x in travel.get("congestion", [1.0] * 24))
@@ -474,7 +470,9 @@ def parse_scenario(
         fleet=_fleet(doc.get("fleet", []), stations, shifts),
         shifts=shifts,
         policy=policy,
-        threshold_s=_positive(disp.get("threshold_s", 300.0), "dispatch.threshold_s"),
+        threshold_s=_positive(
+            disp.get("threshold_s", STATION_FIRST_THRESHOLD_S), "dispatch.threshold_s"
+        ),
         limit_s=_positive(disp["limit_s"], "dispatch.limit_s") if "limit_s" in disp else None,
         requirements=base / disp["requirements"] if "requirements" in disp else None,
         queue=bool(disp.get("queue", True)),

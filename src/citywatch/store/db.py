@@ -2,7 +2,7 @@
 
 The same code runs on both: models use portable types only, and dialect differences are
 confined to the bulk insert (``ON CONFLICT DO NOTHING`` constructs) in
-:mod:`citywatch.store.incidents`.
+:mod:`citywatch.incidents.storage`.
 """
 
 from __future__ import annotations

@@ -54,7 +54,7 @@ class Unit(Base):
     station: Mapped[str | None] = mapped_column(String(32), index=True)
     shift: Mapped[str | None] = mapped_column(String(32))
     capabilities: Mapped[list[str]] = mapped_column(JSON, default=list)
-    status: Mapped[str] = mapped_column(String(16), default="available", index=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)
     status_at: Mapped[datetime] = mapped_column(UTCDateTime())
     #: Incident of the unit's open assignment (null when it has none).
     incident_id: Mapped[str | None] = mapped_column(String(255))
@@ -90,7 +90,7 @@ class IncidentDispatch(Base):
     incident_id: Mapped[str] = mapped_column(
         String(255), ForeignKey("incidents.id", ondelete="CASCADE"), primary_key=True
     )
-    status: Mapped[str] = mapped_column(String(16), default="received", index=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)
     status_at: Mapped[datetime] = mapped_column(UTCDateTime())
     #: Unique per creating user (``created_by``): two users' equal keys are two requests.
     idempotency_key: Mapped[str | None] = mapped_column(String(200))

@@ -21,6 +21,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from citywatch.domain import PRIORITY_RANGE
 from citywatch.store.base import Base, UTCDateTime
 
 __all__ = ["Base", "ImportBatch", "IncidentRow", "SensorRow", "SensorStatusRow"]
@@ -54,7 +55,7 @@ class IncidentRow(Base):
     __table_args__ = (
         UniqueConstraint("source", "source_id"),
         CheckConstraint("time_precision IN ('exact', 'day', 'month')", name="time_precision"),
-        CheckConstraint("priority BETWEEN 1 AND 5", name="priority"),
+        CheckConstraint("priority BETWEEN {} AND {}".format(*PRIORITY_RANGE), name="priority"),
         Index("ix_incidents_received_at", "received_at"),
         Index("ix_incidents_category_received_at", "category", "received_at"),
         Index("ix_incidents_station", "station"),

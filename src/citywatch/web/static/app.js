@@ -8,7 +8,13 @@ import {
 import { CityMap, STATUS_COLOURS, TYPE_LETTERS } from "./map.js";
 
 const WRITE_ROLES = new Set(["admin", "commander", "dispatcher", "station_officer"]);
-const CLOSED = new Set(["cleared", "cancelled"]);
+// The status rules come from the service (dashboard config "lifecycles"), never copied here.
+const lifecycle = (entity) => (state.config && state.config.lifecycles[entity]) || {};
+const canBecome = (entity, from, to) => (lifecycle(entity)[from] || []).includes(to);
+// A final status is one no transition leaves (cleared, cancelled).
+const isClosed = (status) => (lifecycle("incident")[status] || []).length === 0;
+const holdsIncident = (unitStatus) =>
+  ((state.config && state.config.lifecycles.unit_assigned) || []).includes(unitStatus);
 const $ = (id) => document.getElementById(id);
 
 const state = {
@@ -241,7 +247,7 @@ async function onEvent(ev) {
       const u = state.units.get(ev.unit_id);
       if (u) {
         u.status = ev.data.to;
-        u.incident_id = ["dispatched", "en_route", "on_scene"].includes(ev.data.to)
+        u.incident_id = holdsIncident(ev.data.to)
           ? (ev.data.incident_id ?? u.incident_id) : null;
         state.map.upsertUnit(u, isRecommended(u.id));
       }
@@ -292,13 +298,13 @@ function visibleIncidents() {
   const all = [...state.incidents.values()];
   const showClosed = $("show-closed").checked;
   return all
-    .filter((i) => showClosed || !CLOSED.has(i.status))
+    .filter((i) => showClosed || !isClosed(i.status))
     .sort((a, b) => (a.priority ?? 9) - (b.priority ?? 9) || a.received_at.localeCompare(b.received_at));
 }
 
 function renderQueue() {
   const list = visibleIncidents();
-  $("queue-count").textContent = String(list.filter((i) => !CLOSED.has(i.status)).length);
+  $("queue-count").textContent = String(list.filter((i) => !isClosed(i.status)).length);
   const ol = $("queue");
   ol.replaceChildren(...list.map((inc) => {
     const li = document.createElement("li");
@@ -392,7 +398,8 @@ async function loadDetail(id) {
     return;
   }
   let recommendation = null;
-  if (!CLOSED.has(detail.status) && detail.status !== "on_scene") {
+  // Recommendations while units may still be sent: before anyone is on scene.
+  if (canBecome("incident", detail.status, "cancelled")) {
     try {
       recommendation = await api(`/api/v1/incidents/${encodeURIComponent(id)}/recommendations?k=5`);
     } catch (e) { recommendation = { error: errorText(e), candidates: [], team: [], reasons: [] }; }
@@ -436,9 +443,10 @@ function renderDetail() {
   const timeline = (d.timeline || []).map((e) => `<tr><td>${esc(fmtTime(e.at))}</td>
       <td>${esc(t(`event.${e.type}`))}${e.data && e.data.to ? ` → ${esc(statusLabel(e.data.to))}` : ""}</td>
       <td>${esc(e.unit_id || "")}</td><td class="reason">${esc(e.actor)}</td></tr>`);
-  const canCancel = ["received", "dispatched", "en_route"].includes(d.status);
+  const canCancel = canBecome("incident", d.status, "cancelled");
+  const canClear = canBecome("incident", d.status, "cleared");
   const actions = write ? `<div class="actions">
-      <button type="button" id="btn-clear" ${d.status === "on_scene" ? "" : "disabled"} data-testid="btn-clear">${esc(t("detail.clear"))} <kbd>C</kbd></button>
+      <button type="button" id="btn-clear" ${canClear ? "" : "disabled"} data-testid="btn-clear">${esc(t("detail.clear"))} <kbd>C</kbd></button>
       <button type="button" id="btn-cancel" class="danger" ${canCancel ? "" : "disabled"} data-testid="btn-cancel">${esc(t("detail.cancel"))} <kbd>X</kbd></button>
     </div>` : `<p class="muted">${esc(t("detail.read_only"))}</p>`;
   const simulated = d.created_by === (state.config.feed && state.config.feed.actor)

@@ -16,6 +16,7 @@ export { PRIORITY_COLOURS, STATUS_COLOURS, TYPE_LETTERS };
 export class CityMap {
   constructor(element, config, layers, handlers) {
     this.handlers = handlers;
+    this.incidentLifecycle = config.lifecycles.incident;
     this.map = L.map(element, {
       preferCanvas: true, zoomControl: true, attributionControl: true, zoomSnap: 0.25,
     });
@@ -175,7 +176,8 @@ export class CityMap {
 
   upsertIncident(incident, selected = false) {
     let marker = this.incidentMarkers.get(incident.id);
-    const closed = incident.status === "cleared" || incident.status === "cancelled";
+    // Final statuses (no transition leaves them) are not drawn: the service publishes them.
+    const closed = (this.incidentLifecycle[incident.status] || []).length === 0;
     if (closed) {
       if (marker) { marker.remove(); this.incidentMarkers.delete(incident.id); }
       return;

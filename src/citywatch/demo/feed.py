@@ -3,7 +3,7 @@
 Everything the feed does goes through the live :class:`~citywatch.dispatch.service.DispatchService`
 as the account ``sim-feed`` (so it is audited, timed and broadcast like any dispatcher's action):
 
-* calls arrive from the simulator's generator (:class:`~citywatch.web.demand.SimulatedCalls`);
+* calls arrive from the simulator's generator (:class:`~citywatch.demo.calls.SimulatedCalls`);
 * a call nobody has dispatched after ``auto_dispatch_s`` gets the recommended unit (the person at
   the dashboard has that long to dispatch it themselves);
 * a dispatched unit goes en route and drives the fastest road route to the incident at its mode's
@@ -30,16 +30,17 @@ import numpy as np
 import numpy.typing as npt
 from fastapi import FastAPI
 
+from citywatch.api.dashboard import extend_lifespan
 from citywatch.city.network import haversine_m
+from citywatch.demo.calls import DemoCall, SimulatedCalls
 from citywatch.dispatch.accounts import Principal, Role
+from citywatch.dispatch.lifecycle import IncidentStatus, UnitStatus
 from citywatch.dispatch.service import DispatchService
 from citywatch.errors import CityWatchError, ValidationError
-from citywatch.web.demand import DemoCall, SimulatedCalls
-from citywatch.web.routes import extend_lifespan
 
 __all__ = ["FEED_USER", "DemoFeed", "FeedConfig", "Leg", "attach_feed"]
 
-log = logging.getLogger("citywatch.web.feed")
+log = logging.getLogger("citywatch.demo.feed")
 
 #: The actor of every change the feed makes (shown in incident timelines).
 FEED_USER = "sim-feed"
@@ -209,7 +210,7 @@ class DemoFeed:
                 self.calls_created += 1
 
     def _auto_dispatch(self, now: datetime) -> None:
-        waiting = self.service.list_incidents(self.who, status="received", limit=1000)
+        waiting = self.service.list_incidents(self.who, status=IncidentStatus.RECEIVED, limit=1000)
         limit = timedelta(seconds=self.config.auto_dispatch_s)
         for incident in waiting:
             if now - incident["status_at"] < limit:
@@ -227,41 +228,43 @@ class DemoFeed:
     # ------------------------------------------------------------------ units
     def _advance(self, unit: dict[str, Any], now: datetime) -> None:
         uid, status = unit["id"], unit["status"]
-        if status != "on_scene":
+        if status != UnitStatus.ON_SCENE:
             self.on_scene_since.pop(uid, None)
         leg = self.legs.get(uid)
         here = (unit["located"]["lon"], unit["located"]["lat"])
-        if status in ("dispatched", "en_route"):
+        if status in (UnitStatus.DISPATCHED, UnitStatus.EN_ROUTE):
             if leg is None or leg.purpose != "incident" or leg.incident_id != unit["incident_id"]:
                 incident = self.service.get_incident(self.who, unit["incident_id"])
                 leg = self._plan(
                     uid, "incident", here, (incident["lon"], incident["lat"]), unit, now
                 )
                 leg.incident_id = unit["incident_id"]
-                if status == "dispatched":
-                    self.service.set_unit_status(self.who, uid, "en_route")
+                if status == UnitStatus.DISPATCHED:
+                    self.service.set_unit_status(self.who, uid, UnitStatus.EN_ROUTE)
             self._drive(uid, leg, now)
             if leg.done(now):
-                self.service.set_unit_status(self.who, uid, "on_scene")
+                self.service.set_unit_status(self.who, uid, UnitStatus.ON_SCENE)
                 self.legs.pop(uid, None)
                 self.on_scene_since[uid] = now
-        elif status == "on_scene":
+        elif status == UnitStatus.ON_SCENE:
             since = self.on_scene_since.setdefault(uid, now)
             if (now - since).total_seconds() >= self.config.on_scene_s:
                 self.on_scene_since.pop(uid, None)
                 incident = self.service.get_incident(self.who, unit["incident_id"])
-                if incident["status"] == "on_scene":
-                    self.service.set_incident_status(self.who, unit["incident_id"], "cleared")
+                if incident["status"] == IncidentStatus.ON_SCENE:
+                    self.service.set_incident_status(
+                        self.who, unit["incident_id"], IncidentStatus.CLEARED
+                    )
                 else:
-                    self.service.set_unit_status(self.who, uid, "returning")
-        elif status == "returning":
+                    self.service.set_unit_status(self.who, uid, UnitStatus.RETURNING)
+        elif status == UnitStatus.RETURNING:
             if leg is None or leg.purpose != "station":
                 leg = self._plan(uid, "station", here, self._station_of(unit), unit, now)
             self._drive(uid, leg, now)
             if leg.done(now):
-                self.service.set_unit_status(self.who, uid, "available")
+                self.service.set_unit_status(self.who, uid, UnitStatus.AVAILABLE)
                 self.legs.pop(uid, None)
-        elif status == "available" and self._patrols(uid):
+        elif status == UnitStatus.AVAILABLE and self._patrols(uid):
             if leg is None or leg.purpose != "patrol" or leg.done(now):
                 if leg is not None and leg.purpose == "patrol":
                     here = leg.position(now)

@@ -23,7 +23,7 @@ from citywatch.incidents.taxonomy import Taxonomy, load_taxonomy
 from citywatch.store.db import engine_scope
 from citywatch.store.models import IncidentRow
 
-__all__ = ["frame_to_rows", "insert_incidents", "load_incidents_frame"]
+__all__ = ["as_utc_bound", "frame_to_rows", "insert_incidents", "load_incidents_frame"]
 
 _TABLE: Table = IncidentRow.__table__  # type: ignore[assignment]
 # rows per INSERT statement round: large enough to amortise, small enough for progress updates
@@ -108,7 +108,10 @@ def insert_incidents(
     return int(conn.execute(count).scalar_one()) - before
 
 
-def _as_utc_bound(value: datetime | date | str | None, name: str) -> datetime | None:
+def as_utc_bound(value: datetime | date | str | None, name: str) -> datetime | None:
+    """A time bound in UTC: an aware date-time, an ISO string with an offset, or a date
+    (midnight UTC); ``None`` stays ``None``.  :class:`ValidationError` naming ``name`` otherwise.
+    """
     if value is None:
         return None
     try:
@@ -131,7 +134,7 @@ def _query(
     taxonomy: Taxonomy,
 ) -> Select[Any]:
     stmt = select(*(_TABLE.c[c] for c in COLUMNS)).order_by(_TABLE.c.received_at, _TABLE.c.id)
-    lo, hi = _as_utc_bound(start, "start"), _as_utc_bound(end, "end")
+    lo, hi = as_utc_bound(start, "start"), as_utc_bound(end, "end")
     if lo is not None:
         stmt = stmt.where(_TABLE.c.received_at >= lo)
     if hi is not None:

@@ -3,9 +3,10 @@
 ``install(app)`` is called by :func:`citywatch.api.app.create_app`; it adds
 
 * ``GET /api/v1/dashboard/config`` (public): the city's name, time zone, bounding box, credits,
-  whether the service runs in demo mode and whether a simulated feed is running;
+  whether the service runs in demo mode and whether a simulated feed is running, the KPI
+  thresholds and the unit and incident lifecycles (status -> statuses allowed next);
 * ``GET /api/v1/dashboard/layers`` (public): the pack's map layers as GeoJSON
-  (:func:`citywatch.web.layers.pack_layers`), gzip-compressed when the client accepts it;
+  (:func:`citywatch.api.layers.pack_layers`), gzip-compressed when the client accepts it;
 * ``GET /api/v1/dashboard/summary`` (authenticated): the KPI tiles and charts for today and
   this week in the city's time zone, within the caller's scope;
 * ``GET /api/v1/dashboard/route`` (authenticated): the road route of a unit to an incident;
@@ -26,10 +27,11 @@ import xstatic.pkg.leaflet as leaflet
 from fastapi import APIRouter, FastAPI, Query, Request, Response
 from fastapi.staticfiles import StaticFiles
 
+from citywatch.api.layers import local_windows, pack_config, pack_layers
 from citywatch.api.routes import Service
 from citywatch.api.security import CurrentUser
 from citywatch.city import CityPack
-from citywatch.web.layers import local_windows, pack_config, pack_layers
+from citywatch.dispatch.lifecycle import INCIDENT_LIFECYCLE, UNIT_ASSIGNED, UNIT_LIFECYCLE
 
 __all__ = ["LEAFLET_URL", "dashboard_router", "extend_lifespan", "install"]
 
@@ -59,6 +61,12 @@ def config(request: Request, service: Service) -> dict[str, Any]:
         "demo": bool(request.app.state.settings.demo),
         "feed": None if feed is None else feed.describe(),
         "thresholds_s": list(request.app.state.settings.kpi_thresholds_s),
+        # The allowed status changes, so that the client never keeps its own copy of the rules.
+        "lifecycles": {
+            "incident": INCIDENT_LIFECYCLE.as_dict(),
+            "unit": UNIT_LIFECYCLE.as_dict(),
+            "unit_assigned": sorted(UNIT_ASSIGNED),
+        },
     }
 
 

@@ -8,7 +8,7 @@
    never-shown passwords when the demo stops, so they cannot be used outside a running demo;
 4. registers a demo fleet at the real station houses (two patrol cars and one foot patrol each);
 5. starts the service with a background feed of SIMULATED calls and units driving the roads
-   (:mod:`citywatch.web.feed`), and serves the dashboard at ``http://HOST:PORT/``.
+   (:mod:`citywatch.demo.feed`), and serves the dashboard at ``http://HOST:PORT/``.
 """
 
 from __future__ import annotations
@@ -25,7 +25,9 @@ from fastapi import FastAPI
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from citywatch.city import CityPack
 from citywatch.console import console, print_table
+from citywatch.demo.calls import SimulatedCalls, scaled_model
 from citywatch.errors import CityWatchError, DataError
 
 __all__ = [
@@ -71,7 +73,7 @@ DEMO_ACCOUNTS: tuple[DemoAccount, ...] = (
 )
 
 
-def import_bundled(engine: Engine, pack: Any) -> dict[str, Any] | None:
+def import_bundled(engine: Engine, pack: CityPack) -> dict[str, Any] | None:
     """Import the pack's bundled real incidents unless this file was already imported for it.
 
     Returns
@@ -101,7 +103,7 @@ def import_bundled(engine: Engine, pack: Any) -> dict[str, Any] | None:
 
 
 def ensure_accounts(
-    sessions: sessionmaker[Session], pack: Any, *, reveal: bool = True
+    sessions: sessionmaker[Session], pack: CityPack, *, reveal: bool = True
 ) -> dict[str, str]:
     """Create the demo accounts or give them new random passwords.
 
@@ -168,7 +170,7 @@ def ensure_fleet(service: Any) -> int:
     return created
 
 
-def demo_calls(db: str | None, pack: Any, rate_per_hour: float, seed: int) -> Any:
+def demo_calls(db: str | None, pack: CityPack, rate_per_hour: float, seed: int) -> SimulatedCalls:
     """The simulated calls of the demo: the simulator's generator fitted to the stored incidents
     of the pack (imported incidents located inside the city, not live calls), starting now.
 
@@ -181,7 +183,6 @@ def demo_calls(db: str | None, pack: Any, rate_per_hour: float, seed: int) -> An
 
     from citywatch.sim.demand import load_history
     from citywatch.sim.scenario import Demand
-    from citywatch.web.demand import SimulatedCalls, scaled_model
 
     try:
         history, dropped = load_history(Demand(kind="synthetic", database=db or "default"), pack)
@@ -225,11 +226,11 @@ def demo(
     import uvicorn
 
     from citywatch.api.app import create_app
+    from citywatch.api.dashboard import extend_lifespan
     from citywatch.api.settings import Settings
     from citywatch.city import load_pack
+    from citywatch.demo.feed import DemoFeed, FeedConfig, attach_feed
     from citywatch.store.db import make_engine, upgrade
-    from citywatch.web.feed import DemoFeed, FeedConfig, attach_feed
-    from citywatch.web.routes import extend_lifespan
 
     console.print(f"Loading city pack [bold]{pack}[/bold] (built on first use)...")
     city = load_pack(pack)
