@@ -128,8 +128,8 @@ def test_clear_errors_and_skipped_rows(tmp_path: Path, capsys: pytest.CaptureFix
 
 def test_near_repeat_from_the_store(db_url: str, capsys: pytest.CaptureFixture[str]) -> None:
     """Burglaries stored as incidents (lon/lat, local noon): the same table as from the file."""
+    from citywatch.incidents.storage import insert_incidents
     from citywatch.store.db import make_engine, upgrade
-    from citywatch.store.incidents import insert_incidents
 
     events = subset(1500)
     lon, lat = Transformer.from_crs(CHICAGO_CRS, "EPSG:4326", always_xy=True).transform(

@@ -169,9 +169,7 @@ def read_events_db(
 ) -> Events:
     """Incidents of the store as events: the pack's (or ``crs``) metres and local dates."""
     from citywatch.analytics.scope import day_numbers, local_days, require_precision
-
-    # NOTE: load_incidents_frame moves to the incidents package (helper `struct`, issue #13)
-    from citywatch.store.incidents import load_incidents_frame
+    from citywatch.incidents.load import load_incidents
 
     target = _target_crs(crs, city)
     if tz is None:
@@ -181,12 +179,12 @@ def read_events_db(
 
         tz = load_pack(city).timezone
     # a day either side covers any time zone; the local dates are cut exactly below
-    frame = load_incidents_frame(
+    frame = load_incidents(
         db,
         start=start - timedelta(days=1) if start else None,
         end=end + timedelta(days=2) if end else None,
         categories=categories,
-    )
+    ).frame
     days = day_numbers(local_days(frame["received_at"], tz))
     keep = np.ones(len(frame), dtype=bool)
     if start is not None:

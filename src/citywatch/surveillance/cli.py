@@ -105,28 +105,18 @@ def load_incidents(
 ) -> pd.DataFrame | None:
     """Incidents in the pack's city area, from a file of a supported source or the database,
     of the given categories or groups (all without)."""
-    from citywatch.incidents.taxonomy import load_taxonomy
+    from citywatch.incidents.load import load_incidents as read_incidents
 
-    tax = load_taxonomy()
-    if path is not None:
-        if not path.is_file():
-            raise NotFoundError(f"file not found: {path}")
-        from citywatch.incidents.sources import read_source
-
-        frame = read_source(path, source, taxonomy=tax).incidents
-    elif db is not None:
-        from citywatch.store.incidents import load_incidents_frame
-
-        frame = load_incidents_frame(db)
-    else:
+    if path is None and db is None:
         return None
-    if categories:
-        wanted: set[str] = set()
-        for code in categories:
-            wanted |= set(tax.expand(code))
-        frame = frame[frame["category"].isin(wanted)]
-    inside = pack.locate_many(frame["lon"], frame["lat"])["city"].notna().to_numpy()
-    return frame[inside].reset_index(drop=True)
+    loaded = read_incidents(
+        db,
+        files=[] if path is None else [(path, source)],
+        database=path is None,
+        categories=categories or None,
+        pack=pack,
+    )
+    return loaded.frame.reset_index(drop=True)
 
 
 def _build(pack_name: str, sensors: list[Sensor]) -> CameraCoverage:
