@@ -9,7 +9,7 @@ import pytest
 from tests.helpers import MANHATTAN_PRECINCTS
 
 from citywatch.city import load_pack
-from citywatch.city.build import build_bundled
+from citywatch.city.bundled import build_bundled
 from citywatch.city.pack import area_km2
 from citywatch.errors import NotFoundError
 

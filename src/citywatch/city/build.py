@@ -3,7 +3,8 @@
 A spec names the road network source (OSMnx GraphML, an OSM file, or node/edge CSVs), the
 jurisdiction polygons per level (GeoJSON), how levels nest, the stations (GeoJSON points, or a
 documented seeded rule where a city publishes none) and optional places.  The bundled packs are
-built from ``data/packs/*.toml``; ``citywatch city build SPEC.toml --out DIR`` builds any other.
+built from ``data/packs/*.toml`` (:mod:`citywatch.city.bundled`); ``citywatch city build
+SPEC.toml --out DIR`` builds any other.
 See ``docs/city-packs.md`` for the spec reference.
 """
 
@@ -25,20 +26,11 @@ from shapely.geometry import shape
 
 from citywatch.city.coords import CoordinateSystem, to_wgs84
 from citywatch.city.network import RoadNetwork, read_edge_csv, read_graphml, read_osm
-from citywatch.city.pack import LEVELS, Jurisdiction, Place, Station, repo_root, write_pack
+from citywatch.city.pack import LEVELS, Jurisdiction, Place, Station, write_pack
 from citywatch.console import progress
 from citywatch.errors import DataError
 
-__all__ = ["BUNDLED", "build_bundled", "build_pack", "data_dir"]
-
-
-def data_dir() -> Path:
-    """The folder of bundled source data (``data/`` in the checkout)."""
-    return repo_root() / "data"
-
-
-#: Bundled packs and their build specs.
-BUNDLED = {"manhattan": "packs/manhattan.toml", "shenzhen": "packs/shenzhen.toml"}
+__all__ = ["build_pack"]
 
 
 def _to_wgs(geometry: Any, system: CoordinateSystem) -> Any:
@@ -357,10 +349,3 @@ def _network_hull(network: RoadNetwork, crs: str, buffer_m: float) -> Any:
         shapely.convex_hull(shapely.multipoints(np.column_stack([x, y]))), buffer_m
     )
     return shapely.transform(hull, lambda a: np.column_stack(to_wgs.transform(a[:, 0], a[:, 1])))
-
-
-def build_bundled(name: str, out: Path) -> Path:
-    """Build one of the bundled packs from the real data files in ``data/``."""
-    if name not in BUNDLED:
-        raise DataError(f"no bundled pack {name!r}; bundled: {', '.join(BUNDLED)}")
-    return build_pack(data_dir() / BUNDLED[name], out)

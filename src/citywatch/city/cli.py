@@ -7,9 +7,11 @@ from typing import Annotated
 
 import typer
 
-from citywatch.city.build import BUNDLED, build_bundled, build_pack
-from citywatch.city.pack import LEVELS, load_pack, packs_dir
+from citywatch.city.build import build_pack
+from citywatch.city.bundled import BUNDLED, build_bundled, load_pack
+from citywatch.city.pack import LEVELS
 from citywatch.console import console, print_json, print_table
+from citywatch.paths import packs_dir
 
 app = typer.Typer(help="Build and describe city packs.", no_args_is_help=True)
 

@@ -11,7 +11,6 @@ speed overrides), ``nodes.parquet`` and ``edges.parquet`` (the road network),
 from __future__ import annotations
 
 import json
-import os
 import tomllib
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -34,8 +33,7 @@ __all__ = [
     "Jurisdiction",
     "Place",
     "Station",
-    "load_pack",
-    "packs_dir",
+    "read_pack",
     "write_pack",
 ]
 
@@ -128,7 +126,7 @@ def area_km2(geometry: Any) -> float:
 
 @dataclass
 class CityPack:
-    """A loaded city pack.  Use :func:`load_pack` to get one."""
+    """A loaded city pack.  Use :func:`citywatch.city.load_pack` to get one."""
 
     path: Path
     meta: dict[str, Any]
@@ -354,44 +352,22 @@ def write_pack(
         _write_features(folder / "places.geojson", [p.feature() for p in places])
 
 
-def repo_root() -> Path:
-    """The source checkout this package runs from (``src/citywatch`` lives two levels below)."""
-    return Path(__file__).resolve().parents[3]
-
-
-def packs_dir() -> Path:
-    """Where named packs live: ``$CITYWATCH_PACKS`` or ``packs/`` in the checkout."""
-    return Path(os.environ.get("CITYWATCH_PACKS", repo_root() / "packs"))
-
-
 _CACHE: dict[Path, CityPack] = {}
 
 
-def load_pack(name_or_path: str | Path) -> CityPack:
-    """Load a city pack by bundled name (built from ``data/`` on first use) or folder path.
+def read_pack(folder: Path) -> CityPack:
+    """Read the pack in ``folder`` (once per process: later calls return the same object).
 
-    Parameters
-    ----------
-    name_or_path : str or Path
-        ``"manhattan"``, ``"shenzhen"``, or the path of a pack folder.
+    Bundled pack names are resolved by :func:`citywatch.city.bundled.load_pack`.
 
     Raises
     ------
     NotFoundError
-        If there is no such pack.
+        If ``folder`` holds no pack.
     """
-    from citywatch.city.build import BUNDLED, build_bundled
-
-    candidate = Path(name_or_path)
-    if not candidate.exists() and str(name_or_path) in BUNDLED:
-        candidate = packs_dir() / str(name_or_path)
-        if not (candidate / "city.toml").exists():
-            build_bundled(str(name_or_path), candidate)
-    if not candidate.exists():
-        raise NotFoundError(
-            f"no city pack {str(name_or_path)!r}: give a pack folder or one of {', '.join(BUNDLED)}"
-        )
-    key = candidate.resolve()
+    key = Path(folder).resolve()
     if key not in _CACHE:
+        if not (key / "city.toml").is_file():
+            raise NotFoundError(f"{folder} is not a city pack (no city.toml)")
         _CACHE[key] = _read(key)
     return _CACHE[key]

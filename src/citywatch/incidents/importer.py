@@ -27,6 +27,7 @@ from citywatch.incidents.jurisdiction import JurisdictionReport, PackLike, assig
 from citywatch.incidents.parsing import Parsed
 from citywatch.incidents.sources import read_source, reader_for
 from citywatch.incidents.taxonomy import Taxonomy
+from citywatch.paths import rejected_dir
 from citywatch.store.db import engine_scope, upgrade
 from citywatch.store.incidents import insert_incidents
 from citywatch.store.models import ImportBatch
@@ -74,9 +75,10 @@ class ImportReport:
 
 
 def default_rejected_path(path: Path, source: str) -> Path:
-    """Where rejected rows go by default: ``var/rejected/<file name>.<source>.rejected.csv``."""
+    """Where rejected rows go by default: ``<file name>.<source>.rejected.csv`` in
+    :func:`citywatch.paths.rejected_dir` (``var/rejected/`` in a checkout)."""
     name = path.name.removesuffix(".gz").removesuffix(".csv")
-    return Path("var") / "rejected" / f"{name}.{source}.rejected.csv"
+    return rejected_dir() / f"{name}.{source}.rejected.csv"
 
 
 def file_sha256(path: Path) -> str:

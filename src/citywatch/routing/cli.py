@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from citywatch.city.pack import load_pack
+from citywatch.city import load_pack
 from citywatch.console import console, print_json
 from citywatch.errors import ValidationError
 from citywatch.routing.router import Router
