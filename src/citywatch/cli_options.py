@@ -58,10 +58,10 @@ PackOption = Annotated[str | None, typer.Option("--pack", "--city", help=_PACK_H
 #: ``--pack`` (alias ``--city``) when the command always needs a pack (give it a default).
 PackName = Annotated[str, typer.Option("--pack", "--city", help=_PACK_HELP)]
 
-#: ``--tz``: an IANA time zone overriding the pack's.
+#: ``--tz``: an IANA time zone (each command documents its default).
 TzOption = Annotated[
     str | None,
-    typer.Option("--tz", help="Time zone (IANA name, e.g. America/New_York); default: the pack's."),
+    typer.Option("--tz", help="Time zone (IANA name, e.g. America/New_York)."),
 ]
 
 #: ``--json``: print machine-readable JSON on standard output instead of tables.

@@ -16,6 +16,7 @@ from citywatch.analytics.profile import profile
 from citywatch.analytics.quiet import quiet_days
 from citywatch.analytics.scope import LEVELS, Baseline, Period, baseline_period
 from citywatch.analytics.survey import read_survey, satisfaction
+from citywatch.cli_options import DbOption, IncidentsOption, JsonOption, PackOption, TzOption
 from citywatch.console import console, err_console, print_json, print_table, progress
 from citywatch.errors import ValidationError
 
@@ -29,21 +30,6 @@ From = Annotated[
     datetime, typer.Option("--from", formats=_DATE, help="First local day (YYYY-MM-DD).")
 ]
 To = Annotated[datetime, typer.Option("--to", formats=_DATE, help="Last local day, included.")]
-Db = Annotated[
-    str | None,
-    typer.Option("--db", help="Database URL to read incidents from (default: embedded SQLite)."),
-]
-IncidentsFile = Annotated[
-    Path | None,
-    typer.Option("--incidents", help="Canonical incident CSV to read instead of the database."),
-]
-Tz = Annotated[
-    str | None, typer.Option("--tz", help="City time zone (IANA), needed without --city.")
-]
-City = Annotated[
-    str | None,
-    typer.Option("--city", help="City pack (name or folder): time zone and jurisdictions."),
-]
 Category = Annotated[
     list[str] | None,
     typer.Option(
@@ -67,7 +53,6 @@ VsFrom = Annotated[
 VsTo = Annotated[
     datetime | None, typer.Option("--vs-to", formats=_DATE, help="Explicit comparison period end.")
 ]
-Json = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
 @dataclass
@@ -214,11 +199,11 @@ def compare_command(
     baseline: BaselineOpt = "year",
     vs_from: VsFrom = None,
     vs_to: VsTo = None,
-    db: Db = None,
-    incidents: IncidentsFile = None,
-    tz: Tz = None,
-    city: City = None,
-    json: Json = False,
+    db: DbOption = None,
+    incidents: IncidentsOption = None,
+    tz: TzOption = None,
+    city: PackOption = None,
+    json: JsonOption = False,
 ) -> None:
     """Counts against the previous year (or period), % change and Poisson z-score."""
     result = _against_baseline(
@@ -255,11 +240,11 @@ def clearance_command(
     baseline: BaselineOpt = "year",
     vs_from: VsFrom = None,
     vs_to: VsTo = None,
-    db: Db = None,
-    incidents: IncidentsFile = None,
-    tz: Tz = None,
-    city: City = None,
-    json: Json = False,
+    db: DbOption = None,
+    incidents: IncidentsOption = None,
+    tz: TzOption = None,
+    city: PackOption = None,
+    json: JsonOption = False,
 ) -> None:
     """Clearance rate (solved / recorded) with its change in percentage points."""
     result = _against_baseline(
@@ -297,11 +282,11 @@ def quiet_days_command(
     end: To,
     category: Category = None,
     by: By = "city",
-    db: Db = None,
-    incidents: IncidentsFile = None,
-    tz: Tz = None,
-    city: City = None,
-    json: Json = False,
+    db: DbOption = None,
+    incidents: IncidentsOption = None,
+    tz: TzOption = None,
+    city: PackOption = None,
+    json: JsonOption = False,
 ) -> None:
     """Days without incidents, the longest zero run and the current one ("days since")."""
     source = load_source(db, incidents, tz, city, by)
@@ -350,11 +335,11 @@ def profile_command(
     baseline: BaselineOpt = "year",
     vs_from: VsFrom = None,
     vs_to: VsTo = None,
-    db: Db = None,
-    incidents: IncidentsFile = None,
-    tz: Tz = None,
-    city: City = None,
-    json: Json = False,
+    db: DbOption = None,
+    incidents: IncidentsOption = None,
+    tz: TzOption = None,
+    city: PackOption = None,
+    json: JsonOption = False,
 ) -> None:
     """Hour-of-day and weekday profile of two periods, peak hours and a shift test."""
     result = _against_baseline(
@@ -383,7 +368,7 @@ def profile_command(
 def survey_command(
     file: Annotated[Path, typer.Argument(help="CSV: respondent, area, answer (1-5), [weight].")],
     confidence: Annotated[float, typer.Option(help="Confidence level of the interval.")] = 0.95,
-    json: Json = False,
+    json: JsonOption = False,
 ) -> None:
     """Satisfaction rate (answers 4-5 of 5) with a Wilson confidence interval by area."""
     result = satisfaction(read_survey(file), confidence)
@@ -416,11 +401,11 @@ def compstat_command(
     category: Category = None,
     by: By = "station",
     baseline: BaselineOpt = "year",
-    db: Db = None,
-    incidents: IncidentsFile = None,
-    tz: Tz = None,
-    city: City = None,
-    json: Json = False,
+    db: DbOption = None,
+    incidents: IncidentsOption = None,
+    tz: TzOption = None,
+    city: PackOption = None,
+    json: JsonOption = False,
 ) -> None:
     """A self-contained CompStat report (HTML or PDF) with tables and charts."""
     from citywatch.analytics.report import build_compstat, report_format, write_report

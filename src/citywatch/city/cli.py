@@ -10,6 +10,7 @@ import typer
 from citywatch.city.build import build_pack
 from citywatch.city.bundled import BUNDLED, build_bundled, load_pack
 from citywatch.city.pack import LEVELS
+from citywatch.cli_options import JsonOption
 from citywatch.console import console, print_json, print_table
 from citywatch.paths import packs_dir
 
@@ -20,7 +21,7 @@ app = typer.Typer(help="Build and describe city packs.", no_args_is_help=True)
 def build(
     spec: Annotated[str, typer.Argument(help="A build spec (TOML) or the name of a bundled pack.")],
     out: Annotated[Path | None, typer.Option(help="Pack folder to write.")] = None,
-    json_: Annotated[bool, typer.Option("--json", help="Print the pack summary as JSON.")] = False,
+    json_: JsonOption = False,
 ) -> None:
     """Build a city pack from real source files (GraphML, OSM, CSV; GeoJSON; stations)."""
     if spec in BUNDLED:
@@ -33,7 +34,7 @@ def build(
 @app.command("info")
 def info(
     pack: Annotated[str, typer.Argument(help="Pack folder or bundled pack name.")],
-    json_: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+    json_: JsonOption = False,
 ) -> None:
     """Nodes, directed edges, km of road, areas per jurisdiction, stations, bounding box."""
     _show(pack, json_)

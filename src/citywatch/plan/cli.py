@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import typer
 
+from citywatch.cli_options import DbOption, IncidentsOption, JsonOption, PackOption
 from citywatch.console import console, err_console, print_json, print_table
 from citywatch.errors import DataError, NotFoundError, ValidationError
 from citywatch.plan.coverage import LSCP, MCLP, MEXCLP, BackupCoverage, CoverageData
@@ -74,7 +75,7 @@ def coverage(
     heuristic: bool = typer.Option(
         False, "--heuristic", help="Greedy + swap heuristic with its gap to the LP bound."
     ),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    as_json: JsonOption = False,
 ) -> None:
     """Choose sites for any demand/site/cost tables (MCLP, LSCP, MEXCLP or backup coverage)."""
     data = CoverageData.from_frames(
@@ -123,7 +124,7 @@ def hypercube(
         HypercubeMethod.auto, "--method", help="auto: exact up to 16 units, else approximate."
     ),
     states: bool = typer.Option(True, "--states/--no-states", help="Include state probabilities."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    as_json: JsonOption = False,
 ) -> None:
     """Solve Larson's hypercube queueing model (exact 2^N chain or the 1975 approximation)."""
     model = HypercubeModel.from_json(model_file)
@@ -161,13 +162,9 @@ def staffing(
     shifts: Path | None = typer.Option(
         None, "--shifts", help="CSV with columns shift,calls_per_hour,service_minutes."
     ),
-    pack_name: str | None = typer.Option(
-        None, "--pack", help="City pack: shift call rates from incidents, coverage targets."
-    ),
-    incidents: Path | None = typer.Option(
-        None, "--incidents", help="With --pack: canonical incident CSV (default: the store)."
-    ),
-    database: str | None = typer.Option(None, "--db", help="With --pack: incident store URL."),
+    pack_name: PackOption = None,
+    incidents: IncidentsOption = None,
+    database: DbOption = None,
     shift_hours: str = typer.Option(
         "7-15,15-23,23-7", "--shift-hours", help="With --pack: local shift hours."
     ),
@@ -185,7 +182,7 @@ def staffing(
         QueueName.none, "--queue", help="none: Erlang B; infinite: Erlang C."
     ),
     officers_per_unit: float = typer.Option(2.0, "--officers-per-unit"),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    as_json: JsonOption = False,
 ) -> None:
     """Minimum units per shift: all-busy target (Erlang B/C) and, on a pack, 3-minute coverage."""
     if (shifts is None) == (pack_name is None):
@@ -226,12 +223,8 @@ def staffing(
 @app.command("posts")
 def posts(
     pack_name: str = typer.Argument(..., help="City pack name or folder."),
-    incidents: Path | None = typer.Option(
-        None, "--incidents", help="Canonical incident CSV (default: the incident store)."
-    ),
-    database: str | None = typer.Option(
-        None, "--db", help="Database URL of the incident store (default: embedded SQLite)."
-    ),
+    incidents: IncidentsOption = None,
+    database: DbOption = None,
     demand_file: Path | None = typer.Option(
         None, "--demand", help="Instead of incidents: CSV lon,lat,weight (e.g. a risk surface)."
     ),
@@ -256,7 +249,7 @@ def posts(
     time_limit: float | None = typer.Option(None, "--time-limit", help="Seconds for HiGHS."),
     geojson: Path | None = typer.Option(None, "--geojson", help="Write posts as GeoJSON."),
     png: Path | None = typer.Option(None, "--png", help="Write a map as PNG."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    as_json: JsonOption = False,
 ) -> None:
     """Choose patrol posts on a city pack from a shift's incidents (exact MCLP / MEXCLP)."""
     from citywatch.city import load_pack
