@@ -1,8 +1,8 @@
 """The ``citywatch`` command: one Typer application with a sub-command group per domain.
 
 :func:`main` is the console script: a usage error is one line naming the option as typed
-(exit 2), a :class:`~citywatch.errors.CityWatchError` is ``Error: message`` (exit 1); neither
-prints a traceback.
+(exit 2), a :class:`~citywatch.errors.CityWatchError` is ``Error: message`` (exit 1, or 2 for an
+:class:`~citywatch.errors.OptionError`); neither prints a traceback.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from citywatch.city.cli import app as city_app
 from citywatch.cli_options import HomeOption
 from citywatch.console import err_console
 from citywatch.demo import demo
-from citywatch.errors import CityWatchError
+from citywatch.errors import CityWatchError, OptionError
 from citywatch.incidents.cli import app as incidents_app
 from citywatch.paths import set_home
 from citywatch.plan.cli import app as plan_app
@@ -64,10 +64,10 @@ def _usage_line(exc: typer_click.UsageError | click.UsageError) -> str:
 def main() -> None:
     """Entry point: run the CLI with one-line errors and no tracebacks (see the module doc)."""
     try:
-        result = app(standalone_mode=False)
+        result = app(prog_name="citywatch", standalone_mode=False)
     except CityWatchError as exc:
         print(f"Error: {exc.message}", file=sys.stderr)
-        sys.exit(1)
+        sys.exit(2 if isinstance(exc, OptionError) else 1)
     except (typer.Abort, click.Abort, KeyboardInterrupt):
         err_console.print("Aborted.")
         sys.exit(130)

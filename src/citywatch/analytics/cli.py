@@ -18,7 +18,8 @@ from citywatch.analytics.scope import LEVELS, Baseline, Period, baseline_period
 from citywatch.analytics.survey import read_survey, satisfaction
 from citywatch.cli_options import DbOption, IncidentsOption, JsonOption, PackOption, TzOption
 from citywatch.console import console, err_console, print_json, print_table, progress
-from citywatch.errors import ValidationError
+from citywatch.errors import OptionError, ValidationError
+from citywatch.incidents.taxonomy import Language
 
 __all__ = ["report_app", "stats_app"]
 
@@ -41,9 +42,11 @@ Category = Annotated[
 ]
 By = Annotated[str, typer.Option("--by", help="Jurisdiction level: city, bureau, station, zone.")]
 BaselineOpt = Annotated[
-    str,
+    str | None,
     typer.Option(
-        "--baseline", help="Comparison period: 'year' (previous year) or 'period' (just before)."
+        "--baseline",
+        help="Comparison period: 'year' (previous year, the default) or 'period' (just before).",
+        show_default=False,
     ),
 ]
 VsFrom = Annotated[
@@ -136,8 +139,15 @@ def _period(start: datetime, end: datetime) -> Period:
 
 
 def _baseline(
-    period: Period, baseline: str, vs_from: datetime | None, vs_to: datetime | None
+    period: Period, baseline: str | None, vs_from: datetime | None, vs_to: datetime | None
 ) -> Period:
+    if baseline is not None and (vs_from is not None or vs_to is not None):
+        raise OptionError(
+            f"--baseline {baseline} and --vs-from/--vs-to both choose the comparison period: "
+            "give one of them",
+            field="baseline",
+        )
+    baseline = baseline or "year"
     if baseline not in ("year", "period"):
         raise ValidationError(
             f"unknown baseline {baseline!r}: use 'year' or 'period'", field="baseline"
@@ -157,7 +167,7 @@ def _against_baseline(
     end: datetime,
     category: list[str] | None,
     by: str,
-    baseline: str,
+    baseline: str | None,
     vs_from: datetime | None,
     vs_to: datetime | None,
     db: str | None,
@@ -166,13 +176,14 @@ def _against_baseline(
     city: str | None,
 ) -> _R:
     """Read the incidents and run a statistic of a period against its comparison period."""
-    source = load_source(db, incidents, tz, city, by)
     period = _period(start, end)
+    against = _baseline(period, baseline, vs_from, vs_to)  # options first, then the data
+    source = load_source(db, incidents, tz, city, by)
     return stat(
         source.incidents,
         period,
         categories=category,
-        baseline_dates=_baseline(period, baseline, vs_from, vs_to),
+        baseline_dates=against,
         **source.kwargs(by),
     )
 
@@ -196,7 +207,7 @@ def compare_command(
     end: To,
     category: Category = None,
     by: By = "city",
-    baseline: BaselineOpt = "year",
+    baseline: BaselineOpt = None,
     vs_from: VsFrom = None,
     vs_to: VsTo = None,
     db: DbOption = None,
@@ -237,7 +248,7 @@ def clearance_command(
     end: To,
     category: Category = None,
     by: By = "city",
-    baseline: BaselineOpt = "year",
+    baseline: BaselineOpt = None,
     vs_from: VsFrom = None,
     vs_to: VsTo = None,
     db: DbOption = None,
@@ -332,7 +343,7 @@ def profile_command(
     end: To,
     category: Category = None,
     by: By = "city",
-    baseline: BaselineOpt = "year",
+    baseline: BaselineOpt = None,
     vs_from: VsFrom = None,
     vs_to: VsTo = None,
     db: DbOption = None,
@@ -397,10 +408,10 @@ def compstat_command(
     start: From,
     end: To,
     out: Annotated[Path, typer.Option("--out", help="report.html or report.pdf")],
-    lang: Annotated[str, typer.Option("--lang", help="zh or en")] = "zh",
+    lang: Annotated[Language, typer.Option("--lang", help="zh or en")] = "zh",
     category: Category = None,
     by: By = "station",
-    baseline: BaselineOpt = "year",
+    baseline: BaselineOpt = None,
     db: DbOption = None,
     incidents: IncidentsOption = None,
     tz: TzOption = None,
@@ -410,16 +421,17 @@ def compstat_command(
     """A self-contained CompStat report (HTML or PDF) with tables and charts."""
     from citywatch.analytics.report import build_compstat, report_format, write_report
 
-    report_format(out)  # refuse a bad file name before reading any data
-    source = load_source(db, incidents, tz, city, by)
+    report_format(out)  # refuse bad options before reading any data
     period = _period(start, end)
+    against = _baseline(period, baseline, None, None)
+    source = load_source(db, incidents, tz, city, by)
     with progress() as bar:
         bar.add_task("Computing statistics", total=None)
         report = build_compstat(
             source.incidents,
             period,
             categories=category,
-            baseline_dates=_baseline(period, baseline, None, None),
+            baseline_dates=against,
             lang=lang,
             boundaries=source.boundaries.get(by),
             **source.kwargs(by),

@@ -9,7 +9,7 @@ import typer
 
 from citywatch.city.build import build_pack
 from citywatch.city.bundled import BUNDLED, build_bundled, load_pack
-from citywatch.city.pack import LEVELS
+from citywatch.city.pack import LEVELS, jurisdiction_sort_key
 from citywatch.cli_options import JsonOption
 from citywatch.console import console, print_json, print_table
 from citywatch.paths import packs_dir
@@ -56,7 +56,7 @@ def _show(pack_name: str, json_: bool) -> None:
     rows = [
         (lvl, j["id"], j["name"], j["parent"] or "", f"{j['area_km2']:.2f}")
         for lvl in LEVELS
-        for j in summary["jurisdictions"][lvl]
+        for j in sorted(summary["jurisdictions"][lvl], key=lambda j: jurisdiction_sort_key(j["id"]))
         if lvl in ("city", "bureau", "station")
     ]
     print_table("Jurisdictions (zones: see --json)", ["level", "id", "name", "parent", "km²"], rows)

@@ -11,6 +11,7 @@ speed overrides), ``nodes.parquet`` and ``edges.parquet`` (the road network),
 from __future__ import annotations
 
 import json
+import re
 import tomllib
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -33,6 +34,7 @@ __all__ = [
     "Jurisdiction",
     "Place",
     "Station",
+    "jurisdiction_sort_key",
     "read_pack",
     "write_pack",
 ]
@@ -117,6 +119,12 @@ class Place:
         return _feature(
             {"id": self.id, "kind": self.kind, "name": self.name}, self.geometry, decimals
         )
+
+
+def jurisdiction_sort_key(value: str) -> tuple[Any, ...]:
+    """Natural order for jurisdiction ids: ``"5" < "14" < "14A" < "PBMN"``."""
+    parts = re.split(r"(\d+)", value)
+    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in parts if p)
 
 
 def area_km2(geometry: Any) -> float:
