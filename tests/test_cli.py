@@ -4,7 +4,9 @@ tables that keep every id and number, and the CityWatch home."""
 from __future__ import annotations
 
 import json
+import shutil
 import socket
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +14,7 @@ import pytest
 
 from citywatch.city import load_pack
 from citywatch.console import format_cell, print_table
+from citywatch.paths import checkout
 from tests.helpers import MANHATTAN_PRECINCTS, run
 
 
@@ -178,3 +181,27 @@ def test_home_option_holds_the_embedded_database(
     assert code == 0, err
     assert json.loads(out) == []
     assert (home / "citywatch.db").is_file()
+
+
+def test_make_demo_passes_args_through() -> None:
+    root = checkout()
+    if root is None or shutil.which("make") is None:
+        pytest.skip("needs the checkout's Makefile and make")
+    dry = subprocess.run(
+        [
+            "make",
+            "-n",
+            "--no-print-directory",
+            "-C",
+            str(root),
+            "demo",
+            "ARGS=--pack shenzhen --port 8123 --no-feed",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert (
+        dry.stdout.splitlines()[-1]
+        == ".venv/bin/citywatch demo --pack shenzhen --port 8123 --no-feed"
+    )
