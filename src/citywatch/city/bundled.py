@@ -3,12 +3,14 @@
 A bundled pack is a build spec ``data/packs/NAME.toml`` (see :func:`citywatch.paths.data_dir`)
 over real source files shipped with CityWatch.  :func:`load_pack` accepts such a name or a pack
 folder; a named pack is built into :func:`citywatch.paths.packs_dir` on first use and read from
-there afterwards.  :mod:`citywatch.city.build` turns a spec into a folder and
-:mod:`citywatch.city.pack` reads a folder; this module is the only one that knows both.
+there afterwards, until its spec changes (the built folder records the spec's SHA-256).
+:mod:`citywatch.city.build` turns a spec into a folder and :mod:`citywatch.city.pack` reads a
+folder; this module is the only one that knows both.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 from pathlib import Path
@@ -31,6 +33,21 @@ def _discover() -> dict[str, Path]:
 
 #: Bundled packs: name -> build spec (every ``data/packs/*.toml``).
 BUNDLED: dict[str, Path] = _discover()
+
+
+#: File in a built bundled pack holding the SHA-256 of the spec it was built from.
+_DIGEST = "bundled-spec.sha256"
+
+
+def _digest(spec: Path) -> str:
+    return hashlib.sha256(spec.read_bytes()).hexdigest()
+
+
+def _is_current(folder: Path, spec: Path) -> bool:
+    try:
+        return (folder / _DIGEST).read_text(encoding="ascii") == _digest(spec)
+    except OSError:
+        return False
 
 
 def bundled_spec(name: str) -> Path:
@@ -69,6 +86,7 @@ def build_bundled(name: str, out: Path | None = None) -> Path:
     shutil.rmtree(partial, ignore_errors=True)
     try:
         build_pack(spec, partial)
+        (partial / _DIGEST).write_text(_digest(spec), encoding="ascii")
         shutil.rmtree(out, ignore_errors=True)
         partial.rename(out)
     finally:
@@ -93,7 +111,7 @@ def load_pack(name_or_path: str | Path) -> CityPack:
     name = str(name_or_path)
     if not candidate.exists() and name in BUNDLED:
         candidate = packs_dir() / name
-        if not (candidate / "city.toml").exists():
+        if not _is_current(candidate, BUNDLED[name]):
             build_bundled(name, candidate)
     if not candidate.exists():
         raise NotFoundError(

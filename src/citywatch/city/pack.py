@@ -360,11 +360,12 @@ def write_pack(
         _write_features(folder / "places.geojson", [p.feature() for p in places])
 
 
-_CACHE: dict[Path, CityPack] = {}
+_CACHE: dict[tuple[Path, int], CityPack] = {}
 
 
 def read_pack(folder: Path) -> CityPack:
-    """Read the pack in ``folder`` (once per process: later calls return the same object).
+    """Read the pack in ``folder`` once per process and build: later calls return the same
+    object until the folder is rebuilt (a new ``city.toml``).
 
     Bundled pack names are resolved by :func:`citywatch.city.bundled.load_pack`.
 
@@ -373,9 +374,11 @@ def read_pack(folder: Path) -> CityPack:
     NotFoundError
         If ``folder`` holds no pack.
     """
-    key = Path(folder).resolve()
+    path = Path(folder).resolve()
+    try:
+        key = (path, (path / "city.toml").stat().st_mtime_ns)
+    except OSError:
+        raise NotFoundError(f"{folder} is not a city pack (no city.toml)") from None
     if key not in _CACHE:
-        if not (key / "city.toml").is_file():
-            raise NotFoundError(f"{folder} is not a city pack (no city.toml)")
-        _CACHE[key] = _read(key)
+        _CACHE[key] = _read(path)
     return _CACHE[key]
