@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
-import numpy as np
-import pandas as pd
 from rich.console import Console
 from rich.measure import Measurement
 from rich.progress import (
@@ -63,19 +62,24 @@ def print_json(value: Any) -> None:
     print(json.dumps(to_jsonable(value), ensure_ascii=False, indent=2))
 
 
+#: pandas' missing values, by type name.
+_MISSING_TYPES: Final = frozenset({"NAType", "NaTType"})
+
+
 def format_cell(value: Any) -> str:
     """A table cell for people: floats rounded to what a reader uses, ``None``/NaN empty.
 
     Integers keep every digit (with thousands separators from 10,000); floats of 100 or more
     show no decimals, from 1 two decimals, below 1 three significant digits.
     """
-    if value is None or value is pd.NA:
+    # numbers.* covers NumPy's scalars without importing NumPy or pandas (CLI start-up time).
+    if value is None or type(value).__name__ in _MISSING_TYPES:
         return ""
-    if isinstance(value, bool | np.bool_):
+    if isinstance(value, bool) or type(value).__name__ == "bool_":
         return str(bool(value))
-    if isinstance(value, int | np.integer):
+    if isinstance(value, numbers.Integral):
         return f"{int(value):,}" if abs(int(value)) >= 10_000 else str(int(value))
-    if isinstance(value, float | np.floating):
+    if isinstance(value, numbers.Real):
         number = float(value)
         if not math.isfinite(number):
             return "" if math.isnan(number) else str(number)
