@@ -47,6 +47,11 @@ STATS = ["stats", "compare", "--incidents", "/nonexistent/incidents.csv", "--tz"
             "(see 'citywatch stats --help')",
         ),
         (
+            ["simulate", "compar", "a.toml", "b.toml"],
+            "Error: No such command 'compar'. Did you mean 'compare'? "
+            "(see 'citywatch simulate --help')",
+        ),
+        (
             ["simulat"],
             "Error: No such command 'simulat'. Did you mean 'simulate'? (see 'citywatch --help')",
         ),

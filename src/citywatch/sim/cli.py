@@ -24,7 +24,9 @@ class _RunByDefault(TyperGroup):
     """A group where ``simulate X.toml ...`` means ``simulate run X.toml ...``."""
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
-        if args and args[0] not in self.commands and not args[0].startswith("-"):
+        first = args[0] if args else ""
+        # Only a scenario file means `run`; another word is a mistyped command (click suggests).
+        if first not in self.commands and (first.endswith(".toml") or Path(first).is_file()):
             args = ["run", *args]
         return super().parse_args(ctx, args)
 
