@@ -8,6 +8,7 @@ directory (or ``--home``), never into site-packages.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
@@ -60,8 +61,10 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
         pytest.skip("needs the source checkout to build a wheel from")
     tmp = tmp_path_factory.mktemp("wheel")
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    # The build backend from the dev dependencies; pip fetches it only if it is missing here.
+    isolation = [] if importlib.util.find_spec("hatchling") is None else ["--no-build-isolation"]
     subprocess.run(
-        [*pip, "wheel", str(root), "--no-deps", "--no-build-isolation", "-w", str(tmp / "dist")],
+        [*pip, "wheel", str(root), "--no-deps", *isolation, "-w", str(tmp / "dist")],
         check=True,
         capture_output=True,
     )
