@@ -118,7 +118,7 @@ def read_raw_csv(
     decoded = decode_csv(path, encoding)
 
     def parse(**options: Any) -> pd.DataFrame:
-        return pd.read_csv(
+        frame: pd.DataFrame = pd.read_csv(
             BytesIO(decoded.data),
             dtype="string",
             keep_default_na=False,
@@ -126,6 +126,7 @@ def read_raw_csv(
             encoding="utf-8",
             **options,
         )
+        return frame
 
     try:
         frame = parse(usecols=usecols)
