@@ -1,6 +1,7 @@
 # Two commands do all the set-up on a fresh machine with python3 and the package registries:
 #   make demo   builds the demo city packs if missing, imports the bundled incidents into an
-#               embedded SQLite database and starts the service
+#               embedded SQLite database and starts the service; options of `citywatch demo`
+#               go in ARGS, e.g. make demo ARGS="--pack shenzhen --port 8080 --no-feed"
 #   make test   runs the whole test suite with ruff and mypy
 PYTHON ?= python3
 VENV := .venv
@@ -16,8 +17,10 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
+ARGS ?=
+
 demo: $(STAMP)
-	$(BIN)/citywatch demo
+	$(BIN)/citywatch demo $(ARGS)
 
 test: $(STAMP)
 	bash scripts/test-setup.sh

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-import citywatch.city.pack as pack_module
+import citywatch.city.pack as pack_module  # its _CACHE holds the packs read
 
 
 @pytest.fixture(scope="session", autouse=True)

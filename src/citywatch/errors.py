@@ -1,8 +1,9 @@
 """The one exception hierarchy of CityWatch.
 
 Every error a user can cause derives from :class:`CityWatchError`.  The CLI catches that base
-and prints ``Error: message`` with exit code 1; the API maps each subclass to an HTTP status
-and the canonical JSON error body (see :mod:`citywatch.api.errors`).
+and prints ``Error: message`` with exit code 1 (2 for an :class:`OptionError`, a usage error);
+the API maps each subclass to an HTTP status and the canonical JSON error body (see
+:mod:`citywatch.api.errors`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ __all__ = [
     "DataError",
     "InsufficientPrecisionError",
     "NotFoundError",
+    "OptionError",
     "PermissionDeniedError",
     "SnapError",
     "SolverError",
@@ -40,6 +42,13 @@ class ValidationError(CityWatchError):
 
     status_code = 422
     code = "validation_error"
+
+
+class OptionError(ValidationError):
+    """Command-line options that are missing, conflict or cannot work together: a usage
+    error, so the CLI exits with code 2 like for an unknown option."""
+
+    code = "option_error"
 
 
 class SnapError(ValidationError):

@@ -9,7 +9,7 @@ import pytest
 from tests.helpers import MANHATTAN_PRECINCTS
 
 from citywatch.city import load_pack
-from citywatch.city.build import build_bundled
+from citywatch.city.bundled import build_bundled
 from citywatch.city.pack import area_km2
 from citywatch.errors import NotFoundError
 
@@ -85,3 +85,30 @@ def test_unknown_pack_is_a_clean_error() -> None:
     assert out.returncode == 1
     assert out.stderr.startswith("Error: no city pack 'atlantis'")
     assert "Traceback" not in out.stderr
+
+
+def test_bundled_pack_is_rebuilt_when_its_spec_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from citywatch.city import bundled
+
+    spec = tmp_path / "packs" / "shenzhen.toml"
+    spec.parent.mkdir()
+    original = bundled.BUNDLED["shenzhen"]
+    spec.write_text(original.read_text(encoding="utf-8"), encoding="utf-8")
+    monkeypatch.setitem(bundled.BUNDLED, "shenzhen", spec)
+    monkeypatch.setenv("CITYWATCH_PACKS", str(tmp_path / "built"))
+    # The copied spec refers to data files relative to its folder's parent: link them.
+    for source in original.parent.parent.iterdir():
+        if source.name != "packs":
+            (tmp_path / source.name).symlink_to(source)
+    first = load_pack("shenzhen")
+    stamp = (tmp_path / "built" / "shenzhen" / "city.toml").stat().st_mtime_ns
+    assert load_pack("shenzhen") is first  # same spec: not rebuilt, read once
+    assert (tmp_path / "built" / "shenzhen" / "city.toml").stat().st_mtime_ns == stamp
+    spec.write_text(
+        spec.read_text(encoding="utf-8").replace('name_zh = "深圳', 'name_zh = "深圳市', 1),
+        encoding="utf-8",
+    )
+    rebuilt = load_pack("shenzhen")
+    assert rebuilt.meta["name_zh"].startswith("深圳市")

@@ -29,11 +29,11 @@ OWN_TABLES = {"incidents", "import_batches"}
 def test_default_engine_is_embedded_sqlite_in_wal_mode(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CITYWATCH_HOME", str(tmp_path / "var"))
     monkeypatch.delenv("CITYWATCH_DB", raising=False)
     engine = make_engine(None)
     assert engine.dialect.name == "sqlite"
-    assert Path(engine.url.database or "") == Path("var/citywatch.db")
+    assert Path(engine.url.database or "") == tmp_path / "var" / "citywatch.db"
     with engine.connect() as conn:
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
         assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1

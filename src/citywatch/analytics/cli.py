@@ -17,9 +17,11 @@ from citywatch.analytics.profile import profile
 from citywatch.analytics.quiet import quiet_days
 from citywatch.analytics.scope import LEVELS, Baseline, Period, baseline_period
 from citywatch.analytics.survey import read_survey, satisfaction
+from citywatch.cli_options import DbOption, IncidentsOption, JsonOption, PackOption, TzOption
 from citywatch.console import console, err_console, print_json, print_table, progress
-from citywatch.errors import ValidationError
+from citywatch.errors import OptionError, ValidationError
 from citywatch.incidents.load import load_incidents
+from citywatch.incidents.taxonomy import Language
 
 __all__ = ["report_app", "stats_app"]
 
@@ -31,21 +33,6 @@ From = Annotated[
     datetime, typer.Option("--from", formats=_DATE, help="First local day (YYYY-MM-DD).")
 ]
 To = Annotated[datetime, typer.Option("--to", formats=_DATE, help="Last local day, included.")]
-Db = Annotated[
-    str | None,
-    typer.Option("--db", help="Database URL to read incidents from (default: embedded SQLite)."),
-]
-IncidentsFile = Annotated[
-    Path | None,
-    typer.Option("--incidents", help="Canonical incident CSV to read instead of the database."),
-]
-Tz = Annotated[
-    str | None, typer.Option("--tz", help="City time zone (IANA), needed without --city.")
-]
-City = Annotated[
-    str | None,
-    typer.Option("--city", help="City pack (name or folder): time zone and jurisdictions."),
-]
 Category = Annotated[
     list[str] | None,
     typer.Option(
@@ -57,9 +44,11 @@ Category = Annotated[
 ]
 By = Annotated[str, typer.Option("--by", help="Jurisdiction level: city, bureau, station, zone.")]
 BaselineOpt = Annotated[
-    str,
+    str | None,
     typer.Option(
-        "--baseline", help="Comparison period: 'year' (previous year) or 'period' (just before)."
+        "--baseline",
+        help="Comparison period: 'year' (previous year, the default) or 'period' (just before).",
+        show_default=False,
     ),
 ]
 VsFrom = Annotated[
@@ -69,7 +58,6 @@ VsFrom = Annotated[
 VsTo = Annotated[
     datetime | None, typer.Option("--vs-to", formats=_DATE, help="Explicit comparison period end.")
 ]
-Json = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 SourceOpt = Annotated[
     list[str] | None,
     typer.Option(
@@ -173,8 +161,15 @@ def _period(start: datetime, end: datetime) -> Period:
 
 
 def _baseline(
-    period: Period, baseline: str, vs_from: datetime | None, vs_to: datetime | None
+    period: Period, baseline: str | None, vs_from: datetime | None, vs_to: datetime | None
 ) -> Period:
+    if baseline is not None and (vs_from is not None or vs_to is not None):
+        raise OptionError(
+            f"--baseline {baseline} and --vs-from/--vs-to both choose the comparison period: "
+            "give one of them",
+            field="baseline",
+        )
+    baseline = baseline or "year"
     if baseline not in ("year", "period"):
         raise ValidationError(
             f"unknown baseline {baseline!r}: use 'year' or 'period'", field="baseline"
@@ -198,7 +193,7 @@ def _against_baseline(
     end: datetime,
     category: list[str] | None,
     by: str,
-    baseline: str,
+    baseline: str | None,
     vs_from: datetime | None,
     vs_to: datetime | None,
     db: str | None,
@@ -208,13 +203,14 @@ def _against_baseline(
     sources: list[str] | None,
 ) -> _R:
     """Read the incidents and run a statistic of a period against its comparison period."""
-    source = load_source(db, incidents, tz, city, by, sources)
     period = _period(start, end)
+    against = _baseline(period, baseline, vs_from, vs_to)  # options first, then the data
+    source = load_source(db, incidents, tz, city, by, sources)
     result = stat(
         source.incidents,
         period,
         categories=category,
-        baseline_dates=_baseline(period, baseline, vs_from, vs_to),
+        baseline_dates=against,
         **source.kwargs(by),
     )
     result.notes[:0] = source.notes
@@ -240,15 +236,15 @@ def compare_command(
     end: To,
     category: Category = None,
     by: By = "city",
-    baseline: BaselineOpt = "year",
+    baseline: BaselineOpt = None,
     vs_from: VsFrom = None,
     vs_to: VsTo = None,
-    db: Db = None,
-    incidents: IncidentsFile = None,
-    tz: Tz = None,
-    city: City = None,
+    db: DbOption = None,
+    incidents: IncidentsOption = None,
+    tz: TzOption = None,
+    city: PackOption = None,
     source: SourceOpt = None,
-    json: Json = False,
+    json: JsonOption = False,
 ) -> None:
     """Counts against the previous year (or period), % change and Poisson z-score."""
     result = _against_baseline(
@@ -282,15 +278,15 @@ def clearance_command(
     end: To,
     category: Category = None,
     by: By = "city",
-    baseline: BaselineOpt = "year",
+    baseline: BaselineOpt = None,
     vs_from: VsFrom = None,
     vs_to: VsTo = None,
-    db: Db = None,
-    incidents: IncidentsFile = None,
-    tz: Tz = None,
-    city: City = None,
+    db: DbOption = None,
+    incidents: IncidentsOption = None,
+    tz: TzOption = None,
+    city: PackOption = None,
     source: SourceOpt = None,
-    json: Json = False,
+    json: JsonOption = False,
 ) -> None:
     """Clearance rate (solved / recorded) with its change in percentage points."""
     result = _against_baseline(
@@ -340,12 +336,12 @@ def quiet_days_command(
     end: To,
     category: Category = None,
     by: By = "city",
-    db: Db = None,
-    incidents: IncidentsFile = None,
-    tz: Tz = None,
-    city: City = None,
+    db: DbOption = None,
+    incidents: IncidentsOption = None,
+    tz: TzOption = None,
+    city: PackOption = None,
     source: SourceOpt = None,
-    json: Json = False,
+    json: JsonOption = False,
 ) -> None:
     """Days without incidents, the longest zero run and the current one ("days since")."""
     data = load_source(db, incidents, tz, city, by, source)
@@ -390,15 +386,15 @@ def profile_command(
     end: To,
     category: Category = None,
     by: By = "city",
-    baseline: BaselineOpt = "year",
+    baseline: BaselineOpt = None,
     vs_from: VsFrom = None,
     vs_to: VsTo = None,
-    db: Db = None,
-    incidents: IncidentsFile = None,
-    tz: Tz = None,
-    city: City = None,
+    db: DbOption = None,
+    incidents: IncidentsOption = None,
+    tz: TzOption = None,
+    city: PackOption = None,
     source: SourceOpt = None,
-    json: Json = False,
+    json: JsonOption = False,
 ) -> None:
     """Hour-of-day and weekday profile of two periods, peak hours and a shift test."""
     result = _against_baseline(
@@ -427,7 +423,7 @@ def profile_command(
 def survey_command(
     file: Annotated[Path, typer.Argument(help="CSV: respondent, area, answer (1-5), [weight].")],
     confidence: Annotated[float, typer.Option(help="Confidence level of the interval.")] = 0.95,
-    json: Json = False,
+    json: JsonOption = False,
 ) -> None:
     """Satisfaction rate (answers 4-5 of 5) with a Wilson confidence interval by area."""
     result = satisfaction(read_survey(file), confidence)
@@ -456,30 +452,31 @@ def compstat_command(
     start: From,
     end: To,
     out: Annotated[Path, typer.Option("--out", help="report.html or report.pdf")],
-    lang: Annotated[str, typer.Option("--lang", help="zh or en")] = "zh",
+    lang: Annotated[Language, typer.Option("--lang", help="zh or en")] = "zh",
     category: Category = None,
     by: By = "station",
-    baseline: BaselineOpt = "year",
-    db: Db = None,
-    incidents: IncidentsFile = None,
-    tz: Tz = None,
-    city: City = None,
+    baseline: BaselineOpt = None,
+    db: DbOption = None,
+    incidents: IncidentsOption = None,
+    tz: TzOption = None,
+    city: PackOption = None,
     source: SourceOpt = None,
-    json: Json = False,
+    json: JsonOption = False,
 ) -> None:
     """A self-contained CompStat report (HTML or PDF) with tables and charts."""
     from citywatch.analytics.report import build_compstat, report_format, write_report
 
-    report_format(out)  # refuse a bad file name before reading any data
-    data = load_source(db, incidents, tz, city, by, source)
+    report_format(out)  # refuse bad options before reading any data
     period = _period(start, end)
+    against = _baseline(period, baseline, None, None)
+    data = load_source(db, incidents, tz, city, by, source)
     with progress() as bar:
         bar.add_task("Computing statistics", total=None)
         report = build_compstat(
             data.incidents,
             period,
             categories=category,
-            baseline_dates=_baseline(period, baseline, None, None),
+            baseline_dates=against,
             lang=lang,
             boundaries=data.boundaries.get(by),
             **data.kwargs(by),

@@ -10,7 +10,6 @@ never within one label.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -19,6 +18,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from citywatch.city.pack import jurisdiction_sort_key
 from citywatch.errors import DataError, InsufficientPrecisionError, ValidationError
 
 __all__ = [
@@ -160,12 +160,6 @@ def _local_wall_time(received_at: pd.Series, tz: str) -> pd.Series:
         return local
     except Exception as exc:  # pytz/zoneinfo raise different classes for an unknown zone
         raise ValidationError(f"unknown time zone {tz!r}", field="tz") from exc
-
-
-def jurisdiction_sort_key(value: str) -> tuple[Any, ...]:
-    """Natural order for jurisdiction ids: ``"5" < "14" < "14A" < "PBMN"``."""
-    parts = re.split(r"(\d+)", value)
-    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in parts if p)
 
 
 def resolve_categories(

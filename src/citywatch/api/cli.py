@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 from sqlalchemy.orm import Session, sessionmaker
 
+from citywatch.cli_options import DbOption, JsonOption, PackName, ensure_port_free
 from citywatch.console import console, print_json, print_table
 from citywatch.dispatch.core import STALE_AFTER_S
 from citywatch.errors import DataError, ValidationError
@@ -19,12 +20,6 @@ __all__ = ["audit_app", "serve", "users_app"]
 
 users_app = typer.Typer(help="Manage user accounts.", no_args_is_help=True)
 audit_app = typer.Typer(help="Inspect and verify the audit trail.", no_args_is_help=True)
-
-DbOption = Annotated[
-    str | None,
-    typer.Option("--db", help="Database URL (default: $CITYWATCH_DB or the embedded SQLite file)."),
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
 def _sessions(db: str | None) -> sessionmaker[Session]:
@@ -36,12 +31,10 @@ def _sessions(db: str | None) -> sessionmaker[Session]:
 
 
 def serve(
-    pack: Annotated[
-        str, typer.Option("--pack", help="City pack name (manhattan, shenzhen) or folder.")
-    ],
+    pack: PackName,
     db: DbOption = None,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
     workers: Annotated[
         int, typer.Option(min=1, help="Worker processes (more than one needs PostgreSQL).")
     ] = 1,
@@ -53,6 +46,7 @@ def serve(
     ] = STALE_AFTER_S,
 ) -> None:
     """Start the dispatch service (REST under /api/v1, WebSocket /api/v1/events, docs at /docs)."""
+    ensure_port_free(host, port)
     import uvicorn
 
     from citywatch.api.app import create_app

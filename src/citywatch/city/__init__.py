@@ -1,8 +1,9 @@
 """City packs: road network, jurisdictions, stations and places of one city."""
 
-from citywatch.city.build import BUNDLED, build_bundled, build_pack
+from citywatch.city.build import build_pack
+from citywatch.city.bundled import BUNDLED, build_bundled, load_pack
 from citywatch.city.network import RoadNetwork
-from citywatch.city.pack import LEVELS, CityPack, Jurisdiction, Place, Station, load_pack
+from citywatch.city.pack import LEVELS, CityPack, Jurisdiction, Place, Station, read_pack
 
 __all__ = [
     "BUNDLED",
@@ -15,4 +16,5 @@ __all__ = [
     "build_bundled",
     "build_pack",
     "load_pack",
+    "read_pack",
 ]

@@ -3,7 +3,8 @@
 A spec names the road network source (OSMnx GraphML, an OSM file, or node/edge CSVs), the
 jurisdiction polygons per level (GeoJSON), how levels nest, the stations (GeoJSON points, or a
 documented seeded rule where a city publishes none) and optional places.  The bundled packs are
-built from ``data/packs/*.toml``; ``citywatch city build SPEC.toml --out DIR`` builds any other.
+built from ``data/packs/*.toml`` (:mod:`citywatch.city.bundled`); ``citywatch city build
+SPEC.toml --out DIR`` builds any other.
 See ``docs/city-packs.md`` for the spec reference.
 """
 
@@ -25,28 +26,14 @@ from shapely.geometry import shape
 from citywatch.city.coords import CoordinateSystem
 from citywatch.city.network import RoadNetwork, read_edge_csv, read_graphml, read_osm
 from citywatch.city.osm import read_osm_places, read_osm_stations
-from citywatch.city.pack import LEVELS, Jurisdiction, Place, Station, repo_root, write_pack
+from citywatch.city.pack import LEVELS, Jurisdiction, Place, Station, write_pack
 from citywatch.city.places import read_json, read_place_file, to_wgs
 from citywatch.city.spec import check_timezone, utm_crs, validate_spec
 from citywatch.city.stations import check_near_network, fill_stations, read_station_file, template
 from citywatch.console import err_console, progress
 from citywatch.errors import DataError
 
-__all__ = ["BUNDLED", "build_bundled", "build_from_spec", "build_pack", "data_dir", "osm_spec"]
-
-
-def data_dir() -> Path:
-    """The folder of bundled source data (``data/`` in the checkout)."""
-    return repo_root() / "data"
-
-
-#: Bundled packs and their build specs.
-BUNDLED = {
-    "manhattan": "packs/manhattan.toml",
-    "shenzhen": "packs/shenzhen.toml",
-    "heidelberg": "packs/heidelberg.toml",
-    "baltimore": "packs/baltimore.toml",
-}
+__all__ = ["build_from_spec", "build_pack", "osm_spec"]
 
 
 def _read_network(spec: dict[str, Any], base: Path) -> RoadNetwork:
@@ -470,10 +457,3 @@ def osm_spec(
     if boundary is not None:
         spec["clip"] = {"boundary": str(boundary.resolve())}
     return validate_spec(spec)
-
-
-def build_bundled(name: str, out: Path) -> Path:
-    """Build one of the bundled packs from the real data files in ``data/``."""
-    if name not in BUNDLED:
-        raise DataError(f"no bundled pack {name!r}; bundled: {', '.join(BUNDLED)}")
-    return build_pack(data_dir() / BUNDLED[name], out)

@@ -9,12 +9,15 @@ from typing import Annotated
 
 import typer
 
-from citywatch.city.build import BUNDLED, build_bundled, build_from_spec, build_pack, osm_spec
-from citywatch.city.pack import LEVELS, PLACE_KINDS, load_pack, packs_dir
+from citywatch.city.build import build_from_spec, build_pack, osm_spec
+from citywatch.city.bundled import BUNDLED, build_bundled, load_pack
+from citywatch.city.pack import LEVELS, PLACE_KINDS, jurisdiction_sort_key
 from citywatch.city.places import import_places, read_place_file
 from citywatch.city.spec import SOURCE_SYSTEMS
+from citywatch.cli_options import JsonOption
 from citywatch.console import console, print_json, print_table
 from citywatch.errors import ValidationError
+from citywatch.paths import packs_dir
 
 app = typer.Typer(help="Build and describe city packs.", no_args_is_help=True)
 
@@ -47,7 +50,7 @@ def build(
         typer.Option(help="Stations, GeoJSON or CSV id,name,lon,lat (with --osm; default: OSM)."),
     ] = None,
     out: Annotated[Path | None, typer.Option(help="Pack folder to write.")] = None,
-    json_: Annotated[bool, typer.Option("--json", help="Print the pack summary as JSON.")] = False,
+    json_: JsonOption = False,
 ) -> None:
     """Build a city pack from real source files (GraphML, OSM, CSV; GeoJSON; stations).
 
@@ -80,7 +83,7 @@ def build(
 @app.command("info")
 def info(
     pack: Annotated[str, typer.Argument(help="Pack folder or bundled pack name.")],
-    json_: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+    json_: JsonOption = False,
 ) -> None:
     """Nodes, directed edges, km of road, areas per jurisdiction, stations, bounding box."""
     _show(pack, json_)
@@ -107,7 +110,7 @@ def _show(pack_name: str, json_: bool, cost: dict[str, float] | None = None) -> 
     rows = [
         (lvl, j["id"], j["name"], j["parent"] or "", f"{j['area_km2']:.2f}")
         for lvl in LEVELS
-        for j in summary["jurisdictions"][lvl]
+        for j in sorted(summary["jurisdictions"][lvl], key=lambda j: jurisdiction_sort_key(j["id"]))
         if lvl in ("city", "bureau", "station")
     ]
     print_table("Jurisdictions (zones: see --json)", ["level", "id", "name", "parent", "km²"], rows)

@@ -11,7 +11,7 @@ speed overrides), ``nodes.parquet`` and ``edges.parquet`` (the road network),
 from __future__ import annotations
 
 import json
-import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -34,8 +34,8 @@ __all__ = [
     "Jurisdiction",
     "Place",
     "Station",
-    "load_pack",
-    "packs_dir",
+    "jurisdiction_sort_key",
+    "read_pack",
     "write_pack",
 ]
 
@@ -121,6 +121,12 @@ class Place:
         )
 
 
+def jurisdiction_sort_key(value: str) -> tuple[Any, ...]:
+    """Natural order for jurisdiction ids: ``"5" < "14" < "14A" < "PBMN"``."""
+    parts = re.split(r"(\d+)", value)
+    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in parts if p)
+
+
 def area_km2(geometry: Any) -> float:
     """Geodesic area of a WGS-84 polygon in km² (on the WGS-84 ellipsoid)."""
     return abs(_GEOD.geometry_area_perimeter(geometry)[0]) / 1e6
@@ -128,7 +134,7 @@ def area_km2(geometry: Any) -> float:
 
 @dataclass
 class CityPack:
-    """A loaded city pack.  Use :func:`load_pack` to get one."""
+    """A loaded city pack.  Use :func:`citywatch.city.load_pack` to get one."""
 
     path: Path
     meta: dict[str, Any]
@@ -367,44 +373,25 @@ def write_pack(
         _write_features(folder / "places.geojson", [p.feature() for p in places])
 
 
-def repo_root() -> Path:
-    """The source checkout this package runs from (``src/citywatch`` lives two levels below)."""
-    return Path(__file__).resolve().parents[3]
+_CACHE: dict[tuple[Path, int], CityPack] = {}
 
 
-def packs_dir() -> Path:
-    """Where named packs live: ``$CITYWATCH_PACKS`` or ``packs/`` in the checkout."""
-    return Path(os.environ.get("CITYWATCH_PACKS", repo_root() / "packs"))
+def read_pack(folder: Path) -> CityPack:
+    """Read the pack in ``folder`` once per process and build: later calls return the same
+    object until the folder is rebuilt (a new ``city.toml``).
 
-
-_CACHE: dict[Path, CityPack] = {}
-
-
-def load_pack(name_or_path: str | Path) -> CityPack:
-    """Load a city pack by bundled name (built from ``data/`` on first use) or folder path.
-
-    Parameters
-    ----------
-    name_or_path : str or Path
-        ``"manhattan"``, ``"shenzhen"``, or the path of a pack folder.
+    Bundled pack names are resolved by :func:`citywatch.city.bundled.load_pack`.
 
     Raises
     ------
     NotFoundError
-        If there is no such pack.
+        If ``folder`` holds no pack.
     """
-    from citywatch.city.build import BUNDLED, build_bundled
-
-    candidate = Path(name_or_path)
-    if not candidate.exists() and str(name_or_path) in BUNDLED:
-        candidate = packs_dir() / str(name_or_path)
-        if not (candidate / "city.toml").exists():
-            build_bundled(str(name_or_path), candidate)
-    if not candidate.exists():
-        raise NotFoundError(
-            f"no city pack {str(name_or_path)!r}: give a pack folder or one of {', '.join(BUNDLED)}"
-        )
-    key = candidate.resolve()
+    path = Path(folder).resolve()
+    try:
+        key = (path, (path / "city.toml").stat().st_mtime_ns)
+    except OSError:
+        raise NotFoundError(f"{folder} is not a city pack (no city.toml)") from None
     if key not in _CACHE:
-        _CACHE[key] = _read(key)
+        _CACHE[key] = _read(path)
     return _CACHE[key]

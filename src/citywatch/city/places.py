@@ -26,7 +26,7 @@ import shapely
 from shapely.geometry import shape
 
 from citywatch.city.coords import CoordinateSystem, to_wgs84
-from citywatch.city.pack import PLACE_KINDS, Place, feature_collection, load_pack
+from citywatch.city.pack import PLACE_KINDS, Place, feature_collection, read_pack
 from citywatch.errors import DataError
 
 __all__ = [
@@ -172,7 +172,7 @@ def import_places(folder: Path, places: Sequence[Place]) -> int:
     A place whose id is already in the pack replaces it.  Places outside the pack's city
     polygon are kept (a market on the border serves both sides), but the pack must exist.
     """
-    pack = load_pack(folder)
+    pack = read_pack(folder)
     merged = merge_places(pack.places, places)
     path = pack.path / "places.geojson"
     path.write_text(

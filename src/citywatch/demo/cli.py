@@ -26,6 +26,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from citywatch.city import CityPack
+from citywatch.cli_options import DbOption, PackName, ensure_port_free
 from citywatch.console import console, print_table
 from citywatch.demo.calls import SimulatedCalls, scaled_model
 from citywatch.errors import CityWatchError, DataError
@@ -81,8 +82,8 @@ def import_bundled(engine: Engine, pack: CityPack) -> dict[str, Any] | None:
     dict or None
         The import report (``None`` when skipped or when the pack has no bundled incidents).
     """
-    from citywatch.city.build import data_dir
     from citywatch.incidents.importer import file_sha256, import_file
+    from citywatch.paths import data_dir
     from citywatch.store.models import ImportBatch
 
     if pack.name not in BUNDLED_INCIDENTS:
@@ -206,16 +207,13 @@ def demo_calls(db: str | None, pack: CityPack, rate_per_hour: float, seed: int) 
 
 
 def demo(
-    pack: Annotated[str, typer.Option(help="City pack (name or folder).")] = "manhattan",
+    pack: PackName = "manhattan",
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
     no_feed: Annotated[
         bool, typer.Option("--no-feed", help="No simulated calls or moving units.")
     ] = False,
-    db: Annotated[
-        str | None,
-        typer.Option("--db", help="Database URL (default: the embedded SQLite file var/)."),
-    ] = None,
+    db: DbOption = None,
     rate: Annotated[
         float, typer.Option(min=0.1, help="Mean simulated calls per hour (whole-day average).")
     ] = 90.0,
@@ -223,6 +221,7 @@ def demo(
 ) -> None:
     """Build the demo city pack if missing, import its bundled incidents, create demo accounts
     and a fleet, and start the service with the dashboard and a SIMULATED live feed."""
+    ensure_port_free(host, port)  # before minutes of pack building and importing
     import uvicorn
 
     from citywatch.api.app import create_app

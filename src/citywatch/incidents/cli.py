@@ -9,11 +9,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import typer
 
 from citywatch.city import load_pack
+from citywatch.cli_options import DbOption, JsonOption, PackOption, TzOption
 from citywatch.console import console, print_json, print_table
 from citywatch.errors import ValidationError
 from citywatch.incidents.canonical import write_canonical_csv
+from citywatch.incidents.decoding import check_encoding
 from citywatch.incidents.importer import ImportReport, import_file
-from citywatch.incidents.sources import SOURCE_NAMES
+from citywatch.incidents.sources import SOURCE_NAMES, reader_for
 from citywatch.incidents.storage import load_incidents_frame
 from citywatch.incidents.taxonomy import load_taxonomy
 
@@ -21,21 +23,12 @@ __all__ = ["app"]
 
 app = typer.Typer(help="Import and export incidents.", no_args_is_help=True)
 
-DbOption = Annotated[
-    str | None,
-    typer.Option("--db", help="Database URL (default: $CITYWATCH_DB or var/citywatch.db)."),
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
-
 
 @app.command("import")
 def import_(
     file: Annotated[Path, typer.Argument(help="Incident file (CSV, optionally .gz).")],
     source: Annotated[str, typer.Option(help=f"Source layout: {', '.join(SOURCE_NAMES)}.")],
-    pack: Annotated[
-        str | None,
-        typer.Option(help="City pack (name or folder): derive jurisdictions from its polygons."),
-    ] = None,
+    pack: PackOption = None,
     clip: Annotated[
         bool, typer.Option("--clip", help="With --pack: reject incidents outside the pack.")
     ] = False,
@@ -45,12 +38,24 @@ def import_(
     ] = None,
     rejected: Annotated[
         Path | None,
-        typer.Option(help="Where to write rejected rows (default var/rejected/...)."),
+        typer.Option(
+            help="Where to write rejected rows (default: rejected/ in the CityWatch home)."
+        ),
+    ] = None,
+    encoding: Annotated[
+        str | None,
+        typer.Option(
+            help="Text encoding of the file (utf-8, cp1252, latin-1, gb18030, ...); "
+            "default: detect UTF-8 or cp1252."
+        ),
     ] = None,
     db: DbOption = None,
     json_: JsonOption = False,
 ) -> None:
     """Import an incident file; importing the same file again adds nothing."""
+    reader_for(source)  # a typo fails before the pack is built or read
+    if encoding is not None:
+        check_encoding(encoding)
     city = None if pack is None else load_pack(pack)
     report = import_file(
         file,
@@ -60,6 +65,7 @@ def import_(
         clip=clip,
         mapping=mapping,
         rejected_path=rejected,
+        encoding=encoding,
     )
     if json_:
         print_json(report.to_dict())
@@ -123,13 +129,12 @@ def export(
         typer.Option(help="Category or group code (repeatable), e.g. two_robberies."),
     ] = None,
     source: Annotated[list[str] | None, typer.Option(help="Source (repeatable).")] = None,
-    tz: Annotated[
-        str | None, typer.Option(help="Write times in this time zone (default UTC).")
-    ] = None,
+    tz: TzOption = None,
     db: DbOption = None,
     json_: JsonOption = False,
 ) -> None:
-    """Export stored incidents as a canonical CSV (read back with --source canonical)."""
+    """Export stored incidents as a canonical CSV (read back with --source canonical); times are
+    written in --tz (default UTC)."""
     if tz is not None:
         _check_tz(tz)
     frame = load_incidents_frame(

@@ -22,6 +22,13 @@ Example mapping (``docs/incidents.md`` has the full reference)::
     [solved]                          # optional: disposition value -> true/false
     "ARREST" = true
 
+    [priorities]                      # optional: source priority -> CityWatch 1-5 (1 = most
+    "0" = 1                           # urgent); for sources on another scale (San Diego 0-9).
+    "1" = 1                           # Unlisted values are rejected as unmapped_priority.
+
+    default_category = "other"        # optional: unmapped categories become this code
+                                      # (counted in the notes) instead of being rejected
+
 Optional ``[columns]`` keys: ``priority``, ``bureau``, ``station``, ``zone``, ``disposition``,
 ``solved`` (a true/false column), ``dispatched_at``, ``arrived_at``, ``cleared_at``. Instead of
 a ``category`` column a mapping may give one ``category = "code"`` for every row.
@@ -86,14 +93,44 @@ def _times(
     return utc, (f"bad_{name}", parsed.isna() & text.notna())
 
 
-def read_generic(path: Path, taxonomy: Taxonomy, mapping_path: Path | None = None) -> Parsed:
+def _priorities(mapping: dict[str, Any], where: Path) -> dict[str, int] | None:
+    table = mapping.get("priorities")
+    if table is None:
+        return None
+    out: dict[str, int] = {}
+    for key, value in table.items():
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 5:
+            raise DataError(f"{where}: [priorities] {key!r} = {value!r}: give a priority 1-5")
+        out[str(key).strip()] = value
+    return out
+
+
+def _priority(text: pd.Series, table: dict[str, int] | None) -> tuple[pd.Series, list[Check]]:
+    if table is not None:
+        given = text.str.strip()
+        mapped = given.map(table).astype("float64")
+        return mapped, [("unmapped_priority", mapped.isna() & given.notna())]
+    priority, bad = parse_float(text)
+    fractional = priority.notna() & (priority % 1 != 0)
+    return priority.where(~fractional), [("bad_priority", bad | fractional)]
+
+
+def read_generic(
+    path: Path,
+    taxonomy: Taxonomy,
+    mapping_path: Path | None = None,
+    encoding: str | None = None,
+) -> Parsed:
     """Read any CSV with a TOML column mapping (see the module documentation).
+
+    ``encoding`` (a codec name) overrides the mapping's ``encoding``; neither detects UTF-8 or
+    cp1252.
 
     Raises
     ------
     DataError
-        If no mapping is given, it lacks ``dataset``/``[columns]`` keys, or the CSV lacks a
-        mapped column.
+        If no mapping is given, it lacks ``dataset``/``[columns]`` keys, its ``[priorities]``
+        are not 1-5, or the CSV lacks a mapped column.
     """
     if mapping_path is None:
         raise DataError("the generic importer needs a TOML column mapping (--mapping FILE)")
@@ -109,7 +146,14 @@ def read_generic(path: Path, taxonomy: Taxonomy, mapping_path: Path | None = Non
     unknown = set(columns) - {"source_id", "received_at", "category", "lon", "lat", *OPTIONAL_KEYS}
     if unknown:
         raise DataError(f"{mapping_path}: unknown [columns] keys {', '.join(sorted(unknown))}")
-    raw = read_raw_csv(path, encoding=mapping.get("encoding", "utf-8-sig"))
+    priorities = _priorities(mapping, mapping_path)
+    default = mapping.get("default_category")
+    if default is not None and default not in taxonomy.categories:
+        raise DataError(
+            f"{mapping_path}: default_category {default!r} is not a taxonomy category "
+            "(citywatch incidents categories lists them)"
+        )
+    raw = read_raw_csv(path, encoding=encoding or mapping.get("encoding"))
     require_columns(raw, list(columns.values()), f"{path.name} (generic mapping)")
 
     notes: dict[str, int] = {}
@@ -123,7 +167,7 @@ def read_generic(path: Path, taxonomy: Taxonomy, mapping_path: Path | None = Non
             data[name], check = _times(raw[columns[name]], name, mapping, notes)
             checks.append(check)
     if "category" in columns:
-        data["category"], check = map_categories(raw[columns["category"]], mapping)
+        data["category"], check = map_categories(raw[columns["category"]], mapping, notes)
         checks.append(check)
     else:
         data["category"] = str(mapping["category"])
@@ -132,10 +176,8 @@ def read_generic(path: Path, taxonomy: Taxonomy, mapping_path: Path | None = Non
             data[name], bad = parse_float(raw[columns[name]])
             checks.append(("bad_coordinates", bad))
     if "priority" in columns:
-        priority, bad = parse_float(raw[columns["priority"]])
-        fractional = priority.notna() & (priority % 1 != 0)
-        checks.append(("bad_priority", bad | fractional))
-        data["priority"] = priority.where(~fractional)
+        data["priority"], more = _priority(raw[columns["priority"]], priorities)
+        checks += more
     for name in ("bureau", "station", "zone", "disposition"):
         if name in columns:
             data[name] = raw[columns[name]].str.strip()

@@ -23,11 +23,13 @@ from sqlalchemy import Engine, insert, update
 
 from citywatch.console import progress
 from citywatch.errors import ValidationError
+from citywatch.incidents.decoding import AUTO, UNDECODABLE, check_encoding
 from citywatch.incidents.jurisdiction import JurisdictionReport, PackLike, assign_jurisdictions
-from citywatch.incidents.parsing import Parsed
+from citywatch.incidents.parsing import Parsed, undecodable
 from citywatch.incidents.sources import read_source, reader_for
 from citywatch.incidents.storage import insert_incidents
 from citywatch.incidents.taxonomy import Taxonomy
+from citywatch.paths import rejected_dir
 from citywatch.store.db import engine_scope, upgrade
 from citywatch.store.models import ImportBatch
 
@@ -74,9 +76,10 @@ class ImportReport:
 
 
 def default_rejected_path(path: Path, source: str) -> Path:
-    """Where rejected rows go by default: ``var/rejected/<file name>.<source>.rejected.csv``."""
+    """Where rejected rows go by default: ``<file name>.<source>.rejected.csv`` in
+    :func:`citywatch.paths.rejected_dir` (``var/rejected/`` in a checkout)."""
     name = path.name.removesuffix(".gz").removesuffix(".csv")
-    return Path("var") / "rejected" / f"{name}.{source}.rejected.csv"
+    return rejected_dir() / f"{name}.{source}.rejected.csv"
 
 
 def file_sha256(path: Path) -> str:
@@ -109,6 +112,7 @@ def import_file(
     mapping: str | Path | None = None,
     rejected_path: str | Path | None = None,
     taxonomy: Taxonomy | None = None,
+    encoding: str | None = None,
 ) -> ImportReport:
     """Import one incident file into the database.
 
@@ -133,6 +137,9 @@ def import_file(
         written when no row is rejected.
     taxonomy
         Taxonomy to map into (default: the bundled one).
+    encoding
+        Text encoding (a Python codec name); ``None`` detects UTF-8 or cp1252. Rows with bytes
+        invalid in it are rejected as ``undecodable_text``.
 
     Returns
     -------
@@ -150,11 +157,14 @@ def import_file(
     if clip and pack is None:
         raise ValidationError("--clip needs a city pack (--pack) to clip to", field="clip")
     reader_for(source)  # fail on a typo before any work starts
+    if encoding not in (None, AUTO):
+        check_encoding(encoding)
     path = Path(path)
     out_path = Path(rejected_path) if rejected_path else default_rejected_path(path, source)
     with progress() as bar, engine_scope(db) as engine:
         reading = bar.add_task(f"Reading {path.name}", total=None)
-        parsed = read_source(path, source, mapping=mapping, taxonomy=taxonomy)
+        parsed = read_source(path, source, mapping=mapping, taxonomy=taxonomy, encoding=encoding)
+        _check_text(parsed)
         records, reasons, jurisdictions = _locate(parsed, pack, clip)
         bar.update(reading, total=1, completed=1)
         merged = parsed.merged & reasons.isna()
@@ -210,6 +220,16 @@ def import_file(
         notes=parsed.notes,
         jurisdictions=jurisdictions,
     )
+
+
+def _check_text(parsed: Parsed) -> None:
+    """Reject rows whose bytes were invalid in the file's encoding; note a non-UTF-8 file."""
+    if parsed.raw.attrs.get("replaced"):
+        bad = undecodable(parsed.raw).to_numpy(dtype=bool)
+        parsed.reasons = parsed.reasons.mask(bad, UNDECODABLE)
+    encoding = parsed.raw.attrs.get("encoding")
+    if encoding not in (None, "utf-8"):
+        parsed.notes[f"decoded_as_{encoding}"] = len(parsed.raw)
 
 
 def _locate(

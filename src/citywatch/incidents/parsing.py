@@ -6,10 +6,12 @@ rejected-rows file) and a reason for every row that cannot be imported.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, field
 from datetime import time
 from importlib import resources
+from io import BytesIO
 from pathlib import Path
 from typing import Any, Final, Literal
 
@@ -17,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from citywatch.errors import DataError
+from citywatch.incidents.decoding import REPLACEMENT, decode_csv
 from citywatch.incidents.record import TIME_PRECISIONS, check_records, coerce_frame, first_reason
 from citywatch.incidents.taxonomy import Taxonomy
 from citywatch.tomlkeys import check_keys
@@ -37,6 +40,7 @@ __all__ = [
     "parse_float",
     "read_raw_csv",
     "require_columns",
+    "undecodable",
 ]
 
 #: Day- and month-precision times are stored at noon local time of the day (the 1st of the
@@ -94,45 +98,85 @@ class Parsed:
 
 
 def read_raw_csv(
-    path: str | Path, *, encoding: str = "utf-8-sig", usecols: list[str] | None = None
+    path: str | Path, *, encoding: str | None = None, usecols: list[str] | None = None
 ) -> pd.DataFrame:
-    """Read a CSV (optionally ``.gz``/``.bz2``/``.zip``/``.xz``) with every cell as text.
+    """Read a CSV (optionally gzip/bz2/xz/zip-compressed) with every cell as text.
 
-    Empty cells become ``<NA>``; ``utf-8-sig`` strips a byte-order mark. The index is the
-    0-based data row number. With ``usecols`` only those columns are read (the others never
-    enter memory) and a missing one is a :class:`DataError`.
+    Empty cells become ``<NA>``. The index is the 0-based data row number. With ``usecols``
+    only those columns are read (the others never enter memory) and a missing one is a
+    :class:`DataError`. The text is decoded by :func:`citywatch.incidents.decoding.decode_csv`
+    (``encoding`` ``None`` detects UTF-8 or cp1252); ``frame.attrs["encoding"]`` records the
+    encoding used; ``frame.attrs["replaced"]`` is true when some bytes were invalid in it (their
+    rows hold U+FFFD, see :func:`undecodable`).
 
     Raises
     ------
     DataError
-        If the file cannot be read or parsed as CSV.
+        If the file cannot be read or parsed as CSV (an unclosed quote is named with its line).
     """
     path = Path(path)
     if not path.is_file():
         raise DataError(f"no such file: {path}")
-    try:
-        frame = pd.read_csv(
-            path,
+    decoded = decode_csv(path, encoding)
+
+    def parse(**options: Any) -> pd.DataFrame:
+        frame: pd.DataFrame = pd.read_csv(
+            BytesIO(decoded.data),
             dtype="string",
             keep_default_na=False,
             na_values=[""],
-            encoding=encoding,
-            usecols=usecols,
+            encoding="utf-8",
+            **options,
         )
+        return frame
+
+    try:
+        frame = parse(usecols=usecols)
+    except pd.errors.ParserError as exc:  # a ValueError too: test it first
+        raise DataError(_parser_message(path, exc)) from None
     except ValueError:  # usecols names a column the file lacks
-        header = pd.read_csv(path, nrows=0, encoding=encoding).columns
+        header = [_clean_header(c) for c in parse(nrows=0).columns]
         missing = [c for c in usecols or () if c not in header]
         raise DataError(
             f"{path.name}: missing columns {', '.join(missing)} (found: {', '.join(header)})"
         ) from None
-    except (OSError, UnicodeDecodeError, pd.errors.ParserError, EOFError) as exc:
-        raise DataError(f"cannot read {path} as CSV: {exc}") from None
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path.name} is empty: no header row") from None
+    frame.columns = [_clean_header(c) for c in frame.columns]
+    frame = frame.reset_index(drop=True)
+    frame.attrs["encoding"] = decoded.encoding
+    frame.attrs["replaced"] = decoded.replaced
+    return frame
+
+
+def _clean_header(name: object) -> str:
     # Some exports carry a byte-order mark that was decoded as Latin-1 and re-encoded
-    # ("ï»¿"), which utf-8-sig cannot strip; remove it from the first header too.
-    frame.columns = [
-        str(c).strip().removeprefix("\ufeff").removeprefix(_MANGLED_BOM) for c in frame.columns
-    ]
-    return frame.reset_index(drop=True)
+    # ("ï»¿"), which decoding cannot strip; remove it from the header too.
+    return str(name).strip().removeprefix("\ufeff").removeprefix(_MANGLED_BOM)
+
+
+_EOF_IN_QUOTE: Final = re.compile(r"EOF inside string starting at row (\d+)")
+
+
+def _parser_message(path: Path, exc: Exception) -> str:
+    match = _EOF_IN_QUOTE.search(str(exc))
+    if match is None:
+        return f"cannot read {path} as CSV: {' '.join(str(exc).split())}"
+    line = int(match.group(1)) + 1  # pandas counts from 0 at the header line
+    return (
+        f"{path.name}: a quoted field opened on line {line} is never closed (an unbalanced "
+        "'\"'); every row from there to the end of the file would be one cell"
+    )
+
+
+def undecodable(raw: pd.DataFrame) -> pd.Series:
+    """Rows holding U+FFFD: bytes that were invalid in the file's encoding."""
+    bad = pd.Series(False, index=raw.index)
+    for column in raw.columns:
+        values = raw[column]
+        if values.dtype == "string":
+            bad |= values.str.contains(REPLACEMENT, regex=False).fillna(False).astype(bool)
+    return bad
 
 
 def require_columns(raw: pd.DataFrame, columns: list[str] | tuple[str, ...], what: str) -> None:
@@ -259,13 +303,23 @@ def assemble(
     )
 
 
-def map_categories(values: pd.Series, mapping: dict[str, Any]) -> tuple[pd.Series, Check]:
+def map_categories(
+    values: pd.Series, mapping: dict[str, Any], notes: dict[str, int] | None = None
+) -> tuple[pd.Series, Check]:
     """Map source category text through the mapping's ``[categories]`` table.
 
-    Returns the taxonomy codes and the ``unmapped_category`` check.
+    Returns the taxonomy codes and the ``unmapped_category`` check.  With a mapping key
+    ``default_category``, unmapped rows get that code instead of being rejected, and
+    ``notes["category_defaulted_to_<code>"]`` counts them.
     """
     table = {str(k): v for k, v in mapping.get("categories", {}).items()}
     codes = values.astype("string").str.strip().map(table)
+    default = mapping.get("default_category")
+    if default is not None:
+        unmapped = int(codes.isna().sum())
+        if unmapped and notes is not None:
+            notes[f"category_defaulted_to_{default}"] = unmapped
+        codes = codes.fillna(str(default))
     return codes, ("unmapped_category", codes.isna())
 
 

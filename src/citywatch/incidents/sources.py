@@ -44,7 +44,8 @@ from citywatch.tomlkeys import check_keys
 
 __all__ = ["READERS", "SOURCE_NAMES", "read_source", "reader_for"]
 
-Reader = Callable[[Path, Taxonomy, Path | None], Parsed]
+#: A reader: (file, taxonomy, mapping TOML or None, text encoding or None to detect).
+Reader = Callable[[Path, Taxonomy, Path | None, str | None], Parsed]
 
 
 def _coords(raw: pd.DataFrame, lon_col: str, lat_col: str) -> tuple[dict[str, pd.Series], Check]:
@@ -62,7 +63,12 @@ def _local_times(
     return utc, ("bad_received_at", naive.isna())
 
 
-def read_police_uk(path: Path, taxonomy: Taxonomy, mapping_path: Path | None = None) -> Parsed:
+def read_police_uk(
+    path: Path,
+    taxonomy: Taxonomy,
+    mapping_path: Path | None = None,
+    encoding: str | None = None,
+) -> Parsed:
     """Read a data.police.uk street-level crime CSV.
 
     Month-level times (precision ``month``, stored at noon on the 1st, UK time). Rows without
@@ -71,7 +77,7 @@ def read_police_uk(path: Path, taxonomy: Taxonomy, mapping_path: Path | None = N
     ``Last outcome category`` is the disposition and decides ``solved`` (see the mapping).
     """
     mapping = load_mapping(mapping_path or "police_uk")
-    raw = read_raw_csv(path)
+    raw = read_raw_csv(path, encoding=encoding)
     require_columns(raw, ["Crime ID", "Month", "Longitude", "Latitude", "Crime type"], "police.uk")
     month = pd.to_datetime(raw["Month"].str.strip(), format="%Y-%m", errors="coerce")
     at = month + pd.Timedelta(hours=COARSE_TIME_OF_DAY.hour)
@@ -82,7 +88,8 @@ def read_police_uk(path: Path, taxonomy: Taxonomy, mapping_path: Path | None = N
     nth = digest.groupby(digest).cumcount() + 1
     no_id = "noid-" + digest + "-" + nth.astype(str)
     coords, bad_coords = _coords(raw, "Longitude", "Latitude")
-    category, unmapped = map_categories(raw["Crime type"], mapping)
+    notes: dict[str, int] = {}
+    category, unmapped = map_categories(raw["Crime type"], mapping, notes)
     outcome = raw.get("Last outcome category", pd.Series(pd.NA, index=raw.index, dtype="string"))
     data = {
         "source_id": raw["Crime ID"].fillna(no_id),
@@ -94,7 +101,7 @@ def read_police_uk(path: Path, taxonomy: Taxonomy, mapping_path: Path | None = N
         **coords,
     }
     checks = [("bad_received_at", month.isna()), bad_coords, unmapped]
-    return assemble("police_uk", raw, data, checks, taxonomy)
+    return assemble("police_uk", raw, data, checks, taxonomy, notes)
 
 
 #: The only NYPD shooting columns read: the demographic columns are never loaded.
@@ -110,7 +117,12 @@ NYPD_COLUMNS: Final = [
 ]
 
 
-def read_nypd_shootings(path: Path, taxonomy: Taxonomy, mapping_path: Path | None = None) -> Parsed:
+def read_nypd_shootings(
+    path: Path,
+    taxonomy: Taxonomy,
+    mapping_path: Path | None = None,
+    encoding: str | None = None,
+) -> Parsed:
     """Read NYPD Shooting Incident Data (Historic).
 
     Each row is a victim; rows sharing an ``INCIDENT_KEY`` are one incident (counted as
@@ -119,7 +131,7 @@ def read_nypd_shootings(path: Path, taxonomy: Taxonomy, mapping_path: Path | Non
     never read.
     """
     mapping = load_mapping(mapping_path or "nypd_shootings")
-    raw = read_raw_csv(path, usecols=NYPD_COLUMNS)
+    raw = read_raw_csv(path, encoding=encoding, usecols=NYPD_COLUMNS)
     notes: dict[str, int] = {}
     received, bad_time = _local_times(
         raw["OCCUR_DATE"].str.strip() + " " + raw["OCCUR_TIME"].str.strip(),
@@ -147,10 +159,15 @@ def read_nypd_shootings(path: Path, taxonomy: Taxonomy, mapping_path: Path | Non
     return assemble("nypd_shootings", raw, data, checks, taxonomy, notes, duplicates="merge")
 
 
-def read_code(path: Path, taxonomy: Taxonomy, mapping_path: Path | None = None) -> Parsed:
+def read_code(
+    path: Path,
+    taxonomy: Taxonomy,
+    mapping_path: Path | None = None,
+    encoding: str | None = None,
+) -> Parsed:
     """Read a Crime Open Database (CODE) extract: ``uid``, ``date_single`` (local), lon/lat."""
     mapping = load_mapping(mapping_path or "code")
-    raw = read_raw_csv(path)
+    raw = read_raw_csv(path, encoding=encoding)
     require_columns(raw, ["uid", "date_single", "longitude", "latitude"], "CODE")
     notes: dict[str, int] = {}
     received, bad_time = _local_times(
@@ -166,14 +183,19 @@ def read_code(path: Path, taxonomy: Taxonomy, mapping_path: Path | None = None) 
     return assemble("code", raw, data, [bad_time, bad_coords], taxonomy, notes)
 
 
-def read_nashville(path: Path, taxonomy: Taxonomy, mapping_path: Path | None = None) -> Parsed:
-    """Read Metro Nashville PD calls for service (UTF-8 with BOM, America/Chicago times).
+def read_nashville(
+    path: Path,
+    taxonomy: Taxonomy,
+    mapping_path: Path | None = None,
+    encoding: str | None = None,
+) -> Parsed:
+    """Read Metro Nashville PD calls for service (America/Chicago times).
 
     The ten-code gives the category, ``Sector`` the station (precinct) and ``Zone`` the zone;
     blank coordinates leave the location empty.
     """
     mapping = load_mapping(mapping_path or "nashville")
-    raw = read_raw_csv(path, encoding="utf-8-sig")
+    raw = read_raw_csv(path, encoding=encoding)
     require_columns(
         raw, ["Event Number", "Tencode", "Call_Received", "Latitude", "Longitude"], "Nashville"
     )
@@ -182,7 +204,7 @@ def read_nashville(path: Path, taxonomy: Taxonomy, mapping_path: Path | None = N
         raw["Call_Received"].str.strip(), "%Y-%m-%d %H:%M:%S", mapping["timezone"], notes
     )
     coords, bad_coords = _coords(raw, "Longitude", "Latitude")
-    category, unmapped = map_categories(raw["Tencode"], mapping)
+    category, unmapped = map_categories(raw["Tencode"], mapping, notes)
     disposition = raw.get("Disposition Description", pd.Series(pd.NA, index=raw.index))
     disposition = disposition.astype("string").str.strip().str.strip('"')
     data = {
@@ -198,8 +220,10 @@ def read_nashville(path: Path, taxonomy: Taxonomy, mapping_path: Path | None = N
     return assemble("nashville", raw, data, [bad_time, bad_coords, unmapped], taxonomy, notes)
 
 
-def _read_canonical(path: Path, taxonomy: Taxonomy, _mapping: Path | None = None) -> Parsed:
-    return parse_canonical(read_raw_csv(path), taxonomy)
+def _read_canonical(
+    path: Path, taxonomy: Taxonomy, _mapping: Path | None = None, encoding: str | None = None
+) -> Parsed:
+    return parse_canonical(read_raw_csv(path, encoding=encoding), taxonomy)
 
 
 READERS: Final[dict[str, Reader]] = {
@@ -229,6 +253,7 @@ def read_source(
     *,
     mapping: str | Path | None = None,
     taxonomy: Taxonomy | None = None,
+    encoding: str | None = None,
 ) -> Parsed:
     """Read an incident file of a supported source.
 
@@ -242,6 +267,9 @@ def read_source(
         A mapping TOML replacing the bundled one (required for ``generic``).
     taxonomy
         Taxonomy to map into (default: the bundled one).
+    encoding
+        Text encoding of the file (a Python codec name); ``None`` detects UTF-8 or cp1252
+        (see :mod:`citywatch.incidents.decoding`).
 
     Returns
     -------
@@ -257,4 +285,4 @@ def read_source(
     """
     reader = reader_for(source)
     tax = taxonomy if taxonomy is not None else load_taxonomy()
-    return reader(Path(path), tax, None if mapping is None else Path(mapping))
+    return reader(Path(path), tax, None if mapping is None else Path(mapping), encoding)

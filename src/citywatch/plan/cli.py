@@ -10,9 +10,10 @@ import pandas as pd
 import typer
 
 from citywatch.city import CityPack
+from citywatch.cli_options import DbOption, IncidentsOption, JsonOption, PackOption
 from citywatch.console import console, err_console, print_json, print_table
 from citywatch.dispatch.kpis import RESPONSE_TARGETS_S
-from citywatch.errors import DataError, NotFoundError, ValidationError
+from citywatch.errors import DataError, NotFoundError, OptionError
 from citywatch.incidents.load import LoadedIncidents, load_incidents
 from citywatch.plan.coverage import LSCP, MCLP, MEXCLP, BackupCoverage, CoverageData
 from citywatch.plan.heuristic import greedy_local_search
@@ -57,6 +58,30 @@ def read_csv(path: Path, id_columns: tuple[str, ...]) -> pd.DataFrame:
         raise DataError(f"{path}: cannot read CSV ({exc})") from exc
 
 
+def _check_coverage_options(
+    model: CoverageModelName, units: int | None, busy_fraction: float | None, heuristic: bool
+) -> None:
+    """Refuse missing and conflicting options before any table is read."""
+    if model is CoverageModelName.lscp:
+        if units is not None:
+            raise OptionError(
+                "--units does not apply to --model lscp (it finds the fewest sites that cover "
+                "all demand); drop --units or use mclp, mexclp or backup",
+                field="units",
+            )
+        if heuristic:
+            raise OptionError("--heuristic applies to mclp, mexclp and backup")
+    elif units is None:
+        raise OptionError(f"--units is required for {model.value}", field="units")
+    if model is CoverageModelName.mexclp and busy_fraction is None:
+        raise OptionError("--busy-fraction is required for mexclp", field="busy_fraction")
+    if model is not CoverageModelName.mexclp and busy_fraction is not None:
+        raise OptionError(
+            f"--busy-fraction applies to --model mexclp only, not {model.value}",
+            field="busy_fraction",
+        )
+
+
 @app.command("coverage")
 def coverage(
     demand: Path = typer.Option(..., "--demand", help="CSV with columns id,weight."),
@@ -77,9 +102,10 @@ def coverage(
     heuristic: bool = typer.Option(
         False, "--heuristic", help="Greedy + swap heuristic with its gap to the LP bound."
     ),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    as_json: JsonOption = False,
 ) -> None:
     """Choose sites for any demand/site/cost tables (MCLP, LSCP, MEXCLP or backup coverage)."""
+    _check_coverage_options(model, units, busy_fraction, heuristic)
     data = CoverageData.from_frames(
         read_csv(demand, ("id",)),
         read_csv(sites, ("id",)),
@@ -88,19 +114,15 @@ def coverage(
     )
     solver: LSCP | MCLP | MEXCLP | BackupCoverage
     if model is CoverageModelName.lscp:
-        if heuristic:
-            raise ValidationError("--heuristic applies to mclp, mexclp and backup")
         solver = LSCP(data)
     else:
-        if units is None:
-            raise ValidationError(f"--units is required for {model.value}", field="units")
+        assert units is not None
         if model is CoverageModelName.mclp:
             solver = MCLP(data, units)
         elif model is CoverageModelName.backup:
             solver = BackupCoverage(data, units, theta=theta)
         else:
-            if busy_fraction is None:
-                raise ValidationError("--busy-fraction is required for mexclp")
+            assert busy_fraction is not None
             solver = MEXCLP(data, units, busy_fraction)
     with err_console.status(f"Solving {model.value} ..."):
         if heuristic and not isinstance(solver, LSCP):
@@ -126,7 +148,7 @@ def hypercube(
         HypercubeMethod.auto, "--method", help="auto: exact up to 16 units, else approximate."
     ),
     states: bool = typer.Option(True, "--states/--no-states", help="Include state probabilities."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    as_json: JsonOption = False,
 ) -> None:
     """Solve Larson's hypercube queueing model (exact 2^N chain or the 1975 approximation)."""
     model = HypercubeModel.from_json(model_file)
@@ -162,13 +184,9 @@ def staffing(
     shifts: Path | None = typer.Option(
         None, "--shifts", help="CSV with columns shift,calls_per_hour,service_minutes."
     ),
-    pack_name: str | None = typer.Option(
-        None, "--pack", help="City pack: shift call rates from incidents, coverage targets."
-    ),
-    incidents: Path | None = typer.Option(
-        None, "--incidents", help="With --pack: canonical incident CSV (default: the store)."
-    ),
-    database: str | None = typer.Option(None, "--db", help="With --pack: incident store URL."),
+    pack_name: PackOption = None,
+    incidents: IncidentsOption = None,
+    database: DbOption = None,
     shift_hours: str = typer.Option(
         "7-15,15-23,23-7", "--shift-hours", help="With --pack: local shift hours."
     ),
@@ -188,11 +206,11 @@ def staffing(
         QueueName.none, "--queue", help="none: Erlang B; infinite: Erlang C."
     ),
     officers_per_unit: float = typer.Option(2.0, "--officers-per-unit"),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    as_json: JsonOption = False,
 ) -> None:
     """Minimum units per shift: all-busy target (Erlang B/C) and, on a pack, 3-minute coverage."""
     if (shifts is None) == (pack_name is None):
-        raise ValidationError("give either --shifts (a table) or --pack (a city pack)")
+        raise OptionError("give either --shifts (a table) or --pack (a city pack)", field="pack")
     if shifts is not None:
         table = staffing_table(
             read_csv(shifts, ("shift",)), max_all_busy, queue.value, officers_per_unit
@@ -233,12 +251,8 @@ def staffing(
 @app.command("posts")
 def posts(
     pack_name: str = typer.Argument(..., help="City pack name or folder."),
-    incidents: Path | None = typer.Option(
-        None, "--incidents", help="Canonical incident CSV (default: the incident store)."
-    ),
-    database: str | None = typer.Option(
-        None, "--db", help="Database URL of the incident store (default: embedded SQLite)."
-    ),
+    incidents: IncidentsOption = None,
+    database: DbOption = None,
     demand_file: Path | None = typer.Option(
         None, "--demand", help="Instead of incidents: CSV lon,lat,weight (e.g. a risk surface)."
     ),
@@ -265,24 +279,17 @@ def posts(
     time_limit: float | None = typer.Option(None, "--time-limit", help="Seconds for HiGHS."),
     geojson: Path | None = typer.Option(None, "--geojson", help="Write posts as GeoJSON."),
     png: Path | None = typer.Option(None, "--png", help="Write a map as PNG."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    as_json: JsonOption = False,
 ) -> None:
     """Choose patrol posts on a city pack from a shift's incidents (exact MCLP / MEXCLP)."""
     from citywatch.city import load_pack
-    from citywatch.plan.posts import incident_demand, plan_posts
+    from citywatch.plan.posts import incident_demand, must_stay_nodes, plan_posts
     from citywatch.routing import Router
 
+    if demand_file is not None and (incidents is not None or shift is not None):
+        raise OptionError("--demand replaces --incidents and --shift", field="demand")
+    window = None if shift is None else parse_shifts(shift)[0]
     pack = load_pack(pack_name)
-    if demand_file is not None:
-        if incidents is not None or shift is not None:
-            raise ValidationError("--demand replaces --incidents and --shift")
-        demand = incident_demand(pack, read_csv(demand_file, ()))
-        outside_city = 0
-    else:
-        loaded = city_incidents(incidents, database, pack)
-        outside_city = sum(loaded.dropped.values())
-        shift_hours = None if shift is None else parse_shifts(shift)[0]
-        demand = incident_demand(pack, loaded.frame, shift_hours)
     allowed, fixed_nodes = None, None
     if candidates is not None:
         table = read_csv(candidates, ("node_id",))
@@ -297,11 +304,21 @@ def posts(
         allowed = position
         if "fixed" in table.columns:
             fixed_nodes = position[pd.to_numeric(table["fixed"], errors="coerce").fillna(0) == 1]
+    units = {"car": cars, "motorcycle": motorcycles}
+    # Options that cannot work fail here, before incidents are read and travel times computed.
+    must_stay_nodes(pack, units, fixed_nodes=fixed_nodes, keep_current=keep_current)
+    if demand_file is not None:
+        demand = incident_demand(pack, read_csv(demand_file, ()))
+        outside_city = 0
+    else:
+        loaded = city_incidents(incidents, database, pack)
+        outside_city = sum(loaded.dropped.values())
+        demand = incident_demand(pack, loaded.frame, window)
     with err_console.status("Computing travel times and solving ..."):
         plan = plan_posts(
             pack,
             demand,
-            {"car": cars, "motorcycle": motorcycles},
+            units,
             radius,
             router=Router.from_pack(pack),
             candidates=allowed,

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import scipy.sparse as sp
 from pyproj import Transformer
@@ -25,7 +26,8 @@ from scipy.sparse.csgraph import dijkstra
 from scipy.spatial import cKDTree
 
 from citywatch.city import CityPack
-from citywatch.errors import DataError, ValidationError
+from citywatch.city.pack import jurisdiction_sort_key
+from citywatch.errors import DataError, OptionError, ValidationError
 from citywatch.plan.coverage import (
     MCLP,
     MEXCLP,
@@ -42,6 +44,7 @@ __all__ = [
     "city_coverage_data",
     "density_table",
     "incident_demand",
+    "must_stay_nodes",
     "plan_posts",
     "reach_matrix",
 ]
@@ -351,6 +354,35 @@ def _station_posts(pack: CityPack) -> pd.DataFrame:
     )
 
 
+def must_stay_nodes(
+    pack: CityPack,
+    units: Mapping[str, int],
+    *,
+    fixed_nodes: npt.ArrayLike | None = None,
+    keep_current: bool = False,
+) -> npt.NDArray[np.int64]:
+    """The network nodes that keep a car: ``fixed_nodes`` and, with ``keep_current``, the
+    stations' nodes.  Cheap, so that a plan that cannot work fails before any travel time.
+
+    Raises
+    ------
+    ValidationError
+        If posts must stay but fewer cars than posts are given.
+    """
+    must_stay = np.zeros(0, dtype=np.int64) if fixed_nodes is None else np.asarray(fixed_nodes)
+    if keep_current:
+        must_stay = np.union1d(must_stay, _station_posts(pack)["node"].to_numpy())
+    cars = int(units.get("car", 0))
+    if len(must_stay) > cars:
+        what = "current posts (stations)" if keep_current else "posts"
+        raise OptionError(
+            f"{len(must_stay)} {what} must stay but only {cars} cars are given: "
+            f"use --cars {len(must_stay)} or more",
+            field="cars",
+        )
+    return must_stay.astype(np.int64)
+
+
 def density_table(
     pack: CityPack, before: pd.Series, after: pd.Series, officers_per_unit: float = 2.0
 ) -> pd.DataFrame:
@@ -359,7 +391,7 @@ def density_table(
     ``before`` and ``after`` count units by station id.
     """
     rows = []
-    for station in pack.level("station"):
+    for station in sorted(pack.level("station"), key=lambda s: jurisdiction_sort_key(s.id)):
         area = pack.area_km2(station.id)
         b, a = int(before.get(station.id, 0)), int(after.get(station.id, 0))
         rows.append(
@@ -455,11 +487,7 @@ def plan_posts(
         raise ValidationError("give at least one unit", field="units")
     router = Router.from_pack(pack) if router is None else router
     current = _station_posts(pack)
-    must_stay = np.zeros(0, dtype=np.int64) if fixed_nodes is None else np.asarray(fixed_nodes)
-    if keep_current:
-        must_stay = np.union1d(must_stay, current["node"].to_numpy())
-    if len(must_stay) and "car" not in fleet:
-        raise ValidationError("posts that must stay need car units")
+    must_stay = must_stay_nodes(pack, units, fixed_nodes=fixed_nodes, keep_current=keep_current)
     nodes = np.arange(len(pack.network.lon)) if candidates is None else np.asarray(candidates)
     nodes = np.union1d(nodes, must_stay).astype(np.int64)
     modes = list(fleet)
@@ -469,8 +497,6 @@ def plan_posts(
     site_node = np.tile(nodes, len(modes))
     node_ids = pack.network.nodes["node_id"].astype(str).to_numpy()
     fixed = np.isin(site_node, must_stay) & (site_mode == "car")
-    if int(fixed.sum()) > fleet.get("car", 0):
-        raise ValidationError(f"{int(fixed.sum())} posts must stay: give at least as many cars")
     station_of_node = pack.locate_many(pack.network.lon[nodes], pack.network.lat[nodes])["station"]
     site_station = np.tile(station_of_node.to_numpy(dtype=object), len(modes))
     if busy_fraction is None:

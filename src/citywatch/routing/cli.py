@@ -6,7 +6,8 @@ from typing import Annotated
 
 import typer
 
-from citywatch.city.pack import load_pack
+from citywatch.city import load_pack
+from citywatch.cli_options import JsonOption
 from citywatch.console import console, print_json
 from citywatch.errors import ValidationError
 from citywatch.routing.router import Router
@@ -27,7 +28,7 @@ def route(
     from_: Annotated[str, typer.Option("--from", help="Origin as LON,LAT (WGS-84).")],
     to: Annotated[str, typer.Option("--to", help="Destination as LON,LAT (WGS-84).")],
     mode: Annotated[str, typer.Option(help=f"Travel mode: {', '.join(MODES)}.")] = "car",
-    json_: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+    json_: JsonOption = False,
 ) -> None:
     """Travel time, road distance and path between two points."""
     router = Router.from_pack(load_pack(pack))

@@ -12,6 +12,7 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
+from citywatch.cli_options import JsonOption
 from citywatch.console import console, print_json, print_table, progress
 from citywatch.errors import ValidationError
 from citywatch.sim.kpis import format_kpi
@@ -23,7 +24,9 @@ class _RunByDefault(TyperGroup):
     """A group where ``simulate X.toml ...`` means ``simulate run X.toml ...``."""
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
-        if args and args[0] not in self.commands and not args[0].startswith("-"):
+        first = args[0] if args else ""
+        # Only a scenario file means `run`; another word is a mistyped command (click suggests).
+        if first not in self.commands and (first.endswith(".toml") or Path(first).is_file()):
             args = ["run", *args]
         return super().parse_args(ctx, args)
 
@@ -40,7 +43,6 @@ simulate_app = typer.Typer(
 _REPS = typer.Option(None, "--replications", "-n", help="Replications (default: the scenario's).")
 _SEED = typer.Option(None, "--seed", help="Base seed (default: the scenario's).")
 _WORKERS = typer.Option(None, "--workers", help="Worker processes (default: CPUs).")
-_JSON = typer.Option(False, "--json", help="Print the results as JSON.")
 
 
 def _run(
@@ -58,10 +60,11 @@ def _run(
 
     if replications is not None and replications < 1:
         raise ValidationError("--replications must be at least 1", field="replications")
-    scenario = load_scenario(path)
-    reps = replications or scenario.replications
-    with progress(transient=True) as bar:
-        task = bar.add_task(f"simulating {scenario.name}", total=reps)
+    with progress(transient=True) as bar:  # every stage shows, not only the replications
+        task = bar.add_task(f"reading {path.name} (demand, travel)", total=None)
+        scenario = load_scenario(path)
+        reps = replications or scenario.replications
+        bar.update(task, description=f"simulating {scenario.name}", total=reps)
         result = run_scenario(
             scenario,
             replications=reps,
@@ -69,8 +72,9 @@ def _run(
             workers=workers,
             on_done=lambda _: bar.advance(task),
         )
-    folder = out or Path("simulations") / scenario.name
-    s = write_outputs(result, load_pack(scenario.pack), folder)
+        folder = out or Path("simulations") / scenario.name
+        bar.update(task, description=f"writing records and plots of {scenario.name}")
+        s = write_outputs(result, load_pack(scenario.pack), folder)
     s["output"] = str(folder)
     if not quiet:
         console.print(f"Wrote records, plots and report.html to [bold]{folder}[/bold]")
@@ -86,7 +90,7 @@ def run(
         None, "--out", help="Output folder (default simulations/NAME)."
     ),
     workers: int | None = _WORKERS,
-    json: bool = _JSON,
+    json: JsonOption = False,
 ) -> None:
     """Run a scenario: Parquet records, KPIs with 95 % intervals, plots and an HTML report."""
     _, s = _run(scenario, replications, seed, workers, out, json)
@@ -117,7 +121,7 @@ def compare(
         None, "--out", help="Output folder; A and B go in sub-folders (default simulations/)."
     ),
     workers: int | None = _WORKERS,
-    json: bool = _JSON,
+    json: JsonOption = False,
 ) -> None:
     """Run two scenarios with the same seeds and show B - A with its 95 % interval."""
     from citywatch.sim.kpis import compare as compare_kpis

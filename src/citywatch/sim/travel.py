@@ -9,8 +9,8 @@ so a travel time is the minimum over the point's two segment ends and the target
 ends, plus the straight run when both lie on the same segment: the Router's numbers, to float32
 rounding.
 
-Matrices are cached on disk (``$CITYWATCH_CACHE/sim``, default ``var/cache/sim`` in the
-checkout) keyed by a hash of the mode graph, and opened memory-mapped, so parallel replication
+Matrices are cached on disk (``sim/`` in :func:`citywatch.paths.cache_dir`: ``var/cache/sim`` in
+the checkout) keyed by a hash of the mode graph, and opened memory-mapped, so parallel replication
 processes share one copy in the page cache.
 """
 
@@ -27,6 +27,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy.sparse.csgraph import dijkstra
 
+from citywatch import paths
 from citywatch.errors import ValidationError
 from citywatch.routing import Router
 from citywatch.routing.graph import ModeGraph, part_cost, segment_costs
@@ -38,11 +39,8 @@ IntArray = npt.NDArray[np.int64]
 
 
 def cache_dir() -> Path:
-    """Where travel matrices are cached: ``$CITYWATCH_CACHE/sim`` or ``var/cache/sim``."""
-    from citywatch.city.pack import repo_root
-
-    root = os.environ.get("CITYWATCH_CACHE")
-    return (Path(root) if root else repo_root() / "var" / "cache") / "sim"
+    """Where travel matrices are cached: ``sim/`` in :func:`citywatch.paths.cache_dir`."""
+    return paths.cache_dir() / "sim"
 
 
 def _graph_digest(g: ModeGraph) -> str:

@@ -22,9 +22,9 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from citywatch.errors import DataError
+from citywatch.paths import default_db_path
 
 __all__ = [
-    "DEFAULT_SQLITE_PATH",
     "ENV_VAR",
     "alembic_config",
     "current_revision",
@@ -35,8 +35,6 @@ __all__ = [
     "upgrade",
 ]
 
-#: The embedded database used when no URL is given (relative to the working directory).
-DEFAULT_SQLITE_PATH: Final = Path("var") / "citywatch.db"
 #: Environment variable holding a database URL that replaces the default.
 ENV_VAR: Final = "CITYWATCH_DB"
 
@@ -59,7 +57,8 @@ def make_engine(url: str | None = None, *, echo: bool = False) -> Engine:
     url
         A SQLAlchemy URL (``sqlite:///path.db``, ``postgresql+psycopg://user@host/db``, or
         ``postgresql://...`` which selects psycopg 3). ``None`` uses ``$CITYWATCH_DB`` if set,
-        else the embedded SQLite file ``var/citywatch.db`` (its folder is created).
+        else the embedded SQLite file :func:`citywatch.paths.default_db_path` (``var/citywatch.db``
+        in a checkout; its folder is created).
     echo
         Log SQL statements.
 
@@ -76,8 +75,9 @@ def make_engine(url: str | None = None, *, echo: bool = False) -> Engine:
     if url is None:
         url = os.environ.get(ENV_VAR) or None
     if url is None:
-        DEFAULT_SQLITE_PATH.parent.mkdir(parents=True, exist_ok=True)
-        url = f"sqlite:///{DEFAULT_SQLITE_PATH}"
+        path = default_db_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        url = f"sqlite:///{path}"
     try:
         parsed = make_url(url)
     except ArgumentError:
