@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 from scipy.sparse.csgraph import dijkstra
@@ -12,8 +14,8 @@ from citywatch.routing.search import ROOT, SearchGraph, SearchTree
 
 
 @pytest.fixture(scope="module")
-def router() -> Router:
-    return Router.from_pack(load_pack("manhattan"))
+def router(bundled_router: Callable[[str], Router]) -> Router:
+    return bundled_router("manhattan")
 
 
 def _snapshot(tree: SearchTree) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
