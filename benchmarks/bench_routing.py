@@ -45,7 +45,7 @@ def bench(pack_name: str) -> list[tuple[str, str, dict[str, float]]]:
     g = router.graph("car")
     rng = np.random.default_rng(42)
     lon, lat = router.network.lon, router.network.lat
-    car_nodes = np.unique(np.concatenate([g.seg_a, g.seg_b]))
+    car_nodes = g.road_nodes
     units = car_nodes[rng.integers(0, len(car_nodes), UNITS)]
     unit_xy = np.column_stack([lon[units], lat[units]]) + rng.normal(0, 0.0001, (UNITS, 2))
     incidents = car_nodes[rng.integers(0, len(car_nodes), QUERIES)]
@@ -166,9 +166,7 @@ def bench_scale(pack_name: str) -> list[tuple[str, int, str, dict[str, float]]]:
     router = Router.from_pack(pack)
     rules = load_requirements()
     rng = np.random.default_rng(7)
-    nodes = {
-        m: np.unique(np.concatenate([router.graph(m).seg_a, router.graph(m).seg_b])) for m in MODES
-    }
+    nodes = {m: router.graph(m).road_nodes for m in MODES}
     lon, lat = router.network.lon, router.network.lat
     rows = []
     for n_units in (400, 2000):

@@ -34,7 +34,7 @@ def _nx(name: str, router: Router, mode: str) -> tuple[nx.DiGraph, np.ndarray]:
     graph.add_weighted_edges_from(
         zip(coo.row.tolist(), coo.col.tolist(), coo.data.tolist(), strict=True), weight="s"
     )
-    nodes = np.unique(np.concatenate([g.seg_a, g.seg_b]))
+    nodes = g.road_nodes
     _GRAPHS[name, mode] = graph, nodes
     return graph, nodes
 

@@ -28,7 +28,7 @@ def test_search_equals_scipy_and_follows_its_tree(router: Router, mode: str, lim
     g = router.graph(mode)  # type: ignore[arg-type]
     graph = SearchGraph(g.seconds, g.metres)
     rng = np.random.default_rng(3)
-    nodes = np.unique(np.concatenate([g.seg_a, g.seg_b]))
+    nodes = g.road_nodes
     for source in nodes[rng.integers(0, len(nodes), 5)]:
         offset = float(rng.random() * 30)
         entries = (np.array([source]), np.array([offset]), np.array([2.0]))

@@ -152,7 +152,7 @@ def road_node_demand(router: Any, mode: str = "car") -> NodeDemand:
     incidents are not in the store, or to ask how much of the street network posts can reach.
     """
     g = router.graph(mode)
-    nodes = np.unique(np.concatenate([g.seg_a, g.seg_b]))
+    nodes = g.road_nodes
     return NodeDemand(nodes=nodes, weights=np.ones(len(nodes)), used=len(nodes))
 
 

@@ -73,6 +73,11 @@ class ModeGraph:
         """Number of nodes of the underlying network (including nodes this mode cannot reach)."""
         return int(self.seconds.shape[0])
 
+    @property
+    def road_nodes(self) -> IntArray:
+        """The nodes this mode can use (an end of one of its segments), sorted."""
+        return np.unique(np.concatenate([self.seg_a, self.seg_b]))
+
 
 def build_mode_graph(
     network: RoadNetwork,
