@@ -1,8 +1,9 @@
 """Exact travel times over a city's road network, per mode, with points snapped onto edges.
 
 Dispatch asks "how long from each unit to this incident?": a many-to-one query, answered with one
-Dijkstra search on the reversed graph from the incident's edge (scipy's compiled
-``scipy.sparse.csgraph.dijkstra``), then combined with each unit's position along its own edge.
+bounded Dijkstra search on the reversed graph from the incident's edge (compiled, touching only
+the nodes it reaches: :mod:`citywatch.routing.search`), then combined with each unit's position
+along its own edge (computed once per AVL fix: :func:`~citywatch.routing.graph.segment_parts`).
 Points are snapped to the nearest usable edge (not the nearest node), so a unit halfway along a
 one-way street must drive on to its end.  The walk from the point to the road (the snap distance)
 is reported but not added to travel times.
