@@ -11,6 +11,7 @@ is reported but not added to travel times.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
@@ -236,12 +237,19 @@ class Router:
         return Snap(seg.astype(np.int64), frac, d, slon, slat)
 
     def _snap_point(self, point: tuple[float, float], mode: Mode) -> Snap:
-        """:meth:`snap` of one point, answered straight from the cache when it is there (an
-        incident's location is snapped once per search and mode)."""
-        cache = self._snaps.get(mode)
-        at = None if cache is None else cache.index.get((float(point[0]), float(point[1])))
-        if at is None or cache is None or cache.rows[at, 2] > self.max_snap_m:
-            return self.snap(np.asarray(point), mode)  # snaps, or raises the error
+        """:meth:`snap` of one point without its per-call array work (an incident's location is
+        snapped once per mode, then answered from the cache)."""
+        key = (float(point[0]), float(point[1]))
+        cache = self._snaps.setdefault(mode, _SnapCache())
+        at = cache.index.get(key)
+        valid = math.isfinite(key[0] + key[1]) and abs(key[0]) <= 180 and abs(key[1]) <= 90
+        if at is None and valid:  # otherwise snap() below raises the error
+            if len(cache) >= _SNAP_CACHE_SIZE:
+                cache.clear()
+            cache.add([key], self._snap_new(np.array([key]), mode))
+            at = cache.index[key]
+        if at is None or cache.rows[at, 2] > self.max_snap_m:
+            return self.snap(np.asarray(point), mode)  # raises the error
         row = cache.rows[at : at + 1]
         return Snap(row[:, 0].astype(np.int64), row[:, 1], row[:, 2], row[:, 3], row[:, 4])
 
