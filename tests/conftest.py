@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
 import citywatch.city.pack as pack_module  # its _CACHE holds the packs read
+
+if TYPE_CHECKING:
+    from citywatch.routing import Router
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -23,3 +28,17 @@ def _packs_in_tmp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
         os.environ.pop("CITYWATCH_PACKS", None)
     else:
         os.environ["CITYWATCH_PACKS"] = old
+
+
+@pytest.fixture(scope="session")
+def bundled_router() -> Callable[[str], Router]:
+    """The router of a bundled pack by name, built once per test session and shared by every
+    module (the large packs cost a build and seconds of graph compilation each)."""
+    from citywatch.city import load_pack
+    from citywatch.routing import Router
+
+    @functools.cache
+    def router(name: str) -> Router:
+        return Router.from_pack(load_pack(name))
+
+    return router

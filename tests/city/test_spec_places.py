@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import subprocess
 import sys
@@ -16,6 +18,7 @@ from citywatch.city.build import build_pack, data_dir
 from citywatch.city.osm import read_osm_places, read_osm_stations
 from citywatch.city.places import OSM_PLACE_TAGS, import_places, read_place_file
 from citywatch.city.spec import utm_crs, validate_spec
+from citywatch.cli import main
 from citywatch.errors import DataError
 
 DATA = data_dir()
@@ -23,12 +26,20 @@ MANHATTAN_SPEC = DATA / "packs" / "manhattan.toml"
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", "from citywatch.cli import main; main()", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    """The console script's ``main()`` in this process, as a finished process: exit code and the
+    captured output (a subprocess would cost an interpreter start and every import per call)."""
+    out, err = io.StringIO(), io.StringIO()
+    code: int = 0
+    argv = sys.argv
+    sys.argv = ["citywatch", *args]
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            main()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        sys.argv = argv
+    return subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
 
 
 def _spec() -> dict:

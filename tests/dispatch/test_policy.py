@@ -11,6 +11,7 @@ import pytest
 
 import citywatch.dispatch.policy as policy_module
 from citywatch.dispatch.policy import (
+    Fleet,
     IncidentView,
     Policy,
     Reason,
@@ -462,6 +463,7 @@ def test_partial_selection_equals_full_stable_sort(seed: int) -> None:
         for i in range(n)
     ]
     travel = TiedTravel() if seed % 2 else FakeTravel()
+    fleet = Fleet(units)  # the same units, derived once: the same answers
     cases = [
         ("robbery", 1, frozenset()),
         ("shooting", 1, frozenset()),
@@ -487,6 +489,7 @@ def test_partial_selection_equals_full_stable_sort(seed: int) -> None:
                 ] == rows
                 assert rec.team == team
                 assert [r.code for r in rec.reasons] == codes
+                assert recommend(inc, fleet, travel, policy, k=k, rules=rules) == rec
 
 
 class KeyedFake(FakeTravel):

@@ -269,3 +269,47 @@ def test_posts_cli_risk_surface(tmp_path: Path) -> None:
     doc = json.loads(result.stdout)
     assert doc["incidents"]["off_network"] == 1
     assert doc["total_weight"] == pytest.approx(frame["weight"].iloc[:40].sum())
+
+
+def test_thinned_candidates_one_per_cell_nearest_its_centre(pack, router) -> None:  # type: ignore[no-untyped-def]
+    from pyproj import Transformer
+
+    from citywatch.plan.posts import road_node_demand, thinned_nodes
+
+    everywhere = road_node_demand(router)
+    g = router.graph("car")
+    assert np.array_equal(everywhere.nodes, np.unique(np.concatenate([g.seg_a, g.seg_b])))
+    assert np.all(everywhere.weights == 1.0)
+    spacing = 500.0
+    chosen = thinned_nodes(pack, router, spacing)
+    x, y = Transformer.from_crs("EPSG:4326", pack.crs, always_xy=True).transform(
+        pack.network.lon[everywhere.nodes], pack.network.lat[everywhere.nodes]
+    )
+    cells: dict[tuple[float, float], tuple[float, int]] = {}
+    for node, px, py in zip(everywhere.nodes.tolist(), x, y, strict=True):
+        cell = (np.floor(px / spacing), np.floor(py / spacing))
+        off = float(np.hypot(px - (cell[0] + 0.5) * spacing, py - (cell[1] + 0.5) * spacing))
+        if cell not in cells or off < cells[cell][0]:
+            cells[cell] = (off, node)
+    assert sorted(n for _, n in cells.values()) == chosen.tolist()
+    with pytest.raises(ValidationError):
+        thinned_nodes(pack, router, 0.0)
+
+
+def test_posts_cli_every_node_on_a_grid(tmp_path: Path) -> None:
+    runner = CliRunner()
+    args = ["--every-node", "--post-spacing", "800", "--cars", "6", "--radius", "120", "--json"]
+    out = runner.invoke(app, ["posts", "manhattan", *args])
+    assert out.exit_code == 0, out.output
+    doc = json.loads(out.stdout)
+    assert doc["status"] == "optimal" and doc["gap"] == 0 and doc["units"] == 6
+    assert doc["demand_count"] == doc["incidents"]["used"] > 3000
+    assert doc["build_seconds"] > 0 and doc["seconds"] > 0
+    grid = ["--pack", "manhattan", "--post-spacing", "800", "--radius", "120"]
+    cov = runner.invoke(app, ["coverage", *grid, "--units", "6", "--json"])
+    assert cov.exit_code == 0, cov.output
+    same = json.loads(cov.stdout)
+    # The same model through plan coverage: the same optimum.
+    assert same["covered_weight"] == doc["covered_weight"] and same["build_seconds"] > 0
+    bad = runner.invoke(app, ["coverage", "--pack", "manhattan", "--radius", "1", "--sites", "x"])
+    assert bad.exit_code != 0

@@ -92,3 +92,15 @@ def test_share_within_counts_only_immediate_answers() -> None:
     # With a queue: the share not waiting, 1 - C(1, a) = 1 - a.
     queued = HypercubeModel(1, 1.0, "infinite", np.array([0.5]), np.array([[0]]), np.array([[1.0]]))
     assert share_within(queued, queued.solve(), 1.0) == pytest.approx(0.5)
+
+
+def test_two_thousand_units_match_the_erlang_b_recursion() -> None:
+    # B(0) = 1, B(n) = a B(n-1) / (n + a B(n-1)): the standard stable recursion.
+    load, target = 1950.0, 0.05
+    b, n = 1.0, 0
+    while b > target:
+        n += 1
+        b = load * b / (n + load * b)
+    assert minimum_units(load, target) == n
+    assert 1800 < n < 2000
+    assert erlang_b(n, load) == pytest.approx(b, rel=1e-9)

@@ -43,6 +43,7 @@ __all__ = [
     "REASON_TEXTS",
     "STATION_FIRST_THRESHOLD_S",
     "Candidate",
+    "Fleet",
     "IncidentView",
     "KeyedTravel",
     "Policy",
@@ -601,41 +602,101 @@ class Recommendation:
         }
 
 
-def _travel_all(
-    units: Sequence[UnitView], incident: IncidentView, travel: TravelFn, limit_s: float | None
-) -> tuple[list[UnitView], np.ndarray, np.ndarray]:
-    """Travel time of every unit: one travel call per mode with all units of that mode.
+@dataclass(frozen=True, slots=True)
+class _ModeGroup:
+    """The units of one travel mode, in their given order, with the arrays a travel call takes."""
 
-    Returns the units in the order of the calls (modes sorted, units in their given order within
-    a mode) with their seconds and metres as float arrays aligned with them.
-    """
+    mode: str
+    units: list[UnitView]
+    sources: np.ndarray
+    keys: np.ndarray | None
+
+
+def _by_mode(units: Sequence[UnitView]) -> tuple[list[UnitView], list[_ModeGroup]]:
+    """Units grouped by travel mode (modes sorted, units in their given order within a mode)."""
     modes = [u.mode for u in units]
     distinct = sorted(set(modes))
     if len(distinct) == 1:
         by_mode = {distinct[0]: list(units)}
     else:  # one comprehension per mode: much cheaper than appending unit by unit
         by_mode = {m: [u for u, um in zip(units, modes, strict=True) if um == m] for m in distinct}
+    groups = []
+    for mode, group in by_mode.items():
+        keys = [u.position_key for u in group]
+        groups.append(
+            _ModeGroup(
+                mode,
+                group,
+                np.array([(u.lon, u.lat) for u in group], dtype=float).reshape(-1, 2),
+                None if None in keys else np.asarray(keys),
+            )
+        )
+    return [u for g in groups for u in g.units], groups
+
+
+class Fleet(Sequence[UnitView]):
+    """Units with what :func:`recommend` derives from them computed once.
+
+    A plain sequence of units is read afresh on every call (a pass over every unit to pick the
+    available ones, group them by mode and gather their positions).  A caller that asks many
+    times about the same units (the simulator between events, the live service between AVL
+    fixes and status changes) builds a ``Fleet`` once and passes it instead: the answer is the
+    same, the per-call work is the routing only.  A ``Fleet`` is immutable; build a new one when
+    a unit moves or changes status.
+
+    Parameters
+    ----------
+    units : iterable of UnitView
+        All units (any status).
+    """
+
+    __slots__ = ("_prepared", "_units", "free")
+
+    def __init__(self, units: Sequence[UnitView]) -> None:
+        self._units = tuple(units)
+        self.free = [u for u in self._units if u.status == AVAILABLE]
+        self._prepared: dict[bool, tuple[list[UnitView], list[UnitView], list[_ModeGroup]]] = {}
+
+    def __len__(self) -> int:
+        return len(self._units)
+
+    def __getitem__(self, i: Any) -> Any:
+        return self._units[i]
+
+    def usable(self, allow_stale: bool) -> tuple[list[UnitView], list[UnitView], list[_ModeGroup]]:
+        """The usable units, and the same in travel-call order with their mode groups."""
+        if allow_stale not in self._prepared:
+            usable = self.free if allow_stale else [u for u in self.free if not u.position_stale]
+            self._prepared[allow_stale] = (usable, *_by_mode(usable))
+        return self._prepared[allow_stale]
+
+
+def _travel_all(
+    groups: list[_ModeGroup], incident: IncidentView, travel: TravelFn, limit_s: float | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Travel time of every unit: one travel call per mode with all units of that mode.
+
+    Returns the seconds and metres as float arrays aligned with the units of ``groups`` in order.
+    """
     target = (incident.lon, incident.lat)
     target_key = incident.position_key
     by_key = getattr(travel, "by_key", None) if target_key is not None else None
-    order: list[UnitView] = []
     seconds_all: list[np.ndarray] = []
     metres_all: list[np.ndarray] = []
-    for mode, group in by_mode.items():
-        keys = [u.position_key for u in group] if by_key is not None else None
-        if by_key is not None and keys is not None and None not in keys:
-            seconds, metres = by_key(np.asarray(keys), mode, target, target_key, limit_s)
+    for g in groups:
+        if by_key is not None and g.keys is not None:
+            seconds, metres = by_key(g.keys, g.mode, target, target_key, limit_s)
         else:
-            sources = np.array([(u.lon, u.lat) for u in group], dtype=float).reshape(-1, 2)
-            seconds, metres = travel(sources, mode, target, limit_s)
-        if len(seconds) != len(group) or len(metres) != len(group):
-            raise DataError(f"travel function returned {len(seconds)} times for {len(group)} units")
-        order.extend(group)
+            seconds, metres = travel(g.sources, g.mode, target, limit_s)
+        if len(seconds) != len(g.units) or len(metres) != len(g.units):
+            raise DataError(
+                f"travel function returned {len(seconds)} times for {len(g.units)} units"
+            )
         seconds_all.append(np.asarray(seconds, dtype=float).reshape(-1))
         metres_all.append(np.asarray(metres, dtype=float).reshape(-1))
     if len(seconds_all) == 1:
-        return order, seconds_all[0], metres_all[0]
-    return order, np.concatenate(seconds_all), np.concatenate(metres_all)
+        return seconds_all[0], metres_all[0]
+    return np.concatenate(seconds_all), np.concatenate(metres_all)
 
 
 #: Search limits (s) tried in turn when the policy sets none: a search stops at the first limit
@@ -645,13 +706,14 @@ SEARCH_LIMITS_S: tuple[float | None, ...] = (180.0, 900.0, 3600.0, None)
 
 
 def _travel_bounded(
-    units: Sequence[UnitView],
+    scored: list[UnitView],
+    groups: list[_ModeGroup],
     incident: IncidentView,
     travel: TravelFn,
     policy: Policy,
     req: Requirement,
     k: int,
-) -> tuple[list[UnitView], np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray]:
     """:func:`_travel_all` with the tightest search limit whose answer equals the unbounded one.
 
     With a policy limit the search is bounded by it (units beyond are no candidates anyway).
@@ -659,12 +721,12 @@ def _travel_bounded(
     units reached cannot be shown to hold the whole recommendation.
     """
     if policy.limit_s is not None:
-        return _travel_all(units, incident, travel, policy.limit_s)
+        return _travel_all(groups, incident, travel, policy.limit_s)
     for limit in SEARCH_LIMITS_S:
-        scored, eta, metres = _travel_all(units, incident, travel, limit)
+        eta, metres = _travel_all(groups, incident, travel, limit)
         if limit is None or _bounded_is_exact(scored, eta, incident, policy, req, k, limit):
             break
-    return scored, eta, metres
+    return eta, metres
 
 
 def _bounded_is_exact(
@@ -778,8 +840,9 @@ def recommend(
     ----------
     incident : IncidentView
         The incident to serve.
-    units : sequence of UnitView
-        All units (any status; only ``available`` ones are considered).
+    units : sequence of UnitView, or Fleet
+        All units (any status; only ``available`` ones are considered).  Pass a :class:`Fleet`
+        to reuse what is derived from the units between calls.
     travel : TravelFn
         Road travel times; called once per travel mode with every candidate unit of that mode
         (through ``by_key`` for a :class:`KeyedTravel` when the units and the incident carry
@@ -835,13 +898,13 @@ def recommend(
             incident.id, policy.name, status, candidates, tuple(team), req, tuple(reasons)
         )
 
-    free = [u for u in units if u.status == AVAILABLE]
-    if not free:
+    fleet = units if isinstance(units, Fleet) else Fleet(units)
+    if not fleet.free:
         return result("none_available", [Reason.of("none_available", in_service=len(units))])
-    usable = free if policy.allow_stale else [u for u in free if not u.position_stale]
+    usable, scored, by_mode = fleet.usable(policy.allow_stale)
     if not usable:
-        return result("all_stale", [Reason.of("all_stale", available=len(free))])
-    scored, eta, metres = _travel_bounded(usable, incident, travel, policy, req, k)
+        return result("all_stale", [Reason.of("all_stale", available=len(fleet.free))])
+    eta, metres = _travel_bounded(scored, by_mode, incident, travel, policy, req, k)
     ok = np.isfinite(eta)
     if policy.limit_s is not None:
         ok &= eta <= policy.limit_s

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from enum import StrEnum
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from citywatch.city import CityPack
 from citywatch.cli_options import DbOption, IncidentsOption, JsonOption, PackOption
 from citywatch.console import console, err_console, print_json, print_table
 from citywatch.dispatch.kpis import RESPONSE_TARGETS_S
-from citywatch.errors import DataError, NotFoundError, OptionError
+from citywatch.errors import DataError, NotFoundError, OptionError, ValidationError
 from citywatch.incidents.load import LoadedIncidents, load_incidents
 from citywatch.plan.coverage import LSCP, MCLP, MEXCLP, BackupCoverage, CoverageData
 from citywatch.plan.heuristic import greedy_local_search
@@ -84,11 +85,23 @@ def _check_coverage_options(
 
 @app.command("coverage")
 def coverage(
-    demand: Path = typer.Option(..., "--demand", help="CSV with columns id,weight."),
-    sites: Path = typer.Option(..., "--sites", help="CSV with column id and optional fixed 0/1."),
-    costs: Path = typer.Option(
-        ..., "--costs", help="CSV demand_id,site_id,cost; pairs not listed are unreachable."
+    demand: Path | None = typer.Option(None, "--demand", help="CSV with columns id,weight."),
+    sites: Path | None = typer.Option(
+        None, "--sites", help="CSV with column id and optional fixed 0/1."
     ),
+    costs: Path | None = typer.Option(
+        None, "--costs", help="CSV demand_id,site_id,cost; pairs not listed are unreachable."
+    ),
+    pack_name: str | None = typer.Option(
+        None,
+        "--pack",
+        help="Instead of the tables: a city pack, demand 1 on every road node, sites on a grid "
+        "of --post-spacing, cost = travel seconds by --mode.",
+    ),
+    spacing: float = typer.Option(
+        1000.0, "--post-spacing", help="With --pack: metres between candidate sites."
+    ),
+    mode: str = typer.Option("car", "--mode", help="With --pack: travel mode of the units."),
     radius: float = typer.Option(..., "--radius", help="Covered when cost <= radius (inclusive)."),
     units: int | None = typer.Option(None, "--units", help="Units to place (not for lscp)."),
     model: CoverageModelName = typer.Option(CoverageModelName.mclp, "--model"),
@@ -106,12 +119,21 @@ def coverage(
 ) -> None:
     """Choose sites for any demand/site/cost tables (MCLP, LSCP, MEXCLP or backup coverage)."""
     _check_coverage_options(model, units, busy_fraction, heuristic)
-    data = CoverageData.from_frames(
-        read_csv(demand, ("id",)),
-        read_csv(sites, ("id",)),
-        read_csv(costs, ("demand_id", "site_id")),
-        radius,
-    )
+    started = time.perf_counter()
+    if pack_name is not None:
+        if demand is not None or sites is not None or costs is not None:
+            raise OptionError("--pack replaces --demand, --sites and --costs", field="pack")
+        data = _city_data(pack_name, spacing, mode, radius)
+    else:
+        if demand is None or sites is None or costs is None:
+            raise OptionError("give --demand, --sites and --costs, or --pack", field="pack")
+        data = CoverageData.from_frames(
+            read_csv(demand, ("id",)),
+            read_csv(sites, ("id",)),
+            read_csv(costs, ("demand_id", "site_id")),
+            radius,
+        )
+    build_seconds = time.perf_counter() - started
     solver: LSCP | MCLP | MEXCLP | BackupCoverage
     if model is CoverageModelName.lscp:
         solver = LSCP(data)
@@ -129,7 +151,7 @@ def coverage(
             result = greedy_local_search(solver)
         else:
             result = solver.solve(time_limit=time_limit)
-    doc = result.to_dict()
+    doc = {**result.to_dict(), "build_seconds": build_seconds}
     if as_json:
         print_json(doc)
         return
@@ -139,6 +161,27 @@ def coverage(
         [(k, v) for k, v in doc.items() if k != "selected_sites"],
     )
     console.print("Selected sites: " + ", ".join(doc["selected_sites"]))
+
+
+def _city_data(pack_name: str, spacing: float, mode: str, radius: float) -> CoverageData:
+    """Coverage data of ``plan coverage --pack``: every road node, sites on a grid."""
+    from citywatch.city import load_pack
+    from citywatch.plan.posts import city_coverage_data, road_node_demand, thinned_nodes
+    from citywatch.routing import MODES, Router
+
+    if mode not in MODES:
+        raise ValidationError(f"unknown travel mode {mode!r}; choose from {', '.join(MODES)}")
+    pack = load_pack(pack_name)
+    router = Router.from_pack(pack)
+    with err_console.status(f"Travel times within {radius:.0f} s ..."):
+        return city_coverage_data(
+            pack,
+            road_node_demand(router, mode),
+            radius,
+            mode,
+            router,
+            candidates=thinned_nodes(pack, router, spacing, mode),
+        )
 
 
 @app.command("hypercube")
@@ -256,6 +299,12 @@ def posts(
     demand_file: Path | None = typer.Option(
         None, "--demand", help="Instead of incidents: CSV lon,lat,weight (e.g. a risk surface)."
     ),
+    every_node: bool = typer.Option(
+        False, "--every-node", help="Instead of incidents: demand 1 on every road node."
+    ),
+    spacing: float | None = typer.Option(
+        None, "--post-spacing", help="Candidate posts on a grid of this many metres."
+    ),
     shift: str | None = typer.Option(None, "--shift", help="Local hours START-END, e.g. 7-15."),
     cars: int = typer.Option(10, "--cars", help="Car units to post."),
     motorcycles: int = typer.Option(0, "--motorcycles", help="Motorcycle units to post."),
@@ -283,13 +332,23 @@ def posts(
 ) -> None:
     """Choose patrol posts on a city pack from a shift's incidents (exact MCLP / MEXCLP)."""
     from citywatch.city import load_pack
-    from citywatch.plan.posts import incident_demand, must_stay_nodes, plan_posts
+    from citywatch.plan.posts import (
+        incident_demand,
+        must_stay_nodes,
+        plan_posts,
+        road_node_demand,
+        thinned_nodes,
+    )
     from citywatch.routing import Router
 
     if demand_file is not None and (incidents is not None or shift is not None):
         raise OptionError("--demand replaces --incidents and --shift", field="demand")
     window = None if shift is None else parse_shifts(shift)[0]
     pack = load_pack(pack_name)
+    if every_node and (demand_file is not None or incidents is not None or shift is not None):
+        raise OptionError(
+            "--every-node replaces --demand, --incidents and --shift", field="every_node"
+        )
     allowed, fixed_nodes = None, None
     if candidates is not None:
         table = read_csv(candidates, ("node_id",))
@@ -304,12 +363,19 @@ def posts(
         allowed = position
         if "fixed" in table.columns:
             fixed_nodes = position[pd.to_numeric(table["fixed"], errors="coerce").fillna(0) == 1]
+    if spacing is not None and allowed is not None:
+        raise OptionError("--post-spacing replaces --candidates", field="post_spacing")
     units = {"car": cars, "motorcycle": motorcycles}
     # Options that cannot work fail here, before incidents are read and travel times computed.
     must_stay_nodes(pack, units, fixed_nodes=fixed_nodes, keep_current=keep_current)
-    if demand_file is not None:
+    router = Router.from_pack(pack)
+    if spacing is not None:
+        allowed = thinned_nodes(pack, router, spacing)
+    outside_city = 0
+    if every_node:
+        demand = road_node_demand(router)
+    elif demand_file is not None:
         demand = incident_demand(pack, read_csv(demand_file, ()))
-        outside_city = 0
     else:
         loaded = city_incidents(incidents, database, pack)
         outside_city = sum(loaded.dropped.values())
@@ -320,7 +386,7 @@ def posts(
             demand,
             units,
             radius,
-            router=Router.from_pack(pack),
+            router=router,
             candidates=allowed,
             fixed_nodes=fixed_nodes,
             keep_current=keep_current,
@@ -348,6 +414,9 @@ def posts(
         ],
     )
     console.print(f"Demand within {radius:.0f} s: {plan.covered_share:.1%}")
+    console.print(
+        f"Travel times and model data {plan.build_seconds:.1f} s, HiGHS {plan.result.seconds:.1f} s"
+    )
     if plan.current_covered_share is not None:
         console.print(f"Current posts (stations): {plan.current_covered_share:.1%}")
     density = plan.density[(plan.density["units_before"] > 0) | (plan.density["units_after"] > 0)]

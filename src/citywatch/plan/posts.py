@@ -12,6 +12,7 @@ type fixed by a site group, and optional bounds on units per station.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,6 @@ import numpy.typing as npt
 import pandas as pd
 import scipy.sparse as sp
 from pyproj import Transformer
-from scipy.sparse.csgraph import dijkstra
 from scipy.spatial import cKDTree
 
 from citywatch.city import CityPack
@@ -47,10 +47,9 @@ __all__ = [
     "must_stay_nodes",
     "plan_posts",
     "reach_matrix",
+    "road_node_demand",
+    "thinned_nodes",
 ]
-
-#: Searches from this many sources at once (bounds the memory of the dense rows scipy returns).
-_CHUNK = 256
 
 
 @dataclass(frozen=True)
@@ -155,6 +154,35 @@ def incident_demand(
     )
 
 
+def road_node_demand(router: Any, mode: str = "car") -> NodeDemand:
+    """Uniform demand: weight 1 on every node of ``mode``'s road network.
+
+    Synthetic (the shape of the city's streets, not its incidents): for planning a city whose
+    incidents are not in the store, or to ask how much of the street network posts can reach.
+    """
+    g = router.graph(mode)
+    nodes = g.road_nodes
+    return NodeDemand(nodes=nodes, weights=np.ones(len(nodes)), used=len(nodes))
+
+
+def thinned_nodes(pack: Any, router: Any, spacing_m: float, mode: str = "car") -> np.ndarray:
+    """Candidate posts on a grid: in each ``spacing_m`` square cell (pack's metric CRS), the road
+    node of ``mode`` nearest the cell's centre.  Sorted node positions."""
+    if not spacing_m > 0:
+        raise ValidationError("the post spacing must be positive", field="spacing_m")
+    nodes = road_node_demand(router, mode).nodes
+    to_metric = Transformer.from_crs("EPSG:4326", pack.crs, always_xy=True)
+    x, y = to_metric.transform(pack.network.lon[nodes], pack.network.lat[nodes])
+    x, y = np.asarray(x), np.asarray(y)
+    cx, cy = np.floor(x / spacing_m), np.floor(y / spacing_m)
+    off = np.hypot(x - (cx + 0.5) * spacing_m, y - (cy + 0.5) * spacing_m)
+    order = np.lexsort((off, cy, cx))  # per cell, nearest the centre first
+    cell = np.column_stack([cx[order], cy[order]])
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = np.any(cell[1:] != cell[:-1], axis=1)
+    return np.sort(nodes[order[first]])
+
+
 def reach_matrix(
     router: Router, mode: Mode, sources: np.ndarray, targets: np.ndarray, radius_s: float
 ) -> sp.csr_array:
@@ -162,27 +190,22 @@ def reach_matrix(
 
     Returns a sparse ``(len(targets), len(sources))`` matrix (demand by site) holding
     ``seconds + 1`` so that a zero-second pair (a post on the incident's node) stays stored.
+    One bounded search per source (:meth:`~citywatch.routing.Router.node_reach`): memory grows
+    with the pairs within the radius, not with sources x network nodes.
     """
-    graph = router.graph(mode).seconds
-    target_pos = np.full(graph.shape[0], -1, dtype=np.int64)
+    target_pos = np.full(router.graph(mode).n_nodes, -1, dtype=np.int64)
     target_pos[targets] = np.arange(len(targets))
-    rows, cols, vals = [], [], []
-    for start in range(0, len(sources), _CHUNK):
-        chunk = sources[start : start + _CHUNK]
-        dist = np.atleast_2d(dijkstra(graph, indices=chunk, limit=radius_s))
-        src, node = np.nonzero(np.isfinite(dist) & (target_pos >= 0)[None, :])
-        rows.append(target_pos[node])
-        cols.append(src + start)
-        vals.append(dist[src, node] + 1.0)
+    src, node, secs = router.node_reach(mode, sources, radius_s)
+    keep = target_pos[node] >= 0
     return sp.csr_array(
-        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+        (secs[keep] + 1.0, (target_pos[node[keep]], src[keep])),
         shape=(len(targets), len(sources)),
     )
 
 
 def city_coverage_data(
     pack: CityPack,
-    demand: pd.DataFrame,
+    demand: pd.DataFrame | NodeDemand,
     radius_s: float,
     mode: Mode = "car",
     router: Router | None = None,
@@ -192,10 +215,11 @@ def city_coverage_data(
     """Coverage data on a pack's network for :class:`~citywatch.plan.coverage.MCLP` and friends.
 
     ``demand`` has ``lon, lat`` and optional ``weight``; it is snapped to nodes (off-network
-    points raise).  Sites are ``candidates`` (node positions; default every node).
+    points raise); or it is already on nodes (:func:`road_node_demand`).  Sites are
+    ``candidates`` (node positions; default every node).
     """
     router = Router.from_pack(pack) if router is None else router
-    node_demand = incident_demand(pack, demand)
+    node_demand = demand if isinstance(demand, NodeDemand) else incident_demand(pack, demand)
     if node_demand.off_network or node_demand.no_location:
         raise DataError(
             f"{node_demand.off_network + node_demand.no_location} demand point(s) are not on "
@@ -225,6 +249,8 @@ class PostsPlan:
     demand: NodeDemand
     radius_s: float
     density: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: Wall seconds of travel times and model data (before HiGHS; its time is ``result.seconds``).
+    build_seconds: float = 0.0
 
     @property
     def covered_share(self) -> float:
@@ -236,6 +262,7 @@ class PostsPlan:
         return {
             **self.result.to_dict(),
             "radius_s": self.radius_s,
+            "build_seconds": self.build_seconds,
             "covered_share": self.covered_share,
             "current_covered_share": self.current_covered_share,
             "posts": self.posts.to_dict(orient="records"),
@@ -485,6 +512,7 @@ def plan_posts(
     fleet = {parse_mode(name): int(n) for name, n in units.items() if int(n) > 0}
     if not fleet:
         raise ValidationError("give at least one unit", field="units")
+    started = time.perf_counter()
     router = Router.from_pack(pack) if router is None else router
     current = _station_posts(pack)
     must_stay = must_stay_nodes(pack, units, fixed_nodes=fixed_nodes, keep_current=keep_current)
@@ -532,6 +560,7 @@ def plan_posts(
         fixed=fixed,
     )
     total = sum(fleet.values())
+    build_seconds = time.perf_counter() - started
     model = (
         MCLP(data, total, groups)
         if busy_fraction is None
@@ -568,4 +597,5 @@ def plan_posts(
         demand=demand,
         radius_s=radius_s,
         density=density,
+        build_seconds=build_seconds,
     )

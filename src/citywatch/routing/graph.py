@@ -14,7 +14,15 @@ from citywatch.city.network import RoadNetwork
 from citywatch.errors import DataError
 from citywatch.routing.speeds import Mode, edge_speeds_kph, mode_allows
 
-__all__ = ["ModeGraph", "build_mode_graph", "part_cost", "segment_costs"]
+__all__ = [
+    "ModeGraph",
+    "SegmentParts",
+    "build_mode_graph",
+    "part_cost",
+    "segment_costs",
+    "segment_parts",
+    "trip_costs",
+]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -64,6 +72,11 @@ class ModeGraph:
     def n_nodes(self) -> int:
         """Number of nodes of the underlying network (including nodes this mode cannot reach)."""
         return int(self.seconds.shape[0])
+
+    @property
+    def road_nodes(self) -> IntArray:
+        """The nodes this mode can use (an end of one of its segments), sorted."""
+        return np.unique(np.concatenate([self.seg_a, self.seg_b]))
 
 
 def build_mode_graph(
@@ -151,8 +164,129 @@ def part_cost(fraction: npt.ArrayLike, cost: npt.ArrayLike) -> FloatArray:
     """``fraction`` of an edge's ``cost``; zero when there is nothing to cover, even where the
     direction is not allowed (``0 * inf``): a point exactly at a node is at that node."""
     fraction = np.asarray(fraction, dtype=np.float64)
-    with np.errstate(invalid="ignore"):
-        return np.where(fraction == 0.0, 0.0, fraction * np.asarray(cost, dtype=np.float64))
+    # Zero the cost where nothing is covered first: 0 * 0 instead of 0 * inf, so no invalid-value
+    # warning needs silencing (np.errstate costs more than the arithmetic on short arrays).
+    return fraction * np.where(fraction == 0.0, 0.0, np.asarray(cost, dtype=np.float64))
+
+
+@dataclass(frozen=True)
+class SegmentParts:
+    """What a trip covers of each point's own segment, towards each of its ends.
+
+    It depends only on the points (not on the anchor), so a router computes it once per snap of
+    a unit's position and reuses it for every incident.  ``to_a_s``/``to_a_m`` is the cost
+    between the point and its segment's end ``a`` in the trip's direction (to ``a`` when
+    ``reverse``, from ``a`` otherwise), likewise for ``b``; ``fwd_*``/``bwd_*`` are the
+    segments' own costs, for trips straight along a segment shared with the anchor.
+    """
+
+    segment: IntArray
+    fraction: FloatArray
+    a: IntArray
+    b: IntArray
+    to_a_s: FloatArray
+    to_a_m: FloatArray
+    to_b_s: FloatArray
+    to_b_m: FloatArray
+    fwd_s: FloatArray
+    bwd_s: FloatArray
+    fwd_m: FloatArray
+    bwd_m: FloatArray
+    reverse: bool
+
+
+def segment_parts(
+    g: ModeGraph, segment: IntArray, fraction: FloatArray, *, reverse: bool
+) -> SegmentParts:
+    """The :class:`SegmentParts` of points on ``g``'s segments.
+
+    Parameters
+    ----------
+    g : ModeGraph
+        The mode's graph.
+    segment, fraction : ndarray
+        Each point's segment and fraction along it (from ``a`` to ``b``).
+    reverse : bool
+        True for trips from the points (to an anchor), False for trips to them.
+    """
+    f = fraction
+    fwd_s, bwd_s = g.seg_fwd_s[segment], g.seg_bwd_s[segment]
+    fwd_m, bwd_m = g.seg_fwd_m[segment], g.seg_bwd_m[segment]
+    if reverse:  # from the point to its segment's ends: back to a, on to b
+        a_s, a_m, b_s, b_m = bwd_s, bwd_m, fwd_s, fwd_m
+    else:  # from the segment's ends along to the point
+        a_s, a_m, b_s, b_m = fwd_s, fwd_m, bwd_s, bwd_m
+    return SegmentParts(
+        segment=segment,
+        fraction=f,
+        a=g.seg_a[segment],
+        b=g.seg_b[segment],
+        to_a_s=part_cost(f, a_s),
+        to_a_m=part_cost(f, a_m),
+        to_b_s=part_cost(1 - f, b_s),
+        to_b_m=part_cost(1 - f, b_m),
+        fwd_s=fwd_s,
+        bwd_s=bwd_s,
+        fwd_m=fwd_m,
+        bwd_m=bwd_m,
+        reverse=reverse,
+    )
+
+
+def trip_costs(
+    parts: SegmentParts,
+    at_a: tuple[FloatArray, FloatArray | None],
+    at_b: tuple[FloatArray, FloatArray | None],
+    anchor: tuple[int, float],
+    *,
+    end_metres: Callable[[IntArray], FloatArray] | None = None,
+) -> tuple[FloatArray, FloatArray, npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+    """Trip costs between an anchor and points, from their :class:`SegmentParts`.
+
+    Parameters
+    ----------
+    parts : SegmentParts
+        The points' parts of their own segments.
+    at_a, at_b : tuple of ndarray
+        Seconds and metres between the anchor and each point's segment end ``a`` (``b``):
+        from that end to the anchor when ``parts.reverse``, from the anchor to it otherwise.
+    anchor : tuple of (int, float)
+        The anchor's own segment and fraction, for trips straight along a shared segment.
+    end_metres : callable, optional
+        Metres between the anchor and given nodes; when given, the metres of ``at_a``/``at_b``
+        are not used and only the end each trip takes is asked for.
+
+    Returns
+    -------
+    tuple
+        Seconds, metres, whether the trip uses the point's end ``a`` (rather than ``b``), and
+        whether it runs straight along the segment shared with the anchor.
+    """
+    p = parts
+    via_a_s = p.to_a_s + at_a[0]
+    via_b_s = p.to_b_s + at_b[0]
+    take_a = np.asarray(via_a_s < via_b_s)
+    secs = np.where(take_a, via_a_s, via_b_s)
+    if end_metres is not None:
+        reached = np.asarray(end_metres(np.where(take_a, p.a, p.b)))
+    else:
+        assert at_a[1] is not None and at_b[1] is not None
+        reached = np.where(take_a, at_a[1], at_b[1])
+    metres = np.where(take_a, p.to_a_m, p.to_b_m) + reached
+    anchor_seg, anchor_f = anchor
+    same = p.segment == anchor_seg
+    if not same.any():
+        return np.asarray(secs), np.asarray(metres), take_a, np.zeros(len(secs), dtype=bool)
+    f = p.fraction
+    start = f if p.reverse else np.full(len(f), anchor_f)
+    end = np.full(len(f), anchor_f) if p.reverse else f
+    ahead = end >= start
+    direct_s = np.where(ahead, part_cost(end - start, p.fwd_s), part_cost(start - end, p.bwd_s))
+    direct_m = np.where(ahead, part_cost(end - start, p.fwd_m), part_cost(start - end, p.bwd_m))
+    direct = same & (direct_s < secs)
+    secs = np.where(direct, direct_s, secs)
+    metres = np.where(direct, direct_m, metres)
+    return np.asarray(secs), np.asarray(metres), take_a, direct
 
 
 def segment_costs(
@@ -166,60 +300,7 @@ def segment_costs(
     reverse: bool,
     end_metres: Callable[[IntArray], FloatArray] | None = None,
 ) -> tuple[FloatArray, FloatArray, npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
-    """Trip costs between an anchor point and points on their own segments.
-
-    Parameters
-    ----------
-    g : ModeGraph
-        The mode's graph.
-    segment, fraction : ndarray
-        Each point's segment and fraction along it (from ``a`` to ``b``).
-    at_a, at_b : tuple of ndarray
-        Seconds and metres between the anchor and each point's segment end ``a`` (``b``):
-        from that end to the anchor when ``reverse``, from the anchor to it otherwise.
-    anchor : tuple of (int, float)
-        The anchor's own segment and fraction, for trips straight along a shared segment.
-    reverse : bool
-        True for trips from the points to the anchor, False for trips from the anchor.
-    end_metres : callable, optional
-        Metres between the anchor and given nodes; when given, the metres of ``at_a``/``at_b``
-        are not used and only the end each trip takes is measured (a search tree's metres
-        cost a walk up the tree per node, so only the needed ones are asked for).
-
-    Returns
-    -------
-    tuple
-        Seconds, metres, whether the trip uses the point's end ``a`` (rather than ``b``), and
-        whether it runs straight along the segment shared with the anchor.
-    """
-    f = fraction
-    fwd_s, bwd_s = g.seg_fwd_s[segment], g.seg_bwd_s[segment]
-    fwd_m, bwd_m = g.seg_fwd_m[segment], g.seg_bwd_m[segment]
-    if reverse:  # from the point to its segment's ends, then on to the anchor
-        via_b = part_cost(1 - f, fwd_s) + at_b[0], part_cost(1 - f, fwd_m)
-        via_a = part_cost(f, bwd_s) + at_a[0], part_cost(f, bwd_m)
-    else:  # from the anchor to the segment's ends, then along to the point
-        via_a = at_a[0] + part_cost(f, fwd_s), part_cost(f, fwd_m)
-        via_b = at_b[0] + part_cost(1 - f, bwd_s), part_cost(1 - f, bwd_m)
-    take_a = np.asarray(via_a[0] < via_b[0])
-    secs = np.where(take_a, via_a[0], via_b[0])
-    if end_metres is not None:
-        ends = np.where(take_a, g.seg_a[segment], g.seg_b[segment])
-        reached = np.asarray(end_metres(ends))
-    else:
-        assert at_a[1] is not None and at_b[1] is not None
-        reached = np.where(take_a, at_a[1], at_b[1])
-    metres = np.where(take_a, via_a[1], via_b[1]) + reached
-    anchor_seg, anchor_f = anchor
-    direct = np.zeros(len(f), dtype=bool)
-    same = segment == anchor_seg
-    if same.any():
-        start = f if reverse else np.full(len(f), anchor_f)
-        end = np.full(len(f), anchor_f) if reverse else f
-        ahead = end >= start
-        direct_s = np.where(ahead, part_cost(end - start, fwd_s), part_cost(start - end, bwd_s))
-        direct_m = np.where(ahead, part_cost(end - start, fwd_m), part_cost(start - end, bwd_m))
-        direct = same & (direct_s < secs)
-        secs = np.where(direct, direct_s, secs)
-        metres = np.where(direct, direct_m, metres)
-    return np.asarray(secs), np.asarray(metres), take_a, direct
+    """Trip costs between an anchor point and points on their own segments: :func:`trip_costs`
+    of :func:`segment_parts` (see both for the parameters and the result)."""
+    parts = segment_parts(g, segment, fraction, reverse=reverse)
+    return trip_costs(parts, at_a, at_b, anchor, end_metres=end_metres)

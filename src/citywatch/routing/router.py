@@ -1,8 +1,9 @@
 """Exact travel times over a city's road network, per mode, with points snapped onto edges.
 
 Dispatch asks "how long from each unit to this incident?": a many-to-one query, answered with one
-Dijkstra search on the reversed graph from the incident's edge (scipy's compiled
-``scipy.sparse.csgraph.dijkstra``), then combined with each unit's position along its own edge.
+bounded Dijkstra search on the reversed graph from the incident's edge (compiled, touching only
+the nodes it reaches: :mod:`citywatch.routing.search`), then combined with each unit's position
+along its own edge (computed once per AVL fix: :func:`~citywatch.routing.graph.segment_parts`).
 Points are snapped to the nearest usable edge (not the nearest node), so a unit halfway along a
 one-way street must drive on to its end.  The walk from the point to the road (the snap distance)
 is reported but not added to travel times.
@@ -10,9 +11,10 @@ is reported but not added to travel times.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -22,8 +24,15 @@ from pyproj import Transformer
 from citywatch.city.network import RoadNetwork
 from citywatch.domain import LAT_RANGE, LON_RANGE
 from citywatch.errors import SnapError, ValidationError
-from citywatch.routing.graph import ModeGraph, build_mode_graph, part_cost, segment_costs
-from citywatch.routing.search import SearchTree, VirtualSourceGraph
+from citywatch.routing.graph import (
+    ModeGraph,
+    SegmentParts,
+    build_mode_graph,
+    part_cost,
+    segment_parts,
+    trip_costs,
+)
+from citywatch.routing.search import SearchGraph, SearchTree
 from citywatch.routing.speeds import MODES, Mode
 
 if TYPE_CHECKING:
@@ -33,6 +42,8 @@ __all__ = ["Route", "Router", "Snap", "TravelTimes"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
+T = TypeVar("T")
+ScalarT = TypeVar("ScalarT", bound=np.generic)
 
 DEFAULT_SNAP_M = 250.0
 _SNAP_CACHE_SIZE = 200_000  # points per mode; about 100 bytes each
@@ -47,6 +58,22 @@ class Snap:
     distance_m: FloatArray
     lon: FloatArray
     lat: FloatArray
+
+    def with_rows(self, rows: IntArray, new: Snap) -> Snap:
+        """A copy with the points at ``rows`` replaced by those of ``new``."""
+
+        def put(old: npt.NDArray[ScalarT], value: npt.NDArray[ScalarT]) -> npt.NDArray[ScalarT]:
+            out = old.copy()
+            out[rows] = value
+            return out
+
+        return Snap(
+            put(self.segment, new.segment),
+            put(self.fraction, new.fraction),
+            put(self.distance_m, new.distance_m),
+            put(self.lon, new.lon),
+            put(self.lat, new.lat),
+        )
 
 
 @dataclass(frozen=True)
@@ -100,6 +127,17 @@ class _SnapCache:
             self.index[key] = start + i
 
 
+@dataclass(frozen=True)
+class _Fix:
+    """The last positions asked about in one mode (a fleet's AVL fixes), with their snaps and
+    segment parts: reused as long as the positions are the same, re-snapped row by row when
+    some of them move."""
+
+    pts: FloatArray
+    snap: Snap
+    parts: dict[bool, SegmentParts]
+
+
 @dataclass
 class Router:
     """Travel times and routes over one road network, for every travel mode.
@@ -114,7 +152,8 @@ class Router:
     _graphs: dict[str, ModeGraph] = field(default_factory=dict, repr=False)
     _lines: npt.NDArray[np.object_] | None = field(default=None, repr=False)
     _snaps: dict[str, _SnapCache] = field(default_factory=dict, repr=False)
-    _searches: dict[tuple[str, bool], VirtualSourceGraph] = field(default_factory=dict, repr=False)
+    _searches: dict[tuple[str, bool], SearchGraph] = field(default_factory=dict, repr=False)
+    _fixes: dict[str, _Fix] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self._to_metric = Transformer.from_crs("EPSG:4326", self.crs, always_xy=True)
@@ -207,6 +246,23 @@ class Router:
             )
         return Snap(seg.astype(np.int64), frac, d, slon, slat)
 
+    def _snap_point(self, point: tuple[float, float], mode: Mode) -> Snap:
+        """:meth:`snap` of one point without its per-call array work (an incident's location is
+        snapped once per mode, then answered from the cache)."""
+        key = (float(point[0]), float(point[1]))
+        cache = self._snaps.setdefault(mode, _SnapCache())
+        at = cache.index.get(key)
+        valid = math.isfinite(key[0] + key[1]) and abs(key[0]) <= 180 and abs(key[1]) <= 90
+        if at is None and valid:  # otherwise snap() below raises the error
+            if len(cache) >= _SNAP_CACHE_SIZE:
+                cache.clear()
+            cache.add([key], self._snap_new(np.array([key]), mode))
+            at = cache.index[key]
+        if at is None or cache.rows[at, 2] > self.max_snap_m:
+            return self.snap(np.asarray(point), mode)  # raises the error
+        row = cache.rows[at : at + 1]
+        return Snap(row[:, 0].astype(np.int64), row[:, 1], row[:, 2], row[:, 3], row[:, 4])
+
     def _snap_new(self, pts: FloatArray, mode: Mode) -> FloatArray:
         # GEOS nearest-segment queries cost ~15 us a point; units that stand still or are asked
         # about again (every recommendation) are answered from the cache instead.
@@ -229,45 +285,107 @@ class Router:
         self, target: tuple[float, float], mode: Mode = "car", limit_s: float | None = None
     ) -> tuple[FloatArray, FloatArray]:
         """Seconds and metres from every network node to ``target`` (``inf`` if unreachable)."""
-        return self._node_times(
-            self._search(mode, self.snap(np.asarray(target), mode), True, limit_s)
-        )
+        snap = self.snap(np.asarray(target), mode)
+        return self._search(mode, snap, True, limit_s, _all_nodes)
 
     def node_times_from(
         self, origin: tuple[float, float], mode: Mode = "car", limit_s: float | None = None
     ) -> tuple[FloatArray, FloatArray]:
         """Seconds and metres from ``origin`` to every network node (``inf`` if unreachable)."""
-        return self._node_times(
-            self._search(mode, self.snap(np.asarray(origin), mode), False, limit_s)
-        )
+        snap = self.snap(np.asarray(origin), mode)
+        return self._search(mode, snap, False, limit_s, _all_nodes)
 
-    def _search(self, mode: Mode, snap: Snap, reverse: bool, limit_s: float | None) -> SearchTree:
-        # One search from the point as a virtual source.  Reverse search (to a point): enter its
-        # segment at a and drive f*fwd, or at b and drive (1-f)*bwd.  Forward search (from a
-        # point): leave towards b or, if allowed, towards a.
+    def _search(
+        self,
+        mode: Mode,
+        snap: Snap,
+        reverse: bool,
+        limit_s: float | None,
+        read: Callable[[SearchTree], T],
+    ) -> T:
+        # One search from the point's segment ends, with the point's offsets.  Reverse search (to
+        # a point): enter its segment at a and drive f*fwd, or at b and drive (1-f)*bwd.
+        # Forward search (from a point): leave towards b or, if allowed, towards a.
         g = self.graph(mode)
         seg, f = int(snap.segment[0]), float(snap.fraction[0])
         a, b = int(g.seg_a[seg]), int(g.seg_b[seg])
-        if reverse:
-            raw = [
-                (a, f, g.seg_fwd_s[seg], g.seg_fwd_m[seg]),
-                (b, 1 - f, g.seg_bwd_s[seg], g.seg_bwd_m[seg]),
-            ]
-        else:
-            raw = [
-                (b, 1 - f, g.seg_fwd_s[seg], g.seg_fwd_m[seg]),
-                (a, f, g.seg_bwd_s[seg], g.seg_bwd_m[seg]),
-            ]
-        entries = [(node, float(part_cost(x, s)), float(part_cost(x, m))) for node, x, s, m in raw]
+        nodes, x = ([a, b], np.array([f, 1 - f])) if reverse else ([b, a], np.array([1 - f, f]))
+        secs, mets = [g.seg_fwd_s[seg], g.seg_bwd_s[seg]], [g.seg_fwd_m[seg], g.seg_bwd_m[seg]]
+        entries = (np.array(nodes, dtype=np.int64), part_cost(x, secs), part_cost(x, mets))
+        return self._search_graph(mode, reverse).search(entries, limit_s, read)
+
+    def _search_graph(self, mode: Mode, reverse: bool) -> SearchGraph:
         key = (mode, reverse)
         if key not in self._searches:
-            self._searches[key] = VirtualSourceGraph(
+            g = self.graph(mode)
+            self._searches[key] = SearchGraph(
                 g.seconds_rev if reverse else g.seconds, g.metres_rev if reverse else g.metres
             )
-        return self._searches[key].search(entries, limit_s)
+        return self._searches[key]
 
-    def _node_times(self, tree: SearchTree) -> tuple[FloatArray, FloatArray]:
-        return tree.seconds, tree.metres(np.arange(len(tree.seconds)))
+    def node_reach(
+        self, mode: Mode, sources: npt.ArrayLike, limit_s: float
+    ) -> tuple[IntArray, IntArray, FloatArray]:
+        """Every node reached from each source node within ``limit_s`` (inclusive).
+
+        One bounded search per source that touches only the nodes it reaches, so the cost and
+        the memory follow the pairs within the limit, not sources x network size.
+
+        Parameters
+        ----------
+        mode : str
+            Travel mode.
+        sources : array_like of int
+            Network node positions to search from.
+        limit_s : float
+            Travel-time limit in seconds.
+
+        Returns
+        -------
+        tuple of ndarray
+            ``(source, node, seconds)`` of every reached pair: ``source`` indexes ``sources``.
+        """
+        start = np.asarray(sources, dtype=np.int64).reshape(-1)
+        graph = self._search_graph(mode, False)
+        zero = np.zeros(1)
+
+        def read(tree: SearchTree) -> tuple[IntArray, FloatArray]:
+            nodes = tree.touched.copy()
+            return nodes, tree.seconds(nodes)
+
+        found = [
+            graph.search((start[i : i + 1], zero, zero), limit_s, read) for i in range(len(start))
+        ]
+        counts = np.array([len(n) for n, _ in found], dtype=np.int64)
+        if not found:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0)
+        return (
+            np.repeat(np.arange(len(start)), counts),
+            np.concatenate([n for n, _ in found]),
+            np.concatenate([t for _, t in found]),
+        )
+
+    def _fixed(self, pts: FloatArray, mode: Mode, reverse: bool) -> tuple[Snap, SegmentParts]:
+        """Snaps and segment parts of ``pts``, reused from the last call of this mode for the
+        positions that have not moved (one vectorised comparison, no loop over points)."""
+        last = self._fixes.get(mode)
+        if last is not None and last.pts.shape == pts.shape:
+            moved = np.flatnonzero((last.pts != pts).any(axis=1))
+            if not len(moved):
+                if reverse not in last.parts:
+                    g = self.graph(mode)
+                    s = last.snap
+                    last.parts[reverse] = segment_parts(g, s.segment, s.fraction, reverse=reverse)
+                return last.snap, last.parts[reverse]
+            if len(moved) < len(pts):
+                snap = last.snap.with_rows(moved, self.snap(pts[moved], mode))
+            else:
+                snap = self.snap(pts, mode)
+        else:
+            snap = self.snap(pts, mode)
+        parts = segment_parts(self.graph(mode), snap.segment, snap.fraction, reverse=reverse)
+        self._fixes[mode] = _Fix(pts.copy(), snap, {reverse: parts})
+        return snap, parts
 
     def many_to_one(
         self,
@@ -319,41 +437,16 @@ class Router:
         if pts.size == 0:
             empty = np.zeros(0)
             return TravelTimes(empty, empty, empty)
-        anchor_snap = self.snap(np.asarray(anchor), mode)
-        tree = self._search(mode, anchor_snap, reverse, limit_s)
-        s = self.snap(pts, mode)
-        secs, metres, _, _ = self._finish(mode, tree, anchor_snap, s, reverse, limit_s)
-        return TravelTimes(secs, metres, s.distance_m)
-
-    def _finish(
-        self,
-        mode: Mode,
-        tree: SearchTree,
-        anchor: Snap,
-        others: Snap,
-        reverse: bool,
-        limit_s: float | None,
-    ) -> tuple[FloatArray, FloatArray, npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
-        # From the anchor's search tree to each other point along its own segment: returns the
-        # seconds, metres, whether the point's segment is entered (or left) at its end a, and
-        # whether the trip runs straight along a segment shared with the anchor.
-        g = self.graph(mode)
-        a, b = g.seg_a[others.segment], g.seg_b[others.segment]
-        secs, metres, take_a, direct = segment_costs(
-            g,
-            others.segment,
-            others.fraction,
-            (tree.seconds[a], None),
-            (tree.seconds[b], None),
-            (int(anchor.segment[0]), float(anchor.fraction[0])),
-            reverse=reverse,
-            end_metres=tree.metres,
+        anchor_snap = self._snap_point(anchor, mode)
+        snap, parts = self._fixed(pts, mode, reverse)
+        secs, metres, _, _ = self._search(
+            mode, anchor_snap, reverse, limit_s, lambda t: _finish(t, parts, anchor_snap)
         )
         if limit_s is not None:
             beyond = secs > limit_s
             secs = np.where(beyond, np.inf, secs)
             metres = np.where(beyond, np.inf, metres)
-        return secs, metres, take_a, direct
+        return TravelTimes(secs, metres, snap.distance_m)
 
     def matrix(
         self,
@@ -387,26 +480,48 @@ class Router:
         g = self.graph(mode)
         o = self.snap(np.asarray(origin), mode)
         d = self.snap(np.asarray(destination), mode)
-        tree = self._search(mode, o, False, None)
-        secs, metres, take_a, direct = self._finish(mode, tree, o, d, False, None)
-        if not np.isfinite(secs[0]):
+        parts = segment_parts(g, d.segment, d.fraction, reverse=False)
+
+        def read(tree: SearchTree) -> tuple[float, float, list[int]]:
+            secs, metres, take_a, direct = _finish(tree, parts, o)
+            if not np.isfinite(secs[0]) or direct[0]:
+                return float(secs[0]), float(metres[0]), []
+            # Walk the search tree back from the end of the destination's segment we enter by.
+            return (
+                float(secs[0]),
+                float(metres[0]),
+                tree.path_to(int(parts.a[0] if take_a[0] else parts.b[0])),
+            )
+
+        secs, metres, path = self._search(mode, o, False, None, read)
+        if not np.isfinite(secs):
             raise ValidationError(f"the destination cannot be reached from the origin by {mode}")
         coords = [(float(o.lon[0]), float(o.lat[0]))]
-        if not direct[0]:
-            # Walk the search tree back from the end of the destination's segment we enter by.
-            dseg = int(d.segment[0])
-            node = int(g.seg_a[dseg] if take_a[0] else g.seg_b[dseg])
-            pred = tree.pred
-            path = [node]
-            while pred[path[-1]] != tree.virtual:
-                path.append(int(pred[path[-1]]))
-            path.reverse()
-            lon, lat = self.network.lon, self.network.lat
-            coords += [(float(lon[n]), float(lat[n])) for n in path]
+        lon, lat = self.network.lon, self.network.lat
+        coords += [(float(lon[n]), float(lat[n])) for n in path]
         coords.append((float(d.lon[0]), float(d.lat[0])))
         return Route(
-            seconds=float(secs[0]),
-            metres=float(metres[0]),
+            seconds=secs,
+            metres=metres,
             coords=coords,
             snap_distance_m=(float(o.distance_m[0]), float(d.distance_m[0])),
         )
+
+
+def _all_nodes(tree: SearchTree) -> tuple[FloatArray, FloatArray]:
+    return tree.all_seconds(), tree.all_metres()
+
+
+def _finish(
+    tree: SearchTree, parts: SegmentParts, anchor: Snap
+) -> tuple[FloatArray, FloatArray, npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+    # From the anchor's search tree to each other point along its own segment: the seconds,
+    # metres, whether the point's segment is entered (or left) at its end a, and whether the
+    # trip runs straight along a segment shared with the anchor.
+    return trip_costs(
+        parts,
+        (tree.seconds(parts.a), None),
+        (tree.seconds(parts.b), None),
+        (int(anchor.segment[0]), float(anchor.fraction[0])),
+        end_metres=tree.metres,
+    )
