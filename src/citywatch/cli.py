@@ -12,6 +12,7 @@ from citywatch.city.cli import app as city_app
 from citywatch.console import err_console
 from citywatch.demo import demo
 from citywatch.errors import CityWatchError
+from citywatch.forecast.cli import app as forecast_app
 from citywatch.incidents.cli import app as incidents_app
 from citywatch.plan.cli import app as plan_app
 from citywatch.routing.cli import route
@@ -29,6 +30,7 @@ app.add_typer(stats_app, name="stats")
 app.add_typer(report_app, name="report")
 app.add_typer(plan_app, name="plan")
 app.add_typer(simulate_app, name="simulate")
+app.add_typer(forecast_app, name="forecast")
 app.add_typer(users_app, name="users")
 app.add_typer(audit_app, name="audit")
 app.command("serve")(serve)
