@@ -153,10 +153,11 @@ def require_precision(events: Events, horizon_days: float, *, time_of_day: bool 
         data, or a horizon shorter than 28 days on month-precision data (police.uk).
     """
     shortest = _SHORTEST_HORIZON_DAYS.get(events.precision, 0.0)
-    if time_of_day and events.precision != "exact":
+    if (time_of_day or horizon_days < 1.0) and events.precision != "exact":
         raise InsufficientPrecisionError(
-            f"a time-of-day model needs exact times; these incidents have {events.precision}-"
-            "precision times (e.g. police.uk publishes months only)"
+            f"a time-of-day model (here a {horizon_days * 24:g}-hour horizon) needs exact times; "
+            f"these incidents have {events.precision}-precision times (e.g. police.uk publishes "
+            "months only, see the time_precision column)"
         )
     if horizon_days < shortest:
         raise InsufficientPrecisionError(
