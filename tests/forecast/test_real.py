@@ -57,6 +57,8 @@ def test_toronto_day_precision_refuses_shift_forecasts():
     result = run_backtest(
         study, ["prospective"], start="2017-06-01", end="2017-07-01", horizon_days=7.0
     )
-    prosp = _row(result, "prospective", 0.1)
-    assert result.events.sum() > 1000
-    assert prosp["hit_rate"]["mean"] > _row(result, "naive", 0.1)["hit_rate"]["mean"]
+    # 1,233 cells of 500 m held a theft before June 2017; 126 thefts fall outside them.
+    assert (len(study.surface), study.dropped) == (1233, 126)
+    assert result.events.tolist() == [81.0, 120.0, 114.0, 116.0]
+    assert _row(result, "naive", 0.1)["hit_rate"]["mean"] == pytest.approx(0.4426, abs=1e-4)
+    assert _row(result, "prospective", 0.1)["hit_rate"]["mean"] == pytest.approx(0.6227, abs=1e-4)
