@@ -48,7 +48,7 @@ def test_trigger_pairs_by_hand():
     xy = np.array([[0, 0], [3, 4], [100, 0], [0, 0]], dtype=float)
     pi, pj, dt, d2 = trigger_pairs(t, xy, 4.5, 10.0)
     # (0,1): dt 1, d 5; (1,3): dt 4, d 5; (0,3) dt 5 > 4.5; equal times never pair; 2 too far.
-    assert sorted(zip(pi.tolist(), pj.tolist(), dt.tolist(), d2.tolist())) == [
+    assert sorted(zip(pi.tolist(), pj.tolist(), dt.tolist(), d2.tolist(), strict=True)) == [
         (0, 1, 1.0, 25.0),
         (1, 3, 4.0, 25.0),
     ]

@@ -89,7 +89,9 @@ def urn_png(runs: dict[str, UrnRun], path: Path, title: str) -> None:
     """Share of patrols sent to area 0 over time, per update rule (several seeds each)."""
     fig = Figure(figsize=(6.5, 4.0))
     ax = fig.subplots()
-    for (label, run), colour in zip(runs.items(), ("tab:red", "tab:blue", "tab:green"), strict=False):
+    for (label, run), colour in zip(
+        runs.items(), ("tab:red", "tab:blue", "tab:green"), strict=False
+    ):
         for s in range(run.patrol_share.shape[0]):
             ax.plot(run.patrol_share[s, :, 0], color=colour, lw=0.7, alpha=0.5,
                     label=label if s == 0 else None)  # fmt: skip

@@ -47,6 +47,13 @@ HorizonHours = Annotated[
 WindowDays = Annotated[
     float, typer.Option("--window-days", help="Training window of KDE and ETAS (days).")
 ]
+PredictorName = Annotated[str, typer.Option("--predictor", help="naive, kde, prospective or etas.")]
+Until = Annotated[
+    str | None,
+    typer.Option(
+        "--until", help="Forecast origin; fit on incidents before it (default: last day)."
+    ),
+]
 RefitDays = Annotated[
     float, typer.Option("--refit-days", help="ETAS: re-estimate at most this often (days).")
 ]
@@ -131,8 +138,8 @@ def _fitted(study: Any, predictor: str, until: str | None, options: dict[str, An
 
 @app.command("fit")
 def fit(
-    predictor: Annotated[str, typer.Option("--predictor", help="naive|kde|prospective|etas")] = "etas",
-    until: Annotated[str | None, typer.Option("--until", help="Fit on incidents before this.")] = None,
+    predictor: PredictorName = "etas",
+    until: Until = None,
     dataset: Dataset = None, incidents: IncidentsFile = None, source: Source = "canonical",
     mapping: Mapping = None, db: Db = None, pack: Pack = None, crs: Crs = None,
     category: Category = None, cell_m: CellM = 250.0, segments: Segments = False,
@@ -170,8 +177,8 @@ def fit(
 
 @app.command("predict")
 def predict(
-    predictor: Annotated[str, typer.Option("--predictor", help="naive|kde|prospective|etas")] = "etas",
-    until: Annotated[str | None, typer.Option("--until", help="Forecast origin (date).")] = None,
+    predictor: PredictorName = "etas",
+    until: Until = None,
     horizon_days: HorizonDays = 1.0, horizon_hours: HorizonHours = None,
     dataset: Dataset = None, incidents: IncidentsFile = None, source: Source = "canonical",
     mapping: Mapping = None, db: Db = None, pack: Pack = None, crs: Crs = None,
@@ -179,7 +186,7 @@ def predict(
     window_days: WindowDays = 365.0,
     geojson: Annotated[Path | None, typer.Option("--geojson", help="Risk cells (GeoJSON).")] = None,
     csv: Annotated[
-        Path | None, typer.Option("--csv", help="Risk surface lon,lat,weight for plan posts --demand.")
+        Path | None, typer.Option("--csv", help="Risk lon,lat,weight (plan posts --demand).")
     ] = None,
     png: Annotated[Path | None, typer.Option("--png", help="Risk map (PNG).")] = None,
     top: Annotated[int, typer.Option("--top", help="Cells listed.")] = 10,
@@ -205,7 +212,9 @@ def predict(
         write_risk_geojson(study.surface, risk, geojson)
     origin = pd.Timestamp(origin_s, unit="s", tz="UTC").isoformat()
     if png is not None:
-        risk_png(study.surface, risk, png, f"{study.name}: {predictor}, {horizon:g} d from {origin}")
+        risk_png(
+            study.surface, risk, png, f"{study.name}: {predictor}, {horizon:g} d from {origin}"
+        )
     ranked = table.assign(density=risk / study.surface.measure).sort_values(
         "density", ascending=False, kind="stable"
     )
@@ -225,7 +234,10 @@ def predict(
     print_table(
         f"{predictor}: top {top} cells for {horizon:g} day(s) from {origin}",
         ["cell", "lon", "lat", "risk"],
-        [(r["cell"], f"{r['lon']:.5f}", f"{r['lat']:.5f}", f"{r['weight']:.4g}") for r in result["top"]],
+        [
+            (r["cell"], f"{r['lon']:.5f}", f"{r['lat']:.5f}", f"{r['weight']:.4g}")
+            for r in result["top"]
+        ],
     )
 
 
@@ -272,7 +284,9 @@ def evaluate(
         )
     report = {"study": study.as_dict(), **result.as_dict()}
     if png is not None:
-        charts.coverage_png(result, png, f"{study.name}: {horizon:g}-day forecasts, {start} to {end}")
+        charts.coverage_png(
+            result, png, f"{study.name}: {horizon:g}-day forecasts, {start} to {end}"
+        )
     if audit_png is not None:
         shown = result.predictors[-1]  # the last predictor asked for (ETAS by default)
         charts.audit_png(result, shown, audit_png, f"{study.name}: {shown}, top 10 % of the area")
@@ -315,11 +329,11 @@ def _print_summary(report: dict[str, Any]) -> None:
 
 @app.command("feedback")
 def feedback(
-    rates: Annotated[str, typer.Option("--rates", help="True daily rates per area, comma-separated.")] = "1,1",
+    rates: Annotated[str, typer.Option("--rates", help="True rates per area a day: a,b")] = "1,1",
     days: Annotated[int, typer.Option("--days", help="Days simulated.")] = 1000,
     runs: Annotated[int, typer.Option("--runs", help="Seeded runs per rule.")] = 50,
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
-    png: Annotated[Path | None, typer.Option("--png", help="Patrol shares over time (PNG).")] = None,
+    png: Annotated[Path | None, typer.Option("--png", help="Patrol shares by day (PNG).")] = None,
     json_: Json = False,
 ) -> None:  # fmt: skip
     """Ensign et al. (2018) urn audit: drift when only discovered incidents feed back."""
@@ -333,7 +347,9 @@ def feedback(
     if png is not None:
         from citywatch.forecast.charts import urn_png
 
-        urn_png({k: v for k, v in result.items()}, png, f"rates {rates}, {runs} runs of {days} days")
+        urn_png(
+            {k: v for k, v in result.items()}, png, f"rates {rates}, {runs} runs of {days} days"
+        )
     summary = [r.as_dict() for r in result.values()]
     if json_:
         print_json({"rates": lam, "results": summary})

@@ -74,7 +74,7 @@ class EtasParams:
         }
 
 
-@numba.njit(cache=True)  # type: ignore[misc]
+@numba.njit(cache=True)
 def _pair_kernel(
     t: FloatArray, x: FloatArray, y: FloatArray, max_dt: float, max_d2: float, fill: bool,
     pi: IntArray, pj: IntArray, dt: FloatArray, d2: FloatArray,
@@ -123,8 +123,10 @@ def _initial(cells: IntArray, n_cells: int, span: float, init: EtasParams | None
     if init is not None:
         # Warm start; a cell without a background would stay at zero forever, so seed new ones.
         counts = np.bincount(cells, minlength=n_cells) / span
-        return EtasParams(np.maximum(init.mu, 0.5 * counts), init.theta, init.omega, init.sigma)
-    return EtasParams(0.5 * np.bincount(cells, minlength=n_cells) / span, 0.5, 1.0 / 7.0, 100.0)
+        mu = np.maximum(init.mu, 0.5 * counts).astype(np.float64)
+        return EtasParams(mu, init.theta, init.omega, init.sigma)
+    mu = (0.5 * np.bincount(cells, minlength=n_cells) / span).astype(np.float64)
+    return EtasParams(mu, 0.5, 1.0 / 7.0, 100.0)
 
 
 def _changed(old: EtasParams, new: EtasParams) -> float:
@@ -198,15 +200,13 @@ def em_fit(
         d2_m = ((xy[None, :, :] - xy[:, None, :]) ** 2).sum(axis=2)
         mask = (dt_m > 0) & (dt_m <= max_days) & (d2_m <= max_dist_m**2)
     else:
-        pi, pj, dt, d2 = trigger_pairs(t, xy, max_days, max_dist_m)
+        _, pj, dt, d2 = trigger_pairs(t, xy, max_days, max_dist_m)
     p = _initial(cells, len(measure), span, init)
     for it in range(1, max_iter + 1):
         bg = p.mu[cells] / measure[cells]
         norm = p.theta * p.omega / (2.0 * np.pi * p.sigma**2)
         if dense:
-            k_m = np.where(
-                mask, norm * np.exp(-p.omega * dt_m - d2_m / (2.0 * p.sigma**2)), 0.0
-            )
+            k_m = np.where(mask, norm * np.exp(-p.omega * dt_m - d2_m / (2.0 * p.sigma**2)), 0.0)
             lam = bg + k_m.sum(axis=0)
             prob_m = k_m / lam[None, :]
             prob, dt, d2 = prob_m[mask], dt_m[mask], d2_m[mask]
@@ -222,7 +222,9 @@ def em_fit(
     return EtasParams(p.mu, p.theta, p.omega, p.sigma, max_iter, False)
 
 
-def _offspring_mass(surface: Surface, xy: FloatArray, sigma: float) -> tuple[IntArray, IntArray, FloatArray]:
+def _offspring_mass(
+    surface: Surface, xy: FloatArray, sigma: float
+) -> tuple[IntArray, IntArray, FloatArray]:
     """Share of each event's offspring distribution falling in each nearby cell."""
     reach = _SPREAD_SIGMAS * sigma + surface.cell_size
     ev, cell, _ = near_pairs(xy, surface.centroids, reach)

@@ -53,11 +53,14 @@ def _groups(risk: FloatArray, measure: FloatArray) -> tuple[IntArray, FloatArray
     density = risk / measure
     _, group = np.unique(-density, return_inverse=True)
     cum = np.cumsum(np.bincount(group, measure))
-    return group, cum
+    return group.astype(np.int64), cum.astype(np.float64)
 
 
 def capture(
-    risk: FloatArray, measure: FloatArray, observed: FloatArray, coverage: float | Sequence[float] | FloatArray
+    risk: FloatArray,
+    measure: FloatArray,
+    observed: FloatArray,
+    coverage: float | Sequence[float] | FloatArray,
 ) -> FloatArray:
     """Events (``observed`` per cell) in the top ``coverage`` share of the area by risk.
 
@@ -66,8 +69,8 @@ def capture(
     group, cum = _groups(risk, measure)
     cum_obs = np.cumsum(np.bincount(group, observed, minlength=len(cum)))
     budget = np.asarray(coverage, dtype=np.float64) * measure.sum()
-    return np.interp(budget, np.concatenate([[0.0], cum]), np.concatenate([[0.0], cum_obs]))
-
+    out = np.interp(budget, np.concatenate([[0.0], cum]), np.concatenate([[0.0], cum_obs]))
+    return np.asarray(out, dtype=np.float64)
 
 
 def selection(risk: FloatArray, measure: FloatArray, coverage: float) -> FloatArray:
@@ -76,7 +79,7 @@ def selection(risk: FloatArray, measure: FloatArray, coverage: float) -> FloatAr
     before = np.concatenate([[0.0], cum[:-1]])
     budget = coverage * measure.sum()
     share = np.clip((budget - before) / (cum - before), 0.0, 1.0)
-    return share[group]
+    return np.asarray(share[group], dtype=np.float64)
 
 
 def mean_ci(values: FloatArray, level: float = CONFIDENCE) -> dict[str, float | int | None]:
@@ -139,7 +142,9 @@ class Backtest:
                 row: dict[str, Any] = {
                     "predictor": name,
                     "coverage": a,
-                    "hit_rate_pooled": float(self.captured[p, :, k].sum() / total) if total else None,
+                    "hit_rate_pooled": float(self.captured[p, :, k].sum() / total)
+                    if total
+                    else None,
                     "hit_rate": hr_ci,
                     "pai": {
                         key: (v / a if isinstance(v, float) else v) for key, v in hr_ci.items()

@@ -141,7 +141,11 @@ def study_from_frame(
 
 
 def study_from_dataset(
-    name: str, *, cell_m: float = DEFAULT_CELL_M, segments: bool = False, grid_until: float | None = None
+    name: str,
+    *,
+    cell_m: float = DEFAULT_CELL_M,
+    segments: bool = False,
+    grid_until: float | None = None,
 ) -> Study:
     """A :class:`Study` of a bundled data set (:data:`citywatch.forecast.datasets.DATASETS`)."""
     data = load_dataset(name)

@@ -215,7 +215,9 @@ class Surface:
             out[inside] = self.flat[row[inside] * nx + col[inside]]
             return out
         tree = shapely.STRtree(self.geometries)
-        idx = tree.query_nearest(shapely.points(xy), max_distance=self.max_snap_m, all_matches=False)
+        idx = tree.query_nearest(
+            shapely.points(xy), max_distance=self.max_snap_m, all_matches=False
+        )
         out = np.full(len(xy), -1, dtype=np.int64)
         out[idx[0]] = idx[1]
         return out
