@@ -27,6 +27,7 @@ from citywatch.forecast.predictors import Fitted
 from citywatch.forecast.surface import Events, FloatArray, IntArray, Surface, near_pairs
 
 __all__ = [
+    "MIN_SIGMA_M",
     "EtasParams",
     "EtasPredictor",
     "em_fit",
@@ -38,6 +39,9 @@ _TOL: Final = 1e-5
 _MAX_ITER: Final = 500
 # Prediction spreads an event's offspring over the cells within this many sigmas.
 _SPREAD_SIGMAS: Final = 4.0
+# Floor of sigma: real data geocoded to shared points (addresses, rounded coordinates) drive the
+# EM estimate to zero, i.e. repeats at the very same point; 1 m keeps the kernel finite.
+MIN_SIGMA_M: Final = 1.0
 
 
 @dataclass(frozen=True)
@@ -152,7 +156,7 @@ def _m_step(
     theta = total / exposure
     omega = total / float(np.dot(prob, dt))
     sigma = float(np.sqrt(np.dot(prob, d2) / (2.0 * total)))
-    return EtasParams(mu, theta, omega, min(max(sigma, 1.0), max_dist_m / 2.0))
+    return EtasParams(mu, theta, omega, min(max(sigma, MIN_SIGMA_M), max_dist_m / 2.0))
 
 
 def em_fit(
