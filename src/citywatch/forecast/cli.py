@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import numpy as np
 import typer
 
-from citywatch.console import console, err_console, print_json, print_table, progress
+from citywatch.console import console, err_console, print_json, print_table, progress, to_jsonable
 from citywatch.errors import ValidationError
 
 app = typer.Typer(
@@ -126,6 +126,18 @@ def _horizon(days: float, hours: float | None) -> float:
     return days
 
 
+def _emit(doc: dict[str, Any], out: Path | None, as_json: bool) -> bool:
+    """Write ``doc`` to ``out`` (JSON) if given; print it as JSON when asked (True: printed)."""
+    if out is not None:
+        import json
+
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(to_jsonable(doc), indent=2))
+    if as_json:
+        print_json(doc)
+    return as_json
+
+
 def _fitted(study: Any, predictor: str, until: str | None, options: dict[str, Any]) -> Any:
     from citywatch.forecast.pipeline import make_predictor
     from citywatch.forecast.surface import DAY_S, to_days
@@ -150,8 +162,6 @@ def fit(
     """Fit a predictor and show its parameters (ETAS: theta, omega, sigma, background)."""
     import pandas as pd
 
-    from citywatch.console import to_jsonable
-
     study = _study(dataset, incidents, source, mapping, db, pack, crs, category, cell_m, segments)
     model, origin_s = _fitted(study, predictor, until, _options(window_days, refit_days))
     result = {
@@ -160,13 +170,7 @@ def fit(
         "study": study.as_dict(),
         "params": model.params(),
     }
-    if out is not None:
-        import json
-
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(to_jsonable(result), indent=2))
-    if json_:
-        print_json(result)
+    if _emit(result, out, json_):
         return
     print_table(
         f"{predictor} fitted on {len(study.events):,} incidents before {result['until']}",
@@ -261,7 +265,6 @@ def evaluate(
     json_: Json = False,
 ) -> None:  # fmt: skip
     """Rolling-origin backtest: hit rate, PAI, PEI at 1/5/10/20 % of the area, vs naive."""
-    from citywatch.console import to_jsonable
     from citywatch.forecast import charts
     from citywatch.forecast.pipeline import PREDICTOR_NAMES, run_backtest
 
@@ -290,13 +293,7 @@ def evaluate(
     if audit_png is not None:
         shown = result.predictors[-1]  # the last predictor asked for (ETAS by default)
         charts.audit_png(result, shown, audit_png, f"{study.name}: {shown}, top 10 % of the area")
-    if out is not None:
-        import json
-
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(to_jsonable(report), indent=2))
-    if json_:
-        print_json(report)
+    if _emit(report, out, json_):
         return
     _print_summary(report)
 

@@ -9,6 +9,7 @@ unit measure, so squares and segments are handled alike.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Final, Literal
 
 import numpy as np
@@ -203,6 +204,11 @@ class Surface:
     def __len__(self) -> int:
         return len(self.centroids)
 
+    @cached_property
+    def _tree(self) -> shapely.STRtree:
+        # Built once: predictors assign points to segments at every fit and forecast.
+        return shapely.STRtree(self.geometries)
+
     def assign(self, xy: FloatArray) -> IntArray:
         """Cell number of every point; -1 for points outside every cell."""
         xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
@@ -214,8 +220,7 @@ class Surface:
             out = np.full(len(xy), -1, dtype=np.int64)
             out[inside] = self.flat[row[inside] * nx + col[inside]]
             return out
-        tree = shapely.STRtree(self.geometries)
-        idx = tree.query_nearest(
+        idx = self._tree.query_nearest(
             shapely.points(xy), max_distance=self.max_snap_m, all_matches=False
         )
         out = np.full(len(xy), -1, dtype=np.int64)
