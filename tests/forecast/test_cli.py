@@ -51,6 +51,21 @@ def test_predict_outputs_feed_plan_posts(capsys, tmp_path):
     assert len(json.loads(stdout)["posts"]) == 3
 
 
+def test_evaluate_json_and_charts(capsys, tmp_path):
+    png, audit = tmp_path / "curves.png", tmp_path / "audit.png"
+    code, stdout, _ = run(
+        ["forecast", "evaluate", "--dataset", "chicago-southside", "--start", "2016-11-01",
+         "--end", "2016-12-01", "--horizon-days", "7", "--predictor", "prospective",
+         "--png", str(png), "--audit-png", str(audit), "--json"], capsys,
+    )  # fmt: skip
+    assert code == 0
+    doc = json.loads(stdout)
+    assert doc["predictors"] == ["naive", "prospective"]  # naive always joins as the baseline
+    assert doc["periods"] == 4 and doc["horizon_days"] == 7.0
+    assert {r["area"] for r in doc["area_audit"]} == set(doc["study"]["areas"])
+    assert png.stat().st_size > 10_000 and audit.stat().st_size > 10_000
+
+
 def test_shift_forecast_on_day_precision_data_is_refused(capsys):
     code, _, stderr = run(
         ["forecast", "evaluate", "--dataset", "toronto-bikes", "--start", "2017-06-01",
