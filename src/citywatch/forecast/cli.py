@@ -155,7 +155,7 @@ def fit(
     dataset: Dataset = None, incidents: IncidentsFile = None, source: Source = "canonical",
     mapping: Mapping = None, db: Db = None, pack: Pack = None, crs: Crs = None,
     category: Category = None, cell_m: CellM = 250.0, segments: Segments = False,
-    window_days: WindowDays = 365.0, refit_days: RefitDays = 0.0,
+    window_days: WindowDays = 365.0,
     out: Annotated[Path | None, typer.Option("--out", help="Write the parameters (JSON).")] = None,
     json_: Json = False,
 ) -> None:  # fmt: skip
@@ -163,7 +163,7 @@ def fit(
     import pandas as pd
 
     study = _study(dataset, incidents, source, mapping, db, pack, crs, category, cell_m, segments)
-    model, origin_s = _fitted(study, predictor, until, _options(window_days, refit_days))
+    model, origin_s = _fitted(study, predictor, until, _options(window_days, 0.0))
     result = {
         "predictor": predictor,
         "until": pd.Timestamp(origin_s, unit="s", tz="UTC").isoformat(),
