@@ -38,6 +38,7 @@ COMMANDS: dict[str, str] = {
     "route": "citywatch.routing.cli:route",
     "demo": "citywatch.demo:demo",
     "surveillance": "citywatch.surveillance.cli:app",
+    "forecast": "citywatch.forecast.cli:app",
 }
 
 

@@ -1,0 +1,92 @@
+"""``citywatch forecast`` end to end, and its risk surface read by ``plan posts --demand``."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from tests.helpers import run
+
+
+def test_fit_prints_etas_parameters(capsys, tmp_path):
+    out = tmp_path / "fit.json"
+    code, stdout, _ = run(
+        ["forecast", "fit", "--dataset", "chicago-southside", "--until", "2016-10-01",
+         "--out", str(out), "--json"], capsys,
+    )  # fmt: skip
+    assert code == 0
+    doc = json.loads(stdout)
+    assert doc["until"] == "2016-10-01T00:00:00+00:00"
+    assert doc["params"]["converged"] is True and 0 < doc["params"]["theta"] < 1
+    assert json.loads(out.read_text())["params"] == doc["params"]
+
+
+def test_predict_outputs_feed_plan_posts(capsys, tmp_path):
+    csv, geo, png = tmp_path / "risk.csv", tmp_path / "risk.geojson", tmp_path / "risk.png"
+    code, stdout, _ = run(
+        ["forecast", "predict", "--dataset", "nyc-thefts", "--predictor", "kde",
+         "--until", "2017-06-01", "--horizon-days", "7", "--csv", str(csv),
+         "--geojson", str(geo), "--png", str(png), "--json"], capsys,
+    )  # fmt: skip
+    assert code == 0
+    doc = json.loads(stdout)
+    table = pd.read_csv(csv)
+    assert list(table.columns) == ["lon", "lat", "weight"]
+    assert len(table) == doc["study"]["surface"]["cells"]
+    # KDE on a grid gives expected counts: the week's total is the past year's weekly mean.
+    year = doc["study"]["events"]
+    assert doc["expected_total"] == pytest.approx(table["weight"].sum())
+    assert 0 < doc["expected_total"] < year
+    features = json.loads(geo.read_text())["features"]
+    assert sorted(f["properties"]["rank"] for f in features) == list(range(1, len(table) + 1))
+    assert png.stat().st_size > 10_000
+    top = tmp_path / "top.csv"  # the 40 riskiest cells keep the planning test quick
+    table.sort_values("weight", ascending=False).head(40).to_csv(top, index=False)
+    code, stdout, _ = run(
+        ["plan", "posts", "manhattan", "--demand", str(top), "--cars", "3", "--json"], capsys
+    )
+    assert code == 0, stdout
+    assert len(json.loads(stdout)["posts"]) == 3
+
+
+def test_evaluate_json_and_charts(capsys, tmp_path):
+    png, audit = tmp_path / "curves.png", tmp_path / "audit.png"
+    code, stdout, _ = run(
+        ["forecast", "evaluate", "--dataset", "chicago-southside", "--start", "2016-11-01",
+         "--end", "2016-12-01", "--horizon-days", "7", "--predictor", "prospective",
+         "--png", str(png), "--audit-png", str(audit), "--json"], capsys,
+    )  # fmt: skip
+    assert code == 0
+    doc = json.loads(stdout)
+    assert doc["predictors"] == ["naive", "prospective"]  # naive always joins as the baseline
+    assert doc["periods"] == 4 and doc["horizon_days"] == 7.0
+    assert {r["area"] for r in doc["area_audit"]} == set(doc["study"]["areas"])
+    assert png.stat().st_size > 10_000 and audit.stat().st_size > 10_000
+
+
+def test_shift_forecast_on_day_precision_data_is_refused(capsys):
+    code, _, stderr = run(
+        ["forecast", "evaluate", "--dataset", "toronto-bikes", "--start", "2017-06-01",
+         "--end", "2017-06-03", "--horizon-hours", "8"], capsys,
+    )  # fmt: skip
+    assert code == 1
+    assert "Error: a time-of-day model (here a 8-hour horizon) needs exact times" in stderr
+
+
+def test_feedback_json(capsys):
+    code, stdout, _ = run(
+        ["forecast", "feedback", "--rates", "1,1", "--days", "300", "--runs", "20", "--json"],
+        capsys,
+    )
+    assert code == 0
+    drift = {r["rule"]: r["drift"] for r in json.loads(stdout)["results"]}
+    assert drift["discovered"] > 2 * drift["ipw"] and drift["discovered"] > 2 * drift["reported"]
+
+
+def test_input_errors(capsys):
+    code, _, stderr = run(["forecast", "fit"], capsys)
+    assert code == 1 and "exactly one of --dataset" in stderr
+    code, _, stderr = run(["forecast", "fit", "--dataset", "gotham"], capsys)
+    assert code == 1 and "no data set 'gotham'" in stderr
