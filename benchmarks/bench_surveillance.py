@@ -30,10 +30,10 @@ from common import machine
 from pyproj import Transformer
 
 from citywatch.city import CityPack, load_pack
-from citywatch.city.pack import repo_root
 from citywatch.console import print_table
 from citywatch.errors import CityWatchError
 from citywatch.incidents.sources import read_source
+from citywatch.paths import data_dir
 from citywatch.plan.heuristic import greedy_local_search
 from citywatch.surveillance.coverage import CameraCoverage
 from citywatch.surveillance.placement import (
@@ -46,7 +46,7 @@ from citywatch.surveillance.registry import read_sensors
 from citywatch.surveillance.sensors import Owner, PowerSchedule, Sensor, SensorKind
 from citywatch.surveillance.streets import Streets
 
-CAMERAS = repo_root() / "data" / "cameras"
+CAMERAS = data_dir() / "cameras"
 TARGET_CAMERAS = 1_200
 
 
@@ -98,7 +98,7 @@ def city(name: str) -> tuple[CityPack, list[Sensor], pd.DataFrame | None, str]:
         real = [s for s, ok in zip(real, inside, strict=True) if ok]
         cams = real + synthetic_cameras(pack, TARGET_CAMERAS - len(real))
         shootings = read_source(
-            repo_root() / "data" / "manhattan" / "nypd_shootings_historic.csv", "nypd_shootings"
+            data_dir() / "manhattan" / "nypd_shootings_historic.csv", "nypd_shootings"
         ).incidents
         label = f"Manhattan: {len(real)} real NYC DOT + {len(cams) - len(real)} SYNTHETIC cameras"
         return pack, cams, shootings, label

@@ -14,12 +14,13 @@ import pytest
 import shapely
 
 from citywatch.city import load_pack
-from citywatch.city.build import build_pack, data_dir
+from citywatch.city.build import build_pack
 from citywatch.city.osm import read_osm_places, read_osm_stations
 from citywatch.city.places import OSM_PLACE_TAGS, import_places, read_place_file
 from citywatch.city.spec import utm_crs, validate_spec
 from citywatch.cli import main
 from citywatch.errors import DataError
+from citywatch.paths import data_dir
 
 DATA = data_dir()
 MANHATTAN_SPEC = DATA / "packs" / "manhattan.toml"

@@ -7,15 +7,15 @@ import pandas as pd
 import pytest
 
 from citywatch.city import CityPack, load_pack
-from citywatch.city.pack import repo_root
 from citywatch.errors import CityWatchError
 from citywatch.incidents.sources import read_source
+from citywatch.paths import data_dir
 from citywatch.surveillance.blindspots import blind_spots
 from citywatch.surveillance.coverage import CameraCoverage
 from citywatch.surveillance.placement import place_cameras
 from citywatch.surveillance.registry import read_sensors
 
-DATA = repo_root() / "data"
+DATA = data_dir()
 NONE_STATION = 1
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from citywatch.city.pack import repo_root
 from citywatch.errors import DataError, ValidationError
+from citywatch.paths import data_dir
 from citywatch.surveillance.registry import read_sensors, snap_sensors, write_sensors
 from citywatch.surveillance.sensors import (
     Owner,
@@ -22,7 +22,7 @@ from citywatch.surveillance.sensors import (
 )
 from tests.surveillance.networks import grid_pack, lonlat
 
-CAMERAS = repo_root() / "data" / "cameras"
+CAMERAS = data_dir() / "cameras"
 
 
 def test_power_schedule_hours() -> None:
