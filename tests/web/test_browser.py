@@ -285,3 +285,40 @@ def test_wall_screen_stays_logged_in_and_translates_reasons(browser: object, liv
     page.wait_for_selector("[data-testid=login]", state="visible")
     assert errors == []
     page.close()
+
+
+def test_api_docs_render_offline(browser: object, live: Server) -> None:
+    """Swagger UI at /docs renders every operation with assets served by CityWatch itself: any
+    request to another host is refused (as on a control-room network without internet) and
+    recorded."""
+    page = browser.new_page()  # type: ignore[attr-defined]
+    page.set_default_timeout(TIMEOUT_MS)
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    outside: list[str] = []
+
+    def only_local(route: object) -> None:
+        url = route.request.url  # type: ignore[attr-defined]
+        if url.startswith((live.url + "/", "data:")):
+            route.continue_()  # type: ignore[attr-defined]
+        else:
+            outside.append(url)
+            route.abort()  # type: ignore[attr-defined]
+
+    page.route("**/*", only_local)
+    page.goto(live.url + "/docs")
+    spec = httpx.get(live.url + "/openapi.json").json()
+    n_operations = sum(len(ops) for ops in spec["paths"].values())
+    assert n_operations > 20
+    # One block per operation, each showing its path.
+    page.wait_for_function(
+        f"document.querySelectorAll('.opblock .opblock-summary-path').length === {n_operations}"
+    )
+    paths = page.eval_on_selector_all(
+        ".opblock .opblock-summary-path", "els => els.map(e => e.dataset.path)"
+    )
+    assert set(paths) == set(spec["paths"])
+    assert spec["info"]["title"] in page.inner_text("body")
+    assert outside == [] and errors == []
+    assert httpx.get(live.url + "/redoc").status_code == 404  # no page that needs a CDN
+    page.close()
