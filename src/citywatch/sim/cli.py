@@ -50,6 +50,7 @@ def _run(
     workers: int | None,
     out: Path | None,
     quiet: bool,
+    tables: str | None = None,
 ) -> tuple[Any, dict[str, Any]]:
     from citywatch.city import load_pack
     from citywatch.sim.report import write_outputs
@@ -70,7 +71,7 @@ def _run(
             on_done=lambda _: bar.advance(task),
         )
     folder = out or Path("simulations") / scenario.name
-    s = write_outputs(result, load_pack(scenario.pack), folder)
+    s = write_outputs(result, load_pack(scenario.pack), folder, tables=tables)
     s["output"] = str(folder)
     if not quiet:
         console.print(f"Wrote records, plots and report.html to [bold]{folder}[/bold]")
@@ -86,10 +87,20 @@ def run(
         None, "--out", help="Output folder (default simulations/NAME)."
     ),
     workers: int | None = _WORKERS,
+    tables: str | None = typer.Option(
+        None,
+        "--tables",
+        help="Also write the incidents and the KPIs by station and zone to OUT/tables/ as "
+        "csv, geojson, gpkg or parquet (GeoParquet).",
+    ),
     json: bool = _JSON,
 ) -> None:
     """Run a scenario: Parquet records, KPIs with 95 % intervals, plots and an HTML report."""
-    _, s = _run(scenario, replications, seed, workers, out, json)
+    if tables is not None:
+        from citywatch.city.geo import table_format
+
+        table_format("tables", tables)  # refuse a bad format before simulating
+    _, s = _run(scenario, replications, seed, workers, out, json, tables)
     if json:
         print_json(s)
         return
