@@ -109,9 +109,7 @@ def _show_report(report: ImportReport) -> None:
 def export(
     out: Annotated[
         Path,
-        typer.Option(
-            "--out", help="File to write: .csv (canonical), .geojson, .gpkg or .parquet."
-        ),
+        typer.Option("--out", help="File to write: .csv (canonical), .geojson, .gpkg or .parquet."),
     ],
     since: Annotated[
         str | None, typer.Option(help="Only incidents received at or after (ISO date/time).")
