@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import shapely
 
@@ -87,7 +88,7 @@ def points_frame(frame: pd.DataFrame, lon: str = "lon", lat: str = "lat") -> gpd
     """``frame`` with a point geometry from its ``lon``/``lat`` columns (empty where missing)."""
     x = pd.to_numeric(frame[lon], errors="coerce").to_numpy(dtype=np.float64)
     y = pd.to_numeric(frame[lat], errors="coerce").to_numpy(dtype=np.float64)
-    points = shapely.points(x, y)
+    points: npt.NDArray[np.object_] = np.asarray(shapely.points(x, y), dtype=object)
     points[np.isnan(x) | np.isnan(y)] = None
     return _gpd().GeoDataFrame(frame, geometry=points, crs=WGS84)
 
@@ -200,10 +201,11 @@ def edges_frame(pack: CityPack) -> gpd.GeoDataFrame:
     nodes, edges = pack.network.nodes, pack.network.edges
     u, v = edges["u"].to_numpy(), edges["v"].to_numpy()
     xy = nodes[["lon", "lat"]].to_numpy(dtype=np.float64)
-    straight = shapely.linestrings(np.stack([xy[u], xy[v]], axis=1))
+    lines: npt.NDArray[np.object_] = np.asarray(
+        shapely.linestrings(np.stack([xy[u], xy[v]], axis=1)), dtype=object
+    )
     wkt = edges["geometry"]
     has_line = wkt.notna().to_numpy()
-    lines = straight.copy()
     lines[has_line] = shapely.from_wkt(wkt[has_line].to_numpy())
     table = edges.drop(columns="geometry").reset_index(drop=True)
     table.insert(2, "u_id", nodes["node_id"].to_numpy()[u])

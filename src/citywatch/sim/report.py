@@ -6,7 +6,7 @@ import base64
 import json
 from importlib.resources import files
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import matplotlib
 
@@ -150,7 +150,9 @@ def kpi_table(incidents: pd.DataFrame, key: str) -> pd.DataFrame:
     """KPIs by ``key`` (``"station"``, ``"zone"``) as flat columns: ``key``, then
     ``<kpi>_mean``, ``<kpi>_ci_low``, ``<kpi>_ci_high`` for every KPI of :func:`kpis_by`."""
     table = kpis_by(incidents, key)
-    flat = pd.DataFrame({f"{k}_{s}": table[(k, s)] for k, s in table.columns})
+    # (kpi, "mean" | "ci_low" | "ci_high") pairs: a MultiIndex, which the stubs type as Index[str]
+    columns = cast(list[tuple[str, str]], list(table.columns))
+    flat = pd.DataFrame({f"{kpi}_{stat}": table[(kpi, stat)] for kpi, stat in columns})
     return flat.rename_axis(key).reset_index().astype({key: str})
 
 
