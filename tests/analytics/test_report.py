@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import re
 import shutil
 import subprocess
@@ -15,6 +14,7 @@ import pytest
 from matplotlib import image
 
 from citywatch.analytics import report
+from citywatch.errors import DataError
 from citywatch.incidents.canonical import write_canonical_csv
 from tests.analytics.test_real_data import DATA, MANHATTAN, NY, imported
 from tests.helpers import run
@@ -120,7 +120,7 @@ def test_html_numbers_equal_stats_json(
         checked += 2
     assert checked == len(cells)  # no number in the HTML left unchecked
     # no outcome in the shootings file: the clearance section is left out, with the reason
-    assert "clearance" not in {k[0] for k in cells} and "known outcome" in html
+    assert "clearance" not in {k[0] for k in cells} and "无已知处理结果" in html
 
 
 def test_clearance_section_and_month_only_data(
@@ -229,29 +229,80 @@ def pdf_to_pngs(pdf: Path, folder: Path) -> list[Path]:
     return pages
 
 
-def test_pdf_renders_and_shows_the_numbers(
-    shootings_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+class Headings(HTMLParser):
+    """The ``<h2>`` section headings of a report, in order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.headings: list[str] = []
+        self._inside = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self._inside = tag == "h2"
+        if self._inside:
+            self.headings.append("")
+
+    def handle_endtag(self, tag: str) -> None:
+        self._inside = self._inside and tag != "h2"
+
+    def handle_data(self, data: str) -> None:
+        if self._inside:
+            self.headings[-1] += data
+
+
+A4_PT = (595.28, 841.89)  # 210 x 297 mm in PDF points
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_pdf_is_the_html_report_on_a4(
+    shootings_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], lang: str
 ) -> None:
-    out = tmp_path / "report.pdf"
-    source = ["--incidents", str(shootings_csv), "--tz", NY]
-    code, _, err = run(["report", "compstat", *YEAR, *source, "--out", str(out)], capsys)
-    assert code == 0, err
-    assert out.read_bytes().startswith(b"%PDF")
-    pages = pdf_to_pngs(out, tmp_path)
-    by_station = stats_json(capsys, "compare", *YEAR, *source, "--by", "station")["rows"]
-    quiet = stats_json(capsys, "quiet-days", *YEAR, *source, "--by", "station")["rows"]
-    per_page = report.PDF_ROWS_PER_PAGE
-    tables = 1 + math.ceil(len(by_station) / per_page) + math.ceil(len(quiet) / per_page)
-    assert len(pages) == tables + 4  # then trend, bars, hours, map
-    for page in pages:
+    pypdf = pytest.importorskip("pypdf")
+    source = ["--incidents", str(shootings_csv), "--tz", NY, "--by", "station", "--lang", lang]
+    outs = {kind: tmp_path / f"report.{kind}" for kind in ("pdf", "html")}
+    for out in outs.values():
+        code, _, err = run(["report", "compstat", *YEAR, *source, "--out", str(out)], capsys)
+        assert code == 0, err
+    pdf = pypdf.PdfReader(outs["pdf"])
+    sizes = {(float(p.mediabox.width), float(p.mediabox.height)) for p in pdf.pages}
+    assert len(sizes) == 1 and np.allclose(next(iter(sizes)), A4_PT, atol=0.5)
+    texts = [page.extract_text() for page in pdf.pages]
+    text = "\n".join(texts)
+    # Every section of the HTML report, in the same order, with a page number on every page.
+    parser = Headings()
+    parser.feed(outs["html"].read_text(encoding="utf-8"))
+    headings = parser.headings
+    t = report.TEXT
+    assert [t[k][lang] for k in ("summary", "by_jurisdiction", "quiet", "hours", "map")] == [
+        h for h in headings if h != t["notes"][lang]
+    ]
+    assert headings[-1] == t["notes"][lang]  # no outcomes in the file: the notes say so
+    at = [text.index(h) for h in headings]
+    assert at == sorted(at)
+    assert all(f"{i} / {len(pdf.pages)}" in page for i, page in enumerate(texts, 1))
+    # The first page is not a title alone: the city table and the next section follow it.
+    assert t["title"][lang] in texts[0] and t["by_jurisdiction"][lang] in texts[0]
+    # Every number row of the by-station table, and the shift test with its p-value.
+    by_station = stats_json(capsys, "compare", *YEAR, *source[:4], "--by", "station")["rows"]
+    lines = set(text.splitlines())
+    for row in by_station:
+        cells = [row["jurisdiction"], None, row["current"], row["previous"], row["change"]]
+        assert any(
+            line.startswith(f"{cells[0]} ") and f" {cells[2]} {cells[3]} {cells[4]} " in line
+            for line in lines
+        ), row
+    hours = stats_json(capsys, "profile", *YEAR, *source[:4])["rows"][0]["hour_shift_test"]
+    shift_name = {"en": hours["test"], "zh": "卡方齐性检验（蒙特卡洛 p 值）"}[lang]
+    assert t["test"][lang] in text and shift_name in text and f"{hours['p_value']:.4f}" in text
+    note = {
+        "en": "none of these incidents has a known outcome",
+        "zh": "破案率：这些警情均无已知处理结果",
+    }[lang]
+    assert note in text.replace("\n", "")
+    if lang == "zh":
+        assert "none of these" not in text
+    for page in pdf_to_pngs(outs["pdf"], tmp_path):
         non_blank(page)
-    if shutil.which("pdftotext"):
-        text = subprocess.run(
-            ["pdftotext", "-layout", str(out), "-"], check=True, capture_output=True, text=True
-        ).stdout
-        city = stats_json(capsys, "compare", *YEAR, *source)["rows"]
-        for row in city:
-            assert f"{row['current']}" in text and f"{row['previous']}" in text
 
 
 def test_bad_output_suffix(
@@ -335,3 +386,44 @@ def test_map_is_a_choropleth_with_boundaries(make_incidents) -> None:
     assert sorted(t.get_text() for t in ax.texts) == ["A: 2", "B: 1", "C: 0"]
     shades = [p.get_facecolor() for p in ax.patches]
     assert shades[0] != shades[1] != shades[2]  # counts 2, 1, 0 get different shades
+
+
+def _untranslated(note: str) -> list[str]:
+    """English words left in a Chinese note (names of a column and of a table row are kept)."""
+    return [w for w in re.findall(r"[A-Za-z]{3,}", note) if w not in ("solved", "unassigned")]
+
+
+def test_notes_of_a_chinese_report_are_chinese(make_incidents) -> None:
+    from datetime import date
+
+    from citywatch.analytics.notes import localise_note
+    from citywatch.analytics.report import build_compstat, render_html
+    from citywatch.analytics.scope import Period, require_month_aligned
+
+    year = Period(date(2024, 1, 1), date(2024, 12, 31))
+    times = ["2023-03-01 02:30", "2024-03-02 22:10", "2024-05-01 12:00"]
+    # Months only and no outcomes: no clearance, no quiet days, no hours, each with its reason.
+    months = make_incidents(times, NY, precision="month")
+    # Data from March to May and an incident without a station: the quiet days say so.
+    partial = make_incidents([*times[1:], "2024-04-01 10:00"], NY, stations=["1", None, "1"])
+    notes = [
+        *build_compstat(months, year, tz=NY).notes,
+        *build_compstat(partial, year, tz=NY).notes,
+    ]
+    with pytest.raises(DataError) as month_cut:
+        require_month_aligned(months, [Period(date(2024, 1, 5), date(2024, 2, 29))])
+    assert len(notes) == 7
+    no_font = "no CJK font is installed: chart labels are in English"
+    for note in [*notes, month_cut.value.message, no_font]:
+        zh = localise_note(note, "zh")
+        assert zh != note and not _untranslated(zh), (note, zh)
+        assert localise_note(note, "en") == note
+    by_text = {localise_note(n, "zh") for n in notes}
+    assert "数据始于 2024-03-02，晚于统计期开始：此前的日子按零发案计，但其实际情况未知" in by_text
+    assert "零发案天数：统计零发案天数需要精确到日的时间，但有 3 起警情的时间仅精确到月" in by_text
+    unassigned = "1 起警情没有所属派出所辖区，计入“unassigned”（导入时指定城市数据包即可划分辖区）"
+    assert unassigned in by_text
+    partial_report = build_compstat(partial, year, tz=NY)
+    html = render_html(partial_report)
+    assert all(localise_note(n, "zh") in html for n in partial_report.notes)
+    assert "the data starts on" not in html

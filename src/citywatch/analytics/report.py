@@ -1,5 +1,7 @@
 """The CompStat report: one self-contained HTML or PDF file of tables and charts.
 
+The PDF is the HTML page printed on A4 (WeasyPrint), so both hold the same sections.
+
 The report calls the same functions as ``citywatch stats`` (compare, clearance, quiet days,
 profile) with the same arguments, so every number in it equals the command's JSON.  Sections
 whose statistic the data cannot support (no outcomes for clearance, monthly times for quiet
@@ -17,11 +19,11 @@ from typing import Any, Literal
 
 import jinja2
 import pandas as pd
-from matplotlib.backends.backend_pdf import PdfPages
 from matplotlib.figure import Figure
 
 from citywatch.analytics import charts
 from citywatch.analytics.compare import ClearanceResult, CompareResult, clearance, compare
+from citywatch.analytics.notes import localise_note
 from citywatch.analytics.profile import ProfileResult, profile
 from citywatch.analytics.quiet import QuietDaysResult, quiet_days
 from citywatch.analytics.scope import (
@@ -336,106 +338,31 @@ def render_html(report: CompstatReport) -> str:
         clearance_rows=report.clearance.as_dict()["rows"] if report.clearance else None,
         quiet_rows=report.quiet.as_dict()["rows"] if report.quiet else None,
         profile_rows=report.profile.as_dict()["rows"] if report.profile else None,
+        notes=[localise_note(note, report.lang) for note in report.notes],
+        local=lambda text: localise_note(text, report.lang),
     )
 
 
 def render_pdf(report: CompstatReport, path: Path) -> None:
-    """The report as a PDF: table pages (see :func:`_table_pages`), then one page per chart."""
-    with charts.chart_style(), PdfPages(path, metadata={"Title": report.text("title")}) as pdf:
-        chart_lang: Lang = report.lang if charts.cjk_font() else "en"
-        for page in _table_pages(report, chart_lang):
-            pdf.savefig(page)
-        for _, fig in _figures(report):
-            pdf.savefig(fig)
+    """The report as an A4 PDF: the HTML report laid out for print by WeasyPrint.
 
+    The same page as :func:`render_html` (every section, the same numbers), with the print
+    rules of its stylesheet: A4 pages with page numbers, table headers repeated on every page a
+    table continues on, rows and charts never cut in two.  The text is searchable.
 
-#: Table rows on one A4 page of the PDF.
-PDF_ROWS_PER_PAGE = 40
-
-
-def _table_pages(report: CompstatReport, lang: Lang) -> list[Figure]:
-    """A4 pages: title with the city-wide table, then the jurisdiction tables, 40 rows a page."""
-    labels = _labels(report.categories, lang)
-
-    def t(key: str) -> str:
-        return TEXT[key][lang]
-
-    numbers = [t(k) for k in ("current", "previous", "change_pct", "z")]
-    city = [
-        [labels[r["category"]], r["current"], r["previous"], _fmt(r["change_pct"]), _fmt(r["z"], 2)]
-        for r in report.city_compare.as_dict()["rows"]
-    ]
-    pages = [_table_figure(t("summary"), [t("category"), *numbers], city, report, lang)]
-    by = [
-        [
-            r["jurisdiction"],
-            labels[r["category"]],
-            r["current"],
-            r["previous"],
-            _fmt(r["change_pct"]),
-            _fmt(r["z"], 2),
-        ]
-        for r in report.compare.as_dict()["rows"]
-    ]
-    tables = [(t("by_jurisdiction"), [t("jurisdiction"), t("category"), *numbers], by)]
-    if report.quiet is not None:
-        quiet = [
-            [
-                r.jurisdiction,
-                labels[r.category],
-                r.incidents,
-                f"{r.zero_days} / {r.days}",
-                r.longest_zero_run.days,
-                f"{t('at_least')} {r.current_zero_run.days}"
-                if r.lower_bound
-                else r.current_zero_run.days,
-            ]
-            for r in report.quiet.rows
-        ]
-        columns = [
-            t("jurisdiction"),
-            t("category"),
-            t("incidents"),
-            t("zero_days"),
-            t("longest"),
-            t("current_run"),
-        ]
-        tables.append((t("quiet"), columns, quiet))
-    for title, columns, rows in tables:
-        for start in range(0, len(rows), PDF_ROWS_PER_PAGE):
-            chunk = rows[start : start + PDF_ROWS_PER_PAGE]
-            pages.append(_table_figure(title, columns, chunk, None, lang))
-    return pages
-
-
-def _table_figure(
-    heading: str,
-    columns: list[str],
-    rows: list[list[Any]],
-    title_of: CompstatReport | None,
-    lang: Lang,
-) -> Figure:
-    """One A4 page with a table; with ``title_of`` the report title and dates head the page."""
-    fig = Figure(figsize=(8.27, 11.69))  # A4, laid out by hand
-    if title_of is not None:
-        fig.text(0.5, 0.96, TEXT["title"][lang], ha="center", fontsize=16)
-        period = f"{TEXT['period'][lang]}: {title_of.period}"
-        fig.text(
-            0.5,
-            0.935,
-            f"{period}   {TEXT['baseline'][lang]}: {title_of.baseline}",
-            ha="center",
-            fontsize=10,
-        )
-    fig.text(0.05, 0.9, heading, fontsize=12)
-    ax = fig.add_axes((0.05, 0.03, 0.9, 0.85))
-    ax.set_axis_off()
-    cells = [[str(v) for v in row] for row in rows]
-    table = ax.table(cellText=cells, colLabels=columns, loc="upper center", cellLoc="center")
-    table.auto_set_font_size(False)
-    table.set_fontsize(8)
-    table.scale(1, 1.3)
-    return fig
+    Raises
+    ------
+    DataError
+        WeasyPrint cannot load its system libraries (Pango).
+    """
+    try:
+        import weasyprint
+    except OSError as exc:  # the wheel is there but not the Pango library it drives
+        raise DataError(
+            f"writing a PDF needs the Pango library ({exc}); on Debian: apt-get install "
+            "libpango-1.0-0 libpangoft2-1.0-0, or write the report as .html"
+        ) from None
+    weasyprint.HTML(string=render_html(report)).write_pdf(path)
 
 
 def report_format(path: str | Path) -> Literal["html", "pdf"]:

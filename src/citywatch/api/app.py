@@ -22,6 +22,7 @@ from typing import Any
 
 from fastapi import FastAPI, WebSocket, WebSocketDisconnect, status
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 
 from citywatch.api.dashboard import install as install_dashboard
 from citywatch.api.errors import install_error_handlers
@@ -142,7 +143,8 @@ def create_app(
     Returns
     -------
     fastapi.FastAPI
-        REST API under ``/api/v1`` (OpenAPI at ``/openapi.json``, docs at ``/docs``), WebSocket
+        REST API under ``/api/v1`` (OpenAPI at ``/openapi.json``, interactive docs at ``/docs``
+        with locally served assets), WebSocket
         event stream at ``/api/v1/events``, and the dashboard at ``/`` when installed.
     """
     _install_log_redaction()
@@ -170,7 +172,10 @@ def create_app(
             await bus.stop()
             engine.dispose()
 
-    app = FastAPI(
+    # Swagger UI at /docs from the assets fastapi-offline ships, not a CDN: a control room may
+    # have no internet.  No ReDoc: its page still loads a logo from its vendor's CDN.
+    app = FastAPIOffline(
+        redoc_url=None,
         title="CityWatch dispatch service",
         version="1.0",
         description="Incidents, units, nearest-unit recommendation over the road network, KPIs.",

@@ -9,11 +9,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import typer
 
 from citywatch.city import load_pack
+from citywatch.city.geo import table_format
 from citywatch.cli_options import DbOption, JsonOption, PackOption, TzOption
 from citywatch.console import console, print_json, print_table
 from citywatch.errors import ValidationError
-from citywatch.incidents.canonical import write_canonical_csv
 from citywatch.incidents.decoding import check_encoding
+from citywatch.incidents.export import export_incidents
 from citywatch.incidents.importer import ImportReport, import_file
 from citywatch.incidents.sources import SOURCE_NAMES, reader_for
 from citywatch.incidents.storage import load_incidents_frame
@@ -117,7 +118,10 @@ def _show_report(report: ImportReport) -> None:
 
 @app.command("export")
 def export(
-    out: Annotated[Path, typer.Option("--out", help="Canonical CSV to write.")],
+    out: Annotated[
+        Path,
+        typer.Option("--out", help="File to write: .csv (canonical), .geojson, .gpkg or .parquet."),
+    ],
     since: Annotated[
         str | None, typer.Option(help="Only incidents received at or after (ISO date/time).")
     ] = None,
@@ -130,17 +134,22 @@ def export(
     ] = None,
     source: Annotated[list[str] | None, typer.Option(help="Source (repeatable).")] = None,
     tz: TzOption = None,
+    fmt: Annotated[
+        str | None,
+        typer.Option("--format", help="csv, geojson, gpkg or parquet (default: from --out)."),
+    ] = None,
     db: DbOption = None,
     json_: JsonOption = False,
 ) -> None:
-    """Export stored incidents as a canonical CSV (read back with --source canonical); times are
-    written in --tz (default UTC)."""
+    """Export stored incidents as a canonical CSV (read back with --source canonical) or as
+    GeoJSON, GeoPackage or GeoParquet points; times are written in --tz (default UTC)."""
     if tz is not None:
         _check_tz(tz)
+    table_format(out, fmt)  # refuse a bad name before reading the database
     frame = load_incidents_frame(
         db, start=since, end=until, categories=category or None, sources=source or None
     )
-    rows = write_canonical_csv(frame, out, tz=tz)
+    rows = export_incidents(frame, out, fmt, tz=tz)
     if json_:
         print_json({"out": str(out), "rows": rows})
     else:

@@ -52,6 +52,7 @@ def _run(
     workers: int | None,
     out: Path | None,
     quiet: bool,
+    tables: str | None = None,
 ) -> tuple[Any, dict[str, Any]]:
     from citywatch.city import load_pack
     from citywatch.sim.report import write_outputs
@@ -74,7 +75,7 @@ def _run(
         )
         folder = out or Path("simulations") / scenario.name
         bar.update(task, description=f"writing records and plots of {scenario.name}")
-        s = write_outputs(result, load_pack(scenario.pack), folder)
+        s = write_outputs(result, load_pack(scenario.pack), folder, tables=tables)
     s["output"] = str(folder)
     if not quiet:
         console.print(f"Wrote records, plots and report.html to [bold]{folder}[/bold]")
@@ -90,10 +91,20 @@ def run(
         None, "--out", help="Output folder (default simulations/NAME)."
     ),
     workers: int | None = _WORKERS,
+    tables: str | None = typer.Option(
+        None,
+        "--tables",
+        help="Also write the incidents and the KPIs by station and zone to OUT/tables/ as "
+        "csv, geojson, gpkg or parquet (GeoParquet).",
+    ),
     json: JsonOption = False,
 ) -> None:
     """Run a scenario: Parquet records, KPIs with 95 % intervals, plots and an HTML report."""
-    _, s = _run(scenario, replications, seed, workers, out, json)
+    if tables is not None:
+        from citywatch.city.geo import table_format
+
+        table_format("tables", tables)  # refuse a bad format before simulating
+    _, s = _run(scenario, replications, seed, workers, out, json, tables)
     if json:
         print_json(s)
         return

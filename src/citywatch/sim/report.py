@@ -6,7 +6,7 @@ import base64
 import json
 from importlib.resources import files
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import matplotlib
 
@@ -31,7 +31,7 @@ from citywatch.sim.kpis import (
 )
 from citywatch.sim.runner import SimResult
 
-__all__ = ["summary", "write_outputs"]
+__all__ = ["kpi_table", "summary", "write_outputs", "write_tables"]
 
 _TEMPLATE = files("citywatch.sim").joinpath("templates/report.html.j2")
 
@@ -146,10 +146,44 @@ def _plot_zone_map(inc: pd.DataFrame, pack: Any, path: Path) -> None:
     plt.close(fig)
 
 
-def write_outputs(result: SimResult, pack: Any, out: Path) -> dict[str, Any]:
+def kpi_table(incidents: pd.DataFrame, key: str) -> pd.DataFrame:
+    """KPIs by ``key`` (``"station"``, ``"zone"``) as flat columns: ``key``, then
+    ``<kpi>_mean``, ``<kpi>_ci_low``, ``<kpi>_ci_high`` for every KPI of :func:`kpis_by`."""
+    table = kpis_by(incidents, key)
+    # (kpi, "mean" | "ci_low" | "ci_high") pairs: a MultiIndex, which the stubs type as Index[str]
+    columns = cast(list[tuple[str, str]], list(table.columns))
+    flat = pd.DataFrame({f"{kpi}_{stat}": table[(kpi, stat)] for kpi, stat in columns})
+    return flat.rename_axis(key).reset_index().astype({key: str})
+
+
+def write_tables(result: SimResult, pack: Any, folder: Path, fmt: str) -> list[Path]:
+    """The simulated incidents (points) and the KPIs by station and by zone (their polygons)
+    as ``incidents``, ``kpis_by_station`` and ``kpis_by_zone`` files of format ``fmt``
+    (csv, geojson, gpkg, parquet; :func:`citywatch.city.geo.write_table`) in ``folder``."""
+    from citywatch.city.geo import FORMATS, jurisdiction_frame, table_format, write_table
+
+    kind = table_format(folder, fmt)
+    suffix = next(k for k, v in FORMATS.items() if v == kind)
+    tables: dict[str, pd.DataFrame] = {"incidents": result.incidents}
+    for key in ("station", "zone"):
+        kpis = kpi_table(result.incidents, key)
+        tables[f"kpis_by_{key}"] = kpis if kind == "csv" else jurisdiction_frame(pack, kpis, key)
+    paths = []
+    for name, table in tables.items():
+        paths.append(folder / f"{name}{suffix}")
+        write_table(table, paths[-1], kind, layer=name)
+    return paths
+
+
+def write_outputs(
+    result: SimResult, pack: Any, out: Path, *, tables: str | None = None
+) -> dict[str, Any]:
     """Write ``incidents.parquet``, ``assignments.parquet``, ``units.parquet``, ``summary.json``,
-    three PNG plots and ``report.html`` into ``out``; return the summary."""
+    three PNG plots and ``report.html`` into ``out``; return the summary.  With ``tables``
+    (csv, geojson, gpkg or parquet) also :func:`write_tables` into ``out/tables``."""
     out.mkdir(parents=True, exist_ok=True)
+    if tables is not None:
+        write_tables(result, pack, out / "tables", tables)
     result.incidents.to_parquet(out / "incidents.parquet", index=False)
     result.assignments.to_parquet(out / "assignments.parquet", index=False)
     result.units.to_parquet(out / "units.parquet", index=False)

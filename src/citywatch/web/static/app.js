@@ -128,7 +128,10 @@ function showLogin(message = "") {
   $("login-error").textContent = message;
   $("logout").hidden = true;
   if (state.ws) { state.ws.onclose = null; state.ws.close(); state.ws = null; }
-  setTimeout(() => $("username").focus(), 0);
+  // Never take the focus from someone already typing in the form: start-up (or an expired
+  // session) may end between two keystrokes, and a moved focus would send the rest of the
+  // password into the user-name field, in clear text.
+  if (!$("login-form").contains(document.activeElement)) $("username").focus();
 }
 
 async function onLogin(event) {
