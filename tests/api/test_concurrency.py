@@ -121,6 +121,6 @@ def test_audit_chain_stays_intact_under_concurrent_writers(server: Server) -> No
     assert [r.status_code for r in race(server, "disp", calls)] == [200] * 8
     with server.app.state.service.sessions() as s:
         check = verify_chain(s)
-        positions = s.scalar(text("SELECT count(*) FROM audit_log WHERE action = 'unit.position'"))
+        positions = s.scalar(text("SELECT count(*) FROM audit_log WHERE action = 'unit.moved'"))
     assert check.ok, check
     assert positions is not None and positions >= 8

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import shapely
-from sqlalchemy import Select, select, update
+from sqlalchemy import Select, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from citywatch.console import to_jsonable
@@ -48,6 +48,8 @@ from citywatch.store.models import IncidentRow
 __all__ = ["ACTIVE_INCIDENT", "DispatchConfig", "EventSink", "ServiceCore"]
 
 ACTIVE_INCIDENT = ("received", "dispatched", "en_route", "on_scene")
+#: Session-info key of the audit records a writing transaction appends when it ends.
+_PENDING_AUDIT = "citywatch_pending_audit"
 
 
 class EventSink(Protocol):
@@ -165,8 +167,25 @@ class ServiceCore:
     # ------------------------------------------------------------------ plumbing
     @contextmanager
     def _write(self) -> Iterator[Session]:
+        """A writing transaction that takes its locks in the one global order.
+
+        The order is: the incident (``incident_dispatch`` row), then its units by id, then the
+        audit chain, which is always appended last (the records queued by :meth:`_audit` are
+        written when the block ends), so two writers never wait for each other in a cycle.  On
+        SQLite the transaction takes the database write lock at once (``BEGIN IMMEDIATE``): the
+        reads that decide a change then see the state it changes.
+        """
         with self.sessions.begin() as session:
+            if session.get_bind().dialect.name == "sqlite":
+                session.execute(text("BEGIN IMMEDIATE"))
             yield session
+            for entry in session.info.pop(_PENDING_AUDIT, []):
+                append_audit(session, **entry)
+
+    @staticmethod
+    def _audit(session: Session, **entry: Any) -> None:
+        """Queue an audit record (``append_audit`` arguments) for the end of the transaction."""
+        session.info.setdefault(_PENDING_AUDIT, []).append(entry)
 
     def _emit(
         self,
@@ -178,7 +197,14 @@ class ServiceCore:
         unit_id: str | None = None,
         station: str | None = None,
         data: dict[str, Any] | None = None,
+        before: Any = None,
     ) -> None:
+        """Record one change: a timeline row, an audit record and an event for the streams.
+
+        Every change goes through here, so the audit has exactly one record per timeline event
+        (action = event type; AVL fixes, which are no timeline events, are audited per batch).
+        ``before`` is the changed object's state before the change, for the audit.
+        """
         at = self.clock()
         payload: dict[str, Any] = to_jsonable(data or {})
         ev = DispatchEvent(
@@ -192,6 +218,18 @@ class ServiceCore:
         )
         session.add(ev)
         session.flush()
+        entity = type_.split(".", 1)[0]
+        entity_id = {"incident": incident_id, "unit": unit_id}.get(entity)
+        self._audit(
+            session,
+            actor=actor,
+            action=type_,
+            entity=entity,
+            entity_id=entity_id if entity_id is not None else str(payload.get("id")),
+            before=before,
+            after=payload,
+            at=at,
+        )
         self.sink.stage(
             session,
             {
@@ -352,16 +390,32 @@ class ServiceCore:
     def _lock_incident(self, s: Session, incident_id: str) -> tuple[IncidentRow, IncidentDispatch]:
         """Re-read an incident inside a writing transaction, locked until it ends.
 
-        Changes that follow a unit (first unit dispatched, en route, on scene) are decided on
-        this fresh, locked state, so concurrent units never make each other fail.  (PostgreSQL
-        takes the row lock; SQLite already holds the database write lock at this point.)
+        The first lock of the global order (see :meth:`_write`): every change that touches an
+        incident and its units locks the incident before any unit.  Changes that follow a unit
+        (first unit dispatched, en route, on scene) are decided on this fresh, locked state, so
+        concurrent units never make each other fail.  (PostgreSQL takes the row lock; SQLite
+        already holds the database write lock.)
         """
-        row, state = s.execute(
+        found = s.execute(
             self._incident_query(incident_id)
-            .with_for_update(of=IncidentDispatch)
+            .with_for_update(of=IncidentDispatch, key_share=True)
             .execution_options(populate_existing=True)
-        ).one()
-        return row, state
+        ).first()
+        if found is None:
+            raise NotFoundError(f"no live incident {incident_id!r}", field="incident_id")
+        return found[0], found[1]
+
+    @staticmethod
+    def _lock_units(s: Session, *where: Any) -> list[Unit]:
+        """The units matching ``where``, re-read and locked in id order (after any incident)."""
+        query = (
+            select(Unit)
+            .where(*where)
+            .order_by(Unit.id)
+            .with_for_update(key_share=True)
+            .execution_options(populate_existing=True)
+        )
+        return list(s.scalars(query))
 
     def _set_incident_status(
         self,
@@ -389,15 +443,6 @@ class ServiceCore:
             row.arrived_at = now
         elif new in ("cleared", "cancelled"):
             row.cleared_at = now
-        append_audit(
-            s,
-            actor=who.username,
-            action="incident.status",
-            entity="incident",
-            entity_id=row.id,
-            before={"status": old},
-            after={"status": new},
-        )
         self._emit(
             s,
             who.username,
@@ -405,9 +450,24 @@ class ServiceCore:
             incident_id=row.id,
             station=row.station,
             data={"from": old, "to": new},
+            before={"status": old},
         )
 
-    def _end_assignment(self, s: Session, unit: Unit, outcome: str, now: datetime) -> None:
+    def _end_assignment(
+        self, s: Session, who: Principal, unit: Unit, outcome: str, now: datetime
+    ) -> None:
+        """Close the unit's open assignment (if any) with ``outcome``, recorded and audited."""
         a = s.scalar(select(Assignment).where(Assignment.unit_id == unit.id, Assignment.active))
-        if a is not None:
-            a.active, a.ended_at, a.outcome = False, now, outcome
+        if a is None:
+            return
+        a.active, a.ended_at, a.outcome = False, now, outcome
+        self._emit(
+            s,
+            who.username,
+            "assignment.ended",
+            incident_id=a.incident_id,
+            unit_id=unit.id,
+            station=unit.station,
+            data={"id": a.id, "unit_id": unit.id, "outcome": outcome, "ended_at": now},
+            before={"active": True},
+        )

@@ -10,9 +10,8 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from citywatch.dispatch.accounts import Principal, Role
-from citywatch.dispatch.audit import append_audit
 from citywatch.dispatch.core import ServiceCore, as_utc
-from citywatch.dispatch.lifecycle import UNIT_LIFECYCLE
+from citywatch.dispatch.lifecycle import UNIT_LIFECYCLE, UnitStatus
 from citywatch.errors import ConflictError, PermissionDeniedError, ValidationError
 from citywatch.store.dispatch_models import (
     Assignment,
@@ -22,6 +21,8 @@ from citywatch.store.dispatch_models import (
 
 __all__ = ["UnitService"]
 
+#: Tries of a write whose locks found the unit re-assigned meanwhile (each try is short).
+_LOCK_ATTEMPTS = 5
 _UNIT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 
 
@@ -72,9 +73,6 @@ class UnitService(ServiceCore):
             s.add(unit)
             s.flush()
             out = self._unit_dict(unit)
-            append_audit(
-                s, actor=who.username, action="unit.create", entity="unit", entity_id=id, after=out
-            )
             self._emit(s, who.username, "unit.created", unit_id=id, station=station, data=out)
         return out
 
@@ -127,15 +125,6 @@ class UnitService(ServiceCore):
                 .values(lon=lon, lat=lat, position_at=at)
             )
             applied = res.rowcount == 1  # type: ignore[attr-defined]
-            append_audit(
-                s,
-                actor=who.username,
-                action="unit.position",
-                entity="unit",
-                entity_id=unit_id,
-                before=before,
-                after={"lon": lon, "lat": lat, "at": at, "applied": applied},
-            )
             if applied:
                 self._emit(
                     s,
@@ -144,60 +133,64 @@ class UnitService(ServiceCore):
                     unit_id=unit_id,
                     station=unit.station,
                     data={"lon": lon, "lat": lat, "at": at.isoformat()},
+                    before=before,
                 )
         return {"unit_id": unit_id, "applied": applied, "lon": lon, "lat": lat, "at": at}
 
     def set_unit_status(self, who: Principal, unit_id: str, status: str) -> dict[str, Any]:
-        """Move a unit along its lifecycle; the incident it serves follows (en route, on scene)."""
+        """Move a unit along its lifecycle; the incident it serves follows (en route, on scene).
+
+        Locks the unit's incident before the unit (the global lock order of :meth:`_write`); a
+        unit assigned or released between the first read and the locks is read again.
+        """
+        UNIT_LIFECYCLE.parse(status)
+        if status == UnitStatus.DISPATCHED:
+            raise ConflictError(
+                "a unit is dispatched by assigning it to an incident", field="status"
+            )
+        for _ in range(_LOCK_ATTEMPTS):
+            with self._write() as s:
+                seen = self._get_unit(s, unit_id)
+                self._check_unit_actor(who, seen)
+                incident_id = seen.incident_id
+                if incident_id is not None:
+                    self._lock_incident(s, incident_id)
+                (unit,) = self._lock_units(s, Unit.id == unit_id)
+                if unit.incident_id != incident_id:
+                    continue  # assigned or released meanwhile: lock its new incident first
+                return self._change_unit_status(s, who, unit, status)
+        raise ConflictError(f"unit {unit_id} keeps changing; retry")
+
+    def _change_unit_status(
+        self, s: Session, who: Principal, unit: Unit, status: str
+    ) -> dict[str, Any]:
+        """The status change of a locked unit (and of its assignment and incident)."""
         now = self.clock()
-        with self._write() as s:
-            unit = self._get_unit(s, unit_id)
-            self._check_unit_actor(who, unit)
-            old, incident_id = unit.status, unit.incident_id
-            UNIT_LIFECYCLE.transition(old, status, now)
-            if status == "dispatched":
-                raise ConflictError(
-                    "a unit is dispatched by assigning it to an incident", field="status"
-                )
-            keeps_incident = status in ("en_route", "on_scene")
-            won = s.execute(
-                update(Unit)
-                .where(Unit.id == unit_id, Unit.status == old)
-                .values(
-                    status=status,
-                    status_at=now,
-                    incident_id=incident_id if keeps_incident else None,
-                )
-            ).rowcount  # type: ignore[attr-defined]
-            if won != 1:
-                raise ConflictError(f"unit {unit_id} changed concurrently; retry")
-            if incident_id is not None:
-                self._follow_unit(s, who, unit, incident_id, old, status, now)
-            out = {
-                "unit_id": unit_id,
-                "from": old,
-                "to": status,
-                "at": now,
-                "incident_id": incident_id,
-            }
-            append_audit(
-                s,
-                actor=who.username,
-                action="unit.status",
-                entity="unit",
-                entity_id=unit_id,
-                before={"status": old},
-                after={"status": status},
-            )
-            self._emit(
-                s,
-                who.username,
-                "unit.status",
-                unit_id=unit_id,
-                incident_id=incident_id,
-                station=unit.station,
-                data=out,
-            )
+        old, incident_id = unit.status, unit.incident_id
+        UNIT_LIFECYCLE.transition(old, status, now)
+        keeps_incident = status in (UnitStatus.EN_ROUTE, UnitStatus.ON_SCENE)
+        unit.status, unit.status_at = status, now
+        unit.incident_id = incident_id if keeps_incident else None
+        s.flush()
+        if incident_id is not None:
+            self._follow_unit(s, who, unit, incident_id, old, status, now)
+        out = {
+            "unit_id": unit.id,
+            "from": old,
+            "to": status,
+            "at": now,
+            "incident_id": incident_id,
+        }
+        self._emit(
+            s,
+            who.username,
+            "unit.status",
+            unit_id=unit.id,
+            incident_id=incident_id,
+            station=unit.station,
+            data=out,
+            before={"status": old},
+        )
         return out
 
     def _follow_unit(
@@ -225,7 +218,7 @@ class UnitService(ServiceCore):
             if state.status in ("dispatched", "en_route"):
                 self._set_incident_status(s, who, row, state, "on_scene", now)
             return
-        self._end_assignment(s, unit, "completed" if old == "on_scene" else "called_off", now)
+        self._end_assignment(s, who, unit, "completed" if old == "on_scene" else "called_off", now)
         s.flush()
         others = s.scalar(
             select(Assignment.id).where(Assignment.incident_id == incident_id, Assignment.active)
