@@ -30,6 +30,7 @@ from citywatch.api.security import TokenIssuer, principal_from_token
 from citywatch.api.settings import Settings
 from citywatch.city import CityPack, load_pack
 from citywatch.dispatch.accounts import Principal, Role
+from citywatch.dispatch.audit import AuditTrail, use_trail
 from citywatch.dispatch.service import DispatchService
 from citywatch.errors import CityWatchError
 from citywatch.routing import MODES, Router
@@ -149,6 +150,7 @@ def create_app(
     if settings.migrate:
         upgrade(engine)
     sessions = session_factory(engine)
+    use_trail(engine, AuditTrail.open(Path(settings.audit_home) if settings.audit_home else None))
     pack = pack or load_pack(settings.pack)
     road = router or Router.from_pack(pack)
     bus = make_bus(engine, sessions)

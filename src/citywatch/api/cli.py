@@ -196,21 +196,21 @@ def users_token(
 
 @audit_app.command("verify")
 def audit_verify(db: DbOption = None, json_: JsonOption = False) -> None:
-    """Recompute the audit hash chain: OK, or the first broken record (exit status 1)."""
-    from citywatch.dispatch.audit import verify_chain
+    """Check the audit chain with its key ($CITYWATCH_AUDIT_HOME, default var/audit) and hold it
+    against the signed checkpoints: OK with what was checked, or the first broken record (exit
+    status 1)."""
+    from citywatch.dispatch.audit import AuditTrail, audit_home, verify_chain
 
+    trail = AuditTrail.open(audit_home(), create=False)
     with _sessions(db)() as session:
-        check = verify_chain(session)
+        check = verify_chain(session, trail)
     if json_:
-        print_json(
-            {
-                "ok": check.ok,
-                "records": check.records,
-                "broken_seq": check.broken_seq,
-                "reason": check.reason,
-            }
-        )
+        print_json(check.as_dict())
     if not check.ok:
         raise DataError(f"audit chain broken at record {check.broken_seq}: {check.reason}")
     if not json_:
-        console.print(f"OK: {check.records} audit records, hash chain intact.")
+        console.print(
+            f"OK: {check.records} audit records, {check.checkpoints} checkpoints, key "
+            f"{check.key_id}; hash chain intact ({check.unanchored} records after the newest "
+            "checkpoint)."
+        )

@@ -53,6 +53,9 @@ class Settings:
         Staleness of positions and the ``station_first`` threshold.
     kpi_thresholds_s : tuple of float
         Default "on scene within" thresholds of the KPIs (3 and 10 minutes).
+    audit_home : str, optional
+        Folder of the audit key and checkpoint file (``$CITYWATCH_AUDIT_HOME`` or
+        ``var/audit`` by default); never inside the database.
     """
 
     pack: str
@@ -65,6 +68,7 @@ class Settings:
     migrate: bool = True
     dispatch: DispatchConfig = field(default_factory=DispatchConfig)
     kpi_thresholds_s: tuple[float, ...] = (180.0, 600.0)
+    audit_home: str | None = None
 
     def __post_init__(self) -> None:
         if len(self.jwt_secret) < 32:
