@@ -20,17 +20,21 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, WebSocket, WebSocketDisconnect, status
+from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect, status
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from citywatch.api.errors import install_error_handlers
 from citywatch.api.events import EventBus, make_bus
+from citywatch.api.limits import RequestLimits
 from citywatch.api.routes import router as api_router
 from citywatch.api.security import TokenIssuer, principal_from_token
 from citywatch.api.settings import Settings
 from citywatch.city import CityPack, load_pack
 from citywatch.dispatch.accounts import Principal, Role
 from citywatch.dispatch.audit import AuditTrail, use_trail
+from citywatch.dispatch.positions import SEAL_INTERVAL_S
 from citywatch.dispatch.service import DispatchService
 from citywatch.errors import CityWatchError
 from citywatch.routing import MODES, Router
@@ -165,9 +169,14 @@ def create_app(
         gc.collect()
         gc.freeze()
         await bus.start()
+        keeper = asyncio.create_task(_keep_positions(service, settings), name="citywatch-seal")
         try:
             yield
         finally:
+            keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeper
+            await asyncio.to_thread(service.seal_positions)  # nothing stored goes unsealed
             await bus.stop()
             engine.dispose()
 
@@ -183,6 +192,13 @@ def create_app(
     app.state.tokens = TokenIssuer(settings.jwt_secret, settings.token_ttl_s)
     install_error_handlers(app)
     app.include_router(api_router)
+    _answer_wrong_methods(app)
+    _document_enums(app, service)
+    app.add_middleware(
+        RequestLimits,
+        max_body_bytes=settings.max_body_bytes,
+        body_timeout_s=settings.body_timeout_s,
+    )
 
     @app.websocket("/api/v1/events")
     async def events(websocket: WebSocket, access_token: str | None = None) -> None:
@@ -208,6 +224,74 @@ def create_app(
     if STATIC_DIR.is_dir():
         app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="web")
     return app
+
+
+async def _keep_positions(service: DispatchService, settings: Settings) -> None:
+    """Seal new position batches into the audit chain every second; keep the history's
+    partitions made ahead and within the retention every hour."""
+    loop = asyncio.get_running_loop()
+    next_maintenance = loop.time()
+    while True:
+        try:
+            if loop.time() >= next_maintenance:
+                await asyncio.to_thread(service.maintain_history, settings.position_retention_days)
+                next_maintenance = loop.time() + 3600
+            await asyncio.to_thread(service.seal_positions)
+        except Exception:  # a database hiccup must not end the sealing for good
+            log.exception("sealing AVL positions failed; retrying")
+        await asyncio.sleep(SEAL_INTERVAL_S)
+
+
+def _answer_wrong_methods(app: FastAPI) -> None:
+    """``405 Method Not Allowed`` (with ``Allow``) for a known ``/api/v1`` path asked with
+    another method, ``404`` for unknown paths, before the dashboard's catch-all mount."""
+    methods = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+    catch_all = "/api/v1/{rest:path}"
+
+    @app.api_route(catch_all, methods=methods, include_in_schema=False)
+    async def _fallback(request: Request, rest: str) -> None:
+        allowed = sorted(
+            {
+                m
+                for route in app.routes
+                if isinstance(route, APIRoute)
+                and route.path != catch_all
+                and route.path_regex.match(request.url.path)
+                for m in route.methods or ()
+            }
+        )
+        if allowed:
+            raise StarletteHTTPException(
+                405, f"{request.method} is not allowed here; use {', '.join(allowed)}",
+                headers={"Allow": ", ".join(allowed)},
+            )  # fmt: skip
+        raise StarletteHTTPException(404, f"no such endpoint: /api/v1/{rest}")
+
+
+def _document_enums(app: FastAPI, service: DispatchService) -> None:
+    """List the pack's stations, the taxonomy's categories and the unit types as enums in the
+    OpenAPI document (they are data of the pack and the rules, not of the code)."""
+    enums = {
+        "station": sorted(service.stations),
+        "category": sorted(service.taxonomy.categories),
+        "unit_type": sorted(service.rules.unit_modes),
+    }
+    base = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = base()
+            for model in schema.get("components", {}).get("schemas", {}).values():
+                for name, prop in model.get("properties", {}).items():
+                    if name in enums:
+                        target = next(
+                            (p for p in prop.get("anyOf", []) if p.get("type") == "string"), prop
+                        )
+                        target["enum"] = enums[name]
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def worker_app() -> FastAPI:

@@ -436,8 +436,10 @@ def verify_chain(session: Session, trail: AuditTrail | None = None) -> ChainChec
     engine = session.get_bind()
     assert isinstance(engine, Engine)
     trail = trail or trail_for(engine)
-    hashes, broken = _chain(session, trail)
+    # Checkpoints first: each is written after its record committed, so the chain read next
+    # holds every record they name, even while writers go on.
     marks = trail.checkpoints(database_id(engine))
+    hashes, broken = _chain(session, trail)
     n, key_id = len(marks), trail.key_id
     if broken is not None:
         return replace(broken, checkpoints=len(marks), key_id=trail.key_id)

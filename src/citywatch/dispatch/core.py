@@ -12,8 +12,8 @@ import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any, Protocol
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final, Protocol
 
 import shapely
 from sqlalchemy import Select, select, text, update
@@ -45,9 +45,22 @@ from citywatch.store.dispatch_models import (
 )
 from citywatch.store.models import IncidentRow
 
-__all__ = ["ACTIVE_INCIDENT", "DispatchConfig", "EventSink", "ServiceCore"]
+__all__ = [
+    "ACTIVE_INCIDENT",
+    "CLOCK_SKEW_S",
+    "MAX_BACKDATE_S",
+    "DispatchConfig",
+    "EventSink",
+    "ServiceCore",
+    "check_time_window",
+]
 
 ACTIVE_INCIDENT = ("received", "dispatched", "en_route", "on_scene")
+#: How far ahead of the server's clock a time stamp may be (client clock skew).  A fix further
+#: ahead would make every real fix that follows look older and be ignored.
+CLOCK_SKEW_S: Final = 5.0
+#: Oldest ``received_at`` of a new incident (a call entered late, not a historical record).
+MAX_BACKDATE_S: Final = 86_400.0
 #: Session-info key of the audit records a writing transaction appends when it ends.
 _PENDING_AUDIT = "citywatch_pending_audit"
 
@@ -73,10 +86,28 @@ class DispatchConfig:
 
 
 def as_utc(at: datetime, field: str = "at") -> datetime:
-    """``at`` in UTC; :class:`ValidationError` naming ``field`` when it has no time zone."""
+    """``at`` in UTC; :class:`ValidationError` naming ``field`` when it has no time zone or
+    lies at a calendar edge where the conversion overflows (``0001-01-01T00:00+05:00``)."""
     if at.tzinfo is None:
         raise ValidationError(f"{field} must carry a time zone (ISO 8601 with offset)", field=field)
-    return at.astimezone(UTC)
+    try:
+        return at.astimezone(UTC)
+    except OverflowError:
+        raise ValidationError(f"{field} is outside the representable years", field=field) from None
+
+
+def check_time_window(at: datetime, now: datetime, *, max_age_s: float, field: str) -> datetime:
+    """``at`` in UTC if it is at most :data:`CLOCK_SKEW_S` ahead of ``now`` and at most
+    ``max_age_s`` behind it; :class:`ValidationError` naming ``field`` otherwise."""
+    utc = as_utc(at, field)
+    if utc > now + timedelta(seconds=CLOCK_SKEW_S):
+        raise ValidationError(
+            f"{field} is in the future (more than {CLOCK_SKEW_S:g} s ahead of the server clock)",
+            field=field,
+        )
+    if utc < now - timedelta(seconds=max_age_s):
+        raise ValidationError(f"{field} is more than {max_age_s / 3600:g} h ago", field=field)
+    return utc
 
 
 def check_lonlat(lon: float, lat: float) -> None:
@@ -230,18 +261,44 @@ class ServiceCore:
             after=payload,
             at=at,
         )
+        self._announce(
+            session,
+            actor,
+            type_,
+            incident_id=incident_id,
+            unit_id=unit_id,
+            station=station,
+            data=payload,
+            event_id=ev.id,
+            at=at,
+        )
+
+    def _announce(
+        self,
+        session: Session,
+        actor: str,
+        type_: str,
+        *,
+        incident_id: str | None = None,
+        unit_id: str | None = None,
+        station: str | None = None,
+        data: dict[str, Any] | None = None,
+        event_id: int | None = None,
+        at: datetime | None = None,
+    ) -> None:
+        """Stage an event for the streams only (AVL moves: their record is the history)."""
         self.sink.stage(
             session,
             {
-                "id": ev.id,
+                "id": event_id,
                 "type": type_,
-                "at": at.isoformat(),
+                "at": (at or self.clock()).isoformat(),
                 "incident_id": incident_id,
                 "unit_id": unit_id,
                 "station": station,
                 "bureau": self.bureau_of.get(station or ""),
                 "actor": actor,
-                "data": payload,
+                "data": to_jsonable(data or {}),
             },
         )
 

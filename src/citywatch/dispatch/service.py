@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -26,10 +26,12 @@ from sqlalchemy.orm import Session
 from citywatch.dispatch.accounts import Principal, Role
 from citywatch.dispatch.core import (
     ACTIVE_INCIDENT,
+    MAX_BACKDATE_S,
     UNIT_STATE_COLUMNS,
     DispatchConfig,
     EventSink,
     as_utc,
+    check_time_window,
 )
 from citywatch.dispatch.kpis import compute_kpis
 from citywatch.dispatch.lifecycle import (
@@ -115,9 +117,11 @@ class DispatchService(UnitService):
         where = self._jurisdictions(lon, lat)
         self._check_scope(who, where["station"], "the incident location")
         now = self.clock()
-        received = as_utc(received_at, "received_at") if received_at is not None else now
-        if received > now + timedelta(seconds=60):
-            raise ValidationError("received_at is in the future", field="received_at")
+        received = now
+        if received_at is not None:
+            received = check_time_window(
+                received_at, now, max_age_s=MAX_BACKDATE_S, field="received_at"
+            )
         source_id = uuid.uuid4().hex
         row = IncidentRow(
             id=f"live:{source_id}",

@@ -3,21 +3,33 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, update
+import numpy as np
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from citywatch.dispatch.accounts import Principal, Role
-from citywatch.dispatch.core import ServiceCore, as_utc
+from citywatch.dispatch.core import ServiceCore
 from citywatch.dispatch.lifecycle import UNIT_LIFECYCLE, UnitStatus
-from citywatch.errors import ConflictError, PermissionDeniedError, ValidationError
-from citywatch.store.dispatch_models import (
-    Assignment,
-    Unit,
-    UnitPosition,
+from citywatch.dispatch.positions import (
+    Fix,
+    FixOutcome,
+    check_fix_time,
+    maintain_partitions,
+    seal_positions,
+    write_fixes,
 )
+from citywatch.errors import (
+    CityWatchError,
+    ConflictError,
+    NotFoundError,
+    PermissionDeniedError,
+    ValidationError,
+)
+from citywatch.store.dispatch_models import Assignment, Unit
 
 __all__ = ["UnitService"]
 
@@ -105,37 +117,107 @@ class UnitService(ServiceCore):
     def update_position(
         self, who: Principal, unit_id: str, lon: float, lat: float, at: datetime
     ) -> dict[str, Any]:
-        """Record an AVL position; a position older than the unit's current one is kept in the
-        history but does not move the unit (``applied`` is then false)."""
-        self._validate_point(lon, lat, field="lon")
-        at = as_utc(at)
-        if at > self.clock() + timedelta(seconds=60):
-            raise ValidationError("position time is in the future", field="at")
+        """Record one AVL position (a batch of one, see :meth:`record_positions`); a position
+        older than the unit's current one is kept in the history but does not move the unit
+        (``applied`` is then false).  Raises the error that refused the fix."""
+        result = self.record_positions(who, [Fix(unit_id, lon, lat, at)])
+        outcome = result["results"][0]
+        if outcome.error is not None:
+            raise outcome.error
+        at = at.astimezone(UTC)  # valid, so within years 1900-2199
+        return {"unit_id": unit_id, "applied": outcome.applied, "lon": lon, "lat": lat, "at": at}
+
+    def record_positions(self, who: Principal, fixes: Sequence[Fix]) -> dict[str, Any]:
+        """Validate AVL fixes one by one and store the valid ones in bulk (one transaction).
+
+        Returns ``batch_id`` (``None`` when no fix was valid), the counts ``stored``,
+        ``applied`` and ``refused``, and ``results``: a :class:`FixOutcome` per fix in order,
+        with the error a single PUT of that fix would have raised.
+        """
+        now = self.clock()
+        outcomes: list[FixOutcome | None] = [None] * len(fixes)
+        valid: list[tuple[int, Fix]] = []
         with self._write() as s:
-            unit = self._get_unit(s, unit_id)
-            self._check_unit_actor(who, unit)
-            self._check_on_network(lon, lat, unit.mode, field="lon")
-            before = {"lon": unit.lon, "lat": unit.lat, "at": unit.position_at}
-            s.add(UnitPosition(unit_id=unit_id, at=at, lon=lon, lat=lat, received_at=self.clock()))
-            # Conditional update: a late, out-of-order position must not overwrite a newer one.
-            res = s.execute(
-                update(Unit)
-                .where(Unit.id == unit_id)
-                .where((Unit.position_at.is_(None)) | (Unit.position_at < at))
-                .values(lon=lon, lat=lat, position_at=at)
-            )
-            applied = res.rowcount == 1  # type: ignore[attr-defined]
-            if applied:
-                self._emit(
+            units = {
+                u.id: u
+                for u in s.execute(
+                    select(Unit.id, Unit.mode, Unit.station).where(
+                        Unit.id.in_(sorted({f.unit_id for f in fixes}))
+                    )
+                )
+            }
+            for i, fix in enumerate(fixes):
+                try:
+                    valid.append((i, self._check_fix(who, fix, units.get(fix.unit_id), now)))
+                except CityWatchError as exc:
+                    outcomes[i] = FixOutcome(i, fix.unit_id, error=exc)
+            valid = self._check_fixes_on_network(valid, units, outcomes)
+            batch_id: int | None = None
+            moved: set[str] = set()
+            if valid:
+                batch_id, moved = write_fixes(s, who.username, [f for _, f in valid], now)
+            for i, fix in valid:
+                outcomes[i] = FixOutcome(i, fix.unit_id, stored=True, applied=fix.unit_id in moved)
+            for unit_id in sorted(moved):
+                fix = max((f for _, f in valid if f.unit_id == unit_id), key=lambda f: f.at)
+                self._announce(
                     s,
                     who.username,
                     "unit.moved",
                     unit_id=unit_id,
-                    station=unit.station,
-                    data={"lon": lon, "lat": lat, "at": at.isoformat()},
-                    before=before,
+                    station=units[unit_id].station,
+                    data={"lon": fix.lon, "lat": fix.lat, "at": fix.at.isoformat()},
                 )
-        return {"unit_id": unit_id, "applied": applied, "lon": lon, "lat": lat, "at": at}
+        results = [o for o in outcomes if o is not None]
+        stored = sum(o.stored for o in results)
+        return {
+            "batch_id": batch_id,
+            "stored": stored,
+            "applied": sum(o.applied for o in results),
+            "refused": len(results) - stored,
+            "results": results,
+        }
+
+    def seal_positions(self) -> int:
+        """Seal the stored, unsealed position batches into the audit chain (see
+        :func:`citywatch.dispatch.positions.seal_positions`); the number of batches sealed."""
+        with self._write() as s:
+            return seal_positions(s)
+
+    def maintain_history(self, retention_days: int) -> list[str]:
+        """Make the history's partitions ahead, drop those past the retention (PostgreSQL)."""
+        engine = self.sessions.kw["bind"]
+        return maintain_partitions(engine, self.clock(), retention_days)
+
+    def _check_fix(self, who: Principal, fix: Fix, unit: Any, now: datetime) -> Fix:
+        """The fix in UTC if it passes every check of a single PUT but the road snap."""
+        if unit is None:
+            raise NotFoundError(f"no unit {fix.unit_id!r}", field="unit_id")
+        self._check_unit_actor(who, unit)
+        self._validate_point(fix.lon, fix.lat, field="lon")
+        return Fix(fix.unit_id, fix.lon, fix.lat, check_fix_time(fix.at, now))
+
+    def _check_fixes_on_network(
+        self, valid: list[tuple[int, Fix]], units: dict[str, Any], outcomes: list[FixOutcome | None]
+    ) -> list[tuple[int, Fix]]:
+        """The fixes near a road of their unit's mode (snapped per mode, vectorised)."""
+        kept: list[tuple[int, Fix]] = []
+        for mode in sorted({units[f.unit_id].mode for _, f in valid}):
+            group = [(i, f) for i, f in valid if units[f.unit_id].mode == mode]
+            pts = np.array([[f.lon, f.lat] for _, f in group])
+            far = (
+                self.router.snap(pts, mode=mode, max_distance_m=np.inf).distance_m
+                > self.router.max_snap_m
+            )
+            for (i, f), off in zip(group, far.tolist(), strict=True):
+                if off:
+                    try:
+                        self._check_on_network(f.lon, f.lat, mode, field="lon")
+                    except CityWatchError as exc:
+                        outcomes[i] = FixOutcome(i, f.unit_id, error=exc)
+                        continue
+                kept.append((i, f))
+        return sorted(kept, key=lambda p: p[0])
 
     def set_unit_status(self, who: Principal, unit_id: str, status: str) -> dict[str, Any]:
         """Move a unit along its lifecycle; the incident it serves follows (en route, on scene).
