@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect, status
-from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from citywatch.api.errors import install_error_handlers
 from citywatch.api.events import EventBus, make_bus
@@ -250,22 +250,20 @@ def _answer_wrong_methods(app: FastAPI) -> None:
 
     @app.api_route(catch_all, methods=methods, include_in_schema=False)
     async def _fallback(request: Request, rest: str) -> None:
-        allowed = sorted(
-            {
-                m
-                for route in app.routes
-                if isinstance(route, APIRoute)
-                and route.path != catch_all
-                and route.path_regex.match(request.url.path)
-                for m in route.methods or ()
-            }
-        )
+        allowed = [m for m in methods if m != request.method and _routed(app, request, m)]
         if allowed:
             raise StarletteHTTPException(
                 405, f"{request.method} is not allowed here; use {', '.join(allowed)}",
                 headers={"Allow": ", ".join(allowed)},
             )  # fmt: skip
         raise StarletteHTTPException(404, f"no such endpoint: /api/v1/{rest}")
+
+    # The API's own routes: those before this one (the dashboard and its mount come after).
+    before = len(app.router.routes) - 1
+
+    def _routed(app: FastAPI, request: Request, method: str) -> bool:
+        scope = {**request.scope, "method": method}
+        return any(r.matches(scope)[0] is Match.FULL for r in app.router.routes[:before])
 
 
 def _document_enums(app: FastAPI, service: DispatchService) -> None:
