@@ -56,7 +56,10 @@ def test_nul_bytes_anywhere_are_422(server: Server, unit: str) -> None:
 
 def test_lone_surrogates_are_422(server: Server) -> None:
     disp = server.client("disp")
-    body = '{"category": "theft", "location": {"lon": -73.99, "lat": 40.736}, "caller_notes": "\\udfff"}'
+    body = (
+        '{"category": "theft", "location": {"lon": -73.99, "lat": 40.736},'
+        ' "caller_notes": "\\udfff"}'
+    )
     r = disp.post("/api/v1/incidents", content=body, headers={"Content-Type": "application/json"})
     _error(r, 422)
     _error(disp.get("/api/v1/units/%ED%BF%BF"), 422)

@@ -29,7 +29,7 @@ from citywatch.api.errors import install_error_handlers
 from citywatch.api.events import EventBus, make_bus
 from citywatch.api.limits import RequestLimits
 from citywatch.api.routes import router as api_router
-from citywatch.api.security import TokenIssuer, principal_from_token
+from citywatch.api.security import LoginGuard, TokenIssuer, principal_from_token
 from citywatch.api.settings import Settings
 from citywatch.city import CityPack, load_pack
 from citywatch.dispatch.accounts import Principal, Role
@@ -178,6 +178,7 @@ def create_app(
                 await keeper
             await asyncio.to_thread(service.seal_positions)  # nothing stored goes unsealed
             await bus.stop()
+            app.state.login_guard.close()
             engine.dispose()
 
     app = FastAPI(
@@ -190,6 +191,7 @@ def create_app(
     app.state.service = service
     app.state.bus = bus
     app.state.tokens = TokenIssuer(settings.jwt_secret, settings.token_ttl_s)
+    app.state.login_guard = LoginGuard()
     install_error_handlers(app)
     app.include_router(api_router)
     _answer_wrong_methods(app)

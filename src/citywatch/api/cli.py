@@ -176,6 +176,19 @@ def users_disable(username: str, db: DbOption = None, json_: JsonOption = False)
         console.print(f"Disabled user {username}; its API tokens are revoked.")
 
 
+@users_app.command("unlock")
+def users_unlock(username: str, db: DbOption = None, json_: JsonOption = False) -> None:
+    """End an account's lockout after repeated failed logins (audited)."""
+    from citywatch.dispatch.accounts import unlock_user
+
+    with _sessions(db).begin() as session:
+        unlock_user(session, username)
+    if json_:
+        print_json({"username": username, "locked": False})
+    else:
+        console.print(f"Unlocked user {username}.")
+
+
 @users_app.command("token")
 def users_token(
     username: str,

@@ -31,7 +31,7 @@ from citywatch.api.schemas import (
     UnitOut,
     UnitStatusIn,
 )
-from citywatch.api.security import CurrentUser, login, logout, refresh
+from citywatch.api.security import CurrentUser, login, logout, oauth2_scheme, refresh
 from citywatch.dispatch.kpis import GROUPINGS
 from citywatch.dispatch.lifecycle import IncidentStatus, UnitStatus
 from citywatch.dispatch.positions import Fix
@@ -87,14 +87,17 @@ def health(service: Service) -> dict[str, Any]:
 
 
 @router.post("/auth/token", response_model=TokenOut, tags=["auth"], responses=_PUBLIC_RESPONSES)
-def token(
+async def token(
     request: Request,
     username: Annotated[str, Form(min_length=1, max_length=64)],
     password: Annotated[str, Form(min_length=1, max_length=200)],
     grant_type: Annotated[str | None, Form(pattern="^password$")] = None,
 ) -> dict[str, Any]:
-    """OAuth2 password flow: exchange a user name and password for a short-lived access token."""
-    return login(request, username, password)
+    """OAuth2 password flow: exchange a user name and password for a short-lived access token.
+
+    Failed logins back off per client and per account (429 with ``Retry-After``); 10 in a row
+    lock the account for 15 minutes (``citywatch users unlock`` ends it)."""
+    return await login(request, username, password)
 
 
 @router.post("/auth/refresh", response_model=TokenOut, tags=["auth"], responses=_PUBLIC_RESPONSES)
@@ -104,9 +107,14 @@ def refresh_token(request: Request, body: RefreshIn) -> dict[str, Any]:
 
 
 @router.post("/auth/logout", status_code=status.HTTP_204_NO_CONTENT, tags=["auth"])
-def logout_session(request: Request, body: RefreshIn) -> Response:
-    """End a login session: its refresh tokens stop working."""
-    logout(request, body.refresh_token)
+def logout_session(
+    request: Request,
+    body: RefreshIn,
+    token: Annotated[str | None, Depends(oauth2_scheme)] = None,
+) -> Response:
+    """End a login session: its refresh tokens stop working, and so does the access token sent
+    in ``Authorization`` (denied on every worker until it expires)."""
+    logout(request, body.refresh_token, token)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

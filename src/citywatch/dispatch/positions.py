@@ -123,11 +123,12 @@ def check_fix_time(at: datetime, now: datetime, field: str = "at") -> datetime:
 
 def write_fixes(
     s: Session, actor: str, fixes: Sequence[Fix], now: datetime
-) -> tuple[int, set[str]]:
+) -> tuple[int, list[Fix]]:
     """Insert validated fixes in bulk and move the units whose latest position they are.
 
-    Returns the batch id and the ids of the units moved.  Units are locked in id order (the
-    global lock order); a fix older than the unit's current position only joins the history.
+    Returns the batch id and the fixes that moved their unit (one per unit at most).  Units
+    are locked in id order (the global lock order); a fix older than the unit's current
+    position only joins the history.
     """
     batch = PositionBatch(
         received_at=now,
@@ -178,7 +179,7 @@ def write_fixes(
             .execution_options(synchronize_session=False),
             [{"uid": f.unit_id, "new_lon": f.lon, "new_lat": f.lat, "new_at": f.at} for f in moved],
         )
-    return batch.id, {f.unit_id for f in moved}
+    return batch.id, moved
 
 
 def _table(model: type[Any]) -> Table:

@@ -153,19 +153,18 @@ class UnitService(ServiceCore):
                     outcomes[i] = FixOutcome(i, fix.unit_id, error=exc)
             valid = self._check_fixes_on_network(valid, units, outcomes)
             batch_id: int | None = None
-            moved: set[str] = set()
+            moved: list[Fix] = []
             if valid:
                 batch_id, moved = write_fixes(s, who.username, [f for _, f in valid], now)
             for i, fix in valid:
-                outcomes[i] = FixOutcome(i, fix.unit_id, stored=True, applied=fix.unit_id in moved)
-            for unit_id in sorted(moved):
-                fix = max((f for _, f in valid if f.unit_id == unit_id), key=lambda f: f.at)
+                outcomes[i] = FixOutcome(i, fix.unit_id, stored=True, applied=fix in moved)
+            for fix in moved:
                 self._announce(
                     s,
                     who.username,
                     "unit.moved",
-                    unit_id=unit_id,
-                    station=units[unit_id].station,
+                    unit_id=fix.unit_id,
+                    station=units[fix.unit_id].station,
                     data={"lon": fix.lon, "lat": fix.lat, "at": fix.at.isoformat()},
                 )
         results = [o for o in outcomes if o is not None]
