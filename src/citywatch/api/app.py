@@ -26,7 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from citywatch.api.errors import install_error_handlers
-from citywatch.api.events import EventBus, make_bus
+from citywatch.api.events import EventBus, PostgresBus, make_bus
 from citywatch.api.limits import RequestLimits
 from citywatch.api.routes import router as api_router
 from citywatch.api.security import LoginGuard, TokenIssuer, principal_from_token
@@ -159,6 +159,8 @@ def create_app(
     road = router or Router.from_pack(pack)
     bus = make_bus(engine, sessions)
     service = DispatchService(sessions, pack, road, bus, config=settings.dispatch)
+    if isinstance(bus, PostgresBus):
+        bus.bureau_of = dict(service.bureau_of)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -205,7 +207,8 @@ def create_app(
     @app.websocket("/api/v1/events")
     async def events(websocket: WebSocket, access_token: str | None = None) -> None:
         """Every committed change, as JSON: incident.created, incident.status, unit.created,
-        unit.moved, unit.status, assignment.created (and resync after a listener reconnect)."""
+        unit.moved, unit.status, assignment.created, assignment.ended; after a lost database
+        connection, the changes committed meanwhile are replayed (``"replayed": true``)."""
         token = access_token
         auth = websocket.headers.get("authorization", "")
         if token is None and auth.lower().startswith("bearer "):
