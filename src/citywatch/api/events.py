@@ -22,7 +22,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
-from sqlalchemy import Engine, event, func, select
+from sqlalchemy import Engine, event
+from sqlalchemy import text as sa_text
 from sqlalchemy.orm import Session, sessionmaker
 
 from citywatch.console import to_jsonable
@@ -37,6 +38,7 @@ _MAX_PAYLOAD = 7900
 #: Events a slow client may lag behind before it is disconnected (it can reconnect and re-read
 #: the current state; events are never dropped silently).
 QUEUE_SIZE = 1000
+_STAGED = "citywatch_staged_notify"
 #: Ids of delivered events remembered (to skip them when replaying after a reconnect).
 _REPLAY_MEMORY = 20_000
 #: How far before the last delivered id a replay looks (transactions commit out of id order).
@@ -138,7 +140,23 @@ class PostgresBus(EventBus):
         if len(text.encode("utf-8")) > _MAX_PAYLOAD:
             payload = {**payload, "data": None, "truncated": True}
             text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
-        session.execute(select(func.pg_notify(CHANNEL, text)))
+        session.info.setdefault(_STAGED, []).append(text)
+
+    @staticmethod
+    def _notify_staged(session: Session) -> None:
+        # One statement for every event of the transaction (a batch of AVL fixes moves
+        # hundreds of units), sent just before the commit that delivers them.
+        staged = session.info.pop(_STAGED, None)
+        if staged:
+            session.execute(
+                sa_text("SELECT pg_notify(:channel, p) FROM unnest(CAST(:payloads AS text[])) p"),
+                {"channel": CHANNEL, "payloads": staged},
+            )
+
+    def bind(self, sessions: sessionmaker[Session]) -> None:
+        """Send the staged events of ``sessions``' transactions when they commit."""
+        event.listen(sessions, "before_commit", self._notify_staged)
+        event.listen(sessions, "after_rollback", lambda s: s.info.pop(_STAGED, None))
 
     async def start(self) -> None:
         await super().start()
@@ -242,5 +260,7 @@ class PostgresBus(EventBus):
 def make_bus(engine: Engine, sessions: sessionmaker[Session]) -> EventBus:
     """The bus suited to the database: LISTEN/NOTIFY on PostgreSQL, in-process otherwise."""
     if engine.dialect.name == "postgresql":
-        return PostgresBus(engine)
+        bus = PostgresBus(engine)
+        bus.bind(sessions)
+        return bus
     return LocalBus(sessions)
