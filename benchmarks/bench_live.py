@@ -39,13 +39,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_dispatch import PG, drop_pg, pg_database
 from common import machine, summary_ms
 
 ROOT = Path(__file__).resolve().parent.parent
-PG = "postgresql://postgres@127.0.0.1:5432/"
 UNITS = 400
 
 #: Runs inside the service process: seeds the database, prints port and token, serves.
@@ -79,21 +78,6 @@ print(json.dumps({"port": sock.getsockname()[1], "token": app.state.tokens.issue
                   "incident": inc["id"], "points": points}), flush=True)
 uvicorn.Server(uvicorn.Config(app, log_level="error")).run(sockets=[sock])
 """
-
-
-def pg_database() -> str | None:
-    try:
-        with psycopg.connect(PG + "test", autocommit=True, connect_timeout=3) as conn:
-            name = f"cw_bench_{uuid.uuid4().hex[:10]}"
-            conn.execute(f'CREATE DATABASE "{name}"')
-            return name
-    except psycopg.OperationalError:
-        return None
-
-
-def drop_pg(name: str) -> None:
-    with psycopg.connect(PG + "test", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 def baseline_src(rev: str, into: Path) -> Path:

@@ -510,6 +510,30 @@ class ServiceCore:
             before={"status": old},
         )
 
+    def _emit_unit_status(
+        self,
+        s: Session,
+        who: Principal,
+        unit: Unit,
+        incident_id: str | None,
+        old: str,
+        new: str,
+        now: datetime,
+    ) -> dict[str, Any]:
+        """Record a unit's status change (timeline, audit, streams); the change as returned."""
+        out = {"unit_id": unit.id, "from": old, "to": new, "at": now, "incident_id": incident_id}
+        self._emit(
+            s,
+            who.username,
+            "unit.status",
+            unit_id=unit.id,
+            incident_id=incident_id,
+            station=unit.station,
+            data=out,
+            before={"status": old},
+        )
+        return out
+
     def _end_assignment(
         self, s: Session, who: Principal, unit: Unit, outcome: str, now: datetime
     ) -> None:

@@ -401,16 +401,7 @@ class DispatchService(UnitService):
         UNIT_LIFECYCLE.transition(before, nxt, now)
         self._end_assignment(s, who, unit, outcome, now)
         unit.status, unit.status_at, unit.incident_id = nxt, now, None
-        self._emit(
-            s,
-            who.username,
-            "unit.status",
-            unit_id=unit.id,
-            incident_id=incident_id,
-            station=unit.station,
-            data={"unit_id": unit.id, "from": before, "to": nxt, "at": now},
-            before={"status": before},
-        )
+        self._emit_unit_status(s, who, unit, incident_id, before, nxt, now)
 
     # ------------------------------------------------------------------ KPIs
     def kpis(

@@ -255,24 +255,7 @@ class UnitService(ServiceCore):
         s.flush()
         if incident_id is not None:
             self._follow_unit(s, who, unit, incident_id, old, status, now)
-        out = {
-            "unit_id": unit.id,
-            "from": old,
-            "to": status,
-            "at": now,
-            "incident_id": incident_id,
-        }
-        self._emit(
-            s,
-            who.username,
-            "unit.status",
-            unit_id=unit.id,
-            incident_id=incident_id,
-            station=unit.station,
-            data=out,
-            before={"status": old},
-        )
-        return out
+        return self._emit_unit_status(s, who, unit, incident_id, old, status, now)
 
     def _follow_unit(
         self,
