@@ -65,11 +65,13 @@ class TokenIssuer:
         self._secret = secret
         self.ttl_s = ttl_s
 
-    def issue(self, who: Principal) -> str:
-        """A JWT naming the user, role, scope and unit, expiring after ``ttl_s``."""
+    def issue(self, who: Principal, session_id: str | None = None) -> str:
+        """A JWT naming the user, role, scope and unit (and the login session it belongs
+        to, ``sid``), expiring after ``ttl_s``."""
         now = datetime.now(UTC)
         claims = {
             "jti": secrets.token_hex(16),
+            "sid": session_id,
             "sub": who.username,
             "role": who.role.value,
             "scope_id": who.scope,
@@ -96,10 +98,12 @@ class TokenIssuer:
         return claims
 
 
-def _token_response(state: Any, who: Principal, refresh_token: str) -> dict[str, Any]:
+def _token_response(
+    state: Any, who: Principal, refresh_token: str, session_id: str | None = None
+) -> dict[str, Any]:
     issuer: TokenIssuer = state.tokens
     return {
-        "access_token": issuer.issue(who),
+        "access_token": issuer.issue(who, session_id),
         "token_type": "bearer",
         "expires_in": issuer.ttl_s,
         "refresh_token": refresh_token,
@@ -196,19 +200,22 @@ class LoginGuard:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
-def _login_in_pool(state: Any, username: str, password: str) -> tuple[Principal, str]:
+def _login_in_pool(state: Any, username: str, password: str) -> tuple[Principal, str, str]:
     # Commits the failure counters and a lockout even when the login fails.
     failure: AuthenticationError | None = None
+    family = secrets.token_hex(16)
     with state.service.sessions.begin() as session:
         try:
             who = authenticate_password(session, username, password, allow_demo=state.settings.demo)
         except AuthenticationError as exc:
             failure = exc
         else:
-            refresh_token = create_refresh_token(session, username, state.settings.refresh_ttl_s)
+            refresh_token = create_refresh_token(
+                session, username, state.settings.refresh_ttl_s, family=family
+            )
     if failure is not None:
         raise failure
-    return who, refresh_token
+    return who, refresh_token, family
 
 
 async def login(request: Request, username: str, password: str) -> dict[str, Any]:
@@ -219,12 +226,12 @@ async def login(request: Request, username: str, password: str) -> dict[str, Any
     client = request.client.host if request.client else "unknown"
     guard.check(client, username)
     try:
-        who, refresh_token = await guard.run(_login_in_pool, state, username, password)
+        who, refresh_token, family = await guard.run(_login_in_pool, state, username, password)
     except AuthenticationError:
         guard.failed(client, username)
         raise
     guard.succeeded(client, username)
-    return _token_response(state, who, refresh_token)
+    return _token_response(state, who, refresh_token, family)
 
 
 def refresh(request: Request, refresh_token: str) -> dict[str, Any]:
@@ -243,14 +250,18 @@ def refresh(request: Request, refresh_token: str) -> dict[str, Any]:
 
 
 def logout(request: Request, refresh_token: str, access_token: str | None = None) -> None:
-    """Revoke the login session of a refresh token (unknown tokens are ignored) and, when
-    given, the access token too (its ``jti`` is denied until it expires, on every worker)."""
+    """Revoke the login session of a refresh token (unknown tokens are ignored) and the access
+    token given with it, when it belongs to that session (same user; same login when the
+    token says which): its ``jti`` is denied on every worker until it expires."""
     claims = None
     if access_token and not access_token.startswith("cw_"):
         claims = request.app.state.tokens.check(access_token, allow_expired=True)
     with request.app.state.service.sessions.begin() as session:
-        revoke_refresh_session(session, refresh_token)
-        if claims is not None and "jti" in claims:
+        ended = revoke_refresh_session(session, refresh_token)
+        if ended is None or claims is None or "jti" not in claims:
+            return
+        family, username = ended
+        if claims["sub"] == username and claims.get("sid") in (None, family):
             expires = datetime.fromtimestamp(claims["exp"], UTC)
             revoke_access_token(session, claims["jti"], expires)
 

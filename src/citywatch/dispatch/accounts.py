@@ -526,14 +526,14 @@ def _revoke_family(session: Session, family: str, username: str, *, actor: str) 
     )
 
 
-def revoke_refresh_session(session: Session, token: str) -> bool:
+def revoke_refresh_session(session: Session, token: str) -> tuple[str, str] | None:
     """Log out: revoke the login session (every token of the family) of a refresh token.
 
     Returns
     -------
-    bool
-        Whether the token was known (an unknown token is a no-op, so logging out twice is
-        harmless).
+    tuple of str, or None
+        The session (family) and its user name, or ``None`` for an unknown token (a no-op, so
+        logging out twice is harmless).
     """
     row = session.execute(
         select(RefreshToken.family, User.username)
@@ -541,6 +541,6 @@ def revoke_refresh_session(session: Session, token: str) -> bool:
         .where(RefreshToken.token_hash == _token_digest(token))
     ).first()
     if row is None:
-        return False
+        return None
     _revoke_family(session, row.family, row.username, actor=row.username)
-    return True
+    return row.family, row.username
