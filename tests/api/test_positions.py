@@ -5,8 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 from sqlalchemy import text
 
+from citywatch.dispatch.accounts import create_token, create_user
 from citywatch.dispatch.audit import verify_chain
 from citywatch.dispatch.positions import verify_positions
 from tests.api.conftest import Server
@@ -81,10 +83,13 @@ def test_batch_gives_a_result_per_fix_like_single_puts(server: Server) -> None:
 
 
 def test_a_device_may_batch_only_its_own_unit(server: Server) -> None:
-    _units(server, "A13-1", "B-3")
+    _units(server, "B-9", "B-3")
+    with server.app.state.service.sessions.begin() as s:
+        create_user(s, "dev-b9", "unit_device", unit_id="B-9")
+        token = create_token(s, "dev-b9", "tablet")
     now = datetime.now(UTC)
-    dev = server.client("dev-a")
-    r = dev.post("/api/v1/positions", json={"fixes": [_fix("A13-1", now), _fix("B-3", now)]})
+    dev = httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {token}"})
+    r = dev.post("/api/v1/positions", json={"fixes": [_fix("B-9", now), _fix("B-3", now)]})
     assert r.status_code == 200
     codes = [x["error"] and x["error"]["code"] for x in r.json()["results"]]
     assert codes == [None, "forbidden"]
