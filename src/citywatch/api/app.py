@@ -196,7 +196,6 @@ def create_app(
     app.state.login_guard = LoginGuard()
     install_error_handlers(app)
     app.include_router(api_router)
-    _answer_wrong_methods(app)
     _document_enums(app, service)
     app.add_middleware(
         RequestLimits,
@@ -226,6 +225,7 @@ def create_app(
         await _stream(websocket, bus, who, recheck, settings.stream_recheck_s)
 
     install_dashboard(app)
+    _answer_wrong_methods(app)  # after every /api/v1 route, before the dashboard's mount
     if STATIC_DIR.is_dir():
         app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="web")
     return app
@@ -263,7 +263,7 @@ def _answer_wrong_methods(app: FastAPI) -> None:
             )  # fmt: skip
         raise StarletteHTTPException(404, f"no such endpoint: /api/v1/{rest}")
 
-    # The API's own routes: those before this one (the dashboard and its mount come after).
+    # The API's own routes: those before this one (the dashboard's static mount comes after).
     before = len(app.router.routes) - 1
 
     def _routed(app: FastAPI, request: Request, method: str) -> bool:
