@@ -42,3 +42,16 @@ def bundled_router() -> Callable[[str], Router]:
         return Router.from_pack(load_pack(name))
 
     return router
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _audit_home_in_tmp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    # The audit key and checkpoints of every test database live in a per-session folder
+    # (checkpoints name their database), never in a user's var/audit.
+    old = os.environ.get("CITYWATCH_AUDIT_HOME")
+    os.environ["CITYWATCH_AUDIT_HOME"] = str(tmp_path_factory.mktemp("audit"))
+    yield
+    if old is None:
+        os.environ.pop("CITYWATCH_AUDIT_HOME", None)
+    else:
+        os.environ["CITYWATCH_AUDIT_HOME"] = old

@@ -22,5 +22,6 @@ PRIORITY_DEFAULT = 3
 LON_RANGE: tuple[float, float] = (-180.0, 180.0)
 LAT_RANGE: tuple[float, float] = (-90.0, 90.0)
 #: How far in the future a client's time stamp may be (clocks of devices and servers drift):
-#: a call received or a position taken later than now plus this is refused.
-CLOCK_SKEW_S = 60.0
+#: a call received or a position taken later than now plus this is refused.  Small, because a
+#: fix dated ahead would make every real fix that follows look older and be ignored.
+CLOCK_SKEW_S = 5.0

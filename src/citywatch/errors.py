@@ -19,6 +19,7 @@ __all__ = [
     "PermissionDeniedError",
     "SnapError",
     "SolverError",
+    "TooManyRequestsError",
     "ValidationError",
 ]
 
@@ -101,3 +102,14 @@ class SolverError(CityWatchError):
     """An optimisation or numerical solver did not reach a proven answer."""
 
     code = "solver_error"
+
+
+class TooManyRequestsError(CityWatchError):
+    """Too many attempts (logins): try again after ``retry_after_s`` seconds."""
+
+    status_code = 429
+    code = "too_many_requests"
+
+    def __init__(self, message: str, *, retry_after_s: float, field: str | None = None) -> None:
+        super().__init__(message, field=field)
+        self.retry_after_s = retry_after_s

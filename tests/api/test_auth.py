@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy import text
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 from websockets.sync.client import connect
 
@@ -27,7 +28,7 @@ from citywatch.api.app import create_app
 from citywatch.api.security import principal_from_token
 from citywatch.api.settings import Settings
 from citywatch.city import CityPack
-from citywatch.dispatch.accounts import create_token, create_user, disable_user
+from citywatch.dispatch.accounts import create_token, create_user, disable_user, find_user
 from citywatch.errors import AuthenticationError, ValidationError
 from citywatch.routing import Router
 from citywatch.store.base import Base
@@ -38,6 +39,7 @@ from tests.api.conftest import PASSWORD, Server, start_server, stop_server
 TOKEN = "/api/v1/auth/token"
 REFRESH = "/api/v1/auth/refresh"
 LOGOUT = "/api/v1/auth/logout"
+ME = "/api/v1/me"
 
 
 def _login(client: httpx.Client, username: str) -> dict[str, Any]:
@@ -329,3 +331,105 @@ def test_open_streams_outlive_their_access_token_but_requests_do_not(server: Ser
     assert r.status_code == 401 and r.json()["error"]["message"] == (
         "access token expired; log in again"
     )
+
+
+# ----------------------------------------------------------------------------- login flood
+def _create(server: Server, name: str) -> None:
+    with server.app.state.service.sessions.begin() as s:
+        if find_user(s, name) is None:
+            create_user(s, name, "dispatcher", password=PASSWORD)
+
+
+def test_unknown_users_cost_an_argon2_verification_too(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from citywatch.dispatch import accounts
+
+    calls: list[str] = []
+    real = accounts._hasher
+
+    class Counting:
+        def verify(self, hash_: str, password: str) -> bool:
+            calls.append(hash_)
+            return real.verify(hash_, password)
+
+        def check_needs_rehash(self, hash_: str) -> bool:
+            return real.check_needs_rehash(hash_)
+
+    monkeypatch.setattr(accounts, "_hasher", Counting())
+    with server.app.state.service.sessions.begin() as s:
+        for name in ("disp", "no-such-user-xyz"):
+            with pytest.raises(AuthenticationError, match="incorrect user name or password"):
+                accounts.authenticate_password(s, name, "wrong-password-1")
+    assert len(calls) == 2 and calls[1] == accounts._DUMMY_HASH
+
+
+def test_failed_logins_back_off_with_retry_after(server: Server) -> None:
+    _create(server, "flood-1")
+    server.app.state.login_guard.succeeded("127.0.0.1", "flood-1")
+    with httpx.Client(base_url=server.url) as anon:
+        codes = [
+            anon.post(TOKEN, data={"username": "flood-1", "password": "wrong-pass-99"}).status_code
+            for _ in range(4)
+        ]
+        assert codes == [401, 401, 401, 429]
+        r = anon.post(TOKEN, data={"username": "flood-1", "password": PASSWORD})
+        assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1
+        assert r.json()["error"]["code"] == "too_many_requests"
+    server.app.state.login_guard.succeeded("127.0.0.1", "flood-1")
+
+
+def test_repeated_failures_lock_the_account_until_unlocked(server: Server) -> None:
+    from citywatch.dispatch.accounts import LOCKOUT_AFTER, authenticate_password, unlock_user
+
+    _create(server, "flood-2")
+    sessions = server.app.state.service.sessions
+    for _ in range(LOCKOUT_AFTER):
+        with sessions.begin() as s, pytest.raises(AuthenticationError):
+            authenticate_password(s, "flood-2", "wrong-password-2")
+    with sessions.begin() as s, pytest.raises(AuthenticationError):
+        authenticate_password(s, "flood-2", PASSWORD)  # the right password, but locked
+    with sessions.begin() as s:
+        unlock_user(s, "flood-2", actor="admin")
+    with sessions.begin() as s:
+        assert authenticate_password(s, "flood-2", PASSWORD).username == "flood-2"
+        actions = s.execute(
+            text(
+                "SELECT action FROM audit_log WHERE entity_id = 'flood-2'"
+                " AND action IN ('user.locked', 'user.unlock') ORDER BY seq"
+            )
+        ).scalars()
+        assert list(actions) == ["user.locked", "user.unlock"]
+
+
+def test_logout_revokes_the_access_token_on_every_worker(server: Server) -> None:
+    _create(server, "logout-1")
+    with httpx.Client(base_url=server.url) as anon:
+        tokens = _login(anon, "logout-1")
+        bearer = {"Authorization": f"Bearer {tokens['access_token']}"}
+        assert anon.get(ME, headers=bearer).status_code == 200
+        r = anon.post(LOGOUT, json={"refresh_token": tokens["refresh_token"]}, headers=bearer)
+        assert r.status_code == 204
+        r = anon.get(ME, headers=bearer)
+        assert r.status_code == 401 and "revoked" in r.json()["error"]["message"]
+    with server.app.state.service.sessions() as s:
+        assert s.execute(text("SELECT count(*) FROM revoked_tokens")).scalar_one() >= 1
+
+
+def test_too_many_waiting_logins_are_refused_at_once() -> None:
+    import asyncio
+
+    from citywatch.api.security import LoginGuard
+    from citywatch.errors import TooManyRequestsError
+
+    guard = LoginGuard(workers=1, max_waiting=2)
+
+    async def flood() -> list[str]:
+        started = [guard.run(time.sleep, 0.2) for _ in range(5)]
+        results = await asyncio.gather(*started, return_exceptions=True)
+        return [type(r).__name__ for r in results]
+
+    outcomes = asyncio.run(flood())
+    guard.close()
+    assert outcomes.count("NoneType") == 2
+    assert outcomes.count(TooManyRequestsError.__name__) == 3

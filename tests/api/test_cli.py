@@ -85,12 +85,17 @@ def test_users_and_audit_cli(tmp_path: Path, cw: Callable[..., Run]) -> None:
         ("tab-7", "unit_device", False),
     ]
     out = cw("audit", "verify", "--db", db, "--json")
-    assert out.returncode == 0 and json.loads(out.stdout) == {
+    report = json.loads(out.stdout)
+    assert out.returncode == 0 and report == {
         "ok": True,
         "records": 4,
+        "checkpoints": 4,
+        "key_id": report["key_id"],
+        "unanchored": 0,
         "broken_seq": None,
         "reason": None,
     }
+    assert len(report["key_id"]) == 16
     # Tamper with the second record (as a database owner could, past the triggers).
     engine = create_engine(db)
     with engine.begin() as conn:

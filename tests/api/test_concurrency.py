@@ -11,6 +11,7 @@ import httpx
 from sqlalchemy import text
 
 from citywatch.dispatch.audit import verify_chain
+from citywatch.dispatch.positions import verify_positions
 from tests.api.conftest import Server
 
 CLIENTS = 16
@@ -119,8 +120,16 @@ def test_audit_chain_stays_intact_under_concurrent_writers(server: Server) -> No
         for i in range(8)
     ]
     assert [r.status_code for r in race(server, "disp", calls)] == [200] * 8
+    assert server.app.state.service.seal_positions() >= 0  # the sealer may have been first
     with server.app.state.service.sessions() as s:
         check = verify_chain(s)
-        positions = s.scalar(text("SELECT count(*) FROM audit_log WHERE action = 'unit.position'"))
+        covered = verify_positions(s)
+        sealed = s.scalar(
+            text(
+                "SELECT count(*) FROM unit_positions p JOIN position_batches b"
+                " ON b.id = p.batch_id WHERE p.unit_id LIKE 'Q-%' AND b.audit_seq IS NOT NULL"
+            )
+        )
     assert check.ok, check
-    assert positions is not None and positions >= 8
+    assert covered.ok and covered.unsealed == 0, covered
+    assert sealed == 8

@@ -10,8 +10,11 @@ import json
 import sys
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+import psycopg
 import pytest
 from websockets.sync.client import connect
 
@@ -79,3 +82,67 @@ def test_worker_processes_get_the_parent_settings(monkeypatch: pytest.MonkeyPatc
     monkeypatch.delenv(ENV_SETTINGS)
     with pytest.raises(ValidationError, match="start the service with citywatch serve"):
         Settings.from_env()
+
+
+@pytest.fixture
+def fresh_pg() -> Iterator[str]:
+    yield from _pg_database()
+
+
+def test_events_committed_while_the_listener_reconnects_are_replayed(
+    fresh_pg: str, manhattan: tuple[CityPack, Router]
+) -> None:
+    pack, router = manhattan
+    pg_url = fresh_pg
+    srv = start_server(
+        create_app(Settings(pack="manhattan", db_url=pg_url), pack=pack, router=router)
+    )
+    try:
+        seed_users(srv)
+        token = srv.headers["disp"]["Authorization"].split()[1]
+        disp = srv.client("disp")
+        assert disp.post(
+            "/api/v1/units", json={"id": "RP-1", "unit_type": "foot", "station": "13"}
+        ).is_success
+        with connect(f"{srv.ws_url}?access_token={token}") as ws:
+            first = disp.post(
+                "/api/v1/incidents",
+                json={"category": "theft", "location": {"lon": -73.99, "lat": 40.736}},
+            ).json()["id"]
+            assert json.loads(ws.recv(timeout=20))["incident_id"] == first
+            # Cut the listener's connection, and commit while it is away (it retries after
+            # 0.5 s): an incident and a move.
+            admin = psycopg.connect(pg_url, autocommit=True)
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND query LIKE 'LISTEN%%'"
+            )
+            admin.close()
+            missed = disp.post(
+                "/api/v1/incidents",
+                json={"category": "robbery", "location": {"lon": -73.99, "lat": 40.736}},
+            ).json()["id"]
+            at = datetime.now(UTC).isoformat()
+            r = disp.put(
+                "/api/v1/units/RP-1/position", json={"lon": -73.99, "lat": 40.736, "at": at}
+            )
+            assert r.json()["applied"]
+            seen: dict[str, dict[str, Any]] = {}
+            while "incident.created" not in seen or "unit.moved" not in seen:
+                event = json.loads(ws.recv(timeout=30))
+                seen.setdefault(event["type"], event)
+            assert seen["incident.created"]["incident_id"] == missed
+            assert seen["unit.moved"]["unit_id"] == "RP-1"
+            # Nothing twice: the next change arrives once, live.
+            later = disp.post(
+                "/api/v1/incidents",
+                json={"category": "theft", "location": {"lon": -73.99, "lat": 40.736}},
+            ).json()["id"]
+            ids = []
+            while later not in ids:
+                event = json.loads(ws.recv(timeout=20))
+                if event["type"] == "incident.created":
+                    ids.append(event["incident_id"])
+            assert ids.count(missed) == 0 and ids.count(later) == 1
+    finally:
+        stop_server(srv)

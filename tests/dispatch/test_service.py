@@ -153,6 +153,7 @@ def test_lifecycle_kpis_and_timeline(service: DispatchService, clock: Clock) -> 
         ("incident.status", "on_scene"),
         ("unit.status", "on_scene"),
         ("incident.status", "cleared"),
+        ("assignment.ended", None),
         ("unit.status", "returning"),
     ]
     # A second incident reached in 120 s (dispatch 100 s, travel 20 s), a third cancelled.

@@ -20,19 +20,24 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, WebSocket, WebSocketDisconnect, status
+from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect, status
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from citywatch.api.dashboard import install as install_dashboard
 from citywatch.api.errors import install_error_handlers
-from citywatch.api.events import EventBus, make_bus
+from citywatch.api.events import EventBus, PostgresBus, make_bus
+from citywatch.api.limits import RequestLimits
 from citywatch.api.routes import router as api_router
-from citywatch.api.security import TokenIssuer, principal_from_token
+from citywatch.api.security import LoginGuard, TokenIssuer, principal_from_token
 from citywatch.api.settings import Settings
 from citywatch.api.surveillance import router as surveillance_router
 from citywatch.city import CityPack, load_pack
 from citywatch.dispatch.accounts import Principal, Role
+from citywatch.dispatch.audit import AuditTrail, use_trail
+from citywatch.dispatch.positions import SEAL_INTERVAL_S
 from citywatch.dispatch.service import DispatchService
 from citywatch.errors import CityWatchError
 from citywatch.routing import MODES, Router
@@ -152,10 +157,13 @@ def create_app(
     if settings.migrate:
         upgrade(engine)
     sessions = session_factory(engine)
+    use_trail(engine, AuditTrail.open(Path(settings.audit_home) if settings.audit_home else None))
     pack = pack or load_pack(settings.pack)
     road = router or Router.from_pack(pack)
     bus = make_bus(engine, sessions)
     service = DispatchService(sessions, pack, road, bus, config=settings.dispatch)
+    if isinstance(bus, PostgresBus):
+        bus.bureau_of = dict(service.bureau_of)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -166,10 +174,16 @@ def create_app(
         gc.collect()
         gc.freeze()
         await bus.start()
+        keeper = asyncio.create_task(_keep_positions(service, settings), name="citywatch-seal")
         try:
             yield
         finally:
+            keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeper
+            await asyncio.to_thread(service.seal_positions)  # nothing stored goes unsealed
             await bus.stop()
+            app.state.login_guard.close()
             engine.dispose()
 
     # Swagger UI at /docs from the assets fastapi-offline ships, not a CDN: a control room may
@@ -185,14 +199,22 @@ def create_app(
     app.state.service = service
     app.state.bus = bus
     app.state.tokens = TokenIssuer(settings.jwt_secret, settings.token_ttl_s)
+    app.state.login_guard = LoginGuard()
     install_error_handlers(app)
     app.include_router(api_router)
     app.include_router(surveillance_router)
+    _document_enums(app, service)
+    app.add_middleware(
+        RequestLimits,
+        max_body_bytes=settings.max_body_bytes,
+        body_timeout_s=settings.body_timeout_s,
+    )
 
     @app.websocket("/api/v1/events")
     async def events(websocket: WebSocket, access_token: str | None = None) -> None:
         """Every committed change, as JSON: incident.created, incident.status, unit.created,
-        unit.moved, unit.status, assignment.created (and resync after a listener reconnect)."""
+        unit.moved, unit.status, assignment.created, assignment.ended; after a lost database
+        connection, the changes committed meanwhile are replayed (``"replayed": true``)."""
         token = access_token
         auth = websocket.headers.get("authorization", "")
         if token is None and auth.lower().startswith("bearer "):
@@ -210,9 +232,76 @@ def create_app(
         await _stream(websocket, bus, who, recheck, settings.stream_recheck_s)
 
     install_dashboard(app)
+    _answer_wrong_methods(app)  # after every /api/v1 route, before the dashboard's mount
     if STATIC_DIR.is_dir():
         app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="web")
     return app
+
+
+async def _keep_positions(service: DispatchService, settings: Settings) -> None:
+    """Seal new position batches into the audit chain every second; keep the history's
+    partitions made ahead and within the retention every hour."""
+    loop = asyncio.get_running_loop()
+    next_maintenance = loop.time()
+    while True:
+        try:
+            if loop.time() >= next_maintenance:
+                await asyncio.to_thread(service.maintain_history, settings.position_retention_days)
+                next_maintenance = loop.time() + 3600
+            await asyncio.to_thread(service.seal_positions)
+        except Exception:  # a database hiccup must not end the sealing for good
+            log.exception("sealing AVL positions failed; retrying")
+        await asyncio.sleep(SEAL_INTERVAL_S)
+
+
+def _answer_wrong_methods(app: FastAPI) -> None:
+    """``405 Method Not Allowed`` (with ``Allow``) for a known ``/api/v1`` path asked with
+    another method, ``404`` for unknown paths, before the dashboard's catch-all mount."""
+    methods = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+    catch_all = "/api/v1/{rest:path}"
+
+    @app.api_route(catch_all, methods=methods, include_in_schema=False)
+    async def _fallback(request: Request, rest: str) -> None:
+        allowed = [m for m in methods if m != request.method and _routed(app, request, m)]
+        if allowed:
+            raise StarletteHTTPException(
+                405, f"{request.method} is not allowed here; use {', '.join(allowed)}",
+                headers={"Allow": ", ".join(allowed)},
+            )  # fmt: skip
+        raise StarletteHTTPException(404, f"no such endpoint: /api/v1/{rest}")
+
+    # The API's own routes: those before this one (the dashboard's static mount comes after).
+    before = len(app.router.routes) - 1
+
+    def _routed(app: FastAPI, request: Request, method: str) -> bool:
+        scope = {**request.scope, "method": method}
+        return any(r.matches(scope)[0] is Match.FULL for r in app.router.routes[:before])
+
+
+def _document_enums(app: FastAPI, service: DispatchService) -> None:
+    """List the pack's stations, the taxonomy's categories and the unit types as enums in the
+    OpenAPI document (they are data of the pack and the rules, not of the code)."""
+    enums = {
+        "station": sorted(service.stations),
+        "category": sorted(service.taxonomy.categories),
+        "unit_type": sorted(service.rules.unit_modes),
+    }
+    base = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = base()
+            for model in schema.get("components", {}).get("schemas", {}).values():
+                for name, prop in model.get("properties", {}).items():
+                    if name in enums:
+                        target = next(
+                            (p for p in prop.get("anyOf", []) if p.get("type") == "string"), prop
+                        )
+                        target["enum"] = enums[name]
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def worker_app() -> FastAPI:

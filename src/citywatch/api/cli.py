@@ -171,6 +171,19 @@ def users_disable(username: str, db: DbOption = None, json_: JsonOption = False)
         console.print(f"Disabled user {username}; its API tokens are revoked.")
 
 
+@users_app.command("unlock")
+def users_unlock(username: str, db: DbOption = None, json_: JsonOption = False) -> None:
+    """End an account's lockout after repeated failed logins (audited)."""
+    from citywatch.dispatch.accounts import unlock_user
+
+    with _sessions(db).begin() as session:
+        unlock_user(session, username)
+    if json_:
+        print_json({"username": username, "locked": False})
+    else:
+        console.print(f"Unlocked user {username}.")
+
+
 @users_app.command("token")
 def users_token(
     username: str,
@@ -191,21 +204,21 @@ def users_token(
 
 @audit_app.command("verify")
 def audit_verify(db: DbOption = None, json_: JsonOption = False) -> None:
-    """Recompute the audit hash chain: OK, or the first broken record (exit status 1)."""
-    from citywatch.dispatch.audit import verify_chain
+    """Check the audit chain with its key ($CITYWATCH_AUDIT_HOME, default var/audit) and hold it
+    against the signed checkpoints: OK with what was checked, or the first broken record (exit
+    status 1)."""
+    from citywatch.dispatch.audit import AuditTrail, audit_home, verify_chain
 
+    trail = AuditTrail.open(audit_home(), create=False)
     with _sessions(db)() as session:
-        check = verify_chain(session)
+        check = verify_chain(session, trail)
     if json_:
-        print_json(
-            {
-                "ok": check.ok,
-                "records": check.records,
-                "broken_seq": check.broken_seq,
-                "reason": check.reason,
-            }
-        )
+        print_json(check.as_dict())
     if not check.ok:
         raise DataError(f"audit chain broken at record {check.broken_seq}: {check.reason}")
     if not json_:
-        console.print(f"OK: {check.records} audit records, hash chain intact.")
+        console.print(
+            f"OK: {check.records} audit records, {check.checkpoints} checkpoints, key "
+            f"{check.key_id}; hash chain intact ({check.unanchored} records after the newest "
+            "checkpoint)."
+        )

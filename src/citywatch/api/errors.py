@@ -13,6 +13,7 @@ else is a logged ``internal_error`` whose message reveals nothing.
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -20,7 +21,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from citywatch.errors import AuthenticationError, CityWatchError
+from citywatch.errors import AuthenticationError, CityWatchError, TooManyRequestsError
 
 __all__ = ["error_body", "install_error_handlers"]
 
@@ -79,6 +80,8 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(CityWatchError)
     async def _domain(_: Request, exc: CityWatchError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, AuthenticationError) else None
+        if isinstance(exc, TooManyRequestsError):
+            headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after_s)))}
         return JSONResponse(
             error_body(exc.status_code, exc.code, exc.message, exc.field),
             status_code=exc.status_code,

@@ -17,10 +17,13 @@ import contextlib
 import json
 import logging
 from abc import ABC, abstractmethod
+from collections import deque
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
-from sqlalchemy import Engine, event, func, select
+from sqlalchemy import Engine, event
+from sqlalchemy import text as sa_text
 from sqlalchemy.orm import Session, sessionmaker
 
 from citywatch.console import to_jsonable
@@ -35,6 +38,13 @@ _MAX_PAYLOAD = 7900
 #: Events a slow client may lag behind before it is disconnected (it can reconnect and re-read
 #: the current state; events are never dropped silently).
 QUEUE_SIZE = 1000
+_STAGED = "citywatch_staged_notify"
+#: Ids of delivered events remembered (to skip them when replaying after a reconnect).
+_REPLAY_MEMORY = 20_000
+#: How far before the last delivered id a replay looks (transactions commit out of id order).
+_REPLAY_MARGIN = 1000
+#: Moves since this long before the connection was lost are replayed.
+_MOVE_MARGIN_S = 5.0
 
 
 class EventBus(ABC):
@@ -103,7 +113,13 @@ class LocalBus(EventBus):
 
 
 class PostgresBus(EventBus):
-    """Bus over PostgreSQL LISTEN/NOTIFY, shared by every worker process on the database."""
+    """Bus over PostgreSQL LISTEN/NOTIFY, shared by every worker process on the database.
+
+    When the listening connection is lost, events committed until it is back would be missed:
+    after listening again, the bus replays them from the database (timeline events by id from
+    a little before the last one it delivered, and the latest position of every unit that
+    moved meanwhile), skipping those it already delivered.
+    """
 
     def __init__(self, engine: Engine) -> None:
         super().__init__()
@@ -111,6 +127,12 @@ class PostgresBus(EventBus):
         self._dsn = url.render_as_string(hide_password=False)
         self._task: asyncio.Task[None] | None = None
         self.listening = asyncio.Event()
+        #: station id -> bureau id, to place replayed events (set by the application).
+        self.bureau_of: dict[str, str | None] = {}
+        self._delivered: deque[int] = deque(maxlen=_REPLAY_MEMORY)
+        self._delivered_set: set[int] = set()
+        self._last_id = 0
+        self._lost_at: datetime | None = None
 
     def stage(self, session: Session, event_: dict[str, Any]) -> None:
         payload = to_jsonable(event_)
@@ -118,7 +140,23 @@ class PostgresBus(EventBus):
         if len(text.encode("utf-8")) > _MAX_PAYLOAD:
             payload = {**payload, "data": None, "truncated": True}
             text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
-        session.execute(select(func.pg_notify(CHANNEL, text)))
+        session.info.setdefault(_STAGED, []).append(text)
+
+    @staticmethod
+    def _notify_staged(session: Session) -> None:
+        # One statement for every event of the transaction (a batch of AVL fixes moves
+        # hundreds of units), sent just before the commit that delivers them.
+        staged = session.info.pop(_STAGED, None)
+        if staged:
+            session.execute(
+                sa_text("SELECT pg_notify(:channel, p) FROM unnest(CAST(:payloads AS text[])) p"),
+                {"channel": CHANNEL, "payloads": staged},
+            )
+
+    def bind(self, sessions: sessionmaker[Session]) -> None:
+        """Send the staged events of ``sessions``' transactions when they commit."""
+        event.listen(sessions, "before_commit", self._notify_staged)
+        event.listen(sessions, "after_rollback", lambda s: s.info.pop(_STAGED, None))
 
     async def start(self) -> None:
         await super().start()
@@ -141,22 +179,88 @@ class PostgresBus(EventBus):
                 ) as conn:
                     await conn.execute(f"LISTEN {CHANNEL}")
                     if self.listening.is_set():
-                        # Events committed while we were away are lost to us: tell clients.
-                        self._fan_out({"type": "resync", "reason": "event stream reconnected"})
+                        await self._replay(conn)
                     self.listening.set()
                     delay = 0.5
                     async for note in conn.notifies():
-                        self._fan_out(json.loads(note.payload))
+                        self._deliver_once(json.loads(note.payload))
             except asyncio.CancelledError:
                 raise
             except (psycopg.Error, OSError) as exc:
                 log.warning("event listener lost its connection (%s); reconnecting", exc)
+                self._lost_at = self._lost_at or datetime.now(UTC)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
+
+    def _deliver_once(self, payload: dict[str, Any]) -> None:
+        """Fan out a timeline event unless it was delivered already (replay overlaps)."""
+        event_id = payload.get("id")
+        if isinstance(event_id, int):
+            if event_id in self._delivered_set:
+                return
+            if len(self._delivered) == self._delivered.maxlen:
+                self._delivered_set.discard(self._delivered[0])
+            self._delivered.append(event_id)
+            self._delivered_set.add(event_id)
+            self._last_id = max(self._last_id, event_id)
+        self._fan_out(payload)
+
+    async def _replay(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        """Deliver what was committed while the connection was lost (LISTEN is already on
+        again, so nothing committed from now on is missed either)."""
+        # Ids are taken at insert, commits may come in another order: look back a margin.
+        since = max(0, self._last_id - _REPLAY_MARGIN)
+        cur = await conn.execute(
+            "SELECT id, at, type, incident_id, unit_id, station, actor, data "
+            "FROM dispatch_events WHERE id > %s ORDER BY id",
+            (since,),
+        )
+        replayed = 0
+        for event_id, at, type_, incident_id, unit_id, station, actor, data in await cur.fetchall():
+            if event_id in self._delivered_set:
+                continue
+            replayed += 1
+            self._deliver_once(
+                {
+                    "id": event_id,
+                    "type": type_,
+                    "at": at.isoformat(),
+                    "incident_id": incident_id,
+                    "unit_id": unit_id,
+                    "station": station,
+                    "bureau": self.bureau_of.get(station or ""),
+                    "actor": actor,
+                    "data": data,
+                    "replayed": True,
+                }
+            )
+        lost_at, self._lost_at = self._lost_at, None
+        if lost_at is not None:
+            cur = await conn.execute(
+                "SELECT id, station, lon, lat, position_at FROM units WHERE position_at >= %s",
+                (lost_at - timedelta(seconds=_MOVE_MARGIN_S),),
+            )
+            for unit_id, station, lon, lat, at in await cur.fetchall():
+                replayed += 1
+                self._fan_out(
+                    {
+                        "id": None,
+                        "type": "unit.moved",
+                        "at": at.isoformat(),
+                        "unit_id": unit_id,
+                        "station": station,
+                        "bureau": self.bureau_of.get(station or ""),
+                        "data": {"lon": lon, "lat": lat, "at": at.isoformat()},
+                        "replayed": True,
+                    }
+                )
+        log.warning("event listener reconnected; replayed %d committed changes", replayed)
 
 
 def make_bus(engine: Engine, sessions: sessionmaker[Session]) -> EventBus:
     """The bus suited to the database: LISTEN/NOTIFY on PostgreSQL, in-process otherwise."""
     if engine.dialect.name == "postgresql":
-        return PostgresBus(engine)
+        bus = PostgresBus(engine)
+        bus.bind(sessions)
+        return bus
     return LocalBus(sessions)

@@ -8,15 +8,19 @@ import os
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
-from fastapi.security import OAuth2PasswordRequestForm
+from fastapi import APIRouter, Depends, Form, Header, Path, Query, Request, Response, status
 
 from citywatch.api.schemas import (
     AssignmentIn,
     AssignmentOut,
+    ErrorOut,
+    Identifier,
     IncidentIn,
     IncidentOut,
     IncidentStatusIn,
+    IsoTime,
+    PositionBatchIn,
+    PositionBatchOut,
     PositionIn,
     PositionOut,
     RecommendationOut,
@@ -27,15 +31,40 @@ from citywatch.api.schemas import (
     UnitOut,
     UnitStatusIn,
 )
-from citywatch.api.security import CurrentUser, login, logout, refresh
+from citywatch.api.security import CurrentUser, login, logout, oauth2_scheme, refresh
 from citywatch.dispatch.kpis import GROUPINGS
+from citywatch.dispatch.lifecycle import IncidentStatus, UnitStatus
 from citywatch.dispatch.policy import PolicyName
+from citywatch.dispatch.positions import Fix
 from citywatch.dispatch.service import DispatchService
 from citywatch.errors import ValidationError
 
-__all__ = ["router"]
+__all__ = ["ERROR_RESPONSES", "router"]
 
-router = APIRouter(prefix="/api/v1")
+
+def _error(description: str) -> dict[str, Any]:
+    return {"model": ErrorOut, "description": description}
+
+
+#: The error answers every authenticated route may give (documented in the OpenAPI).
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: _error("not authenticated: missing, invalid or expired token, or account disabled"),
+    403: _error("forbidden: the role or jurisdiction scope does not allow this"),
+    404: _error("not found: no such incident, unit or user"),
+    409: _error("conflict with the current state (illegal transition, unit busy, ...)"),
+    413: _error("request body too large"),
+    422: _error("validation error: the field at fault is named"),
+}
+_PUBLIC_RESPONSES: dict[int | str, dict[str, Any]] = {
+    k: v for k, v in ERROR_RESPONSES.items() if k in (401, 413, 422)
+}
+_PUBLIC_RESPONSES[429] = _error("too many login attempts: wait Retry-After seconds")
+
+router = APIRouter(prefix="/api/v1", responses=ERROR_RESPONSES)
+IncidentId = Annotated[str, Path(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9_.:-]+$")]
+UnitId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+#: Seconds, finite and positive (no ``inf``), at most a day.
+Seconds = Annotated[float, Query(gt=0, le=86_400, allow_inf_nan=False)]
 
 
 def get_service(request: Request) -> DispatchService:
@@ -58,24 +87,35 @@ def health(service: Service) -> dict[str, Any]:
     }
 
 
-@router.post("/auth/token", response_model=TokenOut, tags=["auth"])
-def token(
-    request: Request, form: Annotated[OAuth2PasswordRequestForm, Depends()]
+@router.post("/auth/token", response_model=TokenOut, tags=["auth"], responses=_PUBLIC_RESPONSES)
+async def token(
+    request: Request,
+    username: Annotated[str, Form(min_length=1, max_length=64)],
+    password: Annotated[str, Form(min_length=1, max_length=200)],
+    grant_type: Annotated[str | None, Form(pattern="^password$")] = None,
 ) -> dict[str, Any]:
-    """OAuth2 password flow: exchange a user name and password for a short-lived access token."""
-    return login(request, form.username, form.password)
+    """OAuth2 password flow: exchange a user name and password for a short-lived access token.
+
+    Failed logins back off per client and per account (429 with ``Retry-After``); 10 in a row
+    lock the account for 15 minutes (``citywatch users unlock`` ends it)."""
+    return await login(request, username, password)
 
 
-@router.post("/auth/refresh", response_model=TokenOut, tags=["auth"])
+@router.post("/auth/refresh", response_model=TokenOut, tags=["auth"], responses=_PUBLIC_RESPONSES)
 def refresh_token(request: Request, body: RefreshIn) -> dict[str, Any]:
     """Spend a single-use refresh token for a new access token and a new refresh token."""
     return refresh(request, body.refresh_token)
 
 
 @router.post("/auth/logout", status_code=status.HTTP_204_NO_CONTENT, tags=["auth"])
-def logout_session(request: Request, body: RefreshIn) -> Response:
-    """End a login session: its refresh tokens stop working."""
-    logout(request, body.refresh_token)
+def logout_session(
+    request: Request,
+    body: RefreshIn,
+    token: Annotated[str | None, Depends(oauth2_scheme)] = None,
+) -> Response:
+    """End a login session: its refresh tokens stop working, and so does the access token sent
+    in ``Authorization`` (denied on every worker until it expires)."""
+    logout(request, body.refresh_token, token)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -108,29 +148,45 @@ def create_unit(body: UnitIn, who: CurrentUser, service: Service) -> dict[str, A
 
 @router.get("/units", response_model=list[UnitOut], tags=["units"])
 def list_units(
-    who: CurrentUser, service: Service, status: str | None = None, station: str | None = None
+    who: CurrentUser,
+    service: Service,
+    status: UnitStatus | None = None,
+    station: Annotated[Identifier | None, Query()] = None,
 ) -> list[dict[str, Any]]:
     """Units in the caller's scope, optionally by status and station."""
     return service.list_units(who, status=status, station=station)
 
 
 @router.get("/units/{unit_id}", response_model=UnitOut, tags=["units"])
-def get_unit(unit_id: str, who: CurrentUser, service: Service) -> dict[str, Any]:
+def get_unit(unit_id: UnitId, who: CurrentUser, service: Service) -> dict[str, Any]:
     """One unit, located (its position, or its post or station when the position is stale)."""
     return service.get_unit(who, unit_id)
 
 
 @router.put("/units/{unit_id}/position", response_model=PositionOut, tags=["units"])
 def put_position(
-    unit_id: str, body: PositionIn, who: CurrentUser, service: Service
+    unit_id: UnitId, body: PositionIn, who: CurrentUser, service: Service
 ) -> dict[str, Any]:
     """Report an AVL position (a unit device may report only its own)."""
     return service.update_position(who, unit_id, body.lon, body.lat, body.at)
 
 
+@router.post("/positions", response_model=PositionBatchOut, tags=["units"])
+def post_positions(body: PositionBatchIn, who: CurrentUser, service: Service) -> dict[str, Any]:
+    """AVL fixes of many units in one request (an AVL gateway), stored in one transaction.
+
+    Each fix is validated like ``PUT /units/{id}/position``; the answer gives a result per fix
+    in request order (stored, applied, or the error that refused it).  200 even when some
+    fixes were refused: look at ``refused`` and each result.
+    """
+    fixes = [Fix(f.unit_id, f.lon, f.lat, f.at) for f in body.fixes]
+    out = service.record_positions(who, fixes)
+    return {**out, "results": [r.as_dict() for r in out["results"]]}
+
+
 @router.post("/units/{unit_id}/status", response_model=StatusChangeOut, tags=["units"])
 def post_unit_status(
-    unit_id: str, body: UnitStatusIn, who: CurrentUser, service: Service
+    unit_id: UnitId, body: UnitStatusIn, who: CurrentUser, service: Service
 ) -> dict[str, Any]:
     """Move a unit along its lifecycle; illegal transitions get 409 listing the allowed ones."""
     return service.set_unit_status(who, unit_id, body.status)
@@ -178,7 +234,7 @@ def create_incident(
 def list_incidents(
     who: CurrentUser,
     service: Service,
-    status: str | None = None,
+    status: IncidentStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> list[dict[str, Any]]:
     """Live incidents in the caller's scope, newest first."""
@@ -186,14 +242,14 @@ def list_incidents(
 
 
 @router.get("/incidents/{incident_id}", response_model=IncidentOut, tags=["incidents"])
-def get_incident(incident_id: str, who: CurrentUser, service: Service) -> dict[str, Any]:
+def get_incident(incident_id: IncidentId, who: CurrentUser, service: Service) -> dict[str, Any]:
     """One incident with its assignments and its timeline (every event, who, when)."""
     return service.get_incident(who, incident_id)
 
 
 @router.post("/incidents/{incident_id}/status", response_model=StatusChangeOut, tags=["incidents"])
 def post_incident_status(
-    incident_id: str, body: IncidentStatusIn, who: CurrentUser, service: Service
+    incident_id: IncidentId, body: IncidentStatusIn, who: CurrentUser, service: Service
 ) -> dict[str, Any]:
     """Clear or cancel an incident (its units are released), or any other allowed transition."""
     return service.set_incident_status(who, incident_id, body.status)
@@ -203,13 +259,13 @@ def post_incident_status(
     "/incidents/{incident_id}/recommendations", response_model=RecommendationOut, tags=["incidents"]
 )
 def recommendations(
-    incident_id: str,
+    incident_id: IncidentId,
     who: CurrentUser,
     service: Service,
     k: Annotated[int, Query(ge=1, le=100)] = 5,
     policy: Annotated[PolicyName, Query()] = "nearest",
-    threshold_s: Annotated[float | None, Query(gt=0)] = None,
-    limit_s: Annotated[float | None, Query(gt=0)] = None,
+    threshold_s: Seconds | None = None,
+    limit_s: Seconds | None = None,
 ) -> dict[str, Any]:
     """Every available unit of every station ranked by road travel time to the incident."""
     rec = service.recommend(
@@ -225,7 +281,7 @@ def recommendations(
     tags=["incidents"],
 )
 def assign(
-    incident_id: str, body: AssignmentIn, who: CurrentUser, service: Service
+    incident_id: IncidentId, body: AssignmentIn, who: CurrentUser, service: Service
 ) -> dict[str, Any]:
     """Dispatch a unit, atomically: a busy unit gets 409 with the reason."""
     return service.assign(who, incident_id, body.unit_id)
@@ -238,12 +294,15 @@ def kpis(
     who: CurrentUser,
     service: Service,
     from_: Annotated[
-        datetime | None, Query(alias="from", description="ISO 8601; default 24 h ago")
+        IsoTime | None, Query(alias="from", description="ISO 8601 with offset; default 24 h ago")
     ] = None,
-    to: Annotated[datetime | None, Query(description="ISO 8601; default now")] = None,
-    by: Annotated[str, Query(description=f"one of {', '.join(GROUPINGS)}")] = "none",
+    to: Annotated[IsoTime | None, Query(description="ISO 8601 with offset; default now")] = None,
+    by: Annotated[
+        str, Query(pattern=f"^({'|'.join(GROUPINGS)})$", description="grouping of the KPIs")
+    ] = "none",
     thresholds: Annotated[
-        str | None, Query(description="on-scene thresholds in seconds, e.g. 180,600")
+        str | None,
+        Query(max_length=100, description="on-scene thresholds in seconds, e.g. 180,600"),
     ] = None,
 ) -> dict[str, Any]:
     """Response time, call-to-dispatch and travel time (count, mean, p50, p90), shares on scene
@@ -253,10 +312,18 @@ def kpis(
     if thresholds is None:
         limits = request.app.state.settings.kpi_thresholds_s
     else:
-        try:
-            limits = tuple(float(t) for t in thresholds.split(","))
-        except ValueError:
-            raise ValidationError(
-                "thresholds must be comma-separated seconds", field="thresholds"
-            ) from None
+        limits = _thresholds(thresholds)
     return service.kpis(who, start=start, end=end, by=by, thresholds_s=limits)
+
+
+def _thresholds(text: str) -> tuple[float, ...]:
+    """Comma-separated on-scene thresholds: 1 to 8 finite seconds in (0, 86400]."""
+    try:
+        values = tuple(float(t) for t in text.split(","))
+    except ValueError:
+        values = ()
+    if not 1 <= len(values) <= 8 or not all(0 < v <= 86_400 for v in values):
+        raise ValidationError(
+            "thresholds must be 1 to 8 comma-separated seconds in (0, 86400]", field="thresholds"
+        )
+    return values

@@ -13,6 +13,7 @@ import secrets
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from citywatch.api.limits import DEFAULT_BODY_TIMEOUT_S, DEFAULT_MAX_BODY_BYTES
 from citywatch.dispatch.core import DispatchConfig
 from citywatch.dispatch.kpis import RESPONSE_TARGETS_S
 from citywatch.errors import ValidationError
@@ -54,6 +55,15 @@ class Settings:
         Staleness of positions and the ``station_first`` threshold.
     kpi_thresholds_s : tuple of float
         Default "on scene within" thresholds of the KPIs (3 and 10 minutes).
+    max_body_bytes : int
+        Largest request body accepted (413 beyond, before authentication); 1 MiB.
+    body_timeout_s : float
+        Time a client has to send its whole request body (408 beyond); 10 s.
+    position_retention_days : int
+        Days of AVL history kept (PostgreSQL drops older daily partitions); 90.
+    audit_home : str, optional
+        Folder of the audit key and checkpoint file (``$CITYWATCH_AUDIT_HOME`` or
+        ``var/audit`` by default); never inside the database.
     """
 
     pack: str
@@ -66,6 +76,10 @@ class Settings:
     migrate: bool = True
     dispatch: DispatchConfig = field(default_factory=DispatchConfig)
     kpi_thresholds_s: tuple[float, ...] = RESPONSE_TARGETS_S
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S
+    position_retention_days: int = 90
+    audit_home: str | None = None
 
     def __post_init__(self) -> None:
         if len(self.jwt_secret) < 32:
@@ -78,6 +92,10 @@ class Settings:
             raise ValidationError(
                 "refresh token lifetime must exceed the access token's and be at most 90 days",
                 field="refresh_ttl_s",
+            )
+        if not 1 <= self.position_retention_days <= 3650:
+            raise ValidationError(
+                "position retention must be 1 to 3650 days", field="position_retention_days"
             )
         if not 0.1 <= self.stream_recheck_s <= 3600:
             raise ValidationError(

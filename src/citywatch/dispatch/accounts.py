@@ -21,12 +21,12 @@ from enum import StrEnum
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from citywatch.dispatch.audit import append_audit
 from citywatch.errors import AuthenticationError, ConflictError, NotFoundError, ValidationError
-from citywatch.store.dispatch_models import ApiToken, RefreshToken, User
+from citywatch.store.dispatch_models import ApiToken, RefreshToken, RevokedToken, User
 
 __all__ = [
     "Principal",
@@ -39,14 +39,22 @@ __all__ = [
     "create_user",
     "disable_user",
     "find_user",
+    "is_revoked",
     "list_users",
     "mark_demo",
+    "revoke_access_token",
     "revoke_refresh_session",
     "rotate_refresh_token",
     "set_password",
+    "unlock_user",
 ]
 
 _hasher = PasswordHasher()  # argon2id with the library's RFC 9106 "low memory" defaults
+#: Verified for unknown users, so that they cost what a real one does.
+_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+#: Consecutive failed logins that lock an account, and for how long.
+LOCKOUT_AFTER = 10
+LOCKOUT_S = 900.0
 _USERNAME = re.compile(r"^[A-Za-z0-9_.@-]{2,64}$")
 MIN_PASSWORD_LENGTH = 10
 
@@ -261,10 +269,15 @@ def authenticate_password(
 ) -> Principal:
     """Check a user name and password against the stored argon2 hash.
 
+    An unknown user costs one argon2 verification too (against a dummy hash), so that timing
+    does not tell which user names exist.  :data:`LOCKOUT_AFTER` consecutive failures lock the
+    account for :data:`LOCKOUT_S` (audited ``user.locked``; ``citywatch users unlock`` ends it).
+
     Parameters
     ----------
     session : Session
-        Database session (a needed rehash is written; the caller commits).
+        Database session (failure counters, lockout and a needed rehash are written; the
+        caller commits, also when this raises).
     username, password : str
         The credentials.
     allow_demo : bool
@@ -273,22 +286,76 @@ def authenticate_password(
     Raises
     ------
     AuthenticationError
-        For an unknown user, a wrong password or a disabled account (one message for all, so
-        that the answer does not reveal which user names exist), or a demo account outside
-        demo mode.
+        For an unknown user, a wrong password, a disabled or locked account (one message for
+        all, so that the answer does not reveal which user names exist), or a demo account
+        outside demo mode.
     """
     user = session.scalar(select(User).where(User.username == username))
     failure = AuthenticationError("incorrect user name or password")
-    if user is None or user.disabled or user.password_hash is None:
-        raise failure
+    usable = user is not None and not user.disabled and user.password_hash is not None
+    stored = user.password_hash if usable and user is not None else _DUMMY_HASH
     try:
-        _hasher.verify(user.password_hash, password)
+        _hasher.verify(stored or _DUMMY_HASH, password)
+        correct = usable
     except (VerificationError, InvalidHashError):
-        raise failure from None
+        correct = False
+    if user is None or not usable:
+        raise failure
+    now = _now()
+    if user.locked_until is not None and user.locked_until > now:
+        raise failure
+    if not correct:
+        _count_failure(session, user, now)
+        raise failure
     _refuse_demo(user.is_demo, allow_demo)
-    if _hasher.check_needs_rehash(user.password_hash):
+    user.failed_logins, user.locked_until = 0, None
+    if _hasher.check_needs_rehash(stored or ""):
         user.password_hash = _hasher.hash(password)
     return _principal(user)
+
+
+def _count_failure(session: Session, user: User, now: datetime) -> None:
+    user.failed_logins = (user.failed_logins or 0) + 1
+    if user.failed_logins >= LOCKOUT_AFTER:
+        user.failed_logins = 0
+        user.locked_until = now + timedelta(seconds=LOCKOUT_S)
+        append_audit(
+            session,
+            actor="login",
+            action="user.locked",
+            entity="user",
+            entity_id=user.username,
+            after={"locked_until": user.locked_until, "after_failures": LOCKOUT_AFTER},
+        )
+
+
+def unlock_user(session: Session, username: str, *, actor: str = "cli") -> User:
+    """End an account's lockout and reset its failure count (audited); the caller commits."""
+    user = _get(session, username)
+    before = {"locked_until": user.locked_until, "failed_logins": user.failed_logins}
+    user.failed_logins, user.locked_until = 0, None
+    append_audit(
+        session,
+        actor=actor,
+        action="user.unlock",
+        entity="user",
+        entity_id=username,
+        before=before,
+        after={"locked_until": None, "failed_logins": 0},
+    )
+    return user
+
+
+def revoke_access_token(session: Session, jti: str, expires_at: datetime) -> None:
+    """Deny an access token (by its ``jti``) until it expires; idempotent."""
+    if session.get(RevokedToken, jti) is None:
+        session.add(RevokedToken(jti=jti, expires_at=expires_at))
+    session.execute(delete(RevokedToken).where(RevokedToken.expires_at < _now()))
+
+
+def is_revoked(session: Session, jti: str) -> bool:
+    """Whether the access token with this ``jti`` was revoked (logout)."""
+    return session.get(RevokedToken, jti) is not None
 
 
 def active_principal(session: Session, username: str, *, allow_demo: bool = False) -> Principal:
@@ -459,14 +526,14 @@ def _revoke_family(session: Session, family: str, username: str, *, actor: str) 
     )
 
 
-def revoke_refresh_session(session: Session, token: str) -> bool:
+def revoke_refresh_session(session: Session, token: str) -> tuple[str, str] | None:
     """Log out: revoke the login session (every token of the family) of a refresh token.
 
     Returns
     -------
-    bool
-        Whether the token was known (an unknown token is a no-op, so logging out twice is
-        harmless).
+    tuple of str, or None
+        The session (family) and its user name, or ``None`` for an unknown token (a no-op, so
+        logging out twice is harmless).
     """
     row = session.execute(
         select(RefreshToken.family, User.username)
@@ -474,6 +541,6 @@ def revoke_refresh_session(session: Session, token: str) -> bool:
         .where(RefreshToken.token_hash == _token_digest(token))
     ).first()
     if row is None:
-        return False
+        return None
     _revoke_family(session, row.family, row.username, actor=row.username)
-    return True
+    return row.family, row.username

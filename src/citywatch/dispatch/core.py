@@ -12,11 +12,11 @@ import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any, Protocol
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final, Protocol
 
 import shapely
-from sqlalchemy import Select, select, update
+from sqlalchemy import Select, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from citywatch.city import CityPack
@@ -31,7 +31,7 @@ from citywatch.dispatch.policy import (
     load_requirements,
     router_travel,
 )
-from citywatch.domain import LAT_RANGE, LON_RANGE
+from citywatch.domain import CLOCK_SKEW_S, LAT_RANGE, LON_RANGE
 from citywatch.errors import (
     ConflictError,
     NotFoundError,
@@ -50,13 +50,26 @@ from citywatch.store.dispatch_models import (
 )
 from citywatch.store.models import IncidentRow
 
-__all__ = ["ACTIVE_INCIDENT", "STALE_AFTER_S", "DispatchConfig", "EventSink", "ServiceCore"]
+__all__ = [
+    "ACTIVE_INCIDENT",
+    "CLOCK_SKEW_S",
+    "MAX_BACKDATE_S",
+    "STALE_AFTER_S",
+    "DispatchConfig",
+    "EventSink",
+    "ServiceCore",
+    "check_time_window",
+]
 
 #: Default age after which a unit's AVL position is stale (the unit is then located at its post
 #: or station).
 STALE_AFTER_S = 300.0
 
 ACTIVE_INCIDENT = INCIDENT_LIFECYCLE.active
+#: Oldest ``received_at`` of a new incident (a call entered late, not a historical record).
+MAX_BACKDATE_S: Final = 86_400.0
+#: Session-info key of the audit records a writing transaction appends when it ends.
+_PENDING_AUDIT = "citywatch_pending_audit"
 
 
 class EventSink(Protocol):
@@ -80,10 +93,28 @@ class DispatchConfig:
 
 
 def as_utc(at: datetime, field: str = "at") -> datetime:
-    """``at`` in UTC; :class:`ValidationError` naming ``field`` when it has no time zone."""
+    """``at`` in UTC; :class:`ValidationError` naming ``field`` when it has no time zone or
+    lies at a calendar edge where the conversion overflows (``0001-01-01T00:00+05:00``)."""
     if at.tzinfo is None:
         raise ValidationError(f"{field} must carry a time zone (ISO 8601 with offset)", field=field)
-    return at.astimezone(UTC)
+    try:
+        return at.astimezone(UTC)
+    except OverflowError:
+        raise ValidationError(f"{field} is outside the representable years", field=field) from None
+
+
+def check_time_window(at: datetime, now: datetime, *, max_age_s: float, field: str) -> datetime:
+    """``at`` in UTC if it is at most :data:`CLOCK_SKEW_S` ahead of ``now`` and at most
+    ``max_age_s`` behind it; :class:`ValidationError` naming ``field`` otherwise."""
+    utc = as_utc(at, field)
+    if utc > now + timedelta(seconds=CLOCK_SKEW_S):
+        raise ValidationError(
+            f"{field} is in the future (more than {CLOCK_SKEW_S:g} s ahead of the server clock)",
+            field=field,
+        )
+    if utc < now - timedelta(seconds=max_age_s):
+        raise ValidationError(f"{field} is more than {max_age_s / 3600:g} h ago", field=field)
+    return utc
 
 
 def check_lonlat(lon: float, lat: float) -> None:
@@ -173,8 +204,25 @@ class ServiceCore:
     # ------------------------------------------------------------------ plumbing
     @contextmanager
     def _write(self) -> Iterator[Session]:
+        """A writing transaction that takes its locks in the one global order.
+
+        The order is: the incident (``incident_dispatch`` row), then its units by id, then the
+        audit chain, which is always appended last (the records queued by :meth:`_audit` are
+        written when the block ends), so two writers never wait for each other in a cycle.  On
+        SQLite the transaction takes the database write lock at once (``BEGIN IMMEDIATE``): the
+        reads that decide a change then see the state it changes.
+        """
         with self.sessions.begin() as session:
+            if session.get_bind().dialect.name == "sqlite":
+                session.execute(text("BEGIN IMMEDIATE"))
             yield session
+            for entry in session.info.pop(_PENDING_AUDIT, []):
+                append_audit(session, **entry)
+
+    @staticmethod
+    def _audit(session: Session, **entry: Any) -> None:
+        """Queue an audit record (``append_audit`` arguments) for the end of the transaction."""
+        session.info.setdefault(_PENDING_AUDIT, []).append(entry)
 
     def _emit(
         self,
@@ -186,7 +234,14 @@ class ServiceCore:
         unit_id: str | None = None,
         station: str | None = None,
         data: dict[str, Any] | None = None,
+        before: Any = None,
     ) -> None:
+        """Record one change: a timeline row, an audit record and an event for the streams.
+
+        Every change goes through here, so the audit has exactly one record per timeline event
+        (action = event type; AVL fixes, which are no timeline events, are audited per batch).
+        ``before`` is the changed object's state before the change, for the audit.
+        """
         at = self.clock()
         payload: dict[str, Any] = to_jsonable(data or {})
         ev = DispatchEvent(
@@ -200,18 +255,56 @@ class ServiceCore:
         )
         session.add(ev)
         session.flush()
+        entity = type_.split(".", 1)[0]
+        entity_id = {"incident": incident_id, "unit": unit_id}.get(entity)
+        self._audit(
+            session,
+            actor=actor,
+            action=type_,
+            entity=entity,
+            entity_id=entity_id if entity_id is not None else str(payload.get("id")),
+            before=before,
+            after=payload,
+            at=at,
+        )
+        self._announce(
+            session,
+            actor,
+            type_,
+            incident_id=incident_id,
+            unit_id=unit_id,
+            station=station,
+            data=payload,
+            event_id=ev.id,
+            at=at,
+        )
+
+    def _announce(
+        self,
+        session: Session,
+        actor: str,
+        type_: str,
+        *,
+        incident_id: str | None = None,
+        unit_id: str | None = None,
+        station: str | None = None,
+        data: dict[str, Any] | None = None,
+        event_id: int | None = None,
+        at: datetime | None = None,
+    ) -> None:
+        """Stage an event for the streams only (AVL moves: their record is the history)."""
         self.sink.stage(
             session,
             {
-                "id": ev.id,
+                "id": event_id,
                 "type": type_,
-                "at": at.isoformat(),
+                "at": (at or self.clock()).isoformat(),
                 "incident_id": incident_id,
                 "unit_id": unit_id,
                 "station": station,
                 "bureau": self.bureau_of.get(station or ""),
                 "actor": actor,
-                "data": payload,
+                "data": to_jsonable(data or {}),
             },
         )
 
@@ -360,16 +453,32 @@ class ServiceCore:
     def _lock_incident(self, s: Session, incident_id: str) -> tuple[IncidentRow, IncidentDispatch]:
         """Re-read an incident inside a writing transaction, locked until it ends.
 
-        Changes that follow a unit (first unit dispatched, en route, on scene) are decided on
-        this fresh, locked state, so concurrent units never make each other fail.  (PostgreSQL
-        takes the row lock; SQLite already holds the database write lock at this point.)
+        The first lock of the global order (see :meth:`_write`): every change that touches an
+        incident and its units locks the incident before any unit.  Changes that follow a unit
+        (first unit dispatched, en route, on scene) are decided on this fresh, locked state, so
+        concurrent units never make each other fail.  (PostgreSQL takes the row lock; SQLite
+        already holds the database write lock.)
         """
-        row, state = s.execute(
+        found = s.execute(
             self._incident_query(incident_id)
-            .with_for_update(of=IncidentDispatch)
+            .with_for_update(of=IncidentDispatch, key_share=True)
             .execution_options(populate_existing=True)
-        ).one()
-        return row, state
+        ).first()
+        if found is None:
+            raise NotFoundError(f"no live incident {incident_id!r}", field="incident_id")
+        return found[0], found[1]
+
+    @staticmethod
+    def _lock_units(s: Session, *where: Any) -> list[Unit]:
+        """The units matching ``where``, re-read and locked in id order (after any incident)."""
+        query = (
+            select(Unit)
+            .where(*where)
+            .order_by(Unit.id)
+            .with_for_update(key_share=True)
+            .execution_options(populate_existing=True)
+        )
+        return list(s.scalars(query))
 
     def _set_incident_status(
         self,
@@ -397,15 +506,6 @@ class ServiceCore:
             row.arrived_at = now
         elif new in (IncidentStatus.CLEARED, IncidentStatus.CANCELLED):
             row.cleared_at = now
-        append_audit(
-            s,
-            actor=who.username,
-            action="incident.status",
-            entity="incident",
-            entity_id=row.id,
-            before={"status": old},
-            after={"status": new},
-        )
         self._emit(
             s,
             who.username,
@@ -413,9 +513,48 @@ class ServiceCore:
             incident_id=row.id,
             station=row.station,
             data={"from": old, "to": new},
+            before={"status": old},
         )
 
-    def _end_assignment(self, s: Session, unit: Unit, outcome: str, now: datetime) -> None:
+    def _emit_unit_status(
+        self,
+        s: Session,
+        who: Principal,
+        unit: Unit,
+        incident_id: str | None,
+        old: str,
+        new: str,
+        now: datetime,
+    ) -> dict[str, Any]:
+        """Record a unit's status change (timeline, audit, streams); the change as returned."""
+        out = {"unit_id": unit.id, "from": old, "to": new, "at": now, "incident_id": incident_id}
+        self._emit(
+            s,
+            who.username,
+            "unit.status",
+            unit_id=unit.id,
+            incident_id=incident_id,
+            station=unit.station,
+            data=out,
+            before={"status": old},
+        )
+        return out
+
+    def _end_assignment(
+        self, s: Session, who: Principal, unit: Unit, outcome: str, now: datetime
+    ) -> None:
+        """Close the unit's open assignment (if any) with ``outcome``, recorded and audited."""
         a = s.scalar(select(Assignment).where(Assignment.unit_id == unit.id, Assignment.active))
-        if a is not None:
-            a.active, a.ended_at, a.outcome = False, now, outcome
+        if a is None:
+            return
+        a.active, a.ended_at, a.outcome = False, now, outcome
+        self._emit(
+            s,
+            who.username,
+            "assignment.ended",
+            incident_id=a.incident_id,
+            unit_id=unit.id,
+            station=unit.station,
+            data={"id": a.id, "unit_id": unit.id, "outcome": outcome, "ended_at": now},
+            before={"active": True},
+        )

@@ -14,22 +14,24 @@ from __future__ import annotations
 
 import math
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from citywatch.dispatch.accounts import Principal, Role
-from citywatch.dispatch.audit import append_audit
 from citywatch.dispatch.core import (
     ACTIVE_INCIDENT,
+    MAX_BACKDATE_S,
     UNIT_STATE_COLUMNS,
     DispatchConfig,
     EventSink,
     as_utc,
+    check_time_window,
 )
 from citywatch.dispatch.kpis import RESPONSE_TARGETS_S, compute_kpis
 from citywatch.dispatch.lifecycle import (
@@ -46,8 +48,8 @@ from citywatch.dispatch.policy import (
     recommend,
 )
 from citywatch.dispatch.units import UnitService
-from citywatch.domain import CLOCK_SKEW_S, PRIORITY_RANGE
-from citywatch.errors import ConflictError, PermissionDeniedError, ValidationError
+from citywatch.domain import PRIORITY_RANGE
+from citywatch.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError
 from citywatch.store.dispatch_models import (
     Assignment,
     DispatchEvent,
@@ -117,9 +119,11 @@ class DispatchService(UnitService):
         where = self._jurisdictions(lon, lat)
         self._check_scope(who, where["station"], "the incident location")
         now = self.clock()
-        received = as_utc(received_at, "received_at") if received_at is not None else now
-        if received > now + timedelta(seconds=CLOCK_SKEW_S):
-            raise ValidationError("received_at is in the future", field="received_at")
+        received = now
+        if received_at is not None:
+            received = check_time_window(
+                received_at, now, max_age_s=MAX_BACKDATE_S, field="received_at"
+            )
         source_id = uuid.uuid4().hex
         row = IncidentRow(
             id=f"live:{source_id}",
@@ -150,14 +154,6 @@ class DispatchService(UnitService):
                 s.add(state)
                 s.flush()
                 out = self._incident_dict(row, state)
-                append_audit(
-                    s,
-                    actor=who.username,
-                    action="incident.create",
-                    entity="incident",
-                    entity_id=row.id,
-                    after=out,
-                )
                 self._emit(
                     s,
                     who.username,
@@ -296,33 +292,32 @@ class DispatchService(UnitService):
 
     # ------------------------------------------------------------------ assignment and lifecycles
     def assign(self, who: Principal, incident_id: str, unit_id: str) -> dict[str, Any]:
-        """Send a unit to an incident, atomically: of concurrent callers exactly one wins."""
+        """Send a unit to an incident, atomically: of concurrent callers exactly one wins.
+
+        Locks the incident, then the unit (the global lock order of :meth:`_write`), and decides
+        on their locked, fresh state.
+        """
         self._require_write(who)
         now = self.clock()
         with self._write() as s:
-            row, state = self._get_incident(s, who, incident_id)
+            self._get_incident(s, who, incident_id)
+            row, state = self._lock_incident(s, incident_id)
             if state.status not in ACTIVE_INCIDENT:
                 raise ConflictError(
                     f"incident {incident_id} is {state.status}: it cannot take units"
                 )
-            won = s.execute(
-                update(Unit)
-                .where(Unit.id == unit_id, Unit.status == UnitStatus.AVAILABLE)
-                .values(status=UnitStatus.DISPATCHED, status_at=now, incident_id=incident_id)
-            ).rowcount  # type: ignore[attr-defined]
-            if won != 1:
-                unit = self._get_unit(s, unit_id)
+            locked = self._lock_units(s, Unit.id == unit_id)
+            if not locked:
+                raise NotFoundError(f"no unit {unit_id!r}", field="unit_id")
+            unit = locked[0]
+            if unit.status != UnitStatus.AVAILABLE:
                 busy = f" on incident {unit.incident_id}" if unit.incident_id else ""
                 raise ConflictError(
                     f"unit {unit_id} is {unit.status}{busy}, not available", field="unit_id"
                 )
-            row, state = self._lock_incident(s, incident_id)
-            if state.status not in ACTIVE_INCIDENT:  # closed while we were deciding
-                raise ConflictError(
-                    f"incident {incident_id} is {state.status}: it cannot take units"
-                )
-            unit = self._get_unit(s, unit_id)
+            UNIT_LIFECYCLE.transition(unit.status, UnitStatus.DISPATCHED, now)
             view = self._unit_view(unit, now)
+            unit.status, unit.status_at, unit.incident_id = UnitStatus.DISPATCHED, now, incident_id
             eta, metres = self._eta(view, row)
             a = Assignment(
                 incident_id=incident_id,
@@ -346,15 +341,6 @@ class DispatchService(UnitService):
                 "eta_s": a.eta_s,
                 "metres": a.metres,
             }
-            append_audit(
-                s,
-                actor=who.username,
-                action="assignment.create",
-                entity="assignment",
-                entity_id=str(a.id),
-                before={"unit_status": UnitStatus.AVAILABLE},
-                after=out,
-            )
             self._emit(
                 s,
                 who.username,
@@ -363,6 +349,7 @@ class DispatchService(UnitService):
                 unit_id=unit_id,
                 station=row.station,
                 data=out,
+                before={"unit_status": UnitStatus.AVAILABLE.value},
             )
         return out
 
@@ -379,45 +366,38 @@ class DispatchService(UnitService):
 
     def set_incident_status(self, who: Principal, incident_id: str, status: str) -> dict[str, Any]:
         """Move an incident along its lifecycle.  Clearing or cancelling it releases its units:
-        those on scene start returning, those still on the way become available."""
+        those on scene start returning, those still on the way become available.
+
+        Locks the incident, then its units in id order (the global lock order of
+        :meth:`_write`): a unit changing status meanwhile waits, or has already changed and is
+        released from its latest state, never overwritten from a stale one.
+        """
         self._require_write(who)
+        status = INCIDENT_LIFECYCLE.parse(status)
         now = self.clock()
         with self._write() as s:
-            row, state = self._get_incident(s, who, incident_id)
+            self._get_incident(s, who, incident_id)
+            row, state = self._lock_incident(s, incident_id)
+            held = self._lock_units(s, Unit.incident_id == incident_id)
             old = state.status
             self._set_incident_status(s, who, row, state, INCIDENT_LIFECYCLE.parse(status), now)
             if status in (IncidentStatus.CLEARED, IncidentStatus.CANCELLED):
-                # Locked fresh rows: a unit changing status meanwhile is released from its
-                # latest state, never overwritten from a stale one.
-                held = (
-                    select(Unit)
-                    .where(Unit.incident_id == incident_id)
-                    .with_for_update()
-                    .execution_options(populate_existing=True)
-                )
-                for unit in s.scalars(held):
-                    on_scene = unit.status == UnitStatus.ON_SCENE
-                    nxt = UnitStatus.RETURNING if on_scene else UnitStatus.AVAILABLE
-                    UNIT_LIFECYCLE.transition(unit.status, nxt, now)
-                    self._end_assignment(
-                        s,
-                        unit,
-                        "completed" if status == IncidentStatus.CLEARED else "incident_cancelled",
-                        now,
-                    )
-                    before = unit.status
-                    unit.status, unit.status_at, unit.incident_id = nxt, now, None
-                    self._emit(
-                        s,
-                        who.username,
-                        "unit.status",
-                        unit_id=unit.id,
-                        incident_id=incident_id,
-                        station=unit.station,
-                        data={"unit_id": unit.id, "from": before, "to": nxt, "at": now},
-                    )
+                outcome = "completed" if status == IncidentStatus.CLEARED else "incident_cancelled"
+                for unit in held:
+                    self._release_unit(s, who, unit, incident_id, outcome, now)
             out = self._incident_dict(row, state)
         return {"incident_id": incident_id, "from": old, "to": status, "incident": out}
+
+    def _release_unit(
+        self, s: Session, who: Principal, unit: Unit, incident_id: str, outcome: str, now: datetime
+    ) -> None:
+        """Free a locked unit of a closed incident: on scene it returns, else it is available."""
+        before = unit.status
+        nxt = UnitStatus.RETURNING if before == UnitStatus.ON_SCENE else UnitStatus.AVAILABLE
+        UNIT_LIFECYCLE.transition(before, nxt, now)
+        self._end_assignment(s, who, unit, outcome, now)
+        unit.status, unit.status_at, unit.incident_id = nxt, now, None
+        self._emit_unit_status(s, who, unit, incident_id, before, nxt, now)
 
     # ------------------------------------------------------------------ KPIs
     def kpis(

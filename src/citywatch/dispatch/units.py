@@ -3,29 +3,41 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, update
+import numpy as np
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from citywatch.dispatch.accounts import Principal, Role
-from citywatch.dispatch.audit import append_audit
-from citywatch.dispatch.core import ServiceCore, as_utc
+from citywatch.dispatch.core import ServiceCore
 from citywatch.dispatch.lifecycle import UNIT_ASSIGNED, UNIT_LIFECYCLE, IncidentStatus, UnitStatus
-from citywatch.domain import CLOCK_SKEW_S
-from citywatch.errors import ConflictError, PermissionDeniedError, ValidationError
-from citywatch.store.dispatch_models import (
-    Assignment,
-    Unit,
-    UnitPosition,
+from citywatch.dispatch.positions import (
+    Fix,
+    FixOutcome,
+    check_fix_time,
+    maintain_partitions,
+    seal_positions,
+    write_fixes,
 )
+from citywatch.errors import (
+    CityWatchError,
+    ConflictError,
+    NotFoundError,
+    PermissionDeniedError,
+    ValidationError,
+)
+from citywatch.store.dispatch_models import Assignment, Unit
 
 __all__ = ["UnitService"]
 
 #: Incident statuses with units on the way but none on scene yet.
 _BEFORE_ARRIVAL = (IncidentStatus.DISPATCHED, IncidentStatus.EN_ROUTE)
 
+#: Tries of a write whose locks found the unit re-assigned meanwhile (each try is short).
+_LOCK_ATTEMPTS = 5
 _UNIT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 
 
@@ -76,9 +88,6 @@ class UnitService(ServiceCore):
             s.add(unit)
             s.flush()
             out = self._unit_dict(unit)
-            append_audit(
-                s, actor=who.username, action="unit.create", entity="unit", entity_id=id, after=out
-            )
             self._emit(s, who.username, "unit.created", unit_id=id, station=station, data=out)
         return out
 
@@ -111,98 +120,145 @@ class UnitService(ServiceCore):
     def update_position(
         self, who: Principal, unit_id: str, lon: float, lat: float, at: datetime
     ) -> dict[str, Any]:
-        """Record an AVL position; a position older than the unit's current one is kept in the
-        history but does not move the unit (``applied`` is then false)."""
-        self._validate_point(lon, lat, field="lon")
-        at = as_utc(at)
-        if at > self.clock() + timedelta(seconds=CLOCK_SKEW_S):
-            raise ValidationError("position time is in the future", field="at")
+        """Record one AVL position (a batch of one, see :meth:`record_positions`); a position
+        older than the unit's current one is kept in the history but does not move the unit
+        (``applied`` is then false).  Raises the error that refused the fix."""
+        result = self.record_positions(who, [Fix(unit_id, lon, lat, at)])
+        outcome = result["results"][0]
+        if outcome.error is not None:
+            raise outcome.error
+        at = at.astimezone(UTC)  # valid, so within years 1900-2199
+        return {"unit_id": unit_id, "applied": outcome.applied, "lon": lon, "lat": lat, "at": at}
+
+    def record_positions(self, who: Principal, fixes: Sequence[Fix]) -> dict[str, Any]:
+        """Validate AVL fixes one by one and store the valid ones in bulk (one transaction).
+
+        Returns ``batch_id`` (``None`` when no fix was valid), the counts ``stored``,
+        ``applied`` and ``refused``, and ``results``: a :class:`FixOutcome` per fix in order,
+        with the error a single PUT of that fix would have raised.
+        """
+        now = self.clock()
+        outcomes: list[FixOutcome | None] = [None] * len(fixes)
+        valid: list[tuple[int, Fix]] = []
         with self._write() as s:
-            unit = self._get_unit(s, unit_id)
-            self._check_unit_actor(who, unit)
-            self._check_on_network(lon, lat, unit.mode, field="lon")
-            before = {"lon": unit.lon, "lat": unit.lat, "at": unit.position_at}
-            s.add(UnitPosition(unit_id=unit_id, at=at, lon=lon, lat=lat, received_at=self.clock()))
-            # Conditional update: a late, out-of-order position must not overwrite a newer one.
-            res = s.execute(
-                update(Unit)
-                .where(Unit.id == unit_id)
-                .where((Unit.position_at.is_(None)) | (Unit.position_at < at))
-                .values(lon=lon, lat=lat, position_at=at)
-            )
-            applied = res.rowcount == 1  # type: ignore[attr-defined]
-            append_audit(
-                s,
-                actor=who.username,
-                action="unit.position",
-                entity="unit",
-                entity_id=unit_id,
-                before=before,
-                after={"lon": lon, "lat": lat, "at": at, "applied": applied},
-            )
-            if applied:
-                self._emit(
+            units = {
+                u.id: u
+                for u in s.execute(
+                    select(Unit.id, Unit.mode, Unit.station).where(
+                        Unit.id.in_(sorted({f.unit_id for f in fixes}))
+                    )
+                )
+            }
+            for i, fix in enumerate(fixes):
+                try:
+                    valid.append((i, self._check_fix(who, fix, units.get(fix.unit_id), now)))
+                except CityWatchError as exc:
+                    outcomes[i] = FixOutcome(i, fix.unit_id, error=exc)
+            valid = self._check_fixes_on_network(valid, units, outcomes)
+            batch_id: int | None = None
+            moved: list[Fix] = []
+            if valid:
+                batch_id, moved = write_fixes(s, who.username, [f for _, f in valid], now)
+            for i, fix in valid:
+                outcomes[i] = FixOutcome(i, fix.unit_id, stored=True, applied=fix in moved)
+            for fix in moved:
+                self._announce(
                     s,
                     who.username,
                     "unit.moved",
-                    unit_id=unit_id,
-                    station=unit.station,
-                    data={"lon": lon, "lat": lat, "at": at.isoformat()},
+                    unit_id=fix.unit_id,
+                    station=units[fix.unit_id].station,
+                    data={"lon": fix.lon, "lat": fix.lat, "at": fix.at.isoformat()},
                 )
-        return {"unit_id": unit_id, "applied": applied, "lon": lon, "lat": lat, "at": at}
+        results = [o for o in outcomes if o is not None]
+        stored = sum(o.stored for o in results)
+        return {
+            "batch_id": batch_id,
+            "stored": stored,
+            "applied": sum(o.applied for o in results),
+            "refused": len(results) - stored,
+            "results": results,
+        }
+
+    def seal_positions(self) -> int:
+        """Seal the stored, unsealed position batches into the audit chain (see
+        :func:`citywatch.dispatch.positions.seal_positions`); the number of batches sealed."""
+        with self._write() as s:
+            return seal_positions(s)
+
+    def maintain_history(self, retention_days: int) -> list[str]:
+        """Make the history's partitions ahead, drop those past the retention (PostgreSQL)."""
+        engine = self.sessions.kw["bind"]
+        return maintain_partitions(engine, self.clock(), retention_days)
+
+    def _check_fix(self, who: Principal, fix: Fix, unit: Any, now: datetime) -> Fix:
+        """The fix in UTC if it passes every check of a single PUT but the road snap."""
+        if unit is None:
+            raise NotFoundError(f"no unit {fix.unit_id!r}", field="unit_id")
+        self._check_unit_actor(who, unit)
+        self._validate_point(fix.lon, fix.lat, field="lon")
+        return Fix(fix.unit_id, fix.lon, fix.lat, check_fix_time(fix.at, now))
+
+    def _check_fixes_on_network(
+        self, valid: list[tuple[int, Fix]], units: dict[str, Any], outcomes: list[FixOutcome | None]
+    ) -> list[tuple[int, Fix]]:
+        """The fixes near a road of their unit's mode (snapped per mode, vectorised)."""
+        kept: list[tuple[int, Fix]] = []
+        for mode in sorted({units[f.unit_id].mode for _, f in valid}):
+            group = [(i, f) for i, f in valid if units[f.unit_id].mode == mode]
+            pts = np.array([[f.lon, f.lat] for _, f in group])
+            far = (
+                self.router.snap(pts, mode=mode, max_distance_m=np.inf).distance_m
+                > self.router.max_snap_m
+            )
+            for (i, f), off in zip(group, far.tolist(), strict=True):
+                if off:
+                    try:
+                        self._check_on_network(f.lon, f.lat, mode, field="lon")
+                    except CityWatchError as exc:
+                        outcomes[i] = FixOutcome(i, f.unit_id, error=exc)
+                        continue
+                kept.append((i, f))
+        return sorted(kept, key=lambda p: p[0])
 
     def set_unit_status(self, who: Principal, unit_id: str, status: str) -> dict[str, Any]:
-        """Move a unit along its lifecycle; the incident it serves follows (en route, on scene)."""
+        """Move a unit along its lifecycle; the incident it serves follows (en route, on scene).
+
+        Locks the unit's incident before the unit (the global lock order of :meth:`_write`); a
+        unit assigned or released between the first read and the locks is read again.
+        """
+        UNIT_LIFECYCLE.parse(status)
+        if status == UnitStatus.DISPATCHED:
+            raise ConflictError(
+                "a unit is dispatched by assigning it to an incident", field="status"
+            )
+        for _ in range(_LOCK_ATTEMPTS):
+            with self._write() as s:
+                seen = self._get_unit(s, unit_id)
+                self._check_unit_actor(who, seen)
+                incident_id = seen.incident_id
+                if incident_id is not None:
+                    self._lock_incident(s, incident_id)
+                (unit,) = self._lock_units(s, Unit.id == unit_id)
+                if unit.incident_id != incident_id:
+                    continue  # assigned or released meanwhile: lock its new incident first
+                return self._change_unit_status(s, who, unit, status)
+        raise ConflictError(f"unit {unit_id} keeps changing; retry")
+
+    def _change_unit_status(
+        self, s: Session, who: Principal, unit: Unit, status: str
+    ) -> dict[str, Any]:
+        """The status change of a locked unit (and of its assignment and incident)."""
         now = self.clock()
-        with self._write() as s:
-            unit = self._get_unit(s, unit_id)
-            self._check_unit_actor(who, unit)
-            old, incident_id = unit.status, unit.incident_id
-            UNIT_LIFECYCLE.transition(old, status, now)
-            if status == UnitStatus.DISPATCHED:
-                raise ConflictError(
-                    "a unit is dispatched by assigning it to an incident", field="status"
-                )
-            keeps_incident = status in UNIT_ASSIGNED
-            won = s.execute(
-                update(Unit)
-                .where(Unit.id == unit_id, Unit.status == old)
-                .values(
-                    status=status,
-                    status_at=now,
-                    incident_id=incident_id if keeps_incident else None,
-                )
-            ).rowcount  # type: ignore[attr-defined]
-            if won != 1:
-                raise ConflictError(f"unit {unit_id} changed concurrently; retry")
-            if incident_id is not None:
-                self._follow_unit(s, who, unit, incident_id, old, status, now)
-            out = {
-                "unit_id": unit_id,
-                "from": old,
-                "to": status,
-                "at": now,
-                "incident_id": incident_id,
-            }
-            append_audit(
-                s,
-                actor=who.username,
-                action="unit.status",
-                entity="unit",
-                entity_id=unit_id,
-                before={"status": old},
-                after={"status": status},
-            )
-            self._emit(
-                s,
-                who.username,
-                "unit.status",
-                unit_id=unit_id,
-                incident_id=incident_id,
-                station=unit.station,
-                data=out,
-            )
-        return out
+        old, incident_id = unit.status, unit.incident_id
+        UNIT_LIFECYCLE.transition(old, status, now)
+        keeps_incident = status in UNIT_ASSIGNED
+        unit.status, unit.status_at = status, now
+        unit.incident_id = incident_id if keeps_incident else None
+        s.flush()
+        if incident_id is not None:
+            self._follow_unit(s, who, unit, incident_id, old, status, now)
+        return self._emit_unit_status(s, who, unit, incident_id, old, status, now)
 
     def _follow_unit(
         self,
@@ -229,8 +285,9 @@ class UnitService(ServiceCore):
             if state.status in _BEFORE_ARRIVAL:
                 self._set_incident_status(s, who, row, state, IncidentStatus.ON_SCENE, now)
             return
-        outcome = "completed" if old == UnitStatus.ON_SCENE else "called_off"
-        self._end_assignment(s, unit, outcome, now)
+        self._end_assignment(
+            s, who, unit, "completed" if old == UnitStatus.ON_SCENE else "called_off", now
+        )
         s.flush()
         others = s.scalar(
             select(Assignment.id).where(Assignment.incident_id == incident_id, Assignment.active)

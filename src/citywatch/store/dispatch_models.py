@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Float,
     ForeignKey,
@@ -36,7 +37,9 @@ __all__ = [
     "AuditRecord",
     "DispatchEvent",
     "IncidentDispatch",
+    "PositionBatch",
     "RefreshToken",
+    "RevokedToken",
     "Unit",
     "UnitPosition",
     "User",
@@ -78,6 +81,8 @@ class UnitPosition(Base):
     lon: Mapped[float] = mapped_column(Float)
     lat: Mapped[float] = mapped_column(Float)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    #: The :class:`PositionBatch` whose digest covers this fix (null before ``0004``).
+    batch_id: Mapped[int | None] = mapped_column(Integer, index=True)
 
     __table_args__ = (Index("ix_unit_positions_unit_at", "unit_id", "at"),)
 
@@ -167,6 +172,10 @@ class User(Base):
     #: A demo account (``citywatch demo``, ``serve --demo``): refused outside demo mode.
     is_demo: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    #: Consecutive failed password logins (reset by a successful one or an unlock).
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    #: Password logins are refused until then (lockout after repeated failures).
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class ApiToken(Base):
@@ -217,3 +226,35 @@ class AuditRecord(Base):
     after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+    #: Id of the HMAC key that signed the record (null: unkeyed, written before 0004).
+    key_id: Mapped[str | None] = mapped_column(String(16))
+
+
+class PositionBatch(Base):
+    """One accepted set of AVL fixes (a batch request or one PUT) and the digest covering them.
+
+    ``audit_seq`` is the ``positions.sealed`` audit record that covers the batch (null until
+    sealed): the chain covers every stored fix without serialising each one through it.
+    """
+
+    __tablename__ = "position_batches"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    actor: Mapped[str] = mapped_column(String(64))
+    fixes: Mapped[int] = mapped_column(Integer)
+    digest: Mapped[str] = mapped_column(String(64))
+    first_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    audit_seq: Mapped[int | None] = mapped_column(Integer, index=True)
+
+
+class RevokedToken(Base):
+    """An access token revoked before its expiry (logout), by its ``jti`` claim."""
+
+    __tablename__ = "revoked_tokens"
+
+    jti: Mapped[str] = mapped_column(String(32), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
