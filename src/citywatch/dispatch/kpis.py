@@ -21,7 +21,11 @@ import pandas as pd
 
 from citywatch.errors import ValidationError
 
-__all__ = ["GROUPINGS", "compute_kpis", "duration_stats"]
+__all__ = ["GROUPINGS", "RESPONSE_TARGETS_S", "compute_kpis", "duration_stats"]
+
+#: The on-scene targets, seconds: police on the scene within 3 minutes in the centre and within
+#: 10 minutes city-wide.  The service's default KPI thresholds and the simulator's KPIs.
+RESPONSE_TARGETS_S: tuple[float, float] = (180.0, 600.0)
 
 Grouping = Literal["station", "zone", "hour", "none"]
 GROUPINGS: tuple[str, ...] = ("station", "zone", "hour", "none")
