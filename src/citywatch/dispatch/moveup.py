@@ -38,7 +38,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from citywatch.dispatch.kpis import RESPONSE_TARGETS_S
-from citywatch.dispatch.policy import AVAILABLE, TravelFn, UnitView
+from citywatch.dispatch.policy import AVAILABLE, TravelFn, UnitView, load_requirements
 from citywatch.errors import DataError, ValidationError
 from citywatch.tomlkeys import check_keys
 
@@ -53,11 +53,15 @@ __all__ = [
     "coverage_counts",
     "expected_coverage",
     "load_coverage_rules",
+    "parse_coverage_rules",
     "rule_violations",
     "suggest_moves",
 ]
 
 _RULE_KEYS = ("station", "unit_type", "min_available")
+
+#: Relative size of floating-point rounding in a coverage sum (gains closer than this are ties).
+_ROUNDING = 1e-12
 
 # --------------------------------------------------------------------------- coverage rules
 
@@ -125,13 +129,14 @@ def parse_coverage_rules(
     return CoverageRules(rules)
 
 
-@cache
-def _bundled_coverage() -> CoverageRules:
-    from citywatch.dispatch.policy import load_requirements
+def _known_types() -> frozenset[str]:
+    return frozenset(load_requirements().unit_modes)
 
+
+@cache
+def _bundled_coverage(unit_types: frozenset[str]) -> CoverageRules:
     text = files("citywatch.dispatch").joinpath("data/coverage.toml").read_text("utf-8")
-    types = frozenset(load_requirements().unit_modes)
-    return parse_coverage_rules(tomllib.loads(text), "coverage.toml", types)
+    return parse_coverage_rules(tomllib.loads(text), "coverage.toml", unit_types)
 
 
 def load_coverage_rules(
@@ -155,20 +160,14 @@ def load_coverage_rules(
     DataError
         If the file is unreadable, not TOML, has an unknown key (named) or an unknown unit type.
     """
-    if path is None and unit_types is None:
-        return _bundled_coverage()
-    if unit_types is None:
-        from citywatch.dispatch.policy import load_requirements
-
-        unit_types = frozenset(load_requirements().unit_modes)
+    types = _known_types() if unit_types is None else frozenset(unit_types)
     if path is None:
-        text = files("citywatch.dispatch").joinpath("data/coverage.toml").read_text("utf-8")
-        return parse_coverage_rules(tomllib.loads(text), "coverage.toml", unit_types)
+        return _bundled_coverage(types)
     try:
         doc = tomllib.loads(Path(path).read_text("utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise DataError(f"cannot read coverage rules {path}: {exc}") from exc
-    return parse_coverage_rules(doc, str(path), unit_types)
+    return parse_coverage_rules(doc, str(path), types)
 
 
 @dataclass(frozen=True, slots=True)
@@ -500,15 +499,16 @@ def best_move(
         removed = miss_now.sum() - w.sum(axis=1)  # (groups,): <= 0, coverage lost by leaving
         gain[in_mode] = (added + removed[None, :]).T[group_of]
     gain[~allowed] = -np.inf
-    return _pick(gain, travel, sites, before)
+    return _pick(gain, travel, sites, before, float(d.sum()))
 
 
 def _pick(
-    gain: np.ndarray, travel: np.ndarray | None, sites: np.ndarray, before: float
+    gain: np.ndarray, travel: np.ndarray | None, sites: np.ndarray, before: float, total: float
 ) -> Move | None:
     top = gain.max()
-    # Relative tolerance: gains equal up to rounding are ties (the shortest move wins).
-    tol = 1e-9 * max(1.0, abs(before))
+    # Gains equal up to floating-point rounding (relative to the total demand) are ties, won by
+    # the shortest move; a gain within rounding of zero is no gain.
+    tol = _ROUNDING * max(1.0, total)
     if not top > tol:
         return None
     unit_idx, site_idx = np.nonzero(gain >= top - tol)
