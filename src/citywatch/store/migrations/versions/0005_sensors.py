@@ -1,7 +1,7 @@
 """Sensor registry: cameras and readers per city pack, with their status history.
 
 Revision ID: 0005_sensors
-Revises: 0003_refresh_tokens
+Revises: 0004_live_core
 Create Date: 2026-12-01
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from citywatch.store.base import UTCDateTime
 
 revision = "0005_sensors"
-down_revision = "0003_refresh_tokens"
+down_revision = "0004_live_core"
 branch_labels = None
 depends_on = None
 
