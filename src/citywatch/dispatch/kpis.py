@@ -21,7 +21,11 @@ import pandas as pd
 
 from citywatch.errors import ValidationError
 
-__all__ = ["GROUPINGS", "compute_kpis", "duration_stats"]
+__all__ = ["GROUPINGS", "RESPONSE_TARGETS_S", "compute_kpis", "duration_stats"]
+
+#: The on-scene targets forces promise: 3 minutes in the centre, 10 minutes city-wide (seconds).
+#: The one definition, read by the live KPIs and the simulator's.
+RESPONSE_TARGETS_S: tuple[float, float] = (180.0, 600.0)
 
 Grouping = Literal["station", "zone", "hour", "none"]
 GROUPINGS: tuple[str, ...] = ("station", "zone", "hour", "none")
@@ -74,7 +78,7 @@ def compute_kpis(
     by: str = "none",
     *,
     timezone: str = "UTC",
-    thresholds_s: Sequence[float] = (180.0, 600.0),
+    thresholds_s: Sequence[float] = RESPONSE_TARGETS_S,
 ) -> list[dict[str, Any]]:
     """KPIs of incidents, overall or per station, zone or local hour of the call.
 

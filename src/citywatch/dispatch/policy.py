@@ -32,6 +32,7 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
+from citywatch.dispatch import kernel
 from citywatch.errors import DataError, ValidationError
 
 __all__ = [
@@ -538,47 +539,6 @@ def _travel_all(
     return order, np.concatenate(seconds_all), np.concatenate(metres_all)
 
 
-class _Ranking:
-    """The reachable units of one call as arrays, and exact selection of the best of a subset.
-
-    Units are ordered by ``(eta_s - bonus, eta_s, unit id, position)``, where ``bonus`` is the
-    preferred-type slack and ``position`` the order of the travel calls: the stable sort of the
-    whole list that the policy defines, computed only for the few units that can be shown.
-    """
-
-    __slots__ = ("eta", "metres", "primary", "units")
-
-    def __init__(
-        self, units: list[UnitView], eta: np.ndarray, metres: np.ndarray, req: Requirement
-    ) -> None:
-        self.units, self.eta, self.metres = units, eta, metres
-        preferred = req.preferred_types
-        if preferred:
-            is_pref = np.fromiter((u.unit_type in preferred for u in units), bool, len(units))
-            self.primary = eta - np.where(is_pref, req.prefer_slack_s, 0.0)
-        else:
-            self.primary = eta
-
-    def mask(self, predicate: Any) -> np.ndarray:
-        """Boolean array: ``predicate(unit)`` for every unit."""
-        return np.fromiter(map(predicate, self.units), bool, len(self.units))
-
-    def best(self, idx: np.ndarray, m: int) -> list[int]:
-        """The best ``m`` of the units at positions ``idx``, best first (exact ties kept)."""
-        if m <= 0 or len(idx) == 0:
-            return []
-        primary = self.primary
-        if len(idx) > m:
-            values = primary[idx]
-            kth = values[np.argpartition(values, m - 1)[m - 1]]
-            idx = idx[values <= kth]  # every unit that ties with the m-th stays in the running
-        eta, units = self.eta, self.units
-        chosen = sorted(
-            idx.tolist(), key=lambda i: (float(primary[i]), float(eta[i]), units[i].id, i)
-        )
-        return chosen[:m]
-
-
 def recommend(
     incident: IncidentView,
     units: Sequence[UnitView],
@@ -617,123 +577,130 @@ def recommend(
     Every unit is scored, and the order is the stable sort of all of them by
     ``(eta_s - preferred-type slack, eta_s, unit id)`` (own station first under
     ``station_first``), but only the units that can be shown are sorted: the best
-    ``max(k, team size)`` of each group the policy ranks separately, found with
-    ``np.argpartition``, and the best unit of a required type.
+    ``max(k, team size)`` of each group the policy ranks separately, and the best unit of a
+    required type.  The ordering is the compiled :func:`citywatch.dispatch.kernel.rank_units`,
+    which the simulator's event loop calls too.
     """
     if k < 1:
         raise ValidationError("k must be at least 1", field="k")
     if not (math.isfinite(incident.lon) and math.isfinite(incident.lat)):
         raise ValidationError("incident has no valid location", field="location")
     req = (rules or load_requirements()).requirement_for(incident)
-
-    def result(
-        status: RecommendationStatus,
-        reasons: Sequence[Reason],
-        shown: Sequence[tuple[int, Reason]] = (),
-        team: Sequence[str] = (),
-    ) -> Recommendation:
-        candidates = tuple(
-            Candidate(
-                rank=r + 1,
-                unit_id=(u := ranking.units[i]).id,
-                unit_type=u.unit_type,
-                mode=u.mode,
-                station=u.station,
-                eta_s=float(ranking.eta[i]),
-                metres=float(ranking.metres[i]),
-                position_stale=u.position_stale,
-                reasons=_annotate(u, why, req),
-            )
-            for r, (i, why) in enumerate(shown)
-        )
-        return Recommendation(
-            incident.id, policy.name, status, candidates, tuple(team), req, tuple(reasons)
-        )
-
     free = [u for u in units if u.status == AVAILABLE]
     if not free:
-        return result("none_available", [Reason.of("none_available", in_service=len(units))])
+        why = Reason.of("none_available", in_service=len(units))
+        return Recommendation(incident.id, policy.name, "none_available", (), (), req, (why,))
     usable = free if policy.allow_stale else [u for u in free if not u.position_stale]
     if not usable:
-        return result("all_stale", [Reason.of("all_stale", available=len(free))])
+        why = Reason.of("all_stale", available=len(free))
+        return Recommendation(incident.id, policy.name, "all_stale", (), (), req, (why,))
     scored, eta, metres = _travel_all(usable, incident, travel, policy.limit_s)
-    ok = np.isfinite(eta)
-    if policy.limit_s is not None:
-        ok &= eta <= policy.limit_s
-    if not ok.all():
-        keep = np.flatnonzero(ok)
-        scored = [scored[i] for i in keep.tolist()]
-        eta, metres = eta[keep], metres[keep]
-    if not scored:
-        why = (
-            Reason.of("none_within_limit", available=len(usable), limit_s=round(policy.limit_s))
-            if policy.limit_s is not None
-            else Reason.of("none_by_road", available=len(usable))
-        )
-        return result("none_within_limit", [why])
-    ranking = _Ranking(scored, eta, metres, req)
+    return _ranked(incident, policy, k, req, scored, eta, metres)
 
-    # The policy's order, as groups ranked one after the other, each with its reason.
-    everyone = np.arange(len(scored))
-    groups: list[tuple[np.ndarray, Reason]]
+
+_STATUS: dict[int, RecommendationStatus] = {
+    kernel.STATUS_OK: "ok",
+    kernel.STATUS_SHORT: "short",
+    kernel.STATUS_ALL_STALE: "all_stale",
+    kernel.STATUS_NONE_WITHIN_LIMIT: "none_within_limit",
+}
+_GROUP_REASON = {
+    kernel.GROUP_BY_TRAVEL_TIME: "by_travel_time",
+    kernel.GROUP_OWN_STATION: "own_station",
+    kernel.GROUP_OTHER_STATION: "other_station",
+    kernel.GROUP_OWN_TOO_SLOW: "own_station_too_slow",
+}
+
+
+def policy_arrays(
+    units: Sequence[UnitView], req: Requirement, station: str | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The unit facts :func:`citywatch.dispatch.kernel.rank_units` reads, as arrays.
+
+    Returns ``is_pref``, ``is_req``, ``own`` (of ``station``), ``id_rank`` and ``stale``,
+    aligned with ``units``.
+    """
+    n = len(units)
+    types = [u.unit_type for u in units]
+    is_pref = np.fromiter((t in req.preferred_types for t in types), np.bool_, n)
+    is_req = np.fromiter((t in req.required_types for t in types), np.bool_, n)
+    own = np.fromiter((u.station == station for u in units), np.bool_, n)
+    # String order of the ids (equal ids share a rank), as Python's sort compares them.
+    _, id_rank = np.unique(np.array([u.id for u in units], dtype=str), return_inverse=True)
+    stale = np.fromiter((u.position_stale for u in units), np.bool_, n)
+    return is_pref, is_req, own, id_rank.astype(np.int64), stale
+
+
+def _ranked(
+    incident: IncidentView,
+    policy: Policy,
+    k: int,
+    req: Requirement,
+    scored: list[UnitView],
+    eta: np.ndarray,
+    metres: np.ndarray,
+) -> Recommendation:
+    """Order the scored units with the compiled scoring kernel and explain the order."""
     station = incident.station
-    if policy.name == "station_first" and station is not None:
-        assert policy.threshold_s is not None
-        threshold = round(policy.threshold_s)
-        own = ranking.mask(lambda u: u.station == station)
-        if bool((eta[own] <= policy.threshold_s).any()):
-            groups = [
-                (
-                    np.flatnonzero(own),
-                    Reason.of("own_station", station=station, threshold_s=threshold),
-                ),
-                (np.flatnonzero(~own), Reason.of("other_station", station=station)),
-            ]
-        else:
-            slow = Reason.of("own_station_too_slow", station=station, threshold_s=threshold)
-            groups = [(everyone, slow)]
-    else:
-        groups = [(everyone, Reason.of("by_travel_time"))]
-
-    # The first max(k, team size) of that order.
-    m = max(k, req.units)
-    shown: list[tuple[int, Reason]] = []
-    for idx, why in groups:
-        shown += [(i, why) for i in ranking.best(idx, m - len(shown))]
-
-    # The team: the first req.units, holding one of a required type if there is one.
-    team = [i for i, _ in shown[: req.units]]
-    shortfall = []
-    required = req.required_types
-    extra: list[tuple[int, Reason]] = []
-    if required and not any(scored[i].unit_type in required for i in team):
-        is_req = ranking.mask(lambda u: u.unit_type in required)
-        best_required = None
-        for idx, _ in groups:
-            found = ranking.best(idx[is_req[idx]], 1)
-            if found:
-                best_required = found[0]
-                break
-        if best_required is None:
-            shortfall.append(Reason.of("required_type_missing", unit_types=sorted(required)))
-        else:
-            team = [*team[: req.units - 1], best_required]
-            # A required-type unit picked for the team from further down must still be listed
-            # (with every unit further down that has the same id, in order, as before).
-            rid = scored[best_required].id
-            if rid not in {scored[i].id for i, _ in shown}:
-                for idx, why in groups:
-                    same = idx[ranking.mask(lambda u: u.id == rid)[idx]]
-                    extra += [(i, why) for i in ranking.best(same, len(same))]
-    if len(team) < req.units:
-        shortfall.append(Reason.of("team_short", needed=req.units, suitable=len(team)))
-    shown += extra
-    team_ids = [scored[i].id for i in team]
-    if shortfall:
-        return result("short", shortfall, shown, team_ids)
-    if all(scored[i].position_stale for i, _ in shown):
-        return result("all_stale", [Reason.of("all_candidates_stale")], shown, team_ids)
-    return result("ok", [], shown, team_ids)
+    is_pref, is_req, own, id_rank, stale = policy_arrays(scored, req, station)
+    sf = policy.name == "station_first" and station is not None
+    threshold = policy.threshold_s if policy.threshold_s is not None else math.inf
+    shown_idx, groups, team_idx, status, required_missing, _ = kernel.rank_units(
+        np.ascontiguousarray(eta, dtype=np.float64),
+        is_pref,
+        is_req,
+        own,
+        id_rank,
+        stale,
+        req.prefer_slack_s if req.preferred_types else 0.0,
+        sf,
+        threshold,
+        math.inf if policy.limit_s is None else policy.limit_s,
+        req.units,
+        k,
+        bool(req.required_types),
+        math.inf,
+    )
+    if status == kernel.STATUS_NONE_WITHIN_LIMIT:
+        why = (
+            Reason.of("none_within_limit", available=len(scored), limit_s=round(policy.limit_s))
+            if policy.limit_s is not None
+            else Reason.of("none_by_road", available=len(scored))
+        )
+        return Recommendation(incident.id, policy.name, "none_within_limit", (), (), req, (why,))
+    params: dict[str, Any] = {"station": station, "threshold_s": round(threshold) if sf else 0}
+    group_reason = {
+        code: Reason.of(name, **{p: v for p, v in params.items() if "{" + p in REASON_TEXTS[name]})
+        for code, name in _GROUP_REASON.items()
+    }
+    candidates = tuple(
+        Candidate(
+            rank=r + 1,
+            unit_id=(u := scored[int(i)]).id,
+            unit_type=u.unit_type,
+            mode=u.mode,
+            station=u.station,
+            eta_s=float(eta[i]),
+            metres=float(metres[i]),
+            position_stale=u.position_stale,
+            reasons=_annotate(u, group_reason[int(g)], req),
+        )
+        for r, (i, g) in enumerate(zip(shown_idx, groups, strict=True))
+    )
+    team = tuple(scored[int(i)].id for i in team_idx)
+    reasons: list[Reason] = []
+    if status == kernel.STATUS_SHORT:
+        if required_missing:
+            reasons.append(
+                Reason.of("required_type_missing", unit_types=sorted(req.required_types))
+            )
+        if len(team_idx) < req.units:
+            reasons.append(Reason.of("team_short", needed=req.units, suitable=len(team_idx)))
+    elif status == kernel.STATUS_ALL_STALE:
+        reasons.append(Reason.of("all_candidates_stale"))
+    return Recommendation(
+        incident.id, policy.name, _STATUS[status], candidates, team, req, tuple(reasons)
+    )
 
 
 def _annotate(unit: UnitView, why: Reason, req: Requirement) -> tuple[Reason, ...]:
