@@ -18,7 +18,8 @@ unknown times are; if not, it searches further and calls again.
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
 
 import numba
 import numpy as np
@@ -32,6 +33,8 @@ __all__ = [
     "STATUS_NONE_WITHIN_LIMIT",
     "STATUS_OK",
     "STATUS_SHORT",
+    "compiled",
+    "inlined",
     "rank_units",
 ]
 
@@ -40,10 +43,21 @@ GROUP_BY_TRAVEL_TIME, GROUP_OWN_STATION, GROUP_OTHER_STATION, GROUP_OWN_TOO_SLOW
 # Status codes of a ranking (before the "none available"/"all stale" checks on the views).
 STATUS_OK, STATUS_SHORT, STATUS_ALL_STALE, STATUS_NONE_WITHIN_LIMIT = range(4)
 
-_jit: Any = numba.njit(cache=True, nogil=True)
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 
-@_jit
+def compiled(fn: _F) -> _F:
+    """Compile ``fn`` with numba (nopython, cached on disk, releasing the GIL)."""
+    return cast(_F, numba.njit(cache=True, nogil=True)(fn))
+
+
+def inlined(fn: _F) -> _F:
+    """Like :func:`compiled`, inlined into its compiled callers: for small functions called in
+    inner loops with tuples of arrays, whose every call would otherwise count references."""
+    return cast(_F, numba.njit(cache=True, nogil=True, inline="always")(fn))
+
+
+@compiled
 def _before(i: int, j: int, primary: Any, eta: Any, id_rank: Any) -> bool:
     if primary[i] != primary[j]:
         return bool(primary[i] < primary[j])
@@ -54,7 +68,7 @@ def _before(i: int, j: int, primary: Any, eta: Any, id_rank: Any) -> bool:
     return i < j
 
 
-@_jit
+@compiled
 def _best(idx: Any, m: int, primary: Any, eta: Any, id_rank: Any) -> Any:
     """The best ``m`` units of ``idx`` in the policy's order (every tie of the m-th considered)."""
     if m <= 0 or len(idx) == 0:
@@ -74,7 +88,7 @@ def _best(idx: Any, m: int, primary: Any, eta: Any, id_rank: Any) -> Any:
     return out[:m]
 
 
-@_jit
+@compiled
 def rank_units(
     eta: Any,
     is_pref: Any,
@@ -137,11 +151,21 @@ def rank_units(
     if horizon_s >= limit_s:  # everyone beyond the horizon is beyond the limit too
         horizon_s = math.inf
     reach = np.zeros(n, np.bool_)
+    # Units whose time is unknown (beyond the horizon), counted where they could matter.
+    unknown_own = unknown_other = unknown_req = 0
     for i in range(n):
         reach[i] = math.isfinite(eta[i]) and eta[i] <= limit_s
+        if not math.isfinite(eta[i]) and horizon_s < math.inf:
+            if station_first and own[i]:
+                unknown_own += 1
+            else:
+                unknown_other += 1
+            if is_req[i]:
+                unknown_req += 1
+    unknown_all = unknown_own + unknown_other
     idx = np.flatnonzero(reach)
     if len(idx) == 0:
-        return empty, empty, empty, STATUS_NONE_WITHIN_LIMIT, False, horizon_s == math.inf
+        return empty, empty, empty, STATUS_NONE_WITHIN_LIMIT, False, unknown_all == 0
     primary = eta.copy()
     for i in range(n):
         if is_pref[i]:
@@ -151,23 +175,26 @@ def rank_units(
     bound = horizon_s - slack_s
     decided = True
 
-    # The policy's groups, ranked one after the other.
+    # The policy's groups, ranked one after the other, and how many unknown units each holds.
     if station_first:
         own_idx = idx[own[idx]]
         quick = False
         for i in own_idx:
             quick = quick or eta[i] <= threshold_s
-        if not quick and threshold_s >= horizon_s:
+        if not quick and threshold_s >= horizon_s and unknown_own > 0:
             decided = False  # an own unit beyond the horizon might still be within threshold
         if quick:
             g_idx = [own_idx, idx[~own[idx]]]
             g_code = [GROUP_OWN_STATION, GROUP_OTHER_STATION]
+            g_unknown = [unknown_own, unknown_other]
         else:
             g_idx = [idx, empty]
             g_code = [GROUP_OWN_TOO_SLOW, GROUP_OWN_TOO_SLOW]
+            g_unknown = [unknown_all, 0]
     else:
         g_idx = [idx, empty]
         g_code = [GROUP_BY_TRAVEL_TIME, GROUP_BY_TRAVEL_TIME]
+        g_unknown = [unknown_all, 0]
 
     m = max(k, units_needed)
     shown = np.empty(m, np.int64)
@@ -180,8 +207,8 @@ def rank_units(
             shown[n_shown] = b
             groups[n_shown] = g_code[g]
             n_shown += 1
-        if need > 0 and (len(best) < need or primary[best[-1]] > bound):
-            decided = decided and horizon_s == math.inf
+        if need > 0 and g_unknown[g] > 0 and (len(best) < need or primary[best[-1]] > bound):
+            decided = False
 
     team = shown[: min(units_needed, n_shown)].copy()
     required_missing = False
@@ -198,8 +225,8 @@ def rank_units(
             if len(found):
                 best_required = found[0]
                 break
-        if best_required < 0 or primary[best_required] > bound:
-            decided = decided and horizon_s == math.inf
+        if unknown_req > 0 and (best_required < 0 or primary[best_required] > bound):
+            decided = False
         if best_required < 0:
             required_missing = True
         else:

@@ -13,8 +13,8 @@ from citywatch.sim.travel import SearchTravel
 __all__ = [
     "DemandModel",
     "IncidentBatch",
-    "SearchTravel",
     "Scenario",
+    "SearchTravel",
     "SimResult",
     "compare",
     "fit_demand",

@@ -5,9 +5,9 @@ Events, in time order (ties in the order they were scheduled):
 * an incident is **received**; after its call-handling time it is **ready** for dispatch;
 * at **ready** the dispatch policy ranks the available units with the live service's scoring
   kernel (:func:`citywatch.dispatch.kernel.rank_units`, what
-  :func:`citywatch.dispatch.policy.recommend` calls); its suggested team is sent.  When no unit (or not enough units)
-  can be sent, the incident waits in a queue ordered by priority, then by time (or, with
-  ``queue = false``, is lost);
+  :func:`citywatch.dispatch.policy.recommend` calls); its suggested team is sent.  When no
+  unit (or not enough units) can be sent, the incident waits in a queue ordered by priority,
+  then by time (or, with ``queue = false``, is lost);
 * each unit drives to the scene (the policy's travel time, times the congestion factor of the
   hour), stays for the incident's on-scene time, then drives back to its post.  A returning unit
   is available again at once, located at the scene it left until it is back (what a dispatcher
@@ -38,7 +38,7 @@ from citywatch.dispatch.policy import IncidentView, Policy, Requirement, Require
 from citywatch.sim import loop
 from citywatch.sim.demand import IncidentBatch
 from citywatch.sim.scenario import Scenario
-from citywatch.sim.travel import SearchTravel
+from citywatch.sim.travel import TARGET_CACHE_ENTRIES, SearchTravel
 
 __all__ = ["Fleet", "RunResult", "Unit", "build_fleet", "simulate"]
 
@@ -160,7 +160,16 @@ def simulate(
     factors = np.ones(1) if hourly_factor is None else np.asarray(hourly_factor, np.float64)
     world = world._replace(hourly_factor=factors)
     n_nodes = travel.graphs.ptr.shape[1] - 1
-    state = loop.new_state(len(fleet.units), len(demand), max_team, n_trees, n_nodes)
+    state = loop.new_state(
+        len(fleet.units),
+        len(demand),
+        max_team,
+        n_trees,
+        len(travel.modes),
+        n_nodes,
+        len(travel.lonlat),
+        TARGET_CACHE_ENTRIES,
+    )
     loop.run(world, state)
     return _records(scenario, fleet, demand, state)
 
@@ -191,9 +200,7 @@ def _requirements(
         pref[r, [type_index[t] for t in req.preferred_types]] = True
         required[r, [type_index[t] for t in req.required_types]] = True
     units = np.array([req.units for req in found] or [1], np.int64)
-    slack = np.array(
-        [req.prefer_slack_s if req.preferred_types else 0.0 for req in found] or [0.0]
-    )
+    slack = np.array([req.prefer_slack_s if req.preferred_types else 0.0 for req in found] or [0.0])
     return inc_req, (units, pref, required, slack)
 
 
@@ -221,10 +228,8 @@ def _world(
     _, id_rank = np.unique(np.array([u.id for u in units], dtype=str), return_inverse=True)
     unit_mode = np.array([travel.mode_index(u.mode) for u in units], np.int64)
     trees: dict[tuple[int, int], int] = {}
-    unit_tree = np.array(
-        [trees.setdefault((int(m), int(u.homes[0])), len(trees)) for m, u in zip(unit_mode, units)],
-        np.int64,
-    )
+    homes = [(int(m), int(u.homes[0])) for m, u in zip(unit_mode, units, strict=True)]
+    unit_tree = np.array([trees.setdefault(h, len(trees)) for h in homes], np.int64)
     sizes = [len(u.homes) for u in units]
     duty = [d for u in units for d in u.duty]
     inc_req, (req_units, req_pref, req_required, req_slack) = _requirements(
@@ -269,6 +274,7 @@ def _world(
     return world, int(req_units.max()), len(trees)
 
 
+_ASG_TIMES = ("t_dispatch", "eta_s", "metres", "t_arrive", "t_leave")  # State.asg_t columns
 _STATUS_TEXT = {
     kernel.STATUS_OK: "ok",
     kernel.STATUS_SHORT: "short",
@@ -336,7 +342,7 @@ def _records(
         {
             "incident": state.asg_incident[:n_asg],
             "unit": state.asg_unit[:n_asg],
-            **dict(zip(["t_dispatch", "eta_s", "metres", "t_arrive", "t_leave"], times.T)),
+            **dict(zip(_ASG_TIMES, times.T, strict=True)),
         }
     )
     if len(asg):

@@ -15,15 +15,28 @@ import math
 from enum import IntEnum
 from typing import Any, NamedTuple
 
-import numba
 import numpy as np
 
-from citywatch.dispatch.kernel import STATUS_NONE_WITHIN_LIMIT, rank_units
-from citywatch.sim.travel import Graphs, Scratch, cost_from_search, point_cost, search_to
+from citywatch.dispatch.kernel import STATUS_NONE_WITHIN_LIMIT, compiled, rank_units
+from citywatch.sim.travel import (
+    Graphs,
+    Scratch,
+    TargetCache,
+    costs_from_search,
+    home_tree,
+    keep,
+    new_scratch,
+    new_target_cache,
+    point_cost,
+    replay,
+    replay_start,
+    search_start,
+    search_to,
+    search_until,
+    seg_cost,
+)
 
 __all__ = ["LOST_REASONS", "STATUS_NONE_AVAILABLE", "Event", "State", "World", "new_state", "run"]
-
-_jit: Any = numba.njit(cache=True, nogil=True)
 
 
 class Event(IntEnum):
@@ -48,8 +61,8 @@ LOST_REASONS = {
     2: "no unit available and no queue",
     3: "no unit became available before the simulation ended",
 }
-_FIRST_BOUND_S = 120.0  # the first dispatch search's bound; widened x4 until decided
-_WIDEN = 4.0
+_FIRST_BOUND_S = 60.0  # the first dispatch search's bound; doubled until decided
+_WIDEN = 2.0
 
 
 class World(NamedTuple):
@@ -116,9 +129,19 @@ class State(NamedTuple):
     trees: Any  # (home rows, nodes) seconds to each home, filled on first use
     tree_ready: Any
     scratch: Scratch
+    targets: TargetCache
 
 
-def new_state(n_units: int, n_inc: int, max_team: int, n_trees: int, n_nodes: int) -> State:
+def new_state(
+    n_units: int,
+    n_inc: int,
+    max_team: int,
+    n_trees: int,
+    n_modes: int,
+    n_nodes: int,
+    n_locations: int,
+    cache_entries: int,
+) -> State:
     """The state at time 0: every unit off duty, no incident received."""
     cap = n_inc * max_team
     nan = np.full(n_inc, np.nan)
@@ -146,40 +169,35 @@ def new_state(n_units: int, n_inc: int, max_team: int, n_trees: int, n_nodes: in
         counters=np.zeros(3, np.int64),
         trees=np.zeros((n_trees, n_nodes)),
         tree_ready=np.zeros(n_trees, np.bool_),
-        scratch=Scratch(
-            np.zeros(n_nodes),
-            np.zeros(n_nodes),
-            np.zeros(n_nodes, np.int64),
-            np.zeros(n_nodes, np.int64),
-            np.zeros(1, np.int64),
-        ),
+        scratch=new_scratch(n_modes, n_nodes),
+        targets=new_target_cache(n_modes, n_locations, cache_entries),
     )
 
 
 # --------------------------------------------------------------------------- helpers
 
 
-@_jit
+@compiled
 def _push(events: Any, st: State, t: float, kind: int, a: int, b: int, ver: int) -> None:
     heapq.heappush(events, (t, kind, st.counters[0], a, b, ver))
     st.counters[0] += 1
 
 
-@_jit
+@compiled
 def _factor(w: World, t: float) -> float:
     f = w.hourly_factor
-    return f[min(int(t // 3600.0), len(f) - 1)]
+    return float(f[min(int(t // 3600.0), len(f) - 1)])
 
 
-@_jit
+@compiled
 def _is_home(w: World, k: int, loc: int) -> bool:
+    found = False
     for j in range(w.homes_ptr[k], w.homes_ptr[k + 1]):
-        if w.homes_loc[j] == loc:
-            return True
-    return False
+        found = found or w.homes_loc[j] == loc
+    return found
 
 
-@_jit
+@compiled
 def _make_available(w: World, st: State, k: int) -> None:
     if st.status[k] != _AVAILABLE:
         st.counters[2] += 1
@@ -188,7 +206,7 @@ def _make_available(w: World, st: State, k: int) -> None:
         st.patrolling[k] = True
 
 
-@_jit
+@compiled
 def _take(st: State, k: int, status: int) -> None:
     """A unit stops being available (sent, or off duty)."""
     if st.status[k] == _AVAILABLE:
@@ -198,7 +216,7 @@ def _take(st: State, k: int, status: int) -> None:
     st.patrolling[k] = False
 
 
-@_jit
+@compiled
 def _refresh_patrols(w: World, st: State, t: float) -> None:
     for k in range(len(st.patrolling)):
         if st.patrolling[k]:
@@ -207,7 +225,7 @@ def _refresh_patrols(w: World, st: State, t: float) -> None:
             st.position[k] = w.homes_loc[w.homes_ptr[k] + j]
 
 
-@_jit
+@compiled
 def _time_home(w: World, st: State, k: int, factor: float) -> float:
     """Seconds from the unit's position back to its home (0 when it cannot get there)."""
     m = w.unit_mode[k]
@@ -215,55 +233,43 @@ def _time_home(w: World, st: State, k: int, factor: float) -> float:
     tree = st.trees[row]
     if not st.tree_ready[row]:
         home = w.unit_home[k]
-        search_to(w.graphs, m, w.loc_seg[m, home], w.loc_frac[m, home], math.inf, st.scratch)
-        sc = st.scratch
-        for v in range(len(tree)):
-            tree[v] = sc.dist_s[v] if sc.done[v] == sc.gen[0] else math.inf
+        home_tree(w.graphs, m, w.loc_seg[m, home], w.loc_frac[m, home], st.scratch, tree)
         st.tree_ready[row] = True
     g = w.graphs
     home = w.unit_home[k]
     loc = st.position[k]
     seg, frac = w.loc_seg[m, loc], w.loc_frac[m, loc]
-    secs, _ = point_cost(
-        g,
-        seg,
-        frac,
-        (tree[g.seg_a[seg]], 0.0),
-        (tree[g.seg_b[seg]], 0.0),
-        w.loc_seg[m, home],
-        w.loc_frac[m, home],
-    )
+    at_a, at_b = (tree[g.seg_a[seg]], 0.0), (tree[g.seg_b[seg]], 0.0)
+    same = seg == w.loc_seg[m, home]
+    secs, _ = point_cost(seg_cost(g, seg), frac, at_a, at_b, same, w.loc_frac[m, home])
     secs *= factor
     return secs if math.isfinite(secs) else 0.0
 
 
-@_jit
+@compiled
 def _reachable(w: World, st: State, i: int) -> bool:
     """Whether any unit could reach incident ``i`` from one of its homes, in any duty period."""
     loc = w.inc_loc[i]
     for m in range(w.loc_seg.shape[0]):
-        tseg, tfrac = w.loc_seg[m, loc], w.loc_frac[m, loc]
-        searched_mode = False
+        homes = np.zeros(0, np.int64)
         for k in range(len(w.unit_mode)):
-            if w.unit_mode[k] != m:
-                continue
-            if not searched_mode:
-                search_to(w.graphs, m, tseg, tfrac, math.inf, st.scratch)
-                searched_mode = True
-            for j in range(w.homes_ptr[k], w.homes_ptr[k + 1]):
-                h = w.homes_loc[j]
-                s, _ = cost_from_search(
-                    w.graphs, st.scratch, w.loc_seg[m, h], w.loc_frac[m, h], tseg, tfrac, math.inf
-                )
-                if math.isfinite(s):
-                    return True
+            if w.unit_mode[k] == m:
+                homes = np.append(homes, w.homes_loc[w.homes_ptr[k] : w.homes_ptr[k + 1]])
+        if len(homes) == 0:
+            continue
+        tseg, tfrac = w.loc_seg[m, loc], w.loc_frac[m, loc]
+        search_to(w.graphs, m, tseg, tfrac, math.inf, st.scratch)
+        segs, fracs = w.loc_seg[m][homes], w.loc_frac[m][homes]
+        secs, _ = costs_from_search(w.graphs, st.scratch, m, segs, fracs, tseg, tfrac, math.inf)
+        if np.isfinite(secs).any():
+            return True
     return False
 
 
 # --------------------------------------------------------------------------- dispatch
 
 
-@_jit
+@compiled
 def _rank(w: World, st: State, i: int, factor: float) -> tuple[Any, Any, Any, Any, int]:
     """The policy's team for incident ``i`` among the available units.
 
@@ -289,24 +295,42 @@ def _rank(w: World, st: State, i: int, factor: float) -> tuple[Any, Any, Any, An
     station_first = w.station_first and w.inc_station[i] >= 0
     eta = np.empty(n)
     metres = np.empty(n)
+    n_modes = w.loc_seg.shape[0]
+    modes = w.unit_mode[avail]
+    of_mode = [np.flatnonzero(modes == m) for m in range(n_modes)]
+    used = np.array([len(x) > 0 for x in of_mode])
+    tseg, tfrac = w.loc_seg[:, loc].copy(), w.loc_frac[:, loc].copy()
+    # One search per mode, continued with a wider bound while the answer is not decided; a
+    # search kept from an earlier call to this location is replayed as far as it goes.
+    tc, sc = st.targets, st.scratch
+    live = tc.bound[:, loc] == -math.inf
+    replayed = np.zeros(n_modes, np.int64)
+    heaps = [[(0.0, 0)][:0] for _ in range(n_modes)]
+    for m in range(n_modes):
+        if used[m] and live[m]:
+            heaps[m] = search_start(w.graphs, m, tseg[m], tfrac[m], sc)
+        elif used[m]:
+            replay_start(sc, m)
     bound = _FIRST_BOUND_S
     while True:
-        for m in range(w.loc_seg.shape[0]):
-            searched_mode = False
-            tseg, tfrac = w.loc_seg[m, loc], w.loc_frac[m, loc]
-            for j in range(n):
-                k = avail[j]
-                if w.unit_mode[k] != m:
-                    continue
-                if not searched_mode:
-                    search_to(w.graphs, m, tseg, tfrac, bound, st.scratch)
-                    searched_mode = True
-                p = st.position[k]
-                s, d = cost_from_search(
-                    w.graphs, st.scratch, w.loc_seg[m, p], w.loc_frac[m, p], tseg, tfrac, bound
+        for m in range(n_modes):
+            if not used[m]:
+                continue
+            if not live[m] and bound > tc.bound[m, loc]:  # beyond what was kept: search
+                live[m] = True
+                heaps[m] = search_start(w.graphs, m, tseg[m], tfrac[m], sc)
+            if live[m]:
+                search_until(w.graphs, m, heaps[m], bound, sc)
+            else:
+                replayed[m] = replay(tc, m, loc, replayed[m], bound, sc)
+        for m in range(n_modes):
+            if used[m]:
+                pos = st.position[avail[of_mode[m]]]
+                secs, dist = costs_from_search(
+                    w.graphs, sc, m, w.loc_seg[m][pos], w.loc_frac[m][pos], tseg[m], tfrac[m], bound
                 )
-                eta[j] = s * factor
-                metres[j] = d
+                eta[of_mode[m]] = secs * factor
+                metres[of_mode[m]] = dist
         _, _, team, status, _, decided = rank_units(
             eta,
             is_pref,
@@ -324,11 +348,14 @@ def _rank(w: World, st: State, i: int, factor: float) -> tuple[Any, Any, Any, An
             bound * factor,
         )
         if decided:
+            for m in range(n_modes):
+                if used[m] and live[m]:
+                    keep(tc, m, loc, bound, sc)
             return avail, eta, metres, team, status
         bound = bound * _WIDEN if bound < 86400.0 else math.inf
 
 
-@_jit
+@compiled
 def _dispatch(w: World, st: State, events: Any, i: int, t: float) -> None:
     """Ask the policy for a team and send up to the units still needed."""
     if st.counters[2] == 0:
@@ -366,7 +393,7 @@ def _dispatch(w: World, st: State, events: Any, i: int, t: float) -> None:
         _push(events, st, t + eta[j], _ON_SCENE, k, i, st.version[k])
 
 
-@_jit
+@compiled
 def _serve_queue(w: World, st: State, events: Any, queue: Any, t: float) -> None:
     """Whenever a unit becomes available: serve the waiting calls, highest priority first."""
     if len(queue) == 0 or st.counters[2] == 0:
@@ -388,7 +415,7 @@ def _serve_queue(w: World, st: State, events: Any, queue: Any, t: float) -> None
 # --------------------------------------------------------------------------- event handlers
 
 
-@_jit
+@compiled
 def _on_ready(w: World, st: State, events: Any, queue: Any, t: float, i: int) -> None:
     st.t_ready[i] = t
     _dispatch(w, st, events, i, t)
@@ -400,7 +427,7 @@ def _on_ready(w: World, st: State, events: Any, queue: Any, t: float, i: int) ->
         st.lost[i] = 2
 
 
-@_jit
+@compiled
 def _on_scene(w: World, st: State, events: Any, t: float, k: int, i: int) -> None:
     row = st.open_assign[k]
     st.asg_t[row, 3] = t
@@ -411,7 +438,7 @@ def _on_scene(w: World, st: State, events: Any, t: float, k: int, i: int) -> Non
     _push(events, st, t + w.on_scene_s[i], _LEAVE, k, i, st.version[k])
 
 
-@_jit
+@compiled
 def _on_leave(w: World, st: State, events: Any, queue: Any, t: float, k: int, i: int) -> None:
     st.done[i] = True
     st.t_clear[i] = t if math.isnan(st.t_clear[i]) else max(st.t_clear[i], t)
@@ -429,13 +456,13 @@ def _on_leave(w: World, st: State, events: Any, queue: Any, t: float, k: int, i:
     _serve_queue(w, st, events, queue, t)
 
 
-@_jit
+@compiled
 def _on_back(w: World, st: State, k: int) -> None:
     st.position[k] = w.unit_home[k]
     _make_available(w, st, k)
 
 
-@_jit
+@compiled
 def _on_shift_on(w: World, st: State, events: Any, queue: Any, t: float, k: int) -> None:
     if st.status[k] == _BUSY:  # back-to-back shifts: still on the previous job
         st.off_pending[k] = False
@@ -445,7 +472,7 @@ def _on_shift_on(w: World, st: State, events: Any, queue: Any, t: float, k: int)
         _serve_queue(w, st, events, queue, t)
 
 
-@_jit
+@compiled
 def _on_shift_off(st: State, k: int) -> None:
     if st.status[k] == _BUSY:
         st.off_pending[k] = True
@@ -456,12 +483,13 @@ def _on_shift_off(st: State, k: int) -> None:
 # --------------------------------------------------------------------------- the loop
 
 
-@_jit
+@compiled
 def run(w: World, st: State) -> None:
     """Run every event to the end; the results are left in ``st``."""
-    events = [(0.0, 0, np.int64(0), np.int64(0), np.int64(0), np.int64(0))]
+    # (time, kind, sequence, unit or incident, incident, unit version); (priority, time, incident)
+    events: list[tuple[float, int, int, int, int, int]] = [(0.0, 0, 0, 0, 0, 0)]
     events.pop()
-    queue = [(np.int64(0), 0.0, np.int64(0))]
+    queue: list[tuple[int, float, int]] = [(0, 0.0, 0)]
     queue.pop()
     for k in range(len(w.unit_mode)):
         for j in range(w.duty_ptr[k], w.duty_ptr[k + 1]):

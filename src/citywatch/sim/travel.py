@@ -22,19 +22,34 @@ import math
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 
-import numba
 import numpy as np
 import numpy.typing as npt
 
+from citywatch.dispatch.kernel import compiled, inlined
 from citywatch.errors import ValidationError
 from citywatch.routing import Router
 
-__all__ = ["Graphs", "Scratch", "SearchTravel", "home_tree", "point_cost", "search_to"]
+__all__ = [
+    "Graphs",
+    "Scratch",
+    "SearchTravel",
+    "TargetCache",
+    "costs_from_search",
+    "home_tree",
+    "keep",
+    "new_scratch",
+    "new_target_cache",
+    "point_cost",
+    "replay",
+    "replay_start",
+    "search_start",
+    "search_to",
+    "search_until",
+    "seg_cost",
+]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
-
-_jit: Any = numba.njit(cache=True, nogil=True)
 
 
 class Graphs(NamedTuple):
@@ -57,39 +72,80 @@ class Graphs(NamedTuple):
 
 
 class Scratch(NamedTuple):
-    """Per-node search state, reused by every search (``gen[0]`` stamps the current one)."""
+    """Search state of every mode, one row per mode, reused by every search (``gen[m]`` stamps
+    mode ``m``'s current search, so nothing is cleared between searches)."""
 
     dist_s: FloatArray
     dist_m: FloatArray
     done: IntArray
     seen: IntArray
     gen: IntArray
+    order: IntArray  # settled nodes in the order they were settled (nondecreasing time)
+    n_done: IntArray
 
 
-def new_scratch(n_nodes: int) -> Scratch:
-    """Search state for a network of ``n_nodes`` nodes."""
+def new_scratch(n_modes: int, n_nodes: int) -> Scratch:
+    """Search state for ``n_modes`` modes over a network of ``n_nodes`` nodes."""
     return Scratch(
-        np.zeros(n_nodes),
-        np.zeros(n_nodes),
-        np.zeros(n_nodes, np.int64),
-        np.zeros(n_nodes, np.int64),
+        np.zeros((n_modes, n_nodes)),
+        np.zeros((n_modes, n_nodes)),
+        np.zeros((n_modes, n_nodes), np.int64),
+        np.zeros((n_modes, n_nodes), np.int64),
+        np.zeros(n_modes, np.int64),
+        np.zeros((n_modes, n_nodes), np.int64),
+        np.zeros(n_modes, np.int64),
+    )
+
+
+#: Settled nodes the simulator keeps from its searches (node, seconds, metres: 24 bytes each);
+#: when full, the cache starts again empty.  Memory is allocated as it is used.
+TARGET_CACHE_ENTRIES = 8_000_000
+
+
+class TargetCache(NamedTuple):
+    """Bounded searches kept per (mode, target location): the settled nodes in settle order.
+
+    ``bound[m, loc]`` is how far the kept search went (every node within it is kept; ``-inf``:
+    nothing kept); its nodes are ``node[start:start + length]``.  Replaying a kept search up
+    to a bound gives exactly what a new search to that bound would settle.
+    """
+
+    start: IntArray
+    length: IntArray
+    bound: FloatArray
+    node: IntArray
+    sec: FloatArray
+    met: FloatArray
+    used: IntArray
+
+
+def new_target_cache(n_modes: int, n_locations: int, entries: int) -> TargetCache:
+    """An empty cache for ``n_locations`` target locations holding up to ``entries`` nodes."""
+    return TargetCache(
+        np.zeros((n_modes, n_locations), np.int64),
+        np.zeros((n_modes, n_locations), np.int64),
+        np.full((n_modes, n_locations), -np.inf),
+        np.zeros(entries, np.int64),
+        np.zeros(entries),
+        np.zeros(entries),
         np.zeros(1, np.int64),
     )
 
 
-@_jit
+@inlined
 def _part(fraction: float, cost: float) -> float:
     # A point exactly at a node is at that node, even where the direction is not allowed.
     return 0.0 if fraction == 0.0 else fraction * cost
 
 
-@_jit
-def search_to(g: Graphs, m: int, seg: int, frac: float, bound: float, sc: Scratch) -> None:
-    """Dijkstra towards the point at ``frac`` of segment ``seg`` in mode ``m``, every node
-    whose time to the point is at most ``bound`` settled (``inf``: the whole network)."""
-    sc.gen[0] += 1
-    gen = sc.gen[0]
-    heap = [(0.0, np.int64(0))]
+@compiled
+def search_start(g: Graphs, m: int, seg: int, frac: float, sc: Scratch) -> list[tuple[float, int]]:
+    """Start a Dijkstra search of mode ``m`` towards the point at ``frac`` of segment ``seg``;
+    returns its heap, for :func:`search_until`."""
+    sc.gen[m] += 1
+    sc.n_done[m] = 0
+    gen = sc.gen[m]
+    heap = [(0.0, 0)]
     heap.pop()
     a, b = g.seg_a[seg], g.seg_b[seg]
     # Enter the segment at a and drive forward, or at b and drive backward.
@@ -98,91 +154,184 @@ def search_to(g: Graphs, m: int, seg: int, frac: float, bound: float, sc: Scratc
         (b, 1.0 - frac, g.bwd_s[seg], g.bwd_m[seg]),
     ):
         s = _part(x, cost_s)
-        if math.isfinite(s) and (sc.seen[node] != gen or s < sc.dist_s[node]):
-            sc.seen[node] = gen
-            sc.dist_s[node] = s
-            sc.dist_m[node] = _part(x, cost_m)
+        if math.isfinite(s) and (sc.seen[m, node] != gen or s < sc.dist_s[m, node]):
+            sc.seen[m, node] = gen
+            sc.dist_s[m, node] = s
+            sc.dist_m[m, node] = _part(x, cost_m)
             heapq.heappush(heap, (s, node))
-    while heap:
+    return heap
+
+
+@compiled
+def search_until(
+    g: Graphs, m: int, heap: list[tuple[float, int]], bound: float, sc: Scratch
+) -> None:
+    """Continue mode ``m``'s search until every node within ``bound`` seconds is settled
+    (``inf``: the whole network); it can be continued again with a larger bound."""
+    # Arrays are taken out of the tuples once: numba counts references at every access.
+    ptr, src, sec, met = g.ptr[m], g.src, g.sec, g.met
+    done, seen, dist_s, dist_m, order = (
+        sc.done[m],
+        sc.seen[m],
+        sc.dist_s[m],
+        sc.dist_m[m],
+        sc.order[m],
+    )
+    gen = sc.gen[m]
+    n_done = sc.n_done[m]
+    while heap and heap[0][0] <= bound:
         d, v = heapq.heappop(heap)
-        if sc.done[v] == gen:
+        if done[v] == gen:
             continue
-        if d > bound:
-            break
-        sc.done[v] = gen
-        dm = sc.dist_m[v]
-        for e in range(g.ptr[m, v], g.ptr[m, v + 1]):
-            u = g.src[e]
-            if sc.done[u] == gen:
+        done[v] = gen
+        order[n_done] = v
+        n_done += 1
+        dm = dist_m[v]
+        for e in range(ptr[v], ptr[v + 1]):
+            u = src[e]
+            if done[u] == gen:
                 continue
-            nd = d + g.sec[e]
-            if sc.seen[u] != gen or nd < sc.dist_s[u]:
-                sc.seen[u] = gen
-                sc.dist_s[u] = nd
-                sc.dist_m[u] = dm + g.met[e]
+            nd = d + sec[e]
+            if seen[u] != gen or nd < dist_s[u]:
+                seen[u] = gen
+                dist_s[u] = nd
+                dist_m[u] = dm + met[e]
                 heapq.heappush(heap, (nd, u))
+    sc.n_done[m] = n_done
 
 
-@_jit
+@compiled
+def search_to(g: Graphs, m: int, seg: int, frac: float, bound: float, sc: Scratch) -> None:
+    """A search of mode ``m`` towards a point, every node within ``bound`` seconds settled."""
+    search_until(g, m, search_start(g, m, seg, frac, sc), bound, sc)
+
+
+@inlined
 def point_cost(
-    g: Graphs,
-    seg: int,
+    seg_cost: tuple[float, float, float, float],
     frac: float,
     at_a: tuple[float, float],
     at_b: tuple[float, float],
-    tseg: int,
+    same_segment: bool,
     tfrac: float,
 ) -> tuple[float, float]:
-    """Seconds and metres from the point at ``frac`` of ``seg`` to the target, given the times
-    (and metres) from its segment's ends ``a`` and ``b`` to the target."""
-    via_b_s = _part(1.0 - frac, g.fwd_s[seg]) + at_b[0]
-    via_a_s = _part(frac, g.bwd_s[seg]) + at_a[0]
+    """Seconds and metres from the point at ``frac`` of its segment to the target.
+
+    ``seg_cost`` is the segment's (forward s, backward s, forward m, backward m), ``at_a`` and
+    ``at_b`` the seconds and metres from its ends to the target; ``same_segment``: the target
+    lies on it too, at ``tfrac``.
+    """
+    fwd_s, bwd_s, fwd_m, bwd_m = seg_cost
+    via_b_s = _part(1.0 - frac, fwd_s) + at_b[0]
+    via_a_s = _part(frac, bwd_s) + at_a[0]
     if via_a_s < via_b_s:
-        secs, metres = via_a_s, _part(frac, g.bwd_m[seg]) + at_a[1]
+        secs, metres = via_a_s, _part(frac, bwd_m) + at_a[1]
     else:
-        secs, metres = via_b_s, _part(1.0 - frac, g.fwd_m[seg]) + at_b[1]
-    if seg == tseg:  # straight along the shared segment, when that is quicker
+        secs, metres = via_b_s, _part(1.0 - frac, fwd_m) + at_b[1]
+    if same_segment:  # straight along the shared segment, when that is quicker
         if tfrac >= frac:
-            ds, dm = _part(tfrac - frac, g.fwd_s[seg]), _part(tfrac - frac, g.fwd_m[seg])
+            ds, dm = _part(tfrac - frac, fwd_s), _part(tfrac - frac, fwd_m)
         else:
-            ds, dm = _part(frac - tfrac, g.bwd_s[seg]), _part(frac - tfrac, g.bwd_m[seg])
+            ds, dm = _part(frac - tfrac, bwd_s), _part(frac - tfrac, bwd_m)
         if ds < secs:
             secs, metres = ds, dm
     return secs, metres
 
 
-@_jit
-def searched(sc: Scratch, node: int) -> tuple[float, float]:
-    """Seconds and metres from ``node`` to the last search's target (``inf`` if not settled)."""
-    if sc.done[node] == sc.gen[0]:
-        return sc.dist_s[node], sc.dist_m[node]
-    return math.inf, math.inf
+@inlined
+def seg_cost(g: Graphs, seg: int) -> tuple[float, float, float, float]:
+    """A segment's (forward s, backward s, forward m, backward m)."""
+    return g.fwd_s[seg], g.bwd_s[seg], g.fwd_m[seg], g.bwd_m[seg]
 
 
-@_jit
-def cost_from_search(
-    g: Graphs, sc: Scratch, seg: int, frac: float, tseg: int, tfrac: float, bound: float
-) -> tuple[float, float]:
-    """Seconds and metres from a point to the last search's target; ``inf`` when the trip is
+@compiled
+def replay_start(sc: Scratch, m: int) -> None:
+    """Begin a new search of mode ``m`` that :func:`replay` fills from a kept one."""
+    gen = sc.gen
+    gen[m] = gen[m] + 1
+
+
+@compiled
+def replay(tc: TargetCache, m: int, loc: int, pos: int, bound: float, sc: Scratch) -> int:
+    """Mark the kept nodes of target ``loc`` up to ``bound`` as settled by mode ``m``'s current
+    search, from kept position ``pos`` on; returns the next position."""
+    gen = sc.gen[m]
+    done, dist_s, dist_m = sc.done[m], sc.dist_s[m], sc.dist_m[m]
+    node, sec, met = tc.node, tc.sec, tc.met
+    first = tc.start[m, loc]
+    end = first + tc.length[m, loc]
+    j = first + pos
+    while j < end and sec[j] <= bound:
+        v = node[j]
+        done[v] = gen
+        dist_s[v] = sec[j]
+        dist_m[v] = met[j]
+        j += 1
+    return j - first
+
+
+@compiled
+def keep(tc: TargetCache, m: int, loc: int, bound: float, sc: Scratch) -> None:
+    """Keep mode ``m``'s current search (every node within ``bound``) for target ``loc``."""
+    n = sc.n_done[m]
+    if tc.used[0] + n > len(tc.node):  # full: start again empty
+        tc.bound[:, :] = -math.inf
+        tc.used[0] = 0
+        if n > len(tc.node):
+            return
+    start = tc.used[0]
+    order, dist_s, dist_m = sc.order[m], sc.dist_s[m], sc.dist_m[m]
+    node, sec, met = tc.node, tc.sec, tc.met
+    for j in range(n):
+        v = order[j]
+        node[start + j] = v
+        sec[start + j] = dist_s[v]
+        met[start + j] = dist_m[v]
+    tc.start[m, loc] = start
+    tc.length[m, loc] = n
+    tc.bound[m, loc] = bound
+    tc.used[0] += n
+
+
+@compiled
+def costs_from_search(
+    g: Graphs,
+    sc: Scratch,
+    m: int,
+    segs: IntArray,
+    fracs: FloatArray,
+    tseg: int,
+    tfrac: float,
+    bound: float,
+) -> tuple[FloatArray, FloatArray]:
+    """Seconds and metres from points to mode ``m``'s last target; ``inf`` where the trip is
     longer than the search's ``bound`` (not known exactly)."""
-    s, m = point_cost(
-        g, seg, frac, searched(sc, g.seg_a[seg]), searched(sc, g.seg_b[seg]), tseg, tfrac
-    )
-    if s > bound:
-        return math.inf, math.inf
-    return s, m
+    seg_a, seg_b, done, dist_s, dist_m = g.seg_a, g.seg_b, sc.done[m], sc.dist_s[m], sc.dist_m[m]
+    fwd_s, bwd_s, fwd_m, bwd_m = g.fwd_s, g.bwd_s, g.fwd_m, g.bwd_m
+    gen = sc.gen[m]
+    secs = np.empty(len(segs))
+    metres = np.empty(len(segs))
+    for i in range(len(segs)):
+        seg = segs[i]
+        a, b = seg_a[seg], seg_b[seg]
+        at_a = (dist_s[a], dist_m[a]) if done[a] == gen else (math.inf, math.inf)
+        at_b = (dist_s[b], dist_m[b]) if done[b] == gen else (math.inf, math.inf)
+        cost = (fwd_s[seg], bwd_s[seg], fwd_m[seg], bwd_m[seg])
+        s, d = point_cost(cost, fracs[i], at_a, at_b, seg == tseg, tfrac)
+        secs[i], metres[i] = (math.inf, math.inf) if s > bound else (s, d)
+    return secs, metres
 
 
-@_jit
+@compiled
 def home_tree(g: Graphs, m: int, seg: int, frac: float, sc: Scratch, out: FloatArray) -> None:
     """Seconds from every node to a point (a unit's post): one full search, kept in ``out``."""
     search_to(g, m, seg, frac, math.inf, sc)
-    gen = sc.gen[0]
+    gen = sc.gen[m]
     for v in range(len(out)):
-        out[v] = sc.dist_s[v] if sc.done[v] == gen else math.inf
+        out[v] = sc.dist_s[m, v] if sc.done[m, v] == gen else math.inf
 
 
-@_jit
+@compiled
 def _many_to_one(
     g: Graphs,
     m: int,
@@ -194,11 +343,7 @@ def _many_to_one(
     sc: Scratch,
 ) -> tuple[FloatArray, FloatArray]:
     search_to(g, m, tseg, tfrac, bound, sc)
-    secs = np.empty(len(src_seg))
-    metres = np.empty(len(src_seg))
-    for i in range(len(src_seg)):
-        secs[i], metres[i] = cost_from_search(g, sc, src_seg[i], src_frac[i], tseg, tfrac, bound)
-    return secs, metres
+    return costs_from_search(g, sc, m, src_seg, src_frac, tseg, tfrac, bound)
 
 
 def pack_graphs(router: Router, modes: Iterable[str]) -> tuple[Graphs, tuple[str, ...], IntArray]:
@@ -246,7 +391,7 @@ class SearchTravel:
         self._lonlat = np.zeros((0, 2))
         self.loc_seg = np.zeros((len(self._modes), 0), np.int64)
         self.loc_frac = np.zeros((len(self._modes), 0))
-        self.scratch = new_scratch(self.graphs.ptr.shape[1] - 1)
+        self.scratch = new_scratch(len(self._modes), self.graphs.ptr.shape[1] - 1)
         #: Multiplier on every travel time (congestion); set by the caller per hour.
         self.factor = 1.0
 
