@@ -61,7 +61,7 @@ LOST_REASONS = {
     2: "no unit available and no queue",
     3: "no unit became available before the simulation ended",
 }
-_FIRST_BOUND_S = 60.0  # the first dispatch search's bound; doubled until decided
+_FIRST_BOUND_S = 60.0  # the first dispatch search's bound (s); doubled until decided
 _WIDEN = 2.0
 
 
