@@ -149,23 +149,28 @@ def run_task(task: SweepTask) -> dict[str, Any]:
         "replication": task.replication,
         "seed": task.seed,
     }
-    row.update({k: (None if math.isnan(v) else float(v)) for k, v in kpis.items()})
+    row.update({str(k): (None if math.isnan(v) else float(v)) for k, v in kpis.items()})
     return row
+
+
+def _distributed() -> Any:
+    import distributed  # imported on use: it starts nothing, but takes a second to import
+
+    return distributed
 
 
 @contextmanager
 def _client(scheduler: str | None, workers: int | None) -> Iterator[Any]:
-    from distributed import Client, LocalCluster
-
+    dist = _distributed()
     if scheduler:
-        with Client(scheduler) as client:
+        with dist.Client(scheduler) as client:
             yield client
         return
     with (
-        LocalCluster(
+        dist.LocalCluster(
             n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
         ) as cluster,
-        Client(cluster) as client,
+        dist.Client(cluster) as client,
     ):
         yield client
 
@@ -239,14 +244,12 @@ def run_sweep(
         for t in todo:
             keep(run_task(t))
     elif todo:
-        from distributed import as_completed
-
         with _client(scheduler, workers) as client:
             futures = [
                 client.submit(run_task, t, key=f"sweep-{i}-{t.key}", retries=TASK_RETRIES)
                 for i, t in enumerate(todo)
             ]
-            for fut in as_completed(futures):
+            for fut in _distributed().as_completed(futures):
                 keep(fut.result())
     order = {t.key: n for n, t in enumerate(tasks)}
     ranked = sorted(rows.values(), key=lambda r: order.get(_row_key(r), len(order)))

@@ -267,7 +267,7 @@ def replay(tc: TargetCache, m: int, loc: int, pos: int, bound: float, sc: Scratc
         dist_s[v] = sec[j]
         dist_m[v] = met[j]
         j += 1
-    return j - first
+    return int(j - first)
 
 
 @compiled
