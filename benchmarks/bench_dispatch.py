@@ -8,10 +8,9 @@ Recommendation (Manhattan pack, 400 available units of four travel modes, random
 * the same ``recommend()`` with a networkx travel function, the baseline: for each mode a
   Dijkstra search with paths from the incident's nearest node on the reversed graph, reading
   each unit's nearest node (node-to-node, so it does less work than the Router);
-* the same ``recommend()`` with the simulator's precomputed travel
-  (:class:`citywatch.sim.travel.MatrixTravel`, 400 cars and motorcycles as in
-  ``bench_sim.py``), asked by coordinates and by position key (the simulator's call): travel is
-  a few gathers there, so these rows time the policy itself;
+* the same ``recommend()`` with the simulator's travel
+  (:class:`citywatch.sim.travel.SearchTravel`, compiled full searches, 400 cars and motorcycles
+  as in ``bench_sim.py``), asked by coordinates and by position key;
 * the service call (``DispatchService.recommend``: units read from SQLite, staleness, policy),
   and the whole HTTP request ``GET /api/v1/incidents/{id}/recommendations`` on loopback.
 
@@ -178,10 +177,10 @@ def bench_policy(
 def bench_matrix(
     pack: CityPack, router: Router, rng: np.random.Generator
 ) -> list[tuple[str, dict[str, float]]]:
-    """``recommend()`` with the simulator's matrix travel: by coordinates and by position key."""
-    from citywatch.sim.travel import MatrixTravel
+    """``recommend()`` with the simulator's travel: by coordinates and by position key."""
+    from citywatch.sim.travel import SearchTravel
 
-    travel = MatrixTravel.from_router(router, ["car", "motorcycle"])
+    travel = SearchTravel(router, ["car", "motorcycle"])
     types = rng.choice(["patrol_car", "motorcycle"], size=UNITS, p=[0.84, 0.16])
     pts = random_points(pack, rng, UNITS)
     locs = travel.register(pts)
@@ -214,8 +213,8 @@ def bench_matrix(
 
     rows = []
     for label, keyed in [
-        ("recommend() + MatrixTravel, by coordinates (400 cars/motorcycles)", False),
-        ("recommend() + MatrixTravel, by position key (the simulator's call)", True),
+        ("recommend() + SearchTravel, by coordinates (400 cars/motorcycles)", False),
+        ("recommend() + SearchTravel, by position key", True),
     ]:
         units, incs = views(keyed), incidents(keyed)
         it = iter(range(10**9))

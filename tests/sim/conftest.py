@@ -12,7 +12,7 @@ import pytest
 from citywatch.city import CityPack, load_pack
 from citywatch.routing import Router
 from citywatch.sim.scenario import Scenario, parse_scenario
-from citywatch.sim.travel import MatrixTravel
+from citywatch.sim.travel import SearchTravel
 
 
 @pytest.fixture(scope="session")
@@ -26,8 +26,8 @@ def router(pack: CityPack) -> Router:
 
 
 @pytest.fixture(scope="session")
-def car_travel(router: Router) -> MatrixTravel:
-    return MatrixTravel.from_router(router, ["car"])
+def car_travel(router: Router) -> SearchTravel:
+    return SearchTravel(router, ["car"])
 
 
 def make_scenario(pack: CityPack, doc: dict[str, Any], base: Path | None = None) -> Scenario:

@@ -15,7 +15,7 @@ from citywatch.city import CityPack
 from citywatch.dispatch.policy import IncidentView, UnitView, recommend
 from citywatch.routing import Router
 from citywatch.sim.runner import scenario_policy
-from citywatch.sim.travel import MatrixTravel
+from citywatch.sim.travel import SearchTravel
 from tests.dispatch.conftest import ADMIN, Clock, make_service
 from tests.sim.conftest import make_scenario
 from tests.sim.test_travel import near_nodes
@@ -23,7 +23,7 @@ from tests.sim.test_travel import near_nodes
 
 @pytest.mark.parametrize("policy", ["nearest", "station_first"])
 def test_live_service_and_simulator_agree(
-    policy: str, pack: CityPack, router: Router, car_travel: MatrixTravel, tmp_path: Path
+    policy: str, pack: CityPack, router: Router, car_travel: SearchTravel, tmp_path: Path
 ) -> None:
     service = make_service(tmp_path, pack, router, Clock())
     scenario = make_scenario(

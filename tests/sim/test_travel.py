@@ -1,4 +1,4 @@
-"""The precomputed travel matrices give the Router's exact answers (and networkx's)."""
+"""The simulator's bounded searches give the Router's exact answers (and networkx's)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from citywatch.dispatch.policy import (
     station_first,
 )
 from citywatch.routing import Router
-from citywatch.sim.travel import MatrixTravel
+from citywatch.sim.travel import SearchTravel
 from tests.routing.brute import brute_many_to_one
 
 
@@ -27,8 +27,8 @@ def near_nodes(pack: CityPack, rng: np.random.Generator, n: int) -> np.ndarray:
     return np.c_[pack.network.lon[i], pack.network.lat[i]] + jitter
 
 
-def test_matrix_travel_equals_router(
-    pack: CityPack, router: Router, car_travel: MatrixTravel
+def test_search_travel_equals_router(
+    pack: CityPack, router: Router, car_travel: SearchTravel
 ) -> None:
     rng = np.random.default_rng(3)
     sources = near_nodes(pack, rng, 200)
@@ -36,13 +36,12 @@ def test_matrix_travel_equals_router(
         want = router.many_to_one(sources, (target[0], target[1]), "car")
         secs, metres = car_travel(sources, "car", (target[0], target[1]), None)
         np.testing.assert_array_equal(np.isfinite(secs), np.isfinite(want.seconds))
-        # float32 storage: a few tenths of a millisecond over trips of minutes.
-        np.testing.assert_allclose(secs, want.seconds, rtol=1e-6, atol=1e-3)
-        np.testing.assert_allclose(metres, want.metres, rtol=1e-5, atol=0.05)
+        np.testing.assert_allclose(secs, want.seconds, rtol=1e-9, atol=1e-6)
+        np.testing.assert_allclose(metres, want.metres, rtol=1e-9, atol=1e-6)
 
 
 def test_same_segment_and_one_way_cases(
-    pack: CityPack, router: Router, car_travel: MatrixTravel
+    pack: CityPack, router: Router, car_travel: SearchTravel
 ) -> None:
     g = router.graph("car")
     one_way = np.flatnonzero(~np.isfinite(g.seg_bwd_s))[:5]
@@ -58,14 +57,14 @@ def test_same_segment_and_one_way_cases(
         for a, b in ((0, 1), (1, 0)):  # along the one-way direction, and against it
             want = router.many_to_one(lonlat[[a]], tuple(lonlat[b]), "car").seconds[0]
             got = car_travel(lonlat[[a]], "car", tuple(lonlat[b]), None)[0][0]
-            assert got == pytest.approx(want, rel=1e-6, abs=1e-3)
+            assert got == pytest.approx(want, rel=1e-9, abs=1e-6)
         forward = car_travel(lonlat[[0]], "car", tuple(lonlat[1]), None)[0][0]
         backward = car_travel(lonlat[[1]], "car", tuple(lonlat[0]), None)[0][0]
         assert backward > forward  # against a one-way street the car must go round
 
 
 def test_points_exactly_at_nodes_equal_the_router(
-    pack: CityPack, router: Router, car_travel: MatrixTravel
+    pack: CityPack, router: Router, car_travel: SearchTravel
 ) -> None:
     # A unit parked exactly at a node snaps to fraction 0 or 1 of a segment; it may leave that
     # node in any direction, even where its segment is one-way the other way (0 * inf is 0).
@@ -76,21 +75,21 @@ def test_points_exactly_at_nodes_equal_the_router(
         want = router.many_to_one(sources, (target[0], target[1]), "car")
         secs, _ = car_travel(sources, "car", (target[0], target[1]), None)
         np.testing.assert_array_equal(np.isfinite(secs), np.isfinite(want.seconds))
-        np.testing.assert_allclose(secs, want.seconds, rtol=1e-6, atol=1e-3)
+        np.testing.assert_allclose(secs, want.seconds, rtol=1e-9, atol=1e-6)
 
 
-def test_matrix_travel_equals_networkx_brute_force(
-    pack: CityPack, router: Router, car_travel: MatrixTravel
+def test_search_travel_equals_networkx_brute_force(
+    pack: CityPack, router: Router, car_travel: SearchTravel
 ) -> None:
     rng = np.random.default_rng(9)
     sources = near_nodes(pack, rng, 30)
     target = near_nodes(pack, rng, 1)[0]
     want = brute_many_to_one(router, "car", sources, (target[0], target[1]))
     got, _ = car_travel(sources, "car", (target[0], target[1]), None)
-    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-3)
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-6)
 
 
-def test_limit_and_factor(pack: CityPack, car_travel: MatrixTravel) -> None:
+def test_limit_and_factor(pack: CityPack, car_travel: SearchTravel) -> None:
     rng = np.random.default_rng(4)
     sources = near_nodes(pack, rng, 50)
     target = tuple(near_nodes(pack, rng, 1)[0])
@@ -109,7 +108,7 @@ def test_limit_and_factor(pack: CityPack, car_travel: MatrixTravel) -> None:
 
 @pytest.mark.parametrize("policy", [nearest(), station_first(240.0)])
 def test_policy_gives_the_same_recommendation_with_either_travel(
-    pack: CityPack, router: Router, car_travel: MatrixTravel, policy
+    pack: CityPack, router: Router, car_travel: SearchTravel, policy
 ) -> None:
     rng = np.random.default_rng(12)
     pos = near_nodes(pack, rng, 40)
@@ -132,7 +131,7 @@ def test_policy_gives_the_same_recommendation_with_either_travel(
 
 @pytest.mark.parametrize("policy", [nearest(), station_first(240.0, limit_s=600.0)])
 def test_position_keys_give_the_coordinates_answer(
-    pack: CityPack, car_travel: MatrixTravel, policy: Policy
+    pack: CityPack, car_travel: SearchTravel, policy: Policy
 ) -> None:
     """Units and incidents carrying their location ids are ranked exactly as by coordinates."""
     rng = np.random.default_rng(13)

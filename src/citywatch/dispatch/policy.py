@@ -28,10 +28,11 @@ from dataclasses import dataclass, field
 from functools import cache
 from importlib.resources import files
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, cast
 
 import numpy as np
 
+from citywatch.dispatch import kernel
 from citywatch.dispatch.lifecycle import UnitStatus
 from citywatch.errors import DataError, ValidationError
 from citywatch.routing import Mode, Router
@@ -146,7 +147,7 @@ class UnitView:
     position_stale: bool = False
     capabilities: frozenset[str] = frozenset()
     #: Opaque key of the position for a travel backend that precomputes its locations (the
-    #: simulator's :class:`~citywatch.sim.travel.MatrixTravel` location id); ``None`` otherwise.
+    #: simulator's :class:`~citywatch.sim.travel.SearchTravel` location id); ``None`` otherwise.
     position_key: Any = None
 
 
@@ -700,130 +701,10 @@ def _travel_all(
 
 
 #: Search limits (s) tried in turn when the policy sets none: a search stops at the first limit
-#: that provably holds every unit the recommendation shows (see :func:`_bounded_is_exact`), so
+#: whose answer :func:`citywatch.dispatch.kernel.rank_units` reports *decided* (the same
+#: whatever the times of the units beyond the limit), so
 #: a city-wide fleet costs what the few minutes around the incident cost.  ``None``: unbounded.
 SEARCH_LIMITS_S: tuple[float | None, ...] = (180.0, 900.0, 3600.0, None)
-
-
-def _travel_bounded(
-    scored: list[UnitView],
-    groups: list[_ModeGroup],
-    incident: IncidentView,
-    travel: TravelFn,
-    policy: Policy,
-    req: Requirement,
-    k: int,
-) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`_travel_all` with the tightest search limit whose answer equals the unbounded one.
-
-    With a policy limit the search is bounded by it (units beyond are no candidates anyway).
-    Without one, limits of :data:`SEARCH_LIMITS_S` are tried in turn, widened only while the
-    units reached cannot be shown to hold the whole recommendation.
-    """
-    if policy.limit_s is not None:
-        return _travel_all(groups, incident, travel, policy.limit_s)
-    for limit in SEARCH_LIMITS_S:
-        eta, metres = _travel_all(groups, incident, travel, limit)
-        if limit is None or _bounded_is_exact(scored, eta, incident, policy, req, k, limit):
-            break
-    return eta, metres
-
-
-def _bounded_is_exact(
-    scored: list[UnitView],
-    eta: np.ndarray,
-    incident: IncidentView,
-    policy: Policy,
-    req: Requirement,
-    k: int,
-    limit: float,
-) -> bool:
-    """Whether units beyond ``limit`` (``inf`` in ``eta``) cannot change the recommendation.
-
-    A unit beyond the limit has ``eta > limit`` and so a ranking key above ``limit - slack``;
-    a reached unit whose key is at most ``limit - slack`` is ranked ahead of every one of them.
-    The check walks the policy's groups in order, as :func:`recommend` fills its list: each
-    group either holds enough such sure units for the places still open, or was reached whole.
-    The own-station test of ``station_first`` is exact when its threshold is within the limit,
-    and a required type needs a sure unit of that type.
-    """
-    reached = np.isfinite(eta)
-    if reached.all():
-        return True
-    slack = req.prefer_slack_s if req.preferred_types else 0.0
-    primary = eta.copy()
-    if req.preferred_types:
-        is_pref = np.fromiter((u.unit_type in req.preferred_types for u in scored), bool)
-        primary = primary - np.where(is_pref, slack, 0.0)
-    sure = reached & (primary <= limit - slack)
-    groups = [np.ones(len(scored), dtype=bool)]
-    if policy.name == "station_first" and incident.station is not None:
-        assert policy.threshold_s is not None
-        if policy.threshold_s > limit:
-            return False
-        own = np.fromiter((u.station == incident.station for u in scored), bool, len(scored))
-        if bool((eta[own] <= policy.threshold_s).any()):
-            groups = [own, ~own]
-    need = max(k, req.units)
-    for group in groups:
-        if need <= 0:
-            break
-        if int((sure & group).sum()) >= need:
-            need = 0
-        elif bool(reached[group].all()):
-            need -= int(group.sum())
-        else:
-            return False
-    if need > 0:
-        return False
-    if req.required_types:  # the best unit of a required type, in the first group holding one
-        is_req = np.fromiter((u.unit_type in req.required_types for u in scored), bool)
-        for group in groups:
-            candidates = is_req & group
-            if candidates.any():
-                return bool((sure & candidates).any() or reached[candidates].all())
-    return True
-
-
-class _Ranking:
-    """The reachable units of one call as arrays, and exact selection of the best of a subset.
-
-    Units are ordered by ``(eta_s - bonus, eta_s, unit id, position)``, where ``bonus`` is the
-    preferred-type slack and ``position`` the order of the travel calls: the stable sort of the
-    whole list that the policy defines, computed only for the few units that can be shown.
-    """
-
-    __slots__ = ("eta", "metres", "primary", "units")
-
-    def __init__(
-        self, units: list[UnitView], eta: np.ndarray, metres: np.ndarray, req: Requirement
-    ) -> None:
-        self.units, self.eta, self.metres = units, eta, metres
-        preferred = req.preferred_types
-        if preferred:
-            is_pref = np.fromiter((u.unit_type in preferred for u in units), bool, len(units))
-            self.primary = eta - np.where(is_pref, req.prefer_slack_s, 0.0)
-        else:
-            self.primary = eta
-
-    def mask(self, predicate: Any) -> np.ndarray:
-        """Boolean array: ``predicate(unit)`` for every unit."""
-        return np.fromiter(map(predicate, self.units), bool, len(self.units))
-
-    def best(self, idx: np.ndarray, m: int) -> list[int]:
-        """The best ``m`` of the units at positions ``idx``, best first (exact ties kept)."""
-        if m <= 0 or len(idx) == 0:
-            return []
-        primary = self.primary
-        if len(idx) > m:
-            values = primary[idx]
-            kth = values[np.argpartition(values, m - 1)[m - 1]]
-            idx = idx[values <= kth]  # every unit that ties with the m-th stays in the running
-        eta, units = self.eta, self.units
-        chosen = sorted(
-            idx.tolist(), key=lambda i: (float(primary[i]), float(eta[i]), units[i].id, i)
-        )
-        return chosen[:m]
 
 
 def recommend(
@@ -865,123 +746,172 @@ def recommend(
     Every unit is scored, and the order is the stable sort of all of them by
     ``(eta_s - preferred-type slack, eta_s, unit id)`` (own station first under
     ``station_first``), but only the units that can be shown are sorted: the best
-    ``max(k, team size)`` of each group the policy ranks separately, found with
-    ``np.argpartition``, and the best unit of a required type.
+    ``max(k, team size)`` of each group the policy ranks separately, and the best unit of a
+    required type.  The ordering is the compiled :func:`citywatch.dispatch.kernel.rank_units`,
+    which the simulator's event loop calls too.
     """
     if k < 1:
         raise ValidationError("k must be at least 1", field="k")
     if not (math.isfinite(incident.lon) and math.isfinite(incident.lat)):
         raise ValidationError("incident has no valid location", field="location")
     req = (rules or load_requirements()).requirement_for(incident)
+    fleet = units if isinstance(units, Fleet) else Fleet(units)
+    if not fleet.free:
+        why = Reason.of("none_available", in_service=len(units))
+        return Recommendation(incident.id, policy.name, "none_available", (), (), req, (why,))
+    usable, scored, by_mode = fleet.usable(policy.allow_stale)
+    if not usable:
+        why = Reason.of("all_stale", available=len(fleet.free))
+        return Recommendation(incident.id, policy.name, "all_stale", (), (), req, (why,))
+    ranking = _Ranker(incident, policy, k, req, scored)
+    if policy.limit_s is not None:  # units beyond the policy's limit are no candidates anyway
+        eta, metres = _travel_all(by_mode, incident, travel, policy.limit_s)
+        ranked = ranking(eta, math.inf)
+    else:
+        # The widening search: limits of SEARCH_LIMITS_S in turn, until the compiled kernel
+        # reports its answer decided whatever the times of the units not reached yet are.
+        for limit in SEARCH_LIMITS_S:
+            eta, metres = _travel_all(by_mode, incident, travel, limit)
+            ranked = ranking(eta, math.inf if limit is None else limit)
+            if ranked[-1]:
+                break
+    return ranking.result(eta, metres, ranked)
 
-    def result(
-        status: RecommendationStatus,
-        reasons: Sequence[Reason],
-        shown: Sequence[tuple[int, Reason]] = (),
-        team: Sequence[str] = (),
-    ) -> Recommendation:
+
+_STATUS: dict[int, RecommendationStatus] = {
+    kernel.STATUS_OK: "ok",
+    kernel.STATUS_SHORT: "short",
+    kernel.STATUS_ALL_STALE: "all_stale",
+    kernel.STATUS_NONE_WITHIN_LIMIT: "none_within_limit",
+}
+_GROUP_REASON = {
+    kernel.GROUP_BY_TRAVEL_TIME: "by_travel_time",
+    kernel.GROUP_OWN_STATION: "own_station",
+    kernel.GROUP_OTHER_STATION: "other_station",
+    kernel.GROUP_OWN_TOO_SLOW: "own_station_too_slow",
+}
+
+
+#: What :func:`citywatch.dispatch.kernel.rank_units` returns: shown, groups, team, status,
+#: required_missing, decided.
+_Ranked = tuple[np.ndarray, np.ndarray, np.ndarray, int, bool, bool]
+
+
+def policy_arrays(
+    units: Sequence[UnitView], req: Requirement, station: str | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The unit facts :func:`citywatch.dispatch.kernel.rank_units` reads, as arrays.
+
+    Returns ``is_pref``, ``is_req``, ``own`` (of ``station``), ``id_rank`` and ``stale``,
+    aligned with ``units``.
+    """
+    n = len(units)
+    types = [u.unit_type for u in units]
+    is_pref = np.fromiter((t in req.preferred_types for t in types), np.bool_, n)
+    is_req = np.fromiter((t in req.required_types for t in types), np.bool_, n)
+    own = np.fromiter((u.station == station for u in units), np.bool_, n)
+    # String order of the ids (equal ids share a rank), as Python's sort compares them.
+    _, id_rank = np.unique(np.array([u.id for u in units], dtype=str), return_inverse=True)
+    stale = np.fromiter((u.position_stale for u in units), np.bool_, n)
+    return is_pref, is_req, own, id_rank.astype(np.int64), stale
+
+
+class _Ranker:
+    """The scored units of one call as the kernel's arrays, ranked for each travel round."""
+
+    __slots__ = ("arrays", "incident", "k", "limit_s", "policy", "req", "scored", "sf", "threshold")
+
+    def __init__(
+        self,
+        incident: IncidentView,
+        policy: Policy,
+        k: int,
+        req: Requirement,
+        scored: list[UnitView],
+    ) -> None:
+        self.incident, self.policy, self.k, self.req, self.scored = incident, policy, k, req, scored
+        self.arrays = policy_arrays(scored, req, incident.station)
+        self.sf = policy.name == "station_first" and incident.station is not None
+        self.threshold = policy.threshold_s if policy.threshold_s is not None else math.inf
+        self.limit_s = math.inf if policy.limit_s is None else policy.limit_s
+
+    def __call__(self, eta: np.ndarray, horizon_s: float) -> _Ranked:
+        """:func:`citywatch.dispatch.kernel.rank_units` on these travel times (``inf``:
+        unreachable, or not reached within ``horizon_s``)."""
+        is_pref, is_req, own, id_rank, stale = self.arrays
+        req = self.req
+        return cast(
+            _Ranked,
+            kernel.rank_units(
+                np.ascontiguousarray(eta, dtype=np.float64),
+                is_pref,
+                is_req,
+                own,
+                id_rank,
+                stale,
+                req.prefer_slack_s if req.preferred_types else 0.0,
+                self.sf,
+                self.threshold,
+                self.limit_s,
+                req.units,
+                self.k,
+                bool(req.required_types),
+                horizon_s,
+            ),
+        )
+
+    def result(self, eta: np.ndarray, metres: np.ndarray, ranked: _Ranked) -> Recommendation:
+        """The recommendation of a ranking, with its reasons."""
+        incident, policy, req, scored = self.incident, self.policy, self.req, self.scored
+        shown_idx, groups, team_idx, status, required_missing, _ = ranked
+        station = incident.station
+        if status == kernel.STATUS_NONE_WITHIN_LIMIT:
+            why = (
+                Reason.of("none_within_limit", available=len(scored), limit_s=round(policy.limit_s))
+                if policy.limit_s is not None
+                else Reason.of("none_by_road", available=len(scored))
+            )
+            return Recommendation(
+                incident.id, policy.name, "none_within_limit", (), (), req, (why,)
+            )
+        params: dict[str, Any] = {
+            "station": station,
+            "threshold_s": round(self.threshold) if self.sf else 0,
+        }
+        group_reason = {
+            code: Reason.of(
+                name, **{p: v for p, v in params.items() if "{" + p in REASON_TEXTS[name]}
+            )
+            for code, name in _GROUP_REASON.items()
+        }
         candidates = tuple(
             Candidate(
                 rank=r + 1,
-                unit_id=(u := ranking.units[i]).id,
+                unit_id=(u := scored[int(i)]).id,
                 unit_type=u.unit_type,
                 mode=u.mode,
                 station=u.station,
-                eta_s=float(ranking.eta[i]),
-                metres=float(ranking.metres[i]),
+                eta_s=float(eta[i]),
+                metres=float(metres[i]),
                 position_stale=u.position_stale,
-                reasons=_annotate(u, why, req),
+                reasons=_annotate(u, group_reason[int(g)], req),
             )
-            for r, (i, why) in enumerate(shown)
+            for r, (i, g) in enumerate(zip(shown_idx, groups, strict=True))
         )
+        team = tuple(scored[int(i)].id for i in team_idx)
+        reasons: list[Reason] = []
+        if status == kernel.STATUS_SHORT:
+            if required_missing:
+                reasons.append(
+                    Reason.of("required_type_missing", unit_types=sorted(req.required_types))
+                )
+            if len(team_idx) < req.units:
+                reasons.append(Reason.of("team_short", needed=req.units, suitable=len(team_idx)))
+        elif status == kernel.STATUS_ALL_STALE:
+            reasons.append(Reason.of("all_candidates_stale"))
         return Recommendation(
-            incident.id, policy.name, status, candidates, tuple(team), req, tuple(reasons)
+            incident.id, policy.name, _STATUS[status], candidates, team, req, tuple(reasons)
         )
-
-    fleet = units if isinstance(units, Fleet) else Fleet(units)
-    if not fleet.free:
-        return result("none_available", [Reason.of("none_available", in_service=len(units))])
-    usable, scored, by_mode = fleet.usable(policy.allow_stale)
-    if not usable:
-        return result("all_stale", [Reason.of("all_stale", available=len(fleet.free))])
-    eta, metres = _travel_bounded(scored, by_mode, incident, travel, policy, req, k)
-    ok = np.isfinite(eta)
-    if policy.limit_s is not None:
-        ok &= eta <= policy.limit_s
-    if not ok.all():
-        keep = np.flatnonzero(ok)
-        scored = [scored[i] for i in keep.tolist()]
-        eta, metres = eta[keep], metres[keep]
-    if not scored:
-        why = (
-            Reason.of("none_within_limit", available=len(usable), limit_s=round(policy.limit_s))
-            if policy.limit_s is not None
-            else Reason.of("none_by_road", available=len(usable))
-        )
-        return result("none_within_limit", [why])
-    ranking = _Ranking(scored, eta, metres, req)
-
-    # The policy's order, as groups ranked one after the other, each with its reason.
-    everyone = np.arange(len(scored))
-    groups: list[tuple[np.ndarray, Reason]]
-    station = incident.station
-    if policy.name == "station_first" and station is not None:
-        assert policy.threshold_s is not None
-        threshold = round(policy.threshold_s)
-        own = ranking.mask(lambda u: u.station == station)
-        if bool((eta[own] <= policy.threshold_s).any()):
-            groups = [
-                (
-                    np.flatnonzero(own),
-                    Reason.of("own_station", station=station, threshold_s=threshold),
-                ),
-                (np.flatnonzero(~own), Reason.of("other_station", station=station)),
-            ]
-        else:
-            slow = Reason.of("own_station_too_slow", station=station, threshold_s=threshold)
-            groups = [(everyone, slow)]
-    else:
-        groups = [(everyone, Reason.of("by_travel_time"))]
-
-    # The first max(k, team size) of that order.
-    m = max(k, req.units)
-    shown: list[tuple[int, Reason]] = []
-    for idx, why in groups:
-        shown += [(i, why) for i in ranking.best(idx, m - len(shown))]
-
-    # The team: the first req.units, holding one of a required type if there is one.
-    team = [i for i, _ in shown[: req.units]]
-    shortfall = []
-    required = req.required_types
-    extra: list[tuple[int, Reason]] = []
-    if required and not any(scored[i].unit_type in required for i in team):
-        is_req = ranking.mask(lambda u: u.unit_type in required)
-        best_required = None
-        for idx, _ in groups:
-            found = ranking.best(idx[is_req[idx]], 1)
-            if found:
-                best_required = found[0]
-                break
-        if best_required is None:
-            shortfall.append(Reason.of("required_type_missing", unit_types=sorted(required)))
-        else:
-            team = [*team[: req.units - 1], best_required]
-            # A required-type unit picked for the team from further down must still be listed
-            # (with every unit further down that has the same id, in order, as before).
-            rid = scored[best_required].id
-            if rid not in {scored[i].id for i, _ in shown}:
-                for idx, why in groups:
-                    same = idx[ranking.mask(lambda u: u.id == rid)[idx]]
-                    extra += [(i, why) for i in ranking.best(same, len(same))]
-    if len(team) < req.units:
-        shortfall.append(Reason.of("team_short", needed=req.units, suitable=len(team)))
-    shown += extra
-    team_ids = [scored[i].id for i in team]
-    if shortfall:
-        return result("short", shortfall, shown, team_ids)
-    if all(scored[i].position_stale for i, _ in shown):
-        return result("all_stale", [Reason.of("all_candidates_stale")], shown, team_ids)
-    return result("ok", [], shown, team_ids)
 
 
 def _annotate(unit: UnitView, why: Reason, req: Requirement) -> tuple[Reason, ...]:

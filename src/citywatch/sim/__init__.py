@@ -8,13 +8,13 @@ from citywatch.sim.demand import DemandModel, IncidentBatch, fit_demand, generat
 from citywatch.sim.kpis import compare, replication_kpis, summarise
 from citywatch.sim.runner import SimResult, prepare, run_scenario
 from citywatch.sim.scenario import Scenario, load_scenario, parse_scenario
-from citywatch.sim.travel import MatrixTravel
+from citywatch.sim.travel import SearchTravel
 
 __all__ = [
     "DemandModel",
     "IncidentBatch",
-    "MatrixTravel",
     "Scenario",
+    "SearchTravel",
     "SimResult",
     "compare",
     "fit_demand",

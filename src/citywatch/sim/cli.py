@@ -173,3 +173,61 @@ def compare(
             if isinstance(k, str)
         ],
     )
+
+
+@simulate_app.command("sweep")
+def sweep(
+    grid: Path = typer.Argument(..., help="Sweep TOML file ([sweep] scenarios, fleet_scale, ...)."),
+    scheduler: str | None = typer.Option(
+        None, "--scheduler", help="Dask scheduler address, e.g. tcp://HOST:8786 (default: local)."
+    ),
+    workers: int | None = typer.Option(
+        None, "--workers", help="Worker processes of the local cluster (default: one per core)."
+    ),
+    serial: bool = typer.Option(False, "--serial", help="Run in this process, without Dask."),
+    out: Path | None = typer.Option(
+        None, "--out", help="Output folder (default simulations/NAME); finished rows are kept."
+    ),
+    json: JsonOption = False,
+) -> None:
+    """Run scenarios x fleet sizes x replications as Dask tasks; KPIs per task and their means."""
+    from citywatch.sim.sweep import load_sweep, run_sweep, summarise_sweep
+
+    if workers is not None and workers < 1:
+        raise ValidationError("--workers must be at least 1", field="workers")
+    if serial and scheduler:
+        raise ValidationError("--serial and --scheduler cannot be used together")
+    spec = load_sweep(grid)
+    folder = out or Path("simulations") / spec.name
+    with progress(transient=True) as bar:
+        task = bar.add_task(f"sweep {spec.name}", total=len(spec.tasks()))
+        rows = run_sweep(
+            spec,
+            scheduler=scheduler,
+            workers=workers,
+            serial=serial,
+            out=folder,
+            on_done=lambda done, _: bar.update(task, completed=done),
+        )
+    rows.to_csv(folder / "rows.csv", index=False)
+    means = summarise_sweep(rows)
+    means.to_csv(folder / "summary.csv", index=False)
+    if json:
+        print_json(
+            {
+                "sweep": spec.name,
+                "output": str(folder),
+                "rows": rows.to_dict(orient="records"),
+                "summary": means.to_dict(orient="records"),
+            }
+        )
+        return
+    shown = ["on_scene_3min", "on_scene_10min", "mean_response_s", "utilisation"]
+    print_table(
+        f"{spec.name}: {len(rows)} tasks, means over replications (rows in {folder})",
+        ["scenario", "fleet x", "units", *shown],
+        [
+            (r.scenario, f"{r.fleet_scale:g}", int(r.units), *(format_kpi(k, r[k]) for k in shown))
+            for _, r in means.iterrows()
+        ],
+    )

@@ -3,10 +3,11 @@
 Events, in time order (ties in the order they were scheduled):
 
 * an incident is **received**; after its call-handling time it is **ready** for dispatch;
-* at **ready** the dispatch policy (:func:`citywatch.dispatch.policy.recommend`, unchanged)
-  ranks the available units; its suggested team is sent.  When no unit (or not enough units)
-  can be sent, the incident waits in a queue ordered by priority, then by time (or, with
-  ``queue = false``, is lost);
+* at **ready** the dispatch policy ranks the available units with the live service's scoring
+  kernel (:func:`citywatch.dispatch.kernel.rank_units`, what
+  :func:`citywatch.dispatch.policy.recommend` calls); its suggested team is sent.  When no
+  unit (or not enough units) can be sent, the incident waits in a queue ordered by priority,
+  then by time (or, with ``queue = false``, is lost);
 * each unit drives to the scene (the policy's travel time, times the congestion factor of the
   hour), stays for the incident's on-scene time, then drives back to its post.  A returning unit
   is available again at once, located at the scene it left until it is back (what a dispatcher
@@ -17,11 +18,14 @@ Events, in time order (ties in the order they were scheduled):
 Everything random (call handling, on-scene times, synthetic demand, thinning) is drawn up front
 from streams of a :class:`numpy.random.SeedSequence` keyed by (seed, replication), so a
 replication gives the same numbers whichever process runs it.
+
+The event loop itself is compiled (:mod:`citywatch.sim.loop`); this module builds its inputs
+and turns its state into records.
 """
 
 from __future__ import annotations
 
-import heapq
+import math
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -29,22 +33,14 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
-from citywatch.dispatch.policy import (
-    IncidentView,
-    Policy,
-    RequirementRules,
-    UnitView,
-    recommend,
-)
+from citywatch.dispatch import kernel
+from citywatch.dispatch.policy import IncidentView, Policy, Requirement, RequirementRules
+from citywatch.sim import loop
 from citywatch.sim.demand import IncidentBatch
 from citywatch.sim.scenario import Scenario
-from citywatch.sim.travel import MatrixTravel
+from citywatch.sim.travel import TARGET_CACHE_ENTRIES, SearchTravel
 
 __all__ = ["Fleet", "RunResult", "Unit", "build_fleet", "simulate"]
-
-# Event kinds; the number also orders simultaneous events (units free up before new calls).
-_SHIFT_OFF, _BACK, _LEAVE, _ON_SCENE, _SHIFT_ON, _READY = range(6)
-_OFF, _AVAILABLE, _BUSY = 0, 1, 2
 
 
 @dataclass
@@ -66,11 +62,11 @@ class Fleet:
     """The units of a scenario and the travel model their locations are registered in."""
 
     units: tuple[Unit, ...]
-    travel: MatrixTravel
+    travel: SearchTravel
 
 
 def build_fleet(
-    scenario: Scenario, pack: Any, rules: RequirementRules, travel: MatrixTravel
+    scenario: Scenario, pack: Any, rules: RequirementRules, travel: SearchTravel
 ) -> Fleet:
     """Create the units of every ``[[fleet]]`` group, with their posts and duty intervals."""
     tz = ZoneInfo(pack.timezone)
@@ -155,255 +151,141 @@ def simulate(
     RunResult
     """
     travel = fleet.travel
-    units = fleet.units
-    n_inc = len(demand)
-    inc_loc = travel.register(np.c_[demand.lon, demand.lat]) if n_inc else np.zeros(0, np.int64)
-    lonlat = travel.lonlat
-
-    def factor(t: float) -> float:
-        if hourly_factor is None:
-            return 1.0
-        return float(hourly_factor[min(int(t // 3600), len(hourly_factor) - 1)])
-
-    # --- state
-    status = [_OFF] * len(units)
-    position = [int(u.homes[0]) for u in units]
-    version = [0] * len(units)
-    off_pending = [False] * len(units)
-    views: dict[int, UnitView] = {}
-    incident_views: dict[int, IncidentView] = {}
-    patrolling: set[int] = set()
-    index = {u.id: k for k, u in enumerate(units)}
-
-    needed = np.zeros(n_inc, dtype=np.int64)
-    sent = np.zeros(n_inc, dtype=np.int64)
-    t_ready = np.full(n_inc, np.nan)
-    t_dispatch = np.full(n_inc, np.nan)
-    t_arrive = np.full(n_inc, np.nan)
-    t_clear = np.full(n_inc, np.nan)
-    first_unit: list[str | None] = [None] * n_inc
-    rec_status: list[str | None] = [None] * n_inc
-    lost_reason: list[str | None] = [None] * n_inc
-    waited = np.zeros(n_inc, dtype=bool)
-    done = np.zeros(n_inc, dtype=bool)  # first unit has left: no more units are sent
-    assignments: list[tuple[int, int, float, float, float, float, float]] = []
-    open_assign: dict[int, int] = {}  # unit -> row in assignments
-
-    events: list[tuple[float, int, int, int, int, int]] = []
-    seq = 0
-
-    def push(t: float, kind: int, a: int, b: int = -1, ver: int = 0) -> None:
-        nonlocal seq
-        heapq.heappush(events, (t, kind, seq, a, b, ver))
-        seq += 1
-
-    for k, u in enumerate(units):
-        for on, off in u.duty:
-            if off > 0:
-                push(max(on, 0.0), _SHIFT_ON, k)
-                if np.isfinite(off):
-                    push(off, _SHIFT_OFF, k)
-    # Arrivals are read from the sorted demand as the clock reaches them rather than all pushed
-    # on the heap: same order (a call comes after other events at its instant), smaller heap.
-    arrival_t = demand.t.tolist()
-    arrival_t.append(float("inf"))
-    nxt = 0
-
-    queue: list[tuple[int, float, int]] = []
-
-    def set_view(k: int) -> None:
-        u = units[k]
-        loc = position[k]
-        x, y = lonlat[loc]
-        # The location id is the position key: the policy's travel calls index the matrices
-        # directly instead of mapping coordinates back to locations.
-        views[k] = UnitView(
-            u.id, u.unit_type, u.mode, u.station, float(x), float(y), position_key=loc
-        )
-
-    def make_available(k: int, t: float) -> None:
-        status[k] = _AVAILABLE
-        if units[k].patrol_dwell_s is not None and position[k] in units[k].homes:
-            patrolling.add(k)
-        set_view(k)
-
-    def refresh_patrols(t: float) -> None:
-        for k in patrolling:
-            u = units[k]
-            assert u.patrol_dwell_s is not None
-            loc = int(u.homes[(int(t // u.patrol_dwell_s) + u.phase) % len(u.homes)])
-            if loc != position[k]:
-                position[k] = loc
-                set_view(k)
-
-    homes_by_mode: dict[str, list[int]] = {}
-    for u in units:
-        homes_by_mode.setdefault(u.mode, []).extend(int(h) for h in u.homes)
-
-    def reachable(i: int) -> bool:
-        """Whether any unit could reach incident ``i`` from its post, in any duty period."""
-        return any(
-            np.isfinite(travel.between(homes, int(inc_loc[i]), mode)[0]).any()
-            for mode, homes in homes_by_mode.items()
-        )
-
-    def dispatch(i: int, t: float) -> bool:
-        """Ask the policy for a team and send up to the units still needed; True if any sent."""
-        if not views:
-            if rec_status[i] is None:
-                rec_status[i] = "none_available"
-            return False
-        refresh_patrols(t)
-        travel.factor = factor(t)
-        incident = incident_views.get(i)
-        if incident is None:  # built once while a queued call may be dispatched again
-            loc = int(inc_loc[i])
-            incident = incident_views[i] = IncidentView(
-                str(demand.id[i]),
-                str(demand.category[i]),
-                int(demand.priority[i]),
-                float(lonlat[loc, 0]),
-                float(lonlat[loc, 1]),
-                None if demand.station[i] is None else str(demand.station[i]),
-                place_kinds[i] if place_kinds is not None else frozenset(),
-                position_key=loc,
-            )
-        rec = recommend(incident, list(views.values()), travel, policy, k=1, rules=rules)
-        if rec_status[i] is None or needed[i] == 0:
-            rec_status[i] = rec.status
-            needed[i] = rec.requirement.units
-        team = rec.team[: needed[i] - sent[i]]
-        if not team:
-            cut_off = rec.status == "none_within_limit" and policy.limit_s is None
-            if cut_off and sent[i] == 0 and not reachable(i):
-                # Waiting would never help (a piece of network cut off for every unit):
-                # report it instead of queueing it forever.
-                lost_reason[i] = "no unit of the fleet can reach it by road"
-                done[i] = True
-            return False
-        etas = {c.unit_id: c for c in rec.candidates}
-        for uid in team:
-            k = index[uid]
-            c = etas[uid]
-            status[k] = _BUSY
-            version[k] += 1
-            views.pop(k, None)
-            patrolling.discard(k)
-            if sent[i] == 0:
-                t_dispatch[i] = t
-                first_unit[i] = uid
-            sent[i] += 1
-            open_assign[k] = len(assignments)
-            assignments.append((i, k, t, c.eta_s, c.metres, np.nan, np.nan))
-            push(t + c.eta_s, _ON_SCENE, k, i, version[k])
-        return True
-
-    def serve_queue(t: float) -> None:
-        if not queue or not views:
-            return
-        keep = []
-        while queue and views:
-            item = heapq.heappop(queue)
-            i = item[2]
-            if done[i]:
-                incident_views.pop(i, None)
-                continue
-            dispatch(i, t)
-            if (sent[i] < needed[i] or sent[i] == 0) and not done[i]:
-                keep.append(item)
-            else:
-                incident_views.pop(i, None)
-        for item in keep:
-            heapq.heappush(queue, item)
-
-    while events or nxt < n_inc:
-        if not events or arrival_t[nxt] < events[0][0]:
-            push(arrival_t[nxt] + float(handling_s[nxt]), _READY, nxt)
-            nxt += 1
-            continue
-        t, kind, _, a, b, ver = heapq.heappop(events)
-        if kind == _READY:
-            t_ready[a] = t
-            dispatch(a, t)
-            if sent[a] < max(needed[a], 1) and not done[a] and scenario.queue:
-                waited[a] = True
-                heapq.heappush(queue, (int(demand.priority[a]), t, a))
-            else:
-                incident_views.pop(a, None)  # kept only while the call waits in the queue
-                if sent[a] < max(needed[a], 1) and not done[a] and sent[a] == 0:
-                    lost_reason[a] = "no unit available and no queue"
-        elif kind == _ON_SCENE:
-            if ver != version[a]:
-                continue
-            i = b
-            row = open_assign[a]
-            assignments[row] = (*assignments[row][:5], t, t + float(on_scene_s[i]))
-            position[a] = int(inc_loc[i])
-            if np.isnan(t_arrive[i]):
-                t_arrive[i] = t
-            push(t + float(on_scene_s[i]), _LEAVE, a, i, version[a])
-        elif kind == _LEAVE:
-            if ver != version[a]:
-                continue
-            i = b
-            done[i] = True
-            t_clear[i] = t if np.isnan(t_clear[i]) else max(t_clear[i], t)
-            del open_assign[a]
-            if off_pending[a]:
-                status[a] = _OFF
-                off_pending[a] = False
-                position[a] = int(units[a].homes[0])
-                continue
-            version[a] += 1
-            make_available(a, t)
-            home = int(units[a].homes[0])
-            travel.factor = factor(t)
-            back = float(travel.between([position[a]], home, units[a].mode)[0][0])
-            push(t + (back if np.isfinite(back) else 0.0), _BACK, a, -1, version[a])
-            serve_queue(t)
-        elif kind == _BACK:
-            if ver != version[a] or status[a] != _AVAILABLE:
-                continue
-            position[a] = int(units[a].homes[0])
-            make_available(a, t)
-        elif kind == _SHIFT_ON:
-            if status[a] == _BUSY:  # back-to-back shifts: still on the previous job
-                off_pending[a] = False
-                continue
-            if status[a] == _OFF:
-                position[a] = int(units[a].homes[0])
-                make_available(a, t)
-                serve_queue(t)
-        elif kind == _SHIFT_OFF:
-            if status[a] == _BUSY:
-                off_pending[a] = True
-            else:
-                status[a] = _OFF
-                version[a] += 1
-                views.pop(a, None)
-                patrolling.discard(a)
-
-    for _, _, i in queue:
-        if sent[i] == 0 and not done[i]:
-            lost_reason[i] = "no unit became available before the simulation ended"
-    state = {
-        "t_ready": t_ready,
-        "t_dispatch": t_dispatch,
-        "t_arrive": t_arrive,
-        "t_clear": t_clear,
-        "needed": needed,
-        "sent": sent,
-        "first_unit": first_unit,
-        "waited": waited,
-        "rec_status": rec_status,
-        "lost_reason": lost_reason,
-        "assignments": assignments,
-    }
+    inc_loc = (
+        travel.register(np.c_[demand.lon, demand.lat]) if len(demand) else np.zeros(0, np.int64)
+    )
+    world, max_team, n_trees = _world(
+        scenario, fleet, demand, policy, rules, inc_loc, handling_s, on_scene_s, place_kinds
+    )
+    factors = np.ones(1) if hourly_factor is None else np.asarray(hourly_factor, np.float64)
+    world = world._replace(hourly_factor=factors)
+    n_nodes = travel.graphs.ptr.shape[1] - 1
+    state = loop.new_state(
+        len(fleet.units),
+        len(demand),
+        max_team,
+        n_trees,
+        len(travel.modes),
+        n_nodes,
+        len(travel.lonlat),
+        TARGET_CACHE_ENTRIES,
+    )
+    loop.run(world, state)
     return _records(scenario, fleet, demand, state)
 
 
+def _requirements(
+    rules: RequirementRules,
+    demand: IncidentBatch,
+    place_kinds: list[frozenset[str]] | None,
+    type_index: dict[str, int],
+) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+    """Each incident's row of the requirement tables, and the tables (units, preferred and
+    required types, slack): the rules evaluated once per distinct (category, priority, place)."""
+    rows: dict[tuple[str, int, frozenset[str]], int] = {}
+    found: list[Requirement] = []
+    inc_req = np.zeros(len(demand), np.int64)
+    for i, (cat, prio) in enumerate(zip(demand.category, demand.priority, strict=True)):
+        kinds = place_kinds[i] if place_kinds is not None else frozenset()
+        key = (str(cat), int(prio), kinds)
+        if key not in rows:
+            rows[key] = len(found)
+            view = IncidentView("", key[0], key[1], 0.0, 0.0, None, kinds)
+            found.append(rules.requirement_for(view))
+        inc_req[i] = rows[key]
+    n_types = len(type_index)
+    pref = np.zeros((max(len(found), 1), n_types), np.bool_)
+    required = np.zeros_like(pref)
+    for r, req in enumerate(found):
+        pref[r, [type_index[t] for t in req.preferred_types]] = True
+        required[r, [type_index[t] for t in req.required_types]] = True
+    units = np.array([req.units for req in found] or [1], np.int64)
+    slack = np.array([req.prefer_slack_s if req.preferred_types else 0.0 for req in found] or [0.0])
+    return inc_req, (units, pref, required, slack)
+
+
+def _world(
+    scenario: Scenario,
+    fleet: Fleet,
+    demand: IncidentBatch,
+    policy: Policy,
+    rules: RequirementRules,
+    inc_loc: np.ndarray,
+    handling_s: np.ndarray,
+    on_scene_s: np.ndarray,
+    place_kinds: list[frozenset[str]] | None,
+) -> tuple[loop.World, int, int]:
+    """The compiled loop's inputs; also the largest team and the number of home trees."""
+    travel = fleet.travel
+    units = fleet.units
+    type_index = {t: j for j, t in enumerate(sorted(rules.unit_modes))}
+    stations: dict[str, int] = {}
+    unit_station = np.array([stations.setdefault(u.station, len(stations)) for u in units])
+    inc_station = np.array(
+        [-1 if s is None else stations.setdefault(str(s), len(stations)) for s in demand.station],
+        np.int64,
+    )
+    _, id_rank = np.unique(np.array([u.id for u in units], dtype=str), return_inverse=True)
+    unit_mode = np.array([travel.mode_index(u.mode) for u in units], np.int64)
+    trees: dict[tuple[int, int], int] = {}
+    homes = [(int(m), int(u.homes[0])) for m, u in zip(unit_mode, units, strict=True)]
+    unit_tree = np.array([trees.setdefault(h, len(trees)) for h in homes], np.int64)
+    sizes = [len(u.homes) for u in units]
+    duty = [d for u in units for d in u.duty]
+    inc_req, (req_units, req_pref, req_required, req_slack) = _requirements(
+        rules, demand, place_kinds, type_index
+    )
+    world = loop.World(
+        graphs=travel.graphs,
+        loc_seg=travel.loc_seg,
+        loc_frac=travel.loc_frac,
+        unit_mode=unit_mode,
+        unit_type=np.array([type_index[u.unit_type] for u in units], np.int64),
+        unit_station=unit_station.astype(np.int64),
+        unit_id_rank=id_rank.astype(np.int64),
+        unit_home=np.array([int(u.homes[0]) for u in units], np.int64),
+        unit_tree=unit_tree,
+        patrol_dwell=np.array(
+            [np.nan if u.patrol_dwell_s is None else u.patrol_dwell_s for u in units], np.float64
+        ),
+        patrol_phase=np.array([u.phase for u in units], np.int64),
+        homes_ptr=np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64),
+        homes_loc=np.concatenate([u.homes for u in units]).astype(np.int64),
+        duty_ptr=np.concatenate([[0], np.cumsum([len(u.duty) for u in units])]).astype(np.int64),
+        duty_on=np.array([d[0] for d in duty], np.float64),
+        duty_off=np.array([d[1] for d in duty], np.float64),
+        inc_t=np.asarray(demand.t, np.float64),
+        inc_loc=np.asarray(inc_loc, np.int64),
+        inc_priority=np.asarray(demand.priority, np.int64),
+        inc_station=inc_station,
+        inc_req=inc_req,
+        handling_s=np.asarray(handling_s, np.float64),
+        on_scene_s=np.asarray(on_scene_s, np.float64),
+        req_units=req_units,
+        req_pref=req_pref,
+        req_required=req_required,
+        req_slack=req_slack,
+        station_first=policy.name == "station_first",
+        threshold_s=math.inf if policy.threshold_s is None else float(policy.threshold_s),
+        limit_s=math.inf if policy.limit_s is None else float(policy.limit_s),
+        queue=bool(scenario.queue),
+        hourly_factor=np.ones(1),
+    )
+    return world, int(req_units.max()), len(trees)
+
+
+_ASG_TIMES = ("t_dispatch", "eta_s", "metres", "t_arrive", "t_leave")  # State.asg_t columns
+_STATUS_TEXT = {
+    kernel.STATUS_OK: "ok",
+    kernel.STATUS_SHORT: "short",
+    kernel.STATUS_ALL_STALE: "all_stale",
+    kernel.STATUS_NONE_WITHIN_LIMIT: "none_within_limit",
+    loop.STATUS_NONE_AVAILABLE: "none_available",
+}
+
+
 def _records(
-    scenario: Scenario, fleet: Fleet, demand: IncidentBatch, st: dict[str, Any]
+    scenario: Scenario, fleet: Fleet, demand: IncidentBatch, state: loop.State
 ) -> RunResult:
     start = pd.Timestamp(scenario.start).tz_convert("UTC")
 
@@ -412,7 +294,20 @@ def _records(
         return pd.Series(start + pd.to_timedelta(x, unit="s")).dt.round("us")
 
     units = fleet.units
-    index = {u.id: k for k, u in enumerate(units)}
+    ids = np.asarray([u.id for u in units] + [None], dtype=object)  # -1: no unit
+    first = ids[state.first_unit]
+    unit_stations = np.asarray([u.station for u in units] + [None], dtype=object)
+    n_asg = int(state.counters[1])
+    times = state.asg_t[:n_asg]
+    st = {
+        "t_ready": state.t_ready,
+        "t_dispatch": state.t_dispatch,
+        "t_arrive": state.t_arrive,
+        "t_clear": state.t_clear,
+        "needed": state.needed,
+        "sent": state.sent,
+        "waited": state.waited,
+    }
     answered = ~np.isnan(st["t_arrive"])
     inc = pd.DataFrame(
         {
@@ -435,22 +330,22 @@ def _records(
             "units_needed": st["needed"],
             "units_sent": st["sent"],
             "units": [""] * len(demand),
-            "first_unit": st["first_unit"],
-            "first_unit_station": [
-                None if u is None else units[index[u]].station for u in st["first_unit"]
-            ],
+            "first_unit": first,
+            "first_unit_station": unit_stations[state.first_unit],
             "waited": st["waited"],
-            "recommendation": st["rec_status"],
+            "recommendation": [_STATUS_TEXT.get(int(c)) for c in state.rec_status],
             "status": np.where(answered, "answered", "unanswered"),
-            "unanswered_reason": st["lost_reason"],
+            "unanswered_reason": [loop.LOST_REASONS.get(int(c)) for c in state.lost],
         }
     )
     asg = pd.DataFrame(
-        st["assignments"],
-        columns=["incident", "unit", "t_dispatch", "eta_s", "metres", "t_arrive", "t_leave"],
+        {
+            "incident": state.asg_incident[:n_asg],
+            "unit": state.asg_unit[:n_asg],
+            **dict(zip(_ASG_TIMES, times.T, strict=True)),
+        }
     )
     if len(asg):
-        ids = np.asarray([u.id for u in units], dtype=object)
         team = pd.Series(ids[asg["unit"].to_numpy(int)]).groupby(asg["incident"]).agg(";".join)
         inc.loc[team.index, "units"] = team.to_numpy()
     inc["other_station"] = (

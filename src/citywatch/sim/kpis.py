@@ -52,15 +52,12 @@ def _incident_kpis(inc: pd.DataFrame) -> dict[str, float]:
     wait = inc["queue_wait_s"].to_numpy(float)
     waited = np.isfinite(wait)
     other = inc.loc[ok & inc["station"].notna().to_numpy(), "other_station"]
+    reached = np.nan_to_num(resp, nan=np.inf)
     centre_s, city_s = RESPONSE_TARGETS_S
     return {
         "incidents": float(n),
-        "on_scene_3min": float(np.mean(ok & (np.nan_to_num(resp, nan=np.inf) <= centre_s)))
-        if n
-        else np.nan,
-        "on_scene_10min": float(np.mean(ok & (np.nan_to_num(resp, nan=np.inf) <= city_s)))
-        if n
-        else np.nan,
+        "on_scene_3min": float(np.mean(ok & (reached <= centre_s))) if n else np.nan,
+        "on_scene_10min": float(np.mean(ok & (reached <= city_s))) if n else np.nan,
         "mean_response_s": float(resp[ok].mean()) if ok.any() else np.nan,
         "p50_response_s": float(np.percentile(resp[ok], 50)) if ok.any() else np.nan,
         "p90_response_s": float(np.percentile(resp[ok], 90)) if ok.any() else np.nan,

@@ -31,7 +31,7 @@ from citywatch.routing import MODES
 from citywatch.sim.demand import DemandModel, IncidentBatch, fit_demand, load_history, replay_batch
 from citywatch.sim.engine import Fleet, RunResult, build_fleet, simulate
 from citywatch.sim.scenario import Scenario
-from citywatch.sim.travel import MatrixTravel
+from citywatch.sim.travel import SearchTravel
 
 __all__ = [
     "Inputs",
@@ -71,7 +71,7 @@ def prepare(scenario: Scenario) -> Prepared:
     pack = load_pack(scenario.pack)
     rules = load_requirements(scenario.requirements)
     modes = {rules.mode_of(g.unit_type) for g in scenario.fleet}
-    travel = MatrixTravel.from_pack(pack, modes)
+    travel = SearchTravel.from_pack(pack, modes)
     fleet = build_fleet(scenario, pack, rules, travel)
     history: pd.DataFrame | None = None
     model: DemandModel | None = None
@@ -100,7 +100,7 @@ def prepare(scenario: Scenario) -> Prepared:
 
 
 def _reachable(
-    history: pd.DataFrame, travel: MatrixTravel, dropped: dict[str, int]
+    history: pd.DataFrame, travel: SearchTravel, dropped: dict[str, int]
 ) -> pd.DataFrame:
     """Leave out (and count) incidents too far from the roads of a fleet's travel mode."""
     router = travel.router
@@ -132,7 +132,7 @@ def _main_component(router: Any) -> np.ndarray:
 
 
 def _poisson_batch(
-    scenario: Scenario, pack: Any, travel: MatrixTravel, rng: np.random.Generator
+    scenario: Scenario, pack: Any, travel: SearchTravel, rng: np.random.Generator
 ) -> IncidentBatch:
     d = scenario.demand
     t = np.cumsum(

@@ -1,176 +1,423 @@
-"""Precomputed travel for simulation: all-pairs node matrices per mode, exact like the Router.
+"""Travel for simulation: compiled bounded searches from each target, exact like the Router.
 
-A simulated year asks for hundreds of thousands of many-to-one travel times.  Instead of one
-Dijkstra search per question (what :class:`citywatch.routing.Router` does for the live
-service), :class:`MatrixTravel` runs scipy's compiled all-pairs Dijkstra once per travel mode and
-keeps the node-to-node seconds and road metres as dense float32 matrices (Manhattan: 4,091
-nodes, 67 MB per matrix).  A point is placed on its road segment exactly as the Router snaps it,
-so a travel time is the minimum over the point's two segment ends and the target's two segment
-ends, plus the straight run when both lie on the same segment: the Router's numbers, to float32
-rounding.
+A simulated year asks for hundreds of thousands of "every available unit to this incident"
+questions.  :class:`SearchTravel` answers each with one compiled Dijkstra search per travel mode
+over the reversed road graph, seeded at the target's two segment ends exactly as the Router
+enters a snapped point, and stopped at a time bound: the simulator's dispatch asks for a small
+bound first and widens it only when the policy's answer is not decided yet
+(:func:`citywatch.dispatch.kernel.rank_units`).  Nothing is quadratic in the network: the
+search state is a few arrays of one entry per node, and the trees that give each unit's trip
+back to its post (one full search per post and mode, :func:`home_tree`) grow with
+``posts x nodes``.
 
-Matrices are cached on disk (``sim/`` in :func:`citywatch.paths.cache_dir`: ``var/cache/sim`` in
-the checkout) keyed by a hash of the mode graph, and opened memory-mapped, so parallel replication
-processes share one copy in the page cache.
+A point's travel time is the minimum over its two segment ends of the part of its segment to
+that end plus the end's searched time (or the straight run when it shares the target's
+segment): the Router's arithmetic, in float64.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
+import heapq
+import math
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
-from scipy.sparse.csgraph import dijkstra
 
-from citywatch import paths
+from citywatch.dispatch.kernel import compiled, inlined
 from citywatch.errors import ValidationError
 from citywatch.routing import Router
-from citywatch.routing.graph import ModeGraph, part_cost, segment_costs
 
-__all__ = ["MatrixTravel", "cache_dir", "node_matrices"]
+__all__ = [
+    "Graphs",
+    "Scratch",
+    "SearchTravel",
+    "TargetCache",
+    "costs_from_search",
+    "home_tree",
+    "keep",
+    "new_scratch",
+    "new_target_cache",
+    "point_cost",
+    "replay",
+    "replay_start",
+    "search_start",
+    "search_to",
+    "search_until",
+    "seg_cost",
+]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
 
-def cache_dir() -> Path:
-    """Where travel matrices are cached: ``sim/`` in :func:`citywatch.paths.cache_dir`."""
-    return paths.cache_dir() / "sim"
+class Graphs(NamedTuple):
+    """The reversed road graphs of the travel modes, stacked for the compiled code.
 
-
-def _graph_digest(g: ModeGraph) -> str:
-    h = hashlib.sha1(usedforsecurity=False)
-    for arr in (g.seconds.indptr, g.seconds.indices, g.seconds.data, g.metres.data):
-        h.update(np.ascontiguousarray(arr).tobytes())
-    return h.hexdigest()[:16]
-
-
-def _metres_along_paths(dist: FloatArray, pred: npt.NDArray[np.int32], g: ModeGraph) -> Any:
-    """Road metres along every shortest-time path, from the all-pairs predecessor matrix.
-
-    Nodes are visited in order of travel time from each source, so a node's predecessor is
-    always done before it: one vectorised step per rank, over all sources at once.
+    ``ptr[m, v]:ptr[m, v + 1]`` are the edges *into* node ``v`` in mode ``m`` (``src`` their
+    tails), with their seconds and metres; segments of every mode are numbered globally.
     """
-    n = dist.shape[0]
-    coo = g.metres.tocoo()
-    keys = coo.row.astype(np.int64) * n + coo.col.astype(np.int64)
-    order_k = np.argsort(keys)
-    keys, lengths = keys[order_k], coo.data[order_k]
-    metres = np.full((n, n), np.inf, dtype=np.float32)
-    order = np.argsort(dist, axis=1, kind="stable")
-    rows = np.arange(n)
-    metres[rows, rows] = 0.0
-    for k in range(1, n):
-        cols = order[:, k]
-        p = pred[rows, cols].astype(np.int64)
-        ok = p >= 0
-        if not ok.any():
-            break
-        r, c, pp = rows[ok], cols[ok], p[ok]
-        edge = np.searchsorted(keys, pp * n + c)
-        metres[r, c] = metres[r, pp] + lengths[edge]
-    return metres
+
+    ptr: IntArray
+    src: IntArray
+    sec: FloatArray
+    met: FloatArray
+    seg_a: IntArray
+    seg_b: IntArray
+    fwd_s: FloatArray
+    bwd_s: FloatArray
+    fwd_m: FloatArray
+    bwd_m: FloatArray
 
 
-def node_matrices(router: Router, mode: str, cache: Path | None = None) -> tuple[Any, Any]:
-    """Seconds and metres from every node to every node in ``mode`` (float32, memory-mapped).
+class Scratch(NamedTuple):
+    """Search state of every mode, one row per mode, reused by every search (``gen[m]`` stamps
+    mode ``m``'s current search, so nothing is cleared between searches)."""
 
-    Parameters
-    ----------
-    router : Router
-        The router whose mode graph is used.
-    mode : str
-        Travel mode.
-    cache : Path, optional
-        Cache folder (default :func:`cache_dir`).
+    dist_s: FloatArray
+    dist_m: FloatArray
+    done: IntArray
+    seen: IntArray
+    gen: IntArray
+    order: IntArray  # settled nodes in the order they were settled (nondecreasing time)
+    n_done: IntArray
 
-    Returns
-    -------
-    seconds, metres : ndarray, shape (n, n)
-        ``[j, i]`` is the fastest travel *to* node ``j`` *from* node ``i`` (``inf`` if
-        unreachable) and the road length of that path: stored by target so that "every unit to
-        one incident" reads one contiguous row.
-    """
-    g = router.graph(mode)  # type: ignore[arg-type]
-    folder = cache or cache_dir()
-    folder.mkdir(parents=True, exist_ok=True)
-    stem = folder / f"{mode}-{g.n_nodes}-{_graph_digest(g)}-to"
-    sec_path, met_path = Path(f"{stem}.seconds.npy"), Path(f"{stem}.metres.npy")
-    if not (sec_path.exists() and met_path.exists()):
-        dist, pred = dijkstra(g.seconds, return_predecessors=True)
-        metres = _metres_along_paths(dist, pred, g)
-        # Write under a temporary name and rename, so a concurrent reader never sees half a file.
-        for path, arr in ((sec_path, dist.T.astype(np.float32)), (met_path, metres.T.copy())):
-            tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
-            np.save(tmp, arr)
-            tmp.replace(path)
-    # Plain ndarray views of the maps: numpy's memmap subclass slows every small gather.
-    return (
-        np.load(sec_path, mmap_mode="r").view(np.ndarray),
-        np.load(met_path, mmap_mode="r").view(np.ndarray),
+
+def new_scratch(n_modes: int, n_nodes: int) -> Scratch:
+    """Search state for ``n_modes`` modes over a network of ``n_nodes`` nodes."""
+    return Scratch(
+        np.zeros((n_modes, n_nodes)),
+        np.zeros((n_modes, n_nodes)),
+        np.zeros((n_modes, n_nodes), np.int64),
+        np.zeros((n_modes, n_nodes), np.int64),
+        np.zeros(n_modes, np.int64),
+        np.zeros((n_modes, n_nodes), np.int64),
+        np.zeros(n_modes, np.int64),
     )
 
 
-@dataclass
-class _ModeData:
-    graph: ModeGraph
-    seconds: Any
-    metres: Any
-    seg: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    frac: FloatArray = field(default_factory=lambda: np.zeros(0))
+#: Settled nodes the simulator keeps from its searches (node, seconds, metres: 24 bytes each);
+#: when full, the cache starts again empty.  Memory is allocated as it is used.
+TARGET_CACHE_ENTRIES = 8_000_000
 
 
-class MatrixTravel:
-    """Exact network travel between registered points, from all-pairs node matrices.
+class TargetCache(NamedTuple):
+    """Bounded searches kept per (mode, target location): the settled nodes in settle order.
+
+    ``bound[m, loc]`` is how far the kept search went (every node within it is kept; ``-inf``:
+    nothing kept); its nodes are ``node[start:start + length]``.  Replaying a kept search up
+    to a bound gives exactly what a new search to that bound would settle.
+    """
+
+    start: IntArray
+    length: IntArray
+    bound: FloatArray
+    node: IntArray
+    sec: FloatArray
+    met: FloatArray
+    used: IntArray
+
+
+def new_target_cache(n_modes: int, n_locations: int, entries: int) -> TargetCache:
+    """An empty cache for ``n_locations`` target locations holding up to ``entries`` nodes."""
+    return TargetCache(
+        np.zeros((n_modes, n_locations), np.int64),
+        np.zeros((n_modes, n_locations), np.int64),
+        np.full((n_modes, n_locations), -np.inf),
+        np.zeros(entries, np.int64),
+        np.zeros(entries),
+        np.zeros(entries),
+        np.zeros(1, np.int64),
+    )
+
+
+@inlined
+def _part(fraction: float, cost: float) -> float:
+    # A point exactly at a node is at that node, even where the direction is not allowed.
+    return 0.0 if fraction == 0.0 else fraction * cost
+
+
+@compiled
+def search_start(g: Graphs, m: int, seg: int, frac: float, sc: Scratch) -> list[tuple[float, int]]:
+    """Start a Dijkstra search of mode ``m`` towards the point at ``frac`` of segment ``seg``;
+    returns its heap, for :func:`search_until`."""
+    sc.gen[m] += 1
+    sc.n_done[m] = 0
+    gen = sc.gen[m]
+    heap = [(0.0, 0)]
+    heap.pop()
+    a, b = g.seg_a[seg], g.seg_b[seg]
+    # Enter the segment at a and drive forward, or at b and drive backward.
+    for node, x, cost_s, cost_m in (
+        (a, frac, g.fwd_s[seg], g.fwd_m[seg]),
+        (b, 1.0 - frac, g.bwd_s[seg], g.bwd_m[seg]),
+    ):
+        s = _part(x, cost_s)
+        if math.isfinite(s) and (sc.seen[m, node] != gen or s < sc.dist_s[m, node]):
+            sc.seen[m, node] = gen
+            sc.dist_s[m, node] = s
+            sc.dist_m[m, node] = _part(x, cost_m)
+            heapq.heappush(heap, (s, node))
+    return heap
+
+
+@compiled
+def search_until(
+    g: Graphs, m: int, heap: list[tuple[float, int]], bound: float, sc: Scratch
+) -> None:
+    """Continue mode ``m``'s search until every node within ``bound`` seconds is settled
+    (``inf``: the whole network); it can be continued again with a larger bound."""
+    # Arrays are taken out of the tuples once: numba counts references at every access.
+    ptr, src, sec, met = g.ptr[m], g.src, g.sec, g.met
+    done, seen, dist_s, dist_m, order = (
+        sc.done[m],
+        sc.seen[m],
+        sc.dist_s[m],
+        sc.dist_m[m],
+        sc.order[m],
+    )
+    gen = sc.gen[m]
+    n_done = sc.n_done[m]
+    while heap and heap[0][0] <= bound:
+        d, v = heapq.heappop(heap)
+        if done[v] == gen:
+            continue
+        done[v] = gen
+        order[n_done] = v
+        n_done += 1
+        dm = dist_m[v]
+        for e in range(ptr[v], ptr[v + 1]):
+            u = src[e]
+            if done[u] == gen:
+                continue
+            nd = d + sec[e]
+            if seen[u] != gen or nd < dist_s[u]:
+                seen[u] = gen
+                dist_s[u] = nd
+                dist_m[u] = dm + met[e]
+                heapq.heappush(heap, (nd, u))
+    sc.n_done[m] = n_done
+
+
+@compiled
+def search_to(g: Graphs, m: int, seg: int, frac: float, bound: float, sc: Scratch) -> None:
+    """A search of mode ``m`` towards a point, every node within ``bound`` seconds settled."""
+    search_until(g, m, search_start(g, m, seg, frac, sc), bound, sc)
+
+
+@inlined
+def point_cost(
+    seg_cost: tuple[float, float, float, float],
+    frac: float,
+    at_a: tuple[float, float],
+    at_b: tuple[float, float],
+    same_segment: bool,
+    tfrac: float,
+) -> tuple[float, float]:
+    """Seconds and metres from the point at ``frac`` of its segment to the target.
+
+    ``seg_cost`` is the segment's (forward s, backward s, forward m, backward m), ``at_a`` and
+    ``at_b`` the seconds and metres from its ends to the target; ``same_segment``: the target
+    lies on it too, at ``tfrac``.
+    """
+    fwd_s, bwd_s, fwd_m, bwd_m = seg_cost
+    via_b_s = _part(1.0 - frac, fwd_s) + at_b[0]
+    via_a_s = _part(frac, bwd_s) + at_a[0]
+    if via_a_s < via_b_s:
+        secs, metres = via_a_s, _part(frac, bwd_m) + at_a[1]
+    else:
+        secs, metres = via_b_s, _part(1.0 - frac, fwd_m) + at_b[1]
+    if same_segment:  # straight along the shared segment, when that is quicker
+        if tfrac >= frac:
+            ds, dm = _part(tfrac - frac, fwd_s), _part(tfrac - frac, fwd_m)
+        else:
+            ds, dm = _part(frac - tfrac, bwd_s), _part(frac - tfrac, bwd_m)
+        if ds < secs:
+            secs, metres = ds, dm
+    return secs, metres
+
+
+@inlined
+def seg_cost(g: Graphs, seg: int) -> tuple[float, float, float, float]:
+    """A segment's (forward s, backward s, forward m, backward m)."""
+    return g.fwd_s[seg], g.bwd_s[seg], g.fwd_m[seg], g.bwd_m[seg]
+
+
+@compiled
+def replay_start(sc: Scratch, m: int) -> None:
+    """Begin a new search of mode ``m`` that :func:`replay` fills from a kept one."""
+    gen = sc.gen
+    gen[m] = gen[m] + 1
+
+
+@compiled
+def replay(tc: TargetCache, m: int, loc: int, pos: int, bound: float, sc: Scratch) -> int:
+    """Mark the kept nodes of target ``loc`` up to ``bound`` as settled by mode ``m``'s current
+    search, from kept position ``pos`` on; returns the next position."""
+    gen = sc.gen[m]
+    done, dist_s, dist_m = sc.done[m], sc.dist_s[m], sc.dist_m[m]
+    node, sec, met = tc.node, tc.sec, tc.met
+    first = tc.start[m, loc]
+    end = first + tc.length[m, loc]
+    j = first + pos
+    while j < end and sec[j] <= bound:
+        v = node[j]
+        done[v] = gen
+        dist_s[v] = sec[j]
+        dist_m[v] = met[j]
+        j += 1
+    return int(j - first)
+
+
+@compiled
+def keep(tc: TargetCache, m: int, loc: int, bound: float, sc: Scratch) -> None:
+    """Keep mode ``m``'s current search (every node within ``bound``) for target ``loc``."""
+    n = sc.n_done[m]
+    if tc.used[0] + n > len(tc.node):  # full: start again empty
+        tc.bound[:, :] = -math.inf
+        tc.used[0] = 0
+        if n > len(tc.node):
+            return
+    start = tc.used[0]
+    order, dist_s, dist_m = sc.order[m], sc.dist_s[m], sc.dist_m[m]
+    node, sec, met = tc.node, tc.sec, tc.met
+    for j in range(n):
+        v = order[j]
+        node[start + j] = v
+        sec[start + j] = dist_s[v]
+        met[start + j] = dist_m[v]
+    tc.start[m, loc] = start
+    tc.length[m, loc] = n
+    tc.bound[m, loc] = bound
+    tc.used[0] += n
+
+
+@compiled
+def costs_from_search(
+    g: Graphs,
+    sc: Scratch,
+    m: int,
+    segs: IntArray,
+    fracs: FloatArray,
+    tseg: int,
+    tfrac: float,
+    bound: float,
+) -> tuple[FloatArray, FloatArray]:
+    """Seconds and metres from points to mode ``m``'s last target; ``inf`` where the trip is
+    longer than the search's ``bound`` (not known exactly)."""
+    seg_a, seg_b, done, dist_s, dist_m = g.seg_a, g.seg_b, sc.done[m], sc.dist_s[m], sc.dist_m[m]
+    fwd_s, bwd_s, fwd_m, bwd_m = g.fwd_s, g.bwd_s, g.fwd_m, g.bwd_m
+    gen = sc.gen[m]
+    secs = np.empty(len(segs))
+    metres = np.empty(len(segs))
+    for i in range(len(segs)):
+        seg = segs[i]
+        a, b = seg_a[seg], seg_b[seg]
+        at_a = (dist_s[a], dist_m[a]) if done[a] == gen else (math.inf, math.inf)
+        at_b = (dist_s[b], dist_m[b]) if done[b] == gen else (math.inf, math.inf)
+        cost = (fwd_s[seg], bwd_s[seg], fwd_m[seg], bwd_m[seg])
+        s, d = point_cost(cost, fracs[i], at_a, at_b, seg == tseg, tfrac)
+        secs[i], metres[i] = (math.inf, math.inf) if s > bound else (s, d)
+    return secs, metres
+
+
+@compiled
+def home_tree(g: Graphs, m: int, seg: int, frac: float, sc: Scratch, out: FloatArray) -> None:
+    """Seconds from every node to a point (a unit's post): one full search, kept in ``out``."""
+    search_to(g, m, seg, frac, math.inf, sc)
+    gen = sc.gen[m]
+    for v in range(len(out)):
+        out[v] = sc.dist_s[m, v] if sc.done[m, v] == gen else math.inf
+
+
+@compiled
+def _many_to_one(
+    g: Graphs,
+    m: int,
+    src_seg: IntArray,
+    src_frac: FloatArray,
+    tseg: int,
+    tfrac: float,
+    bound: float,
+    sc: Scratch,
+) -> tuple[FloatArray, FloatArray]:
+    search_to(g, m, tseg, tfrac, bound, sc)
+    return costs_from_search(g, sc, m, src_seg, src_frac, tseg, tfrac, bound)
+
+
+def pack_graphs(router: Router, modes: Iterable[str]) -> tuple[Graphs, tuple[str, ...], IntArray]:
+    """Stack the reversed graphs of ``modes`` (sorted); also the segment offset of each mode."""
+    names = tuple(sorted(set(modes)))
+    n = router.graph(names[0]).n_nodes  # type: ignore[arg-type]
+    ptr = np.zeros((len(names), n + 1), np.int64)
+    parts: dict[str, list[Any]] = {k: [] for k in Graphs._fields if k != "ptr"}
+    edge_off = seg_off = 0
+    offsets = np.zeros(len(names), np.int64)
+    for m, mode in enumerate(names):
+        gm = router.graph(mode)  # type: ignore[arg-type]
+        rs, rm = gm.seconds_rev, gm.metres_rev
+        if not (np.array_equal(rs.indptr, rm.indptr) and np.array_equal(rs.indices, rm.indices)):
+            raise ValidationError(f"seconds and metres graphs of {mode} differ in shape")
+        ptr[m] = rs.indptr.astype(np.int64) + edge_off
+        parts["src"].append(rs.indices.astype(np.int64))
+        parts["sec"].append(rs.data.astype(np.float64))
+        parts["met"].append(rm.data.astype(np.float64))
+        parts["seg_a"].append(gm.seg_a.astype(np.int64))
+        parts["seg_b"].append(gm.seg_b.astype(np.int64))
+        for name in ("fwd_s", "bwd_s", "fwd_m", "bwd_m"):
+            parts[name].append(np.asarray(getattr(gm, f"seg_{name}"), np.float64))
+        offsets[m] = seg_off
+        edge_off += rs.nnz
+        seg_off += len(gm.seg_a)
+    return Graphs(ptr, **{k: np.concatenate(v) for k, v in parts.items()}), names, offsets
+
+
+class SearchTravel:
+    """Exact network travel between registered points, from bounded compiled searches.
 
     Points (posts, incident locations, patrol waypoints) are registered once with
     :meth:`register`, which snaps them for every mode like the Router does and returns location
     ids.  The object is a :class:`citywatch.dispatch.policy.TravelFn` (called with coordinates
     by the dispatch policy), a :class:`~citywatch.dispatch.policy.KeyedTravel` (:meth:`by_key`:
-    location ids as position keys, no coordinate look-up) and also answers :meth:`between` for
-    location ids directly.
-
-    Build with :meth:`from_router` (or :meth:`from_pack`).
+    location ids as position keys) and answers :meth:`between` for location ids directly.
+    The compiled simulator reads :attr:`graphs`, :attr:`loc_seg` and :attr:`loc_frac`.
     """
 
-    def __init__(self, router: Router, modes: dict[str, _ModeData]) -> None:
+    def __init__(self, router: Router, modes: Iterable[str]) -> None:
         self.router = router
-        self._modes = modes
+        self.graphs, self._modes, self._seg_offset = pack_graphs(router, modes)
         self._ids: dict[tuple[float, ...], int] = {}
         self._lonlat = np.zeros((0, 2))
-        #: Multiplier on every travel time (congestion); set by the simulator per hour.
+        self.loc_seg = np.zeros((len(self._modes), 0), np.int64)
+        self.loc_frac = np.zeros((len(self._modes), 0))
+        self.scratch = new_scratch(len(self._modes), self.graphs.ptr.shape[1] - 1)
+        #: Multiplier on every travel time (congestion); set by the caller per hour.
         self.factor = 1.0
 
     @classmethod
-    def from_router(
-        cls, router: Router, modes: Iterable[str], cache: Path | None = None
-    ) -> MatrixTravel:
-        """Precompute (or load from the cache) the matrices of ``modes`` over ``router``."""
-        data = {}
-        for mode in sorted(set(modes)):
-            seconds, metres = node_matrices(router, mode, cache)
-            data[mode] = _ModeData(router.graph(mode), seconds, metres)  # type: ignore[arg-type]
-        return cls(router, data)
-
-    @classmethod
-    def from_pack(cls, pack: Any, modes: Iterable[str], cache: Path | None = None) -> MatrixTravel:
-        """Precompute the matrices of ``modes`` over a city pack's road network."""
-        return cls.from_router(Router.from_pack(pack), modes, cache)
+    def from_pack(cls, pack: Any, modes: Iterable[str]) -> SearchTravel:
+        """Travel over a city pack's road network in ``modes``."""
+        return cls(Router.from_pack(pack), modes)
 
     @property
     def modes(self) -> tuple[str, ...]:
-        """The travel modes with matrices."""
-        return tuple(self._modes)
+        """The travel modes, sorted (their index is the compiled code's mode number)."""
+        return self._modes
 
     @property
     def lonlat(self) -> FloatArray:
         """Coordinates of the registered locations, shape (n, 2)."""
         return self._lonlat
+
+    def mode_index(self, mode: str) -> int:
+        """The mode's number; :class:`ValidationError` for a mode without a graph."""
+        try:
+            return self._modes.index(mode)
+        except ValueError:
+            raise ValidationError(
+                f"no travel graph for mode {mode!r}; have {', '.join(self._modes)}"
+            ) from None
 
     def register(self, lonlat: npt.ArrayLike) -> IntArray:
         """Snap points for every mode and return their location ids (re-using known points).
@@ -186,17 +433,20 @@ class MatrixTravel:
         new = list(dict.fromkeys(k for k in keys if k not in ids))
         if new:
             arr = np.asarray(new, dtype=np.float64)
-            for data in self._modes.values():
-                snap = self.router.snap(arr, data.graph.mode)
-                data.seg = np.concatenate([data.seg, snap.segment])
-                data.frac = np.concatenate([data.frac, snap.fraction])
+            segs, fracs = [], []
+            for m, mode in enumerate(self._modes):
+                snap = self.router.snap(arr, mode)  # type: ignore[arg-type]
+                segs.append(snap.segment.astype(np.int64) + self._seg_offset[m])
+                fracs.append(snap.fraction.astype(np.float64))
+            self.loc_seg = np.concatenate([self.loc_seg, np.stack(segs)], axis=1)
+            self.loc_frac = np.concatenate([self.loc_frac, np.stack(fracs)], axis=1)
             start = len(self._lonlat)
-            self._ids.update({k: start + i for i, k in enumerate(new)})
+            ids.update({k: start + i for i, k in enumerate(new)})
             self._lonlat = np.concatenate([self._lonlat, arr])
         return np.fromiter(map(ids.__getitem__, keys), dtype=np.int64, count=len(keys))
 
     def between(
-        self, sources: npt.ArrayLike, target: int, mode: str
+        self, sources: npt.ArrayLike, target: int, mode: str, limit_s: float | None = None
     ) -> tuple[FloatArray, FloatArray]:
         """Seconds (times :attr:`factor`) and metres from each source location to one target.
 
@@ -208,44 +458,29 @@ class MatrixTravel:
             Location id of the destination.
         mode : str
             Travel mode (one of :attr:`modes`).
+        limit_s : float, optional
+            Sources farther than this (after the factor) get ``inf``; the search stops there.
         """
-        try:
-            d = self._modes[mode]
-        except KeyError:
-            raise ValidationError(
-                f"no travel matrix for mode {mode!r}; have {', '.join(self._modes)}"
-            ) from None
-        g = d.graph
-        src = np.asarray(sources, dtype=np.int64)
-        seg, f = d.seg[src], d.frac[src]
-        tseg, tf = int(d.seg[target]), float(d.frac[target])
-        ta, tb = int(g.seg_a[tseg]), int(g.seg_b[tseg])
-        # Entering the target's segment at a, then driving forward; or at b, driving backward.
-        ea_s, ea_m = part_cost(tf, g.seg_fwd_s[tseg]), part_cost(tf, g.seg_fwd_m[tseg])
-        eb_s, eb_m = part_cost(1 - tf, g.seg_bwd_s[tseg]), part_cost(1 - tf, g.seg_bwd_m[tseg])
-
-        def to_target(nodes: IntArray) -> tuple[FloatArray, FloatArray]:
-            via_a = d.seconds[ta, nodes].astype(np.float64) + ea_s
-            via_b = d.seconds[tb, nodes].astype(np.float64) + eb_s
-            take_b = via_b < via_a  # ties go to a, as in the Router's search
-            secs = np.where(take_b, via_b, via_a)
-            metres = np.where(
-                take_b,
-                d.metres[tb, nodes].astype(np.float64) + eb_m,
-                d.metres[ta, nodes].astype(np.float64) + ea_m,
-            )
-            return secs, metres
-
-        secs, metres, _, _ = segment_costs(
-            g,
-            seg,
-            f,
-            to_target(g.seg_a[seg]),
-            to_target(g.seg_b[seg]),
-            (tseg, tf),
-            reverse=True,
+        m = self.mode_index(mode)
+        src = np.asarray(sources, dtype=np.int64).reshape(-1)
+        # The search stops a hair beyond the limit; the limit itself is applied after the factor.
+        bound = math.inf if limit_s is None else limit_s / self.factor * (1 + 1e-9)
+        secs, metres = _many_to_one(
+            self.graphs,
+            m,
+            self.loc_seg[m, src],
+            self.loc_frac[m, src],
+            int(self.loc_seg[m, target]),
+            float(self.loc_frac[m, target]),
+            bound,
+            self.scratch,
         )
-        return secs * self.factor, metres
+        secs = secs * self.factor
+        if limit_s is not None:
+            beyond = secs > limit_s
+            secs = np.where(beyond, np.inf, secs)
+            metres = np.where(beyond, np.inf, metres)
+        return secs, metres
 
     def __call__(
         self, sources: np.ndarray, mode: str, target: tuple[float, float], limit_s: float | None
@@ -266,9 +501,4 @@ class MatrixTravel:
         """The :class:`~citywatch.dispatch.policy.KeyedTravel` protocol: the same answer as the
         call with coordinates, for sources and target given by their location ids (the
         ``position_key`` of the dispatch views); ``target`` is not looked at."""
-        secs, metres = self.between(keys, int(target_key), mode)
-        if limit_s is not None:
-            beyond = secs > limit_s
-            secs = np.where(beyond, np.inf, secs)
-            metres = np.where(beyond, np.inf, metres)
-        return secs, metres
+        return self.between(keys, int(target_key), mode, limit_s)
