@@ -14,6 +14,7 @@ from citywatch.demo import demo
 from citywatch.errors import CityWatchError
 from citywatch.incidents.cli import app as incidents_app
 from citywatch.plan.cli import app as plan_app
+from citywatch.pursuit.cli import app as pursuit_app
 from citywatch.routing.cli import route
 from citywatch.sim.cli import simulate_app
 from citywatch.surveillance.cli import app as surveillance_app
@@ -33,6 +34,7 @@ app.add_typer(simulate_app, name="simulate")
 app.add_typer(users_app, name="users")
 app.add_typer(audit_app, name="audit")
 app.add_typer(surveillance_app, name="surveillance")
+app.add_typer(pursuit_app, name="pursuit")
 app.command("serve")(serve)
 app.command("route")(route)
 app.command("demo")(demo)
