@@ -184,10 +184,29 @@ def greedy(problem: InterceptProblem, k: int) -> tuple[list[int], int]:
     return chosen, evaluations
 
 
+def _route_classes(cover: sp.csc_array) -> tuple[sp.csr_array, FloatArray, IntArray]:
+    """Routes with the same covering pairs merged into one weighted row (an exact reduction:
+    they are intercepted together or not at all); routes no pair covers are dropped."""
+    rows = sp.csr_array(cover)
+    keys: dict[bytes, int] = {}
+    cls = np.empty(rows.shape[0], dtype=np.int64)
+    for r in range(rows.shape[0]):
+        idx = rows.indices[rows.indptr[r] : rows.indptr[r + 1]]
+        cls[r] = keys.setdefault(np.sort(idx).tobytes(), len(keys)) if len(idx) else -1
+    kept = cls >= 0
+    weight = np.bincount(cls[kept], minlength=len(keys)).astype(np.float64)
+    first = np.full(len(keys), -1, dtype=np.int64)
+    first[cls[kept][::-1]] = np.flatnonzero(kept)[::-1]
+    return sp.csr_array(rows[first]), weight, cls
+
+
 def _model(problem: InterceptProblem, k: int) -> tuple[Any, ...]:
-    n_p, n_r = len(problem.pair_unit), problem.n_routes
-    # Columns: x (pairs) then z (routes).  Rows: z_r - cover x <= 0; sum x <= k; units; nodes.
-    link = sp.hstack([-problem.cover, sp.eye_array(n_r)])
+    n_p = len(problem.pair_unit)
+    classes, weight, _ = _route_classes(problem.cover)
+    n_r = len(weight)
+    # Columns: x (pairs) then z (route classes, weighted by their routes).
+    # Rows: z_c - cover x <= 0; sum x <= k; one point per unit; one unit per node.
+    link = sp.hstack([-classes, sp.eye_array(n_r)])
     budget = sp.hstack([sp.csr_array(np.ones((1, n_p))), sp.csr_array((1, n_r))])
     per_unit = sp.csr_array(
         (np.ones(n_p), (problem.pair_unit, np.arange(n_p))), shape=(problem.n_units, n_p)
@@ -202,7 +221,7 @@ def _model(problem: InterceptProblem, k: int) -> tuple[Any, ...]:
     ])
     n_rows = a.shape[0]
     upper = np.concatenate([np.zeros(n_r), [k], np.ones(n_rows - n_r - 1)])
-    cost = np.concatenate([np.zeros(n_p), np.ones(n_r)])
+    cost = np.concatenate([np.zeros(n_p), weight])
     return cost, a, np.full(n_rows, -np.inf), upper, np.zeros(n_p + n_r), np.ones(n_p + n_r)
 
 
@@ -225,7 +244,8 @@ def solve(problem: InterceptProblem, k: int, *, exact: bool | None = None) -> In
     if use_milp:
         start = np.zeros(len(cost))
         start[chosen] = 1.0
-        start[n_p:] = np.asarray(problem.cover[:, chosen].sum(axis=1) > 0, dtype=float).ravel()
+        classes = _route_classes(problem.cover)[0]
+        start[n_p:] = np.asarray(classes[:, chosen].sum(axis=1) > 0, dtype=float).ravel()
         sol = solve_milp(cost, a, lo, up, cl, cu, np.ones(len(cost), dtype=bool),
                          maximize=True, start=start)
         if sol.status != "optimal":
