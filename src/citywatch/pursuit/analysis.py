@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import shapely
@@ -37,8 +39,9 @@ from citywatch.pursuit.routes import (
     simulate_routes,
 )
 from citywatch.routing import Router
+from citywatch.surveillance.coverage import CameraCoverage
 
-__all__ = ["Flight", "assumptions", "hiding_report", "plan_report"]
+__all__ = ["Flight", "assumptions", "camera_points", "hiding_report", "plan_report"]
 
 #: Seed offset of the out-of-sample route set.
 FRESH_SEED_OFFSET = 1_000_003
@@ -73,25 +76,47 @@ class Flight:
         xy = node_xy(router)
         ox, oy = router._to_metric.transform(incident.lon, incident.lat)
         weights = destination_weights(
-            xy, (ox, oy), places=pack.places, place_xy=metric_places(pack, router),
-            covered_xy=covered_xy, heading_deg=incident.heading_deg,
+            xy,
+            (ox, oy),
+            places=pack.places,
+            place_xy=metric_places(pack, router),
+            covered_xy=covered_xy,
+            heading_deg=incident.heading_deg,
         )
-        routes = simulate_routes(router, incident, weights, n_routes=n_routes,
-                                 horizon_s=horizon_s, seed=seed)
+        routes = simulate_routes(
+            router, incident, weights, n_routes=n_routes, horizon_s=horizon_s, seed=seed
+        )
         return cls(pack, router, incident, routes, xy, weights, horizon_s)
 
     def fresh(self) -> RouteSet:
         """An independent route set of the same size (out-of-sample evaluation)."""
-        return simulate_routes(self.router, self.incident, self.weights,
-                               n_routes=self.routes.n_routes, horizon_s=self.horizon_s,
-                               seed=self.routes.seed + FRESH_SEED_OFFSET)
+        return simulate_routes(
+            self.router,
+            self.incident,
+            self.weights,
+            n_routes=self.routes.n_routes,
+            horizon_s=self.horizon_s,
+            seed=self.routes.seed + FRESH_SEED_OFFSET,
+        )
+
+
+def camera_points(pack: CityPack, sensors: Sequence[Any], at: datetime) -> np.ndarray:
+    """Street sample points (metric CRS) a working video sensor sees at the local hour of
+    ``at``, from :class:`citywatch.surveillance.coverage.CameraCoverage` (power schedules and
+    hours of operation included)."""
+    cov = CameraCoverage.build(pack, sensors)
+    hour = at.astimezone(ZoneInfo(pack.timezone)).hour
+    seen = cov.seen_by_hour()[:, hour]
+    return np.column_stack([cov.samples.x[seen], cov.samples.y[seen]])
 
 
 def metric_places(pack: CityPack, router: Router) -> list[Any]:
     """The pack's place geometries in its metric CRS."""
     tr = router._to_metric
-    return [shapely.transform(p.geometry, lambda c: np.column_stack(tr.transform(*c.T)))
-            for p in pack.places]
+    return [
+        shapely.transform(p.geometry, lambda c: np.column_stack(tr.transform(*c.T)))
+        for p in pack.places
+    ]
 
 
 def assumptions(flight: Flight, cameras: bool) -> dict[str, Any]:
@@ -115,12 +140,17 @@ def assumptions(flight: Flight, cameras: bool) -> dict[str, Any]:
 
 def hiding_report(flight: Flight, cameras: bool = False, top: int = 20) -> dict[str, Any]:
     """Places and blocks ranked by where routes end, with the assumptions."""
-    places = rank_places(flight.routes, flight.xy, flight.pack.places,
-                         metric_places(flight.pack, flight.router))
+    places = rank_places(
+        flight.routes, flight.xy, flight.pack.places, metric_places(flight.pack, flight.router)
+    )
     blocks = rank_blocks(flight.routes, flight.xy, flight.router.crs, top)
     a = assumptions(flight, cameras)
-    return {"assumptions": a, "places": places[:top], "blocks": blocks,
-            "geojson": to_geojson([*places[:top], *blocks], a)}
+    return {
+        "assumptions": a,
+        "places": places[:top],
+        "blocks": blocks,
+        "geojson": to_geojson([*places[:top], *blocks], a),
+    }
 
 
 def plan_report(
@@ -133,9 +163,15 @@ def plan_report(
     fresh = flight.fresh()
     nodes = flight.router.network.nodes
     checkpoints = [
-        {"unit": units[u].id, "unit_type": units[u].unit_type, "mode": units[u].mode,
-         "node": int(j), "lon": float(nodes["lon"].iloc[j]), "lat": float(nodes["lat"].iloc[j]),
-         "eta_s": round(float(delay_s + etas[u, j]), 1)}
+        {
+            "unit": units[u].id,
+            "unit_type": units[u].unit_type,
+            "mode": units[u].mode,
+            "node": int(j),
+            "lon": float(nodes["lon"].iloc[j]),
+            "lat": float(nodes["lat"].iloc[j]),
+            "eta_s": round(float(delay_s + etas[u, j]), 1),
+        }
         for u, j in zip(plan.units.tolist(), plan.nodes.tolist(), strict=True)
     ]
     origin = (flight.incident.lon, flight.incident.lat)
@@ -146,8 +182,13 @@ def plan_report(
         "units_available": len(units),
         "pairs": len(problem.pair_unit),
         "evaluations": plan.evaluations,
-        "in_sample": {"intercepted": plan.intercepted, "routes": plan.n_routes,
-                      "share": plan.share, "bound": plan.bound, "gap": plan.gap},
+        "in_sample": {
+            "intercepted": plan.intercepted,
+            "routes": plan.n_routes,
+            "share": plan.share,
+            "bound": plan.bound,
+            "gap": plan.gap,
+        },
         "out_of_sample": evaluate(plan.units, plan.nodes, fresh, etas, delay_s=delay_s),
         "naive": naive_plan(flight.router, units, origin, etas, k, fresh, delay_s=delay_s),
         "checkpoints": checkpoints,

@@ -48,8 +48,16 @@ def rank_places(
         p_end = float(np.isin(end, nodes).mean())
         p_pass = float(len(np.unique(r_of[np.isin(routes.nodes, nodes)])) / routes.n_routes)
         if p_pass > 0:
-            rows.append({"id": p.id, "kind": p.kind, "name": p.name,
-                         "p_end": p_end, "p_pass": p_pass, "geometry": p.geometry})
+            rows.append(
+                {
+                    "id": p.id,
+                    "kind": p.kind,
+                    "name": p.name,
+                    "p_end": p_end,
+                    "p_pass": p_pass,
+                    "geometry": p.geometry,
+                }
+            )
     return sorted(rows, key=lambda r: (-r["p_end"], -r["p_pass"], r["id"]))
 
 
@@ -72,8 +80,16 @@ def rank_blocks(routes: RouteSet, xy: FloatArray, crs: str, top: int = 50) -> li
         x0, y0 = cell[first[c]] * CELL_M
         box = shapely.box(x0, y0, x0 + CELL_M, y0 + CELL_M)
         box = shapely.transform(box, lambda p: np.column_stack(to_wgs.transform(*p.T)))
-        out.append({"id": f"cell_{int(x0)}_{int(y0)}", "kind": "block", "name": "",
-                    "p_end": float(ends[c]), "p_pass": float(passes[c]), "geometry": box})
+        out.append(
+            {
+                "id": f"cell_{int(x0)}_{int(y0)}",
+                "kind": "block",
+                "name": "",
+                "p_end": float(ends[c]),
+                "p_pass": float(passes[c]),
+                "geometry": box,
+            }
+        )
     return out
 
 
@@ -83,8 +99,11 @@ def to_geojson(rows: Sequence[dict[str, Any]], assumptions: dict[str, Any]) -> d
         "type": "FeatureCollection",
         "assumptions": assumptions,
         "features": [
-            {"type": "Feature", "geometry": mapping(r["geometry"]),
-             "properties": {k: v for k, v in r.items() if k != "geometry"}}
+            {
+                "type": "Feature",
+                "geometry": mapping(r["geometry"]),
+                "properties": {k: v for k, v in r.items() if k != "geometry"},
+            }
             for r in rows
         ],
     }

@@ -121,8 +121,9 @@ class InterceptProblem:
         r = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
         c = np.concatenate(cols) if cols else np.zeros(0, dtype=np.int64)
         cover = sp.csc_array((np.ones(len(r)), (r, c)), shape=(routes.n_routes, len(pu)))
-        return cls(cover, np.asarray(pu, np.int64), np.asarray(pn, np.int64), len(etas),
-                   routes.n_routes)
+        return cls(
+            cover, np.asarray(pu, np.int64), np.asarray(pn, np.int64), len(etas), routes.n_routes
+        )
 
 
 @dataclass(frozen=True)
@@ -154,12 +155,20 @@ def _check_k(k: int) -> None:
         raise ValidationError("k (checkpoints) must be positive", field="k")
 
 
-def _plan(problem: InterceptProblem, chosen: Sequence[int], method: str, bound: float,
-          evaluations: int) -> InterceptPlan:
+def _plan(
+    problem: InterceptProblem, chosen: Sequence[int], method: str, bound: float, evaluations: int
+) -> InterceptPlan:
     idx = np.asarray(sorted(chosen), dtype=np.int64)
     hit = int(np.count_nonzero(problem.cover[:, idx].sum(axis=1))) if len(idx) else 0
-    return InterceptPlan(problem.pair_unit[idx], problem.pair_node[idx], hit,
-                         problem.n_routes, method, bound, evaluations)
+    return InterceptPlan(
+        problem.pair_unit[idx],
+        problem.pair_node[idx],
+        hit,
+        problem.n_routes,
+        method,
+        bound,
+        evaluations,
+    )
 
 
 def greedy(problem: InterceptProblem, k: int) -> tuple[list[int], int]:
@@ -179,8 +188,8 @@ def greedy(problem: InterceptProblem, k: int) -> tuple[list[int], int]:
             break
         chosen.append(best)
         covered[problem.cover[:, [best]].indices] = True
-        free &= (problem.pair_unit != problem.pair_unit[best])
-        free &= (problem.pair_node != problem.pair_node[best])
+        free &= problem.pair_unit != problem.pair_unit[best]
+        free &= problem.pair_node != problem.pair_node[best]
     return chosen, evaluations
 
 
@@ -213,12 +222,14 @@ def _model(problem: InterceptProblem, k: int) -> tuple[Any, ...]:
     )
     _, node_row = np.unique(problem.pair_node, return_inverse=True)
     per_node = sp.csr_array((np.ones(n_p), (node_row, np.arange(n_p))))
-    a = sp.vstack([
-        link,
-        budget,
-        sp.hstack([per_unit, sp.csr_array((problem.n_units, n_r))]),
-        sp.hstack([per_node, sp.csr_array((per_node.shape[0], n_r))]),
-    ])
+    a = sp.vstack(
+        [
+            link,
+            budget,
+            sp.hstack([per_unit, sp.csr_array((problem.n_units, n_r))]),
+            sp.hstack([per_node, sp.csr_array((per_node.shape[0], n_r))]),
+        ]
+    )
     n_rows = a.shape[0]
     upper = np.concatenate([np.zeros(n_r), [k], np.ones(n_rows - n_r - 1)])
     cost = np.concatenate([np.zeros(n_p), weight])
@@ -235,8 +246,9 @@ def solve(problem: InterceptProblem, k: int, *, exact: bool | None = None) -> In
     """
     _check_k(k)
     if len(problem.pair_unit) == 0:
-        return InterceptPlan(np.zeros(0, np.int64), np.zeros(0, np.int64), 0,
-                             problem.n_routes, "empty", 0.0, 0)
+        return InterceptPlan(
+            np.zeros(0, np.int64), np.zeros(0, np.int64), 0, problem.n_routes, "empty", 0.0, 0
+        )
     use_milp = problem.cover.nnz <= MILP_MAX_NONZEROS if exact is None else exact
     cost, a, lo, up, cl, cu = _model(problem, k)
     n_p = len(problem.pair_unit)
@@ -246,8 +258,9 @@ def solve(problem: InterceptProblem, k: int, *, exact: bool | None = None) -> In
         start[chosen] = 1.0
         classes = _route_classes(problem.cover)[0]
         start[n_p:] = np.asarray(classes[:, chosen].sum(axis=1) > 0, dtype=float).ravel()
-        sol = solve_milp(cost, a, lo, up, cl, cu, np.ones(len(cost), dtype=bool),
-                         maximize=True, start=start)
+        sol = solve_milp(
+            cost, a, lo, up, cl, cu, np.ones(len(cost), dtype=bool), maximize=True, start=start
+        )
         if sol.status != "optimal":
             raise SolverError(f"the interception MILP ended {sol.status}, not optimal")
         picked = np.flatnonzero(sol.x[:n_p] > 0.5).tolist()
@@ -278,8 +291,12 @@ def brute_force(problem: InterceptProblem, k: int) -> InterceptPlan:
 
 
 def evaluate(
-    units: IntArray, nodes: IntArray, routes: RouteSet, etas: FloatArray,
-    *, delay_s: float = DEFAULT_DELAY_S,
+    units: IntArray,
+    nodes: IntArray,
+    routes: RouteSet,
+    etas: FloatArray,
+    *,
+    delay_s: float = DEFAULT_DELAY_S,
 ) -> dict[str, float]:
     """Share of ``routes`` (e.g. a fresh, out-of-sample set) a plan intercepts, with a 95 % CI
     (Wilson score interval)."""
@@ -297,15 +314,21 @@ def _share(k: int, n: int) -> dict[str, float]:
 
 
 def naive_plan(
-    router: Router, units: Sequence[PursuitUnit], origin: tuple[float, float], etas: FloatArray,
-    k: int, routes: RouteSet, *, delay_s: float = DEFAULT_DELAY_S,
+    router: Router,
+    units: Sequence[PursuitUnit],
+    origin: tuple[float, float],
+    etas: FloatArray,
+    k: int,
+    routes: RouteSet,
+    *,
+    delay_s: float = DEFAULT_DELAY_S,
 ) -> dict[str, Any]:
     """The ``k`` nearest units drive to the incident; a route is intercepted where a unit's
     fastest path to the incident meets it in time (the unit passes the node first)."""
     _check_k(k)
-    to_origin = np.array([
-        router.many_to_one(np.array([[u.lon, u.lat]]), origin, u.mode).seconds[0] for u in units
-    ])
+    to_origin = np.array(
+        [router.many_to_one(np.array([[u.lon, u.lat]]), origin, u.mode).seconds[0] for u in units]
+    )
     nearest = np.argsort(to_origin, kind="stable")[:k]
     hit = np.zeros(routes.n_routes, dtype=bool)
     r_of = routes.route_of
@@ -314,5 +337,7 @@ def naive_plan(
         on_path = np.abs(etas[i] + back[units[i].mode] - to_origin[i]) <= 1e-6 * (1 + to_origin[i])
         at = on_path[routes.nodes]
         hit[r_of[at][delay_s + etas[i, routes.nodes[at]] <= routes.seconds[at]]] = True
-    return {"units": [units[i].id for i in nearest.tolist()],
-            **_share(int(hit.sum()), routes.n_routes)}
+    return {
+        "units": [units[i].id for i in nearest.tolist()],
+        **_share(int(hit.sum()), routes.n_routes),
+    }

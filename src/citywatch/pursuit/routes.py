@@ -140,7 +140,7 @@ def destination_weights(
         near, _ = tree.query(pts, predicate="dwithin", distance=PLACE_RADIUS_M)
         w[np.unique(near)] *= HIDING_KIND_WEIGHT
     if covered_xy is not None and len(covered_xy):
-        cams = shapely.STRtree(shapely.points(covered_xy[:, 0], covered_xy[:, 1]))
+        cams = shapely.STRtree(np.asarray(shapely.points(covered_xy[:, 0], covered_xy[:, 1])))
         seen, _ = cams.query(pts, predicate="dwithin", distance=CAMERA_RADIUS_M)
         w[np.unique(seen)] *= COVERED_WEIGHT
     if heading_deg is not None:

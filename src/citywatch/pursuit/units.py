@@ -42,8 +42,11 @@ def read_units_csv(path: Path) -> list[PursuitUnit]:
             for line, row in enumerate(reader, start=2):
                 try:
                     mode = parse_mode(rules.mode_of(row["type"]))
-                    out.append(PursuitUnit(row["id"], row["type"], mode,
-                                           float(row["lon"]), float(row["lat"])))
+                    out.append(
+                        PursuitUnit(
+                            row["id"], row["type"], mode, float(row["lon"]), float(row["lat"])
+                        )
+                    )
                 except (ValueError, ValidationError) as exc:
                     raise DataError(f"{path}:{line}: {exc}") from None
     except OSError as exc:
