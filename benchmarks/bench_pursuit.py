@@ -39,7 +39,11 @@ def fleet(pack: object, motorcycles: bool) -> list[PursuitUnit]:
     out = []
     for s in pack.stations:  # type: ignore[attr-defined]
         third = ("m1", "motorcycle", "motorcycle") if motorcycles else ("c3", "patrol_car", "car")
-        for suffix, utype, mode in (("c1", "patrol_car", "car"), ("c2", "patrol_car", "car"), third):
+        for suffix, utype, mode in (
+            ("c1", "patrol_car", "car"),
+            ("c2", "patrol_car", "car"),
+            third,
+        ):
             out.append(PursuitUnit(f"{s.id}-{suffix}", utype, mode, s.lon, s.lat))
     return out
 
@@ -64,13 +68,19 @@ def main() -> None:
     chosen, g_evals = greedy(problem, K)
     t_greedy = time.perf_counter() - t1
     g_hit = int((problem.cover[:, chosen].sum(axis=1) > 0).sum())
-    print(f"units {len(units)}, routes {flight.routes.n_routes}, pairs {len(problem.pair_unit)}, "
-          f"coverage nonzeros {problem.cover.nnz}")
-    print(f"plan ({plan.method}): {wall:.2f} s wall, {cpu:.2f} s CPU "
-          f"(simulate {t_sim:.2f}, ETAs {t_eta:.2f}); target <= {TARGET_S} s: "
-          f"{'OK' if wall <= TARGET_S else 'MISSED'}")
-    print(f"  intercepted {plan.intercepted}/{plan.n_routes} = {plan.share:.3f}, "
-          f"gap {plan.gap:.4f}, greedy evaluations {plan.evaluations}")
+    print(
+        f"units {len(units)}, routes {flight.routes.n_routes}, pairs {len(problem.pair_unit)}, "
+        f"coverage nonzeros {problem.cover.nnz}"
+    )
+    print(
+        f"plan ({plan.method}): {wall:.2f} s wall, {cpu:.2f} s CPU "
+        f"(simulate {t_sim:.2f}, ETAs {t_eta:.2f}); target <= {TARGET_S} s: "
+        f"{'OK' if wall <= TARGET_S else 'MISSED'}"
+    )
+    print(
+        f"  intercepted {plan.intercepted}/{plan.n_routes} = {plan.share:.3f}, "
+        f"gap {plan.gap:.4f}, greedy evaluations {plan.evaluations}"
+    )
     print(f"baseline greedy: {t_greedy:.3f} s, {g_hit}/{plan.n_routes}, evaluations {g_evals}")
     fresh = flight.fresh()
     for label, motor in (("with motorcycle teams", True), ("cars only", False)):
@@ -79,9 +89,11 @@ def main() -> None:
         p = solve(InterceptProblem.build(flight.routes, f_etas), K)
         oos = evaluate(p.units, p.nodes, fresh, f_etas)
         nv = naive_plan(router, f_units, AT, f_etas, K, fresh)
-        print(f"fleet {label}: plan {oos['share']:.3f} [{oos['ci_low']:.3f}, {oos['ci_high']:.3f}]"
-              f" out of sample; naive {nv['share']:.3f} [{nv['ci_low']:.3f}, {nv['ci_high']:.3f}];"
-              f" motorcycles in plan {sum(f_units[u].mode == 'motorcycle' for u in p.units)}")
+        print(
+            f"fleet {label}: plan {oos['share']:.3f} [{oos['ci_low']:.3f}, {oos['ci_high']:.3f}]"
+            f" out of sample; naive {nv['share']:.3f} [{nv['ci_low']:.3f}, {nv['ci_high']:.3f}];"
+            f" motorcycles in plan {sum(f_units[u].mode == 'motorcycle' for u in p.units)}"
+        )
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak memory {peak:.0f} MiB")
     sys.exit(0 if wall <= TARGET_S else 1)

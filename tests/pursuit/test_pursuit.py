@@ -121,9 +121,14 @@ def test_destination_weights_follow_places_cameras_heading(router: Router) -> No
     xy = node_xy(router)
     market = Place("m1", "market", "Market", shapely.Point(xy[0]).buffer(10))
     school = Place("s1", "school", "School", shapely.Point(xy[1]).buffer(10))
-    w = destination_weights(xy, tuple(xy[14]), places=[market, school],
-                            place_xy=[market.geometry, school.geometry],
-                            covered_xy=xy[[35]], heading_deg=0.0)
+    w = destination_weights(
+        xy,
+        tuple(xy[14]),
+        places=[market, school],
+        place_xy=[market.geometry, school.geometry],
+        covered_xy=xy[[35]],
+        heading_deg=0.0,
+    )
     assert w[0] > w[2]  # near a market (not a school), same bearing class
     assert w[35] < w[29]  # a camera sees node 35; both lie north-east
     north, south = 14 + 12, 14 - 12
@@ -137,8 +142,10 @@ def test_destination_weights_follow_places_cameras_heading(router: Router) -> No
 def _fleet(router: Router) -> list[PursuitUnit]:
     lon, lat = router.network.nodes["lon"].to_numpy(), router.network.nodes["lat"].to_numpy()
     spots = [(0, "car"), (5, "motorcycle"), (30, "car"), (35, "motorcycle"), (17, "foot")]
-    return [PursuitUnit(f"u{i}", m, m, float(lon[n]), float(lat[n]))  # type: ignore[arg-type]
-            for i, (n, m) in enumerate(spots)]
+    return [
+        PursuitUnit(f"u{i}", m, m, float(lon[n]), float(lat[n]))  # type: ignore[arg-type]
+        for i, (n, m) in enumerate(spots)
+    ]
 
 
 @pytest.mark.parametrize(("k", "seed"), [(1, 0), (2, 1), (3, 2)])
@@ -180,8 +187,7 @@ def test_out_of_sample_and_naive(router: Router) -> None:
 def test_problem_covers_only_units_first_at_a_node() -> None:
     from citywatch.pursuit.routes import RouteSet
 
-    routes = RouteSet(np.array([0, 2, 4]), np.array([0, 1, 0, 2]), np.array([0.0, 50, 0, 30]),
-                      3, 0)
+    routes = RouteSet(np.array([0, 2, 4]), np.array([0, 1, 0, 2]), np.array([0.0, 50, 0, 30]), 3, 0)
     etas = np.array([[99.0, 40.0, 99.0], [99.0, 99.0, 20.0]])
     p = InterceptProblem.build(routes, etas, delay_s=5.0, candidates=None)
     dense = sp.csc_array(p.cover).toarray()
@@ -193,18 +199,58 @@ def test_problem_covers_only_units_first_at_a_node() -> None:
 
 def test_cli_plan_json_and_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     units = tmp_path / "units.csv"
-    units.write_text("id,type,lon,lat\nc1,patrol_car,-73.9870,40.7560\n"
-                     "m1,motorcycle,-73.9800,40.7620\n", encoding="utf-8")
-    code, out, _ = run(["pursuit", "plan", "manhattan", "--at", "-73.9855,40.7580", "--time",
-                        "2026-12-01T21:30:00-05:00", "--units", str(units), "-k", "2",
-                        "--routes", "300", "--json"], capsys)
+    units.write_text(
+        "id,type,lon,lat\nc1,patrol_car,-73.9870,40.7560\nm1,motorcycle,-73.9800,40.7620\n",
+        encoding="utf-8",
+    )
+    code, out, _ = run(
+        [
+            "pursuit",
+            "plan",
+            "manhattan",
+            "--at",
+            "-73.9855,40.7580",
+            "--time",
+            "2026-12-01T21:30:00-05:00",
+            "--units",
+            str(units),
+            "-k",
+            "2",
+            "--routes",
+            "300",
+            "--json",
+        ],
+        capsys,
+    )
     assert code == 0
     doc = json.loads(out)
     assert doc["method"] == "milp" and len(doc["checkpoints"]) <= 2
     assert 0 <= doc["out_of_sample"]["ci_low"] <= doc["out_of_sample"]["ci_high"] <= 1
-    code, _, err = run(["pursuit", "plan", "manhattan", "--at", "x", "--time",
-                        "2026-12-01T21:30:00-05:00", "--units", str(units)], capsys)
+    code, _, err = run(
+        [
+            "pursuit",
+            "plan",
+            "manhattan",
+            "--at",
+            "x",
+            "--time",
+            "2026-12-01T21:30:00-05:00",
+            "--units",
+            str(units),
+        ],
+        capsys,
+    )
     assert code != 0 and "Error" in err and "Traceback" not in err
-    code, _, err = run(["pursuit", "reach", "manhattan", "--at", "-73.9855,40.7580", "--time",
-                        "2026-12-01T21:30:00"], capsys)
+    code, _, err = run(
+        [
+            "pursuit",
+            "reach",
+            "manhattan",
+            "--at",
+            "-73.9855,40.7580",
+            "--time",
+            "2026-12-01T21:30:00",
+        ],
+        capsys,
+    )
     assert code != 0 and "offset" in err

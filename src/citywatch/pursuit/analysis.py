@@ -24,6 +24,7 @@ from citywatch.pursuit.intercept import (
     naive_plan,
     solve,
     unit_etas,
+    unrouted,
 )
 from citywatch.pursuit.reach import Incident
 from citywatch.pursuit.routes import (
@@ -180,6 +181,7 @@ def plan_report(
         "k": k,
         "delay_s": delay_s,
         "units_available": len(units),
+        "units_off_network": unrouted(units, etas),
         "pairs": len(problem.pair_unit),
         "evaluations": plan.evaluations,
         "in_sample": {

@@ -27,7 +27,7 @@ import numpy.typing as npt
 import scipy.sparse as sp
 from scipy.stats import binomtest
 
-from citywatch.errors import SolverError, ValidationError
+from citywatch.errors import SnapError, SolverError, ValidationError
 from citywatch.plan.milp import solve_milp
 from citywatch.pursuit.routes import RouteSet
 from citywatch.routing import Router
@@ -45,6 +45,7 @@ __all__ = [
     "naive_plan",
     "solve",
     "unit_etas",
+    "unrouted",
 ]
 
 FloatArray = npt.NDArray[np.float64]
@@ -70,11 +71,23 @@ class PursuitUnit:
 
 
 def unit_etas(router: Router, units: Sequence[PursuitUnit]) -> FloatArray:
-    """Seconds from each unit to every node, in the unit's own mode, shape (units, nodes)."""
-    out = np.empty((len(units), len(router.network.nodes)))
+    """Seconds from each unit to every node, in the unit's own mode, shape (units, nodes).
+
+    A unit farther from every road of its mode than the pack's snap limit gets ``inf``
+    everywhere (it cannot hold a checkpoint); :func:`unrouted` lists such units.
+    """
+    out = np.full((len(units), len(router.network.nodes)), np.inf)
     for i, u in enumerate(units):
-        out[i], _ = router.node_times_from((u.lon, u.lat), u.mode)
+        try:
+            out[i], _ = router.node_times_from((u.lon, u.lat), u.mode)
+        except SnapError:
+            continue
     return out
+
+
+def unrouted(units: Sequence[PursuitUnit], etas: FloatArray) -> list[str]:
+    """Ids of the units that reach no node (off the network of their mode)."""
+    return [u.id for u, row in zip(units, etas, strict=True) if not np.isfinite(row).any()]
 
 
 @dataclass(frozen=True)
@@ -327,17 +340,22 @@ def naive_plan(
     fastest path to the incident meets it in time (the unit passes the node first)."""
     _check_k(k)
     to_origin = np.array(
-        [router.many_to_one(np.array([[u.lon, u.lat]]), origin, u.mode).seconds[0] for u in units]
+        [
+            router.many_to_one(np.array([[u.lon, u.lat]]), origin, u.mode).seconds[0]
+            if np.isfinite(row).any()
+            else np.inf
+            for u, row in zip(units, etas, strict=True)
+        ]
     )
-    nearest = np.argsort(to_origin, kind="stable")[:k]
+    nearest = [i for i in np.argsort(to_origin, kind="stable")[:k] if np.isfinite(to_origin[i])]
     hit = np.zeros(routes.n_routes, dtype=bool)
     r_of = routes.route_of
     back = {m: router.node_times_to(origin, m)[0] for m in {units[i].mode for i in nearest}}
-    for i in nearest.tolist():
+    for i in nearest:
         on_path = np.abs(etas[i] + back[units[i].mode] - to_origin[i]) <= 1e-6 * (1 + to_origin[i])
         at = on_path[routes.nodes]
         hit[r_of[at][delay_s + etas[i, routes.nodes[at]] <= routes.seconds[at]]] = True
     return {
-        "units": [units[i].id for i in nearest.tolist()],
+        "units": [units[i].id for i in nearest],
         **_share(int(hit.sum()), routes.n_routes),
     }
