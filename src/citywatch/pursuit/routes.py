@@ -205,8 +205,14 @@ def simulate_routes(
     while len(rows) < n_routes:
         noisy = g.seconds.copy()
         noisy.data = noisy.data * rng.lognormal(-(sigma**2) / 2, sigma, len(noisy.data))
-        tree = VirtualSourceGraph(noisy, g.metres).search(entries, None)
-        for dest in rng.choice(g.n_nodes, size=routes_per_draw, p=p).tolist():
+        search = VirtualSourceGraph(noisy, g.metres)
+        # Bounded: a perceived cost beyond horizon * exp(4 sigma) needs many edges each drawn
+        # above the 99.997th percentile; an unreached destination falls back to a full search.
+        tree = search.search(entries, horizon_s * float(np.exp(4 * sigma)))
+        dests = rng.choice(g.n_nodes, size=routes_per_draw, p=p)
+        if not np.all(np.isfinite(tree.seconds[dests])):
+            tree = search.search(entries, None)
+        for dest in dests.tolist():
             path = _path(tree.pred, tree.virtual, int(dest))
             step = np.zeros(0)
             if len(path) > 1:
