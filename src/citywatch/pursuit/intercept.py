@@ -109,9 +109,14 @@ class InterceptProblem:
         delay_s: float = DEFAULT_DELAY_S,
         candidates: int | None = DEFAULT_CANDIDATES,
     ) -> InterceptProblem:
-        """Pairs (unit, node) that intercept at least one route, among the candidate nodes."""
+        """Pairs (unit, node) that intercept at least one route, among the candidate nodes
+        (``candidates`` nodes where most routes can be intercepted; ``None``: every node)."""
         r_of, nodes, t = routes.route_of, routes.nodes, routes.seconds
-        if candidates is not None:
+        # Only passings some unit can reach first count; candidates are the nodes where most
+        # routes can be intercepted (not merely the most passed: those lie near the origin).
+        feasible = delay_s + etas.min(axis=0)[nodes] <= t
+        r_of, nodes, t = r_of[feasible], nodes[feasible], t[feasible]
+        if candidates is not None and len(nodes):
             counts = np.bincount(np.unique(r_of * routes.n_nodes + nodes) % routes.n_nodes)
             keep = np.argsort(-counts, kind="stable")[:candidates]
             mask = np.isin(nodes, keep[counts[keep] > 0])
