@@ -254,3 +254,29 @@ def test_cli_plan_json_and_errors(tmp_path: Path, capsys: pytest.CaptureFixture[
         capsys,
     )
     assert code != 0 and "offset" in err
+
+
+def test_cli_hide_with_cameras_json(capsys: pytest.CaptureFixture[str]) -> None:
+    cams = Path(__file__).parents[2] / "data" / "cameras" / "nyc_dot_traffic_cameras_2020.csv"
+    args = [
+        "pursuit",
+        "hide",
+        "manhattan",
+        "--at",
+        "-73.9855,40.7580",
+        "--time",
+        "2026-12-01T21:30:00-05:00",
+        "--routes",
+        "200",
+        "--top",
+        "5",
+        "--json",
+    ]
+    code, out, _ = run([*args, "--cameras", str(cams)], capsys)
+    assert code == 0
+    doc = json.loads(out)
+    assert doc["assumptions"]["camera_weight"] == 0.25
+    assert doc["assumptions"]["person_level_inputs"] is False
+    blocks = doc["ranking"]
+    assert blocks and all(0 <= b["p_end"] <= b["p_pass"] <= 1 for b in blocks)
+    assert [b["p_end"] for b in blocks] == sorted((b["p_end"] for b in blocks), reverse=True)
