@@ -23,6 +23,7 @@ from typing import Any
 from fastapi import FastAPI, WebSocket, WebSocketDisconnect, status
 from fastapi.staticfiles import StaticFiles
 
+from citywatch.api.eido import router as eido_router
 from citywatch.api.errors import install_error_handlers
 from citywatch.api.events import EventBus, make_bus
 from citywatch.api.routes import router as api_router
@@ -183,6 +184,7 @@ def create_app(
     install_error_handlers(app)
     app.include_router(api_router)
     app.include_router(surveillance_router)
+    app.include_router(eido_router)
 
     @app.websocket("/api/v1/events")
     async def events(websocket: WebSocket, access_token: str | None = None) -> None:

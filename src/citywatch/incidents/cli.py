@@ -12,6 +12,7 @@ from citywatch.city import load_pack
 from citywatch.console import console, print_json, print_table
 from citywatch.errors import ValidationError
 from citywatch.incidents.canonical import write_canonical_csv
+from citywatch.incidents.eido_schema import write_eido_file
 from citywatch.incidents.importer import ImportReport, import_file
 from citywatch.incidents.sources import SOURCE_NAMES
 from citywatch.incidents.taxonomy import load_taxonomy
@@ -30,7 +31,7 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JS
 
 @app.command("import")
 def import_(
-    file: Annotated[Path, typer.Argument(help="Incident file (CSV, optionally .gz).")],
+    file: Annotated[Path, typer.Argument(help="Incident file (CSV, optionally .gz; EIDO JSON).")],
     source: Annotated[str, typer.Option(help=f"Source layout: {', '.join(SOURCE_NAMES)}.")],
     pack: Annotated[
         str | None,
@@ -106,7 +107,9 @@ def _show_report(report: ImportReport) -> None:
 
 @app.command("export")
 def export(
-    out: Annotated[Path, typer.Option("--out", help="Canonical CSV to write.")],
+    out: Annotated[
+        Path, typer.Option("--out", help="File to write: canonical CSV, or EIDO JSON (--eido).")
+    ],
     since: Annotated[
         str | None, typer.Option(help="Only incidents received at or after (ISO date/time).")
     ] = None,
@@ -121,16 +124,26 @@ def export(
     tz: Annotated[
         str | None, typer.Option(help="Write times in this time zone (default UTC).")
     ] = None,
+    eido: Annotated[
+        bool,
+        typer.Option(
+            "--eido",
+            help="Write NENA EIDO JSON (an array, schema-checked; also for a .eido.json --out).",
+        ),
+    ] = False,
     db: DbOption = None,
     json_: JsonOption = False,
 ) -> None:
-    """Export stored incidents as a canonical CSV (read back with --source canonical)."""
+    """Export stored incidents as a canonical CSV (read back with --source canonical) or EIDO."""
     if tz is not None:
         _check_tz(tz)
+    eido = eido or out.name.endswith(".eido.json")
+    if eido and tz is not None:
+        raise ValidationError("--tz applies to the CSV; EIDO times are UTC", field="tz")
     frame = load_incidents_frame(
         db, start=since, end=until, categories=category or None, sources=source or None
     )
-    rows = write_canonical_csv(frame, out, tz=tz)
+    rows = write_eido_file(frame, out) if eido else write_canonical_csv(frame, out, tz=tz)
     if json_:
         print_json({"out": str(out), "rows": rows})
     else:
