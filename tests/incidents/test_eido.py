@@ -377,3 +377,40 @@ def test_every_bundled_incident_exports_valid_and_round_trips(path: Path, source
     frame = _bundled(path, source, None)
     docs = export_eido(frame)  # raises on the first invalid document
     assert [from_eido(d).incident for d in docs] == from_frame(frame)
+
+
+# ---- CLI ------------------------------------------------------------------------------------
+
+
+def test_cli_eido_export_import_round_trip(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from citywatch.store.incidents import load_incidents_frame
+    from tests.helpers import run
+
+    calls = tmp_path / "calls.csv"
+    lines = (DATA / "nashville" / "calls_2024_partial.csv").read_bytes().splitlines(True)
+    calls.write_bytes(b"".join(lines[:501]))
+    db1, db2 = f"sqlite:///{tmp_path / 'a.db'}", f"sqlite:///{tmp_path / 'b.db'}"
+    code, out, _ = run(
+        ["incidents", "import", str(calls), "--source", "nashville", "--db", db1, "--json"],
+        capsys,
+    )
+    assert code == 0 and json.loads(out)["imported"] == 500
+    exported = tmp_path / "export.eido.json"  # the suffix alone selects EIDO
+    code, out, _ = run(
+        ["incidents", "export", "--db", db1, "--out", str(exported), "--json"], capsys
+    )
+    assert code == 0 and json.loads(out) == {"out": str(exported), "rows": 500}
+    docs = json.loads(exported.read_text(encoding="utf-8"))
+    assert len(docs) == 500 and all(eido_errors(d) == [] for d in docs[:50])
+    code, out, _ = run(
+        ["incidents", "import", str(exported), "--source", "eido", "--db", db2, "--json"], capsys
+    )
+    assert code == 0 and json.loads(out)["imported"] == 500
+    pd.testing.assert_frame_equal(load_incidents_frame(db2), load_incidents_frame(db1))
+    code, _, err = run(
+        ["incidents", "export", "--eido", "--tz", "UTC", "--db", db1, "--out", str(exported)],
+        capsys,
+    )
+    assert code != 0 and "Error: --tz applies to the CSV" in err

@@ -535,9 +535,9 @@ def _location(
             if level in _LEVELS and value:
                 levels.setdefault(level, value)
     for loc in ordered:
-        value = loc.get("locationByValue")
-        if isinstance(value, str):
-            point = read_pidf_point(value)
+        pidf = loc.get("locationByValue")
+        if isinstance(pidf, str):
+            point = read_pidf_point(pidf)
             if point is not None:
                 return point[0], point[1], levels
     return None, None, levels
