@@ -29,7 +29,9 @@ from citywatch.incidents.record import Incident
 
 __all__ = [
     "CITYWATCH_DATA",
+    "DEFAULT_AGENCY",
     "EIDO_VERSION",
+    "MERGE_DIRECTIONS",
     "SEVERITIES",
     "EidoCaution",
     "EidoIncident",
