@@ -39,6 +39,7 @@ COMMANDS: dict[str, str] = {
     "demo": "citywatch.demo:demo",
     "surveillance": "citywatch.surveillance.cli:app",
     "forecast": "citywatch.forecast.cli:app",
+    "pursuit": "citywatch.pursuit.cli:app",
 }
 
 

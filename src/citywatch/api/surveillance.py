@@ -18,7 +18,9 @@ from citywatch.surveillance.store import SensorService
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/api/v1", tags=["sensors"])
+# Tags per route: a router-level tag would be added to the surveillance routes' own, and
+# Swagger UI would list those operations twice.
+router = APIRouter(prefix="/api/v1")
 _LOCK = threading.Lock()
 
 
@@ -61,7 +63,7 @@ def get_sensor_service(request: Request) -> SensorService:
 Sensors = Annotated[SensorService, Depends(get_sensor_service)]
 
 
-@router.get("/sensors")
+@router.get("/sensors", tags=["sensors"])
 def list_sensors(
     who: CurrentUser, service: Sensors, station: str | None = None
 ) -> list[dict[str, Any]]:
@@ -69,7 +71,7 @@ def list_sensors(
     return service.list(who, station=station)
 
 
-@router.get("/sensors/layer")
+@router.get("/sensors/layer", tags=["sensors"])
 def sensors_layer(who: CurrentUser, service: Sensors) -> dict[str, Any]:
     """The dashboard layer: sensors in scope as GeoJSON points, with their status colour."""
     doc = sensors_geojson(service.sensors(who))
@@ -78,20 +80,20 @@ def sensors_layer(who: CurrentUser, service: Sensors) -> dict[str, Any]:
     return doc
 
 
-@router.get("/sensors/{sensor_id}")
+@router.get("/sensors/{sensor_id}", tags=["sensors"])
 def get_sensor(sensor_id: str, who: CurrentUser, service: Sensors) -> dict[str, Any]:
     """One sensor with its status history."""
     return service.get(who, sensor_id)
 
 
-@router.post("/sensors", status_code=status.HTTP_201_CREATED)
+@router.post("/sensors", status_code=status.HTTP_201_CREATED, tags=["sensors"])
 def register_sensor(body: SensorIn, who: CurrentUser, service: Sensors) -> dict[str, Any]:
     """Register a sensor (admin, commander): snapped to the street, jurisdictions filled."""
     sensor = Sensor.from_record({**body.model_dump(), "source": "api"})
     return service.register(who, sensor)
 
 
-@router.put("/sensors/{sensor_id}/status")
+@router.put("/sensors/{sensor_id}/status", tags=["sensors"])
 def put_sensor_status(
     sensor_id: str, body: SensorStatusIn, who: CurrentUser, service: Sensors
 ) -> dict[str, Any]:

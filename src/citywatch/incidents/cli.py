@@ -12,8 +12,9 @@ from citywatch.city import load_pack
 from citywatch.city.geo import table_format
 from citywatch.cli_options import DbOption, JsonOption, PackOption, TzOption
 from citywatch.console import console, print_json, print_table
-from citywatch.errors import ValidationError
+from citywatch.errors import OptionError, ValidationError
 from citywatch.incidents.decoding import check_encoding
+from citywatch.incidents.eido_schema import write_eido_file
 from citywatch.incidents.export import export_incidents
 from citywatch.incidents.importer import ImportReport, import_file
 from citywatch.incidents.sources import SOURCE_NAMES, reader_for
@@ -27,7 +28,7 @@ app = typer.Typer(help="Import and export incidents.", no_args_is_help=True)
 
 @app.command("import")
 def import_(
-    file: Annotated[Path, typer.Argument(help="Incident file (CSV, optionally .gz).")],
+    file: Annotated[Path, typer.Argument(help="Incident file (CSV, optionally .gz; EIDO JSON).")],
     source: Annotated[str, typer.Option(help=f"Source layout: {', '.join(SOURCE_NAMES)}.")],
     pack: PackOption = None,
     clip: Annotated[
@@ -120,7 +121,11 @@ def _show_report(report: ImportReport) -> None:
 def export(
     out: Annotated[
         Path,
-        typer.Option("--out", help="File to write: .csv (canonical), .geojson, .gpkg or .parquet."),
+        typer.Option(
+            "--out",
+            help="File to write: .csv (canonical), .geojson, .gpkg, .parquet, or EIDO JSON "
+            "(--eido or .eido.json).",
+        ),
     ],
     since: Annotated[
         str | None, typer.Option(help="Only incidents received at or after (ISO date/time).")
@@ -138,18 +143,30 @@ def export(
         str | None,
         typer.Option("--format", help="csv, geojson, gpkg or parquet (default: from --out)."),
     ] = None,
+    eido: Annotated[
+        bool,
+        typer.Option(
+            "--eido",
+            help="Write NENA EIDO JSON (an array, schema-checked; also for a .eido.json --out).",
+        ),
+    ] = False,
     db: DbOption = None,
     json_: JsonOption = False,
 ) -> None:
-    """Export stored incidents as a canonical CSV (read back with --source canonical) or as
-    GeoJSON, GeoPackage or GeoParquet points; times are written in --tz (default UTC)."""
+    """Export stored incidents as a canonical CSV (read back with --source canonical), as
+    GeoJSON, GeoPackage or GeoParquet points, or as NENA EIDO JSON; CSV times are written in
+    --tz (default UTC)."""
     if tz is not None:
         _check_tz(tz)
-    table_format(out, fmt)  # refuse a bad name before reading the database
+    eido = eido or out.name.endswith(".eido.json")
+    if eido and (tz is not None or fmt is not None):
+        raise OptionError("--tz and --format apply to the tables; EIDO times are UTC", field="tz")
+    if not eido:
+        table_format(out, fmt)  # refuse a bad name before reading the database
     frame = load_incidents_frame(
         db, start=since, end=until, categories=category or None, sources=source or None
     )
-    rows = export_incidents(frame, out, fmt, tz=tz)
+    rows = write_eido_file(frame, out) if eido else export_incidents(frame, out, fmt, tz=tz)
     if json_:
         print_json({"out": str(out), "rows": rows})
     else:

@@ -43,6 +43,7 @@ SOURCES: Final = (
     "generic",
     "canonical",
     "live",
+    "eido",
 )
 TIME_PRECISIONS: Final = ("exact", "day", "month")
 #: Jurisdiction levels an incident carries (the pack's ``city`` level is implied).

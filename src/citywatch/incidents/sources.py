@@ -9,6 +9,7 @@ source             layout
 ``nashville``      Metro Nashville PD calls for service
 ``generic``        any CSV, driven by a TOML column mapping (:mod:`.generic`)
 ``canonical``      the canonical incident CSV (:mod:`.canonical`)
+``eido``           NENA EIDO JSON, one document or an array (:mod:`.eido_schema`)
 =================  ======================================================================
 
 Category mappings and source time zones live in ``citywatch/incidents/data/mappings``.
@@ -25,6 +26,7 @@ import pandas as pd
 
 from citywatch.errors import ValidationError
 from citywatch.incidents.canonical import parse_canonical
+from citywatch.incidents.eido_schema import read_eido
 from citywatch.incidents.generic import read_generic
 from citywatch.incidents.parsing import (
     COARSE_TIME_OF_DAY,
@@ -233,6 +235,7 @@ READERS: Final[dict[str, Reader]] = {
     "nashville": read_nashville,
     "generic": read_generic,
     "canonical": _read_canonical,
+    "eido": read_eido,
 }
 SOURCE_NAMES: Final = tuple(READERS)
 

@@ -19,6 +19,7 @@ __all__ = [
     "SegmentParts",
     "build_mode_graph",
     "part_cost",
+    "point_entries",
     "segment_costs",
     "segment_parts",
     "trip_costs",
@@ -167,6 +168,22 @@ def part_cost(fraction: npt.ArrayLike, cost: npt.ArrayLike) -> FloatArray:
     # Zero the cost where nothing is covered first: 0 * 0 instead of 0 * inf, so no invalid-value
     # warning needs silencing (np.errstate costs more than the arithmetic on short arrays).
     return fraction * np.where(fraction == 0.0, 0.0, np.asarray(cost, dtype=np.float64))
+
+
+def point_entries(
+    g: ModeGraph, segment: int, fraction: float, *, reverse: bool
+) -> tuple[IntArray, FloatArray, FloatArray]:
+    """The entries (nodes, seconds, metres) of one search from or to a point on ``segment``.
+
+    Forward search (from the point): leave towards ``b`` or, if allowed, towards ``a``.  Reverse
+    search (to the point): enter its segment at ``a`` and drive ``f * fwd``, or at ``b`` and drive
+    ``(1 - f) * bwd``.  The tuple is a :data:`citywatch.routing.search.Entries`.
+    """
+    seg, f = int(segment), float(fraction)
+    a, b = int(g.seg_a[seg]), int(g.seg_b[seg])
+    nodes, x = ([a, b], np.array([f, 1 - f])) if reverse else ([b, a], np.array([1 - f, f]))
+    secs, mets = [g.seg_fwd_s[seg], g.seg_bwd_s[seg]], [g.seg_fwd_m[seg], g.seg_bwd_m[seg]]
+    return np.array(nodes, dtype=np.int64), part_cost(x, secs), part_cost(x, mets)
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from citywatch.routing.graph import (
     ModeGraph,
     SegmentParts,
     build_mode_graph,
-    part_cost,
+    point_entries,
     segment_parts,
     trip_costs,
 )
@@ -303,15 +303,9 @@ class Router:
         limit_s: float | None,
         read: Callable[[SearchTree], T],
     ) -> T:
-        # One search from the point's segment ends, with the point's offsets.  Reverse search (to
-        # a point): enter its segment at a and drive f*fwd, or at b and drive (1-f)*bwd.
-        # Forward search (from a point): leave towards b or, if allowed, towards a.
+        # One search from the point's segment ends, with the point's offsets.
         g = self.graph(mode)
-        seg, f = int(snap.segment[0]), float(snap.fraction[0])
-        a, b = int(g.seg_a[seg]), int(g.seg_b[seg])
-        nodes, x = ([a, b], np.array([f, 1 - f])) if reverse else ([b, a], np.array([1 - f, f]))
-        secs, mets = [g.seg_fwd_s[seg], g.seg_bwd_s[seg]], [g.seg_fwd_m[seg], g.seg_bwd_m[seg]]
-        entries = (np.array(nodes, dtype=np.int64), part_cost(x, secs), part_cost(x, mets))
+        entries = point_entries(g, int(snap.segment[0]), float(snap.fraction[0]), reverse=reverse)
         return self._search_graph(mode, reverse).search(entries, limit_s, read)
 
     def _search_graph(self, mode: Mode, reverse: bool) -> SearchGraph:

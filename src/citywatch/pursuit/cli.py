@@ -1,0 +1,236 @@
+"""``citywatch pursuit``: reachable area, hiding areas and the interception plan of a flight."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from citywatch.city import load_pack
+from citywatch.console import print_json, print_table
+from citywatch.errors import OptionError, ValidationError
+from citywatch.pursuit.analysis import Flight, camera_points, hiding_report, plan_report
+from citywatch.pursuit.reach import HORIZONS_MIN, Incident, reachable
+from citywatch.pursuit.units import read_units_csv, units_from_db
+from citywatch.routing import Router
+from citywatch.routing.speeds import parse_mode
+from citywatch.surveillance.registry import read_sensors
+
+__all__ = ["app"]
+
+app = typer.Typer(
+    help="Pursuit: reachable area, hiding areas, interception plan.", no_args_is_help=True
+)
+
+Pack = Annotated[str, typer.Argument(help="City pack (name or folder).")]
+At = Annotated[str, typer.Option("--at", help="Incident (or last sighting) position LON,LAT.")]
+Time = Annotated[str, typer.Option("--time", help="Incident time, ISO 8601 with offset.")]
+ModeOpt = Annotated[
+    str, typer.Option("--mode", help="Offender mode: foot, bicycle, motorcycle, car.")
+]
+Heading = Annotated[float | None, typer.Option("--heading", help="Direction first seen (deg).")]
+Sighting = Annotated[
+    str | None,
+    typer.Option("--sighting", help="Later sighting LON,LAT,ISO: moves origin and time."),
+]
+Routes = Annotated[int, typer.Option("--routes", help="Simulated routes.")]
+Seed = Annotated[int, typer.Option("--seed", help="Random seed.")]
+Json = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+Cameras = Annotated[
+    Path | None,
+    typer.Option("--cameras", help="Sensor file: routes avoid streets cameras see at the hour."),
+]
+GeoJson = Annotated[Path | None, typer.Option("--geojson", help="Write a GeoJSON file.")]
+
+
+def _lonlat(text: str, what: str) -> tuple[float, float]:
+    try:
+        lon, lat = (float(v) for v in text.split(","))
+    except ValueError:
+        raise ValidationError(f"{what} must be LON,LAT, got {text!r}") from None
+    return lon, lat
+
+
+def _time(text: str) -> datetime:
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValidationError(f"--time must be ISO 8601, got {text!r}") from None
+    if at.tzinfo is None:
+        raise ValidationError("--time needs a UTC offset, e.g. 2026-12-01T21:30:00-05:00")
+    return at
+
+
+def _incident(
+    at: str, time: str, mode: str, heading: float | None, sighting: str | None
+) -> Incident:
+    lon, lat = _lonlat(at, "--at")
+    try:
+        inc = Incident(lon, lat, _time(time), parse_mode(mode), heading)
+    except ValidationError:
+        raise
+    if sighting:
+        parts = sighting.split(",", 2)
+        if len(parts) != 3:
+            raise ValidationError("--sighting must be LON,LAT,ISO")
+        s_lon, s_lat = _lonlat(",".join(parts[:2]), "--sighting")
+        inc = inc.sighted(s_lon, s_lat, _time(parts[2]))
+    return inc
+
+
+def _flight(pack: str, inc: Incident, routes: int, seed: int, cameras: Path | None) -> Flight:
+    city = load_pack(pack)
+    covered = None
+    if cameras is not None:
+        covered = camera_points(city, read_sensors(cameras).sensors, inc.at)
+    return Flight.simulate(city, inc, n_routes=routes, seed=seed, covered_xy=covered)
+
+
+def _write(path: Path | None, doc: dict[str, Any]) -> None:
+    if path is not None:
+        path.write_text(json.dumps(doc), encoding="utf-8")
+
+
+@app.command("reach")
+def reach_command(
+    pack: Pack,
+    at: At,
+    time: Time,
+    mode: ModeOpt = "motorcycle",
+    heading: Heading = None,
+    sighting: Sighting = None,
+    geojson: GeoJson = None,
+    json_: Json = False,
+) -> None:
+    """Streets reachable within 1, 3, 5, 10 minutes, with isochrone polygons."""
+    inc = _incident(at, time, mode, heading, sighting)
+    city = load_pack(pack)
+    result = reachable(Router.from_pack(city), inc, HORIZONS_MIN)
+    _write(geojson, result.to_geojson())
+    if json_:
+        print_json(
+            {
+                "origin": [inc.lon, inc.lat],
+                "at": inc.at.isoformat(),
+                "mode": inc.mode,
+                "rings": result.summary(),
+                "geojson": result.to_geojson(),
+            }
+        )
+        return
+    print_table(
+        f"Reachable by {inc.mode} from {inc.lon:.5f},{inc.lat:.5f}",
+        ["minutes", "segments", "street km"],
+        [[r["minutes"], r["segments"], r["street_km"]] for r in result.summary()],
+    )
+
+
+@app.command("hide")
+def hide_command(
+    pack: Pack,
+    at: At,
+    time: Time,
+    mode: ModeOpt = "motorcycle",
+    heading: Heading = None,
+    sighting: Sighting = None,
+    routes: Routes = 2000,
+    seed: Seed = 0,
+    cameras: Cameras = None,
+    top: Annotated[int, typer.Option("--top")] = 20,
+    geojson: GeoJson = None,
+    json_: Json = False,
+) -> None:
+    """Places and blocks ranked by the probability that flight routes end there."""
+    inc = _incident(at, time, mode, heading, sighting)
+    flight = _flight(pack, inc, routes, seed, cameras)
+    rep = hiding_report(flight, cameras=cameras is not None, top=top)
+    _write(geojson, rep["geojson"])
+    rows = [
+        {k: v for k, v in r.items() if k != "geometry"} for r in [*rep["places"], *rep["blocks"]]
+    ]
+    if json_:
+        print_json({"assumptions": rep["assumptions"], "ranking": rows})
+        return
+    print_table(
+        "Hiding areas (share of simulated routes)",
+        ["id", "kind", "name", "p_end", "p_pass"],
+        [[r["id"], r["kind"], r["name"], r["p_end"], r["p_pass"]] for r in rows],
+    )
+
+
+@app.command("plan")
+def plan_command(
+    pack: Pack,
+    at: At,
+    time: Time,
+    mode: ModeOpt = "motorcycle",
+    units: Annotated[Path | None, typer.Option("--units", help="CSV id,type,lon,lat.")] = None,
+    db: Annotated[str | None, typer.Option("--db", help="Read the service's units.")] = None,
+    k: Annotated[int, typer.Option("-k", help="Checkpoints.")] = 6,
+    heading: Heading = None,
+    sighting: Sighting = None,
+    routes: Routes = 2000,
+    seed: Seed = 0,
+    cameras: Cameras = None,
+    delay: Annotated[float, typer.Option("--delay", help="Seconds before units move.")] = 60.0,
+    geojson: GeoJson = None,
+    json_: Json = False,
+) -> None:
+    """Interception plan: K checkpoints and their units, against the naive plan."""
+    if (units is None) == (db is None):
+        raise OptionError("give exactly one of --units FILE or --db URL", field="units")
+    if k <= 0 or routes <= 0 or delay < 0:
+        raise ValidationError("-k and --routes must be positive and --delay >= 0")
+    inc = _incident(at, time, mode, heading, sighting)
+    fleet = read_units_csv(units) if units is not None else units_from_db(db)
+    flight = _flight(pack, inc, routes, seed, cameras)
+    rep = plan_report(flight, fleet, k, delay_s=delay)
+    _write(
+        geojson,
+        {
+            "type": "FeatureCollection",
+            "features": [
+                {
+                    "type": "Feature",
+                    "geometry": {"type": "Point", "coordinates": [c["lon"], c["lat"]]},
+                    "properties": {k2: v for k2, v in c.items() if k2 not in ("lon", "lat")},
+                }
+                for c in rep["checkpoints"]
+            ],
+        },
+    )
+    if json_:
+        print_json(rep)
+        return
+    print_table(
+        f"Interception plan ({rep['method']}, k={k})",
+        ["unit", "type", "node", "lon", "lat", "eta s"],
+        [
+            [
+                c["unit"],
+                c["unit_type"],
+                c["node"],
+                round(c["lon"], 5),
+                round(c["lat"], 5),
+                c["eta_s"],
+            ]
+            for c in rep["checkpoints"]
+        ],
+    )
+    oos, naive = rep["out_of_sample"], rep["naive"]
+    print_table(
+        "Share of flight routes intercepted",
+        ["plan", "share", "95% CI"],
+        [
+            ["plan (in sample)", rep["in_sample"]["share"], ""],
+            ["plan (fresh routes)", oos["share"], f"{oos['ci_low']:.3f}-{oos['ci_high']:.3f}"],
+            [
+                "naive (nearest to incident)",
+                naive["share"],
+                f"{naive['ci_low']:.3f}-{naive['ci_high']:.3f}",
+            ],
+        ],
+    )

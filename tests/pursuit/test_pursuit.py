@@ -1,0 +1,282 @@
+"""Pursuit: reach rings, route simulation, hiding ranking, interception (vs brute force), CLI."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+import shapely
+
+from citywatch.city.network import RoadNetwork
+from citywatch.city.pack import Place
+from citywatch.errors import ValidationError
+from citywatch.pursuit.hiding import rank_places
+from citywatch.pursuit.intercept import (
+    InterceptProblem,
+    PursuitUnit,
+    brute_force,
+    evaluate,
+    greedy,
+    naive_plan,
+    solve,
+    unit_etas,
+)
+from citywatch.pursuit.reach import Incident, reachable
+from citywatch.pursuit.routes import destination_weights, node_xy, simulate_routes
+from citywatch.routing import Router
+from tests.helpers import run
+
+T0 = datetime(2026, 12, 1, 21, 30, tzinfo=UTC)
+STEP_DEG = 0.002  # about 170 m of latitude, 168 m of longitude at 40.75 N
+
+
+def grid(n: int = 6, one_way_row: int | None = None) -> RoadNetwork:
+    """An n x n street grid, two-way residential streets (one row one-way eastbound)."""
+    lon = -73.99 + STEP_DEG * np.tile(np.arange(n), n)
+    lat = 40.75 + STEP_DEG * np.repeat(np.arange(n), n)
+    rows = []
+    for r in range(n):
+        for c in range(n):
+            i = r * n + c
+            if c + 1 < n:
+                rows.append((i, i + 1))
+                if r != one_way_row:
+                    rows.append((i + 1, i))
+            if r + 1 < n:
+                rows += [(i, i + n), (i + n, i)]
+    edges = pd.DataFrame(rows, columns=["u", "v"])
+    a, b = edges["u"].to_numpy(), edges["v"].to_numpy()
+    edges["length_m"] = np.hypot((lon[a] - lon[b]) * 84_300, (lat[a] - lat[b]) * 111_000)
+    edges["highway"] = "residential"
+    for column in ("service", "access", "name", "geometry"):
+        edges[column] = None
+    edges["maxspeed_kph"] = np.nan
+    nodes = pd.DataFrame({"node_id": [str(i) for i in range(n * n)], "lon": lon, "lat": lat})
+    return RoadNetwork(nodes, edges)
+
+
+@pytest.fixture(scope="module")
+def router() -> Router:
+    return Router.from_network(grid(), "EPSG:32618", max_snap_m=1e4)
+
+
+def centre(n: int = 6) -> tuple[float, float]:
+    return -73.99 + STEP_DEG * (n // 2), 40.75 + STEP_DEG * (n // 2)
+
+
+def test_rings_grow_and_match_node_times(router: Router) -> None:
+    inc = Incident(*centre(), T0, "bicycle")
+    reach = reachable(router, inc, (1, 3))
+    one, three = reach.rings
+    assert one.street_km < three.street_km
+    assert set(one.segments) <= set(three.segments)
+    # 1 minute at 15 km/h is 250 m: one block (222 m N-S, 168.6 m E-W) then three branches
+    # with what is left: 2 * (222 + 3 * 28) + 2 * (168.6 + 3 * 81.4) metres.
+    ns, ew = STEP_DEG * 111_000, STEP_DEG * 84_300
+    expected = 2 * (ns + 3 * (250 - ns)) + 2 * (ew + 3 * (250 - ew))
+    assert one.street_km * 1000 == pytest.approx(expected, rel=1e-3)
+    assert one.polygon.contains(shapely.Point(centre()))
+    # At 3 minutes (750 m) every node within 750 m is reached, none beyond.
+    assert np.all((reach.node_seconds <= 180) == np.isfinite(reach.node_seconds))
+
+
+def test_one_way_rule_and_sighting(router: Router) -> None:
+    one_way = Router.from_network(grid(one_way_row=3), "EPSG:32618", max_snap_m=1e4)
+    lon, lat = centre()
+    inc = Incident(lon + STEP_DEG / 2, lat, T0, "car")  # mid-block on the eastbound row
+    secs = one_way.node_times_from((inc.lon, inc.lat), "car")[0]
+    west, east = 3 * 6 + 3, 3 * 6 + 4
+    assert secs[east] < secs[west]  # must drive on east first
+    moved = inc.sighted(lon, lat + STEP_DEG, T0 + timedelta(minutes=2))
+    assert moved.at == T0 + timedelta(minutes=2) and moved.lat == lat + STEP_DEG
+    with pytest.raises(ValidationError):
+        inc.sighted(lon, lat, T0 - timedelta(minutes=1))
+    with pytest.raises(ValidationError):
+        Incident(lon, lat, T0, "rocket")  # type: ignore[arg-type]
+
+
+def test_routes_are_seeded_paths_timed_at_true_speed(router: Router) -> None:
+    inc = Incident(*centre(), T0, "motorcycle")
+    a = simulate_routes(router, inc, n_routes=200, seed=3)
+    b = simulate_routes(router, inc, n_routes=200, seed=3)
+    c = simulate_routes(router, inc, n_routes=200, seed=4)
+    assert np.array_equal(a.nodes, b.nodes) and not np.array_equal(a.nodes, c.nodes)
+    g = router.graph("motorcycle")
+    true = router.node_times_from(centre(), "motorcycle")[0]
+    for r in range(a.n_routes):
+        path = a.nodes[a.indptr[r] : a.indptr[r + 1]]
+        t = a.seconds[a.indptr[r] : a.indptr[r + 1]]
+        if len(path) > 1:  # consecutive nodes are joined by a street
+            assert np.all(np.asarray(g.seconds[path[:-1], path[1:]]).ravel() > 0)
+        assert t[-1] >= true[path[-1]] - 1e-9  # never faster than the fastest path
+        assert np.all(np.diff(t) > 0)
+
+
+def test_destination_weights_follow_places_cameras_heading(router: Router) -> None:
+    xy = node_xy(router)
+    market = Place("m1", "market", "Market", shapely.Point(xy[0]).buffer(10))
+    school = Place("s1", "school", "School", shapely.Point(xy[1]).buffer(10))
+    w = destination_weights(
+        xy,
+        tuple(xy[14]),
+        places=[market, school],
+        place_xy=[market.geometry, school.geometry],
+        covered_xy=xy[[35]],
+        heading_deg=0.0,
+    )
+    assert w[0] > w[2]  # near a market (not a school), same bearing class
+    assert w[35] < w[29]  # a camera sees node 35; both lie north-east
+    north, south = 14 + 12, 14 - 12
+    assert w[north] > w[south]
+    inc = Incident(*centre(), T0, "foot")
+    routes = simulate_routes(router, inc, w, n_routes=300, seed=1)
+    ranking = rank_places(routes, xy, [market, school], [market.geometry, school.geometry])
+    assert all(0 <= r["p_end"] <= r["p_pass"] <= 1 for r in ranking)
+
+
+def _fleet(router: Router) -> list[PursuitUnit]:
+    lon, lat = router.network.nodes["lon"].to_numpy(), router.network.nodes["lat"].to_numpy()
+    spots = [(0, "car"), (5, "motorcycle"), (30, "car"), (35, "motorcycle"), (17, "foot")]
+    return [
+        PursuitUnit(f"u{i}", m, m, float(lon[n]), float(lat[n]))  # type: ignore[arg-type]
+        for i, (n, m) in enumerate(spots)
+    ]
+
+
+@pytest.mark.parametrize(("k", "seed"), [(1, 0), (2, 1), (3, 2)])
+def test_plan_equals_brute_force(router: Router, k: int, seed: int) -> None:
+    inc = Incident(*centre(), T0, "bicycle")
+    routes = simulate_routes(router, inc, n_routes=150, seed=seed)
+    etas = unit_etas(router, _fleet(router))
+    problem = InterceptProblem.build(routes, etas, delay_s=20.0, candidates=8)
+    best = brute_force(problem, k)
+    plan = solve(problem, k, exact=True)
+    assert plan.method == "milp" and plan.intercepted == best.intercepted > 0
+    assert plan.intercepted == pytest.approx(plan.bound)
+    chosen, _ = greedy(problem, k)
+    assert len(chosen) <= k
+    lp = solve(problem, k, exact=False)
+    assert lp.intercepted <= best.intercepted <= lp.bound
+    # the reported count is what the plan really does on those routes
+    again = evaluate(plan.units, plan.nodes, routes, etas, delay_s=20.0)
+    assert again["intercepted"] == plan.intercepted
+    assert len(set(plan.units.tolist())) == len(plan.units) <= k
+
+
+def test_out_of_sample_and_naive(router: Router) -> None:
+    inc = Incident(*centre(), T0, "bicycle")
+    fleet = _fleet(router)
+    routes = simulate_routes(router, inc, n_routes=400, seed=5)
+    fresh = simulate_routes(router, inc, n_routes=400, seed=6)
+    etas = unit_etas(router, fleet)
+    plan = solve(InterceptProblem.build(routes, etas, delay_s=20.0), 3)
+    oos = evaluate(plan.units, plan.nodes, fresh, etas, delay_s=20.0)
+    assert oos["ci_low"] <= oos["share"] <= oos["ci_high"]
+    assert abs(oos["share"] - plan.share) < 0.15
+    naive = naive_plan(router, fleet, centre(), etas, 3, fresh, delay_s=20.0)
+    at_origin = 3 * 6 + 3  # the incident is at this node
+    assert naive["units"] == [fleet[i].id for i in np.argsort(etas[:, at_origin])[:3]]
+    assert naive["ci_low"] <= naive["share"] <= naive["ci_high"]
+
+
+def test_problem_covers_only_units_first_at_a_node() -> None:
+    from citywatch.pursuit.routes import RouteSet
+
+    routes = RouteSet(np.array([0, 2, 4]), np.array([0, 1, 0, 2]), np.array([0.0, 50, 0, 30]), 3, 0)
+    etas = np.array([[99.0, 40.0, 99.0], [99.0, 99.0, 20.0]])
+    p = InterceptProblem.build(routes, etas, delay_s=5.0, candidates=None)
+    dense = sp.csc_array(p.cover).toarray()
+    pairs = {(int(u), int(j)) for u, j in zip(p.pair_unit, p.pair_node, strict=True)}
+    assert pairs == {(0, 1), (1, 2)}
+    assert dense.sum() == 2
+    assert solve(p, 2).intercepted == 2 and solve(p, 1).intercepted == 1
+
+
+def test_cli_plan_json_and_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    units = tmp_path / "units.csv"
+    units.write_text(
+        "id,type,lon,lat\nc1,patrol_car,-73.9870,40.7560\nm1,motorcycle,-73.9800,40.7620\n",
+        encoding="utf-8",
+    )
+    code, out, _ = run(
+        [
+            "pursuit",
+            "plan",
+            "manhattan",
+            "--at",
+            "-73.9855,40.7580",
+            "--time",
+            "2026-12-01T21:30:00-05:00",
+            "--units",
+            str(units),
+            "-k",
+            "2",
+            "--routes",
+            "300",
+            "--json",
+        ],
+        capsys,
+    )
+    assert code == 0
+    doc = json.loads(out)
+    assert doc["method"] == "milp" and len(doc["checkpoints"]) <= 2
+    assert 0 <= doc["out_of_sample"]["ci_low"] <= doc["out_of_sample"]["ci_high"] <= 1
+    code, _, err = run(
+        [
+            "pursuit",
+            "plan",
+            "manhattan",
+            "--at",
+            "x",
+            "--time",
+            "2026-12-01T21:30:00-05:00",
+            "--units",
+            str(units),
+        ],
+        capsys,
+    )
+    assert code != 0 and "Error" in err and "Traceback" not in err
+    code, _, err = run(
+        [
+            "pursuit",
+            "reach",
+            "manhattan",
+            "--at",
+            "-73.9855,40.7580",
+            "--time",
+            "2026-12-01T21:30:00",
+        ],
+        capsys,
+    )
+    assert code != 0 and "offset" in err
+
+
+def test_cli_hide_with_cameras_json(capsys: pytest.CaptureFixture[str]) -> None:
+    cams = Path(__file__).parents[2] / "data" / "cameras" / "nyc_dot_traffic_cameras_2020.csv"
+    args = [
+        "pursuit",
+        "hide",
+        "manhattan",
+        "--at",
+        "-73.9855,40.7580",
+        "--time",
+        "2026-12-01T21:30:00-05:00",
+        "--routes",
+        "200",
+        "--top",
+        "5",
+        "--json",
+    ]
+    code, out, _ = run([*args, "--cameras", str(cams)], capsys)
+    assert code == 0
+    doc = json.loads(out)
+    assert doc["assumptions"]["camera_weight"] == 0.25
+    assert doc["assumptions"]["person_level_inputs"] is False
+    blocks = doc["ranking"]
+    assert blocks and all(0 <= b["p_end"] <= b["p_pass"] <= 1 for b in blocks)
+    assert [b["p_end"] for b in blocks] == sorted((b["p_end"] for b in blocks), reverse=True)
