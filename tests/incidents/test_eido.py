@@ -387,8 +387,7 @@ def test_every_bundled_incident_exports_valid_and_round_trips(path: Path, source
 def test_cli_eido_export_import_round_trip(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from citywatch.store.incidents import load_incidents_frame
-
+    from citywatch.incidents.storage import load_incidents_frame
     from tests.helpers import run
 
     calls = tmp_path / "calls.csv"
@@ -416,4 +415,4 @@ def test_cli_eido_export_import_round_trip(
         ["incidents", "export", "--eido", "--tz", "UTC", "--db", db1, "--out", str(exported)],
         capsys,
     )
-    assert code != 0 and "Error: --tz applies to the CSV" in err
+    assert code == 2 and "Error: --tz and --format apply to the tables; EIDO times are UTC" in err

@@ -9,8 +9,8 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
-from citywatch.store.incidents import load_incidents_frame
 
+from citywatch.incidents.storage import load_incidents_frame
 from tests.helpers import run
 from tests.incidents.test_sources import NASHVILLE
 
