@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any, Protocol, TypeVar
 
@@ -58,6 +58,14 @@ VsFrom = Annotated[
 VsTo = Annotated[
     datetime | None, typer.Option("--vs-to", formats=_DATE, help="Explicit comparison period end.")
 ]
+ParquetOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--parquet",
+        help="A Parquet dataset folder (incidents export --parquet) read out of core with dask; "
+        "with --pack, that city's partitions.",
+    ),
+]
 SourceOpt = Annotated[
     list[str] | None,
     typer.Option(
@@ -96,6 +104,9 @@ def load_source(
     city: str | None,
     by: str = "city",
     sources: list[str] | None = None,
+    *,
+    parquet: Path | None = None,
+    days: tuple[date | None, date | None] = (None, None),
 ) -> Source:
     """Read the incidents of a city (or all) from a canonical CSV or the database.
 
@@ -117,6 +128,12 @@ def load_source(
         Jurisdiction level the statistic will use (checked before reading anything).
     sources : list of str, optional
         Keep only incidents of these sources.
+    parquet : pathlib.Path, optional
+        A Parquet dataset (``incidents export --parquet``) read out of core with dask into a
+        reduced frame (:mod:`citywatch.analytics.parquet`); takes the place of the database.
+    days : (date or None, date or None)
+        With ``parquet``: the first and last local day the statistic needs (months outside
+        are not read).
 
     Returns
     -------
@@ -124,8 +141,11 @@ def load_source(
     """
     if by not in LEVELS:  # fail before reading a large file
         raise ValidationError(f"unknown jurisdiction level {by!r}: use one of {LEVELS}", field="by")
-    if db is not None and incidents is not None:
-        raise ValidationError("give either --db or --incidents, not both", field="incidents")
+    given = [
+        name for name, v in (("--db", db), ("--incidents", incidents), ("--parquet", parquet)) if v
+    ]
+    if len(given) > 1:
+        raise OptionError(f"give one of {', '.join(given)}, not several", field="incidents")
     jurisdictions: dict[str, list[str]] = {}
     boundaries: dict[str, dict[str, Any]] = {}
     label = "city"
@@ -144,6 +164,10 @@ def load_source(
             )
     if tz is None:
         raise ValidationError("give --tz (the city's time zone) or --city", field="tz")
+    if parquet is not None:
+        return _parquet_source(
+            parquet, tz, label if pack else None, by, sources, days, jurisdictions, boundaries
+        )
     with progress() as bar:
         bar.add_task("Reading incidents", total=None)
         loaded = load_incidents(
@@ -154,6 +178,34 @@ def load_source(
             pack=pack,
         )
     return Source(loaded.frame, tz, label, jurisdictions, boundaries, loaded.notes())
+
+
+def _parquet_source(
+    folder: Path,
+    tz: str,
+    city: str | None,
+    by: str,
+    sources: list[str] | None,
+    days: tuple[date | None, date | None],
+    jurisdictions: dict[str, list[str]],
+    boundaries: dict[str, dict[str, Any]],
+) -> Source:
+    from citywatch.analytics.parquet import reduced_frame
+
+    with progress() as bar:
+        task = bar.add_task(f"Reading {folder} (dask)", total=None)
+        frame = reduced_frame(
+            folder,
+            tz=tz,
+            by=by,
+            city=city,
+            sources=sources,
+            first_day=days[0],
+            last_day=days[1],
+            on_progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+    note = f"read out of core from the Parquet dataset {folder}"
+    return Source(frame, tz, city or "city", jurisdictions, boundaries, [note])
 
 
 def _period(start: datetime, end: datetime) -> Period:
@@ -201,11 +253,13 @@ def _against_baseline(
     tz: str | None,
     city: str | None,
     sources: list[str] | None,
+    parquet: Path | None,
 ) -> _R:
     """Read the incidents and run a statistic of a period against its comparison period."""
     period = _period(start, end)
     against = _baseline(period, baseline, vs_from, vs_to)  # options first, then the data
-    source = load_source(db, incidents, tz, city, by, sources)
+    days = (min(period.start, against.start), max(period.end, against.end))
+    source = load_source(db, incidents, tz, city, by, sources, parquet=parquet, days=days)
     result = stat(
         source.incidents,
         period,
@@ -241,6 +295,7 @@ def compare_command(
     vs_to: VsTo = None,
     db: DbOption = None,
     incidents: IncidentsOption = None,
+    parquet: ParquetOpt = None,
     tz: TzOption = None,
     city: PackOption = None,
     source: SourceOpt = None,
@@ -248,7 +303,20 @@ def compare_command(
 ) -> None:
     """Counts against the previous year (or period), % change and Poisson z-score."""
     result = _against_baseline(
-        compare, start, end, category, by, baseline, vs_from, vs_to, db, incidents, tz, city, source
+        compare,
+        start,
+        end,
+        category,
+        by,
+        baseline,
+        vs_from,
+        vs_to,
+        db,
+        incidents,
+        tz,
+        city,
+        source,
+        parquet,
     )
     if json:
         print_json(result.as_dict())
@@ -283,6 +351,7 @@ def clearance_command(
     vs_to: VsTo = None,
     db: DbOption = None,
     incidents: IncidentsOption = None,
+    parquet: ParquetOpt = None,
     tz: TzOption = None,
     city: PackOption = None,
     source: SourceOpt = None,
@@ -303,6 +372,7 @@ def clearance_command(
         tz,
         city,
         source,
+        parquet,
     )
     if json:
         print_json(result.as_dict())
@@ -338,13 +408,16 @@ def quiet_days_command(
     by: By = "city",
     db: DbOption = None,
     incidents: IncidentsOption = None,
+    parquet: ParquetOpt = None,
     tz: TzOption = None,
     city: PackOption = None,
     source: SourceOpt = None,
     json: JsonOption = False,
 ) -> None:
     """Days without incidents, the longest zero run and the current one ("days since")."""
-    data = load_source(db, incidents, tz, city, by, source)
+    # every month is read: the current zero run may reach back before the period, and the
+    # first and last days of the data are reported
+    data = load_source(db, incidents, tz, city, by, source, parquet=parquet)
     result = quiet_days(data.incidents, _period(start, end), categories=category, **data.kwargs(by))
     result.notes[:0] = data.notes
     if json:
@@ -391,6 +464,7 @@ def profile_command(
     vs_to: VsTo = None,
     db: DbOption = None,
     incidents: IncidentsOption = None,
+    parquet: ParquetOpt = None,
     tz: TzOption = None,
     city: PackOption = None,
     source: SourceOpt = None,
@@ -398,7 +472,20 @@ def profile_command(
 ) -> None:
     """Hour-of-day and weekday profile of two periods, peak hours and a shift test."""
     result = _against_baseline(
-        profile, start, end, category, by, baseline, vs_from, vs_to, db, incidents, tz, city, source
+        profile,
+        start,
+        end,
+        category,
+        by,
+        baseline,
+        vs_from,
+        vs_to,
+        db,
+        incidents,
+        tz,
+        city,
+        source,
+        parquet,
     )
     if json:
         print_json(result.as_dict())
