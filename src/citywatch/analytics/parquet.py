@@ -24,14 +24,12 @@ import pandas as pd
 from citywatch.analytics.scope import LEVELS, WEIGHT
 from citywatch.errors import DataError, ValidationError
 from citywatch.incidents.parquet import open_dataset
-from citywatch.incidents.record import coerce_frame, empty_frame
+from citywatch.incidents.record import empty_frame
 
 __all__ = ["reduced_frame"]
 
 #: The canonical columns a reduced frame keeps besides ``received_at``.
 _KEYS = ("category", "time_precision", "solved")
-#: Sentinel for missing keys while grouping (pandas drops NA group keys otherwise).
-_NA = "\x00"
 
 
 def _reduce(
@@ -42,13 +40,13 @@ def _reduce(
         part = part[part["source"].isin(sources)]
     keys = [*([level] if level else []), *_KEYS]
     local_hour = part["received_at"].dt.tz_convert(tz).dt.tz_localize(None).dt.floor("h")
-    frame = pd.DataFrame(
-        {k: part[k].astype("string").fillna(_NA) for k in keys}
-        | {"_hour": local_hour, "received_at": part["received_at"]}
-    )
-    out = frame.groupby([*keys, "_hour"], sort=False, observed=True).agg(
-        received_at=("received_at", "min"), **{WEIGHT: ("received_at", "size")}
-    )
+    frame = part[[*keys, "received_at"]].assign(_hour=local_hour)
+    return _group(frame, keys, ("received_at", "size"))
+
+
+def _group(frame: pd.DataFrame, keys: list[str], count: tuple[str, str]) -> pd.DataFrame:
+    grouped = frame.groupby([*keys, "_hour"], sort=False, dropna=False, observed=True)
+    out = grouped.agg(received_at=("received_at", "min"), **{WEIGHT: count})
     return out.reset_index()
 
 
@@ -86,8 +84,9 @@ def reduced_frame(
     Returns
     -------
     pandas.DataFrame
-        Canonical columns (the others empty) plus :data:`~citywatch.analytics.scope.WEIGHT`,
-        ordered by ``received_at``.
+        Columns ``received_at``, the level's (unless ``by`` is ``"city"``), ``category``,
+        ``time_precision``, ``solved`` and :data:`~citywatch.analytics.scope.WEIGHT`, ordered by
+        ``received_at``: what the statistics read of a canonical frame.
     """
     if by not in LEVELS:
         raise ValidationError(f"unknown jurisdiction level {by!r}: use one of {LEVELS}", field="by")
@@ -107,17 +106,11 @@ def reduced_frame(
     except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
         raise DataError(f"cannot read the Parquet dataset {folder}: {exc}") from None
     keys = [*([level] if level else []), *_KEYS]
-    total = reduced.groupby([*keys, "_hour"], sort=False).agg(
-        received_at=("received_at", "min"), **{WEIGHT: (WEIGHT, "sum")}
-    )
-    frame = total.reset_index().drop(columns="_hour")
-    for key in keys:
-        frame[key] = frame[key].mask(frame[key] == _NA)
-    frame["solved"] = frame["solved"].map({"True": True, "False": False}).astype("boolean")
-    weights = frame.pop(WEIGHT).astype("int64")
-    frame["id"] = [f"reduced:{i}" for i in range(len(frame))]  # a row is a group, not an incident
-    out = coerce_frame(frame).assign(**{WEIGHT: weights.to_numpy()})
-    return out.sort_values("received_at", kind="stable").reset_index(drop=True)
+    frame = _group(reduced, keys, (WEIGHT, "sum")).drop(columns="_hour")
+    for key in keys:  # a few distinct values each: categories keep the frame small
+        frame[key] = frame[key].astype("boolean" if key == "solved" else "category")
+    frame[WEIGHT] = frame[WEIGHT].astype("int64")
+    return frame.sort_values("received_at", kind="stable").reset_index(drop=True)
 
 
 def _compute(parts: list[Any], on_progress: Callable[[int, int], None] | None) -> pd.DataFrame:
