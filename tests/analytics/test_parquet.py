@@ -63,6 +63,14 @@ def test_every_statistic_equals_the_in_memory_one(
         assert got.as_dict() == expected.as_dict(), stat.__name__
     expected_q = quiet_days(incidents, period, tz=NY, by=by)
     assert quiet_days(reduced, period, tz=NY, by=by).as_dict() == expected_q.as_dict()
+    # by local day, the counts and the zero days are still exact, from fewer rows
+    daily = reduced_frame(dataset, tz=NY, by=by, resolution="day")
+    assert len(daily) < len(reduced) and int(daily[WEIGHT].sum()) == len(incidents)
+    for stat in (compare, clearance, quiet_days):
+        expected = stat(incidents, period, tz=NY, by=by)
+        assert stat(daily, period, tz=NY, by=by).as_dict() == expected.as_dict(), stat.__name__
+    with pytest.raises(ValidationError, match="unknown resolution"):
+        reduced_frame(dataset, tz=NY, resolution="minute")
     # the numbers are real: robberies are about a fifth of the incidents
     rows = compare(reduced, period, tz=NY, by=by, categories=["robbery", "all"]).as_dict()["rows"]
     robbery = sum(r["current"] for r in rows if r["category"] == "robbery")

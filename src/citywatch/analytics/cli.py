@@ -107,6 +107,7 @@ def load_source(
     *,
     parquet: Path | None = None,
     days: tuple[date | None, date | None] = (None, None),
+    hours: bool = False,
 ) -> Source:
     """Read the incidents of a city (or all) from a canonical CSV or the database.
 
@@ -134,6 +135,8 @@ def load_source(
     days : (date or None, date or None)
         With ``parquet``: the first and last local day the statistic needs (months outside
         are not read).
+    hours : bool
+        With ``parquet``: keep local hours (the hour-of-day profile), not only local days.
 
     Returns
     -------
@@ -166,7 +169,15 @@ def load_source(
         raise ValidationError("give --tz (the city's time zone) or --city", field="tz")
     if parquet is not None:
         return _parquet_source(
-            parquet, tz, label if pack else None, by, sources, days, jurisdictions, boundaries
+            parquet,
+            tz,
+            label if pack else None,
+            by,
+            sources,
+            days,
+            hours,
+            jurisdictions,
+            boundaries,
         )
     with progress() as bar:
         bar.add_task("Reading incidents", total=None)
@@ -187,6 +198,7 @@ def _parquet_source(
     by: str,
     sources: list[str] | None,
     days: tuple[date | None, date | None],
+    hours: bool,
     jurisdictions: dict[str, list[str]],
     boundaries: dict[str, dict[str, Any]],
 ) -> Source:
@@ -200,6 +212,7 @@ def _parquet_source(
             by=by,
             city=city,
             sources=sources,
+            resolution="hour" if hours else "day",
             first_day=days[0],
             last_day=days[1],
             on_progress=lambda done, total: bar.update(task, completed=done, total=total),
@@ -254,12 +267,15 @@ def _against_baseline(
     city: str | None,
     sources: list[str] | None,
     parquet: Path | None,
+    hours: bool = False,
 ) -> _R:
     """Read the incidents and run a statistic of a period against its comparison period."""
     period = _period(start, end)
     against = _baseline(period, baseline, vs_from, vs_to)  # options first, then the data
     days = (min(period.start, against.start), max(period.end, against.end))
-    source = load_source(db, incidents, tz, city, by, sources, parquet=parquet, days=days)
+    source = load_source(
+        db, incidents, tz, city, by, sources, parquet=parquet, days=days, hours=hours
+    )
     result = stat(
         source.incidents,
         period,
@@ -486,6 +502,7 @@ def profile_command(
         city,
         source,
         parquet,
+        hours=True,
     )
     if json:
         print_json(result.as_dict())

@@ -5,11 +5,13 @@ The statistics (:func:`~citywatch.analytics.compare.compare`, ``clearance``, ``q
 precision, its outcome and its local day and hour.  :func:`reduced_frame` therefore reads just
 those columns of a dataset (:mod:`citywatch.incidents.parquet`), file by file in parallel, and
 collapses each file to one row per distinct (jurisdiction, category, precision, solved, local
-hour) with the number of incidents it stands for (:data:`~citywatch.analytics.scope.WEIGHT`).
+hour or local day) with the number of incidents it stands for
+(:data:`~citywatch.analytics.scope.WEIGHT`).
 Counts add up across files, so the reduced frame is exact, and the statistics run on it
 unchanged: a row's ``received_at`` is the earliest time of its incidents, which lies in the same
-local hour as every one of them.  Memory grows with the number of distinct keys (at most
-jurisdictions x categories x hours), not with the number of incidents.
+local hour (or day) as every one of them.  Memory grows with the number of distinct keys (at
+most jurisdictions x categories x days, or hours for the profile), not with the number of
+incidents.
 """
 
 from __future__ import annotations
@@ -26,21 +28,26 @@ from citywatch.errors import DataError, ValidationError
 from citywatch.incidents.parquet import open_dataset
 from citywatch.incidents.record import empty_frame
 
-__all__ = ["reduced_frame"]
+__all__ = ["RESOLUTIONS", "reduced_frame"]
 
 #: The canonical columns a reduced frame keeps besides ``received_at``.
 _KEYS = ("category", "time_precision", "solved")
 
 
+#: How finely a reduced frame keeps local time: a day suffices for counts and zero days, the
+#: hour-of-day profile needs hours.
+RESOLUTIONS = {"day": "D", "hour": "h"}
+
+
 def _reduce(
-    part: pd.DataFrame, tz: str, level: str | None, sources: list[str] | None
+    part: pd.DataFrame, tz: str, level: str | None, sources: list[str] | None, freq: str
 ) -> pd.DataFrame:
     """One row per distinct key and local hour of a file's incidents, with their count."""
     if sources is not None:
         part = part[part["source"].isin(sources)]
     keys = [*([level] if level else []), *_KEYS]
-    local_hour = part["received_at"].dt.tz_convert(tz).dt.tz_localize(None).dt.floor("h")
-    frame = part[[*keys, "received_at"]].assign(_hour=local_hour)
+    local = part["received_at"].dt.tz_convert(tz).dt.tz_localize(None).dt.floor(freq)
+    frame = part[[*keys, "received_at"]].assign(_hour=local)
     return _group(frame, keys, ("received_at", "size"))
 
 
@@ -57,6 +64,7 @@ def reduced_frame(
     by: str = "city",
     city: str | None = None,
     sources: list[str] | None = None,
+    resolution: str = "hour",
     first_day: date | None = None,
     last_day: date | None = None,
     on_progress: Callable[[int, int], None] | None = None,
@@ -75,6 +83,9 @@ def reduced_frame(
         City partition to read (default: every city).
     sources : list of str, optional
         Keep only incidents of these sources.
+    resolution : {"hour", "day"}
+        Local hours (every statistic) or local days (all but the hour-of-day profile; the
+        frame then stays within jurisdictions x categories x days, however many incidents).
     first_day, last_day : datetime.date, optional
         Local days the statistic needs; months wholly outside them (with a day's margin for
         the time zone) are never read.
@@ -90,6 +101,11 @@ def reduced_frame(
     """
     if by not in LEVELS:
         raise ValidationError(f"unknown jurisdiction level {by!r}: use one of {LEVELS}", field="by")
+    if resolution not in RESOLUTIONS:
+        raise ValidationError(
+            f"unknown resolution {resolution!r}: use one of {sorted(RESOLUTIONS)}"
+        )
+    freq = RESOLUTIONS[resolution]
     level = None if by == "city" else by
     columns = ["received_at", *([level] if level else []), *_KEYS]
     if sources is not None:
@@ -98,8 +114,8 @@ def reduced_frame(
     first = None if first_day is None else (pd.Timestamp(first_day) - margin).date()
     last = None if last_day is None else (pd.Timestamp(last_day) + margin).date()
     lazy = open_dataset(folder, columns, city=city, first_month=first, last_month=last)
-    meta = _reduce(empty_frame()[columns], tz, level, sources)
-    mapped = lazy.map_partitions(_reduce, tz, level, sources, meta=meta)  # type: ignore[no-untyped-call]
+    meta = _reduce(empty_frame()[columns], tz, level, sources, freq)
+    mapped = lazy.map_partitions(_reduce, tz, level, sources, freq, meta=meta)  # type: ignore[no-untyped-call]
     parts = mapped.to_delayed()
     try:
         reduced = _compute(parts, on_progress)

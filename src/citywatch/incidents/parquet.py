@@ -25,6 +25,7 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from citywatch.errors import DataError, NotFoundError, ValidationError
@@ -143,11 +144,14 @@ def write_dataset(
     for chunk in chunks:
         for city, part in _by_city(coerce_frame(chunk), packs, result.dropped):
             result.rows[city] = result.rows.get(city, 0) + len(part)
-            for month, rows in part.groupby(month_key(part["received_at"]), sort=True):
+            # one conversion to Arrow per chunk, then a slice of it per month
+            table = pa.Table.from_pandas(part[list(COLUMNS)], preserve_index=False)
+            codes, months = pd.factorize(month_key(part["received_at"]), sort=True)
+            for i, month in enumerate(months):
                 target = folder / f"city={city}" / f"month={month}"
                 target.mkdir(parents=True, exist_ok=True)
-                table = pa.Table.from_pandas(rows[list(COLUMNS)], preserve_index=False)
-                pq.write_table(table, target / f"part-{run}-{result.files:05d}.parquet")
+                rows = table.take(np.flatnonzero(codes == i))
+                pq.write_table(rows, target / f"part-{run}-{result.files:05d}.parquet")
                 result.files += 1
                 result.months.add(str(month))
     return result
