@@ -245,6 +245,33 @@ def _baseline(
     )
 
 
+@dataclass(frozen=True)
+class _Input:
+    """Where a statistic reads its incidents: the options every ``stats`` command shares."""
+
+    db: str | None
+    incidents: Path | None
+    parquet: Path | None
+    tz: str | None
+    city: str | None
+    sources: list[str] | None
+
+    def load(
+        self, by: str, *, days: tuple[date | None, date | None] = (None, None), hours: bool = False
+    ) -> Source:
+        return load_source(
+            self.db,
+            self.incidents,
+            self.tz,
+            self.city,
+            by,
+            self.sources,
+            parquet=self.parquet,
+            days=days,
+            hours=hours,
+        )
+
+
 class _Noted(Protocol):
     notes: list[str]
 
@@ -254,28 +281,21 @@ _R = TypeVar("_R", bound=_Noted)
 
 def _against_baseline(
     stat: Callable[..., _R],
-    start: datetime,
-    end: datetime,
+    window: tuple[datetime, datetime, str | None, datetime | None, datetime | None],
     category: list[str] | None,
     by: str,
-    baseline: str | None,
-    vs_from: datetime | None,
-    vs_to: datetime | None,
-    db: str | None,
-    incidents: Path | None,
-    tz: str | None,
-    city: str | None,
-    sources: list[str] | None,
-    parquet: Path | None,
+    data: _Input,
     hours: bool = False,
 ) -> _R:
-    """Read the incidents and run a statistic of a period against its comparison period."""
+    """Read the incidents and run a statistic of a period against its comparison period.
+
+    ``window`` is the options ``--from``, ``--to``, ``--baseline``, ``--vs-from``, ``--vs-to``.
+    """
+    start, end, baseline, vs_from, vs_to = window
     period = _period(start, end)
     against = _baseline(period, baseline, vs_from, vs_to)  # options first, then the data
     days = (min(period.start, against.start), max(period.end, against.end))
-    source = load_source(
-        db, incidents, tz, city, by, sources, parquet=parquet, days=days, hours=hours
-    )
+    source = data.load(by, days=days, hours=hours)
     result = stat(
         source.incidents,
         period,
@@ -320,19 +340,10 @@ def compare_command(
     """Counts against the previous year (or period), % change and Poisson z-score."""
     result = _against_baseline(
         compare,
-        start,
-        end,
+        (start, end, baseline, vs_from, vs_to),
         category,
         by,
-        baseline,
-        vs_from,
-        vs_to,
-        db,
-        incidents,
-        tz,
-        city,
-        source,
-        parquet,
+        _Input(db, incidents, parquet, tz, city, source),
     )
     if json:
         print_json(result.as_dict())
@@ -376,19 +387,10 @@ def clearance_command(
     """Clearance rate (solved / recorded) with its change in percentage points."""
     result = _against_baseline(
         clearance,
-        start,
-        end,
+        (start, end, baseline, vs_from, vs_to),
         category,
         by,
-        baseline,
-        vs_from,
-        vs_to,
-        db,
-        incidents,
-        tz,
-        city,
-        source,
-        parquet,
+        _Input(db, incidents, parquet, tz, city, source),
     )
     if json:
         print_json(result.as_dict())
@@ -433,7 +435,7 @@ def quiet_days_command(
     """Days without incidents, the longest zero run and the current one ("days since")."""
     # every month is read: the current zero run may reach back before the period, and the
     # first and last days of the data are reported
-    data = load_source(db, incidents, tz, city, by, source, parquet=parquet)
+    data = _Input(db, incidents, parquet, tz, city, source).load(by)
     result = quiet_days(data.incidents, _period(start, end), categories=category, **data.kwargs(by))
     result.notes[:0] = data.notes
     if json:
@@ -489,19 +491,10 @@ def profile_command(
     """Hour-of-day and weekday profile of two periods, peak hours and a shift test."""
     result = _against_baseline(
         profile,
-        start,
-        end,
+        (start, end, baseline, vs_from, vs_to),
         category,
         by,
-        baseline,
-        vs_from,
-        vs_to,
-        db,
-        incidents,
-        tz,
-        city,
-        source,
-        parquet,
+        _Input(db, incidents, parquet, tz, city, source),
         hours=True,
     )
     if json:
