@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 from datetime import datetime
 from pathlib import Path
 
@@ -52,6 +54,40 @@ def test_local_cluster_equals_serial(tmp_path: Path) -> None:
     again = run_sweep(spec, serial=True, out=tmp_path / "out")
     pd.testing.assert_frame_equal(again, serial)
     assert len((tmp_path / "out" / "rows.jsonl").read_text().splitlines()) == 8
+
+
+def test_a_killed_worker_loses_no_task(tmp_path: Path) -> None:
+    import distributed
+
+    spec = load_sweep(write_grid(tmp_path, replications=2, seed=11))  # 4 tasks
+    serial = run_sweep(spec, serial=True)
+    killed: list[str] = []
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+
+        def kill_a_busy_worker(done: int, total: int) -> None:
+            # after the first row, SIGKILL a worker while it runs a task: the scheduler must
+            # run that task again elsewhere (or on the nanny's restarted worker)
+            busy = [w for w, keys in client.processing().items() if keys]
+            if killed or not busy:
+                return
+            pids = client.run(os.getpid, workers=[busy[0]])
+            os.kill(pids[busy[0]], signal.SIGKILL)
+            killed.append(busy[0])
+
+        rows = run_sweep(
+            spec,
+            scheduler=cluster.scheduler_address,
+            out=tmp_path / "out",
+            on_done=kill_a_busy_worker,
+        )
+    assert killed, "no worker was busy after the first task: nothing was killed"
+    pd.testing.assert_frame_equal(rows, serial)
+    assert len((tmp_path / "out" / "rows.jsonl").read_text().splitlines()) == len(serial)
 
 
 def test_partial_rows_are_kept_and_only_the_rest_run(tmp_path: Path) -> None:

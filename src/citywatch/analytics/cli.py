@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any, Protocol, TypeVar
 
@@ -58,6 +58,14 @@ VsFrom = Annotated[
 VsTo = Annotated[
     datetime | None, typer.Option("--vs-to", formats=_DATE, help="Explicit comparison period end.")
 ]
+ParquetOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--parquet",
+        help="A Parquet dataset folder (incidents export --parquet) read out of core with dask; "
+        "with --pack, that city's partitions.",
+    ),
+]
 SourceOpt = Annotated[
     list[str] | None,
     typer.Option(
@@ -96,6 +104,10 @@ def load_source(
     city: str | None,
     by: str = "city",
     sources: list[str] | None = None,
+    *,
+    parquet: Path | None = None,
+    days: tuple[date | None, date | None] = (None, None),
+    hours: bool = False,
 ) -> Source:
     """Read the incidents of a city (or all) from a canonical CSV or the database.
 
@@ -117,6 +129,14 @@ def load_source(
         Jurisdiction level the statistic will use (checked before reading anything).
     sources : list of str, optional
         Keep only incidents of these sources.
+    parquet : pathlib.Path, optional
+        A Parquet dataset (``incidents export --parquet``) read out of core with dask into a
+        reduced frame (:mod:`citywatch.analytics.parquet`); takes the place of the database.
+    days : (date or None, date or None)
+        With ``parquet``: the first and last local day the statistic needs (months outside
+        are not read).
+    hours : bool
+        With ``parquet``: keep local hours (the hour-of-day profile), not only local days.
 
     Returns
     -------
@@ -124,8 +144,11 @@ def load_source(
     """
     if by not in LEVELS:  # fail before reading a large file
         raise ValidationError(f"unknown jurisdiction level {by!r}: use one of {LEVELS}", field="by")
-    if db is not None and incidents is not None:
-        raise ValidationError("give either --db or --incidents, not both", field="incidents")
+    given = [
+        name for name, v in (("--db", db), ("--incidents", incidents), ("--parquet", parquet)) if v
+    ]
+    if len(given) > 1:
+        raise OptionError(f"give one of {', '.join(given)}, not several", field="incidents")
     jurisdictions: dict[str, list[str]] = {}
     boundaries: dict[str, dict[str, Any]] = {}
     label = "city"
@@ -144,6 +167,18 @@ def load_source(
             )
     if tz is None:
         raise ValidationError("give --tz (the city's time zone) or --city", field="tz")
+    if parquet is not None:
+        return _parquet_source(
+            parquet,
+            tz,
+            label if pack else None,
+            by,
+            sources,
+            days,
+            hours,
+            jurisdictions,
+            boundaries,
+        )
     with progress() as bar:
         bar.add_task("Reading incidents", total=None)
         loaded = load_incidents(
@@ -154,6 +189,36 @@ def load_source(
             pack=pack,
         )
     return Source(loaded.frame, tz, label, jurisdictions, boundaries, loaded.notes())
+
+
+def _parquet_source(
+    folder: Path,
+    tz: str,
+    city: str | None,
+    by: str,
+    sources: list[str] | None,
+    days: tuple[date | None, date | None],
+    hours: bool,
+    jurisdictions: dict[str, list[str]],
+    boundaries: dict[str, dict[str, Any]],
+) -> Source:
+    from citywatch.analytics.parquet import reduced_frame
+
+    with progress() as bar:
+        task = bar.add_task(f"Reading {folder} (dask)", total=None)
+        frame = reduced_frame(
+            folder,
+            tz=tz,
+            by=by,
+            city=city,
+            sources=sources,
+            resolution="hour" if hours else "day",
+            first_day=days[0],
+            last_day=days[1],
+            on_progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+    note = f"read out of core from the Parquet dataset {folder}"
+    return Source(frame, tz, city or "city", jurisdictions, boundaries, [note])
 
 
 def _period(start: datetime, end: datetime) -> Period:
@@ -180,6 +245,33 @@ def _baseline(
     )
 
 
+@dataclass(frozen=True)
+class _Input:
+    """Where a statistic reads its incidents: the options every ``stats`` command shares."""
+
+    db: str | None
+    incidents: Path | None
+    parquet: Path | None
+    tz: str | None
+    city: str | None
+    sources: list[str] | None
+
+    def load(
+        self, by: str, *, days: tuple[date | None, date | None] = (None, None), hours: bool = False
+    ) -> Source:
+        return load_source(
+            self.db,
+            self.incidents,
+            self.tz,
+            self.city,
+            by,
+            self.sources,
+            parquet=self.parquet,
+            days=days,
+            hours=hours,
+        )
+
+
 class _Noted(Protocol):
     notes: list[str]
 
@@ -189,23 +281,21 @@ _R = TypeVar("_R", bound=_Noted)
 
 def _against_baseline(
     stat: Callable[..., _R],
-    start: datetime,
-    end: datetime,
+    window: tuple[datetime, datetime, str | None, datetime | None, datetime | None],
     category: list[str] | None,
     by: str,
-    baseline: str | None,
-    vs_from: datetime | None,
-    vs_to: datetime | None,
-    db: str | None,
-    incidents: Path | None,
-    tz: str | None,
-    city: str | None,
-    sources: list[str] | None,
+    data: _Input,
+    hours: bool = False,
 ) -> _R:
-    """Read the incidents and run a statistic of a period against its comparison period."""
+    """Read the incidents and run a statistic of a period against its comparison period.
+
+    ``window`` is the options ``--from``, ``--to``, ``--baseline``, ``--vs-from``, ``--vs-to``.
+    """
+    start, end, baseline, vs_from, vs_to = window
     period = _period(start, end)
     against = _baseline(period, baseline, vs_from, vs_to)  # options first, then the data
-    source = load_source(db, incidents, tz, city, by, sources)
+    days = (min(period.start, against.start), max(period.end, against.end))
+    source = data.load(by, days=days, hours=hours)
     result = stat(
         source.incidents,
         period,
@@ -241,6 +331,7 @@ def compare_command(
     vs_to: VsTo = None,
     db: DbOption = None,
     incidents: IncidentsOption = None,
+    parquet: ParquetOpt = None,
     tz: TzOption = None,
     city: PackOption = None,
     source: SourceOpt = None,
@@ -248,7 +339,11 @@ def compare_command(
 ) -> None:
     """Counts against the previous year (or period), % change and Poisson z-score."""
     result = _against_baseline(
-        compare, start, end, category, by, baseline, vs_from, vs_to, db, incidents, tz, city, source
+        compare,
+        (start, end, baseline, vs_from, vs_to),
+        category,
+        by,
+        _Input(db, incidents, parquet, tz, city, source),
     )
     if json:
         print_json(result.as_dict())
@@ -283,6 +378,7 @@ def clearance_command(
     vs_to: VsTo = None,
     db: DbOption = None,
     incidents: IncidentsOption = None,
+    parquet: ParquetOpt = None,
     tz: TzOption = None,
     city: PackOption = None,
     source: SourceOpt = None,
@@ -291,18 +387,10 @@ def clearance_command(
     """Clearance rate (solved / recorded) with its change in percentage points."""
     result = _against_baseline(
         clearance,
-        start,
-        end,
+        (start, end, baseline, vs_from, vs_to),
         category,
         by,
-        baseline,
-        vs_from,
-        vs_to,
-        db,
-        incidents,
-        tz,
-        city,
-        source,
+        _Input(db, incidents, parquet, tz, city, source),
     )
     if json:
         print_json(result.as_dict())
@@ -338,13 +426,16 @@ def quiet_days_command(
     by: By = "city",
     db: DbOption = None,
     incidents: IncidentsOption = None,
+    parquet: ParquetOpt = None,
     tz: TzOption = None,
     city: PackOption = None,
     source: SourceOpt = None,
     json: JsonOption = False,
 ) -> None:
     """Days without incidents, the longest zero run and the current one ("days since")."""
-    data = load_source(db, incidents, tz, city, by, source)
+    # every month is read: the current zero run may reach back before the period, and the
+    # first and last days of the data are reported
+    data = _Input(db, incidents, parquet, tz, city, source).load(by)
     result = quiet_days(data.incidents, _period(start, end), categories=category, **data.kwargs(by))
     result.notes[:0] = data.notes
     if json:
@@ -391,6 +482,7 @@ def profile_command(
     vs_to: VsTo = None,
     db: DbOption = None,
     incidents: IncidentsOption = None,
+    parquet: ParquetOpt = None,
     tz: TzOption = None,
     city: PackOption = None,
     source: SourceOpt = None,
@@ -398,7 +490,12 @@ def profile_command(
 ) -> None:
     """Hour-of-day and weekday profile of two periods, peak hours and a shift test."""
     result = _against_baseline(
-        profile, start, end, category, by, baseline, vs_from, vs_to, db, incidents, tz, city, source
+        profile,
+        (start, end, baseline, vs_from, vs_to),
+        category,
+        by,
+        _Input(db, incidents, parquet, tz, city, source),
+        hours=True,
     )
     if json:
         print_json(result.as_dict())

@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 
 from citywatch.analytics.scope import (
+    WEIGHT,
     Baseline,
     CategorySpec,
     Period,
@@ -140,8 +141,8 @@ def compare(
     previous = baseline_dates or baseline_period(period, baseline)
     frame, labels = scoped_frame(incidents, tz=tz, by=by, categories=categories, city=city)
     require_month_aligned(frame, [period, previous])
-    current_counts = in_period(frame, period).groupby(["jurisdiction", "category"]).size()
-    previous_counts = in_period(frame, previous).groupby(["jurisdiction", "category"]).size()
+    current_counts = in_period(frame, period).groupby(["jurisdiction", "category"])[WEIGHT].sum()
+    previous_counts = in_period(frame, previous).groupby(["jurisdiction", "category"])[WEIGHT].sum()
     rows = []
     for key in group_keys(frame, labels, [city] if by == "city" else jurisdictions):
         cur = int(current_counts.get(key, 0))
@@ -215,10 +216,10 @@ def clearance(
         part = in_period(frame, span)
         solved = part["solved"]
         grouped = part.assign(
-            _solved=solved.eq(True).fillna(False).astype(int),
-            _unknown=solved.isna().astype(int),
+            _solved=solved.eq(True).fillna(False).astype(int) * part[WEIGHT],
+            _unknown=solved.isna().astype(int) * part[WEIGHT],
         ).groupby(["jurisdiction", "category"])
-        stats[name] = (grouped.size(), grouped["_solved"].sum(), grouped["_unknown"].sum())
+        stats[name] = (grouped[WEIGHT].sum(), grouped["_solved"].sum(), grouped["_unknown"].sum())
     in_scope = pd.concat([in_period(frame, period), in_period(frame, previous)])
     if len(in_scope) and in_scope["solved"].isna().all():
         raise DataError(

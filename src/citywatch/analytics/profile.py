@@ -11,6 +11,7 @@ import pandas as pd
 from scipy import stats
 
 from citywatch.analytics.scope import (
+    WEIGHT,
     Baseline,
     CategorySpec,
     Period,
@@ -210,8 +211,11 @@ def profile(
 
 def _binned(part: pd.DataFrame, values: pd.Series, size: int) -> dict[tuple[str, str], np.ndarray]:
     """Counts of ``values`` (0 .. size-1) per (jurisdiction, category)."""
+    weights = part[WEIGHT]
     grouped = values.groupby([part["jurisdiction"], part["category"]])
     return {
-        (str(j), str(c)): np.bincount(v.to_numpy(dtype=np.int64), minlength=size)
+        (str(j), str(c)): np.bincount(
+            v.to_numpy(dtype=np.int64), weights=weights.loc[v.index].to_numpy(), minlength=size
+        ).astype(np.int64)
         for (j, c), v in grouped
     }

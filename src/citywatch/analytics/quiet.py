@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from citywatch.analytics.scope import (
+    WEIGHT,
     CategorySpec,
     Period,
     day_numbers,
@@ -201,12 +202,13 @@ def quiet_days(
         first_day = int(np.datetime64(data_start, "D").astype(np.int64))
 
     by_group = {
-        key: grp["_n"].to_numpy() for key, grp in frame.groupby(["jurisdiction", "category"])
+        key: (grp["_n"].to_numpy(), grp[WEIGHT].to_numpy())
+        for key, grp in frame.groupby(["jurisdiction", "category"])
     }
     empty = np.empty(0, dtype=np.int64)
     rows = []
     for key in group_keys(frame, labels, [city] if by == "city" else jurisdictions):
-        days = by_group.get(key, empty)
+        days, weights = by_group.get(key, (empty, empty))
         zero, longest = zero_runs(days, start, end)
         before = days[days <= end]
         if len(before):
@@ -232,7 +234,7 @@ def quiet_days(
                 current_zero_run=current,
                 last_incident=None if last is None else to_date(last),
                 lower_bound=lower,
-                incidents=int(((days >= start) & (days <= end)).sum()),
+                incidents=int(weights[(days >= start) & (days <= end)].sum()),
             )
         )
     notes = [*_coverage_notes(period, first_day, last_day), *unassigned_notes(frame, by)]

@@ -6,6 +6,11 @@ group is a (jurisdiction, category label) pair.  A category label is a taxonomy 
 (``robbery``), a taxonomy group (``two_robberies``) or ``all``; an incident can belong to
 several labels at once, so the long frame may repeat an incident under different labels but
 never within one label.
+
+A frame may carry a :data:`WEIGHT` column: each row then stands for that many incidents that
+share their jurisdictions, category, time precision, outcome and local hour (the reduced frames
+that :mod:`citywatch.analytics.parquet` computes out of core).  Every statistic counts with it,
+so a reduced frame gives the numbers of the incidents it stands for.
 """
 
 from __future__ import annotations
@@ -25,9 +30,11 @@ __all__ = [
     "ALL",
     "LEVELS",
     "UNASSIGNED",
+    "WEIGHT",
     "CategorySpec",
     "Period",
     "baseline_period",
+    "incident_count",
     "jurisdiction_sort_key",
     "local_days",
     "resolve_categories",
@@ -40,6 +47,8 @@ LEVELS = ("city", "bureau", "station", "zone")
 ALL = "all"
 #: Jurisdiction label of incidents whose jurisdiction column is empty (kept, never dropped).
 UNASSIGNED = "unassigned"
+#: Column of a reduced frame: how many incidents a row stands for (1 when absent).
+WEIGHT = "n"
 #: Order of the time precisions, finest first.
 _PRECISION_RANK = {"exact": 0, "day": 1, "month": 2}
 
@@ -230,8 +239,8 @@ def scoped_frame(
     -------
     (pandas.DataFrame, dict)
         Columns ``row`` (position of the incident in ``incidents``), ``jurisdiction``,
-        ``category``, ``day``, ``local_time``, ``time_precision`` and ``extra_columns``; and
-        the resolved category labels.
+        ``category``, ``day``, ``local_time``, ``time_precision``, :data:`WEIGHT` (incidents
+        the row stands for) and ``extra_columns``; and the resolved category labels.
     """
     if by not in LEVELS:
         raise ValidationError(f"unknown jurisdiction level {by!r}: use one of {LEVELS}", field="by")
@@ -263,6 +272,7 @@ def scoped_frame(
             "local_time": local,
             "day": local.dt.floor("D"),
             "time_precision": incidents["time_precision"],
+            WEIGHT: _weights(incidents),
             **{c: incidents[c] for c in extra_columns},
         },
         index=incidents.index,
@@ -274,9 +284,23 @@ def scoped_frame(
     return pd.concat(parts, ignore_index=True), labels
 
 
+def _weights(incidents: pd.DataFrame) -> pd.Series:
+    if WEIGHT not in incidents.columns:
+        return pd.Series(1, index=incidents.index, dtype=np.int64)
+    weights = incidents[WEIGHT]
+    if weights.isna().any() or (weights < 1).any():
+        raise DataError(f"the {WEIGHT!r} column of a reduced frame must hold counts >= 1")
+    return weights.astype(np.int64)
+
+
+def incident_count(frame: pd.DataFrame) -> int:
+    """Incidents behind some rows of a scoped frame, each counted once whatever its labels."""
+    return int(frame.drop_duplicates("row")[WEIGHT].sum())
+
+
 def unassigned_notes(frame: pd.DataFrame, by: str) -> list[str]:
     """A note when some incidents have no jurisdiction at level ``by`` (reported, not dropped)."""
-    missing = frame.loc[frame["jurisdiction"] == UNASSIGNED, "row"].nunique()
+    missing = incident_count(frame[frame["jurisdiction"] == UNASSIGNED])
     if by == "city" or not missing:
         return []
     return [
@@ -303,7 +327,7 @@ def require_precision(frame: pd.DataFrame, finest: str, statistic: str) -> None:
         kinds = ", ".join(sorted(set(frame.loc[coarse, "time_precision"])))
         raise InsufficientPrecisionError(
             f"{statistic} needs times to the {'day' if finest == 'day' else 'minute'}, but "
-            f"{frame.loc[coarse, 'row'].nunique()} incident(s) are known only to the {kinds}"
+            f"{incident_count(frame[coarse])} incident(s) are known only to the {kinds}"
         )
 
 

@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import pandas as pd
 import typer
 
 from citywatch.city import load_pack
 from citywatch.city.geo import table_format
 from citywatch.cli_options import DbOption, JsonOption, PackOption, TzOption
-from citywatch.console import console, print_json, print_table
+from citywatch.console import console, err_console, print_json, print_table, progress
 from citywatch.errors import OptionError, ValidationError
 from citywatch.incidents.decoding import check_encoding
 from citywatch.incidents.eido_schema import write_eido_file
 from citywatch.incidents.export import export_incidents
 from citywatch.incidents.importer import ImportReport, import_file
+from citywatch.incidents.parquet import write_dataset
 from citywatch.incidents.sources import SOURCE_NAMES, reader_for
-from citywatch.incidents.storage import load_incidents_frame
+from citywatch.incidents.storage import iter_incident_frames, load_incidents_frame
 from citywatch.incidents.taxonomy import load_taxonomy
 
 __all__ = ["app"]
@@ -120,13 +123,34 @@ def _show_report(report: ImportReport) -> None:
 @app.command("export")
 def export(
     out: Annotated[
-        Path,
+        Path | None,
         typer.Option(
             "--out",
             help="File to write: .csv (canonical), .geojson, .gpkg, .parquet, or EIDO JSON "
             "(--eido or .eido.json).",
         ),
-    ],
+    ] = None,
+    parquet: Annotated[
+        Path | None,
+        typer.Option(
+            "--parquet",
+            help="Instead of --out: a Parquet dataset folder partitioned by city and month, "
+            "streamed from the store (for data larger than memory; read by stats --parquet).",
+        ),
+    ] = None,
+    packs: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--pack",
+            "--city",
+            help="With --parquet: a city pack to partition by (repeatable); incidents outside "
+            "every pack are left out and counted.  Default: one partition 'all'.",
+        ),
+    ] = None,
+    overwrite: Annotated[
+        bool,
+        typer.Option("--overwrite", help="With --parquet: replace cities already in the folder."),
+    ] = False,
     since: Annotated[
         str | None, typer.Option(help="Only incidents received at or after (ISO date/time).")
     ] = None,
@@ -154,8 +178,21 @@ def export(
     json_: JsonOption = False,
 ) -> None:
     """Export stored incidents as a canonical CSV (read back with --source canonical), as
-    GeoJSON, GeoPackage or GeoParquet points, or as NENA EIDO JSON; CSV times are written in
-    --tz (default UTC)."""
+    GeoJSON, GeoPackage or GeoParquet points, as NENA EIDO JSON, or as a Parquet dataset
+    partitioned by city and month (--parquet); CSV times are written in --tz (default UTC)."""
+    if (out is None) == (parquet is None):
+        raise OptionError("give either --out FILE or --parquet DIR", field="out")
+    if parquet is not None:
+        if eido or fmt is not None or tz is not None:
+            raise OptionError(
+                "--eido, --format and --tz apply to --out files; a Parquet dataset keeps UTC",
+                field="parquet",
+            )
+        _export_parquet(parquet, packs or [], overwrite, since, until, category, source, db, json_)
+        return
+    if packs or overwrite:
+        raise OptionError("--pack and --overwrite apply to --parquet", field="pack")
+    assert out is not None
     if tz is not None:
         _check_tz(tz)
     eido = eido or out.name.endswith(".eido.json")
@@ -171,6 +208,49 @@ def export(
         print_json({"out": str(out), "rows": rows})
     else:
         console.print(f"Wrote {rows:,} incidents to {out}")
+
+
+def _export_parquet(
+    folder: Path,
+    pack_names: list[str],
+    overwrite: bool,
+    since: str | None,
+    until: str | None,
+    category: list[str] | None,
+    source: list[str] | None,
+    db: str | None,
+    json_: bool,
+) -> None:
+    loaded = [load_pack(name) for name in pack_names]
+    packs = [(pack.name, pack) for pack in loaded]
+    chunks = iter_incident_frames(
+        db, start=since, end=until, categories=category or None, sources=source or None
+    )
+    with progress() as bar:
+        task = bar.add_task(f"Writing {folder}", total=None)
+        written = write_dataset(
+            _counted(chunks, lambda n: bar.advance(task, n)),
+            folder,
+            packs=packs,
+            overwrite=overwrite,
+        )
+    if json_:
+        print_json(written.as_dict())
+        return
+    console.print(
+        f"Wrote {sum(written.rows.values()):,} incidents to {folder} "
+        f"({written.files:,} files, {len(written.months):,} months)"
+    )
+    for reason, n in written.dropped.items():
+        err_console.print(f"Note: {n:,} incident(s) left out: {reason}", markup=False)
+
+
+def _counted(
+    chunks: Iterator[pd.DataFrame], advance: Callable[[int], None]
+) -> Iterator[pd.DataFrame]:
+    for chunk in chunks:
+        yield chunk
+        advance(len(chunk))
 
 
 def _check_tz(tz: str) -> None:

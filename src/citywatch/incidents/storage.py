@@ -7,7 +7,7 @@ their import batch's id, which counts them exactly.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import date, datetime
 from typing import Any
 
@@ -23,7 +23,13 @@ from citywatch.incidents.taxonomy import Taxonomy, load_taxonomy
 from citywatch.store.db import engine_scope
 from citywatch.store.models import IncidentRow
 
-__all__ = ["as_utc_bound", "frame_to_rows", "insert_incidents", "load_incidents_frame"]
+__all__ = [
+    "as_utc_bound",
+    "frame_to_rows",
+    "insert_incidents",
+    "iter_incident_frames",
+    "load_incidents_frame",
+]
 
 _TABLE: Table = IncidentRow.__table__  # type: ignore[assignment]
 # rows per INSERT statement round: large enough to amortise, small enough for progress updates
@@ -189,6 +195,42 @@ def load_incidents_frame(
     """
     tax = taxonomy if taxonomy is not None else load_taxonomy()
     stmt = _query(start, end, categories, sources, stations, tax)
+    frames = list(_frames(engine_or_url, stmt, None))
+    return frames[0] if frames else empty_frame()
+
+
+def iter_incident_frames(
+    engine_or_url: Engine | str | None = None,
+    *,
+    chunk_rows: int = 200_000,
+    start: datetime | date | str | None = None,
+    end: datetime | date | str | None = None,
+    categories: Iterable[str] | None = None,
+    sources: Iterable[str] | None = None,
+    taxonomy: Taxonomy | None = None,
+) -> Iterator[pd.DataFrame]:
+    """Stored incidents as canonical frames of at most ``chunk_rows`` rows, in time order.
+
+    For exports larger than memory: the rows are streamed from the database, never all held.
+    Parameters other than ``chunk_rows`` are those of :func:`load_incidents_frame`.
+
+    Yields
+    ------
+    pandas.DataFrame
+        Canonical frames, ordered by ``received_at`` within and across chunks.
+    """
+    if chunk_rows < 1:
+        raise ValidationError("chunk_rows must be at least 1", field="chunk_rows")
+    tax = taxonomy if taxonomy is not None else load_taxonomy()
+    yield from _frames(
+        engine_or_url, _query(start, end, categories, sources, None, tax), chunk_rows
+    )
+
+
+def _frames(
+    engine_or_url: Engine | str | None, stmt: Select[Any], chunk_rows: int | None
+) -> Iterator[pd.DataFrame]:
+    """Yield the rows of ``stmt`` as canonical frames (all in one when ``chunk_rows`` is None)."""
     with engine_scope(engine_or_url) as engine:
         try:
             with engine.connect() as conn:
@@ -197,9 +239,13 @@ def load_incidents_frame(
                         f"{engine.url!r} holds no incidents table yet: "
                         "import incidents first (citywatch incidents import)"
                     )
-                rows = conn.execute(stmt).all()
+                if chunk_rows is None:
+                    rows = conn.execute(stmt).all()
+                    if rows:
+                        yield coerce_frame(pd.DataFrame.from_records(rows, columns=list(COLUMNS)))
+                    return
+                result = conn.execution_options(yield_per=chunk_rows).execute(stmt)
+                for part in result.partitions():
+                    yield coerce_frame(pd.DataFrame.from_records(part, columns=list(COLUMNS)))
         except OperationalError as exc:
             raise DataError(f"cannot read incidents from {engine.url!r}: {exc.orig}") from None
-    if not rows:
-        return empty_frame()
-    return coerce_frame(pd.DataFrame.from_records(rows, columns=list(COLUMNS)))
