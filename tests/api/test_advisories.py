@@ -4,6 +4,7 @@ audited, routed to the station, off by default and per category."""
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,6 +28,8 @@ from citywatch.api.app import _visible, create_app
 from citywatch.api.settings import Settings
 from citywatch.city import CityPack
 from citywatch.dispatch.accounts import Principal, Role
+from citywatch.forecast.pipeline import write_risk_geojson
+from citywatch.forecast.surface import grid_surface
 from citywatch.incidents.record import coerce_frame
 from citywatch.incidents.storage import insert_incidents
 from citywatch.routing import Router
@@ -73,10 +76,13 @@ def advised(
     tmp_path_factory: pytest.TempPathFactory, manhattan: tuple[CityPack, Router]
 ) -> Iterator[tuple[Server, pd.DataFrame]]:
     pack, router = manhattan
-    url = f"sqlite:///{Path(tmp_path_factory.mktemp('advisories')) / 'citywatch.db'}"
-    app = create_app(
-        Settings(pack="manhattan", db_url=url, advisories=CONFIG), pack=pack, router=router
+    home = Path(tmp_path_factory.mktemp("advisories"))
+    url = f"sqlite:///{home / 'citywatch.db'}"
+    (home / "forecasts").mkdir()
+    settings = Settings(
+        pack="manhattan", db_url=url, advisories=CONFIG, forecast_dir=str(home / "forecasts")
     )
+    app = create_app(settings, pack=pack, router=router)
     history = _history(pack, datetime.now(UTC))
     engine = app.state.service.sessions.kw["bind"]
     with engine.begin() as conn:
@@ -249,11 +255,33 @@ def test_settings_refuse_unknown_categories_and_travel_to_workers() -> None:
     with pytest.raises(Exception, match="not shooting"):
         AdvisoryConfig(categories=("shooting",))
     settings = Settings(pack="manhattan", advisories=CONFIG, forecast_dir="/tmp/f")
-    import os
-
     os.environ["CITYWATCH_SERVE_SETTINGS"] = settings.to_env()
     try:
         again = Settings.from_env()
     finally:
         del os.environ["CITYWATCH_SERVE_SETTINGS"]
     assert again.advisories == CONFIG and again.forecast_dir == "/tmp/f"
+
+
+def test_forecast_layer_is_the_newest_published_forecast(
+    advised: tuple[Server, pd.DataFrame],
+) -> None:
+    srv, _ = advised
+    folder = Path(srv.app.state.settings.forecast_dir)
+    assert srv.client("disp").get("/api/v1/forecast/layer").status_code == 404
+    pack = srv.app.state.service.pack
+    to_m = Transformer.from_crs("EPSG:4326", pack.crs, always_xy=True)
+    x0, y0 = to_m.transform(*UNION_SQUARE)
+    points = np.column_stack([x0 + 250.0 * np.arange(10), np.full(10, y0)])
+    surface = grid_surface(250.0, pack.crs, points=points)
+    risk = np.arange(1.0, 11.0)
+    write_risk_geojson(surface, risk * 0, folder / "old.geojson", {"predictor": "naive"})
+    meta = {"predictor": "kde", "origin": "2026-11-30T00:00:00+00:00", "backtest": None}
+    write_risk_geojson(surface, risk, folder / "new.geojson", meta)
+    os.utime(folder / "old.geojson", (1, 1))
+    doc = srv.client("off13").get("/api/v1/forecast/layer", params={"top": 3}).json()
+    assert doc["file"] == "new.geojson" and doc["cells"] == 10
+    assert doc["forecast"] == meta
+    # the three riskiest cells: the last three squares east of Union Square
+    assert sorted(f["properties"]["cell"] for f in doc["features"]) == [7, 8, 9]
+    assert [f["properties"]["rank"] for f in doc["features"]] == [3, 2, 1]

@@ -73,7 +73,7 @@ def test_the_forecast_csv_and_bad_files(tmp_path: Path, pack: CityPack) -> None:
     with pytest.raises(DataError, match="every weight is zero"):
         read_risk_surface(tmp_path / "zero.csv")
     (tmp_path / "bad.geojson").write_text('{"type": "FeatureCollection", "features": []}')
-    with pytest.raises(DataError, match="no features|with features"):
+    with pytest.raises(DataError, match="FeatureCollection with features"):
         read_risk_surface(tmp_path / "bad.geojson")
 
 
@@ -91,9 +91,8 @@ def test_simulate_demand_draws_incidents_from_the_surface(
     )  # fmt: skip
     assert res.exit_code == 0, res.output
     inc = pd.read_parquet(out / "incidents.parquet")
-    squares = shapely.from_geojson(
-        [json.dumps(f["geometry"]) for f in json.loads((tmp_path / "risk.geojson").read_text())["features"]]
-    )  # fmt: skip
+    features = json.loads((tmp_path / "risk.geojson").read_text())["features"]
+    squares = shapely.from_geojson([json.dumps(f["geometry"]) for f in features])
     inside = np.column_stack(
         [shapely.contains_xy(sq, inc["lon"].to_numpy(), inc["lat"].to_numpy()) for sq in squares]
     )
@@ -107,6 +106,5 @@ def test_simulate_demand_draws_incidents_from_the_surface(
         app, ["simulate", "run", str(scenario), "--out", str(tmp_path / "p"), "--workers", "1"]
     )
     assert plain.exit_code == 0
-    assert not np.any(
-        shapely.contains_xy(squares[0], *pd.read_parquet(tmp_path / "p" / "incidents.parquet")[["lon", "lat"]].to_numpy().T)
-    )  # fmt: skip
+    own = pd.read_parquet(tmp_path / "p" / "incidents.parquet")[["lon", "lat"]].to_numpy()
+    assert not np.any(shapely.contains_xy(squares[0], own[:, 0], own[:, 1]))
