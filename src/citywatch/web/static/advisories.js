@@ -129,10 +129,12 @@ function evidenceHtml(doc) {
   const ev = doc.evidence || {};
   const table = ev.table || {};
   const w = ev.window || {};
+  const nRows = (table.rows || []).length, nCols = (table.columns || []).length;
   const rows = (table.rows || []).map((label, r) => `<tr><th>${esc(label)}</th>${
     (table.columns || []).map((_, c) => {
       const ratio = table.knox_ratio[r][c], p = table.p_value[r][c];
-      const sig = p <= 0.05 && ratio > 1;
+      // the "more than" row and column never make a window, whatever their p-value
+      const sig = r < nRows - 1 && c < nCols - 1 && p <= 0.05 && ratio > 1;
       return `<td class="${sig ? "sig" : ""}">${ratio === null ? "–" : fmtNumber(ratio, 2)}<br><small>p=${fmtNumber(p, 3)}</small></td>`;
     }).join("")}</tr>`).join("");
   const kind = doc.kind === "repeat" ? t("advisory.kind_repeat") : t("advisory.kind_near");
