@@ -33,7 +33,7 @@ from citywatch.forecast.surface import grid_surface
 from citywatch.incidents.record import coerce_frame
 from citywatch.incidents.storage import insert_incidents
 from citywatch.routing import Router
-from tests.api.conftest import Server, seed_users, start_server, stop_server
+from tests.api.conftest import Server, _pg_database, seed_users, start_server, stop_server
 
 UNION_SQUARE = (-73.9903, 40.7359)
 CONFIG = AdvisoryConfig(categories=("burglary",), iterations=99, schedule=False)
@@ -71,13 +71,21 @@ def _history(pack: CityPack, now: datetime) -> pd.DataFrame:
     return coerce_frame(pd.concat(out, ignore_index=True))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
 def advised(
-    tmp_path_factory: pytest.TempPathFactory, manhattan: tuple[CityPack, Router]
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    manhattan: tuple[CityPack, Router],
 ) -> Iterator[tuple[Server, pd.DataFrame]]:
     pack, router = manhattan
     home = Path(tmp_path_factory.mktemp("advisories"))
-    url = f"sqlite:///{home / 'citywatch.db'}"
+    if request.param == "postgresql":
+        databases = _pg_database()
+        url = next(databases)
+    else:
+        databases, url = iter(()), f"sqlite:///{home / 'citywatch.db'}"
     (home / "forecasts").mkdir()
     settings = Settings(
         pack="manhattan", db_url=url, advisories=CONFIG, forecast_dir=str(home / "forecasts")
@@ -91,6 +99,8 @@ def advised(
     seed_users(srv)
     yield srv, history
     stop_server(srv)
+    app.state.service.sessions.kw["bind"].dispose()
+    next(databases, None)  # drops the PostgreSQL database
 
 
 def _refreshed(srv: Server) -> dict[str, Any]:
@@ -205,10 +215,12 @@ def test_a_burglary_near_a_recent_one_raises_an_advisory(
 
 
 def test_a_disabled_category_raises_nothing(advised: tuple[Server, pd.DataFrame]) -> None:
-    srv, _ = advised
+    srv, history = advised
     # theft has the same planted pattern and a table, but its advisories are not enabled
     r = srv.client("admin").post("/api/v1/near-repeat/refresh", json={"categories": ["theft"]})
     assert r.json()["tables"][0]["window"]["distance_m"] == 100.0
+    # the code itself, not the taxonomy's theft group (which holds burglary)
+    assert r.json()["tables"][0]["events"] == int((history["category"] == "theft").sum())
     incident = _burglary(srv, category="theft")
     timeline = srv.client("disp").get(f"/api/v1/incidents/{incident['id']}").json()["timeline"]
     assert [e["type"] for e in timeline] == ["incident.created"]

@@ -44,6 +44,7 @@ from citywatch.analytics.nearrepeat import (
 )
 from citywatch.analytics.scope import day_numbers, local_days
 from citywatch.city import CityPack
+from citywatch.console import to_jsonable
 from citywatch.dispatch.accounts import Principal, Role
 from citywatch.dispatch.audit import append_audit
 from citywatch.errors import NotFoundError, PermissionDeniedError, ValidationError
@@ -87,6 +88,8 @@ class AdvisoryConfig:
     ----------
     categories : tuple of str
         Enabled categories, among :data:`NEAR_REPEAT_CATEGORIES`; empty (all off) by default.
+        Taxonomy codes matched exactly: ``theft`` is not its group (no burglaries, no vehicle
+        thefts), for the tables as for the incidents that raise advisories.
     spatial_band_m, spatial_bands, temporal_band_days, temporal_bands
         Bands of the Knox table (Near Repeat Calculator definitions): 100 m x 4, 7 days x 4.
     lookback_days : int
@@ -246,6 +249,9 @@ def refresh_tables(
     out = []
     for category in chosen:
         frame = load_incidents(engine, start=start, end=end, categories=[category], pack=pack).frame
+        # the code itself, not its taxonomy group ("theft" would take in burglaries): the table
+        # is of the very incidents the advisories are raised for
+        frame = frame[frame["category"] == category]
         xy, days, dropped = table_events(frame, pack)
         row = NearRepeatTableRow(
             pack=pack.name,
@@ -265,8 +271,9 @@ def refresh_tables(
             result = near_repeat(
                 xy, days, config.bands, iterations=config.iterations, seed=config.seed
             )
-            row.table = result.as_dict()
-            row.window = _window(result)
+            # JSON has no NaN (PostgreSQL refuses it): cells with nothing expected become null
+            row.table = to_jsonable(result.as_dict())
+            row.window = to_jsonable(_window(result))
         with sessions.begin() as s:
             s.add(row)
             s.flush()
