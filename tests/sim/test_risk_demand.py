@@ -108,3 +108,14 @@ def test_simulate_demand_draws_incidents_from_the_surface(
     assert plain.exit_code == 0
     own = pd.read_parquet(tmp_path / "p" / "incidents.parquet")[["lon", "lat"]].to_numpy()
     assert not np.any(shapely.contains_xy(squares[0], own[:, 0], own[:, 1]))
+
+
+def test_scenario_names_its_surface(tmp_path: Path, pack: CityPack) -> None:
+    from citywatch.sim.scenario import load_scenario
+
+    path = write(tmp_path, pack, "named")
+    text = path.read_text().replace(
+        'category = "theft"', 'category = "theft"\nsurface = "r.geojson"'
+    )
+    path.write_text(text)
+    assert load_scenario(path).demand.surface == tmp_path / "r.geojson"

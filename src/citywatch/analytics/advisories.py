@@ -422,7 +422,6 @@ class NearRepeatAdvisor:
             created_at=self.clock(),
             expires_at=received + timedelta(days=int(window["days"])),
             linked=linked,
-            dismissed=False,
         )
         session.add(row)
         session.flush()
@@ -498,7 +497,7 @@ class NearRepeatAdvisor:
             "zone": row.zone,
             "created_at": row.created_at,
             "expires_at": row.expires_at,
-            "active": (not row.dismissed) and row.expires_at > self.clock(),
+            "active": row.expires_at > self.clock(),
             "linked": list(row.linked or []),
             "table_id": row.table_id,
             "p_value": window.get("p_value"),
@@ -515,7 +514,7 @@ class NearRepeatAdvisor:
         self._check_reader(who)
         query = select(AdvisoryRow).where(AdvisoryRow.pack == self.pack.name)
         if active:
-            query = query.where(AdvisoryRow.expires_at > self.clock(), ~AdvisoryRow.dismissed)
+            query = query.where(AdvisoryRow.expires_at > self.clock())
         if who.role is Role.STATION_OFFICER:
             query = query.where(
                 (AdvisoryRow.station == who.scope) | (AdvisoryRow.bureau == who.scope)

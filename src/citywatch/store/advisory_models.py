@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Date, Float, ForeignKey, Index, Integer, String
+from sqlalchemy import JSON, Date, Float, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from citywatch.store.base import Base, UTCDateTime
@@ -68,4 +68,3 @@ class AdvisoryRow(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     #: Earlier incidents of the category inside the window (id, metres, days before).
     linked: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
-    dismissed: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -110,6 +110,8 @@ function advisoryTitle(a) {
 /** A live advisory from the event stream (already scoped by the server to the station). */
 export function onAdvisoryEvent(ev) {
   if (!st.map || ev.type !== "advisory.created") return;
+  // an event too large for PostgreSQL's NOTIFY arrives without its data: read the layer again
+  if (!ev.data || !ev.data.id) { reloadAdvisories(); return; }
   addAdvisory(ev.data);
   renderAdvisories();
 }

@@ -56,7 +56,6 @@ def upgrade() -> None:
         sa.Column("created_at", UTCDateTime(), nullable=False),
         sa.Column("expires_at", UTCDateTime(), nullable=False),
         sa.Column("linked", sa.JSON(), nullable=False),
-        sa.Column("dismissed", sa.Boolean(), nullable=False),
         sa.ForeignKeyConstraint(
             ["incident_id"], ["incidents.id"], name=op.f("fk_advisories_incident_id_incidents")
         ),
