@@ -20,6 +20,7 @@ from websockets.sync.client import connect
 from citywatch.analytics.advisories import (
     ADVISORY_MIN_RATIO,
     AdvisoryConfig,
+    NearRepeatAdvisor,
     next_refresh,
     refresh_due,
 )
@@ -297,3 +298,18 @@ def test_forecast_layer_is_the_newest_published_forecast(
     # the three riskiest cells: the last three squares east of Union Square
     assert sorted(f["properties"]["cell"] for f in doc["features"]) == [7, 8, 9]
     assert [f["properties"]["rank"] for f in doc["features"]] == [3, 2, 1]
+
+
+def test_the_nightly_job_refreshes_only_what_missed_its_run(
+    advised: tuple[Server, pd.DataFrame],
+) -> None:
+    srv, _ = advised
+    advisor = srv.app.state.advisor
+    _refreshed(srv)
+    assert advisor.refresh_if_due() == []  # refreshed just now: nothing missed
+    later = NearRepeatAdvisor(
+        advisor.sessions, advisor.pack, advisor.config, lambda: datetime.now(UTC) + timedelta(2)
+    )
+    done = later.refresh_if_due()
+    assert [t["category"] for t in done] == ["burglary"]  # the enabled category only
+    assert done[0]["computed_by"] == "system"
