@@ -11,7 +11,11 @@ from typing import Annotated, Any, Protocol, TypeVar
 import pandas as pd
 import typer
 
-from citywatch.analytics.cli_nearrepeat import knox_command, near_repeat_command
+from citywatch.analytics.cli_nearrepeat import (
+    knox_command,
+    near_repeat_command,
+    near_repeat_refresh_command,
+)
 from citywatch.analytics.compare import clearance, compare
 from citywatch.analytics.profile import profile
 from citywatch.analytics.quiet import quiet_days
@@ -591,3 +595,4 @@ def compstat_command(
 
 stats_app.command("near-repeat")(near_repeat_command)
 stats_app.command("knox")(knox_command)
+stats_app.command("near-repeat-refresh")(near_repeat_refresh_command)

@@ -34,7 +34,14 @@ from citywatch.errors import DataError, ValidationError
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["Events", "knox_command", "near_repeat_command", "read_events_csv", "read_events_db"]
+__all__ = [
+    "Events",
+    "knox_command",
+    "near_repeat_command",
+    "near_repeat_refresh_command",
+    "read_events_csv",
+    "read_events_db",
+]
 
 #: Date forms tried in turn when no ``--date-format`` is given: ISO, then the NRC's DD/MM/YYYY.
 AUTO_DATE_FORMATS = ("ISO8601", "%d/%m/%Y")
@@ -503,3 +510,77 @@ def knox_command(
             ],
         )
     _print_notes(events.notes)
+
+
+def near_repeat_refresh_command(
+    pack: Annotated[str, typer.Option("--pack", "--city", help="City pack of the service.")],
+    category: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--category", "-c", help="burglary, robbery or theft; repeatable (default: all three)."
+        ),
+    ] = None,
+    db: Db = None,
+    lookback_days: Annotated[
+        int, typer.Option("--lookback-days", help="Incidents of the last N days.")
+    ] = 365,
+    spatial_band: Annotated[float, typer.Option("--spatial-band", help="Metres.")] = 100.0,
+    spatial_bands: Annotated[int, typer.Option("--spatial-bands")] = 4,
+    temporal_band: Annotated[int, typer.Option("--temporal-band", help="Days.")] = 7,
+    temporal_bands: Annotated[int, typer.Option("--temporal-bands")] = 4,
+    iterations: Annotated[int, typer.Option("--iterations", help="Permutations.")] = 99,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the permutations.")] = 20_161_201,
+    json: Json = False,
+) -> None:
+    """Recompute and store the near-repeat tables the live advisories use (run nightly, e.g.
+    from cron, or let `citywatch serve --advisories` schedule it); audited."""
+    from citywatch.analytics.advisories import (
+        NEAR_REPEAT_CATEGORIES,
+        AdvisoryConfig,
+        refresh_tables,
+    )
+    from citywatch.city import load_pack
+    from citywatch.store.db import make_engine, upgrade
+
+    config = AdvisoryConfig(
+        categories=tuple(category or NEAR_REPEAT_CATEGORIES),
+        spatial_band_m=spatial_band,
+        spatial_bands=spatial_bands,
+        temporal_band_days=temporal_band,
+        temporal_bands=temporal_bands,
+        lookback_days=lookback_days,
+        iterations=iterations,
+        seed=seed,
+    )
+    city = load_pack(pack)
+    engine = make_engine(db)
+    upgrade(engine)
+    with progress() as bar:
+        bar.add_task("Near-repeat tables", total=None)
+        tables = refresh_tables(engine, city, config, actor="cli")
+    if json:
+        print_json({"pack": city.name, "tables": tables})
+        return
+    print_table(
+        f"Near-repeat tables of {city.name} (stored)",
+        ["category", "events", "from", "to", "window", "p", "Knox ratio"],
+        [
+            [
+                t["category"],
+                t["events"],
+                t["first_day"] or "–",
+                t["last_day"] or "–",
+                _window_text(t),
+                f"{t['window']['p_value']:.3g}" if t["window"] else "–",
+                f"{t['window']['ratio']:.2f}" if t["window"] else "–",
+            ]
+            for t in tables
+        ],
+    )
+
+
+def _window_text(table: dict[str, Any]) -> str:
+    w = table["window"]
+    if w is None:
+        return table["note"] or "no significant band (p <= 0.05, Knox ratio > 1)"
+    return f"{w['distance_m']:g} m, {w['days']} days ({w['kind']})"

@@ -26,6 +26,7 @@ from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from citywatch.api.advisories import install as install_advisories
 from citywatch.api.dashboard import install as install_dashboard
 from citywatch.api.eido import router as eido_router
 from citywatch.api.errors import install_error_handlers
@@ -234,6 +235,7 @@ def create_app(
         await _stream(websocket, bus, who, recheck, settings.stream_recheck_s)
 
     install_dashboard(app)
+    install_advisories(app)
     _answer_wrong_methods(app)  # after every /api/v1 route, before the dashboard's mount
     if STATIC_DIR.is_dir():
         app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="web")

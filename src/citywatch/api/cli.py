@@ -44,11 +44,24 @@ def serve(
     stale_after: Annotated[
         float, typer.Option(min=1, help="Seconds after which an AVL position is stale.")
     ] = STALE_AFTER_S,
+    advisories: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--advisories",
+            help="Near-repeat advisories for this category (burglary, robbery, theft); "
+            "repeatable; off by default.",
+        ),
+    ] = None,
+    forecast_dir: Annotated[
+        str | None,
+        typer.Option("--forecast-dir", help="Folder of forecast predict --geojson outputs."),
+    ] = None,
 ) -> None:
     """Start the dispatch service (REST under /api/v1, WebSocket /api/v1/events, docs at /docs)."""
     ensure_port_free(host, port)
     import uvicorn
 
+    from citywatch.analytics.advisories import AdvisoryConfig
     from citywatch.api.app import create_app
     from citywatch.api.security import DEMO_USER
     from citywatch.api.settings import ENV_SETTINGS, Settings
@@ -57,7 +70,12 @@ def serve(
     from citywatch.dispatch.core import DispatchConfig
 
     settings = Settings(
-        pack=pack, db_url=db, demo=demo, dispatch=DispatchConfig(stale_after_s=stale_after)
+        pack=pack,
+        db_url=db,
+        demo=demo,
+        dispatch=DispatchConfig(stale_after_s=stale_after),
+        advisories=AdvisoryConfig(categories=tuple(advisories or ())),
+        forecast_dir=forecast_dir,
     ).with_secret_from_env()
     sessions = _sessions(db)
     if workers > 1 and sessions.kw["bind"].dialect.name != "postgresql":

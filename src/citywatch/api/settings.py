@@ -13,6 +13,7 @@ import secrets
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from citywatch.analytics.advisories import AdvisoryConfig
 from citywatch.api.limits import DEFAULT_BODY_TIMEOUT_S, DEFAULT_MAX_BODY_BYTES
 from citywatch.dispatch.core import DispatchConfig
 from citywatch.dispatch.kpis import RESPONSE_TARGETS_S
@@ -64,6 +65,11 @@ class Settings:
     audit_home : str, optional
         Folder of the audit key and checkpoint file (``$CITYWATCH_AUDIT_HOME`` or
         ``var/audit`` by default); never inside the database.
+    advisories : AdvisoryConfig
+        Near-repeat advisories: enabled categories (none by default), bands, nightly refresh.
+    forecast_dir : str, optional
+        Folder of ``citywatch forecast predict --geojson`` outputs; the newest is the
+        dashboard's forecast layer.
     """
 
     pack: str
@@ -80,6 +86,8 @@ class Settings:
     body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S
     position_retention_days: int = 90
     audit_home: str | None = None
+    advisories: AdvisoryConfig = field(default_factory=AdvisoryConfig)
+    forecast_dir: str | None = None
 
     def __post_init__(self) -> None:
         if len(self.jwt_secret) < 32:
@@ -113,6 +121,8 @@ class Settings:
         data: dict[str, Any] = json.loads(raw)
         data["dispatch"] = DispatchConfig(**data["dispatch"])
         data["kpi_thresholds_s"] = tuple(data["kpi_thresholds_s"])
+        if "advisories" in data:
+            data["advisories"] = AdvisoryConfig.from_dict(data["advisories"])
         return cls(**data)
 
     def to_env(self) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -58,7 +59,12 @@ from citywatch.store.dispatch_models import (
 )
 from citywatch.store.models import IncidentRow
 
-__all__ = ["DispatchConfig", "DispatchService", "EventSink"]
+__all__ = ["DispatchConfig", "DispatchService", "EventSink", "IncidentHook"]
+
+#: Called inside the transaction that records a new incident, after its own event, with
+#: ``(session, who, incident dict, emit)``; ``emit`` records a further change like the
+#: service's own (timeline, audit, event stream).  The near-repeat advisories use it.
+IncidentHook = Callable[[Session, Principal, dict[str, Any], Callable[..., None]], None]
 
 
 class DispatchService(UnitService):
@@ -82,6 +88,9 @@ class DispatchService(UnitService):
     clock : callable, optional
         Returns the current UTC time (tests pass a fixed clock).
     """
+
+    #: Run when an incident is created (see :data:`IncidentHook`); set by the API at start-up.
+    incident_hooks: tuple[IncidentHook, ...] = ()
 
     def create_incident(
         self,
@@ -162,6 +171,8 @@ class DispatchService(UnitService):
                     station=row.station,
                     data=out,
                 )
+                for hook in self.incident_hooks:
+                    hook(s, who, out, self._emit)
         except IntegrityError:
             # Two retries with one key raced: the loser answers with the winner's incident.
             if idempotency_key is None:

@@ -9,7 +9,7 @@ import numpy as np
 import typer
 
 from citywatch.console import console, err_console, print_json, print_table, progress, to_jsonable
-from citywatch.errors import ValidationError
+from citywatch.errors import DataError, ValidationError
 
 app = typer.Typer(
     help="Hotspot forecasts (naive, KDE, prospective, ETAS) and their honest evaluation.",
@@ -193,6 +193,14 @@ def predict(
         Path | None, typer.Option("--csv", help="Risk lon,lat,weight (plan posts --demand).")
     ] = None,
     png: Annotated[Path | None, typer.Option("--png", help="Risk map (PNG).")] = None,
+    backtest: Annotated[
+        Path | None,
+        typer.Option(
+            "--backtest",
+            help="A forecast evaluate --out report: its hit rate and PAI of this predictor go "
+            "into the GeoJSON (the dashboard's forecast layer shows them).",
+        ),
+    ] = None,
     top: Annotated[int, typer.Option("--top", help="Cells listed.")] = 10,
     json_: Json = False,
 ) -> None:  # fmt: skip
@@ -200,10 +208,19 @@ def predict(
     import pandas as pd
 
     from citywatch.forecast.charts import risk_png
-    from citywatch.forecast.pipeline import risk_table, write_risk_geojson
+    from citywatch.forecast.pipeline import backtest_summary, risk_table, write_risk_geojson
     from citywatch.forecast.surface import require_precision
 
     horizon = _horizon(horizon_days, horizon_hours)
+    evaluation = None
+    if backtest is not None:
+        import json
+
+        try:
+            report = json.loads(backtest.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise DataError(f"cannot read the evaluation report {backtest}: {exc}") from exc
+        evaluation = backtest_summary(report, predictor)
     study = _study(dataset, incidents, source, mapping, db, pack, crs, category, cell_m, segments)
     require_precision(study.events, horizon)
     model, origin_s = _fitted(study, predictor, until, _options(window_days, 0.0))
@@ -212,9 +229,18 @@ def predict(
     if csv is not None:
         csv.parent.mkdir(parents=True, exist_ok=True)
         table[["lon", "lat", "weight"]].to_csv(csv, index=False)
-    if geojson is not None:
-        write_risk_geojson(study.surface, risk, geojson)
     origin = pd.Timestamp(origin_s, unit="s", tz="UTC").isoformat()
+    if geojson is not None:
+        meta = {
+            "predictor": predictor,
+            "origin": origin,
+            "horizon_days": horizon,
+            "until": (pd.Timestamp(origin) + pd.Timedelta(days=horizon)).isoformat(),
+            "study": study.name,
+            "expected_total": float(risk.sum()),
+            "backtest": evaluation,
+        }
+        write_risk_geojson(study.surface, risk, geojson, meta)
     if png is not None:
         risk_png(
             study.surface, risk, png, f"{study.name}: {predictor}, {horizon:g} d from {origin}"

@@ -17,7 +17,8 @@ import pandas as pd
 import shapely
 from pyproj import Transformer
 
-from citywatch.errors import ValidationError
+from citywatch.console import to_jsonable
+from citywatch.errors import DataError, ValidationError
 from citywatch.forecast.datasets import load_dataset
 from citywatch.forecast.etas import EtasPredictor
 from citywatch.forecast.evaluate import Backtest, backtest, block_areas
@@ -42,6 +43,7 @@ __all__ = [
     "DEFAULT_CELL_M",
     "PREDICTOR_NAMES",
     "Study",
+    "backtest_summary",
     "make_predictor",
     "pack_areas",
     "risk_table",
@@ -206,8 +208,43 @@ def risk_table(surface: Surface, risk: np.ndarray) -> pd.DataFrame:
     )
 
 
-def write_risk_geojson(surface: Surface, risk: np.ndarray, path: Path) -> None:
-    """Cells with their risk and rank as a GeoJSON FeatureCollection (WGS-84)."""
+def backtest_summary(report: dict[str, Any], predictor: str) -> dict[str, Any]:
+    """What a forecast layer shows of an evaluation report (``forecast evaluate --out``).
+
+    Parameters
+    ----------
+    report : dict
+        The report's JSON.
+    predictor : str
+        The predictor whose hit rate and PAI are kept (with the naive baseline's).
+
+    Returns
+    -------
+    dict
+        ``first_origin``, ``last_origin``, ``periods``, ``horizon_days`` and ``rows``: per
+        predictor and coverage, the hit rate and PAI (mean and confidence interval).
+    """
+    summary = report.get("summary")
+    if not isinstance(summary, list):
+        raise DataError("not a forecast evaluate report (no summary)")
+    if predictor not in {r.get("predictor") for r in summary}:
+        raise DataError(f"the evaluation report has no backtest of {predictor!r}")
+    rows = [
+        {k: r[k] for k in ("predictor", "coverage", "hit_rate", "pai")}
+        for r in summary
+        if r.get("predictor") in (predictor, "naive")
+    ]
+    keys = ("first_origin", "last_origin", "periods", "horizon_days")
+    return {**{k: report.get(k) for k in keys}, "rows": rows}
+
+
+def write_risk_geojson(
+    surface: Surface, risk: np.ndarray, path: Path, meta: dict[str, Any] | None = None
+) -> None:
+    """Cells with their risk and rank as a GeoJSON FeatureCollection (WGS-84).
+
+    ``meta`` (predictor, origin, horizon, backtest) is written as the collection's foreign
+    member ``citywatch``, which the dashboard's forecast layer shows."""
     geoms = surface.geometries_wgs84()
     order = np.argsort(-risk / surface.measure, kind="stable")
     rank = np.empty(len(risk), dtype=np.int64)
@@ -220,5 +257,8 @@ def write_risk_geojson(surface: Surface, risk: np.ndarray, path: Path) -> None:
         }
         for i, g in enumerate(geoms)
     ]
+    doc: dict[str, Any] = {"type": "FeatureCollection", "features": features}
+    if meta is not None:
+        doc["citywatch"] = to_jsonable(meta)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+    path.write_text(json.dumps(doc))

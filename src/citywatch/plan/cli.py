@@ -297,7 +297,10 @@ def posts(
     incidents: IncidentsOption = None,
     database: DbOption = None,
     demand_file: Path | None = typer.Option(
-        None, "--demand", help="Instead of incidents: CSV lon,lat,weight (e.g. a risk surface)."
+        None,
+        "--demand",
+        help="Instead of incidents: a risk surface (forecast predict --geojson or --csv; "
+        "any CSV lon,lat[,weight]).",
     ),
     every_node: bool = typer.Option(
         False, "--every-node", help="Instead of incidents: demand 1 on every road node."
@@ -375,7 +378,9 @@ def posts(
     if every_node:
         demand = road_node_demand(router)
     elif demand_file is not None:
-        demand = incident_demand(pack, read_csv(demand_file, ()))
+        from citywatch.plan.risk import read_risk_surface
+
+        demand = incident_demand(pack, read_risk_surface(demand_file).frame())
     else:
         loaded = city_incidents(incidents, database, pack)
         outside_city = sum(loaded.dropped.values())

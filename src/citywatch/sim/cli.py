@@ -53,6 +53,7 @@ def _run(
     out: Path | None,
     quiet: bool,
     tables: str | None = None,
+    demand: Path | None = None,
 ) -> tuple[Any, dict[str, Any]]:
     from citywatch.city import load_pack
     from citywatch.sim.report import write_outputs
@@ -64,6 +65,10 @@ def _run(
     with progress(transient=True) as bar:  # every stage shows, not only the replications
         task = bar.add_task(f"reading {path.name} (demand, travel)", total=None)
         scenario = load_scenario(path)
+        if demand is not None:
+            from dataclasses import replace
+
+            scenario = replace(scenario, demand=replace(scenario.demand, surface=demand))
         reps = replications or scenario.replications
         bar.update(task, description=f"simulating {scenario.name}", total=reps)
         result = run_scenario(
@@ -97,6 +102,12 @@ def run(
         help="Also write the incidents and the KPIs by station and zone to OUT/tables/ as "
         "csv, geojson, gpkg or parquet (GeoParquet).",
     ),
+    demand: Path | None = typer.Option(
+        None,
+        "--demand",
+        help="Draw incident locations from a risk surface (forecast predict --geojson or "
+        "--csv): a cell by its weight, a point uniform in it.",
+    ),
     json: JsonOption = False,
 ) -> None:
     """Run a scenario: Parquet records, KPIs with 95 % intervals, plots and an HTML report."""
@@ -104,7 +115,9 @@ def run(
         from citywatch.city.geo import table_format
 
         table_format("tables", tables)  # refuse a bad format before simulating
-    _, s = _run(scenario, replications, seed, workers, out, json, tables)
+    if demand is not None and not demand.is_file():
+        raise ValidationError(f"--demand: file not found: {demand}", field="demand")
+    _, s = _run(scenario, replications, seed, workers, out, json, tables, demand)
     if json:
         print_json(s)
         return

@@ -12,8 +12,8 @@ happen and on the road network.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -27,6 +27,7 @@ from citywatch.domain import PRIORITY_DEFAULT
 from citywatch.errors import DataError, InsufficientPrecisionError, ValidationError
 from citywatch.incidents.load import load_incidents
 from citywatch.incidents.record import Incident
+from citywatch.plan.risk import RiskSurface
 from citywatch.sim.scenario import Demand
 
 __all__ = [
@@ -35,8 +36,12 @@ __all__ = [
     "fit_demand",
     "generate_incidents",
     "load_history",
+    "relocate",
     "replay_batch",
 ]
+
+#: Rounds of redrawing locations that fall off the city's roads before giving up.
+_RELOCATE_ROUNDS = 50
 
 HOURS_PER_WEEK = 168
 
@@ -186,6 +191,50 @@ class DemandModel:
         rows = self.pool.iloc[pick[order]]
         ids = [f"{id_prefix}:{k}" for k in range(n)]
         return _batch(rows, t[order], ids)
+
+
+def relocate(
+    batch: IncidentBatch,
+    surface: RiskSurface,
+    pack: CityPack,
+    usable: Callable[[npt.NDArray[np.float64]], npt.NDArray[np.bool_]],
+    rng: np.random.Generator,
+) -> IncidentBatch:
+    """The same incidents (times, categories, priorities) at locations drawn from a surface.
+
+    Each location is a cell drawn with probability proportional to its weight and a point
+    uniform in that cell (:meth:`RiskSurface.sample`); a point that is not ``usable`` (outside
+    the city, or too far from the roads of the fleet) is drawn again, so a cell that is partly
+    water receives incidents in proportion to its weight times its usable share.
+
+    Raises
+    ------
+    DataError
+        When draws keep falling off the city's roads (a surface of another city).
+    """
+    n = len(batch)
+    lonlat = np.empty((n, 2))
+    todo = np.arange(n)
+    for _ in range(_RELOCATE_ROUNDS):
+        if not len(todo):
+            break
+        _, pts = surface.sample(len(todo), rng)
+        ok = usable(pts)
+        lonlat[todo[ok]] = pts[ok]
+        todo = todo[~ok]
+    if len(todo):
+        raise DataError(
+            f"{len(todo)} of {n} locations drawn from the risk surface keep falling outside the "
+            f"city or off its roads: is it a surface of {pack.name}?"
+        )
+    where = pack.locate_many(lonlat[:, 0], lonlat[:, 1])
+    return replace(
+        batch,
+        lon=lonlat[:, 0].copy(),
+        lat=lonlat[:, 1].copy(),
+        station=where["station"].to_numpy(object),
+        zone=where["zone"].fillna(where["station"]).fillna(where["city"]).to_numpy(object),
+    )
 
 
 def fit_demand(

@@ -27,8 +27,16 @@ from citywatch.dispatch.policy import (
     load_requirements,
     make_policy,
 )
+from citywatch.plan.risk import RiskSurface, read_risk_surface
 from citywatch.routing import MODES
-from citywatch.sim.demand import DemandModel, IncidentBatch, fit_demand, load_history, replay_batch
+from citywatch.sim.demand import (
+    DemandModel,
+    IncidentBatch,
+    fit_demand,
+    load_history,
+    relocate,
+    replay_batch,
+)
 from citywatch.sim.engine import Fleet, RunResult, build_fleet, simulate
 from citywatch.sim.scenario import Scenario
 from citywatch.sim.travel import SearchTravel
@@ -64,6 +72,7 @@ class Prepared:
     model: DemandModel | None
     dropped: dict[str, int]
     hourly_factor: np.ndarray
+    surface: RiskSurface | None = None
 
 
 def prepare(scenario: Scenario) -> Prepared:
@@ -94,9 +103,33 @@ def prepare(scenario: Scenario) -> Prepared:
     )
     local_hour = hours.tz_convert(pack.timezone).hour.to_numpy()
     factors = np.asarray(scenario.congestion)[local_hour]
+    surface = read_risk_surface(d.surface) if d.surface is not None else None
     return Prepared(
-        scenario, pack, rules, scenario_policy(scenario), fleet, history, model, dropped, factors
+        scenario,
+        pack,
+        rules,
+        scenario_policy(scenario),
+        fleet,
+        history,
+        model,
+        dropped,
+        factors,
+        surface,
     )
+
+
+def _usable(pack: Any, travel: SearchTravel) -> Any:
+    """Whether points lie in the city and near the roads of every travel mode of the fleet."""
+    router = travel.router
+
+    def usable(pts: np.ndarray) -> np.ndarray:
+        ok = pack.locate_many(pts[:, 0], pts[:, 1])["city"].notna().to_numpy().copy()
+        for mode in travel.modes:
+            snap = router.snap(pts, mode, max_distance_m=np.inf)  # type: ignore[arg-type]
+            ok &= snap.distance_m <= router.max_snap_m
+        return np.asarray(ok, dtype=bool)
+
+    return usable
 
 
 def _reachable(
@@ -200,6 +233,9 @@ def draw_inputs(prep: Prepared, rep: int, seed: int) -> Inputs:
     else:
         assert prep.model is not None
         batch = prep.model.sample(s.start, s.end, demand_rng, id_prefix=f"sim:{rep}")
+    if prep.surface is not None:
+        usable = _usable(prep.pack, prep.fleet.travel)
+        batch = relocate(batch, prep.surface, prep.pack, usable, demand_rng)
     handling = s.call_handling.sample(handling_rng, list(batch.category), list(batch.priority))
     scene = s.on_scene.sample(scene_rng, list(batch.category), list(batch.priority))
     return Inputs(batch, handling, scene, _place_kinds(prep.pack, batch))

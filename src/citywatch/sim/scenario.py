@@ -209,6 +209,9 @@ class Demand:
     on_network: bool = False
     category: str = "other"
     priority: int = PRIORITY_DEFAULT
+    #: A risk surface (``forecast predict --geojson`` or ``--csv``): incident locations are
+    #: drawn from it instead (times, categories and priorities as the demand kind says).
+    surface: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -350,6 +353,7 @@ def _demand(raw: Mapping[str, Any], base: Path, tz: ZoneInfo) -> Demand:
             "points",
             "category",
             "priority",
+            "surface",
         },
         "demand",
     )
@@ -378,6 +382,7 @@ def _demand(raw: Mapping[str, Any], base: Path, tz: ZoneInfo) -> Demand:
         on_network=raw.get("points") == "network",
         category=str(raw.get("category", "other")),
         priority=int(raw.get("priority", PRIORITY_DEFAULT)),
+        surface=base / str(raw["surface"]) if "surface" in raw else None,
     )
     if demand.model not in ("separable", "full"):
         raise ValidationError("demand.model must be separable or full", field="demand")

@@ -1,4 +1,5 @@
 // CityWatch command centre: login, live map, incident queue and detail, KPIs, shortcuts.
+import { initAdvisories, onAdvisoryEvent, renderAdvisories } from "./advisories.js";
 import { api, ApiError, connectEvents, hasToken, login, logout, setUnauthorizedHandler } from "./api.js";
 import { barChart } from "./charts.js";
 import {
@@ -163,6 +164,7 @@ async function startSession() {
   }
   if (state.me.role === "station_officer" && state.me.scope) state.map.focusJurisdiction(state.me.scope);
   loadSurveillance();
+  initAdvisories(state.map, state.me); // near-repeat advisories and forecast layer
   renderLegend();
   openEvents();
   await reloadAll();
@@ -285,6 +287,9 @@ async function onEvent(ev) {
       }
       break;
     }
+    case "advisory.created":
+      onAdvisoryEvent(ev);
+      break;
     case "resync":
       await reloadAll();
       break;
@@ -591,6 +596,7 @@ function applyLanguage() {
   renderSummary();
   renderDetail();
   state.map.buildLayerControl();
+  renderAdvisories();
 }
 
 const SHORTCUTS = [
