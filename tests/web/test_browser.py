@@ -130,7 +130,7 @@ def test_dispatcher_sees_live_city_and_dispatches(browser: object, live: Server)
     ARTIFACTS.mkdir(exist_ok=True)
     page = open_page(browser, live, 1920, 1080, "disp")
     # Every unit of the fleet and the first calls are on the map within seconds.
-    page.wait_for_function("document.querySelectorAll('.unit-icon[data-unit]').length === 63")
+    page.wait_for_function("document.querySelectorAll('.unit-icon[data-unit]').length === 84")
     page.wait_for_function("document.querySelectorAll('.inc-icon[data-incident]').length >= 5")
     assert page.is_visible("[data-testid=sim-badge]")
     assert page.inner_text("[data-testid=city-name]") == "Manhattan, New York City"

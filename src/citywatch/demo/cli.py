@@ -6,7 +6,8 @@
 3. creates the demo accounts, with fresh random passwords printed at start.  The ``demo`` admin
    works only in demo mode (the API refuses it otherwise); the other demo accounts get new,
    never-shown passwords when the demo stops, so they cannot be used outside a running demo;
-4. registers a demo fleet at the real station houses (two patrol cars and one foot patrol each);
+4. registers a demo fleet at the real station houses (two patrol cars, one foot patrol and one
+   special-police unit each, so that the armed calls of the feed get their required team);
 5. starts the service with a background feed of SIMULATED calls and units driving the roads
    (:mod:`citywatch.demo.feed`), and serves the dashboard at ``http://HOST:PORT/``.
 """
@@ -52,6 +53,9 @@ FLEET_PER_STATION: tuple[tuple[str, str], ...] = (
     ("RMP1", "patrol_car"),  # NYPD radio motor patrol
     ("RMP2", "patrol_car"),
     ("FOOT1", "foot"),
+    # Special police (NYPD Emergency Service Unit) for the armed calls of the feed: the
+    # requirement rules send one to every priority-1 shooting (requirements.toml).
+    ("ESU1", "special_police"),
 )
 
 
