@@ -28,6 +28,7 @@ from citywatch.api.events import EventBus
 from citywatch.api.routes import IncidentId, Service, UnitId
 from citywatch.api.schemas import AssignmentOut, Identifier
 from citywatch.api.security import CurrentUser
+from citywatch.console import to_jsonable
 from citywatch.dispatch.lifecycle import UnitStatus
 from citywatch.dispatch.policy import PolicyName
 from citywatch.dispatch.service import DispatchService
@@ -150,7 +151,7 @@ async def watch_timers(
                 event["id"] = None
                 event["actor"] = "timer"
                 event["incident_id"] = None
-                bus.deliver(event)
+                bus.deliver(to_jsonable(event))
         except Exception:
             log.exception("reading the unit timers failed; retrying")
         await asyncio.sleep(tick_s)

@@ -160,7 +160,7 @@ export class CityMap {
     }
     for (const ids of groups.values()) {
       ids.sort();
-      const radius = ids.length > 1 ? 9 + 2 * Math.max(0, ids.length - 4) : 0;
+      const radius = ids.length > 1 ? 12 + 2 * Math.max(0, ids.length - 4) : 0;
       ids.forEach((id, i) => {
         const angle = (2 * Math.PI * i) / ids.length - Math.PI / 2;
         const offset = [Math.round(radius * Math.cos(angle)), Math.round(radius * Math.sin(angle))];

@@ -35,8 +35,8 @@ export class Board {
 
   async start() {
     this.config = await api("/api/v1/board/config");
-    for (const key of ["status", "unit_type", "station"]) {
-      $(`roster-filter-${key}`).addEventListener("change", (e) => {
+    for (const [key, id] of [["status", "status"], ["unit_type", "type"], ["station", "station"]]) {
+      $(`roster-filter-${id}`).addEventListener("change", (e) => {
         this.filters[key] = e.target.value;
         this.render();
       });
@@ -218,7 +218,7 @@ export class Board {
       const why = mv.kind === "rule"
         ? t("moveup.rule", { station: this.ctx.stationLabel(mv.rule.station), n: mv.rule.min_available, type: this.ctx.unitTypeLabel(mv.unit_type) })
         : t("moveup.dmexclp");
-      const gain = mv.gain_share === null ? "" : ` · ${t("moveup.gain", { pp: (100 * mv.gain_share).toFixed(1) })}`;
+      const gain = mv.gain_share === null ? "" : ` · ${t("moveup.gain", { pp: (100 * mv.gain_share).toFixed(2) })}`;
       const what = mv.unit_id
         ? t("moveup.move", { unit: mv.unit_id, from: this.ctx.stationLabel(mv.from_station), to: this.ctx.stationLabel(mv.to_station), eta: fmtDuration(mv.eta_s) })
         : t("moveup.no_donor", { to: this.ctx.stationLabel(mv.to_station) });
