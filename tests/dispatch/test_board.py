@@ -6,7 +6,6 @@ from __future__ import annotations
 import itertools
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -172,14 +171,22 @@ def test_out_of_service_reason_is_shown_audited_and_lapses(
     fleet: DispatchService, clock: Clock
 ) -> None:
     row = fleet.set_out_of_service(ADMIN, "6-RMP1", "meal", "at the diner")
-    assert (row["status"], row["oos_reason"], row["oos_note"]) == ("out_of_service", "meal", "at the diner")
+    assert (row["status"], row["oos_reason"], row["oos_note"]) == (
+        "out_of_service",
+        "meal",
+        "at the diner",
+    )
     (rec,) = audit_actions(fleet, "unit.out_of_service")
     assert rec.after == {"unit_id": "6-RMP1", "reason": "meal", "note": "at the diner"}
     with pytest.raises(ValidationError, match="meal, maintenance, training"):
         fleet.set_out_of_service(ADMIN, "6-RMP2", "nap")
     clock.advance(3600)
     (listed,) = fleet.roster(ADMIN, status="out_of_service")["units"]
-    assert (listed["id"], listed["time_in_status_s"], listed["timer"]["level"]) == ("6-RMP1", 3600.0, "warning")
+    assert (listed["id"], listed["time_in_status_s"], listed["timer"]["level"]) == (
+        "6-RMP1",
+        3600.0,
+        "warning",
+    )
     clock.advance(60)
     fleet.set_unit_status(ADMIN, "6-RMP1", "available")
     (back,) = [u for u in fleet.roster(ADMIN, station="6")["units"] if u["id"] == "6-RMP1"]
@@ -313,7 +320,8 @@ def test_live_dmexclp_move_equals_brute_force(manhattan: tuple[CityPack, Router]
     for trial in range(3):
         chosen = rng.choice(sorted(stations), 5, replace=False)
         fleet = [
-            UnitView(f"u{i}", "patrol_car", "car", sid, *stations[sid]) for i, sid in enumerate(chosen)
+            UnitView(f"u{i}", "patrol_car", "car", sid, *stations[sid])
+            for i, sid in enumerate(chosen)
         ]
         fleet.append(replace(fleet[0], id="busy", status="en_route"))
         q = busy_fraction(fleet)
@@ -321,7 +329,10 @@ def test_live_dmexclp_move_equals_brute_force(manhattan: tuple[CityPack, Router]
         before = live.expected_share(fleet, q)
         best = (0.0, "", "")
         for unit, sid in itertools.product(fleet[:-1], sorted(stations)):
-            moved = [replace(u, lon=stations[sid][0], lat=stations[sid][1]) if u is unit else u for u in fleet]
+            moved = [
+                replace(u, lon=stations[sid][0], lat=stations[sid][1]) if u is unit else u
+                for u in fleet
+            ]
             secs = router.route((unit.lon, unit.lat), stations[sid], "car").seconds
             if sid == unit.station or secs > live.max_move_s:
                 continue
@@ -346,7 +357,7 @@ def test_no_dmexclp_suggestion_below_the_minimum_gain(fleet: DispatchService) ->
     assert load_coverage_rules().minimum("25", "patrol_car") == 1
 
 
-def test_live_moveup_refuses_wrong_demand(tmp_path: Path, manhattan: tuple[CityPack, Router]) -> None:
-    pack, router = manhattan
+def test_live_moveup_refuses_wrong_demand(manhattan: tuple[CityPack, Router]) -> None:
+    _, router = manhattan
     with pytest.raises(ValidationError, match="demand"):
         LiveMoveUp(router, {"1": (0.0, 0.0)}, load_coverage_rules(), demand=np.ones(3))

@@ -9,10 +9,8 @@ Screenshots go to ``test-artifacts/``.
 from __future__ import annotations
 
 import json
-import threading
-from urllib.parse import quote
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from urllib.parse import quote
 
 import pytest
 
@@ -21,6 +19,7 @@ from citywatch.api.settings import Settings
 from citywatch.demo.cli import ensure_fleet
 from citywatch.dispatch.accounts import Principal, Role, create_user
 from tests.api.conftest import Server, start_server, stop_server
+from tests.api.test_board_api import FakeClock
 from tests.web.conftest import PASSWORD, WEB_USERS
 from tests.web.test_browser import ARTIFACTS, CHROMIUM, FLAGS, TIMEOUT_MS
 
@@ -35,22 +34,6 @@ MESSAGES = json.loads((STATIC_DIR / "i18n.json").read_text(encoding="utf-8"))
 ADMIN = Principal("test", Role.ADMIN)
 #: A point in precinct 25 (East Harlem) on the road network.
 HARLEM = (-73.9385, 40.8010)
-
-
-class FakeClock:
-    """Real time plus an offset that the test moves forward (thread-safe)."""
-
-    def __init__(self) -> None:
-        self.offset = timedelta(0)
-        self._lock = threading.Lock()
-
-    def __call__(self) -> datetime:
-        with self._lock:
-            return datetime.now(UTC) + self.offset
-
-    def advance(self, seconds: float) -> None:
-        with self._lock:
-            self.offset += timedelta(seconds=seconds)
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +107,9 @@ def test_recommended_team_is_sent_in_one_action(browser: object, live: Server, l
     page.click(f"[data-testid=queue-item][data-id='{incident['id']}']")
     page.wait_for_selector("[data-testid=send-team]")
     assert page.inner_text("[data-testid=send-team]").startswith(msg(lang, "detail.send_team", n=2))
-    assert page.eval_on_selector_all("[data-testid=candidate][data-team]", "r => r.map(e => e.dataset.unit)") == list(team)
+    assert page.eval_on_selector_all(
+        "[data-testid=candidate][data-team]", "r => r.map(e => e.dataset.unit)"
+    ) == list(team)
     # No "Team incomplete": the demo fleet has the special police the rules require.
     status = page.query_selector("[data-testid=rec-status]")  # positions stale: no AVL here
     assert status is None or msg(lang, "rec_status.short") not in status.inner_text()
@@ -187,7 +172,9 @@ def test_roster_filters(browser: object, live: Server, lang: str) -> None:
     page.select_option("[data-testid=roster-filter-type]", "special_police")
     special = len([u for u in service.list_units(ADMIN) if u["unit_type"] == "special_police"])
     page.wait_for_function(f"{rows} === {special}")
-    assert set(page.eval_on_selector_all("[data-testid=roster-row]", "r => r.map(e => e.dataset.type)")) == {"special_police"}
+    assert set(
+        page.eval_on_selector_all("[data-testid=roster-row]", "r => r.map(e => e.dataset.type)")
+    ) == {"special_police"}
     page.select_option("[data-testid=roster-filter-type]", "")
     page.select_option("[data-testid=roster-filter-status]", "out_of_service")
     page.wait_for_function(f"{rows} === 1")
@@ -196,7 +183,9 @@ def test_roster_filters(browser: object, live: Server, lang: str) -> None:
     page.select_option("[data-testid=roster-filter-status]", "")
     page.select_option("[data-testid=roster-filter-station]", "13")
     page.wait_for_function(f"{rows} === 4")
-    assert set(page.eval_on_selector_all("[data-testid=roster-row]", "r => r.map(e => e.dataset.station)")) == {"13"}
+    assert set(
+        page.eval_on_selector_all("[data-testid=roster-row]", "r => r.map(e => e.dataset.station)")
+    ) == {"13"}
     page.screenshot(path=str(ARTIFACTS / f"roster-filtered-{lang}.png"))
     # Back in service from the board.
     page.click("[data-testid=roster-row][data-unit='13-FOOT1'] [data-testid=back-in-service]")

@@ -16,6 +16,7 @@ from datetime import datetime
 from functools import cached_property
 from typing import Any
 
+import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -142,7 +143,9 @@ class BoardService(UnitService):
                 checkin, checkin_by = board.checkin_at, board.checkin_by
             if _valid(board.cover_at, unit.status_at):
                 cover = board.cover_station
-        st = timer_state(self.timer_rules, unit.unit_type, unit.status, unit.status_at, checkin, now)
+        st = timer_state(
+            self.timer_rules, unit.unit_type, unit.status, unit.status_at, checkin, now
+        )
         out.update(
             time_in_status_s=max(0.0, (now - unit.status_at).total_seconds()),
             oos_reason=reason,
@@ -232,7 +235,9 @@ class BoardService(UnitService):
             before = {"checkin_at": board.checkin_at}
             board.checkin_at, board.checkin_by = now, who.username
             s.flush()
-            st = timer_state(self.timer_rules, unit.unit_type, unit.status, unit.status_at, now, now)
+            st = timer_state(
+                self.timer_rules, unit.unit_type, unit.status, unit.status_at, now, now
+            )
             self._emit(
                 s,
                 who.username,
@@ -257,7 +262,10 @@ class BoardService(UnitService):
         out = {}
         for uid, unit_type, status, status_at, station, checkin in rows:
             valid = checkin if _valid(checkin, status_at) else None
-            out[uid] = (station, timer_state(self.timer_rules, unit_type, status, status_at, valid, now))
+            out[uid] = (
+                station,
+                timer_state(self.timer_rules, unit_type, status, status_at, valid, now),
+            )
         return out
 
     # ------------------------------------------------------------------ move-up
@@ -267,7 +275,9 @@ class BoardService(UnitService):
         now = self.clock()
         with self.sessions() as s:
             rows = s.execute(
-                select(*UNIT_STATE_COLUMNS, Unit.status_at, UnitBoard.cover_station, UnitBoard.cover_at)
+                select(
+                    *UNIT_STATE_COLUMNS, Unit.status_at, UnitBoard.cover_station, UnitBoard.cover_at
+                )
                 .outerjoin(UnitBoard, UnitBoard.unit_id == Unit.id)
                 .order_by(Unit.id)
             ).all()
@@ -292,9 +302,7 @@ class BoardService(UnitService):
         def seen(station: str | None) -> bool:
             return station is not None and who.sees(self.bureau_of.get(station), station)
 
-        moves = [
-            m.as_dict() for m in result["moves"] if seen(m.to_station) or seen(m.from_station)
-        ]
+        moves = [m.as_dict() for m in result["moves"] if seen(m.to_station) or seen(m.from_station)]
         return {
             "now": self.clock(),
             **{k: v for k, v in result.items() if k != "moves"},
@@ -329,7 +337,7 @@ class BoardService(UnitService):
             eta = None
             if math.isfinite(view.lon):
                 secs, _ = self._travel(
-                    [[view.lon, view.lat]], view.mode, (target.lon, target.lat), None
+                    np.array([[view.lon, view.lat]]), view.mode, (target.lon, target.lat), None
                 )
                 eta = float(secs[0]) if math.isfinite(secs[0]) else None
             board = self._board_row(s, unit_id)

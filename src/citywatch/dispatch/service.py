@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from citywatch.dispatch.accounts import Principal, Role
+from citywatch.dispatch.board import BoardService
 from citywatch.dispatch.core import (
     ACTIVE_INCIDENT,
     MAX_BACKDATE_S,
@@ -47,7 +48,6 @@ from citywatch.dispatch.policy import (
     make_policy,
     recommend,
 )
-from citywatch.dispatch.board import BoardService
 from citywatch.domain import PRIORITY_RANGE
 from citywatch.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError
 from citywatch.store.dispatch_models import (
