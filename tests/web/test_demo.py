@@ -42,7 +42,7 @@ def test_fleet_and_accounts(tmp_path: Path, manhattan: CityPack) -> None:
     with service.sessions() as s:
         units = list(s.scalars(select(Unit)))
     assert {u.station for u in units} == {st.id for st in manhattan.stations}
-    assert sorted({u.unit_type for u in units}) == ["foot", "patrol_car"]
+    assert sorted({u.unit_type for u in units}) == ["foot", "patrol_car", "special_police"]
     sessions = session_factory(make_engine(f"sqlite:///{tmp_path / 'demo.db'}"))
     first = ensure_accounts(sessions, manhattan)
     second = ensure_accounts(sessions, manhattan)

@@ -489,7 +489,7 @@ function renderDetail() {
     ${rec ? `<h3>${esc(t("detail.recommendations"))}</h3>
       ${rec.error ? `<p class="error">${esc(rec.error)}</p>` : ""}
       ${rec.status && rec.status !== "ok" ? `<p class="reason" data-testid="rec-status"><b>${esc(t(`rec_status.${rec.status}`))}</b>: ${esc(reasonsLabel(rec.reasons))}</p>` : ""}
-      ${team.length ? `<div class="team-row" data-testid="team"><span>${esc(t("detail.team"))}: <b>${esc(team.join(", "))}</b></span>
+      ${team.length > 1 ? `<div class="team-row" data-testid="team"><span>${esc(t("detail.team"))}: <b>${esc(team.join(", "))}</b></span>
         ${write ? `<button type="button" class="primary" data-testid="send-team" id="btn-send-team">${esc(t("detail.send_team", { n: team.length }))} <kbd>A</kbd></button>` : ""}</div>` : ""}
       ${split.common.length ? `<p class="reason" data-testid="ranked-by">${esc(t("detail.ranked_by", { reasons: reasonsLabel(split.common) }))}</p>` : ""}
       <table><thead><tr><th>#</th><th>${esc(t("detail.unit"))}</th><th>${esc(t("detail.eta"))}</th>
