@@ -111,6 +111,14 @@ def test_recommended_team_is_sent_in_one_action(browser: object, live: Server, l
         "[data-testid=candidate][data-team]", "r => r.map(e => e.dataset.unit)"
     ) == list(team)
     # No "Team incomplete": the demo fleet has the special police the rules require.
+    # The reason every candidate shares is said once; the rows say what differs.
+    common = msg(lang, "reason.by_travel_time")
+    assert common in page.inner_text("[data-testid=ranked-by]")
+    cells = page.eval_on_selector_all(
+        "[data-testid=candidate-reason]", "els => els.map(e => e.textContent)"
+    )
+    assert len(cells) == 5 and not any(common in c for c in cells)
+    assert any(msg(lang, "unit_type.special_police") in c for c in cells)  # required type
     status = page.query_selector("[data-testid=rec-status]")  # positions stale: no AVL here
     assert status is None or msg(lang, "rec_status.short") not in status.inner_text()
     page.click("[data-testid=send-team]")
@@ -151,6 +159,9 @@ def test_a_timer_warning_appears_and_a_check_in_clears_it(
     page.wait_for_selector(f"{row}[data-timer=warning]")
     assert page.inner_text(f"{row} [data-testid=timer-badge]") == msg(lang, "board.timer_warning")
     assert page.is_visible("[data-testid=roster-alerts]")
+    # Time in status runs on the server's clock (21 minutes), not the browser's.
+    cell = f'document.querySelector("{row} [data-testid=time-in-status]").textContent'
+    page.wait_for_function(f"/^2[12]:/.test({cell})")
     page.screenshot(path=str(ARTIFACTS / f"timer-warning-{lang}.png"))
     page.click(f"{row} [data-testid=checkin]")
     page.wait_for_selector(f"{row}[data-timer=ok]")

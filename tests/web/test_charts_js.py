@@ -18,12 +18,14 @@ def test_count_ticks_are_whole_numbers_and_cover_the_data() -> None:
     script = (
         f"import('{(STATIC_DIR / 'charts.js').as_uri()}').then((m) => {{"
         "const out = [];"
-        "for (let x = 0; x <= 500; x++) { const max = m.niceMax(x); out.push([x, max, m.countTicks(max)]); }"
+        "for (let x = 0; x <= 500; x++) {"
+        " const max = m.niceMax(x); out.push([x, max, m.countTicks(max)]); }"
         "console.log(JSON.stringify(out)); });"
     )
+    assert NODE is not None
     res = subprocess.run(
         [NODE, "-e", script], capture_output=True, text=True, check=True, timeout=60
-    )  # type: ignore[list-item]
+    )
     rows = json.loads(res.stdout)
     assert len(rows) == 501
     for x, top, ticks in rows:

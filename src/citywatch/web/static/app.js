@@ -361,7 +361,7 @@ function renderUnitSummary() {
 function renderLegend() {
   const types = Object.entries(TYPE_LETTERS).map(([ut, letter]) => `<div><kbd>${letter}</kbd> ${esc(unitTypeLabel(ut))}</div>`);
   const statuses = Object.entries(STATUS_COLOURS).map(([s, c]) => `<div><i class="sym" style="background:${c}"></i>${esc(statusLabel(s))}</div>`);
-  $("legend").innerHTML = `<b>${esc(t("legend.units"))}</b><div class="cols"><div>${types.slice(0, 4).join("")}</div><div>${statuses.join("")}</div></div>
+  $("legend").innerHTML = `<b>${esc(t("legend.units"))}</b><div class="cols"><div>${types.join("")}</div><div>${statuses.join("")}</div></div>
     <div><b>${esc(t("legend.incidents"))}</b>: ${esc(t("legend.priority"))}</div><div>★ ${esc(t("layer.stations"))}</div>`;
 }
 
@@ -543,14 +543,15 @@ async function sendTeam(unitIds) {
 
 /** Reasons shared by every candidate (said once above the table) and each row's own ones. */
 function splitReasons(candidates) {
-  const codes = (c) => new Set((c.reasons || []).map((r) => r.code));
+  const key = (r) => `${r.code}:${JSON.stringify(r.params || {})}`;  // same reason, same values
+  const keys = (c) => new Set((c.reasons || []).map(key));
   const common = candidates.length > 1
-    ? [...codes(candidates[0])].filter((code) => candidates.every((c) => codes(c).has(code))) : [];
+    ? [...keys(candidates[0])].filter((k) => candidates.every((c) => keys(c).has(k))) : [];
   const fastest = Math.min(...candidates.map((c) => c.eta_s));
   return {
-    common: (candidates[0]?.reasons || []).filter((r) => common.includes(r.code)),
+    common: (candidates[0]?.reasons || []).filter((r) => common.includes(key(r))),
     own: (c) => {
-      const parts = (c.reasons || []).filter((r) => !common.includes(r.code)).map(reasonLabel);
+      const parts = (c.reasons || []).filter((r) => !common.includes(key(r))).map(reasonLabel);
       if (c.eta_s > fastest + 0.5) parts.push(t("detail.slower_by", { eta: fmtDuration(c.eta_s - fastest) }));
       return parts.join(" · ") || "–";
     },

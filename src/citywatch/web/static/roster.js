@@ -65,6 +65,7 @@ export class Board {
   onEvent(ev) {
     switch (ev.type) {
       case "unit.timer": {
+        this.offsetMs = Date.parse(ev.at) - Date.now();  // the tick's time is the server's now
         const u = this.units.get(ev.unit_id);
         if (u) {
           u.timer = { ...u.timer, ...ev.data };
