@@ -204,6 +204,7 @@ def test_roster_filters_and_scope(fleet: DispatchService) -> None:
     roster = fleet.roster(ADMIN)
     assert len(roster["units"]) == 84
     assert roster["counts"] == {"available": 83, "on_scene": 1}
+    assert {u["shift"] for u in roster["units"]} == {"tour 2 (07-15)", "tour 3 (15-23)"}
     (unit,) = fleet.roster(ADMIN, status="on_scene")["units"]
     assert unit["incident"]["id"] == inc and unit["incident"]["category"] == "theft"
     special = fleet.roster(ADMIN, unit_type="special_police")["units"]

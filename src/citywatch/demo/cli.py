@@ -35,6 +35,7 @@ from citywatch.errors import CityWatchError, DataError
 __all__ = [
     "BUNDLED_INCIDENTS",
     "DEMO_ACCOUNTS",
+    "DEMO_SHIFTS",
     "FLEET_PER_STATION",
     "demo",
     "demo_calls",
@@ -57,6 +58,16 @@ FLEET_PER_STATION: tuple[tuple[str, str], ...] = (
     # requirement rules send one to every priority-1 shooting (requirements.toml).
     ("ESU1", "special_police"),
 )
+
+
+#: The shift shown on the roster board for each call sign (NYPD tours, labels only: the demo
+#: keeps every unit on duty).
+DEMO_SHIFTS: dict[str, str] = {
+    "RMP1": "tour 2 (07-15)",
+    "RMP2": "tour 3 (15-23)",
+    "FOOT1": "tour 2 (07-15)",
+    "ESU1": "tour 3 (15-23)",
+}
 
 
 @dataclass(frozen=True)
@@ -170,7 +181,13 @@ def ensure_fleet(service: Any) -> int:
         for suffix, unit_type in FLEET_PER_STATION:
             uid = f"{station.id}-{suffix}"
             if uid not in existing:
-                service.create_unit(who, id=uid, unit_type=unit_type, station=station.id)
+                service.create_unit(
+                    who,
+                    id=uid,
+                    unit_type=unit_type,
+                    station=station.id,
+                    shift=DEMO_SHIFTS.get(suffix),
+                )
                 created += 1
     return created
 
