@@ -223,14 +223,15 @@ def test_team_is_assigned_all_or_nothing(fleet: DispatchService) -> None:
     inc, _ = fleet.create_incident(ADMIN, category="shooting", lon=HARLEM[0], lat=HARLEM[1])
     team = list(fleet.recommend(ADMIN, inc["id"]).team)
     on_scene(fleet, team[1])  # one of the team is taken meanwhile
-    with pytest.raises(ConflictError, match=f"unit {team[1]} is on_scene"):
-        fleet.assign_team(ADMIN, inc["id"], team)
+    with pytest.raises(ConflictError, match=team[1]) as refused:
+        fleet.assign_many(ADMIN, inc["id"], team)
+    assert "on_scene" in refused.value.message
     assert fleet.get_incident(ADMIN, inc["id"])["assignments"] == []
     assert fleet.get_unit(ADMIN, team[0])["status"] == "available"
     with pytest.raises(ValidationError):
-        fleet.assign_team(ADMIN, inc["id"], [team[0], team[0]])
+        fleet.assign_many(ADMIN, inc["id"], [team[0], team[0]])
     team = list(fleet.recommend(ADMIN, inc["id"]).team)
-    out = fleet.assign_team(ADMIN, inc["id"], team)
+    out = fleet.assign_many(ADMIN, inc["id"], team)
     assert [a["unit_id"] for a in out] == team
     detail = fleet.get_incident(ADMIN, inc["id"])
     assert detail["status"] == "dispatched"

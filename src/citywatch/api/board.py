@@ -119,7 +119,7 @@ def send_team(
     if unit_ids is None:
         rec = service.recommend(who, incident_id, policy=body.policy)
         unit_ids = list(rec.team) or [c.unit_id for c in rec.candidates[:1]]
-    return service.assign_team(who, incident_id, list(unit_ids))
+    return service.assign_many(who, incident_id, list(unit_ids))
 
 
 @router.get("/moveup/suggestions", tags=["board"])

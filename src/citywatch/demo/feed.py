@@ -219,7 +219,7 @@ class DemoFeed:
                 rec = self.service.recommend(self.who, incident["id"], k=1)
                 team = list(rec.team) or [c.unit_id for c in rec.candidates[:1]]
                 if team:  # the whole recommended team, in one action
-                    self.service.assign_team(self.who, incident["id"], team)
+                    self.service.assign_many(self.who, incident["id"], team)
             except CityWatchError as exc:
                 log.info("feed: auto-dispatch of %s: %s", incident["id"], exc.message)
 

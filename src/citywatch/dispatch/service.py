@@ -297,9 +297,9 @@ class DispatchService(BoardService):
         Locks the incident, then the unit (the global lock order of :meth:`_write`), and decides
         on their locked, fresh state.
         """
-        return self.assign_team(who, incident_id, [unit_id])[0]
+        return self.assign_many(who, incident_id, [unit_id])[0]
 
-    def assign_team(
+    def assign_many(
         self, who: Principal, incident_id: str, unit_ids: list[str]
     ) -> list[dict[str, Any]]:
         """Send several units to an incident in one transaction: all of them, or none.

@@ -14,9 +14,14 @@ function esc(text) {
   })[c]);
 }
 
-function debounce(fn, ms) {
+/** ``fn`` at most once per ``ms``, ``ms`` after the first call of a burst (a steady stream of
+ *  events still refreshes: the wait is never pushed back). */
+function throttle(fn, ms) {
   let timer = null;
-  return () => { clearTimeout(timer); timer = setTimeout(fn, ms); };
+  return () => {
+    if (timer) return;
+    timer = setTimeout(() => { timer = null; fn(); }, ms);
+  };
 }
 
 /** The roster board and the move-up panel; ``ctx`` lends the dashboard's helpers. */
@@ -28,8 +33,8 @@ export class Board {
     this.offsetMs = 0;  // server clock - browser clock
     this.filters = { status: "", unit_type: "", station: "" };
     this.moveup = null;
-    this.reloadSoon = debounce(() => this.reload(), 250);
-    this.suggestSoon = debounce(() => this.loadSuggestions(), 600);
+    this.reloadSoon = throttle(() => this.reload(), 500);
+    this.suggestSoon = throttle(() => this.loadSuggestions(), 1500);
     this.ticker = null;
   }
 
