@@ -130,7 +130,7 @@ def test_dispatcher_sees_live_city_and_dispatches(browser: object, live: Server)
     ARTIFACTS.mkdir(exist_ok=True)
     page = open_page(browser, live, 1920, 1080, "disp")
     # Every unit of the fleet and the first calls are on the map within seconds.
-    page.wait_for_function("document.querySelectorAll('.unit-icon[data-unit]').length === 63")
+    page.wait_for_function("document.querySelectorAll('.unit-icon[data-unit]').length === 84")
     page.wait_for_function("document.querySelectorAll('.inc-icon[data-incident]').length >= 5")
     assert page.is_visible("[data-testid=sim-badge]")
     assert page.inner_text("[data-testid=city-name]") == "Manhattan, New York City"
@@ -161,7 +161,7 @@ def test_dispatcher_sees_live_city_and_dispatches(browser: object, live: Server)
     assert colour == EN_ROUTE_RGB
     page.wait_for_selector("text=Route of")
     page.screenshot(path=str(ARTIFACTS / "incident-dispatched.png"))
-    page.keyboard.press("f")  # zoom to the incident: the route of the unit is drawn in blue
+    page.keyboard.press("f")  # zoom to the incident: the route of the unit is drawn in magenta
     page.wait_for_timeout(600)
     page.screenshot(path=str(ARTIFACTS / "incident-route-zoomed.png"))
     # The server agrees: the recommended unit is assigned by the dispatcher.
@@ -223,7 +223,7 @@ def test_roles_shape_what_is_shown_on_a_laptop(browser: object, live: Server) ->
         )
         assert r.status_code == 201
     page = open_page(browser, live, 1366, 768, "off13")
-    page.wait_for_function("document.querySelectorAll('.unit-icon[data-unit]').length === 3")
+    page.wait_for_function("document.querySelectorAll('.unit-icon[data-unit]').length === 4")
     page.wait_for_selector("[data-testid=queue-item]")
     service = live.app.state.service
     officer = Principal("off13", Role.STATION_OFFICER, "13")
@@ -294,8 +294,10 @@ def test_wall_screen_stays_logged_in_and_translates_reasons(browser: object, liv
     page.wait_for_function("document.documentElement.lang === 'zh-CN'")
     page.click(WAITING_CALL)
     page.wait_for_selector("[data-testid=candidate]")
-    reason = page.inner_text("[data-testid=candidate-reason] >> nth=0")
-    assert reason.startswith(MESSAGES["zh"]["reason.by_travel_time"]), reason
+    # A reason every candidate shares is said once above the table ("排序依据"), not per row.
+    shared = page.query_selector("[data-testid=ranked-by]")
+    reason = (shared or page.query_selector("[data-testid=candidate-reason]")).inner_text()
+    assert MESSAGES["zh"]["reason.by_travel_time"] in reason, reason
     assert "travel time" not in reason
     page.keyboard.press("Escape")
     page.keyboard.press("l")

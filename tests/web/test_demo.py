@@ -37,12 +37,12 @@ def test_bundled_incidents_are_imported_once(tmp_path: Path, manhattan: CityPack
 def test_fleet_and_accounts(tmp_path: Path, manhattan: CityPack) -> None:
     app = create_app(Settings(pack="manhattan", db_url=f"sqlite:///{tmp_path / 'demo.db'}"))
     service = app.state.service
-    assert ensure_fleet(service) == 63
+    assert ensure_fleet(service) == 84
     assert ensure_fleet(service) == 0
     with service.sessions() as s:
         units = list(s.scalars(select(Unit)))
     assert {u.station for u in units} == {st.id for st in manhattan.stations}
-    assert sorted({u.unit_type for u in units}) == ["foot", "patrol_car"]
+    assert sorted({u.unit_type for u in units}) == ["foot", "patrol_car", "special_police"]
     sessions = session_factory(make_engine(f"sqlite:///{tmp_path / 'demo.db'}"))
     first = ensure_accounts(sessions, manhattan)
     second = ensure_accounts(sessions, manhattan)

@@ -28,7 +28,7 @@ def router(manhattan: CityPack) -> Router:
 @pytest.fixture
 def service(tmp_path: Path, manhattan: CityPack, router: Router) -> DispatchService:
     svc = make_service(tmp_path, manhattan, router, Clock(datetime(2026, 3, 2, 14, tzinfo=UTC)))
-    assert ensure_fleet(svc) == 3 * len(manhattan.stations)
+    assert ensure_fleet(svc) == 4 * len(manhattan.stations)
     return svc
 
 
@@ -120,7 +120,7 @@ def test_patrols_stay_near_their_station_and_cancellation_is_absorbed(
     feed = DemoFeed(service, calls_from_nodes(manhattan, clock(), rate_per_hour=0.5), config)
     feed.step()
     patrolling = {uid: leg for uid, leg in feed.legs.items() if leg.purpose == "patrol"}
-    assert len(patrolling) == 3 * len(manhattan.stations)
+    assert len(patrolling) == 4 * len(manhattan.stations)
     for uid, leg in patrolling.items():
         station = service.stations[service.get_unit(ADMIN, uid)["station"]]
         end = leg.coords[-1]
@@ -154,7 +154,7 @@ def test_units_waiting_at_their_station_keep_reporting(
     for _ in range(10 * 30):  # ten minutes, well past the staleness limit
         tick(feed, clock)
     units = service.list_units(ADMIN)
-    assert len(units) == 3 * len(manhattan.stations)
+    assert len(units) == 4 * len(manhattan.stations)
     assert not any(u["position_stale"] for u in units)
     for unit in units:
         station = service.stations[unit["station"]]

@@ -82,9 +82,9 @@ def test_summary_needs_login_and_counts_today(web_server: WebServer, disp: httpx
     before_13 = next(r for r in before["by_station"] if r["station"] == "13")
     assert [m["station"] for m in made] == ["13", "13"]
     assert rows["13"]["incidents"] == before_13["incidents"] + 2
-    assert rows["13"]["available"] == 2  # 13-RMP1 is dispatched, 13-RMP2 and 13-FOOT1 wait
-    assert after["units"]["available"] == 63 - 1
-    assert after["units"]["on_street"] == 63
+    assert rows["13"]["available"] == 3  # 13-RMP1 is dispatched; 13-RMP2, -FOOT1, -ESU1 wait
+    assert after["units"]["available"] == 84 - 1
+    assert after["units"]["on_street"] == 84
     assert after["today"]["share_on_scene_within"] == {"180": 0.0, "600": 0.0}
 
 

@@ -27,6 +27,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from citywatch.api.advisories import install as install_advisories
+from citywatch.api.board import router as board_router
+from citywatch.api.board import watch_timers
 from citywatch.api.dashboard import install as install_dashboard
 from citywatch.api.eido import router as eido_router
 from citywatch.api.errors import install_error_handlers
@@ -177,12 +179,14 @@ def create_app(
         gc.freeze()
         await bus.start()
         keeper = asyncio.create_task(_keep_positions(service, settings), name="citywatch-seal")
+        timers = asyncio.create_task(watch_timers(service, bus), name="citywatch-timers")
         try:
             yield
         finally:
-            keeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await keeper
+            for task in (keeper, timers):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await asyncio.to_thread(service.seal_positions)  # nothing stored goes unsealed
             await bus.stop()
             app.state.login_guard.close()
@@ -206,6 +210,7 @@ def create_app(
     app.include_router(api_router)
     app.include_router(surveillance_router)
     app.include_router(eido_router)
+    app.include_router(board_router)
     _document_enums(app, service)
     app.add_middleware(
         RequestLimits,

@@ -6,7 +6,8 @@
 3. creates the demo accounts, with fresh random passwords printed at start.  The ``demo`` admin
    works only in demo mode (the API refuses it otherwise); the other demo accounts get new,
    never-shown passwords when the demo stops, so they cannot be used outside a running demo;
-4. registers a demo fleet at the real station houses (two patrol cars and one foot patrol each);
+4. registers a demo fleet at the real station houses (two patrol cars, one foot patrol and one
+   special-police unit each, so that the armed calls of the feed get their required team);
 5. starts the service with a background feed of SIMULATED calls and units driving the roads
    (:mod:`citywatch.demo.feed`), and serves the dashboard at ``http://HOST:PORT/``.
 """
@@ -34,6 +35,7 @@ from citywatch.errors import CityWatchError, DataError
 __all__ = [
     "BUNDLED_INCIDENTS",
     "DEMO_ACCOUNTS",
+    "DEMO_SHIFTS",
     "FLEET_PER_STATION",
     "demo",
     "demo_calls",
@@ -52,7 +54,20 @@ FLEET_PER_STATION: tuple[tuple[str, str], ...] = (
     ("RMP1", "patrol_car"),  # NYPD radio motor patrol
     ("RMP2", "patrol_car"),
     ("FOOT1", "foot"),
+    # Special police (NYPD Emergency Service Unit) for the armed calls of the feed: the
+    # requirement rules send one to every priority-1 shooting (requirements.toml).
+    ("ESU1", "special_police"),
 )
+
+
+#: The shift shown on the roster board for each call sign (NYPD tours, labels only: the demo
+#: keeps every unit on duty).
+DEMO_SHIFTS: dict[str, str] = {
+    "RMP1": "tour 2 (07-15)",
+    "RMP2": "tour 3 (15-23)",
+    "FOOT1": "tour 2 (07-15)",
+    "ESU1": "tour 3 (15-23)",
+}
 
 
 @dataclass(frozen=True)
@@ -166,7 +181,13 @@ def ensure_fleet(service: Any) -> int:
         for suffix, unit_type in FLEET_PER_STATION:
             uid = f"{station.id}-{suffix}"
             if uid not in existing:
-                service.create_unit(who, id=uid, unit_type=unit_type, station=station.id)
+                service.create_unit(
+                    who,
+                    id=uid,
+                    unit_type=unit_type,
+                    station=station.id,
+                    shift=DEMO_SHIFTS.get(suffix),
+                )
                 created += 1
     return created
 

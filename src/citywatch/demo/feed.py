@@ -4,7 +4,7 @@ Everything the feed does goes through the live :class:`~citywatch.dispatch.servi
 as the account ``sim-feed`` (so it is audited, timed and broadcast like any dispatcher's action):
 
 * calls arrive from the simulator's generator (:class:`~citywatch.demo.calls.SimulatedCalls`);
-* a call nobody has dispatched after ``auto_dispatch_s`` gets the recommended unit (the person at
+* a call nobody has dispatched after ``auto_dispatch_s`` gets the recommended team (the person at
   the dashboard has that long to dispatch it themselves);
 * a dispatched unit goes en route and drives the fastest road route to the incident at its mode's
   speed, posting AVL positions; on arrival it is on scene, and after ``on_scene_s`` the incident is
@@ -217,11 +217,9 @@ class DemoFeed:
                 continue
             try:
                 rec = self.service.recommend(self.who, incident["id"], k=1)
-                chosen = rec.team[0] if rec.team else None
-                if chosen is None and rec.candidates:
-                    chosen = rec.candidates[0].unit_id
-                if chosen is not None:
-                    self.service.assign(self.who, incident["id"], chosen)
+                team = list(rec.team) or [c.unit_id for c in rec.candidates[:1]]
+                if team:  # the whole recommended team, in one action
+                    self.service.assign_many(self.who, incident["id"], team)
             except CityWatchError as exc:
                 log.info("feed: auto-dispatch of %s: %s", incident["id"], exc.message)
 

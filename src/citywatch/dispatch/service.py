@@ -25,6 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from citywatch.dispatch.accounts import Principal, Role
+from citywatch.dispatch.board import BoardService
 from citywatch.dispatch.core import (
     ACTIVE_INCIDENT,
     MAX_BACKDATE_S,
@@ -48,7 +49,6 @@ from citywatch.dispatch.policy import (
     make_policy,
     recommend,
 )
-from citywatch.dispatch.units import UnitService
 from citywatch.domain import PRIORITY_RANGE
 from citywatch.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError
 from citywatch.store.dispatch_models import (
@@ -67,7 +67,7 @@ __all__ = ["DispatchConfig", "DispatchService", "EventSink", "IncidentHook"]
 IncidentHook = Callable[[Session, Principal, dict[str, Any], Callable[..., None]], None]
 
 
-class DispatchService(UnitService):
+class DispatchService(BoardService):
     """Incidents, units, AVL positions, recommendations and assignments over one city pack.
 
     Parameters
@@ -308,7 +308,28 @@ class DispatchService(UnitService):
         Locks the incident, then the unit (the global lock order of :meth:`_write`), and decides
         on their locked, fresh state.
         """
+        return self.assign_many(who, incident_id, [unit_id])[0]
+
+    def assign_many(
+        self, who: Principal, incident_id: str, unit_ids: list[str]
+    ) -> list[dict[str, Any]]:
+        """Send several units to an incident in one transaction: all of them, or none.
+
+        The team recommended for an incident ("send 2") goes in one action.  Locks the incident,
+        then the units in id order (the global lock order of :meth:`_write`); if any unit is
+        missing or not available, nothing is assigned (404 or 409 naming the unit).  Each
+        assignment is recorded and audited on its own (``assignment.created``).
+
+        Returns
+        -------
+        list of dict
+            The assignments, in the order of ``unit_ids``.
+        """
         self._require_write(who)
+        if not unit_ids:
+            raise ValidationError("name at least one unit", field="unit_ids")
+        if len(set(unit_ids)) != len(unit_ids):
+            raise ValidationError("a unit is named twice", field="unit_ids")
         now = self.clock()
         with self._write() as s:
             self._get_incident(s, who, incident_id)
@@ -317,51 +338,64 @@ class DispatchService(UnitService):
                 raise ConflictError(
                     f"incident {incident_id} is {state.status}: it cannot take units"
                 )
-            locked = self._lock_units(s, Unit.id == unit_id)
-            if not locked:
-                raise NotFoundError(f"no unit {unit_id!r}", field="unit_id")
-            unit = locked[0]
-            if unit.status != UnitStatus.AVAILABLE:
-                busy = f" on incident {unit.incident_id}" if unit.incident_id else ""
-                raise ConflictError(
-                    f"unit {unit_id} is {unit.status}{busy}, not available", field="unit_id"
-                )
-            UNIT_LIFECYCLE.transition(unit.status, UnitStatus.DISPATCHED, now)
-            view = self._unit_view(unit, now)
-            unit.status, unit.status_at, unit.incident_id = UnitStatus.DISPATCHED, now, incident_id
-            eta, metres = self._eta(view, row)
-            a = Assignment(
-                incident_id=incident_id,
-                unit_id=unit_id,
-                assigned_by=who.username,
-                assigned_at=now,
-                eta_s=eta,
-                metres=metres,
-                active=True,
-            )
-            s.add(a)
-            s.flush()
-            if state.status == IncidentStatus.RECEIVED:
-                self._set_incident_status(s, who, row, state, IncidentStatus.DISPATCHED, now)
-            out = {
-                "id": a.id,
-                "incident_id": incident_id,
-                "unit_id": unit_id,
-                "assigned_at": now,
-                "assigned_by": who.username,
-                "eta_s": a.eta_s,
-                "metres": a.metres,
-            }
-            self._emit(
-                s,
-                who.username,
-                "assignment.created",
-                incident_id=incident_id,
-                unit_id=unit_id,
-                station=row.station,
-                data=out,
-                before={"unit_status": UnitStatus.AVAILABLE.value},
-            )
+            locked = {u.id: u for u in self._lock_units(s, Unit.id.in_(unit_ids))}
+            for unit_id in unit_ids:
+                unit = locked.get(unit_id)
+                if unit is None:
+                    raise NotFoundError(f"no unit {unit_id!r}", field="unit_id")
+                if unit.status != UnitStatus.AVAILABLE:
+                    busy = f" on incident {unit.incident_id}" if unit.incident_id else ""
+                    raise ConflictError(
+                        f"unit {unit_id} is {unit.status}{busy}, not available", field="unit_id"
+                    )
+            return [self._assign_locked(s, who, row, state, locked[u], now) for u in unit_ids]
+
+    def _assign_locked(
+        self,
+        s: Session,
+        who: Principal,
+        row: IncidentRow,
+        state: IncidentDispatch,
+        unit: Unit,
+        now: datetime,
+    ) -> dict[str, Any]:
+        """Assign one locked, available unit to a locked incident (recorded and audited)."""
+        UNIT_LIFECYCLE.transition(unit.status, UnitStatus.DISPATCHED, now)
+        view = self._unit_view(unit, now)
+        unit.status, unit.status_at, unit.incident_id = UnitStatus.DISPATCHED, now, row.id
+        eta, metres = self._eta(view, row)
+        a = Assignment(
+            incident_id=row.id,
+            unit_id=unit.id,
+            assigned_by=who.username,
+            assigned_at=now,
+            eta_s=eta,
+            metres=metres,
+            active=True,
+        )
+        s.add(a)
+        s.flush()
+        if state.status == IncidentStatus.RECEIVED:
+            self._set_incident_status(s, who, row, state, IncidentStatus.DISPATCHED, now)
+        out = {
+            "id": a.id,
+            "incident_id": row.id,
+            "unit_id": unit.id,
+            "assigned_at": now,
+            "assigned_by": who.username,
+            "eta_s": a.eta_s,
+            "metres": a.metres,
+        }
+        self._emit(
+            s,
+            who.username,
+            "assignment.created",
+            incident_id=row.id,
+            unit_id=unit.id,
+            station=row.station,
+            data=out,
+            before={"unit_status": UnitStatus.AVAILABLE.value},
+        )
         return out
 
     def _eta(self, unit: UnitView, row: IncidentRow) -> tuple[float | None, float | None]:

@@ -7,6 +7,7 @@ import {
   setLang, setTimeZone, t, translatePage,
 } from "./i18n.js";
 import { CityMap, STATUS_COLOURS, TYPE_LETTERS } from "./map.js";
+import { Board } from "./roster.js";
 
 const WRITE_ROLES = new Set(["admin", "commander", "dispatcher", "station_officer"]);
 // The status rules come from the service (dashboard config "lifecycles"), never copied here.
@@ -32,6 +33,7 @@ const state = {
   ws: null,
   summaryTimer: null,
   summaryDue: null,
+  board: null,  // roster board and move-up panel (roster.js)
 };
 
 // ------------------------------------------------------------------ helpers
@@ -169,6 +171,18 @@ async function startSession() {
   openEvents();
   await reloadAll();
   scheduleSummary(0);
+  startBoard();
+}
+
+/** The roster board and move-up panel (roster.js), with the dashboard's helpers. */
+function startBoard() {
+  if (state.me.role === "unit_device") return;
+  state.board = new Board({
+    canWrite, stationLabel, unitTypeLabel, statusLabel, toast, errorText,
+    lifecycle: () => lifecycle("unit"),
+    onIncident: (id) => selectIncident(id),
+  });
+  state.board.start().catch((e) => console.warn("roster board unavailable", e));
 }
 
 /** Camera and blind-spot layers (local hour of the city); the dashboard works without them. */
@@ -188,9 +202,16 @@ async function loadSurveillance() {
   }
 }
 
+/** A jurisdiction of any level (city, bureau, station area, zone) by its name in the pack. */
+function jurisdictionLabel(id) {
+  const f = state.layers?.jurisdictions.features.find((j) => j.properties.id === id);
+  if (!f) return id;
+  return getLang() === "zh" && f.properties.name_zh ? f.properties.name_zh : f.properties.name;
+}
+
 function renderWho() {
   const me = state.me;
-  const scope = me.scope ? ` · ${t("who.scope")} ${me.scope}` : "";
+  const scope = me.scope ? ` · ${jurisdictionLabel(me.scope)}` : "";
   const ro = canWrite() ? "" : ` · ${t("who.read_only")}`;
   $("who").textContent = `${me.username} (${t(`role.${me.role}`)}${scope}${ro})`;
 }
@@ -233,6 +254,7 @@ function renderConn() {
 }
 
 async function onEvent(ev) {
+  state.board?.onEvent(ev);
   switch (ev.type) {
     case "unit.created":
       state.units.set(ev.data.id, ev.data);
@@ -344,7 +366,7 @@ function renderUnitSummary() {
 function renderLegend() {
   const types = Object.entries(TYPE_LETTERS).map(([ut, letter]) => `<div><kbd>${letter}</kbd> ${esc(unitTypeLabel(ut))}</div>`);
   const statuses = Object.entries(STATUS_COLOURS).map(([s, c]) => `<div><i class="sym" style="background:${c}"></i>${esc(statusLabel(s))}</div>`);
-  $("legend").innerHTML = `<b>${esc(t("legend.units"))}</b><div class="cols"><div>${types.slice(0, 4).join("")}</div><div>${statuses.join("")}</div></div>
+  $("legend").innerHTML = `<b>${esc(t("legend.units"))}</b><div class="cols"><div>${types.join("")}</div><div>${statuses.join("")}</div></div>
     <div><b>${esc(t("legend.incidents"))}</b>: ${esc(t("legend.priority"))}</div><div>★ ${esc(t("layer.stations"))}</div>`;
 }
 
@@ -439,10 +461,12 @@ function renderDetail() {
   if (!d) return;
   const rec = state.recommendation;
   const write = canWrite();
-  const rows = (rec?.candidates || []).map((c, i) => `<tr data-testid="candidate" data-unit="${esc(c.unit_id)}">
-      <td>${c.rank}</td><td><b>${esc(c.unit_id)}</b><br><span class="reason">${esc(unitTypeLabel(c.unit_type))} · ${esc(stationLabel(c.station))}</span></td>
+  const split = splitReasons(rec?.candidates || []);
+  const team = rec?.team || [];
+  const rows = (rec?.candidates || []).map((c, i) => `<tr data-testid="candidate" data-unit="${esc(c.unit_id)}"${team.includes(c.unit_id) ? ' class="team-member" data-team="1"' : ""}>
+      <td>${c.rank}</td><td><b>${esc(c.unit_id)}</b>${team.includes(c.unit_id) ? ` <span class="badge team" data-testid="team-badge">${esc(t("detail.team_member"))}</span>` : ""}<br><span class="reason">${esc(unitTypeLabel(c.unit_type))} · ${esc(stationLabel(c.station))}</span></td>
       <td>${esc(fmtDuration(c.eta_s))}</td><td>${esc(fmtNumber(c.metres / 1000, 2))} km</td>
-      <td class="reason" data-testid="candidate-reason">${esc(reasonsLabel(c.reasons))}</td>
+      <td class="reason" data-testid="candidate-reason">${esc(split.own(c))}</td>
       <td>${write ? `<button type="button" data-assign="${esc(c.unit_id)}" ${i === 0 ? 'class="primary" data-testid="assign-recommended"' : ""}>${esc(t("detail.assign"))}</button>` : ""}</td></tr>`);
   const assignments = (d.assignments || []).map((a) => `<tr data-testid="assignment">
       <td><b>${esc(a.unit_id)}</b></td><td>${esc(statusLabel(state.units.get(a.unit_id)?.status || ""))}</td>
@@ -470,6 +494,9 @@ function renderDetail() {
     ${rec ? `<h3>${esc(t("detail.recommendations"))}</h3>
       ${rec.error ? `<p class="error">${esc(rec.error)}</p>` : ""}
       ${rec.status && rec.status !== "ok" ? `<p class="reason" data-testid="rec-status"><b>${esc(t(`rec_status.${rec.status}`))}</b>: ${esc(reasonsLabel(rec.reasons))}</p>` : ""}
+      ${team.length > 1 ? `<div class="team-row" data-testid="team"><span>${esc(t("detail.team"))}: <b>${esc(team.join(", "))}</b></span>
+        ${write ? `<button type="button" class="primary" data-testid="send-team" id="btn-send-team">${esc(t("detail.send_team", { n: team.length }))} <kbd>A</kbd></button>` : ""}</div>` : ""}
+      ${split.common.length ? `<p class="reason" data-testid="ranked-by">${esc(t("detail.ranked_by", { reasons: reasonsLabel(split.common) }))}</p>` : ""}
       <table><thead><tr><th>#</th><th>${esc(t("detail.unit"))}</th><th>${esc(t("detail.eta"))}</th>
       <th>${esc(t("detail.distance"))}</th><th>${esc(t("detail.reason"))}</th><th></th></tr></thead>
       <tbody>${rows.join("") || `<tr><td colspan="6" class="muted">${esc(t("detail.no_units"))}</td></tr>`}</tbody></table>` : ""}
@@ -481,6 +508,7 @@ function renderDetail() {
   for (const b of $("detail-body").querySelectorAll("[data-assign]")) {
     b.addEventListener("click", () => assign(b.dataset.assign));
   }
+  $("btn-send-team")?.addEventListener("click", () => sendTeam(team));
   $("btn-clear")?.addEventListener("click", () => setIncidentStatus("cleared"));
   $("btn-cancel")?.addEventListener("click", () => setIncidentStatus("cancelled"));
 }
@@ -501,7 +529,38 @@ async function assign(unitId) {
 async function assignRecommended() {
   const rec = state.recommendation;
   if (!rec || !rec.candidates || !rec.candidates.length) return;
-  await assign((rec.team && rec.team[0]) || rec.candidates[0].unit_id);
+  await sendTeam(rec.team && rec.team.length ? rec.team : [rec.candidates[0].unit_id]);
+}
+
+/** Send the recommendation's team in one action: one request, all units or none. */
+async function sendTeam(unitIds) {
+  if (!state.selectedId || !canWrite()) return;
+  try {
+    await api(`/api/v1/incidents/${encodeURIComponent(state.selectedId)}/team`, {
+      method: "POST", json: { unit_ids: unitIds },
+    });
+    toast(t("toast.team_sent", { units: unitIds.join(", ") }));
+  } catch (e) {
+    toast(errorText(e), true);
+  }
+  await loadDetail(state.selectedId);
+}
+
+/** Reasons shared by every candidate (said once above the table) and each row's own ones. */
+function splitReasons(candidates) {
+  const key = (r) => `${r.code}:${JSON.stringify(r.params || {})}`;  // same reason, same values
+  const keys = (c) => new Set((c.reasons || []).map(key));
+  const common = candidates.length > 1
+    ? [...keys(candidates[0])].filter((k) => candidates.every((c) => keys(c).has(k))) : [];
+  const fastest = Math.min(...candidates.map((c) => c.eta_s));
+  return {
+    common: (candidates[0]?.reasons || []).filter((r) => common.includes(key(r))),
+    own: (c) => {
+      const parts = (c.reasons || []).filter((r) => !common.includes(key(r))).map(reasonLabel);
+      if (c.eta_s > fastest + 0.5) parts.push(t("detail.slower_by", { eta: fmtDuration(c.eta_s - fastest) }));
+      return parts.join(" · ") || "–";
+    },
+  };
 }
 
 async function setIncidentStatus(status) {
@@ -545,22 +604,25 @@ function renderSummary() {
   const [t1, t2] = s.thresholds_s.map((x) => String(x).replace(/\.0$/, ""));
   const share = (g, th) => g.share_on_scene_within[th] ?? g.share_on_scene_within[`${th}.0`];
   const mins = (sec) => fmtNumber(Number(sec) / 60, 0);
+  // A share means something once a unit has reached a call: until then the tile says "–".
+  const pct = (g, th) => (g.reached ? fmtPercent(share(g, th)) : "–");
+  const base = (g) => (g.reached ? t("kpi.of_calls", { n: g.incidents - g.cancelled }) : t("kpi.no_arrival"));
   const tiles = [
     ["kpi.incidents_today", String(s.today.incidents), t("kpi.week_n", { n: s.week.incidents })],
-    ["kpi.within_today", fmtPercent(share(s.today, t1)), t("kpi.minutes", { m: mins(t1) })],
-    ["kpi.within_week", fmtPercent(share(s.week, t1)), t("kpi.minutes", { m: mins(t1) })],
-    ["kpi.within_today", fmtPercent(share(s.today, t2)), t("kpi.minutes", { m: mins(t2) })],
-    ["kpi.within_week", fmtPercent(share(s.week, t2)), t("kpi.minutes", { m: mins(t2) })],
+    ["kpi.within_today", pct(s.today, t1), base(s.today), { m: mins(t1) }],
+    ["kpi.within_week", pct(s.week, t1), base(s.week), { m: mins(t1) }],
+    ["kpi.within_today", pct(s.today, t2), base(s.today), { m: mins(t2) }],
+    ["kpi.within_week", pct(s.week, t2), base(s.week), { m: mins(t2) }],
     ["kpi.response_p50", fmtDuration(s.today.response_s.p50), t("kpi.week_value", { v: fmtDuration(s.week.response_s.p50) })],
     ["kpi.response_p90", fmtDuration(s.today.response_s.p90), t("kpi.week_value", { v: fmtDuration(s.week.response_s.p90) })],
     ["kpi.available", String(s.units.available), t("kpi.on_street_n", { n: s.units.on_street })],
     ["kpi.density", fmtNumber(s.units.on_street_per_km2, 2), t("kpi.per_km2")],
   ];
-  $("kpi-tiles").replaceChildren(...tiles.map(([key, value, sub]) => {
+  $("kpi-tiles").replaceChildren(...tiles.map(([key, value, sub, vars]) => {
     const div = document.createElement("div");
     div.className = "tile";
-    div.dataset.kpi = key;
-    div.innerHTML = `<div class="v">${esc(value)}</div><div class="l">${esc(t(key))}</div><div class="s">${esc(sub)}</div>`;
+    div.dataset.kpi = vars ? `${key}.${vars.m}` : key;
+    div.innerHTML = `<div class="v">${esc(value)}</div><div class="l">${esc(t(key, vars))}</div><div class="s">${esc(sub)}</div>`;
     return div;
   }));
   const stations = [...s.by_station].sort((a, b) => Number(a.station) - Number(b.station) || a.station.localeCompare(b.station));
@@ -595,6 +657,8 @@ function applyLanguage() {
   renderUnitSummary();
   renderSummary();
   renderDetail();
+  state.board?.render();
+  state.board?.renderMoveUp();
   state.map.buildLayerControl();
   renderAdvisories();
 }
@@ -602,7 +666,7 @@ function applyLanguage() {
 const SHORTCUTS = [
   ["J / ↓", "help.next", () => moveSelection(1)],
   ["K / ↑", "help.previous", () => moveSelection(-1)],
-  ["A", "help.assign", () => assignRecommended()],
+  ["A", "help.send_team", () => assignRecommended()],
   ["C", "help.clear", () => setIncidentStatus("cleared")],
   ["X", "help.cancel", () => setIncidentStatus("cancelled")],
   ["F", "help.focus", () => focusSelected()],

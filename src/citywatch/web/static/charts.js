@@ -9,11 +9,18 @@ function el(name, attrs = {}, text) {
   return node;
 }
 
-function niceMax(x) {
+/** The axis maximum for counts: a round number whose half is a whole number too, so that the
+ *  ticks (0, half, maximum) are whole counts (never 2.5 incidents). */
+export function niceMax(x) {
   if (x <= 1) return 1;
   const p = 10 ** Math.floor(Math.log10(x));
-  for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= x) return m * p;
+  for (const m of [1, 2, 4, 6, 8, 10]) if (m * p >= x && (m * p) % 2 === 0) return m * p;
   return 10 * p;
+}
+
+/** The tick values of an axis from 0 to ``max`` (whole counts only). */
+export function countTicks(max) {
+  return max === 1 ? [0, 1] : [0, max / 2, max];
 }
 
 /**
@@ -29,10 +36,10 @@ export function barChart(host, labels, series, opts = {}) {
   const max = niceMax(Math.max(1, ...series.flatMap((s) => s.values)));
   const svg = el("svg", { viewBox: `0 0 ${width} ${height}`, class: "chart", role: "img" });
   if (opts.title) svg.appendChild(el("title", {}, opts.title));
-  for (const frac of [0, 0.5, 1]) {
-    const y = top + plotH * (1 - frac);
+  for (const tick of countTicks(max)) {
+    const y = top + plotH * (1 - tick / max);
     svg.appendChild(el("line", { x1: left, x2: width - 4, y1: y, y2: y, class: "axis" }));
-    svg.appendChild(el("text", { x: left - 3, y: y + 3, "text-anchor": "end" }, String(max * frac)));
+    svg.appendChild(el("text", { x: left - 3, y: y + 3, "text-anchor": "end", class: "tick" }, String(tick)));
   }
   const band = plotW / Math.max(1, labels.length);
   const barW = Math.max(1, (band * 0.8) / series.length);

@@ -49,13 +49,15 @@ export function fmtTime(iso) {
   }).format(new Date(iso));
 }
 
-/** Date and time in the city's time zone, with the zone's abbreviation. */
+/** Date and time in the city's time zone as ISO 8601 (2026-12-01 09:05:00 EST), with the
+ *  zone's abbreviation: never 01/12/2026, which New York reads as 12 January. */
 export function fmtDateTime(iso) {
   if (!iso) return "–";
-  return new Intl.DateTimeFormat(locale(), {
+  const parts = Object.fromEntries(new Intl.DateTimeFormat("en-US", {
     timeZone, year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit",
     minute: "2-digit", second: "2-digit", hourCycle: "h23", timeZoneName: "short",
-  }).format(new Date(iso));
+  }).formatToParts(new Date(iso)).map((p) => [p.type, p.value]));
+  return `${parts.year}-${parts.month}-${parts.day} ${parts.hour}:${parts.minute}:${parts.second} ${parts.timeZoneName}`;
 }
 
 /** A duration in seconds as m:ss (or h:mm:ss). */

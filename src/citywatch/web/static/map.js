@@ -11,7 +11,10 @@ const TYPE_LETTERS = {
 };
 const PRIORITY_COLOURS = { 1: "#ff3b3b", 2: "#ff8c1a", 3: "#f7c948", 4: "#7dd3fc", 5: "#a3a3a3" };
 
-export { PRIORITY_COLOURS, STATUS_COLOURS, TYPE_LETTERS };
+// The assigned unit's route: a colour no layer, status or priority uses.
+const ROUTE_COLOUR = "#ff2bd6";
+
+export { PRIORITY_COLOURS, ROUTE_COLOUR, STATUS_COLOURS, TYPE_LETTERS };
 
 export class CityMap {
   constructor(element, config, layers, handlers) {
@@ -104,7 +107,8 @@ export class CityMap {
       [t("layer.incidents")]: this.incidents,
       [t("layer.units")]: this.units,
     };
-    this.layerControl = L.control.layers(null, overlays, { collapsed: false, position: "topright" });
+    // Top left, under the zoom buttons: the incident detail panel opens over the map's right.
+    this.layerControl = L.control.layers(null, overlays, { collapsed: false, position: "topleft" });
     this.layerControl.addTo(this.map);
   }
 
@@ -133,15 +137,40 @@ export class CityMap {
     }
   }
 
-  unitIcon(unit, recommended) {
+  unitIcon(unit, recommended, offset = [0, 0]) {
     const colour = STATUS_COLOURS[unit.status] || "#999";
     const letter = TYPE_LETTERS[unit.unit_type] || "?";
     const shape = unit.mode === "foot" ? " foot" : "";
     return L.divIcon({
       className: "unit-marker",
       html: `<div class="unit-icon${shape}${recommended ? " recommended" : ""}" style="background:${colour};width:16px;height:16px" data-unit="${unit.id}">${letter}</div>`,
-      iconSize: [16, 16], iconAnchor: [8, 8],
+      iconSize: [16, 16], iconAnchor: [8 - offset[0], 8 - offset[1]],
     });
+  }
+
+  /** Units at one place (a station house) are fanned out on a small ring, in id order, so that
+   *  none hides another; a unit alone keeps its exact place. */
+  restack() {
+    const groups = new Map();
+    for (const [id, m] of this.unitMarkers) {
+      const { lat, lng } = m.getLatLng();
+      const key = `${lat.toFixed(5)},${lng.toFixed(5)}`;
+      if (!groups.has(key)) groups.set(key, []);
+      groups.get(key).push(id);
+    }
+    for (const ids of groups.values()) {
+      ids.sort();
+      const radius = ids.length > 1 ? 12 + 2 * Math.max(0, ids.length - 4) : 0;
+      ids.forEach((id, i) => {
+        const angle = (2 * Math.PI * i) / ids.length - Math.PI / 2;
+        const offset = [Math.round(radius * Math.cos(angle)), Math.round(radius * Math.sin(angle))];
+        const m = this.unitMarkers.get(id);
+        if (!m.offset || m.offset[0] !== offset[0] || m.offset[1] !== offset[1]) {
+          m.offset = offset;
+          m.setIcon(this.unitIcon(m.unit, m.recommended, offset));
+        }
+      });
+    }
   }
 
   upsertUnit(unit, recommended = false) {
@@ -155,14 +184,25 @@ export class CityMap {
       this.unitMarkers.set(unit.id, marker);
     } else {
       marker.setLatLng([lat, lon]);
-      marker.setIcon(this.unitIcon(unit, recommended));
+      marker.setIcon(this.unitIcon(unit, recommended, marker.offset));
     }
     marker.unit = unit;
+    marker.recommended = recommended;
+    this.restackSoon();
   }
 
   moveUnit(unit) {
     const marker = this.unitMarkers.get(unit.id);
-    if (marker) marker.setLatLng([unit.located.lat, unit.located.lon]);
+    if (marker) {
+      marker.setLatLng([unit.located.lat, unit.located.lon]);
+      this.restackSoon();
+    }
+  }
+
+  /** One restack per animation frame, however many units changed in it. */
+  restackSoon() {
+    if (this.restackDue) return;
+    this.restackDue = requestAnimationFrame(() => { this.restackDue = null; this.restack(); });
   }
 
   incidentIcon(incident, selected) {
@@ -198,7 +238,10 @@ export class CityMap {
   showSelection(incident, recommendedIds, route) {
     this.highlight.clearLayers();
     if (route && route.coords.length > 1) {
-      L.polyline(route.coords.map(([x, y]) => [y, x]), { color: "#3fa7ff", weight: 5, opacity: 0.85 })
+      // Magenta on a dark casing: the precinct lines are blue, the roads grey-blue.
+      const line = route.coords.map(([x, y]) => [y, x]);
+      L.polyline(line, { color: "#0b1118", weight: 9, opacity: 0.9, interactive: false }).addTo(this.highlight);
+      L.polyline(line, { color: ROUTE_COLOUR, weight: 5, opacity: 1, interactive: false, className: "route-line" })
         .addTo(this.highlight);
     }
     if (incident) {
