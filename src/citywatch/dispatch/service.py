@@ -343,7 +343,7 @@ class DispatchService(UnitService):
                     f"incident {incident_id} is {state.status}: it cannot take units"
                 )
             locked = {u.id: u for u in self._lock_units(s, Unit.id.in_(ids))}
-            results = []
+            results: list[dict[str, Any]] = []
             for uid in ids:
                 u = locked.get(uid)
                 if u is None:

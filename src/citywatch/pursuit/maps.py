@@ -109,7 +109,7 @@ def write_pursuit_png(
         axis=1,
     )
     fig, ax = plt.subplots(figsize=(8, 8), dpi=120)
-    ax.add_collection(LineCollection(segs, colors="#bbbbbb", linewidths=0.4, zorder=1))
+    ax.add_collection(LineCollection(list(segs), colors="#bbbbbb", linewidths=0.4, zorder=1))
     for r in rings:
         colour = RING_COLOURS.get(r.minutes, _OTHER_RING)
         for k, xy in enumerate(_polygons(r.polygon)):
@@ -131,8 +131,8 @@ def write_pursuit_png(
         alpha = 0.15 + 0.6 * h["p_end"] / top
         label = "hiding area (shade: share of routes ending)" if k == 0 else None
         if g.geom_type in ("Point", "MultiPoint"):
-            c = shapely.get_coordinates(g)
-            ax.scatter(c[:, 0], c[:, 1], s=30, c="#7b3294", alpha=alpha, zorder=3, label=label)
+            pts = shapely.get_coordinates(g)
+            ax.scatter(pts[:, 0], pts[:, 1], s=30, c="#7b3294", alpha=alpha, zorder=3, label=label)
             continue
         for j, xy in enumerate(_polygons(g)):
             ax.add_patch(

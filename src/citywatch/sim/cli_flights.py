@@ -4,7 +4,7 @@ intercept, with and without motorcycle teams at the markets (:mod:`citywatch.sim
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -43,7 +43,7 @@ def flights(
     from citywatch.routing.speeds import parse_mode
     from citywatch.sim.flights import FlightScenario, run_flights
 
-    extra = {}
+    extra: dict[str, Any] = {}
     if time is not None:
         try:
             at = datetime.fromisoformat(time)

@@ -312,11 +312,11 @@ def run_flights(
     base = next(iter(fleets))
     for k, name in enumerate(fleets):
         p = np.array([r[name]["share"] for r in rows])
-        naive = np.array([r[name]["naive"] for r in rows])
+        naive_p = np.array([r[name]["naive"] for r in rows])
         result.summary[name] = {
             "units": len(fleets[name]),
             "plan": bootstrap_mean(p, s.seed + k),
-            "naive": bootstrap_mean(naive, s.seed + k),
+            "naive": bootstrap_mean(naive_p, s.seed + k),
             "motorcycles_per_plan": float(np.mean([r[name]["motorcycles"] for r in rows])),
         }
         if name != base:
