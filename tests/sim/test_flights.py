@@ -4,8 +4,10 @@ motorcycle comparison can only differ where the pack has ways or speeds that dif
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from pyproj import Transformer
 
@@ -13,6 +15,7 @@ from citywatch.city import CityPack, load_pack
 from citywatch.errors import DataError, ValidationError
 from citywatch.pursuit.intercept import PursuitUnit, unit_etas
 from citywatch.routing import Router
+from citywatch.sim.cli_flights import write_robberies_csv
 from citywatch.sim.flights import (
     ROBBERY_RADIUS_M,
     FlightScenario,
@@ -118,7 +121,9 @@ def test_bootstrap_matches_the_normal_interval() -> None:
     assert flat == {"mean": 0.25, "ci_low": 0.25, "ci_high": 0.25}
 
 
-def test_flights_compare_fleets_on_the_same_robberies(baltimore: tuple[CityPack, Router]) -> None:
+def test_flights_compare_fleets_on_the_same_robberies(
+    baltimore: tuple[CityPack, Router], tmp_path: Path
+) -> None:
     pack, router = baltimore
     s = FlightScenario(robberies=3, routes=40, k=2, teams=2, cars_per_station=1, seed=5)
     res = run_flights(pack, s, router=router)
@@ -142,6 +147,9 @@ def test_flights_compare_fleets_on_the_same_robberies(baltimore: tuple[CityPack,
     )
     assert diff == pytest.approx(want)
     json.dumps(doc)  # JSON-ready
+    table = pd.read_csv(write_robberies_csv(doc, tmp_path / "r.csv"))
+    assert len(table) == 3
+    assert table["cars:share"].mean() == pytest.approx(doc["summary"]["cars"]["plan"]["mean"])
 
 
 def test_flights_need_markets_and_sane_input() -> None:

@@ -3,7 +3,9 @@ intercept, with and without motorcycle teams at the markets (:mod:`citywatch.sim
 
 from __future__ import annotations
 
+import csv
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -12,12 +14,31 @@ from citywatch.cli_options import JsonOption
 from citywatch.console import print_json, print_table, progress
 from citywatch.errors import ValidationError
 
-__all__ = ["flights"]
+__all__ = ["flights", "write_robberies_csv"]
 
 
 def _ci(d: dict[str, float], pct: bool = True) -> str:
     f = 100.0 if pct else 1.0
     return f"{f * d['mean']:.1f} [{f * d['ci_low']:.1f}, {f * d['ci_high']:.1f}]"
+
+
+def write_robberies_csv(doc: dict[str, Any], path: Path) -> Path:
+    """One row per robbery: position, then per fleet the plan's share of fresh routes
+    intercepted, the naive plan's share and the motorcycle teams the plan used."""
+    fleets = list(doc["fleets"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        out = csv.writer(fh)
+        out.writerow(
+            ["node", "lon", "lat"]
+            + [f"{f}:{c}" for f in fleets for c in ("share", "naive", "motorcycles")]
+        )
+        for r in doc["robberies"]:
+            out.writerow(
+                [r["node"], r["lon"], r["lat"]]
+                + [r[f][c] for f in fleets for c in ("share", "naive", "motorcycles")]
+            )
+    return path
 
 
 def flights(
@@ -35,6 +56,9 @@ def flights(
         str | None, typer.Option("--time", help="Robbery time, ISO 8601 with offset.")
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+    csv_: Annotated[
+        Path | None, typer.Option("--csv", help="Write the per-robbery shares to a CSV file.")
+    ] = None,
     json_: JsonOption = False,
 ) -> None:
     """Fly robberies near markets: each fleet's exact checkpoint plan, scored on fresh routes;
@@ -68,6 +92,8 @@ def flights(
         task = bar.add_task("robberies", total=robberies)
         result = run_flights(city, scenario, progress=lambda n: bar.update(task, completed=n))
     doc = result.as_dict()
+    if csv_ is not None:
+        write_robberies_csv(doc, csv_)
     if json_:
         print_json(doc)
         return
