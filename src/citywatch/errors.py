@@ -8,6 +8,8 @@ the API maps each subclass to an HTTP status and the canonical JSON error body (
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "AuthenticationError",
     "CityWatchError",
@@ -32,10 +34,14 @@ class CityWatchError(Exception):
     #: Stable machine-readable code used in the canonical JSON error body.
     code: str = "error"
 
-    def __init__(self, message: str, *, field: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, field: str | None = None, details: list[dict[str, Any]] | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.field = field
+        #: Optional per-item results (e.g. one per unit of a refused batch), sent as ``details``.
+        self.details = details
 
 
 class ValidationError(CityWatchError):

@@ -195,6 +195,11 @@ def test_problem_covers_only_units_first_at_a_node() -> None:
     assert pairs == {(0, 1), (1, 2)}
     assert dense.sum() == 2
     assert solve(p, 2).intercepted == 2 and solve(p, 1).intercepted == 1
+    # No unit ahead of the offender anywhere (an e-bike flight in Baltimore met this): no pair.
+    late = InterceptProblem.build(routes, etas + 100.0, delay_s=5.0)
+    assert len(late.pair_unit) == 0 and late.cover.shape == (2, 0)
+    plan = solve(late, 2)
+    assert (plan.method, plan.intercepted, plan.share) == ("empty", 0, 0.0)
 
 
 def test_cli_plan_json_and_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

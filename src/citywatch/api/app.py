@@ -34,6 +34,7 @@ from citywatch.api.eido import router as eido_router
 from citywatch.api.errors import install_error_handlers
 from citywatch.api.events import EventBus, PostgresBus, make_bus
 from citywatch.api.limits import RequestLimits
+from citywatch.api.pursuit import router as pursuit_router
 from citywatch.api.routes import router as api_router
 from citywatch.api.security import LoginGuard, TokenIssuer, principal_from_token
 from citywatch.api.settings import Settings
@@ -211,6 +212,7 @@ def create_app(
     app.include_router(surveillance_router)
     app.include_router(eido_router)
     app.include_router(board_router)
+    app.include_router(pursuit_router)
     _document_enums(app, service)
     app.add_middleware(
         RequestLimits,

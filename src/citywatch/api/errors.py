@@ -82,8 +82,9 @@ def install_error_handlers(app: FastAPI) -> None:
         headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, AuthenticationError) else None
         if isinstance(exc, TooManyRequestsError):
             headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after_s)))}
+        extra = {} if exc.details is None else {"details": exc.details}
         return JSONResponse(
-            error_body(exc.status_code, exc.code, exc.message, exc.field),
+            error_body(exc.status_code, exc.code, exc.message, exc.field, **extra),
             status_code=exc.status_code,
             headers=headers,
         )

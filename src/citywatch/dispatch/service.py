@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -308,28 +308,7 @@ class DispatchService(BoardService):
         Locks the incident, then the unit (the global lock order of :meth:`_write`), and decides
         on their locked, fresh state.
         """
-        return self.assign_many(who, incident_id, [unit_id])[0]
-
-    def assign_many(
-        self, who: Principal, incident_id: str, unit_ids: list[str]
-    ) -> list[dict[str, Any]]:
-        """Send several units to an incident in one transaction: all of them, or none.
-
-        The team recommended for an incident ("send 2") goes in one action.  Locks the incident,
-        then the units in id order (the global lock order of :meth:`_write`); if any unit is
-        missing or not available, nothing is assigned (404 or 409 naming the unit).  Each
-        assignment is recorded and audited on its own (``assignment.created``).
-
-        Returns
-        -------
-        list of dict
-            The assignments, in the order of ``unit_ids``.
-        """
         self._require_write(who)
-        if not unit_ids:
-            raise ValidationError("name at least one unit", field="unit_ids")
-        if len(set(unit_ids)) != len(unit_ids):
-            raise ValidationError("a unit is named twice", field="unit_ids")
         now = self.clock()
         with self._write() as s:
             self._get_incident(s, who, incident_id)
@@ -338,17 +317,67 @@ class DispatchService(BoardService):
                 raise ConflictError(
                     f"incident {incident_id} is {state.status}: it cannot take units"
                 )
-            locked = {u.id: u for u in self._lock_units(s, Unit.id.in_(unit_ids))}
-            for unit_id in unit_ids:
-                unit = locked.get(unit_id)
-                if unit is None:
-                    raise NotFoundError(f"no unit {unit_id!r}", field="unit_id")
-                if unit.status != UnitStatus.AVAILABLE:
-                    busy = f" on incident {unit.incident_id}" if unit.incident_id else ""
-                    raise ConflictError(
-                        f"unit {unit_id} is {unit.status}{busy}, not available", field="unit_id"
+            locked = self._lock_units(s, Unit.id == unit_id)
+            if not locked:
+                raise NotFoundError(f"no unit {unit_id!r}", field="unit_id")
+            return self._assign_locked(s, who, row, state, locked[0], now)
+
+    def assign_many(
+        self,
+        who: Principal,
+        incident_id: str,
+        unit_ids: Sequence[str],
+        *,
+        details: Sequence[dict[str, Any]] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Send several units to one incident in one transaction: all of them or none.
+
+        Every unit goes through the same lifecycle code as :meth:`assign` (one
+        ``assignment.created`` event, timeline row and audit record each); ``details[i]`` (for
+        example a pursuit checkpoint) is kept in unit ``i``'s assignment event.  If any unit is
+        unknown or not available, nothing is assigned and :class:`ConflictError` (404 for an
+        unknown unit) carries a result per unit in ``details``.
+        """
+        self._require_write(who)
+        ids = list(unit_ids)
+        if not ids or len(set(ids)) != len(ids):
+            raise ValidationError("give one or more distinct unit ids", field="unit_ids")
+        if details is not None and len(details) != len(ids):
+            raise ValidationError("one detail per unit", field="details")
+        now = self.clock()
+        with self._write() as s:
+            self._get_incident(s, who, incident_id)
+            row, state = self._lock_incident(s, incident_id)
+            if state.status not in ACTIVE_INCIDENT:
+                raise ConflictError(
+                    f"incident {incident_id} is {state.status}: it cannot take units"
+                )
+            locked = {u.id: u for u in self._lock_units(s, Unit.id.in_(ids))}
+            results: list[dict[str, Any]] = []
+            for uid in ids:
+                u = locked.get(uid)
+                if u is None:
+                    results.append({"unit_id": uid, "result": "refused", "reason": "not_found"})
+                elif u.status != UnitStatus.AVAILABLE:
+                    results.append(
+                        {"unit_id": uid, "result": "refused", "reason": f"unit is {u.status}"}
                     )
-            return [self._assign_locked(s, who, row, state, locked[u], now) for u in unit_ids]
+                else:
+                    results.append({"unit_id": uid, "result": "not_applied", "reason": None})
+            refused = [r for r in results if r["result"] == "refused"]
+            if refused:
+                names = ", ".join(f"{r['unit_id']} ({r['reason']})" for r in refused)
+                raise ConflictError(
+                    f"nothing assigned: {len(refused)} of {len(ids)} units refused: {names}",
+                    field="unit_ids",
+                    details=results,
+                )
+            return [
+                self._assign_locked(
+                    s, who, row, state, locked[uid], now, None if details is None else details[i]
+                )
+                for i, uid in enumerate(ids)
+            ]
 
     def _assign_locked(
         self,
@@ -358,15 +387,22 @@ class DispatchService(BoardService):
         state: IncidentDispatch,
         unit: Unit,
         now: datetime,
+        detail: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Assign one locked, available unit to a locked incident (recorded and audited)."""
+        """Assign a locked unit to a locked incident (the one lifecycle path of assignments)."""
+        incident_id, unit_id = row.id, unit.id
+        if unit.status != UnitStatus.AVAILABLE:
+            busy = f" on incident {unit.incident_id}" if unit.incident_id else ""
+            raise ConflictError(
+                f"unit {unit_id} is {unit.status}{busy}, not available", field="unit_id"
+            )
         UNIT_LIFECYCLE.transition(unit.status, UnitStatus.DISPATCHED, now)
         view = self._unit_view(unit, now)
-        unit.status, unit.status_at, unit.incident_id = UnitStatus.DISPATCHED, now, row.id
+        unit.status, unit.status_at, unit.incident_id = UnitStatus.DISPATCHED, now, incident_id
         eta, metres = self._eta(view, row)
         a = Assignment(
-            incident_id=row.id,
-            unit_id=unit.id,
+            incident_id=incident_id,
+            unit_id=unit_id,
             assigned_by=who.username,
             assigned_at=now,
             eta_s=eta,
@@ -377,21 +413,23 @@ class DispatchService(BoardService):
         s.flush()
         if state.status == IncidentStatus.RECEIVED:
             self._set_incident_status(s, who, row, state, IncidentStatus.DISPATCHED, now)
-        out = {
+        out: dict[str, Any] = {
             "id": a.id,
-            "incident_id": row.id,
-            "unit_id": unit.id,
+            "incident_id": incident_id,
+            "unit_id": unit_id,
             "assigned_at": now,
             "assigned_by": who.username,
             "eta_s": a.eta_s,
             "metres": a.metres,
         }
+        if detail is not None:
+            out["detail"] = detail
         self._emit(
             s,
             who.username,
             "assignment.created",
-            incident_id=row.id,
-            unit_id=unit.id,
+            incident_id=incident_id,
+            unit_id=unit_id,
             station=row.station,
             data=out,
             before={"unit_status": UnitStatus.AVAILABLE.value},

@@ -42,7 +42,14 @@ from citywatch.pursuit.routes import (
 from citywatch.routing import Router
 from citywatch.surveillance.coverage import CameraCoverage
 
-__all__ = ["Flight", "assumptions", "camera_points", "hiding_report", "plan_report"]
+__all__ = [
+    "Flight",
+    "assumptions",
+    "camera_points",
+    "covered_points",
+    "hiding_report",
+    "plan_report",
+]
 
 #: Seed offset of the out-of-sample route set.
 FRESH_SEED_OFFSET = 1_000_003
@@ -105,8 +112,13 @@ def camera_points(pack: CityPack, sensors: Sequence[Any], at: datetime) -> np.nd
     """Street sample points (metric CRS) a working video sensor sees at the local hour of
     ``at``, from :class:`citywatch.surveillance.coverage.CameraCoverage` (power schedules and
     hours of operation included)."""
-    cov = CameraCoverage.build(pack, sensors)
-    hour = at.astimezone(ZoneInfo(pack.timezone)).hour
+    return covered_points(CameraCoverage.build(pack, sensors), pack.timezone, at)
+
+
+def covered_points(cov: CameraCoverage, timezone: str, at: datetime) -> np.ndarray:
+    """Street sample points (metric CRS) of an already built coverage seen at the local hour
+    of ``at`` (the API keeps one coverage of the registry and calls this per request)."""
+    hour = at.astimezone(ZoneInfo(timezone)).hour
     seen = cov.seen_by_hour()[:, hour]
     return np.column_stack([cov.samples.x[seen], cov.samples.y[seen]])
 

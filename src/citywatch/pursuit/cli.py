@@ -13,6 +13,7 @@ from citywatch.city import load_pack
 from citywatch.console import print_json, print_table
 from citywatch.errors import OptionError, ValidationError
 from citywatch.pursuit.analysis import Flight, camera_points, hiding_report, plan_report
+from citywatch.pursuit.maps import write_pursuit_png
 from citywatch.pursuit.reach import HORIZONS_MIN, Incident, reachable
 from citywatch.pursuit.units import read_units_csv, units_from_db
 from citywatch.routing import Router
@@ -44,6 +45,9 @@ Cameras = Annotated[
     typer.Option("--cameras", help="Sensor file: routes avoid streets cameras see at the hour."),
 ]
 GeoJson = Annotated[Path | None, typer.Option("--geojson", help="Write a GeoJSON file.")]
+Png = Annotated[
+    Path | None, typer.Option("--png", help="Write a PNG map (rings, hiding areas, plan).")
+]
 
 
 def _lonlat(text: str, what: str) -> tuple[float, float]:
@@ -141,6 +145,7 @@ def hide_command(
     cameras: Cameras = None,
     top: Annotated[int, typer.Option("--top")] = 20,
     geojson: GeoJson = None,
+    png: Png = None,
     json_: Json = False,
 ) -> None:
     """Places and blocks ranked by the probability that flight routes end there."""
@@ -148,6 +153,15 @@ def hide_command(
     flight = _flight(pack, inc, routes, seed, cameras)
     rep = hiding_report(flight, cameras=cameras is not None, top=top)
     _write(geojson, rep["geojson"])
+    if png is not None:
+        write_pursuit_png(
+            png,
+            flight.pack,
+            (inc.lon, inc.lat),
+            reach=reachable(flight.router, inc, HORIZONS_MIN),
+            hiding=[*rep["places"], *rep["blocks"]],
+            title=f"{flight.pack.name}: hiding areas, offender on {inc.mode}",
+        )
     rows = [
         {k: v for k, v in r.items() if k != "geometry"} for r in [*rep["places"], *rep["blocks"]]
     ]
@@ -177,6 +191,7 @@ def plan_command(
     cameras: Cameras = None,
     delay: Annotated[float, typer.Option("--delay", help="Seconds before units move.")] = 60.0,
     geojson: GeoJson = None,
+    png: Png = None,
     json_: Json = False,
 ) -> None:
     """Interception plan: K checkpoints and their units, against the naive plan."""
@@ -188,6 +203,18 @@ def plan_command(
     fleet = read_units_csv(units) if units is not None else units_from_db(db)
     flight = _flight(pack, inc, routes, seed, cameras)
     rep = plan_report(flight, fleet, k, delay_s=delay)
+    if png is not None:
+        write_pursuit_png(
+            png,
+            flight.pack,
+            (inc.lon, inc.lat),
+            reach=reachable(flight.router, inc, HORIZONS_MIN),
+            hiding=hiding_report(flight, top=10)["places"][:10],
+            checkpoints=rep["checkpoints"],
+            units=fleet,
+            title=f"{flight.pack.name}: checkpoint plan (k={k}), offender on {inc.mode}, "
+            f"{rep['out_of_sample']['share']:.0%} of fresh routes intercepted",
+        )
     _write(
         geojson,
         {

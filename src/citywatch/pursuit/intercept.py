@@ -123,12 +123,14 @@ class InterceptProblem:
             r_of, nodes, t = r_of[mask], nodes[mask], t[mask]
         order = np.argsort(nodes, kind="stable")
         r_of, nodes, t = r_of[order], nodes[order], t[order]
-        starts = np.flatnonzero(np.r_[True, nodes[1:] != nodes[:-1]])
+        starts = np.flatnonzero(np.r_[True, nodes[1:] != nodes[:-1]]).tolist()
+        # No unit gets ahead of the offender anywhere: no group (np.r_ still gives a start).
+        bounds = list(zip(starts, [*starts[1:], len(nodes)], strict=True)) if len(nodes) else []
         rows: list[IntArray] = []
         cols: list[IntArray] = []
         pu: list[int] = []
         pn: list[int] = []
-        for lo, hi in zip(starts.tolist(), [*starts[1:].tolist(), len(nodes)], strict=True):
+        for lo, hi in bounds:
             j = int(nodes[lo])
             ok = delay_s + etas[:, j][:, None] <= t[lo:hi][None, :]
             for u in np.flatnonzero(ok.any(axis=1)).tolist():

@@ -244,3 +244,13 @@ def sweep(
             for _, r in means.iterrows()
         ],
     )
+
+
+# Flight scenarios of pursuits (citywatch.sim.flights), in their own module.
+def _register_flights() -> None:
+    from citywatch.sim.cli_flights import flights
+
+    simulate_app.command("flights")(flights)
+
+
+_register_flights()

@@ -8,6 +8,7 @@ import {
 } from "./i18n.js";
 import { CityMap, STATUS_COLOURS, TYPE_LETTERS } from "./map.js";
 import { Board } from "./roster.js";
+import { clearPursuit, initPursuit, renderPursuit } from "./pursuit.js";
 
 const WRITE_ROLES = new Set(["admin", "commander", "dispatcher", "station_officer"]);
 // The status rules come from the service (dashboard config "lifecycles"), never copied here.
@@ -162,6 +163,11 @@ async function startSession() {
       incidentTooltip,
       onUnitClick: (u) => toast(unitTooltip(u)),
       onIncidentClick: (id) => selectIncident(id),
+    });
+    // Pursuit panel (pursuit.js): its own map layers, drawn into the incident detail.
+    initPursuit({
+      map: state.map.map, canWrite, toast, errorText, esc, unitLabel: unitTypeLabel,
+      onDispatched: () => reloadAll(),
     });
   }
   if (state.me.role === "station_officer" && state.me.scope) state.map.focusJurisdiction(state.me.scope);
@@ -409,6 +415,7 @@ function closeDetail() {
   state.recommendation = null;
   state.route = null;
   $("detail").hidden = true;
+  clearPursuit();
   state.map.showSelection(null, [], null);
   if (previous) for (const c of previous.candidates) {
     const u = state.units.get(c.unit_id);
@@ -500,6 +507,7 @@ function renderDetail() {
       <table><thead><tr><th>#</th><th>${esc(t("detail.unit"))}</th><th>${esc(t("detail.eta"))}</th>
       <th>${esc(t("detail.distance"))}</th><th>${esc(t("detail.reason"))}</th><th></th></tr></thead>
       <tbody>${rows.join("") || `<tr><td colspan="6" class="muted">${esc(t("detail.no_units"))}</td></tr>`}</tbody></table>` : ""}
+    <section id="pursuit-slot" class="pursuit" data-testid="pursuit"></section>
     <h3>${esc(t("detail.assignments"))}</h3>
     <table><tbody>${assignments.join("") || `<tr><td class="muted">${esc(t("detail.none"))}</td></tr>`}</tbody></table>
     ${state.route ? `<p class="reason">${esc(t("detail.route", { unit: state.route.unit_id, eta: fmtDuration(state.route.seconds), km: fmtNumber(state.route.metres / 1000, 2) }))}</p>` : ""}
@@ -509,6 +517,7 @@ function renderDetail() {
     b.addEventListener("click", () => assign(b.dataset.assign));
   }
   $("btn-send-team")?.addEventListener("click", () => sendTeam(team));
+  if (!isClosed(d.status)) renderPursuit($("pursuit-slot"), d);
   $("btn-clear")?.addEventListener("click", () => setIncidentStatus("cleared"));
   $("btn-cancel")?.addEventListener("click", () => setIncidentStatus("cancelled"));
 }
