@@ -89,6 +89,7 @@ class EntryIn(_In):
     list: Annotated[str, Field(max_length=32)] | None = Field(
         None, description="the hotlist (default: the list of the reason)"
     )
+    synthetic: bool = Field(False, description="a made-up entry (demos, replays), labelled so")
     purpose: _Purpose = Field(description="why (kept in the audit trail)")
 
 
@@ -246,6 +247,7 @@ def add_entry(body: EntryIn, who: CurrentUser, service: Watch) -> dict[str, Any]
         expires_at=body.expires_at,
         list_name=body.list,
         hashed=body.hashed,
+        synthetic=body.synthetic,
     )
     return service.add_entry(who, entry, body.purpose)
 
