@@ -85,7 +85,10 @@ def read_alpr(path: Path | str, tz: str = SEATTLE_TZ) -> AlprFeed:
     if missing:
         raise DataError(f"{path}: missing column(s) {', '.join(missing)}")
     rows = len(frame)
-    has_pos = (frame["lon"].str.strip() != "") & (frame["lat"].str.strip() != "")
+    blank = {"", "NA", "NAN", "NULL", "NONE"}
+    has_pos = ~frame["lon"].str.strip().str.upper().isin(blank) & ~frame[
+        "lat"
+    ].str.strip().str.upper().isin(blank)
     frame = frame[has_pos]
     try:
         local = pd.to_datetime(frame["dt"], format="%m/%d/%Y - %H:%M:%S")
