@@ -250,10 +250,11 @@ def test_batch_validation_hits_routing_and_visibility(server: Server) -> None:
         assert [(a.after["stored"], a.after["hits"], a.after["refused"]) for a in ingest][:1] == [
             (2, 1, 6)
         ]
-        assert {a.entity_id for a in audits("sighting_alert.created")} >= {
-            str(alert_id),
-            str(other_id),
-        }
+        created = [x for a in ingest for x in a.after["alerts_created"]]
+        first = next(x for x in created if x["id"] == alert_id)
+        assert {x["id"] for x in created} >= {alert_id, other_id}
+        assert (first["station"], first["recommended"][0]["unit_id"]) == ("13", "SG-13-1")
+        assert len(first["recipients"]) == 6
         statuses = [
             a.after["status"]
             for a in audits("sighting_alert.status")

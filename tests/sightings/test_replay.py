@@ -87,9 +87,7 @@ def test_replay_of_the_sample_raises_alerts(
     assert all(a["synthetic"] and a["label"].startswith("SYNTHETIC") for a in alerts)
     assert sum(a["sightings"] for a in alerts) == doc["hits"]
     # a second replay finds the synthetic entries already listed
-    code, out, _ = run(
-        [*args, "--speed", "0", "--seed-hotlist", "50", "--json"], capsys
-    )
+    code, out, _ = run([*args, "--speed", "0", "--seed-hotlist", "50", "--json"], capsys)
     assert json.loads(out)["synthetic_hotlist"]["already_listed"] == 8
     code, _, err = run(
         ["sightings", "replay", str(SAMPLE), "--url", server.url, "--token", "bad"], capsys

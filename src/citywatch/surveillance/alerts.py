@@ -33,7 +33,6 @@ from sqlalchemy.orm import Session
 
 from citywatch.city import CityPack
 from citywatch.dispatch.accounts import Principal, Role
-from citywatch.dispatch.audit import append_audit
 from citywatch.dispatch.core import EventSink
 from citywatch.store.sightings_models import (
     AlertRecipientRow,
@@ -210,6 +209,7 @@ def alert_dict(
         "lon": row.lon,
         "lat": row.lat,
         "sensor_id": row.sensor_id,
+        "sighting_id": row.sighting_id,
         "sightings": row.sightings,
         "first_seen_at": row.first_seen_at.isoformat(),
         "last_seen_at": row.last_seen_at.isoformat(),
@@ -235,9 +235,9 @@ def raise_alerts(
 ) -> tuple[list[int], list[int], dict[int, int]]:
     """Create or extend the alerts of ``hits`` (in time order) and link the sightings to them.
 
-    Each new alert is audited (``sighting_alert.created``); every change is staged on
-    ``sink`` as a :data:`ALERT_EVENT` event carrying its audience.  Returns the ids of the
-    alerts created, of those extended, and the alert of each sighting.
+    Every change is staged on ``sink`` as a :data:`ALERT_EVENT` event carrying its audience.
+    The caller audits the alerts with the batch (one chain append per batch, not per alert).
+    Returns the ids of the alerts created, of those extended, and the alert of each sighting.
     """
     if not hits:
         return [], [], {}
@@ -280,16 +280,6 @@ def raise_alerts(
         session.scalars(select(SightingAlertRow).where(SightingAlertRow.id.in_(list(changed))))
     )
     for alert in alert_dicts(session, rows):
-        if changed[alert["id"]] == "created":
-            append_audit(
-                session,
-                actor=actor,
-                action="sighting_alert.created",
-                entity="sighting_alert",
-                entity_id=str(alert["id"]),
-                after={k: v for k, v in alert.items() if k != "audience"},
-                at=now,
-            )
         if sink is not None:
             sink.stage(session, alert_event(alert, changed[alert["id"]], actor, now))
     return created, extended, {link["sid"]: link["aid"] for link in links}

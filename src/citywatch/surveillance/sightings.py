@@ -40,8 +40,8 @@ from citywatch.dispatch.core import EventSink, check_time_window
 from citywatch.domain import CLOCK_SKEW_S
 from citywatch.errors import CityWatchError, NotFoundError, ValidationError
 from citywatch.store.models import SensorRow
-from citywatch.store.sightings_models import HotlistEntryRow, SightingRow
-from citywatch.surveillance.alerts import AreaGraph, Hit, Recommender, raise_alerts
+from citywatch.store.sightings_models import HotlistEntryRow, SightingAlertRow, SightingRow
+from citywatch.surveillance.alerts import AreaGraph, Hit, Recommender, alert_dicts, raise_alerts
 from citywatch.surveillance.matching import SightingKind, ValueKey, normalise
 from citywatch.surveillance.sensors import SensorKind
 
@@ -145,10 +145,10 @@ class IngestResult:
 
 
 def reads_digest(rows: Sequence[dict[str, Any]]) -> str:
-    """SHA-256 (hex) of stored reads ``(sensor, time, kind, value key)``, in any order."""
+    """SHA-256 (hex) of stored reads ``(sensor, POSIX time, kind, value key)``, in any order."""
     h = hashlib.sha256()
     lines = sorted(
-        f"{r['sensor_id']}|{r['seen_at'].astimezone(UTC).isoformat()}|{r['kind']}|{r['value_key']}"
+        f"{r['sensor_id']}|{r['seen_at'].timestamp():.6f}|{r['kind']}|{r['value_key']}"
         for r in rows
     )
     for line in lines:
@@ -361,7 +361,7 @@ def ingest(
                 "hits": result.hits,
                 "refused": result.refused,
                 "hit_sightings": [h.sighting_id for h in hits],
-                "alerts_created": created,
+                "alerts_created": _alert_records(session, created),
                 "alerts_updated": updated,
                 "digest": reads_digest(rows),
             },
@@ -389,6 +389,15 @@ _COLUMNS: Final = (
     "alert_id",
     "source",
 )
+
+
+def _alert_records(session: Session, ids: Sequence[int]) -> list[dict[str, Any]]:
+    """What the audit keeps of each new alert: entry, where, to whom, the units recommended."""
+    if not ids:
+        return []
+    rows = session.scalars(select(SightingAlertRow).where(SightingAlertRow.id.in_(ids)))
+    keep = ("id", "kind", "entry_id", "list", "station", "recipients", "sighting_id", "recommended")
+    return [{k: a[k] for k in keep} for a in alert_dicts(session, list(rows))]
 
 
 def _insert_plain(session: Session, rows: Sequence[dict[str, Any]]) -> None:
