@@ -24,7 +24,7 @@ from citywatch.store.sightings_models import (
 from citywatch.surveillance.alerts import COALESCE_S, AreaGraph
 from citywatch.surveillance.hotlist_files import import_entries
 from citywatch.surveillance.hotlists import NewEntry, add_entry
-from citywatch.surveillance.matching import ValueKey
+from citywatch.surveillance.matching import SightingKind, ValueKey
 from citywatch.surveillance.sightings import Read, ingest, purge_sightings
 
 KEY = ValueKey(b"s" * 32)
@@ -210,3 +210,32 @@ def test_hotlist_import_is_one_audited_transaction(engine: Engine) -> None:
         assert s.scalar(select(func.count()).select_from(HotlistEntryRow)) == 25
         (audit,) = s.scalars(select(AuditRecord).where(AuditRecord.action == "hotlist.import"))
         assert audit.after["created"] == 24 and audit.after["purpose"] == "monthly DMV file"
+
+
+def test_hashed_values_match_only_hashed_entries_and_values_are_kept_on_request(
+    engine: Engine, pack: CityPack
+) -> None:
+    digest = "1EA44336207b9a32fbd46ced905e9bdc3dc7045e"  # a plate hash of the Seattle feed
+    with Session(engine) as s, s.begin():
+        _setup(s)
+        hashed = NewEntry(
+            kind="plate", value=digest, reason="stolen_vehicle", owner="o", legal_basis="l",
+            hashed=True,
+        )  # fmt: skip
+        add_entry(s, hashed, actor="a", purpose="p", key=KEY, now=T0)
+        add_entry(s, _entry("XY 12", "stolen_vehicle"), actor="a", purpose="p", key=KEY,
+                  store_values=True, now=T0)  # fmt: skip
+        reads = [
+            _read("r13a", digest.lower(), T0, hashed=True),  # the same hash, any case
+            _read("r13a", digest, T0),  # the same digits as a clear plate: no match
+            _read("r13a", "xy-12", T0),
+        ]
+        res = ingest(s, pack, reads, actor="feed", key=KEY, now=T0, store_values=True)
+        assert [o.hit for o in res.outcomes] == [True, False, True]
+        stored = {tuple(r) for r in s.execute(select(SightingRow.value, SightingRow.hit))}
+        assert stored == {(digest.upper(), False), (digest.lower(), True), ("XY12", True)}
+        values = set(s.scalars(select(HotlistEntryRow.value)))
+        assert values == {None, "XY12"}  # the first entry was added with hashes only
+        # keyed: another key gives other value keys, so the database alone cannot be searched
+        keys = set(s.scalars(select(SightingRow.value_key)))
+        assert ValueKey(b"t" * 32).of(SightingKind.PLATE, "XY12") not in keys
