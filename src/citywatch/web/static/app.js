@@ -168,7 +168,6 @@ async function startSession() {
   state.sightings = state.sightings || new Sightings(state.map, {
     toast, stationLabel, onIncident: async (inc) => { await reloadAll(); selectIncident(inc.id); },
   });
-  state.sightings.start(state.me);
   renderLegend();
   openEvents();
   await reloadAll();
@@ -210,6 +209,7 @@ async function reloadAll() {
   for (const i of incidents) state.map.upsertIncident(i, i.id === state.selectedId);
   renderQueue();
   renderUnitSummary();
+  state.sightings?.start(state.me); // alerts are not replayed by the stream: reload them too
   if (state.selectedId) await loadDetail(state.selectedId);
 }
 
