@@ -27,6 +27,7 @@ from citywatch.surveillance.sightings import MAX_BATCH_SIGHTINGS, Read
 from citywatch.surveillance.watch import SightingService, WatchConfig
 
 __all__ = [
+    "PURGE_DELAY_S",
     "PURGE_INTERVAL_S",
     "get_sighting_service",
     "keep_sightings",
@@ -39,6 +40,8 @@ router = APIRouter(prefix="/api/v1", responses=ERROR_RESPONSES)
 _LOCK = threading.Lock()
 #: Seconds between two runs of the retention purge in a running service.
 PURGE_INTERVAL_S = 3600.0
+#: Seconds after start of the first purge.
+PURGE_DELAY_S = 30.0
 
 _Kind = Literal["plate", "ebike_tag", "subject_ref"]
 _Text = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\x00]+$")]
@@ -297,7 +300,9 @@ def withdraw_entry(
 
 
 async def keep_sightings(app: FastAPI) -> None:
-    """Apply the retention every :data:`PURGE_INTERVAL_S` while the service runs."""
+    """Apply the retention every :data:`PURGE_INTERVAL_S` while the service runs (the first
+    time :data:`PURGE_DELAY_S` after start, off the start-up path)."""
+    await asyncio.sleep(PURGE_DELAY_S)
     while True:
         try:
             service = sighting_service(app)
