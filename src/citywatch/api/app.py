@@ -38,6 +38,8 @@ from citywatch.api.pursuit import router as pursuit_router
 from citywatch.api.routes import router as api_router
 from citywatch.api.security import LoginGuard, TokenIssuer, principal_from_token
 from citywatch.api.settings import Settings
+from citywatch.api.sightings import keep_sightings
+from citywatch.api.sightings import router as sightings_router
 from citywatch.api.surveillance import router as surveillance_router
 from citywatch.city import CityPack, load_pack
 from citywatch.dispatch.accounts import Principal, Role
@@ -47,6 +49,7 @@ from citywatch.dispatch.service import DispatchService
 from citywatch.errors import CityWatchError
 from citywatch.routing import MODES, Router
 from citywatch.store.db import make_engine, session_factory, upgrade
+from citywatch.surveillance.alerts import visible as alert_visible
 
 __all__ = ["STATIC_DIR", "create_app", "worker_app"]
 
@@ -80,6 +83,8 @@ def _visible(who: Principal, event: dict[str, Any]) -> bool:
     """Whether a WebSocket client may see an event (scope of station officers and devices)."""
     if event.get("type") == "resync":
         return True
+    if event.get("audience") is not None:  # sightings alerts: their list's roles, recipients
+        return alert_visible(who, event["audience"])
     if who.role is Role.UNIT_DEVICE:
         return event.get("unit_id") == who.unit_id
     return who.sees(event.get("bureau"), event.get("station"))
@@ -181,10 +186,11 @@ def create_app(
         await bus.start()
         keeper = asyncio.create_task(_keep_positions(service, settings), name="citywatch-seal")
         timers = asyncio.create_task(watch_timers(service, bus), name="citywatch-timers")
+        purger = asyncio.create_task(keep_sightings(app), name="citywatch-sightings-purge")
         try:
             yield
         finally:
-            for task in (keeper, timers):
+            for task in (keeper, timers, purger):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
@@ -210,6 +216,7 @@ def create_app(
     install_error_handlers(app)
     app.include_router(api_router)
     app.include_router(surveillance_router)
+    app.include_router(sightings_router)
     app.include_router(eido_router)
     app.include_router(board_router)
     app.include_router(pursuit_router)

@@ -9,6 +9,7 @@ import {
 import { CityMap, STATUS_COLOURS, TYPE_LETTERS } from "./map.js";
 import { Board } from "./roster.js";
 import { clearPursuit, initPursuit, renderPursuit } from "./pursuit.js";
+import { Sightings } from "./sightings.js";
 
 const WRITE_ROLES = new Set(["admin", "commander", "dispatcher", "station_officer"]);
 // The status rules come from the service (dashboard config "lifecycles"), never copied here.
@@ -173,6 +174,10 @@ async function startSession() {
   if (state.me.role === "station_officer" && state.me.scope) state.map.focusJurisdiction(state.me.scope);
   loadSurveillance();
   initAdvisories(state.map, state.me); // near-repeat advisories and forecast layer
+  // Hotlist alerts (sightings.js): list, map markers, tracks.
+  state.sightings = state.sightings || new Sightings(state.map, {
+    toast, stationLabel, onIncident: async (inc) => { await reloadAll(); selectIncident(inc.id); },
+  });
   renderLegend();
   openEvents();
   await reloadAll();
@@ -233,6 +238,7 @@ async function reloadAll() {
   for (const i of incidents) state.map.upsertIncident(i, i.id === state.selectedId);
   renderQueue();
   renderUnitSummary();
+  state.sightings?.start(state.me); // alerts are not replayed by the stream: reload them too
   if (state.selectedId) await loadDetail(state.selectedId);
 }
 
@@ -320,6 +326,9 @@ async function onEvent(ev) {
       break;
     case "resync":
       await reloadAll();
+      break;
+    case "sighting.alert":
+      await state.sightings?.onEvent(ev);
       break;
     default:
       break;
@@ -670,6 +679,8 @@ function applyLanguage() {
   state.board?.renderMoveUp();
   state.map.buildLayerControl();
   renderAdvisories();
+  state.sightings?.addToLayerControl();
+  state.sightings?.render();
 }
 
 const SHORTCUTS = [

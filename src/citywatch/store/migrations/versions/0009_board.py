@@ -13,7 +13,7 @@ from alembic import op
 from citywatch.store.base import UTCDateTime
 
 revision = "0009_board"
-down_revision = "0005_sensors"
+down_revision = "0007_sightings"
 branch_labels = None
 depends_on = None
 
