@@ -64,6 +64,14 @@ class Settings:
     audit_home : str, optional
         Folder of the audit key and checkpoint file (``$CITYWATCH_AUDIT_HOME`` or
         ``var/audit`` by default); never inside the database.
+    auth_cache_s : float
+        How long a worker trusts a checked bearer token without reading its account again;
+        2 s (0: every request reads it).  Changes made through the service (logout, disabling
+        an account) reach every worker at once; changes by another program (the CLI) within
+        this time.
+    db_pool_size : int
+        Database connections each worker keeps open (PostgreSQL); 10, plus as many again
+        for bursts.
     """
 
     pack: str
@@ -80,6 +88,8 @@ class Settings:
     body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S
     position_retention_days: int = 90
     audit_home: str | None = None
+    auth_cache_s: float = 2.0
+    db_pool_size: int = 10
 
     def __post_init__(self) -> None:
         if len(self.jwt_secret) < 32:
@@ -97,6 +107,10 @@ class Settings:
             raise ValidationError(
                 "position retention must be 1 to 3650 days", field="position_retention_days"
             )
+        if not 0 <= self.auth_cache_s <= 60:
+            raise ValidationError("token cache lifetime must be 0 to 60 s", field="auth_cache_s")
+        if not 1 <= self.db_pool_size <= 200:
+            raise ValidationError("database pool size must be 1 to 200", field="db_pool_size")
         if not 0.1 <= self.stream_recheck_s <= 3600:
             raise ValidationError(
                 "stream re-check interval must be 0.1 s to 1 h", field="stream_recheck_s"

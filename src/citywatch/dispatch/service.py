@@ -27,7 +27,6 @@ from citywatch.dispatch.accounts import Principal, Role
 from citywatch.dispatch.core import (
     ACTIVE_INCIDENT,
     MAX_BACKDATE_S,
-    UNIT_STATE_COLUMNS,
     DispatchConfig,
     EventSink,
     as_utc,
@@ -271,13 +270,8 @@ class DispatchService(UnitService):
                 raise ConflictError(
                     f"incident {incident_id} is {state.status}: nothing to dispatch"
                 )
-            now = self.clock()
-            units = [
-                self._unit_view(u, now)
-                for u in s.execute(
-                    select(*UNIT_STATE_COLUMNS).where(Unit.status == UnitStatus.AVAILABLE)
-                )
-            ]
+        # The available units from this worker's memory, not from the database.
+        fleet = self.live.fleet(self.clock())
         view = IncidentView(
             id=row.id,
             category=row.category,
@@ -287,8 +281,7 @@ class DispatchService(UnitService):
             station=row.station,
             place_kinds=frozenset(state.place_kinds or []),
         )
-        located = [u for u in units if math.isfinite(u.lon)]
-        return recommend(view, located, self._travel, chosen, k=k, rules=self.rules)
+        return recommend(view, fleet, self._travel, chosen, k=k, rules=self.rules)
 
     # ------------------------------------------------------------------ assignment and lifecycles
     def assign(self, who: Principal, incident_id: str, unit_id: str) -> dict[str, Any]:
