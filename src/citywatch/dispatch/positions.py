@@ -60,6 +60,8 @@ MAX_FIX_AGE_S: Final = 86_400.0
 #: Seconds between two seals of the position batches into the audit chain.
 SEAL_INTERVAL_S: Final = 1.0
 SEAL_ACTION: Final = "positions.sealed"
+#: Advisory lock key serialising the partition maintenance of the workers.
+_PARTITION_LOCK = 0x63770011
 #: Most batches one seal covers (a backlog is sealed over several records).
 _SEAL_LIMIT = 5000
 
@@ -414,6 +416,8 @@ def maintain_partitions(
     dropped = []
     today = now.astimezone(UTC).date()
     with engine.begin() as conn:
+        # Workers starting together would race to create the same partition.
+        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PARTITION_LOCK})
         for k in range(-1, ahead_days + 1):
             day = today + timedelta(days=k)
             name = f"unit_positions_{day:%Y%m%d}"
