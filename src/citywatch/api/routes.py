@@ -68,8 +68,8 @@ UnitId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_
 Seconds = Annotated[float, Query(gt=0, le=86_400, allow_inf_nan=False)]
 
 
-def get_service(request: Request) -> DispatchService:
-    """FastAPI dependency: the application's dispatch service."""
+async def get_service(request: Request) -> DispatchService:
+    """FastAPI dependency: the application's dispatch service (async: no thread hop)."""
     service: DispatchService = request.app.state.service
     return service
 

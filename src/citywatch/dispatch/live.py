@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Final
 
@@ -45,7 +45,7 @@ UNIT_EVENTS: Final = frozenset({"unit.created", "unit.moved", "unit.status", "as
 
 @dataclass(slots=True)
 class LiveUnit:
-    """One unit as a dispatch decision reads it (mutable: updated in place under the lock)."""
+    """One unit as a dispatch decision reads it (a change replaces the whole record)."""
 
     id: str
     unit_type: str
@@ -60,6 +60,8 @@ class LiveUnit:
     post_lat: float | None
     #: Largest timeline event id of a status change applied (0: from the database).
     status_event: int = 0
+    #: State version of the unit's last change (its located view is rebuilt after one).
+    stamp: int = 0
 
 
 def _parse_time(value: Any) -> datetime | None:
@@ -99,6 +101,8 @@ class LiveUnits:
         self.version = 0
         self._touched: dict[str, int] = {}
         self._fleet: tuple[int, datetime, datetime, Fleet] | None = None
+        #: unit id -> (stamp, built at, valid until, view): a fix rebuilds one view, not all.
+        self._views: dict[str, tuple[int, datetime, datetime, UnitView]] = {}
         #: How many changes were applied from events, and merges done (for tests and metrics).
         self.applied = 0
         self.merges = 0
@@ -119,25 +123,33 @@ class LiveUnits:
             version = self.version
         # The available units with a location: what the database query of a recommendation
         # selected before this state existed.
-        free = [u for u in units if u.status == UnitStatus.AVAILABLE]
-        views = [self._located(u, now) for u in free]
-        kept = [(u, v) for u, v in zip(free, views, strict=True) if math.isfinite(v.lon)]
-        fleet = Fleet([v for _, v in kept])
-        # Rebuild once the first fresh position turns stale.
-        turns = [
-            u.position_at + self._stale
-            for u, v in kept
-            if u.position_at is not None and not v.position_stale
-        ]
-        valid_until = min(turns) if turns else datetime.max.replace(tzinfo=now.tzinfo)
+        never = datetime.max.replace(tzinfo=now.tzinfo)
+        views, valid_until = [], never
+        cache = self._views
+        for u in units:
+            if u.status != UnitStatus.AVAILABLE:
+                continue
+            hit = cache.get(u.id)
+            if hit is not None and hit[0] == u.stamp and hit[1] <= now <= hit[2]:
+                view, until = hit[3], hit[2]
+            else:
+                view = self._located(u, now)
+                until = never
+                if u.position_at is not None and not view.position_stale:
+                    until = u.position_at + self._stale
+                cache[u.id] = (u.stamp, now, until, view)
+            if math.isfinite(view.lon):
+                views.append(view)
+                valid_until = min(valid_until, until)
+        fleet = Fleet(views)
         with self._lock:
             if version == self.version:
                 self._fleet = (version, now, valid_until, fleet)
         return fleet
 
     def get(self, unit_id: str) -> LiveUnit | None:
-        """A copy-free view of one unit's record (do not modify), ``None`` when unknown."""
-        if not self._loaded:
+        """One unit's current record (do not modify it), ``None`` when unknown."""
+        if not self._loaded or self._reload:
             self.refresh()
         return self._units.get(unit_id)
 
@@ -153,19 +165,21 @@ class LiveUnits:
             self._reload = False
         fresh = {u.id: u for u in self._load()}
         with self._lock:
+            self.version += 1
             for uid, unit in fresh.items():
                 if self._touched.get(uid, -1) > start:
                     continue  # an event newer than this read changed it meanwhile
                 old = self._units.get(uid)
                 if old is not None:
                     unit.status_event = old.status_event
+                unit.stamp = self.version
                 self._units[uid] = unit
             for uid in [u for u in self._units if u not in fresh]:
                 if self._touched.get(uid, -1) <= start:
                     del self._units[uid]
             self._touched = {u: v for u, v in self._touched.items() if v > start}
+            self._views = {u: v for u, v in self._views.items() if u in self._units}
             self._loaded = True
-            self.version += 1
             self.merges += 1
 
     def invalidate(self) -> None:
@@ -206,32 +220,34 @@ class LiveUnits:
                 changed = self._move(unit, data)
             else:
                 changed = self._status(unit, kind, data, event.get("id"))
-            if changed:
+            if changed is not None:
+                # A new record, never one changed in place: readers holding the old one see
+                # a whole state, old or new.
                 self.version += 1
                 self.applied += 1
-                self._touched[unit.id] = self.version
+                changed.stamp = self._touched[unit.id] = self.version
+                self._units[unit.id] = changed
 
     @staticmethod
-    def _move(unit: LiveUnit, data: Mapping[str, Any]) -> bool:
+    def _move(unit: LiveUnit, data: Mapping[str, Any]) -> LiveUnit | None:
         at = _parse_time(data.get("at"))
         lon, lat = data.get("lon"), data.get("lat")
         if at is None or lon is None or lat is None:
-            return False
+            return None
         if unit.position_at is not None and not unit.position_at < at:
-            return False  # older than the current position: history only (as in the database)
-        unit.lon, unit.lat, unit.position_at = float(lon), float(lat), at
-        return True
+            return None  # older than the current position: history only (as in the database)
+        return replace(unit, lon=float(lon), lat=float(lat), position_at=at)
 
     @staticmethod
-    def _status(unit: LiveUnit, kind: str, data: Mapping[str, Any], event_id: Any) -> bool:
+    def _status(
+        unit: LiveUnit, kind: str, data: Mapping[str, Any], event_id: Any
+    ) -> LiveUnit | None:
         seq = event_id if isinstance(event_id, int) else math.inf
         if seq <= unit.status_event:
-            return False  # an older change, delivered after a newer one (or twice)
+            return None  # an older change, delivered after a newer one (or twice)
         if kind == "assignment.created":
             status = UnitStatus.DISPATCHED.value
         else:
             status = str(data.get("to"))
-        unit.status = status
-        if isinstance(event_id, int):
-            unit.status_event = event_id
-        return True
+        done = event_id if isinstance(event_id, int) else unit.status_event
+        return replace(unit, status=status, status_event=done)

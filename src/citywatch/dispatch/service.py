@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -58,6 +58,22 @@ from citywatch.store.dispatch_models import (
 from citywatch.store.models import IncidentRow
 
 __all__ = ["DispatchConfig", "DispatchService", "EventSink"]
+
+#: What a recommendation reads of its incident: one row of plain columns.
+_INCIDENT_FACTS = (
+    select(
+        IncidentRow.id,
+        IncidentRow.category,
+        IncidentRow.priority,
+        IncidentRow.lon,
+        IncidentRow.lat,
+        IncidentRow.station,
+        IncidentDispatch.status,
+        IncidentDispatch.place_kinds,
+    )
+    .join(IncidentDispatch, IncidentDispatch.incident_id == IncidentRow.id)
+    .where(IncidentRow.id == bindparam("id"))
+)
 
 
 class DispatchService(UnitService):
@@ -264,13 +280,17 @@ class DispatchService(UnitService):
             raise ValidationError("limit_s must be positive", field="limit_s")
         threshold = threshold_s or self.config.station_first_threshold_s
         chosen = make_policy(policy, threshold_s=threshold, limit_s=limit_s)
-        with self.sessions() as s:
-            row, state = self._get_incident(s, who, incident_id)
-            if state.status not in ACTIVE_INCIDENT:
-                raise ConflictError(
-                    f"incident {incident_id} is {state.status}: nothing to dispatch"
-                )
-        # The available units from this worker's memory, not from the database.
+        # One row of plain columns (no ORM objects), then the units from this worker's memory.
+        engine = self.sessions.kw["bind"]
+        with engine.connect() as conn:
+            row = conn.execute(_INCIDENT_FACTS, {"id": incident_id}).first()
+        if row is None:
+            raise NotFoundError(f"no live incident {incident_id!r}", field="incident_id")
+        if who.role is Role.UNIT_DEVICE:
+            raise PermissionDeniedError("a unit device may only post its own position and status")
+        self._check_scope(who, row.station, f"incident {incident_id}")
+        if row.status not in ACTIVE_INCIDENT:
+            raise ConflictError(f"incident {incident_id} is {row.status}: nothing to dispatch")
         fleet = self.live.fleet(self.clock())
         view = IncidentView(
             id=row.id,
@@ -279,7 +299,7 @@ class DispatchService(UnitService):
             lon=math.nan if row.lon is None else row.lon,
             lat=math.nan if row.lat is None else row.lat,
             station=row.station,
-            place_kinds=frozenset(state.place_kinds or []),
+            place_kinds=frozenset(row.place_kinds or []),
         )
         return recommend(view, fleet, self._travel, chosen, k=k, rules=self.rules)
 
