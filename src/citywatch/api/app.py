@@ -219,7 +219,9 @@ def create_app(
     app.state.tokens = TokenIssuer(settings.jwt_secret, settings.token_ttl_s)
     app.state.login_guard = LoginGuard()
     app.state.principals = principals
-    app.state.fixes = fixes = FixQueue(service.record_fixes)
+    # Group commit of single fixes; on PostgreSQL two transactions in flight overlap their
+    # round trips (units are locked in id order, so they cannot deadlock each other).
+    app.state.fixes = fixes = FixQueue(service.record_fixes, writers=2 if pg else 1)
     install_error_handlers(app)
     app.include_router(api_router)
     app.include_router(surveillance_router)

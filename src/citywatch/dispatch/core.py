@@ -2,8 +2,9 @@
 
 Every operation opens its own transaction, and writes each change to the ``dispatch_events``
 timeline, to the audit chain and to the event sink (which reaches the WebSocket clients of every
-worker) in that same transaction: no state is shared between worker processes outside the
-database.
+worker) in that same transaction.  The database is the one truth shared between worker
+processes; the units each worker keeps in memory for recommendations
+(:class:`~citywatch.dispatch.live.LiveUnits`) follow the committed changes.
 """
 
 from __future__ import annotations

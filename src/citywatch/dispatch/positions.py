@@ -221,19 +221,24 @@ class FixQueue:
         them in one transaction, returning one :class:`FixOutcome` per item, in order.
     max_batch : int
         Most fixes per transaction.
+    writers : int
+        Writer threads (transactions in flight at once): 1 for SQLite, which writes one
+        transaction at a time anyway; more overlap the round trips to a database server.
     """
 
     def __init__(
         self,
         record: Callable[[list[tuple[Any, Fix]]], list[FixOutcome]],
         max_batch: int = 500,
+        writers: int = 1,
     ) -> None:
         self._record = record
         self._max_batch = max_batch
+        self._writers = writers
         self._queue: queue.SimpleQueue[tuple[Any, Fix, Future[FixOutcome]] | None] = (
             queue.SimpleQueue()
         )
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self._start_lock = threading.Lock()
         #: Transactions written and fixes written (for metrics and the benchmark).
         self.transactions = 0
@@ -241,23 +246,27 @@ class FixQueue:
 
     def submit(self, who: Any, fix: Fix) -> Future[FixOutcome]:
         """Queue one fix of ``who``; the future gives its outcome once committed."""
-        if self._thread is None:
+        if not self._threads:
             with self._start_lock:
-                if self._thread is None:
-                    self._thread = threading.Thread(
-                        target=self._run, name="citywatch-fixes", daemon=True
-                    )
-                    self._thread.start()
+                if not self._threads:
+                    threads = [
+                        threading.Thread(target=self._run, name=f"citywatch-fixes-{k}", daemon=True)
+                        for k in range(self._writers)
+                    ]
+                    for t in threads:
+                        t.start()
+                    self._threads = threads
         done: Future[FixOutcome] = Future()
         self._queue.put((who, fix, done))
         return done
 
     def close(self, timeout_s: float = 30.0) -> None:
-        """Write what is queued, then stop the writer thread."""
-        if self._thread is not None:
+        """Write what is queued, then stop the writer threads."""
+        threads, self._threads = self._threads, []
+        for _ in threads:
             self._queue.put(None)
-            self._thread.join(timeout_s)
-            self._thread = None
+        for t in threads:
+            t.join(timeout_s)
 
     def _run(self) -> None:
         stop = False
@@ -271,7 +280,7 @@ class FixQueue:
                     nxt = self._queue.get_nowait()
                 except queue.Empty:
                     break
-                if nxt is None:
+                if nxt is None:  # a stop for this thread: write what it holds first
                     stop = True
                     break
                 items.append(nxt)
@@ -281,8 +290,9 @@ class FixQueue:
                 for _, _, done in items:
                     done.set_exception(exc)
                 continue
-            self.transactions += 1
-            self.fixes += len(items)
+            with self._start_lock:
+                self.transactions += 1
+                self.fixes += len(items)
             for (_, _, done), outcome in zip(items, outcomes, strict=True):
                 done.set_result(outcome)
 

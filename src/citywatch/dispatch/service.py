@@ -1,9 +1,11 @@
 """The live dispatch service: incidents, units, positions, assignments, with persistence.
 
-No HTTP here (the FastAPI routes in :mod:`citywatch.api` are thin wrappers), and no state shared
-between worker processes outside the database: every method opens its own transaction, and
-every change is written to the ``dispatch_events`` timeline, to the audit chain and to the event
-sink (which reaches WebSocket clients of every worker) in that same transaction.
+No HTTP here (the FastAPI routes in :mod:`citywatch.api` are thin wrappers), and the database
+is the one truth shared by worker processes: every method opens its own transaction, and every
+change is written to the ``dispatch_events`` timeline, to the audit chain and to the event sink
+(which reaches WebSocket clients of every worker) in that same transaction.  Each worker keeps a
+copy of the units in memory for recommendations (:mod:`citywatch.dispatch.live`), kept current
+by those same committed changes; every decision that writes reads the locked rows.
 
 Races are settled by the database, identically on SQLite and PostgreSQL: status changes are
 conditional ``UPDATE ... WHERE status = <expected>`` statements whose row count says whether this
