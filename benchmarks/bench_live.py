@@ -93,7 +93,9 @@ uvicorn.Server(uvicorn.Config(app, log_level="error")).run(sockets=[sock])
 def baseline_src(rev: str, into: Path) -> Path:
     """``src/`` of git revision ``rev``, extracted under ``into``."""
     data = subprocess.run(
-        ["git", "-C", str(ROOT), "archive", rev, "src", "pyproject.toml"], check=True, capture_output=True
+        ["git", "-C", str(ROOT), "archive", rev, "src", "pyproject.toml"],
+        check=True,
+        capture_output=True,
     ).stdout
     with tarfile.open(fileobj=BytesIO(data)) as tar:
         tar.extractall(into, filter="data")
@@ -323,13 +325,23 @@ def run_one(
                 both = {**info, "urls": info["urls"] + second["urls"]}
                 both["pids"] = info["pids"] + second["pids"]
                 recommend_ms(both, 20)  # warm the second worker
-                (ok, bad, lat), cpu = measured(
-                    both, lambda: load(both, 16, seconds, put_call(both)), lambda r: r[0] + r[1]
-                )
-                acked += ok
-                out["put16_2workers_per_s"] = ok / seconds
-                out["put16_2workers_ms"] = summary_ms(lat)
-                out["put16_2workers_cpu_ms"] = cpu
+                # One worker and two, alternated (1, 2, 1, 2): the machine's load drifts over
+                # minutes, so back-to-back pairs compare like with like.
+                rounds: dict[str, list[float]] = {"one": [], "two": []}
+                cpus: dict[str, list[float]] = {"one": [], "two": []}
+                for _ in range(2):
+                    for key, target in (("one", info), ("two", both)):
+                        (ok, bad, lat), cpu = measured(
+                            both,
+                            lambda t=target: load(t, 16, seconds, put_call(t)),
+                            lambda r: r[0] + r[1],
+                        )
+                        acked += ok
+                        rounds[key].append(ok / seconds)
+                        cpus[key].append(cpu)
+                out["put16_alternated_1worker_per_s"] = rounds["one"]
+                out["put16_alternated_2workers_per_s"] = rounds["two"]
+                out["put16_alternated_cpu_ms"] = {k: v for k, v in cpus.items()}
                 streamed = []
                 out["recommend_streaming_2workers_ms"] = during(
                     lambda: streamed.append(load(both, 8, seconds, put_call(both))),
