@@ -27,7 +27,14 @@ from citywatch.api.app import create_app
 from citywatch.api.settings import Settings
 from citywatch.city import CityPack
 from citywatch.routing import Router
-from tests.api.conftest import Server, _pg_database, seed_users, start_server, stop_server
+from tests.api.conftest import (
+    PASSWORD,
+    Server,
+    _pg_database,
+    seed_users,
+    start_server,
+    stop_server,
+)
 
 
 def _spot(pack: CityPack, k: int) -> tuple[float, float]:
@@ -196,6 +203,37 @@ def test_a_second_sqlite_process_converges_at_its_merge(
         assert unit not in _candidates(on_b, incident)
         b.app.state.service.live.refresh()  # what its background task does periodically
         assert _candidates(on_b, incident)[unit]["eta_s"] == 0.0
+    finally:
+        stop_server(a)
+        stop_server(b)
+
+
+@pytest.mark.postgres
+def test_a_logout_on_one_worker_ends_the_token_cached_by_another(
+    fresh_pg: str, manhattan: tuple[CityPack, Router]
+) -> None:
+    pack, router = manhattan
+    # A cache lifetime far beyond the test: only the bus can end B's cached entry.
+    settings = Settings(pack="manhattan", db_url=fresh_pg, auth_cache_s=60)
+    a = start_server(create_app(settings, pack=pack, router=router))
+    b = start_server(create_app(replace(settings, migrate=False), pack=pack, router=router))
+    try:
+        seed_users(a)
+        with httpx.Client(base_url=a.url) as anon:
+            r = anon.post("/api/v1/auth/token", data={"username": "disp", "password": PASSWORD})
+            tokens = r.json()
+        bearer = {"Authorization": f"Bearer {tokens['access_token']}"}
+        with httpx.Client(base_url=b.url, headers=bearer) as on_b:
+            assert on_b.get("/api/v1/me").status_code == 200  # checked, now cached by B
+            assert b.app.state.principals.get(tokens["access_token"]) is not None
+            r = httpx.post(
+                f"{a.url}/api/v1/auth/logout",
+                json={"refresh_token": tokens["refresh_token"]},
+                headers=bearer,
+            )
+            assert r.status_code == 204
+            assert _wait_for(lambda: on_b.get("/api/v1/me").status_code == 401, 10)
+            assert "revoked" in on_b.get("/api/v1/me").json()["error"]["message"]
     finally:
         stop_server(a)
         stop_server(b)
