@@ -100,6 +100,9 @@ def test_new_and_unknown_units_make_the_next_read_merge() -> None:
     store.units.append(_unit("c"))
     live.apply({"type": "unit.created", "id": 3, "unit_id": "c", "data": {"id": "c"}})
     assert [u.id for u in live.fleet(T0).free] == ["a", "c"] and store.reads == 2
+    live.apply({"type": "unit.created", "id": 3, "unit_id": "c", "data": {"id": "c"}})  # echo
+    live.fleet(T0)
+    assert store.reads == 2
     live.apply(_moved("zz", 1.0, T0))  # not known here yet
     live.fleet(T0)
     assert store.reads == 3

@@ -208,6 +208,8 @@ class LiveUnits:
             return
         data = event.get("data")
         unit_id = event.get("unit_id")
+        if kind == "unit.created" and unit_id is not None and str(unit_id) in self._units:
+            return  # created once: already merged (this worker's own change, echoed by the bus)
         if kind == "unit.created" or not isinstance(data, Mapping) or unit_id is None:
             self.invalidate()
             return
