@@ -5,18 +5,22 @@ Run: ``.venv/bin/python benchmarks/bench_live.py [--seconds 8] [--baseline REV]`
 Each code version runs as a real ``uvicorn`` service in its own process on a fresh database
 (SQLite file, and PostgreSQL when reachable), Manhattan pack, 400 registered units:
 
-* ``baseline``: the code of git revision ``REV`` (default ``b518f11``, before issue 11),
-  extracted with ``git archive``;
+* ``baseline``: the code of git revision ``REV`` (default ``bc1e89a``, ``main`` before the
+  in-memory unit state and the single-PUT fast path), extracted with ``git archive``;
 * ``current``: this checkout.
 
 Measured, the same way for both (HTTP clients are threads of this process, on loopback):
 
-* single ``PUT /units/{id}/position`` with 16 clients flat out: requests/s and p99;
+* single ``PUT /units/{id}/position`` with 16 clients flat out: requests/s, p50/p99, and the
+  service's CPU time per request (``/proc/<pid>/stat``: robust to the load of other jobs);
 * the same PUT paced at 40/s: p50/p99 latency;
 * ``POST /positions`` batches of 500 fixes, 4 clients (current only): fixes/s;
-* ``GET /incidents/{id}/recommendations``: p50/p99 idle, while 8 clients stream PUTs, and
-  while 32 clients send wrong passwords to ``/auth/token``;
-* acknowledged fixes (2xx) against rows in ``unit_positions``: nothing acknowledged may be lost.
+* ``GET /incidents/{id}/recommendations``: p50/p99 and CPU per request idle, while 8 clients
+  stream PUTs, and while 32 clients send wrong passwords to ``/auth/token``;
+* PostgreSQL: the 16-client PUT and the streaming recommendation again with two service
+  processes on the database (clients spread over both);
+* the service's peak memory (``VmHWM``), and acknowledged fixes (2xx) against rows in
+  ``unit_positions``: nothing acknowledged may be lost.
 """
 
 from __future__ import annotations
@@ -59,6 +63,11 @@ pack = load_pack("manhattan")
 app = create_app(Settings(pack="manhattan", db_url=db, jwt_secret="b" * 40), pack=pack)
 service = app.state.service
 admin = Principal("bench", Role.ADMIN)
+if len(sys.argv) > 2:  # a second worker on the seeded database
+    sock = socket.socket(); sock.bind(("127.0.0.1", 0))
+    print(json.dumps({"port": sock.getsockname()[1]}), flush=True)
+    uvicorn.Server(uvicorn.Config(app, log_level="error")).run(sockets=[sock])
+    sys.exit()
 with service.sessions.begin() as s:
     create_user(s, "bench", "admin", password="bench-password-1")
 rng = np.random.default_rng(7)
@@ -73,6 +82,7 @@ for i in range(%(units)d):
     station = pack.stations[i %% len(pack.stations)].id
     service.create_unit(admin, id=f"U-{i}", unit_type="patrol_car", station=station)
 inc, _ = service.create_incident(admin, category="robbery", lon=points[0][0], lat=points[0][1])
+service.recommend(admin, inc["id"])  # compile the kernels before anything is measured
 sock = socket.socket(); sock.bind(("127.0.0.1", 0))
 print(json.dumps({"port": sock.getsockname()[1], "token": app.state.tokens.issue(admin),
                   "incident": inc["id"], "points": points}), flush=True)
@@ -83,7 +93,9 @@ uvicorn.Server(uvicorn.Config(app, log_level="error")).run(sockets=[sock])
 def baseline_src(rev: str, into: Path) -> Path:
     """``src/`` of git revision ``rev``, extracted under ``into``."""
     data = subprocess.run(
-        ["git", "-C", str(ROOT), "archive", rev, "src"], check=True, capture_output=True
+        ["git", "-C", str(ROOT), "archive", rev, "src", "pyproject.toml"],
+        check=True,
+        capture_output=True,
     ).stdout
     with tarfile.open(fileobj=BytesIO(data)) as tar:
         tar.extractall(into, filter="data")
@@ -92,8 +104,9 @@ def baseline_src(rev: str, into: Path) -> Path:
 
 
 @contextmanager
-def service(src: Path, db: str, home: Path) -> Iterator[dict[str, Any]]:
-    """A seeded service process of the code in ``src`` on ``db``."""
+def service(src: Path, db: str, home: Path, join: bool = False) -> Iterator[dict[str, Any]]:
+    """A seeded service process of the code in ``src`` on ``db`` (``join``: another worker
+    on the database already seeded); its info has ``url`` and ``pid``."""
     env = {
         **os.environ,
         "PYTHONPATH": str(src),
@@ -102,13 +115,14 @@ def service(src: Path, db: str, home: Path) -> Iterator[dict[str, Any]]:
     }
     runner = home / "runner.py"
     runner.write_text(RUNNER % {"units": UNITS})
-    proc = subprocess.Popen(
-        [sys.executable, str(runner), db], env=env, stdout=subprocess.PIPE, text=True
-    )
+    args = [sys.executable, str(runner), db, *(["join"] if join else [])]
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
         info = json.loads(proc.stdout.readline())
         info["url"] = f"http://127.0.0.1:{info['port']}"
+        info["urls"] = [info["url"]]
+        info["pids"] = [proc.pid]
         for _ in range(600):
             try:
                 httpx.get(info["url"] + "/api/v1/health", timeout=2).raise_for_status()
@@ -137,7 +151,8 @@ def load(
 
     def worker(k: int) -> None:
         headers = {"Authorization": f"Bearer {info['token']}"}
-        with httpx.Client(base_url=info["url"], headers=headers, timeout=60) as c:
+        url = info["urls"][k % len(info["urls"])]
+        with httpx.Client(base_url=url, headers=headers, timeout=120) as c:
             i, start = 0, time.monotonic()
             while time.monotonic() < stop:
                 if rate is not None:
@@ -193,12 +208,47 @@ def batch_call(info: dict[str, Any], size: int = 500) -> Callable[[httpx.Client,
 def recommend_ms(info: dict[str, Any], n: int = 150) -> dict[str, float]:
     headers = {"Authorization": f"Bearer {info['token']}"}
     samples = []
-    with httpx.Client(base_url=info["url"], headers=headers, timeout=60) as c:
-        for _ in range(n):
+    clients = [httpx.Client(base_url=u, headers=headers, timeout=120) for u in info["urls"]]
+    try:
+        for i in range(n):
+            c = clients[i % len(clients)]
             t0 = time.perf_counter()
             c.get(f"/api/v1/incidents/{info['incident']}/recommendations").raise_for_status()
             samples.append(time.perf_counter() - t0)
+    finally:
+        for c in clients:
+            c.close()
     return summary_ms(samples)
+
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_s(pids: list[int]) -> float:
+    """User + system CPU seconds used so far by the service processes."""
+    total = 0.0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / _TICK
+    return total
+
+
+def peak_mb(pids: list[int]) -> float:
+    """Peak resident memory (``VmHWM``) of the service processes, MB (summed)."""
+    total = 0.0
+    for pid in pids:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                total += int(line.split()[1]) / 1024
+    return total
+
+
+def measured(info: dict[str, Any], run: Callable[[], Any], requests: Callable[[Any], int]) -> Any:
+    """``run()``'s result, with the services' CPU ms per request (``requests(result)``)."""
+    c0 = cpu_s(info["pids"])
+    result = run()
+    n = max(1, requests(result))
+    return result, (cpu_s(info["pids"]) - c0) * 1e3 / n
 
 
 def during(background: Callable[[], Any], measure: Callable[[], Any]) -> Any:
@@ -229,17 +279,24 @@ def stored_rows(db: str) -> int:
     return n
 
 
-def run_one(label: str, src: Path, db: str, seconds: float, tmp: Path) -> dict[str, Any]:
+def run_one(
+    label: str, src: Path, db: str, seconds: float, tmp: Path, two_workers: bool
+) -> dict[str, Any]:
     home = tmp / f"{label}-{uuid.uuid4().hex[:6]}"
     home.mkdir()
     out: dict[str, Any] = {}
     with service(src, db, home) as info:
         acked = 0
-        out["recommend_idle_ms"] = recommend_ms(info)
-        ok, bad, lat = load(info, 16, seconds, put_call(info))
+        out["recommend_idle_ms"], out["recommend_idle_cpu_ms"] = measured(
+            info, lambda: recommend_ms(info), lambda _: 150
+        )
+        (ok, bad, lat), cpu = measured(
+            info, lambda: load(info, 16, seconds, put_call(info)), lambda r: r[0] + r[1]
+        )
         acked += ok
         out["put16_per_s"] = ok / seconds
         out["put16_ms"] = summary_ms(lat)
+        out["put16_cpu_ms"] = cpu
         out["put16_failed"] = bad
         ok, bad, lat = load(info, 4, seconds, put_call(info), rate=40)
         acked += ok
@@ -262,6 +319,36 @@ def run_one(label: str, src: Path, db: str, seconds: float, tmp: Path) -> dict[s
             lambda: recommend_ms(info, 60),
         )
         out["flood_answers_per_s"] = flood[0][0] / seconds
+        out["peak_mb"] = peak_mb(info["pids"])
+        if two_workers:
+            with service(src, db, home, join=True) as second:
+                both = {**info, "urls": info["urls"] + second["urls"]}
+                both["pids"] = info["pids"] + second["pids"]
+                recommend_ms(both, 20)  # warm the second worker
+                # One worker and two, alternated (1, 2, 1, 2): the machine's load drifts over
+                # minutes, so back-to-back pairs compare like with like.
+                rounds: dict[str, list[float]] = {"one": [], "two": []}
+                cpus: dict[str, list[float]] = {"one": [], "two": []}
+                for _ in range(2):
+                    for key, target in (("one", info), ("two", both)):
+                        (ok, bad, lat), cpu = measured(
+                            both,
+                            lambda t=target: load(t, 16, seconds, put_call(t)),
+                            lambda r: r[0] + r[1],
+                        )
+                        acked += ok
+                        rounds[key].append(ok / seconds)
+                        cpus[key].append(cpu)
+                out["put16_alternated_1worker_per_s"] = rounds["one"]
+                out["put16_alternated_2workers_per_s"] = rounds["two"]
+                out["put16_alternated_cpu_ms"] = {k: v for k, v in cpus.items()}
+                streamed = []
+                out["recommend_streaming_2workers_ms"] = during(
+                    lambda: streamed.append(load(both, 8, seconds, put_call(both))),
+                    lambda: recommend_ms(both, 100),
+                )
+                acked += streamed[0][0]
+                time.sleep(1.5)  # let the sealers finish
         time.sleep(1.5)  # let the sealer finish
         out["acknowledged_fixes"] = acked
         out["stored_fixes"] = stored_rows(db)
@@ -272,7 +359,7 @@ def run_one(label: str, src: Path, db: str, seconds: float, tmp: Path) -> dict[s
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=8.0)
-    parser.add_argument("--baseline", default="b518f11")
+    parser.add_argument("--baseline", default="bc1e89a")
     parser.add_argument("--databases", default="sqlite,postgresql")
     args = parser.parse_args()
     print(machine())
@@ -285,7 +372,10 @@ def main() -> None:
             for label, src in versions.items():
                 if dbname == "sqlite":
                     db = f"sqlite:///{tmp / f'{label}.db'}"
-                    results[f"{dbname}/{label}"] = run_one(label, src, db, args.seconds, tmp)
+                    results[f"{dbname}/{label}"] = run_one(
+                        label, src, db, args.seconds, tmp, two_workers=False
+                    )
+                    print(f"{dbname}/{label}: {json.dumps(results[f'{dbname}/{label}'])}")
                     continue
                 name = pg_database()
                 if name is None:
@@ -293,7 +383,9 @@ def main() -> None:
                     break
                 try:
                     db = PG + name
-                    results[f"{dbname}/{label}"] = run_one(label, src, db, args.seconds, tmp)
+                    results[f"{dbname}/{label}"] = run_one(
+                        label, src, db, args.seconds, tmp, two_workers=True
+                    )
                 finally:
                     drop_pg(name)
                 print(f"{dbname}/{label}: {json.dumps(results[f'{dbname}/{label}'])}", flush=True)

@@ -32,11 +32,17 @@ from citywatch.api.board import watch_timers
 from citywatch.api.dashboard import install as install_dashboard
 from citywatch.api.eido import router as eido_router
 from citywatch.api.errors import install_error_handlers
-from citywatch.api.events import EventBus, PostgresBus, make_bus
+from citywatch.api.events import AUTH_CHANGED, CHANNEL, EventBus, PostgresBus, make_bus
 from citywatch.api.limits import RequestLimits
 from citywatch.api.pursuit import router as pursuit_router
 from citywatch.api.routes import router as api_router
-from citywatch.api.security import LoginGuard, TokenIssuer, principal_from_token
+from citywatch.api.security import (
+    LoginGuard,
+    PrincipalCache,
+    TokenIssuer,
+    install_cache_invalidation,
+    principal_from_token,
+)
 from citywatch.api.settings import Settings
 from citywatch.api.sightings import keep_sightings
 from citywatch.api.sightings import router as sightings_router
@@ -44,7 +50,8 @@ from citywatch.api.surveillance import router as surveillance_router
 from citywatch.city import CityPack, load_pack
 from citywatch.dispatch.accounts import Principal, Role
 from citywatch.dispatch.audit import AuditTrail, use_trail
-from citywatch.dispatch.positions import SEAL_INTERVAL_S
+from citywatch.dispatch.live import RESYNC_INTERVAL_S
+from citywatch.dispatch.positions import SEAL_INTERVAL_S, FixQueue
 from citywatch.dispatch.service import DispatchService
 from citywatch.errors import CityWatchError
 from citywatch.routing import MODES, Router
@@ -163,7 +170,7 @@ def create_app(
         event stream at ``/api/v1/events``, and the dashboard at ``/`` when installed.
     """
     _install_log_redaction()
-    engine = make_engine(settings.db_url)
+    engine = make_engine(settings.db_url, pool_size=settings.db_pool_size)
     if settings.migrate:
         upgrade(engine)
     sessions = session_factory(engine)
@@ -172,8 +179,16 @@ def create_app(
     road = router or Router.from_pack(pack)
     bus = make_bus(engine, sessions)
     service = DispatchService(sessions, pack, road, bus, config=settings.dispatch)
+    principals = PrincipalCache(settings.auth_cache_s)
+    pg = isinstance(bus, PostgresBus)
+    install_cache_invalidation(sessions, principals, notify_channel=CHANNEL if pg else None)
     if isinstance(bus, PostgresBus):
         bus.bureau_of = dict(service.bureau_of)
+        # Other workers' changes: to this worker's units in memory and token cache.
+        bus.listeners.append(service.live.apply)
+        bus.listeners.append(_forget_tokens(principals))
+        bus.on_gap.append(service.live.invalidate)
+        bus.on_gap.append(lambda: principals.forget({"*"}))
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -184,6 +199,7 @@ def create_app(
         gc.collect()
         gc.freeze()
         await bus.start()
+        await asyncio.to_thread(service.live.refresh)  # after LISTEN: no change is missed
         keeper = asyncio.create_task(_keep_positions(service, settings), name="citywatch-seal")
         timers = asyncio.create_task(watch_timers(service, bus), name="citywatch-timers")
         purger = asyncio.create_task(keep_sightings(app), name="citywatch-sightings-purge")
@@ -194,6 +210,7 @@ def create_app(
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            await asyncio.to_thread(fixes.close)  # answer the fixes still queued
             await asyncio.to_thread(service.seal_positions)  # nothing stored goes unsealed
             await bus.stop()
             app.state.login_guard.close()
@@ -213,6 +230,10 @@ def create_app(
     app.state.bus = bus
     app.state.tokens = TokenIssuer(settings.jwt_secret, settings.token_ttl_s)
     app.state.login_guard = LoginGuard()
+    app.state.principals = principals
+    # Group commit of single fixes; on PostgreSQL two transactions in flight overlap their
+    # round trips (units are locked in id order, so they cannot deadlock each other).
+    app.state.fixes = fixes = FixQueue(service.record_fixes, writers=2 if pg else 1)
     install_error_handlers(app)
     app.include_router(api_router)
     app.include_router(surveillance_router)
@@ -256,13 +277,26 @@ def create_app(
     return app
 
 
+def _forget_tokens(cache: PrincipalCache) -> Callable[[dict[str, Any]], None]:
+    def forget(event: dict[str, Any]) -> None:
+        if event.get("type") == AUTH_CHANGED:
+            cache.forget(set(event.get("users") or ["*"]))
+
+    return forget
+
+
 async def _keep_positions(service: DispatchService, settings: Settings) -> None:
     """Seal new position batches into the audit chain every second; keep the history's
-    partitions made ahead and within the retention every hour."""
+    partitions made ahead and within the retention every hour; merge the in-memory units
+    with the database every :data:`~citywatch.dispatch.live.RESYNC_INTERVAL_S`."""
     loop = asyncio.get_running_loop()
     next_maintenance = loop.time()
+    next_resync = loop.time() + RESYNC_INTERVAL_S
     while True:
         try:
+            if loop.time() >= next_resync:
+                await asyncio.to_thread(service.live.refresh)
+                next_resync = loop.time() + RESYNC_INTERVAL_S
             if loop.time() >= next_maintenance:
                 await asyncio.to_thread(service.maintain_history, settings.position_retention_days)
                 next_maintenance = loop.time() + 3600

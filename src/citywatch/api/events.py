@@ -18,6 +18,7 @@ import json
 import logging
 from abc import ABC, abstractmethod
 from collections import deque
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -28,11 +29,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from citywatch.console import to_jsonable
 
-__all__ = ["CHANNEL", "EventBus", "LocalBus", "PostgresBus", "make_bus"]
+__all__ = ["AUTH_CHANGED", "CHANNEL", "EventBus", "LocalBus", "PostgresBus", "make_bus"]
 
 log = logging.getLogger("citywatch.api.events")
 
 CHANNEL = "citywatch_events"
+#: Event type (on :data:`CHANNEL`, never shown to clients) telling the workers to forget the
+#: cached tokens of the accounts it names.
+AUTH_CHANGED = "auth.changed"
 #: PostgreSQL's NOTIFY payload limit is 8000 bytes; larger events are sent without ``data``.
 _MAX_PAYLOAD = 7900
 #: Events a slow client may lag behind before it is disconnected (it can reconnect and re-read
@@ -53,6 +57,11 @@ class EventBus(ABC):
     def __init__(self) -> None:
         self._subscribers: set[asyncio.Queue[dict[str, Any] | None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
+        #: Called with every event committed by another worker, as it is delivered (the
+        #: worker's in-memory unit state follows the bus this way).
+        self.listeners: list[Callable[[dict[str, Any]], None]] = []
+        #: Called when events may have been missed (after the bus connection was lost).
+        self.on_gap: list[Callable[[], None]] = []
 
     async def start(self) -> None:
         """Bind to the running event loop (called at application start-up)."""
@@ -203,11 +212,19 @@ class PostgresBus(EventBus):
             self._delivered.append(event_id)
             self._delivered_set.add(event_id)
             self._last_id = max(self._last_id, event_id)
-        self._fan_out(payload)
+        for listener in self.listeners:
+            try:
+                listener(payload)
+            except Exception:  # a listener's bug must not stop the stream
+                log.exception("event listener failed on %s", payload.get("type"))
+        if payload.get("type") != AUTH_CHANGED:
+            self._fan_out(payload)
 
     async def _replay(self, conn: psycopg.AsyncConnection[Any]) -> None:
         """Deliver what was committed while the connection was lost (LISTEN is already on
         again, so nothing committed from now on is missed either)."""
+        for gap in self.on_gap:
+            gap()
         # Ids are taken at insert, commits may come in another order: look back a margin.
         since = max(0, self._last_id - _REPLAY_MARGIN)
         cur = await conn.execute(
@@ -242,7 +259,7 @@ class PostgresBus(EventBus):
             )
             for unit_id, station, lon, lat, at in await cur.fetchall():
                 replayed += 1
-                self._fan_out(
+                self._deliver_once(
                     {
                         "id": None,
                         "type": "unit.moved",

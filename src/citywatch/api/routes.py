@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
@@ -35,7 +36,7 @@ from citywatch.api.security import CurrentUser, login, logout, oauth2_scheme, re
 from citywatch.dispatch.kpis import GROUPINGS
 from citywatch.dispatch.lifecycle import IncidentStatus, UnitStatus
 from citywatch.dispatch.policy import PolicyName
-from citywatch.dispatch.positions import Fix
+from citywatch.dispatch.positions import Fix, FixQueue
 from citywatch.dispatch.service import DispatchService
 from citywatch.errors import ValidationError
 
@@ -67,8 +68,8 @@ UnitId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_
 Seconds = Annotated[float, Query(gt=0, le=86_400, allow_inf_nan=False)]
 
 
-def get_service(request: Request) -> DispatchService:
-    """FastAPI dependency: the application's dispatch service."""
+async def get_service(request: Request) -> DispatchService:
+    """FastAPI dependency: the application's dispatch service (async: no thread hop)."""
     service: DispatchService = request.app.state.service
     return service
 
@@ -164,11 +165,17 @@ def get_unit(unit_id: UnitId, who: CurrentUser, service: Service) -> dict[str, A
 
 
 @router.put("/units/{unit_id}/position", response_model=PositionOut, tags=["units"])
-def put_position(
-    unit_id: UnitId, body: PositionIn, who: CurrentUser, service: Service
+async def put_position(
+    request: Request, unit_id: UnitId, body: PositionIn, who: CurrentUser, service: Service
 ) -> dict[str, Any]:
-    """Report an AVL position (a unit device may report only its own)."""
-    return service.update_position(who, unit_id, body.lon, body.lat, body.at)
+    """Report an AVL position (a unit device may report only its own).
+
+    Answered once the fix is committed; fixes arriving together share one transaction (group
+    commit), validated one by one exactly as ``POST /positions`` validates its fixes."""
+    fixes: FixQueue = request.app.state.fixes
+    fix = Fix(unit_id, body.lon, body.lat, body.at)
+    outcome = await asyncio.wrap_future(fixes.submit(who, fix))
+    return service.position_answer(fix, outcome)
 
 
 @router.post("/positions", response_model=PositionBatchOut, tags=["units"])

@@ -7,14 +7,22 @@ set headers from a browser, pass the same token as the ``access_token`` query pa
 
 Logging in also returns a single-use refresh token (``cwr_...``) that ``POST /auth/refresh``
 exchanges for a new access token and a new refresh token, so that a wall screen stays logged
-in; ``POST /auth/logout`` revokes it.  Every authenticated request re-reads its account (one
-indexed row), so disabling an account or leaving demo mode shuts its tokens out at once.
+in; ``POST /auth/logout`` revokes it.
+
+A checked token is trusted by its worker for ``auth_cache_s`` (2 s) without reading its account
+again (:class:`PrincipalCache`): a stream of AVL fixes costs no database reads for its
+authentication.  Every commit through the service that disables an account, changes its role
+or scope, revokes an API token or logs a session out empties the affected entries of every
+worker's cache before it is acknowledged (and, on PostgreSQL, the other workers' caches through
+``NOTIFY``); a change made by another program (the CLI) takes effect within ``auth_cache_s``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
+import threading
 import time
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
@@ -25,7 +33,11 @@ from typing import Annotated, Any, Final
 import jwt
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
+from sqlalchemy import event, inspect, select
+from sqlalchemy import func as sa_func
+from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 
+from citywatch.api.events import AUTH_CHANGED
 from citywatch.dispatch.accounts import (
     Principal,
     Role,
@@ -39,15 +51,19 @@ from citywatch.dispatch.accounts import (
     rotate_refresh_token,
 )
 from citywatch.errors import AuthenticationError, PermissionDeniedError, TooManyRequestsError
+from citywatch.store.dispatch_models import ApiToken, RevokedToken, User
 
 __all__ = [
+    "AUTH_CHANGED",
     "DEMO_USER",
     "CurrentUser",
     "FeedUser",
     "LoginGuard",
+    "PrincipalCache",
     "TokenIssuer",
     "current_user",
     "feed_user",
+    "install_cache_invalidation",
     "login",
     "logout",
     "principal_from_token",
@@ -99,6 +115,114 @@ class TokenIssuer:
         except jwt.PyJWTError:
             raise AuthenticationError("invalid access token") from None
         return claims
+
+
+#: Account fields whose change must end cached authentications.
+_ACCOUNT_FIELDS = ("username", "role", "scope", "unit_id", "disabled", "is_demo")
+_AUTH_TABLES = frozenset({"users", "api_tokens", "revoked_tokens"})
+_CHANGED = "citywatch_auth_changed"
+_EVERYONE = "*"
+#: Tokens a worker remembers (the least recently used are forgotten first).
+_CACHED_TOKENS = 20_000
+
+
+class PrincipalCache:
+    """Checked bearer tokens and their principals, trusted for ``ttl_s`` seconds (never beyond
+    the token's own expiry); thread-safe."""
+
+    def __init__(self, ttl_s: float) -> None:
+        self.ttl_s = ttl_s
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
+        self.hits = 0
+
+    def get(self, token: str) -> Principal | None:
+        """The cached principal of ``token``, ``None`` when unknown or too old."""
+        with self._lock:
+            found = self._entries.get(token)
+            if found is None:
+                return None
+            if found[1] < time.monotonic():
+                del self._entries[token]
+                return None
+            self.hits += 1
+            return found[0]
+
+    def put(self, token: str, who: Principal, expires_at: float | None = None) -> None:
+        """Remember a checked token until ``ttl_s`` from now or ``expires_at`` (epoch s)."""
+        if self.ttl_s <= 0:
+            return
+        until = time.monotonic() + self.ttl_s
+        if expires_at is not None:
+            until = min(until, time.monotonic() + expires_at - time.time())
+        with self._lock:
+            self._entries[token] = (who, until)
+            while len(self._entries) > _CACHED_TOKENS:
+                self._entries.popitem(last=False)
+
+    def forget(self, usernames: set[str]) -> None:
+        """Drop the tokens of these accounts (every token when the set holds ``"*"``)."""
+        with self._lock:
+            if _EVERYONE in usernames:
+                self._entries.clear()
+                return
+            for token in [t for t, (w, _) in self._entries.items() if w.username in usernames]:
+                del self._entries[token]
+
+
+def _account_changes(session: Session) -> set[str]:
+    changed: set[str] = set()
+    for obj in (*session.new, *session.dirty, *session.deleted):
+        if isinstance(obj, User):
+            state = inspect(obj)
+            if obj in session.new or obj in session.deleted:
+                changed.add(obj.username)
+            elif any(state.attrs[f].history.has_changes() for f in _ACCOUNT_FIELDS):
+                changed.add(obj.username)
+                changed.update(state.attrs.username.history.deleted or ())
+        elif isinstance(obj, ApiToken | RevokedToken):
+            changed.add(_EVERYONE)
+    return changed
+
+
+def install_cache_invalidation(
+    sessions: sessionmaker[Session], cache: PrincipalCache, *, notify_channel: str | None
+) -> None:
+    """Empty ``cache``'s affected entries when a transaction of ``sessions`` changes accounts,
+    API tokens or revoked tokens (ORM changes and bulk ``UPDATE``/``DELETE`` statements).
+
+    With ``notify_channel`` (PostgreSQL) the change is also announced to the other workers
+    (an :data:`AUTH_CHANGED` event on the bus, delivered at commit).
+    """
+
+    def note(session: Session, users: set[str]) -> None:
+        if not users:
+            return
+        session.info.setdefault(_CHANGED, set()).update(users)
+        if notify_channel is not None:
+            payload = json.dumps({"type": AUTH_CHANGED, "users": sorted(users)})
+            session.connection().execute(select(sa_func.pg_notify(notify_channel, payload)))
+
+    def after_flush(session: Session, _context: Any) -> None:
+        note(session, _account_changes(session))
+
+    def bulk(state: ORMExecuteState) -> None:
+        if state.is_update or state.is_delete:
+            tables = {t.name for t in getattr(state.statement, "_from_objects", ())} | {
+                getattr(getattr(state.statement, "table", None), "name", "")
+            }
+            if tables & _AUTH_TABLES:
+                note(state.session, {_EVERYONE})
+
+    def after_commit(session: Session) -> None:
+        users = session.info.pop(_CHANGED, None)
+        if users:
+            cache.forget(users)
+
+    event.listen(sessions, "after_flush", after_flush)
+    event.listen(sessions, "do_orm_execute", bulk)
+    event.listen(sessions, "after_commit", after_commit)
+    event.listen(sessions, "after_rollback", lambda s: s.info.pop(_CHANGED, None))
 
 
 def _token_response(
@@ -275,33 +399,58 @@ def principal_from_token(
     """The principal of a bearer token (access token or device API token) of an enabled
     account; demo accounts only in demo mode.  ``allow_expired`` accepts an expired access
     token: an open event stream, authenticated when it connected, outlives its token as long
-    as the account stays enabled."""
+    as the account stays enabled.  A token checked within ``auth_cache_s`` is answered from
+    the worker's :class:`PrincipalCache` (which account changes empty)."""
     if not token:
         raise AuthenticationError("not authenticated: send Authorization: Bearer <token>")
+    cache: PrincipalCache | None = getattr(request_app.state, "principals", None)
+    if cache is not None and not allow_expired:
+        hit = cache.get(token)
+        if hit is not None:
+            return hit
     allow_demo: bool = request_app.state.settings.demo
+    expires: float | None = None
     with request_app.state.service.sessions() as session:
         if token.startswith("cw_"):
-            return authenticate_token(session, token, allow_demo=allow_demo)
-        claims = request_app.state.tokens.check(token, allow_expired=allow_expired)
-        if "jti" in claims and is_revoked(session, claims["jti"]):
-            raise AuthenticationError("access token revoked (logged out); log in again")
-        return active_principal(session, claims["sub"], allow_demo=allow_demo)
+            who = authenticate_token(session, token, allow_demo=allow_demo)
+        else:
+            claims = request_app.state.tokens.check(token, allow_expired=allow_expired)
+            if "jti" in claims and is_revoked(session, claims["jti"]):
+                raise AuthenticationError("access token revoked (logged out); log in again")
+            who = active_principal(session, claims["sub"], allow_demo=allow_demo)
+            expires = float(claims["exp"])
+    if cache is not None and not allow_expired:
+        cache.put(token, who, expires)
+    return who
 
 
-def current_user(
+async def current_user(
     request: Request, token: Annotated[str | None, Depends(oauth2_scheme)]
 ) -> Principal:
     """FastAPI dependency: the authenticated caller (never a sensor feed account, which may
     only post sightings: see :func:`feed_user`)."""
-    who = principal_from_token(request.app, token)
+    who = await _cached_principal(request, token)
     if who.role is Role.SENSOR_FEED:
         raise PermissionDeniedError("a sensor feed account may only post sightings")
     return who
 
 
-def feed_user(request: Request, token: Annotated[str | None, Depends(oauth2_scheme)]) -> Principal:
+async def feed_user(
+    request: Request, token: Annotated[str | None, Depends(oauth2_scheme)]
+) -> Principal:
     """FastAPI dependency of ``POST /sightings``: any authenticated caller, sensor feeds too."""
-    return principal_from_token(request.app, token)
+    return await _cached_principal(request, token)
+
+
+async def _cached_principal(request: Request, token: str | None) -> Principal:
+    """The caller from the token cache without leaving the event loop; a token not cached is
+    checked in a worker thread."""
+    cache: PrincipalCache | None = getattr(request.app.state, "principals", None)
+    if token and cache is not None:
+        hit = cache.get(token)
+        if hit is not None:
+            return hit
+    return await asyncio.to_thread(principal_from_token, request.app, token)
 
 
 CurrentUser = Annotated[Principal, Depends(current_user)]

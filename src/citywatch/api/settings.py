@@ -75,6 +75,14 @@ class Settings:
         by default only their keyed hashes are stored (see citywatch.surveillance.matching).
     sightings_retention_days : int
         Days a sighting that matched no hotlist entry is kept (hits stay with their alert); 30.
+    auth_cache_s : float
+        How long a worker trusts a checked bearer token without reading its account again;
+        2 s (0: every request reads it).  Changes made through the service (logout, disabling
+        an account) reach every worker at once; changes by another program (the CLI) within
+        this time.
+    db_pool_size : int
+        Database connections each worker keeps open (PostgreSQL); 10, plus as many again
+        for bursts.
     """
 
     pack: str
@@ -95,6 +103,8 @@ class Settings:
     forecast_dir: str | None = None
     sightings_store_values: bool = False
     sightings_retention_days: int = 30
+    auth_cache_s: float = 2.0
+    db_pool_size: int = 10
 
     def __post_init__(self) -> None:
         if len(self.jwt_secret) < 32:
@@ -116,6 +126,10 @@ class Settings:
             raise ValidationError(
                 "sightings retention must be 1 to 3650 days", field="sightings_retention_days"
             )
+        if not 0 <= self.auth_cache_s <= 60:
+            raise ValidationError("token cache lifetime must be 0 to 60 s", field="auth_cache_s")
+        if not 1 <= self.db_pool_size <= 200:
+            raise ValidationError("database pool size must be 1 to 200", field="db_pool_size")
         if not 0.1 <= self.stream_recheck_s <= 3600:
             raise ValidationError(
                 "stream re-check interval must be 0.1 s to 1 h", field="stream_recheck_s"

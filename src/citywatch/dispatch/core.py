@@ -2,21 +2,22 @@
 
 Every operation opens its own transaction, and writes each change to the ``dispatch_events``
 timeline, to the audit chain and to the event sink (which reaches the WebSocket clients of every
-worker) in that same transaction: no state is shared between worker processes outside the
-database.
+worker) in that same transaction.  The database is the one truth shared between worker
+processes; the units each worker keeps in memory for recommendations
+(:class:`~citywatch.dispatch.live.LiveUnits`) follow the committed changes.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Protocol
 
 import shapely
-from sqlalchemy import Select, select, text, update
+from sqlalchemy import Select, event, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from citywatch.city import CityPack
@@ -24,6 +25,7 @@ from citywatch.console import to_jsonable
 from citywatch.dispatch.accounts import Principal, Role
 from citywatch.dispatch.audit import append_audit
 from citywatch.dispatch.lifecycle import INCIDENT_LIFECYCLE, IncidentStatus
+from citywatch.dispatch.live import UNIT_EVENTS, LiveUnit, LiveUnits
 from citywatch.dispatch.policy import (
     STATION_FIRST_THRESHOLD_S,
     RequirementRules,
@@ -138,7 +140,7 @@ class UnitState(Protocol):
     @property
     def status(self) -> str: ...
     @property
-    def capabilities(self) -> list[str]: ...
+    def capabilities(self) -> Collection[str]: ...
     @property
     def lon(self) -> float | None: ...
     @property
@@ -200,6 +202,40 @@ class ServiceCore:
         }
         self._places = list(pack.places)
         self._place_tree = shapely.STRtree([p.geometry for p in self._places])
+        #: This worker's units in memory (recommendations read them, not the database).
+        self.live = LiveUnits(self._load_live, self._unit_view, self.config.stale_after_s)
+        self._live_key = f"citywatch_live_{id(self)}"
+        event.listen(sessions, "after_commit", self._live_commit)
+        event.listen(sessions, "after_rollback", self._live_rollback)
+
+    # ------------------------------------------------------------------ in-memory units
+    def _load_live(self) -> list[LiveUnit]:
+        with self.sessions() as s:
+            return [
+                LiveUnit(
+                    id=r.id,
+                    unit_type=r.unit_type,
+                    mode=r.mode,
+                    station=r.station,
+                    status=r.status,
+                    capabilities=frozenset(r.capabilities or []),
+                    lon=r.lon,
+                    lat=r.lat,
+                    position_at=r.position_at,
+                    post_lon=r.post_lon,
+                    post_lat=r.post_lat,
+                )
+                for r in s.execute(select(*UNIT_STATE_COLUMNS))
+            ]
+
+    def _live_commit(self, session: Session) -> None:
+        # Before the request is answered: a recommendation after it sees the change.
+        staged = session.info.pop(self._live_key, None)
+        if staged:
+            self.live.apply_all(staged)
+
+    def _live_rollback(self, session: Session) -> None:
+        session.info.pop(self._live_key, None)
 
     # ------------------------------------------------------------------ plumbing
     @contextmanager
@@ -292,21 +328,22 @@ class ServiceCore:
         event_id: int | None = None,
         at: datetime | None = None,
     ) -> None:
-        """Stage an event for the streams only (AVL moves: their record is the history)."""
-        self.sink.stage(
-            session,
-            {
-                "id": event_id,
-                "type": type_,
-                "at": (at or self.clock()).isoformat(),
-                "incident_id": incident_id,
-                "unit_id": unit_id,
-                "station": station,
-                "bureau": self.bureau_of.get(station or ""),
-                "actor": actor,
-                "data": to_jsonable(data or {}),
-            },
-        )
+        """Stage an event for the streams only (AVL moves: their record is the history), and
+        for this worker's in-memory units."""
+        payload: dict[str, Any] = {
+            "id": event_id,
+            "type": type_,
+            "at": (at or self.clock()).isoformat(),
+            "incident_id": incident_id,
+            "unit_id": unit_id,
+            "station": station,
+            "bureau": self.bureau_of.get(station or ""),
+            "actor": actor,
+            "data": to_jsonable(data or {}),
+        }
+        self.sink.stage(session, payload)
+        if payload["type"] in UNIT_EVENTS:
+            session.info.setdefault(self._live_key, []).append(payload)
 
     def _require_write(self, who: Principal) -> None:
         if not who.can_write:

@@ -1,9 +1,11 @@
 """The live dispatch service: incidents, units, positions, assignments, with persistence.
 
-No HTTP here (the FastAPI routes in :mod:`citywatch.api` are thin wrappers), and no state shared
-between worker processes outside the database: every method opens its own transaction, and
-every change is written to the ``dispatch_events`` timeline, to the audit chain and to the event
-sink (which reaches WebSocket clients of every worker) in that same transaction.
+No HTTP here (the FastAPI routes in :mod:`citywatch.api` are thin wrappers), and the database
+is the one truth shared by worker processes: every method opens its own transaction, and every
+change is written to the ``dispatch_events`` timeline, to the audit chain and to the event sink
+(which reaches WebSocket clients of every worker) in that same transaction.  Each worker keeps a
+copy of the units in memory for recommendations (:mod:`citywatch.dispatch.live`), kept current
+by those same committed changes; every decision that writes reads the locked rows.
 
 Races are settled by the database, identically on SQLite and PostgreSQL: status changes are
 conditional ``UPDATE ... WHERE status = <expected>`` statements whose row count says whether this
@@ -20,7 +22,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -29,7 +31,6 @@ from citywatch.dispatch.board import BoardService
 from citywatch.dispatch.core import (
     ACTIVE_INCIDENT,
     MAX_BACKDATE_S,
-    UNIT_STATE_COLUMNS,
     DispatchConfig,
     EventSink,
     as_utc,
@@ -65,6 +66,22 @@ __all__ = ["DispatchConfig", "DispatchService", "EventSink", "IncidentHook"]
 #: ``(session, who, incident dict, emit)``; ``emit`` records a further change like the
 #: service's own (timeline, audit, event stream).  The near-repeat advisories use it.
 IncidentHook = Callable[[Session, Principal, dict[str, Any], Callable[..., None]], None]
+
+#: What a recommendation reads of its incident: one row of plain columns.
+_INCIDENT_FACTS = (
+    select(
+        IncidentRow.id,
+        IncidentRow.category,
+        IncidentRow.priority,
+        IncidentRow.lon,
+        IncidentRow.lat,
+        IncidentRow.station,
+        IncidentDispatch.status,
+        IncidentDispatch.place_kinds,
+    )
+    .join(IncidentDispatch, IncidentDispatch.incident_id == IncidentRow.id)
+    .where(IncidentRow.id == bindparam("id"))
+)
 
 
 class DispatchService(BoardService):
@@ -276,19 +293,18 @@ class DispatchService(BoardService):
             raise ValidationError("limit_s must be positive", field="limit_s")
         threshold = threshold_s or self.config.station_first_threshold_s
         chosen = make_policy(policy, threshold_s=threshold, limit_s=limit_s)
-        with self.sessions() as s:
-            row, state = self._get_incident(s, who, incident_id)
-            if state.status not in ACTIVE_INCIDENT:
-                raise ConflictError(
-                    f"incident {incident_id} is {state.status}: nothing to dispatch"
-                )
-            now = self.clock()
-            units = [
-                self._unit_view(u, now)
-                for u in s.execute(
-                    select(*UNIT_STATE_COLUMNS).where(Unit.status == UnitStatus.AVAILABLE)
-                )
-            ]
+        # One row of plain columns (no ORM objects), then the units from this worker's memory.
+        engine = self.sessions.kw["bind"]
+        with engine.connect() as conn:
+            row = conn.execute(_INCIDENT_FACTS, {"id": incident_id}).first()
+        if row is None:
+            raise NotFoundError(f"no live incident {incident_id!r}", field="incident_id")
+        if who.role is Role.UNIT_DEVICE:
+            raise PermissionDeniedError("a unit device may only post its own position and status")
+        self._check_scope(who, row.station, f"incident {incident_id}")
+        if row.status not in ACTIVE_INCIDENT:
+            raise ConflictError(f"incident {incident_id} is {row.status}: nothing to dispatch")
+        fleet = self.live.fleet(self.clock())
         view = IncidentView(
             id=row.id,
             category=row.category,
@@ -296,10 +312,9 @@ class DispatchService(BoardService):
             lon=math.nan if row.lon is None else row.lon,
             lat=math.nan if row.lat is None else row.lat,
             station=row.station,
-            place_kinds=frozenset(state.place_kinds or []),
+            place_kinds=frozenset(row.place_kinds or []),
         )
-        located = [u for u in units if math.isfinite(u.lon)]
-        return recommend(view, located, self._travel, chosen, k=k, rules=self.rules)
+        return recommend(view, fleet, self._travel, chosen, k=k, rules=self.rules)
 
     def recommend_at(
         self,
@@ -316,19 +331,11 @@ class DispatchService(BoardService):
         :mod:`citywatch.surveillance.alerts`): the same ``nearest`` policy, requirement rules
         and travel times as :meth:`recommend`."""
         chosen = make_policy("nearest", threshold_s=self.config.station_first_threshold_s)
-        with self.sessions() as s:
-            now = self.clock()
-            units = [
-                self._unit_view(u, now)
-                for u in s.execute(
-                    select(*UNIT_STATE_COLUMNS).where(Unit.status == UnitStatus.AVAILABLE)
-                )
-            ]
+        fleet = self.live.fleet(self.clock())  # this worker's in-memory units, as recommend()
         view = IncidentView(
             id=ref, category=category, priority=priority, lon=lon, lat=lat, station=station
         )
-        located = [u for u in units if math.isfinite(u.lon)]
-        return recommend(view, located, self._travel, chosen, k=k, rules=self.rules)
+        return recommend(view, fleet, self._travel, chosen, k=k, rules=self.rules)
 
     # ------------------------------------------------------------------ assignment and lifecycles
     def assign(self, who: Principal, incident_id: str, unit_id: str) -> dict[str, Any]:

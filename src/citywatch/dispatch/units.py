@@ -18,9 +18,10 @@ from citywatch.dispatch.positions import (
     Fix,
     FixOutcome,
     check_fix_time,
+    insert_fixes,
     maintain_partitions,
+    move_units,
     seal_positions,
-    write_fixes,
 )
 from citywatch.errors import (
     CityWatchError,
@@ -123,12 +124,23 @@ class UnitService(ServiceCore):
         """Record one AVL position (a batch of one, see :meth:`record_positions`); a position
         older than the unit's current one is kept in the history but does not move the unit
         (``applied`` is then false).  Raises the error that refused the fix."""
-        result = self.record_positions(who, [Fix(unit_id, lon, lat, at)])
-        outcome = result["results"][0]
+        fix = Fix(unit_id, lon, lat, at)
+        (outcome,) = self.record_fixes([(who, fix)])
+        return self.position_answer(fix, outcome)
+
+    @staticmethod
+    def position_answer(fix: Fix, outcome: FixOutcome) -> dict[str, Any]:
+        """The answer to a single ``PUT .../position`` of ``fix``; raises its error."""
         if outcome.error is not None:
             raise outcome.error
-        at = at.astimezone(UTC)  # valid, so within years 1900-2199
-        return {"unit_id": unit_id, "applied": outcome.applied, "lon": lon, "lat": lat, "at": at}
+        at = fix.at.astimezone(UTC)  # valid, so within years 1900-2199
+        return {
+            "unit_id": fix.unit_id,
+            "applied": outcome.applied,
+            "lon": fix.lon,
+            "lat": fix.lat,
+            "at": at,
+        }
 
     def record_positions(self, who: Principal, fixes: Sequence[Fix]) -> dict[str, Any]:
         """Validate AVL fixes one by one and store the valid ones in bulk (one transaction).
@@ -137,48 +149,66 @@ class UnitService(ServiceCore):
         ``applied`` and ``refused``, and ``results``: a :class:`FixOutcome` per fix in order,
         with the error a single PUT of that fix would have raised.
         """
+        batch_ids: list[int] = []
+        results = self.record_fixes([(who, f) for f in fixes], batch_ids)
+        stored = sum(o.stored for o in results)
+        return {
+            "batch_id": batch_ids[0] if batch_ids else None,
+            "stored": stored,
+            "applied": sum(o.applied for o in results),
+            "refused": len(results) - stored,
+            "results": results,
+        }
+
+    def record_fixes(
+        self, items: Sequence[tuple[Principal, Fix]], batch_ids: list[int] | None = None
+    ) -> list[FixOutcome]:
+        """Validate fixes of possibly different callers (each checked against its own caller)
+        and store the valid ones in one transaction: one position batch per caller, then the
+        units moved with one locking read and one update.  One :class:`FixOutcome` per item,
+        in order; the ids of the batches written are appended to ``batch_ids``.
+        """
         now = self.clock()
-        outcomes: list[FixOutcome | None] = [None] * len(fixes)
+        outcomes: list[FixOutcome | None] = [None] * len(items)
         valid: list[tuple[int, Fix]] = []
         with self._write() as s:
             units = {
                 u.id: u
                 for u in s.execute(
                     select(Unit.id, Unit.mode, Unit.station).where(
-                        Unit.id.in_(sorted({f.unit_id for f in fixes}))
+                        Unit.id.in_(sorted({f.unit_id for _, f in items}))
                     )
                 )
             }
-            for i, fix in enumerate(fixes):
+            for i, (who, fix) in enumerate(items):
                 try:
                     valid.append((i, self._check_fix(who, fix, units.get(fix.unit_id), now)))
                 except CityWatchError as exc:
                     outcomes[i] = FixOutcome(i, fix.unit_id, error=exc)
             valid = self._check_fixes_on_network(valid, units, outcomes)
-            batch_id: int | None = None
             moved: list[Fix] = []
             if valid:
-                batch_id, moved = write_fixes(s, who.username, [f for _, f in valid], now)
+                by_actor: dict[str, list[Fix]] = {}
+                for i, fix in valid:
+                    by_actor.setdefault(items[i][0].username, []).append(fix)
+                for actor, group in by_actor.items():
+                    batch_id = insert_fixes(s, actor, group, now)
+                    if batch_ids is not None:
+                        batch_ids.append(batch_id)
+                moved = move_units(s, [f for _, f in valid])
             for i, fix in valid:
                 outcomes[i] = FixOutcome(i, fix.unit_id, stored=True, applied=fix in moved)
+            actor_of = {f: items[i][0].username for i, f in valid}
             for fix in moved:
                 self._announce(
                     s,
-                    who.username,
+                    actor_of[fix],
                     "unit.moved",
                     unit_id=fix.unit_id,
                     station=units[fix.unit_id].station,
                     data={"lon": fix.lon, "lat": fix.lat, "at": fix.at.isoformat()},
                 )
-        results = [o for o in outcomes if o is not None]
-        stored = sum(o.stored for o in results)
-        return {
-            "batch_id": batch_id,
-            "stored": stored,
-            "applied": sum(o.applied for o in results),
-            "refused": len(results) - stored,
-            "results": results,
-        }
+        return [o for o in outcomes if o is not None]
 
     def seal_positions(self) -> int:
         """Seal the stored, unsealed position batches into the audit chain (see

@@ -49,7 +49,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def make_engine(url: str | None = None, *, echo: bool = False) -> Engine:
+def make_engine(
+    url: str | None = None, *, echo: bool = False, pool_size: int | None = None
+) -> Engine:
     """Create an engine for ``url``.
 
     Parameters
@@ -61,6 +63,9 @@ def make_engine(url: str | None = None, *, echo: bool = False) -> Engine:
         in a checkout; its folder is created).
     echo
         Log SQL statements.
+    pool_size
+        Connections kept open (PostgreSQL; as many again may be opened in bursts); the
+        SQLAlchemy default (5) when not given.
 
     Returns
     -------
@@ -84,8 +89,11 @@ def make_engine(url: str | None = None, *, echo: bool = False) -> Engine:
         raise DataError(f"not a database URL: {url!r}") from None
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
+    pool: dict[str, int] = {}
+    if pool_size is not None and parsed.drivername.startswith("postgresql"):
+        pool = {"pool_size": pool_size, "max_overflow": pool_size}
     try:
-        engine = create_engine(parsed, echo=echo)
+        engine = create_engine(parsed, echo=echo, **pool)
     except (NoSuchModuleError, ImportError) as exc:
         raise DataError(f"unsupported database URL {url!r}: {exc}") from None
     if engine.dialect.name == "sqlite" and parsed.database not in (None, "", ":memory:"):
