@@ -8,8 +8,8 @@ separator (``"1 Ave @ 110 St"``, ``"N Charles St & E North Ave"``, ``"深南大�
 meet; the nodes of one intersection (dual carriageways, slip roads) are clustered and the
 cluster's mean position is returned.  Two streets that share no node but come within
 :data:`NEAR_M` (the link between them is unnamed, as at 深南大道 / 金田路 in the Futian network)
-give a ``near`` candidate at a lower score.  A street alone is located at its node nearest the street's
-centroid.  A query of two numbers is read as ``lat, lon`` (or ``lon, lat`` when only that order
+give a ``near`` candidate at a lower score.  A street alone is located at its node nearest the
+street's centroid.  A query of two numbers is read as ``lat, lon`` (or ``lon, lat`` when only that order
 falls inside the pack).
 
 Normalisation (:func:`normalise`) makes the match tolerant: Unicode NFKC (full-width letters,
@@ -340,7 +340,7 @@ class Geocoder:
         # every combination of one match per part (parts are few, matches at most 8 each)
         combos: list[list[tuple[str, float]]] = [[]]
         for opts in options:
-            combos = [c + [o] for c in combos for o in opts][:256]
+            combos = [[*c, o] for c in combos for o in opts][:256]
         seen: set[tuple[str, ...]] = set()
         for combo in combos:
             keys = tuple(k for k, _ in combo)
