@@ -9,8 +9,8 @@ meet; the nodes of one intersection (dual carriageways, slip roads) are clustere
 cluster's mean position is returned.  Two streets that share no node but come within
 :data:`NEAR_M` (the link between them is unnamed, as at 深南大道 / 金田路 in the Futian network)
 give a ``near`` candidate at a lower score.  A street alone is located at its node nearest the
-street's centroid.  A query of two numbers is read as ``lat, lon`` (or ``lon, lat`` when only that order
-falls inside the pack).
+street's centroid.  A query of two numbers is read as ``lat, lon`` (or ``lon, lat`` when only
+that order is valid).
 
 Normalisation (:func:`normalise`) makes the match tolerant: Unicode NFKC (full-width letters,
 digits and ``＆／＠`` become ASCII), case folding, punctuation removed, the usual street-type
@@ -370,7 +370,6 @@ class Geocoder:
                 )
         out.sort(key=lambda c: (-c.score, c.label, c.lon))
         return out[:limit]
-
 
     def _near_crossing(self, keys: tuple[str, ...], score: float) -> Candidate | None:
         """Two streets that share no node but come within :data:`NEAR_M` (a junction whose

@@ -33,6 +33,7 @@ from citywatch.dispatch.core import (
     as_utc,
     check_time_window,
 )
+from citywatch.dispatch.duplicates import ConsoleConfig, load_console_config
 from citywatch.dispatch.kpis import RESPONSE_TARGETS_S, compute_kpis
 from citywatch.dispatch.lifecycle import (
     INCIDENT_LIFECYCLE,
@@ -40,6 +41,7 @@ from citywatch.dispatch.lifecycle import (
     IncidentStatus,
     UnitStatus,
 )
+from citywatch.dispatch.numbering import open_console
 from citywatch.dispatch.policy import (
     IncidentView,
     Recommendation,
@@ -83,6 +85,9 @@ class DispatchService(UnitService):
         Returns the current UTC time (tests pass a fixed clock).
     """
 
+    #: The console's numbers (incident numbers, duplicates, premise history, cautions).
+    console: ConsoleConfig = load_console_config()
+
     def create_incident(
         self,
         who: Principal,
@@ -95,9 +100,13 @@ class DispatchService(UnitService):
         received_at: datetime | None = None,
         idempotency_key: str | None = None,
         request_hash: str | None = None,
+        location_text: str | None = None,
     ) -> tuple[dict[str, Any], bool]:
         """Take a call.  Returns the incident and whether it was created now (``False`` when an
-        earlier request with the same Idempotency-Key created it)."""
+        earlier request with the same Idempotency-Key created it).
+
+        The incident gets its number (``MAN-2026-000123``) and first caller record in the same
+        transaction (:func:`citywatch.dispatch.numbering.open_console`)."""
         self._require_write(who)
         if idempotency_key is not None:
             existing = self._by_idempotency_key(who, idempotency_key, request_hash)
@@ -154,6 +163,16 @@ class DispatchService(UnitService):
                 s.add(state)
                 s.flush()
                 out = self._incident_dict(row, state)
+                out |= open_console(
+                    s,
+                    row,
+                    pack=self.pack.name,
+                    timezone=self.pack.timezone,
+                    config=self.console,
+                    taken_by=who.username,
+                    caller_notes=caller_notes,
+                    location_text=location_text,
+                )
                 self._emit(
                     s,
                     who.username,
