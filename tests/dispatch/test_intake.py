@@ -1,10 +1,10 @@
-"""The console over the live service: numbers, duplicates, merge, premise history, notes, cautions."""
+"""The console over the live service: numbers, duplicates, merges, premise history, notes,
+cautions."""
 
 from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,8 +25,8 @@ from citywatch.dispatch.service import DispatchService
 from citywatch.errors import ConflictError, PermissionDeniedError, ValidationError
 from citywatch.incidents.taxonomy import load_taxonomy
 from citywatch.routing import Router
-from citywatch.store.dispatch_models import AuditRecord
 from citywatch.store.db import make_engine, session_factory, upgrade
+from citywatch.store.dispatch_models import AuditRecord
 from tests.dispatch.conftest import ADMIN, Clock, RecordingSink
 from tests.store.databases import db_url, pg_url, sqlite_url  # noqa: F401 - fixtures
 
@@ -63,7 +63,9 @@ def test_numbers_are_per_city_per_year_and_sequential(
 
 
 def test_numbers_are_distinct_under_concurrency(
-    tmp_path: Path, manhattan: tuple[CityPack, Router], clock: Clock, db_url: str
+    manhattan: tuple[CityPack, Router],
+    clock: Clock,
+    db_url: str,  # noqa: F811 - the fixture
 ) -> None:
     engine = make_engine(db_url)
     upgrade(engine)
