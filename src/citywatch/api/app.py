@@ -26,6 +26,7 @@ from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from citywatch.api.console import router as console_router
 from citywatch.api.dashboard import install as install_dashboard
 from citywatch.api.eido import router as eido_router
 from citywatch.api.errors import install_error_handlers
@@ -205,6 +206,7 @@ def create_app(
     app.include_router(api_router)
     app.include_router(surveillance_router)
     app.include_router(eido_router)
+    app.include_router(console_router)
     _document_enums(app, service)
     app.add_middleware(
         RequestLimits,

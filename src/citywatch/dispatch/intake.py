@@ -28,9 +28,10 @@ from sqlalchemy.orm import Session
 
 from citywatch.city.geocode import DEFAULT_LIMIT, geocoder_for
 from citywatch.dispatch.accounts import Principal, Role
-from citywatch.dispatch.core import ACTIVE_INCIDENT, as_utc
+from citywatch.dispatch.core import ACTIVE_INCIDENT, UNIT_STATE_COLUMNS, as_utc
 from citywatch.dispatch.duplicates import CAUTION_SEVERITIES, distance_m, find_duplicates
-from citywatch.dispatch.lifecycle import IncidentStatus
+from citywatch.dispatch.lifecycle import IncidentStatus, UnitStatus
+from citywatch.dispatch.policy import IncidentView, make_policy, recommend
 from citywatch.dispatch.service import DispatchService
 from citywatch.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError
 from citywatch.store.console_models import (
@@ -39,7 +40,7 @@ from citywatch.store.console_models import (
     IncidentNote,
     LocationCaution,
 )
-from citywatch.store.dispatch_models import Assignment, IncidentDispatch
+from citywatch.store.dispatch_models import Assignment, IncidentDispatch, Unit
 from citywatch.store.models import IncidentRow
 
 __all__ = ["ConsoleService"]
@@ -82,6 +83,50 @@ class ConsoleService:
             "query": query,
             "candidates": found,
         }
+
+    def preview(
+        self,
+        who: Principal,
+        *,
+        lon: float,
+        lat: float,
+        category: str,
+        priority: int | None = None,
+        k: int = 5,
+        policy: str = "nearest",
+    ) -> dict[str, Any]:
+        """The recommendation for a call not yet created (the same policy, rules and travel
+        times as ``GET /incidents/{id}/recommendations``): shown as soon as the location of a
+        call being taken is known."""
+        self._reader(who)
+        svc = self.service
+        if category not in svc.taxonomy.categories:
+            raise ValidationError(f"unknown category {category!r}", field="category")
+        svc._validate_point(lon, lat, field="location")
+        svc._check_on_network(lon, lat, "car", field="location")
+        where = svc._jurisdictions(lon, lat)
+        chosen = make_policy(policy, threshold_s=svc.config.station_first_threshold_s)
+        now = svc.clock()
+        with svc.sessions() as s:
+            units = [
+                svc._unit_view(u, now)
+                for u in s.execute(
+                    select(*UNIT_STATE_COLUMNS).where(Unit.status == UnitStatus.AVAILABLE)
+                )
+            ]
+        view = IncidentView(
+            id="preview",
+            category=category,
+            priority=svc.taxonomy.priority(category) if priority is None else priority,
+            lon=lon,
+            lat=lat,
+            station=where["station"],
+            place_kinds=frozenset(svc._place_kinds(lon, lat)),
+        )
+        located = [u for u in units if math.isfinite(u.lon)]
+        out = recommend(view, located, svc._travel, chosen, k=k, rules=svc.rules).as_dict()
+        out["incident_id"] = None
+        return out
 
     # ------------------------------------------------------------------ views
     def decorate(self, incidents: list[dict[str, Any]]) -> list[dict[str, Any]]:
