@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from citywatch.api.routes import ERROR_RESPONSES, IncidentId, Service, UnitId
 from citywatch.api.schemas import Code, IsoTime, Location, Notes
 from citywatch.api.security import CurrentUser
-from citywatch.city.geocode import geocoder_for
+from citywatch.city.geocode import has_street_names
 from citywatch.dispatch.duplicates import CAUTION_SEVERITIES
 from citywatch.dispatch.intake import ConsoleService
 from citywatch.dispatch.policy import PolicyName
@@ -58,14 +58,13 @@ class CautionIn(_In):
 @router.get("/intake/config")
 def intake_config(who: CurrentUser, service: Service) -> dict[str, Any]:
     """What the intake form needs: categories (zh/en, default priority), whether the pack has
-    street names, the duplicate and premise rules, the caution kinds and severities."""
-    geo = geocoder_for(service.pack.network)
+    street names, the duplicate and premise rules, the caution kinds and severities.
+    (``GET /geocode`` gives the number of indexed streets.)"""
     cfg = service.console
     tax = service.taxonomy
     return {
         "pack": service.pack.name,
-        "has_names": geo.has_names,
-        "streets": geo.street_count,
+        "has_names": has_street_names(service.pack.network),
         "categories": [
             {
                 "code": code,

@@ -49,6 +49,7 @@ __all__ = [
     "Candidate",
     "Geocoder",
     "geocoder_for",
+    "has_street_names",
     "hit_rate",
     "normalise",
     "split_cross_streets",
@@ -406,6 +407,11 @@ def _coordinates(text: str) -> tuple[float, float] | None:
 
 
 _CACHE: dict[int, tuple[RoadNetwork, Geocoder]] = {}
+
+
+def has_street_names(network: RoadNetwork) -> bool:
+    """Whether any edge of ``network`` has a name (cheap: the index is not built)."""
+    return bool(network.edges["name"].notna().any())
 
 
 def geocoder_for(network: RoadNetwork) -> Geocoder:

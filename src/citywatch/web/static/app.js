@@ -6,6 +6,7 @@ import {
   setLang, setTimeZone, t, translatePage,
 } from "./i18n.js";
 import { CityMap, STATUS_COLOURS, TYPE_LETTERS } from "./map.js";
+import { installIntake, intakeEvent } from "./intake.js";  // call intake (intake.js)
 
 const WRITE_ROLES = new Set(["admin", "commander", "dispatcher", "station_officer"]);
 // The status rules come from the service (dashboard config "lifecycles"), never copied here.
@@ -163,6 +164,10 @@ async function startSession() {
   }
   if (state.me.role === "station_officer" && state.me.scope) state.map.focusJurisdiction(state.me.scope);
   loadSurveillance();
+  installIntake({  // call intake (intake.js): the form, queue numbers and ages, P1 alert
+    state, canWrite, selectIncident, toast, errorText, stationLabel,
+    reloadDetail: () => state.selectedId && loadDetail(state.selectedId),
+  });
   renderLegend();
   openEvents();
   await reloadAll();
@@ -231,6 +236,7 @@ function renderConn() {
 }
 
 async function onEvent(ev) {
+  intakeEvent(ev);  // call intake (intake.js): P1 alert
   switch (ev.type) {
     case "unit.created":
       state.units.set(ev.data.id, ev.data);
