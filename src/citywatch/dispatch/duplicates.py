@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from citywatch.errors import DataError
-from citywatch.incidents.taxonomy import Taxonomy
+from citywatch.incidents.taxonomy import Taxonomy, load_taxonomy
 from citywatch.tomlkeys import check_keys
 
 __all__ = [
@@ -34,6 +34,7 @@ __all__ = [
     "find_duplicates",
     "format_number",
     "load_console_config",
+    "parse_console_config",
     "synthetic_calls",
 ]
 
@@ -98,8 +99,12 @@ class ConsoleConfig:
 _SECTIONS = ("numbers", "duplicates", "premise", "cautions")
 
 
-def parse_console_config(doc: Mapping[str, Any], where: str) -> ConsoleConfig:
-    """A :class:`ConsoleConfig` from a parsed TOML document; unknown keys are refused."""
+def parse_console_config(
+    doc: Mapping[str, Any], where: str, taxonomy: Taxonomy | None = None
+) -> ConsoleConfig:
+    """A :class:`ConsoleConfig` from a parsed TOML document; unknown keys are refused, and so
+    are (when ``taxonomy`` is given) look-backs of unknown categories and compatibility sets
+    naming unknown categories or groups."""
     check_keys(doc, _SECTIONS, where)
     try:
         numbers, dup, premise, cautions = (doc[s] for s in _SECTIONS)
@@ -128,17 +133,31 @@ def parse_console_config(doc: Mapping[str, Any], where: str) -> ConsoleConfig:
         raise DataError(f"{where}: invalid console config: {exc}") from exc
     if not (config.duplicate_radius_m > 0 and config.duplicate_window_s > 0):
         raise DataError(f"{where}: duplicate radius and window must be positive")
+    if taxonomy is not None:
+        unknown = sorted(set(config.premise_days) - set(taxonomy.categories))
+        if unknown:
+            raise DataError(
+                f"{where} [premise.lookback_days]: unknown category {', '.join(unknown)}"
+            )
+        known = set(taxonomy.categories) | set(taxonomy.groups)
+        unknown = sorted({c for g in config.compatible for c in g} - known)
+        if unknown:
+            raise DataError(
+                f"{where} [duplicates] compatible: unknown category or group {', '.join(unknown)}"
+            )
     return config
 
 
 def load_console_config(path: str | Path | None = None) -> ConsoleConfig:
-    """The console config (default: the bundled ``console.toml``)."""
+    """The console config (default: the bundled ``console.toml``), checked against the
+    bundled taxonomy."""
+    taxonomy = load_taxonomy()
     if path is None:
         text = files("citywatch.dispatch").joinpath("data/console.toml").read_text("utf-8")
-        return parse_console_config(tomllib.loads(text), "console.toml")
+        return parse_console_config(tomllib.loads(text), "console.toml", taxonomy)
     p = Path(path)
     try:
-        return parse_console_config(tomllib.loads(p.read_text("utf-8")), str(p))
+        return parse_console_config(tomllib.loads(p.read_text("utf-8")), str(p), taxonomy)
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise DataError(f"cannot read {p}: {exc}") from exc
 
