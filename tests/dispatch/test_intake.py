@@ -3,8 +3,10 @@ cautions."""
 
 from __future__ import annotations
 
+import json
 import threading
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,11 +25,14 @@ from citywatch.dispatch.duplicates import (
 from citywatch.dispatch.intake import ConsoleService
 from citywatch.dispatch.service import DispatchService
 from citywatch.errors import ConflictError, PermissionDeniedError, ValidationError
+from citywatch.incidents.eido import from_eido
+from citywatch.incidents.eido_schema import eido_errors
 from citywatch.incidents.taxonomy import load_taxonomy
 from citywatch.routing import Router
 from citywatch.store.db import make_engine, session_factory, upgrade
 from citywatch.store.dispatch_models import AuditRecord
 from tests.dispatch.conftest import ADMIN, Clock, RecordingSink
+from tests.helpers import run
 from tests.store.databases import db_url, pg_url, sqlite_url  # noqa: F401 - fixtures
 
 # Union Square (Precinct 13) and a point 80 m north of it.
@@ -306,3 +311,34 @@ def test_duplicate_precision_and_recall_on_synthetic_multi_caller_incidents(
     assert result["true_positives"] + result["false_negatives"] == truth
     assert result["precision"] >= 0.95
     assert result["recall"] >= 0.95
+
+
+def test_cli_eido_export_carries_notes_callers_and_merges(
+    tmp_path: Path,
+    manhattan: tuple[CityPack, Router],
+    clock: Clock,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    db = f"sqlite:///{tmp_path / 'dispatch.db'}"
+    engine = make_engine(db)
+    upgrade(engine)
+    svc = DispatchService(session_factory(engine), *manhattan, RecordingSink(), clock=clock)
+    console = ConsoleService(svc)
+    first, _ = svc.create_incident(ADMIN, category="robbery", lon=HERE[0], lat=HERE[1])
+    second, _ = svc.create_incident(
+        ADMIN, category="robbery", lon=NEAR[0], lat=NEAR[1], caller_notes="second caller"
+    )
+    console.add_note(ADMIN, first["id"], "units told to approach from the north")
+    console.merge(ADMIN, first["id"], second["id"])
+    engine.dispose()
+    out = tmp_path / "live.eido.json"
+    code, _, _ = run(["incidents", "export", "--db", db, "--out", str(out), "--json"], capsys)
+    assert code == 0
+    docs = {from_eido(d).incident.id: d for d in json.loads(out.read_text())}
+    assert all(eido_errors(d) == [] for d in docs.values())
+    kept, dup = from_eido(docs[first["id"]]), from_eido(docs[second["id"]])
+    assert [(m.incident_id, m.direction) for m in kept.merges] == [(second["id"], "REPLACING")]
+    assert [(m.incident_id, m.direction) for m in dup.merges] == [(first["id"], "REPLACED")]
+    texts = [n.text for n in kept.notes]
+    assert "units told to approach from the north" in texts
+    assert f"caller: second caller (from {second['id']})" in texts
