@@ -175,7 +175,7 @@ def list_cautions(
 
 @router.post("/cautions/{caution_id}/revoke")
 def revoke_caution(
-    caution_id: Annotated[int, Path(ge=1)], who: CurrentUser, service: Service
+    caution_id: Annotated[int, Path(ge=1, le=2**31 - 1)], who: CurrentUser, service: Service
 ) -> dict[str, Any]:
     """End a caution before its expiry (audited)."""
     return ConsoleService(service).revoke_caution(who, caution_id)
