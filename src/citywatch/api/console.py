@@ -131,9 +131,7 @@ def intake_recommend(
     )
 
 
-@router.post(
-    "/incidents/{incident_id}/notes", status_code=status.HTTP_201_CREATED, tags=["incidents"]
-)
+@router.post("/incidents/{incident_id}/notes", status_code=status.HTTP_201_CREATED)
 def add_note(
     incident_id: IncidentId, body: NoteIn, who: CurrentUser, service: Service
 ) -> dict[str, Any]:
@@ -141,7 +139,7 @@ def add_note(
     return ConsoleService(service).add_note(who, incident_id, body.text)
 
 
-@router.post("/incidents/{incident_id}/merge", tags=["incidents"])
+@router.post("/incidents/{incident_id}/merge")
 def merge(
     incident_id: IncidentId, body: MergeIn, who: CurrentUser, service: Service
 ) -> dict[str, Any]:
@@ -181,7 +179,7 @@ def revoke_caution(
     return ConsoleService(service).revoke_caution(who, caution_id)
 
 
-@router.get("/units/{unit_id}/cautions", tags=["units"])
+@router.get("/units/{unit_id}/cautions")
 def unit_cautions(unit_id: UnitId, who: CurrentUser, service: Service) -> dict[str, Any]:
     """The caution notes at the unit's current incident (a unit device may ask for its own)."""
     return ConsoleService(service).unit_cautions(who, unit_id)

@@ -67,9 +67,7 @@ function buildForm() {
   button.type = "button";
   button.id = "intake-open";
   button.dataset.testid = "intake-open";
-  button.className = "primary";
-  button.dataset.i18n = "intake.open";
-  button.dataset.i18nTitle = "intake.open_tooltip";
+  button.className = "primary";  // labelled by relabel(): its text adds the shortcut
   button.addEventListener("click", () => openForm());
   $("topbar").insertBefore(button, $("topbar").querySelector(".spacer"));
 
