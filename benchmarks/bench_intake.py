@@ -81,8 +81,10 @@ def main() -> None:
         agree += got == expected
     brute_cpu = (time.process_time() - started) / BRUTE
     print()
-    print("| pack | streets | index build CPU | peak memory | queries | CPU per query |"
-          " first within 50 m | any of 5 within 50 m | median error |")
+    print(
+        "| pack | streets | index build CPU | peak memory | queries | CPU per query |"
+        " first within 50 m | any of 5 within 50 m | median error |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     print(
         f"| Baltimore | {geo.street_count:,} | {build_cpu:.2f} s | {build_mem:.0f} MiB | "
