@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from citywatch.dispatch.duplicates import load_console_config
 from citywatch.dispatch.policy import load_requirements
 from citywatch.errors import DataError
 from citywatch.incidents.parsing import load_mapping
@@ -68,6 +69,22 @@ CASES: list[tuple[str, str, str, str, Callable[[Path], object], str]] = [
         "defaults = 1",
         load_requirements,
         r"unknown key\(s\) defaults; allowed: default, rules, unit_types",
+    ),
+    (
+        "citywatch.dispatch",
+        "data/console.toml",
+        "duplicates",
+        "radius = 100.0",
+        load_console_config,
+        r"console\.toml \[duplicates\]: unknown key\(s\) radius; allowed: compatible, radius_m",
+    ),
+    (
+        "citywatch.dispatch",
+        "data/console.toml",
+        "premise.lookback_days",
+        "shootin = 30",
+        load_console_config,
+        r"console\.toml \[premise\.lookback_days\]: unknown category shootin",
     ),
     (
         "citywatch.incidents",

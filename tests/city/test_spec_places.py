@@ -56,7 +56,7 @@ def _write(tmp_path: Path, text: str) -> Path:
 
 
 def test_bundled_specs_are_valid() -> None:
-    for name in ("manhattan", "shenzhen", "heidelberg", "baltimore"):
+    for name in ("manhattan", "shenzhen", "shenzhen_futian", "heidelberg", "baltimore"):
         validate_spec(tomllib.loads((DATA / "packs" / f"{name}.toml").read_text("utf-8")))
 
 

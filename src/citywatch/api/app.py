@@ -29,6 +29,7 @@ from starlette.routing import Match
 from citywatch.api.advisories import install as install_advisories
 from citywatch.api.board import router as board_router
 from citywatch.api.board import watch_timers
+from citywatch.api.console import router as console_router
 from citywatch.api.dashboard import install as install_dashboard
 from citywatch.api.eido import router as eido_router
 from citywatch.api.errors import install_error_handlers
@@ -241,6 +242,7 @@ def create_app(
     app.include_router(eido_router)
     app.include_router(board_router)
     app.include_router(pursuit_router)
+    app.include_router(console_router)
     _document_enums(app, service)
     app.add_middleware(
         RequestLimits,

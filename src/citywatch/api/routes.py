@@ -33,6 +33,7 @@ from citywatch.api.schemas import (
     UnitStatusIn,
 )
 from citywatch.api.security import CurrentUser, login, logout, oauth2_scheme, refresh
+from citywatch.dispatch.intake import ConsoleService
 from citywatch.dispatch.kpis import GROUPINGS
 from citywatch.dispatch.lifecycle import IncidentStatus, UnitStatus
 from citywatch.dispatch.policy import PolicyName
@@ -230,6 +231,7 @@ def create_incident(
         received_at=body.received_at,
         idempotency_key=idempotency_key,
         request_hash=_request_hash(body) if idempotency_key else None,
+        location_text=body.location_text,
     )
     if not created:
         response.status_code = status.HTTP_200_OK
@@ -244,14 +246,16 @@ def list_incidents(
     status: IncidentStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> list[dict[str, Any]]:
-    """Live incidents in the caller's scope, newest first."""
-    return service.list_incidents(who, status=status, limit=limit)
+    """Live incidents in the caller's scope, newest first, with their numbers."""
+    return ConsoleService(service).decorate(service.list_incidents(who, status=status, limit=limit))
 
 
 @router.get("/incidents/{incident_id}", response_model=IncidentOut, tags=["incidents"])
 def get_incident(incident_id: IncidentId, who: CurrentUser, service: Service) -> dict[str, Any]:
-    """One incident with its assignments and its timeline (every event, who, when)."""
-    return service.get_incident(who, incident_id)
+    """One incident with its assignments and its timeline (every event, who, when), its
+    number, callers, notes, merges (and the timelines of the incidents merged into it) and the
+    caution notes at its location."""
+    return ConsoleService(service).detail(who, incident_id)
 
 
 @router.post("/incidents/{incident_id}/status", response_model=StatusChangeOut, tags=["incidents"])

@@ -167,6 +167,9 @@ class IncidentIn(_In):
     received_at: IsoTime | None = Field(
         None, description="when the call came in (at most a day ago); now by default"
     )
+    location_text: Annotated[str, Field(max_length=200), _Clean] | None = Field(
+        None, description="the address or cross streets as given by the caller"
+    )
 
 
 class IncidentStatusIn(_In):

@@ -11,6 +11,7 @@ import typer
 
 from citywatch.city.build import build_from_spec, build_pack, osm_spec
 from citywatch.city.bundled import BUNDLED, build_bundled, load_pack
+from citywatch.city.geocode import geocoder_for
 from citywatch.city.pack import LEVELS, PLACE_KINDS, jurisdiction_sort_key
 from citywatch.city.places import import_places, read_place_file
 from citywatch.city.spec import SOURCE_SYSTEMS
@@ -87,6 +88,36 @@ def info(
 ) -> None:
     """Nodes, directed edges, km of road, areas per jurisdiction, stations, bounding box."""
     _show(pack, json_)
+
+
+@app.command("geocode")
+def geocode(
+    pack: Annotated[str, typer.Argument(help="Pack folder or bundled pack name.")],
+    query: Annotated[
+        str,
+        typer.Argument(
+            help='A street, cross streets ("1 Ave @ 110 St", "深南大道 / 金田路") or "lat, lon".'
+        ),
+    ],
+    limit: Annotated[int, typer.Option(min=1, max=50, help="Most candidates.")] = 5,
+    json_: JsonOption = False,
+) -> None:
+    """Locate an address over the pack's own street names (offline), best candidates first."""
+    loaded = load_pack(pack)
+    geocoder = geocoder_for(loaded.network)
+    found = [c.as_dict() for c in geocoder.geocode(query, limit=limit)]
+    for c in found:
+        c["inside"] = loaded.contains(c["lon"], c["lat"])
+    if json_:
+        print_json({"pack": loaded.name, "has_names": geocoder.has_names, "candidates": found})
+        return
+    if not geocoder.has_names:
+        console.print(f"[yellow]pack {loaded.name} has no street names: use coordinates[/]")
+    rows = [
+        (c["label"], c["kind"], f"{c['score']:.2f}", f"{c['lat']:.6f}", f"{c['lon']:.6f}")
+        for c in found
+    ]
+    print_table(f"{query} in {loaded.name}", ["match", "kind", "score", "lat", "lon"], rows)
 
 
 def _show(pack_name: str, json_: bool, cost: dict[str, float] | None = None) -> None:

@@ -36,6 +36,7 @@ from citywatch.dispatch.core import (
     as_utc,
     check_time_window,
 )
+from citywatch.dispatch.duplicates import ConsoleConfig, load_console_config
 from citywatch.dispatch.kpis import RESPONSE_TARGETS_S, compute_kpis
 from citywatch.dispatch.lifecycle import (
     INCIDENT_LIFECYCLE,
@@ -43,6 +44,7 @@ from citywatch.dispatch.lifecycle import (
     IncidentStatus,
     UnitStatus,
 )
+from citywatch.dispatch.numbering import open_console
 from citywatch.dispatch.policy import (
     IncidentView,
     Recommendation,
@@ -108,6 +110,8 @@ class DispatchService(BoardService):
 
     #: Run when an incident is created (see :data:`IncidentHook`); set by the API at start-up.
     incident_hooks: tuple[IncidentHook, ...] = ()
+    #: The console's numbers (incident numbers, duplicates, premise history, cautions).
+    console: ConsoleConfig = load_console_config()
 
     def create_incident(
         self,
@@ -121,9 +125,13 @@ class DispatchService(BoardService):
         received_at: datetime | None = None,
         idempotency_key: str | None = None,
         request_hash: str | None = None,
+        location_text: str | None = None,
     ) -> tuple[dict[str, Any], bool]:
         """Take a call.  Returns the incident and whether it was created now (``False`` when an
-        earlier request with the same Idempotency-Key created it)."""
+        earlier request with the same Idempotency-Key created it).
+
+        The incident gets its number (``MAN-2026-000123``) and first caller record in the same
+        transaction (:func:`citywatch.dispatch.numbering.open_console`)."""
         self._require_write(who)
         if idempotency_key is not None:
             existing = self._by_idempotency_key(who, idempotency_key, request_hash)
@@ -180,6 +188,16 @@ class DispatchService(BoardService):
                 s.add(state)
                 s.flush()
                 out = self._incident_dict(row, state)
+                out |= open_console(
+                    s,
+                    row,
+                    pack=self.pack.name,
+                    timezone=self.pack.timezone,
+                    config=self.console,
+                    taken_by=who.username,
+                    caller_notes=caller_notes,
+                    location_text=location_text,
+                )
                 self._emit(
                     s,
                     who.username,
@@ -326,14 +344,22 @@ class DispatchService(BoardService):
         station: str | None = None,
         k: int = 3,
         ref: str = "point",
+        policy: str = "nearest",
+        place_kinds: frozenset[str] = frozenset(),
     ) -> Recommendation:
-        """Rank the available units for a point that is no incident yet (a hotlist alert of
-        :mod:`citywatch.surveillance.alerts`): the same ``nearest`` policy, requirement rules
-        and travel times as :meth:`recommend`."""
-        chosen = make_policy("nearest", threshold_s=self.config.station_first_threshold_s)
+        """Rank the available units for a point that is no incident yet (a call being taken,
+        a hotlist alert of :mod:`citywatch.surveillance.alerts`): the same policies,
+        requirement rules, travel times and in-memory units as :meth:`recommend`."""
+        chosen = make_policy(policy, threshold_s=self.config.station_first_threshold_s)
         fleet = self.live.fleet(self.clock())  # this worker's in-memory units, as recommend()
         view = IncidentView(
-            id=ref, category=category, priority=priority, lon=lon, lat=lat, station=station
+            id=ref,
+            category=category,
+            priority=priority,
+            lon=lon,
+            lat=lat,
+            station=station,
+            place_kinds=place_kinds,
         )
         return recommend(view, fleet, self._travel, chosen, k=k, rules=self.rules)
 

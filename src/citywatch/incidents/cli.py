@@ -15,6 +15,7 @@ from citywatch.city.geo import table_format
 from citywatch.cli_options import DbOption, JsonOption, PackOption, TzOption
 from citywatch.console import console, err_console, print_json, print_table, progress
 from citywatch.errors import OptionError, ValidationError
+from citywatch.incidents.console_export import console_components
 from citywatch.incidents.decoding import check_encoding
 from citywatch.incidents.eido_schema import write_eido_file
 from citywatch.incidents.export import export_incidents
@@ -203,7 +204,11 @@ def export(
     frame = load_incidents_frame(
         db, start=since, end=until, categories=category or None, sources=source or None
     )
-    rows = write_eido_file(frame, out) if eido else export_incidents(frame, out, fmt, tz=tz)
+    if eido:
+        # live incidents: their notes, further callers and merges from the console's tables
+        rows = write_eido_file(frame, out, console_components(db, frame["id"]))
+    else:
+        rows = export_incidents(frame, out, fmt, tz=tz)
     if json_:
         print_json({"out": str(out), "rows": rows})
     else:

@@ -621,9 +621,13 @@ def _merge(merge: Mapping[str, Any]) -> EidoMerge:
 def from_live(detail: Mapping[str, Any], *, agency: str = DEFAULT_AGENCY) -> EidoIncident:
     """The :class:`EidoIncident` of a live incident's detail (``DispatchService.get_incident``).
 
-    Assignments become units; the caller's notes and every timeline event become notes (the
-    event type, its unit and data as text, by its actor, at its time). The live service keeps
-    no disposition, solved flag, caution notes or merges, so those stay empty.
+    Assignments become units; the caller's notes, the notes appended by dispatchers
+    (``notes``), every further caller of a merged incident (``callers``) and every timeline
+    event become notes (the event type, its unit and data as text, by its actor, at its time).
+    The console's ``merges`` become merge components (``REPLACING``: this incident absorbed the
+    other; ``REPLACED``: it was merged into the other) and its ``cautions`` caution components
+    (an expiry, which EIDO 1.0 cannot carry, is appended to the text). The live service keeps
+    no disposition or solved flag.
     """
     incident_id = str(detail["id"])
     source, _, source_id = incident_id.partition(":")
@@ -649,6 +653,15 @@ def from_live(detail: Mapping[str, Any], *, agency: str = DEFAULT_AGENCY) -> Eid
         notes.append(
             EidoNote(str(detail["caller_notes"]), record.received_at, detail.get("created_by"))
         )
+    for note in detail.get("notes") or []:
+        notes.append(EidoNote(str(note["text"]), note["at"], note.get("author")))
+    for caller in (detail.get("callers") or [])[1:]:
+        text = f"caller: {caller.get('notes') or ''}".rstrip()
+        if caller.get("location_text"):
+            text += f" @ {caller['location_text']}"
+        if caller.get("original_incident_id") not in (None, incident_id):
+            text += f" (from {caller['original_incident_id']})"
+        notes.append(EidoNote(text, caller["received_at"], caller.get("taken_by")))
     for event in detail.get("timeline") or []:
         text = str(event["type"])
         if event.get("unit_id"):
@@ -668,12 +681,29 @@ def from_live(detail: Mapping[str, Any], *, agency: str = DEFAULT_AGENCY) -> Eid
         )
         for a in detail.get("assignments") or []
     )
+    cautions = tuple(
+        EidoCaution(
+            kind=str(c["kind"]),
+            severity=str(c["severity"]),
+            text=str(c["text"])
+            + (f" (until {_ts(c['expires_at'])})" if c.get("expires_at") else ""),
+            started_at=c.get("created_at"),
+            source=c.get("created_by"),
+        )
+        for c in detail.get("cautions") or []
+    )
+    merges = tuple(
+        EidoMerge(incident_id=str(m["incident_id"]), direction=str(m["direction"]), at=m["at"])
+        for m in detail.get("merges") or []
+    )
     label = (detail.get("category_label") or {}).get("en")
     return EidoIncident(
         incident=record,
         status=detail.get("status"),
         units=units,
         notes=tuple(notes),
+        cautions=cautions,
+        merges=merges,
         agency=agency,
         extra={"category_label": label} if label else {},
     )

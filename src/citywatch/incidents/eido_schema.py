@@ -10,7 +10,7 @@ as an ISO 8601 date-time with a UTC offset.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
@@ -112,8 +112,16 @@ def validate_eido(doc: Any) -> None:
         raise ValidationError(f"not a valid EIDO: {shown}{more}")
 
 
-def export_eido(frame: pd.DataFrame, *, agency: str = DEFAULT_AGENCY) -> list[dict[str, Any]]:
+def export_eido(
+    frame: pd.DataFrame,
+    *,
+    agency: str = DEFAULT_AGENCY,
+    components: Mapping[str, Mapping[str, Any]] | None = None,
+) -> list[dict[str, Any]]:
     """One schema-checked EIDO document per row of a canonical incidents frame.
+
+    ``components``: per incident id, extra ``notes`` and ``merges`` (the console's records,
+    :func:`citywatch.incidents.console_export.console_components`).
 
     Raises
     ------
@@ -121,16 +129,29 @@ def export_eido(frame: pd.DataFrame, *, agency: str = DEFAULT_AGENCY) -> list[di
         If a document fails the schema (a defect in the converter, never expected).
     """
     docs = []
+    extra = components or {}
     for incident in from_frame(frame):
-        doc = to_eido(EidoIncident(incident, agency=agency))
+        more = extra.get(incident.id, {})
+        doc = to_eido(
+            EidoIncident(
+                incident,
+                notes=tuple(more.get("notes", ())),
+                merges=tuple(more.get("merges", ())),
+                agency=agency,
+            )
+        )
         validate_eido(doc)
         docs.append(doc)
     return docs
 
 
-def write_eido_file(frame: pd.DataFrame, path: str | Path) -> int:
+def write_eido_file(
+    frame: pd.DataFrame,
+    path: str | Path,
+    components: Mapping[str, Mapping[str, Any]] | None = None,
+) -> int:
     """Write the incidents of ``frame`` as a JSON array of EIDO documents; the count written."""
-    docs = export_eido(frame)
+    docs = export_eido(frame, components=components)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8") as fh:

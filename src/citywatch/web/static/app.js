@@ -10,6 +10,7 @@ import { CityMap, STATUS_COLOURS, TYPE_LETTERS } from "./map.js";
 import { Board } from "./roster.js";
 import { clearPursuit, initPursuit, renderPursuit } from "./pursuit.js";
 import { Sightings } from "./sightings.js";
+import { installIntake, intakeEvent } from "./intake.js";  // call intake (intake.js)
 
 const WRITE_ROLES = new Set(["admin", "commander", "dispatcher", "station_officer"]);
 // The status rules come from the service (dashboard config "lifecycles"), never copied here.
@@ -177,6 +178,9 @@ async function startSession() {
   // Hotlist alerts (sightings.js): list, map markers, tracks.
   state.sightings = state.sightings || new Sightings(state.map, {
     toast, stationLabel, onIncident: async (inc) => { await reloadAll(); selectIncident(inc.id); },
+  installIntake({  // call intake (intake.js): the form, queue numbers and ages, P1 alert
+    state, canWrite, selectIncident, toast, errorText, stationLabel,
+    reloadDetail: () => state.selectedId && loadDetail(state.selectedId),
   });
   renderLegend();
   openEvents();
@@ -267,6 +271,7 @@ function renderConn() {
 
 async function onEvent(ev) {
   state.board?.onEvent(ev);
+  intakeEvent(ev);  // call intake (intake.js): P1 alert
   switch (ev.type) {
     case "unit.created":
       state.units.set(ev.data.id, ev.data);

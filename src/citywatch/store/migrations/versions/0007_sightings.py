@@ -20,7 +20,7 @@ from citywatch.domain import (
 from citywatch.store.base import UTCDateTime
 
 revision = "0007_sightings"
-down_revision = "0005_sensors"
+down_revision = "0006_console"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,78 @@
+"""The console's records of stored incidents (numbers, callers, notes, merges) for EIDO export.
+
+``citywatch incidents export --eido`` writes canonical incidents; for live incidents the
+console tables (:mod:`citywatch.store.console_models`) add their notes, every further caller
+and their merges (``REPLACING``: this incident absorbed the other; ``REPLACED``: it was merged
+into the other), the same components ``GET /api/v1/incidents/{id}/eido`` exports.  Caution notes
+belong to locations, not incidents: the live route exports those at the incident's location.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import Engine, inspect, select
+
+from citywatch.incidents.eido import EidoMerge, EidoNote
+from citywatch.store.console_models import CallerRecord, IncidentConsole, IncidentNote
+from citywatch.store.db import engine_scope
+
+__all__ = ["console_components"]
+
+_CHUNK = 500
+
+
+def console_components(
+    engine_or_url: Engine | str | None, incident_ids: Iterable[str]
+) -> dict[str, dict[str, Any]]:
+    """Per incident id that has console records: ``{"notes": (EidoNote, ...), "merges":
+    (EidoMerge, ...)}``; a database without the console tables gives ``{}``."""
+    ids = [str(i) for i in incident_ids]
+    notes: dict[str, list[EidoNote]] = defaultdict(list)
+    merges: dict[str, list[EidoMerge]] = defaultdict(list)
+    with engine_scope(engine_or_url) as engine, engine.connect() as conn:
+        if not inspect(conn).has_table(IncidentConsole.__tablename__):
+            return {}
+        for start in range(0, len(ids), _CHUNK):
+            chunk = ids[start : start + _CHUNK]
+            for n in conn.execute(
+                select(IncidentNote)
+                .where(IncidentNote.incident_id.in_(chunk))
+                .order_by(IncidentNote.id)
+            ):
+                notes[n.incident_id].append(EidoNote(n.text, n.at, n.author))
+            callers: dict[str, list[Any]] = defaultdict(list)
+            for c in conn.execute(
+                select(CallerRecord)
+                .where(CallerRecord.incident_id.in_(chunk))
+                .order_by(CallerRecord.received_at, CallerRecord.id)
+            ):
+                callers[c.incident_id].append(c)
+            for iid, rows in callers.items():
+                for c in rows[1:]:
+                    text = f"caller: {c.notes or ''}".rstrip()
+                    if c.location_text:
+                        text += f" @ {c.location_text}"
+                    if c.original_incident_id != iid:
+                        text += f" (from {c.original_incident_id})"
+                    notes[iid].append(EidoNote(text, c.received_at, c.taken_by))
+            for m in conn.execute(
+                select(IncidentConsole).where(
+                    IncidentConsole.merged_into.in_(chunk) | IncidentConsole.incident_id.in_(chunk)
+                )
+            ):
+                if m.merged_into is None or m.merged_at is None:
+                    continue
+                if m.merged_into in chunk:
+                    merges[m.merged_into].append(EidoMerge(m.incident_id, "REPLACING", m.merged_at))
+                if m.incident_id in chunk:
+                    merges[m.incident_id].append(EidoMerge(m.merged_into, "REPLACED", m.merged_at))
+    out: dict[str, dict[str, Any]] = {}
+    for iid in set(notes) | set(merges):
+        out[iid] = {
+            "notes": tuple(sorted(notes.get(iid, []), key=lambda n: n.at)),
+            "merges": tuple(merges.get(iid, [])),
+        }
+    return out
