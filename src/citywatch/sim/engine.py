@@ -159,14 +159,12 @@ def simulate(
     )
     factors = np.ones(1) if hourly_factor is None else np.asarray(hourly_factor, np.float64)
     world = world._replace(hourly_factor=factors)
-    n_nodes = travel.graphs.ptr.shape[1] - 1
     state = loop.new_state(
         len(fleet.units),
         len(demand),
         max_team,
         n_trees,
-        len(travel.modes),
-        n_nodes,
+        travel.graphs,
         len(travel.lonlat),
         TARGET_CACHE_ENTRIES,
     )

@@ -137,13 +137,13 @@ def new_state(
     n_inc: int,
     max_team: int,
     n_trees: int,
-    n_modes: int,
-    n_nodes: int,
+    graphs: Graphs,
     n_locations: int,
     cache_entries: int,
 ) -> State:
     """The state at time 0: every unit off duty, no incident received."""
     cap = n_inc * max_team
+    n_modes, n_nodes = graphs.ptr.shape[0], graphs.ptr.shape[1] - 1
     nan = np.full(n_inc, np.nan)
     return State(
         status=np.full(n_units, _OFF, np.int64),
@@ -169,7 +169,7 @@ def new_state(
         counters=np.zeros(3, np.int64),
         trees=np.zeros((n_trees, n_nodes)),
         tree_ready=np.zeros(n_trees, np.bool_),
-        scratch=new_scratch(n_modes, n_nodes),
+        scratch=new_scratch(graphs),
         targets=new_target_cache(n_modes, n_locations, cache_entries),
     )
 
@@ -305,10 +305,9 @@ def _rank(w: World, st: State, i: int, factor: float) -> tuple[Any, Any, Any, An
     tc, sc = st.targets, st.scratch
     live = tc.bound[:, loc] == -math.inf
     replayed = np.zeros(n_modes, np.int64)
-    heaps = [[(0.0, 0)][:0] for _ in range(n_modes)]
     for m in range(n_modes):
         if used[m] and live[m]:
-            heaps[m] = search_start(w.graphs, m, tseg[m], tfrac[m], sc)
+            search_start(w.graphs, m, tseg[m], tfrac[m], sc)
         elif used[m]:
             replay_start(sc, m)
     bound = _FIRST_BOUND_S
@@ -318,9 +317,9 @@ def _rank(w: World, st: State, i: int, factor: float) -> tuple[Any, Any, Any, An
                 continue
             if not live[m] and bound > tc.bound[m, loc]:  # beyond what was kept: search
                 live[m] = True
-                heaps[m] = search_start(w.graphs, m, tseg[m], tfrac[m], sc)
+                search_start(w.graphs, m, tseg[m], tfrac[m], sc)
             if live[m]:
-                search_until(w.graphs, m, heaps[m], bound, sc)
+                search_until(w.graphs, m, bound, sc)
             else:
                 replayed[m] = replay(tc, m, loc, replayed[m], bound, sc)
         for m in range(n_modes):
