@@ -344,8 +344,14 @@ def _records(
         }
     )
     if len(asg):
-        team = pd.Series(ids[asg["unit"].to_numpy(int)]).groupby(asg["incident"]).agg(";".join)
-        inc.loc[team.index, "units"] = team.to_numpy()
+        # Each incident's units joined in dispatch order (a plain loop: a pandas groupby-join
+        # calls Python once per incident and cost more than the whole event loop).
+        teams = [""] * len(demand)
+        for i, name in zip(
+            asg["incident"].tolist(), ids[asg["unit"].to_numpy(int)].tolist(), strict=True
+        ):
+            teams[i] = f"{teams[i]};{name}" if teams[i] else name
+        inc["units"] = teams
     inc["other_station"] = (
         inc["first_unit_station"].notna()
         & (inc["first_unit_station"] != inc["station"])

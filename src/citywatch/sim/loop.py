@@ -61,7 +61,8 @@ LOST_REASONS = {
     2: "no unit available and no queue",
     3: "no unit became available before the simulation ended",
 }
-_FIRST_BOUND_S = 60.0  # the first dispatch search's bound (s); doubled until decided
+#: The first dispatch search's bound (s); doubled until the kernel's answer is decided.
+FIRST_BOUND_S = 60.0
 _WIDEN = 2.0
 
 
@@ -100,6 +101,7 @@ class World(NamedTuple):
     limit_s: float
     queue: bool
     hourly_factor: Any
+    first_bound_s: float = FIRST_BOUND_S  # the first dispatch search's bound; doubled until decided
 
 
 class State(NamedTuple):
@@ -310,7 +312,10 @@ def _rank(w: World, st: State, i: int, factor: float) -> tuple[Any, Any, Any, An
             search_start(w.graphs, m, tseg[m], tfrac[m], sc)
         elif used[m]:
             replay_start(sc, m)
-    bound = _FIRST_BOUND_S
+    # The units' places on the network do not change between rounds.
+    unit_seg = [w.loc_seg[m][st.position[avail[of_mode[m]]]] for m in range(n_modes)]
+    unit_frac = [w.loc_frac[m][st.position[avail[of_mode[m]]]] for m in range(n_modes)]
+    bound = w.first_bound_s
     while True:
         for m in range(n_modes):
             if not used[m]:
@@ -324,9 +329,8 @@ def _rank(w: World, st: State, i: int, factor: float) -> tuple[Any, Any, Any, An
                 replayed[m] = replay(tc, m, loc, replayed[m], bound, sc)
         for m in range(n_modes):
             if used[m]:
-                pos = st.position[avail[of_mode[m]]]
                 secs, dist = costs_from_search(
-                    w.graphs, sc, m, w.loc_seg[m][pos], w.loc_frac[m][pos], tseg[m], tfrac[m], bound
+                    w.graphs, sc, m, unit_seg[m], unit_frac[m], tseg[m], tfrac[m], bound
                 )
                 eta[of_mode[m]] = secs * factor
                 metres[of_mode[m]] = dist
