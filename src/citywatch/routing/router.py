@@ -268,11 +268,12 @@ class Router:
         projected once and its road points projected back in one call for all modes, instead of
         two projections per mode (the most expensive part of snapping a single point).
         """
-        modes = [mode] + [
-            m for m in self._graphs if m != mode and key not in self._snaps.get(m, _SnapCache()).index
+        self.graph(mode)
+        modes: list[Mode] = [mode] + [
+            m
+            for m in MODES
+            if m != mode and m in self._graphs and key not in self._snaps.get(m, _SnapCache()).index
         ]
-        for m in modes:
-            self.graph(m)
         x, y = self._to_metric.transform(key[0], key[1])
         point = shapely.points(x, y)
         rows, on_road = [], []

@@ -60,7 +60,7 @@ Entries = tuple[IntArray, FloatArray, FloatArray]
 #: Predecessor of a search's start nodes (the point searched from) and of unreached nodes.
 ROOT, UNREACHED = -1, -9999
 
-# Columns of SearchState.count.
+# Columns of SearchState.sizes.
 _TOUCHED, _HEAP, _SETTLED = 0, 1, 2
 
 
@@ -68,9 +68,9 @@ class SearchState(NamedTuple):
     """The buffers of searches over one network, one row per concurrent search (e.g. per mode).
 
     Row ``r`` holds one search: ``dist``/``metres``/``pred`` of every node it touched (``inf``,
-    ``inf``, :data:`UNREACHED` elsewhere), the nodes it touched (``touched[r, :count[r, 0]]``,
-    for the cheap reset), its heap (``count[r, 1]`` items) and the nodes settled so far in the
-    order they were settled, i.e. nondecreasing time (``settled[r, :count[r, 2]]``).
+    ``inf``, :data:`UNREACHED` elsewhere), the nodes it touched (``touched[r, :sizes[r, 0]]``,
+    for the cheap reset), its heap (``sizes[r, 1]`` items) and the nodes settled so far in the
+    order they were settled, i.e. nondecreasing time (``settled[r, :sizes[r, 2]]``).
     """
 
     dist: FloatArray
@@ -80,7 +80,7 @@ class SearchState(NamedTuple):
     settled: IntArray
     heap_key: FloatArray
     heap_node: IntArray
-    count: IntArray
+    sizes: IntArray
 
 
 def new_search_state(rows: int, n_nodes: int, heap_size: int) -> SearchState:
@@ -118,14 +118,14 @@ def _push(key: FloatArray, node: IntArray, size: int, k: float, v: int) -> int: 
 def search_reset(st: SearchState, r: int) -> None:  # pragma: no cover - compiled
     """Clear row ``r``: only the nodes its last search touched are written."""
     dist, metres, pred, touched = st.dist[r], st.metres[r], st.pred[r], st.touched[r]
-    for j in range(st.count[r, _TOUCHED]):
+    for j in range(st.sizes[r, _TOUCHED]):
         v = touched[j]
         dist[v] = np.inf
         metres[v] = np.inf
         pred[v] = UNREACHED
-    st.count[r, _TOUCHED] = 0
-    st.count[r, _HEAP] = 0
-    st.count[r, _SETTLED] = 0
+    st.sizes[r, _TOUCHED] = 0
+    st.sizes[r, _HEAP] = 0
+    st.sizes[r, _SETTLED] = 0
 
 
 @numba.njit(cache=True, nogil=True)
@@ -156,8 +156,8 @@ def search_start(
                 n_touched += 1
             dist[v], metres[v], pred[v] = s, start_m[i], ROOT
             size = _push(key, node, size, s, v)
-    st.count[r, _TOUCHED] = n_touched
-    st.count[r, _HEAP] = size
+    st.sizes[r, _TOUCHED] = n_touched
+    st.sizes[r, _HEAP] = size
 
 
 @numba.njit(cache=True, nogil=True)
@@ -183,7 +183,7 @@ def search_until(
     dist, metres, pred, touched = st.dist[r], st.metres[r], st.pred[r], st.touched[r]
     settled = st.settled[r]
     key, node = st.heap_key[r], st.heap_node[r]
-    n_touched, size, n_settled = st.count[r, _TOUCHED], st.count[r, _HEAP], st.count[r, _SETTLED]
+    n_touched, size, n_settled = st.sizes[r, _TOUCHED], st.sizes[r, _HEAP], st.sizes[r, _SETTLED]
     while size > 0 and key[0] <= bound:
         d, u = key[0], node[0]
         # pop: sift the last item down from the root
@@ -215,9 +215,9 @@ def search_until(
                     n_touched += 1
                 dist[v], metres[v], pred[v] = nd, mu + mets[e], u
                 size = _push(key, node, size, nd, v)
-    st.count[r, _TOUCHED] = n_touched
-    st.count[r, _HEAP] = size
-    st.count[r, _SETTLED] = n_settled
+    st.sizes[r, _TOUCHED] = n_touched
+    st.sizes[r, _HEAP] = size
+    st.sizes[r, _SETTLED] = n_settled
 
 
 @dataclass(frozen=True)
@@ -295,5 +295,5 @@ class SearchGraph:
                 limit,
             )
             search_until(self._indptr, self._indices, self._secs, self._mets, st, 0, limit, True)
-            touched = st.touched[0, : st.count[0, _TOUCHED]]
+            touched = st.touched[0, : st.sizes[0, _TOUCHED]]
             return read(SearchTree(st.dist[0], st.metres[0], st.pred[0], touched))

@@ -15,6 +15,7 @@ import math
 from enum import IntEnum
 from typing import Any, NamedTuple
 
+import numba
 import numpy as np
 
 from citywatch.dispatch.kernel import STATUS_NONE_WITHIN_LIMIT, compiled, rank_units
@@ -36,7 +37,20 @@ from citywatch.sim.travel import (
     seg_cost,
 )
 
-__all__ = ["LOST_REASONS", "STATUS_NONE_AVAILABLE", "Event", "State", "World", "new_state", "run"]
+__all__ = [
+    "FIRST_BOUND_S",
+    "LOST_REASONS",
+    "RELOCATE",
+    "STATUS_NONE_AVAILABLE",
+    "UNIT_AVAILABLE",
+    "UNIT_BUSY",
+    "UNIT_OFF",
+    "Event",
+    "State",
+    "World",
+    "new_state",
+    "run",
+]
 
 
 class Event(IntEnum):
@@ -53,6 +67,8 @@ class Event(IntEnum):
 # The compiled code reads plain ints.
 _SHIFT_OFF, _BACK, _LEAVE, _ON_SCENE, _SHIFT_ON, _READY = (int(e) for e in Event)
 _OFF, _AVAILABLE, _BUSY = 0, 1, 2
+#: Unit status codes of State.status, for Python readers (the move-up decision).
+UNIT_OFF, UNIT_AVAILABLE, UNIT_BUSY = _OFF, _AVAILABLE, _BUSY
 #: Recommendation status code beyond the kernel's: no unit was available at all.
 STATUS_NONE_AVAILABLE = 4
 #: Why an incident was never answered, by code (0: it was, or is not known to be lost).
@@ -77,7 +93,7 @@ class World(NamedTuple):
     unit_station: Any
     unit_id_rank: Any
     unit_home: Any  # location the unit returns to
-    unit_tree: Any  # row of its home's tree in State.trees
+    loc_tree: Any  # (modes, locations): row of the location's tree in State.trees, -1: none
     patrol_dwell: Any  # NaN for units that do not patrol
     patrol_phase: Any
     homes_ptr: Any  # homes_loc[homes_ptr[k]:homes_ptr[k + 1]]: post or beat waypoints
@@ -101,6 +117,9 @@ class World(NamedTuple):
     limit_s: float
     queue: bool
     hourly_factor: Any
+    move_up: bool  # ask RELOCATE where a freed unit goes (else: back to its post)
+    site_loc: Any  # locations of the move-up sites (each has a tree per mode)
+    movable: Any  # per unit: whether move-up may send it elsewhere than its post
     first_bound_s: float = FIRST_BOUND_S  # the first dispatch search's bound; doubled until decided
 
 
@@ -109,6 +128,7 @@ class State(NamedTuple):
 
     status: Any
     position: Any
+    post: Any  # where the unit waits when idle: its home, or the site move-up sent it to
     version: Any
     off_pending: Any
     patrolling: Any
@@ -150,6 +170,7 @@ def new_state(
     return State(
         status=np.full(n_units, _OFF, np.int64),
         position=np.zeros(n_units, np.int64),
+        post=np.zeros(n_units, np.int64),
         version=np.zeros(n_units, np.int64),
         off_pending=np.zeros(n_units, np.bool_),
         patrolling=np.zeros(n_units, np.bool_),
@@ -228,24 +249,51 @@ def _refresh_patrols(w: World, st: State, t: float) -> None:
 
 
 @compiled
-def _time_home(w: World, st: State, k: int, factor: float) -> float:
-    """Seconds from the unit's position back to its home (0 when it cannot get there)."""
+def _time_to(w: World, st: State, k: int, loc: int, factor: float) -> float:
+    """Seconds from unit ``k``'s position to location ``loc`` (which has a tree row)."""
     m = w.unit_mode[k]
-    row = w.unit_tree[k]
+    row = w.loc_tree[m, loc]
     tree = st.trees[row]
     if not st.tree_ready[row]:
-        home = w.unit_home[k]
-        home_tree(w.graphs, m, w.loc_seg[m, home], w.loc_frac[m, home], st.scratch, tree)
+        home_tree(w.graphs, m, w.loc_seg[m, loc], w.loc_frac[m, loc], st.scratch, tree)
         st.tree_ready[row] = True
     g = w.graphs
-    home = w.unit_home[k]
-    loc = st.position[k]
-    seg, frac = w.loc_seg[m, loc], w.loc_frac[m, loc]
+    here = st.position[k]
+    seg, frac = w.loc_seg[m, here], w.loc_frac[m, here]
     at_a, at_b = (tree[g.seg_a[seg]], 0.0), (tree[g.seg_b[seg]], 0.0)
-    same = seg == w.loc_seg[m, home]
-    secs, _ = point_cost(seg_cost(g, seg), frac, at_a, at_b, same, w.loc_frac[m, home])
-    secs *= factor
+    same = seg == w.loc_seg[m, loc]
+    secs, _ = point_cost(seg_cost(g, seg), frac, at_a, at_b, same, w.loc_frac[m, loc])
+    return secs * factor
+
+
+@compiled
+def _time_home(w: World, st: State, k: int, factor: float) -> float:
+    """Seconds from the unit's position back to its post (0 when it cannot get there)."""
+    secs = _time_to(w, st, k, st.post[k], factor)
     return secs if math.isfinite(secs) else 0.0
+
+
+#: The Python callable that decides move-ups, registered by the engine for one run (numba's
+#: object-mode block below calls it): ``(unit, t, status, post, seconds_to_sites) -> site``
+#: index, or -1 for "back to its own post".
+RELOCATE: list[Any] = [None]
+
+
+def _relocate(k: int, t: float, status: Any, post: Any, to_sites: Any) -> int:
+    return int(RELOCATE[0](k, t, status, post, to_sites))
+
+
+@compiled
+def _choose_post(w: World, st: State, k: int, t: float) -> None:
+    """Move-up: the freed unit's next post, decided in Python by the dispatch move-up code."""
+    factor = _factor(w, t)
+    to_sites = np.empty(len(w.site_loc))
+    for j in range(len(w.site_loc)):
+        to_sites[j] = _time_to(w, st, k, w.site_loc[j], factor)
+    status, post = st.status, st.post
+    with numba.objmode(site="int64"):
+        site = _relocate(k, t, status, post, to_sites)
+    st.post[k] = w.unit_home[k] if site < 0 else w.site_loc[site]
 
 
 @compiled
@@ -449,11 +497,13 @@ def _on_leave(w: World, st: State, events: Any, queue: Any, t: float, k: int, i:
     if st.off_pending[k]:
         st.status[k] = _OFF
         st.off_pending[k] = False
-        st.position[k] = w.unit_home[k]
+        st.position[k] = st.post[k] = w.unit_home[k]
         return
     st.version[k] += 1
-    # Available at once, located at the scene until it is back home.
+    # Available at once, located at the scene until it is back at its post.
     _make_available(w, st, k)
+    if w.move_up and w.movable[k]:
+        _choose_post(w, st, k, t)
     back = _time_home(w, st, k, _factor(w, t))
     _push(events, st, t + back, _BACK, k, -1, st.version[k])
     _serve_queue(w, st, events, queue, t)
@@ -461,7 +511,7 @@ def _on_leave(w: World, st: State, events: Any, queue: Any, t: float, k: int, i:
 
 @compiled
 def _on_back(w: World, st: State, k: int) -> None:
-    st.position[k] = w.unit_home[k]
+    st.position[k] = st.post[k]
     _make_available(w, st, k)
 
 
@@ -470,7 +520,7 @@ def _on_shift_on(w: World, st: State, events: Any, queue: Any, t: float, k: int)
     if st.status[k] == _BUSY:  # back-to-back shifts: still on the previous job
         st.off_pending[k] = False
     elif st.status[k] == _OFF:
-        st.position[k] = w.unit_home[k]
+        st.position[k] = st.post[k] = w.unit_home[k]
         _make_available(w, st, k)
         _serve_queue(w, st, events, queue, t)
 

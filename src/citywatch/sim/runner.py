@@ -29,7 +29,8 @@ from citywatch.dispatch.policy import (
 )
 from citywatch.routing import MODES
 from citywatch.sim.demand import DemandModel, IncidentBatch, fit_demand, load_history, replay_batch
-from citywatch.sim.engine import Fleet, RunResult, build_fleet, simulate
+from citywatch.sim.engine import Fleet, Relocator, RunResult, build_fleet, simulate
+from citywatch.sim.moveup import build_move_up
 from citywatch.sim.scenario import Scenario
 from citywatch.sim.travel import SearchTravel
 
@@ -64,6 +65,7 @@ class Prepared:
     model: DemandModel | None
     dropped: dict[str, int]
     hourly_factor: np.ndarray
+    relocate: Relocator | None = None
 
 
 def prepare(scenario: Scenario) -> Prepared:
@@ -94,9 +96,12 @@ def prepare(scenario: Scenario) -> Prepared:
     )
     local_hour = hours.tz_convert(pack.timezone).hour.to_numpy()
     factors = np.asarray(scenario.congestion)[local_hour]
-    return Prepared(
+    prep = Prepared(
         scenario, pack, rules, scenario_policy(scenario), fleet, history, model, dropped, factors
     )
+    if scenario.relocation == "move_up":
+        prep.relocate = build_move_up(prep)
+    return prep
 
 
 def _reachable(
@@ -217,6 +222,7 @@ def simulate_inputs(prep: Prepared, x: Inputs) -> RunResult:
         x.on_scene_s,
         place_kinds=x.place_kinds,
         hourly_factor=prep.hourly_factor,
+        relocate=prep.relocate,
     )
 
 

@@ -3,13 +3,13 @@
 A simulated year asks for hundreds of thousands of "every available unit to this incident"
 questions.  :class:`SearchTravel` answers each with one search per travel mode over the reversed
 road graph (the compiled Dijkstra of :mod:`citywatch.routing.search`, the live Router's own,
-with one row of its state per mode so that each mode's search can be resumed), seeded at the target's two segment ends exactly as the Router
-enters a snapped point, and stopped at a time bound: the simulator's dispatch asks for a small
-bound first and widens it only when the policy's answer is not decided yet
-(:func:`citywatch.dispatch.kernel.rank_units`).  Nothing is quadratic in the network: the
-search state is a few arrays of one entry per node, and the trees that give each unit's trip
-back to its post (one full search per post and mode, :func:`home_tree`) grow with
-``posts x nodes``.
+with one row of its state per mode so that each mode's search can be resumed), seeded at the
+target's two segment ends exactly as the Router enters a snapped point, and stopped at a time
+bound: the simulator's dispatch asks for a small bound first and widens it only when the
+policy's answer is not decided yet (:func:`citywatch.dispatch.kernel.rank_units`).  Nothing is
+quadratic in the network: the search state is a few arrays of one entry per node, and the
+trees that give each unit's trip back to its post (one full search per post and mode,
+:func:`home_tree`) grow with ``posts x nodes``.
 
 A point's travel time is the minimum over its two segment ends of the part of its segment to
 that end plus the end's searched time (or the straight run when it shares the target's
@@ -201,7 +201,7 @@ def replay(tc: TargetCache, m: int, loc: int, pos: int, bound: float, sc: Scratc
     """Mark the kept nodes of target ``loc`` up to ``bound`` as settled by mode ``m``'s current
     search, from kept position ``pos`` on; returns the next position."""
     dist_s, dist_m, touched = sc.dist[m], sc.metres[m], sc.touched[m]
-    n_touched = sc.count[m, 0]
+    n_touched = sc.sizes[m, 0]
     node, sec, met = tc.node, tc.sec, tc.met
     first = tc.start[m, loc]
     end = first + tc.length[m, loc]
@@ -213,14 +213,14 @@ def replay(tc: TargetCache, m: int, loc: int, pos: int, bound: float, sc: Scratc
         touched[n_touched] = v
         n_touched += 1
         j += 1
-    sc.count[m, 0] = n_touched
+    sc.sizes[m, 0] = n_touched
     return int(j - first)
 
 
 @compiled
 def keep(tc: TargetCache, m: int, loc: int, bound: float, sc: Scratch) -> None:
     """Keep mode ``m``'s current search (every node within ``bound``) for target ``loc``."""
-    n = sc.count[m, 2]
+    n = sc.sizes[m, 2]
     if tc.used[0] + n > len(tc.node):  # full: start again empty
         tc.bound[:, :] = -math.inf
         tc.used[0] = 0
@@ -265,8 +265,9 @@ def costs_from_search(
         seg = segs[i]
         a, b = seg_a[seg], seg_b[seg]
         cost = (fwd_s[seg], bwd_s[seg], fwd_m[seg], bwd_m[seg])
-        s, d = point_cost(cost, fracs[i], (dist_s[a], dist_m[a]), (dist_s[b], dist_m[b]),
-                          seg == tseg, tfrac)
+        s, d = point_cost(
+            cost, fracs[i], (dist_s[a], dist_m[a]), (dist_s[b], dist_m[b]), seg == tseg, tfrac
+        )
         secs[i], metres[i] = (math.inf, math.inf) if s > bound else (s, d)
     return secs, metres
 
