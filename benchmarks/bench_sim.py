@@ -257,7 +257,15 @@ def large_run(days: float) -> dict[str, Any]:
     nodes = np.intersect1d(g.road_nodes, main)
     rng = np.random.default_rng(12)
     stations = pack.stations
-    posts = travel.register(np.array([(s.lon, s.lat) for s in stations]))
+    lon, lat = np.asarray(pack.network.lon), np.asarray(pack.network.lat)
+    # Each (synthetic) station's cars wait at the car-network node nearest to it: a station
+    # placed on a track may lie farther from a car road than the snapping limit.
+    scale = np.cos(np.radians(float(lat.mean())))
+    at_post = [
+        int(nodes[np.argmin(((lon[nodes] - s.lon) * scale) ** 2 + (lat[nodes] - s.lat) ** 2)])
+        for s in stations
+    ]
+    posts = travel.register(np.c_[lon[at_post], lat[at_post]])
     per = np.full(len(stations), 2000 // len(stations))
     per[: 2000 - per.sum()] += 1
     units = tuple(
@@ -268,12 +276,11 @@ def large_run(days: float) -> dict[str, Any]:
     n = int(200 * 24 * days)
     t = np.sort(rng.uniform(0, days * 86400.0, n))
     at = nodes[rng.integers(0, len(nodes), n)]
-    lon, lat = pack.network.lon, pack.network.lat
     batch = IncidentBatch(
         id=np.asarray([f"syn:{i}" for i in range(n)], dtype=object),
         t=t,
-        lon=np.asarray(lon)[at] + 2e-5,
-        lat=np.asarray(lat)[at] + 1e-5,
+        lon=lon[at] + 2e-5,
+        lat=lat[at] + 1e-5,
         category=np.full(n, "vehicle_theft", dtype=object),
         priority=np.full(n, 3, dtype=np.int64),
         station=np.full(n, None, dtype=object),
