@@ -160,7 +160,9 @@ def _timed(fn: Any, queries: int) -> dict[str, float]:
     return stats
 
 
-def bench_scale(pack_name: str) -> list[tuple[str, int, str, dict[str, float]]]:
+def bench_scale(
+    pack_name: str, baselines: bool = True
+) -> list[tuple[str, int, str, dict[str, float]]]:
     """recommend() with 400 and 2,000 units of four modes; Router vs the baselines."""
     pack = load_pack(pack_name)
     router = Router.from_pack(pack)
@@ -197,7 +199,7 @@ def bench_scale(pack_name: str) -> list[tuple[str, int, str, dict[str, float]]]:
                 SCALE_QUERIES,
             ),
             ("recommend() + networkx dijkstra (nodes)", _networkx(router), BASELINE_QUERIES),
-        ]:
+        ][: None if baselines else 1]:
             fleet = Fleet(units)  # built once per AVL fix (here: units stand still)
             stats = _timed(
                 lambda j, t=travel, f=fleet, inc=incidents: recommend(
@@ -211,6 +213,13 @@ def bench_scale(pack_name: str) -> list[tuple[str, int, str, dict[str, float]]]:
 
 
 def main() -> None:
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--packs", nargs="*", default=list(SCALE_PACKS))
+    ap.add_argument("--no-baselines", action="store_true", help="CityWatch rows only")
+    ap.add_argument("--scale-only", action="store_true", help="skip the many-to-one table")
+    args = ap.parse_args()
     print(f"Machine: {machine()}")
     print(
         "\nRecommendation, 4 modes (55 % cars, 15 % motorcycles, 20 % foot, 10 % bicycles), k = 5"
@@ -221,15 +230,17 @@ def main() -> None:
         "| peak MiB |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|")
-    for pack in SCALE_PACKS:
+    for pack in args.packs:
         nodes = len(load_pack(pack).network.nodes)
-        for name, units, method, s in bench_scale(pack):
+        for name, units, method, s in bench_scale(pack, not args.no_baselines):
             print(
                 f"| {name} | {nodes:,} | {units:,} | {method} | {s['queries']:.0f} | "
                 f"{s['p50_ms']:.2f} | {s['p99_ms']:.2f} | {s['cpu_p50_ms']:.2f} | "
                 f"{s['cpu_p99_ms']:.2f} | {s['peak_mib']:.0f} |",
                 flush=True,
             )
+    if args.scale_only:
+        return
     print(f"Load average at end: {os.getloadavg()}")
     print()
     print(f"Many-to-one, {UNITS} units -> 1 incident, car, {QUERIES} random incidents\n")

@@ -14,10 +14,10 @@ policy and reports wall time; the parent reads each child's peak resident memory
     return trip and per shift), with the same travel object called through the dispatch
     policy's ``recommend()``: the cost of the event machinery and of a Python event loop.
 ``large``
-    A week on a **synthetic** grid of 420 x 420 nodes (176,400 nodes, about the Heidelberg
-    region's 179k road nodes; 100 m blocks, two-way residential streets) with 2,000 cars at 40
-    stations and uniform demand of 200 calls an hour: no pack with a real network of that size
-    was available on this branch, so the grid stands in for it, labelled synthetic.
+    A week on the real **Heidelberg** pack (OSM, 176,928 nodes; its 15 stations are synthetic,
+    placed by the pack's documented rule) with 2,000 cars shared out over the stations and
+    **synthetic** demand: 200 calls an hour, uniform over the road nodes of the car network's
+    largest strongly connected part.
 ``simpy-router``
     The same SimPy model with travel from :class:`citywatch.routing.Router` (one Dijkstra per
     mode per dispatch, as the live service does): the cost of not precomputing.  Too slow for a
@@ -237,64 +237,50 @@ def simpy_run(prep: Any, x: Any, travel: Any) -> np.ndarray:
 
 
 def large_run(days: float) -> dict[str, Any]:
-    """A week on a synthetic 420 x 420 grid with 2,000 units (see the module docstring)."""
+    """A week on the real Heidelberg pack with 2,000 cars (see the module docstring)."""
     import pandas as pd
+    from scipy.sparse.csgraph import connected_components
 
-    from citywatch.city.network import RoadNetwork
-    from citywatch.routing import Router
+    from citywatch.city import load_pack
     from citywatch.sim.demand import IncidentBatch
     from citywatch.sim.engine import Fleet, Unit, simulate
     from citywatch.sim.travel import SearchTravel
 
-    side, block_m = 420, 100.0
-    lat0, lon0 = 49.35, 8.60  # Heidelberg region, for a plausible metric CRS (UTM 32N)
-    dlat = block_m / 111_320.0
-    dlon = block_m / (111_320.0 * np.cos(np.radians(lat0)))
-    iy, ix = np.divmod(np.arange(side * side), side)
-    nodes = pd.DataFrame(
-        {
-            "node_id": np.arange(side * side).astype(str),
-            "lon": lon0 + ix * dlon,
-            "lat": lat0 + iy * dlat,
-        }
-    )
-    right = np.flatnonzero(ix < side - 1)
-    up = np.flatnonzero(iy < side - 1)
-    u = np.concatenate([right, right + 1, up, up + side])
-    v = np.concatenate([right + 1, right, up + side, up])
-    edges = pd.DataFrame(
-        {
-            "u": u,
-            "v": v,
-            "length_m": block_m,
-            "highway": "residential",
-            "maxspeed_kph": np.nan,
-            "service": None,
-            "access": None,
-            "name": None,
-            "geometry": None,
-        }
-    )
-    router = Router.from_network(RoadNetwork(nodes, edges), "EPSG:25832")
-    travel = SearchTravel(router, ["car"])
+    pack = load_pack("heidelberg")
+    travel = SearchTravel.from_pack(pack, ["car"])
+    router = travel.router
+    g = router.graph("car")
+    # Calls at road nodes of the largest strongly connected part of the car network (a node
+    # on a cut-off track could never be reached), 200 an hour, uniform in space and time.
+    _, label = connected_components(g.seconds, directed=True, connection="strong")
+    main = np.flatnonzero(label == np.argmax(np.bincount(label)))
+    nodes = np.intersect1d(g.road_nodes, main)
     rng = np.random.default_rng(12)
-    stations = rng.choice(side * side, 40, replace=False)
-    posts = travel.register(np.c_[nodes.lon[stations], nodes.lat[stations]])
+    stations = pack.stations
+    lon, lat = np.asarray(pack.network.lon), np.asarray(pack.network.lat)
+    # Each (synthetic) station's cars wait at the car-network node nearest to it: a station
+    # placed on a track may lie farther from a car road than the snapping limit.
+    scale = np.cos(np.radians(float(lat.mean())))
+    at_post = [
+        int(nodes[np.argmin(((lon[nodes] - s.lon) * scale) ** 2 + (lat[nodes] - s.lat) ** 2)])
+        for s in stations
+    ]
+    posts = travel.register(np.c_[lon[at_post], lat[at_post]])
+    per = np.full(len(stations), 2000 // len(stations))
+    per[: 2000 - per.sum()] += 1
     units = tuple(
-        Unit(
-            f"S{s}-car-{k + 1}", "patrol_car", "car", f"S{s}", posts[[s]], None, k, [(0.0, np.inf)]
-        )
-        for s in range(len(stations))
-        for k in range(50)
+        Unit(f"{s.id}-car-{k + 1}", "patrol_car", "car", s.id, posts[[j]], None, k, [(0.0, np.inf)])
+        for j, s in enumerate(stations)
+        for k in range(int(per[j]))
     )
     n = int(200 * 24 * days)
     t = np.sort(rng.uniform(0, days * 86400.0, n))
-    at = rng.integers(0, side * side, n)
+    at = nodes[rng.integers(0, len(nodes), n)]
     batch = IncidentBatch(
         id=np.asarray([f"syn:{i}" for i in range(n)], dtype=object),
         t=t,
-        lon=nodes.lon.to_numpy()[at] + 2e-4,
-        lat=nodes.lat.to_numpy()[at] + 1e-4,
+        lon=lon[at] + 2e-5,
+        lat=lat[at] + 1e-5,
         category=np.full(n, "vehicle_theft", dtype=object),
         priority=np.full(n, 3, dtype=np.int64),
         station=np.full(n, None, dtype=object),
@@ -359,9 +345,20 @@ def child(impl: str, days: float) -> None:
     )
 
 
-def measure(impl: str, days: float) -> dict[str, Any]:
+def measure(impl: str, days: float, src: str | None = None) -> dict[str, Any]:
+    """Run one implementation in a child process (with ``src`` first on its path: the code
+    before a change, for a before/after in one run); its row with the peak resident memory."""
+    env = dict(os.environ)
+    if src is not None:
+        env["PYTHONPATH"] = src
+        # Packs stay where this checkout keeps them (the other tree only lends its code).
+        from citywatch.paths import packs_dir
+
+        env.setdefault("CITYWATCH_PACKS", str(packs_dir()))
     proc = subprocess.Popen(
-        [sys.executable, __file__, "--child", impl, "--days", str(days)], stdout=subprocess.PIPE
+        [sys.executable, __file__, "--child", impl, "--days", str(days)],
+        stdout=subprocess.PIPE,
+        env=env,
     )
     assert proc.stdout is not None
     out = proc.stdout.read()
@@ -370,6 +367,7 @@ def measure(impl: str, days: float) -> dict[str, Any]:
     if proc.returncode != 0:
         raise SystemExit(f"{impl} failed with exit code {proc.returncode}")
     row = json.loads(out.decode().strip().splitlines()[-1])
+    row["code"] = "before" if src is not None else "this"
     row["peak_rss_mb"] = usage.ru_maxrss / 1024  # kilobytes on Linux
     return row
 
@@ -389,41 +387,61 @@ def machine() -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--days", type=float, default=365.0)
+    ap.add_argument("--simpy-days", type=float, default=30.0, help="days of the SimPy pair")
     ap.add_argument("--router-days", type=float, default=2.0)
     ap.add_argument("--large-days", type=float, default=7.0)
+    ap.add_argument("--before", help="src/ folder of the code before a change (same run)")
+    ap.add_argument("--skip", nargs="*", default=[], help="rows to leave out")
     ap.add_argument("--child", choices=["citywatch", "simpy-matrix", "simpy-router", "large"])
     args = ap.parse_args()
     if args.child:
         child(args.child, args.days)
         return
     print(f"Machine: {machine()}")
-    rows = [
-        measure("citywatch", args.days),
-        measure("simpy-matrix", args.days),
-        measure("citywatch", args.router_days),
-        measure("simpy-router", args.router_days),
-        measure("large", args.large_days),
+    plan: list[tuple[str, str, float, str | None]] = [("year", "citywatch", args.days, None)]
+    if args.before:
+        plan.append(("year", "citywatch", args.days, args.before))
+    plan += [
+        ("simpy", "citywatch", args.simpy_days, None),
+        ("simpy", "simpy-matrix", args.simpy_days, None),
+        ("router", "citywatch", args.router_days, None),
+        ("router", "simpy-router", args.router_days, None),
+        ("large", "large", args.large_days, None),
     ]
+    if args.before:
+        plan.append(("large", "large", args.large_days, args.before))
+    if args.before:  # compile (or load) the other code's numba functions outside the timing
+        measure("citywatch", 1.0, args.before)
+    rows = []
+    for group, impl, days, src in plan:
+        if group in args.skip:
+            continue
+        rows.append((group, measure(impl, days, src)))
+        print(json.dumps(rows[-1][1]), flush=True)
     print(
-        f"\n{'implementation':<14} {'days':>5} {'units':>5} {'incidents':>9} {'wall s':>8} "
-        f"{'CPU s':>8} {'CPU µs/inc.':>11} {'peak RSS MB':>11} {'mean resp s':>11} {'≤3 min':>7}"
+        f"\n{'implementation':<14} {'code':<6} {'days':>5} {'units':>5} {'incidents':>9} "
+        f"{'wall s':>8} {'CPU s':>8} {'CPU µs/inc.':>11} {'peak RSS MB':>11} {'mean resp s':>11} "
+        f"{'≤3 min':>7}"
     )
-    for r in rows:
+    for _, r in rows:
         print(
-            f"{r['impl']:<14} {r['days']:>5.1f} {r['units']:>5} {r['incidents']:>9,} "
-            f"{r['wall_s']:>8.1f} {r['cpu_s']:>8.1f} {1e6 * r['cpu_s'] / r['incidents']:>11,.0f} "
-            f"{r['peak_rss_mb']:>11,.0f} {r['mean_response_s']:>11.2f} {r['on_scene_3min']:>7.3f}"
+            f"{r['impl']:<14} {r['code']:<6} {r['days']:>5.1f} {r['units']:>5} "
+            f"{r['incidents']:>9,} {r['wall_s']:>8.1f} {r['cpu_s']:>8.1f} "
+            f"{1e6 * r['cpu_s'] / r['incidents']:>11,.0f} {r['peak_rss_mb']:>11,.0f} "
+            f"{r['mean_response_s']:>11.2f} {r['on_scene_3min']:>7.3f}"
         )
     print(
-        "\nlarge = synthetic 420 x 420 grid (176,400 nodes), 2,000 units; its CPU s is the "
-        "simulation alone, its peak RSS the whole process (network, graphs, searches)."
+        "\nlarge = the real Heidelberg pack (176,928 nodes), 2,000 cars, synthetic demand; its "
+        "CPU s is the simulation alone, its peak RSS the whole process (network, graphs, searches)."
     )
     # CPU time, not wall time: the machine may be shared while the children run one by one.
-    per = [r["cpu_s"] / r["incidents"] for r in rows]
-    print(
-        f"\nCPU time, SimPy (same matrix travel) / citywatch: {per[1] / per[0]:.2f}x; "
-        f"SimPy with Router travel / citywatch, per incident: {per[3] / per[2]:.1f}x"
-    )
+    per = {(g, r["impl"]): r["cpu_s"] / r["incidents"] for g, r in rows if r["code"] == "this"}
+    if ("simpy", "simpy-matrix") in per:
+        ratio = per["simpy", "simpy-matrix"] / per["simpy", "citywatch"]
+        print(f"CPU time per incident, SimPy (same travel) / citywatch: {ratio:.1f}x")
+    if ("router", "simpy-router") in per:
+        ratio = per["router", "simpy-router"] / per["router", "citywatch"]
+        print(f"CPU time per incident, SimPy with Router travel / citywatch: {ratio:.1f}x")
 
 
 if __name__ == "__main__":

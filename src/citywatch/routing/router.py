@@ -254,14 +254,44 @@ class Router:
         at = cache.index.get(key)
         valid = math.isfinite(key[0] + key[1]) and abs(key[0]) <= 180 and abs(key[1]) <= 90
         if at is None and valid:  # otherwise snap() below raises the error
-            if len(cache) >= _SNAP_CACHE_SIZE:
-                cache.clear()
-            cache.add([key], self._snap_new(np.array([key]), mode))
+            self._snap_point_all_modes(key, mode)
             at = cache.index[key]
         if at is None or cache.rows[at, 2] > self.max_snap_m:
             return self.snap(np.asarray(point), mode)  # raises the error
         row = cache.rows[at : at + 1]
         return Snap(row[:, 0].astype(np.int64), row[:, 1], row[:, 2], row[:, 3], row[:, 4])
+
+    def _snap_point_all_modes(self, key: tuple[float, float], mode: Mode) -> None:
+        """Snap one new point for ``mode`` and every other mode whose graph is built, at once.
+
+        A new incident is asked about once per travel mode of the fleet: its coordinates are
+        projected once and its road points projected back in one call for all modes, instead of
+        two projections per mode (the most expensive part of snapping a single point).
+        """
+        self.graph(mode)
+        modes: list[Mode] = [mode] + [
+            m
+            for m in MODES
+            if m != mode and m in self._graphs and key not in self._snaps.get(m, _SnapCache()).index
+        ]
+        x, y = self._to_metric.transform(key[0], key[1])
+        point = shapely.points(x, y)
+        rows, on_road = [], []
+        for m in modes:
+            g = self._graphs[m]
+            idx, dist = g.tree.query_nearest(point, return_distance=True, all_matches=False)
+            seg = int(idx[0]) if len(idx) else 0
+            d = float(dist[0]) if len(idx) else math.inf
+            frac = float(shapely.line_locate_point(g.seg_lines[seg], point, normalized=True))
+            on_road.append(shapely.line_interpolate_point(g.seg_lines[seg], frac, normalized=True))
+            rows.append((seg, frac, d))
+        slon, slat = self._to_wgs.transform(shapely.get_x(on_road), shapely.get_y(on_road))
+        for j, m in enumerate(modes):
+            cache = self._snaps.setdefault(m, _SnapCache())
+            if len(cache) >= _SNAP_CACHE_SIZE:
+                cache.clear()
+            seg, frac, d = rows[j]
+            cache.add([key], np.array([[seg, frac, d, slon[j], slat[j]]], dtype=np.float64))
 
     def _snap_new(self, pts: FloatArray, mode: Mode) -> FloatArray:
         # GEOS nearest-segment queries cost ~15 us a point; units that stand still or are asked

@@ -1,16 +1,28 @@
-"""One bounded Dijkstra search from a point on an edge, touching only the nodes it reaches.
+"""The one compiled Dijkstra search of CityWatch: bounded, resumable, touching only what it reaches.
 
-A point lies part-way along a segment, so a search from it starts at two nodes with two
+A point lies part-way along a segment, so a search from (or to) it starts at two nodes with two
 different offsets (seconds and metres).  scipy's ``dijkstra`` takes start nodes but no start
 offsets, and with ``limit`` still allocates, fills and returns arrays of the network's size: at
 177k nodes that costs more than the few thousand nodes a 3-minute search reaches.  The search
-here is a binary-heap Dijkstra compiled with numba over the graph's CSR arrays, started from the
-entries with their offsets, writing into buffers kept between searches: only the nodes it
-reaches are written, and only those are reset afterwards.  Road metres follow the fastest
-path's tree, carried along as each node's time improves (the metres of its final predecessor).
+here is a binary-heap Dijkstra compiled with numba over a graph's CSR arrays, started from the
+entries with their offsets, writing into a :class:`SearchState` kept between searches: only
+the nodes it reaches are written, and only those are cleared when the next search starts.
+Road metres follow the fastest path's tree, carried along as each node's time improves (the
+metres of its final predecessor).
 
-Equal to scipy's ``dijkstra(..., limit=)`` (a node is reached when its time is at most the
-limit) and to networkx: tests/routing compare them on every pack.
+The same three compiled functions serve everyone:
+
+* the live service's :class:`~citywatch.routing.Router` (through :class:`SearchGraph`: one
+  search per question, pruned at the limit);
+* the simulator (:mod:`citywatch.sim.travel`, :mod:`citywatch.sim.loop`), which keeps one
+  state row per travel mode, **resumes** a search with a wider bound while the dispatch
+  kernel's answer is not decided yet, and keeps the settled nodes (in settle order) per
+  incident location.
+
+:func:`search_start` clears the state and pushes the entries, :func:`search_until` settles every
+node within a bound (resumable when not pruned), :func:`search_reset` clears it.  Equal to scipy's
+``dijkstra(..., limit=)`` (a node is reached when its time is at most the limit) and to networkx:
+tests/routing compare them on every pack.
 """
 
 from __future__ import annotations
@@ -18,14 +30,25 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 import numba
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
-__all__ = ["Entries", "SearchGraph", "SearchTree"]
+__all__ = [
+    "ROOT",
+    "UNREACHED",
+    "Entries",
+    "SearchGraph",
+    "SearchState",
+    "SearchTree",
+    "new_search_state",
+    "search_reset",
+    "search_start",
+    "search_until",
+]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -37,83 +60,164 @@ Entries = tuple[IntArray, FloatArray, FloatArray]
 #: Predecessor of a search's start nodes (the point searched from) and of unreached nodes.
 ROOT, UNREACHED = -1, -9999
 
+# Columns of SearchState.sizes.
+_TOUCHED, _HEAP, _SETTLED = 0, 1, 2
 
-@numba.njit(cache=True)
-def _dijkstra(  # pragma: no cover - compiled
-    indptr: npt.NDArray[np.int32],
-    indices: npt.NDArray[np.int32],
-    secs: FloatArray,
-    mets: FloatArray,
+
+class SearchState(NamedTuple):
+    """The buffers of searches over one network, one row per concurrent search (e.g. per mode).
+
+    Row ``r`` holds one search: ``dist``/``metres``/``pred`` of every node it touched (``inf``,
+    ``inf``, :data:`UNREACHED` elsewhere), the nodes it touched (``touched[r, :sizes[r, 0]]``,
+    for the cheap reset), its heap (``sizes[r, 1]`` items) and the nodes settled so far in the
+    order they were settled, i.e. nondecreasing time (``settled[r, :sizes[r, 2]]``).
+    """
+
+    dist: FloatArray
+    metres: FloatArray
+    pred: IntArray
+    touched: IntArray
+    settled: IntArray
+    heap_key: FloatArray
+    heap_node: IntArray
+    sizes: IntArray
+
+
+def new_search_state(rows: int, n_nodes: int, heap_size: int) -> SearchState:
+    """Empty buffers for ``rows`` searches over ``n_nodes`` nodes.
+
+    ``heap_size`` must be at least the number of edges plus the entries: a node is pushed once
+    per strict improvement of its time, at most once per edge into it.
+    """
+    return SearchState(
+        np.full((rows, n_nodes), np.inf),
+        np.full((rows, n_nodes), np.inf),
+        np.full((rows, n_nodes), UNREACHED, np.int64),
+        np.zeros((rows, n_nodes), np.int64),
+        np.zeros((rows, n_nodes), np.int64),
+        np.zeros((rows, heap_size)),
+        np.zeros((rows, heap_size), np.int64),
+        np.zeros((rows, 3), np.int64),
+    )
+
+
+@numba.njit(cache=True, nogil=True)
+def _push(key: FloatArray, node: IntArray, size: int, k: float, v: int) -> int:  # pragma: no cover
+    j = size
+    while j > 0:
+        parent = (j - 1) >> 1
+        if key[parent] <= k:
+            break
+        key[j], node[j] = key[parent], node[parent]
+        j = parent
+    key[j], node[j] = k, v
+    return size + 1
+
+
+@numba.njit(cache=True, nogil=True)
+def search_reset(st: SearchState, r: int) -> None:  # pragma: no cover - compiled
+    """Clear row ``r``: only the nodes its last search touched are written."""
+    dist, metres, pred, touched = st.dist[r], st.metres[r], st.pred[r], st.touched[r]
+    for j in range(st.sizes[r, _TOUCHED]):
+        v = touched[j]
+        dist[v] = np.inf
+        metres[v] = np.inf
+        pred[v] = UNREACHED
+    st.sizes[r, _TOUCHED] = 0
+    st.sizes[r, _HEAP] = 0
+    st.sizes[r, _SETTLED] = 0
+
+
+@numba.njit(cache=True, nogil=True)
+def search_start(
+    st: SearchState,
+    r: int,
     start: IntArray,
     start_s: FloatArray,
     start_m: FloatArray,
-    limit: float,
-    dist: FloatArray,
-    metres: FloatArray,
-    pred: IntArray,
-    touched: IntArray,
-    heap_key: FloatArray,
-    heap_node: IntArray,
-) -> int:
-    """Fill ``dist``/``metres``/``pred`` (all unset on entry) and return how many nodes were
-    touched (listed in ``touched``).  A lazy-deletion binary heap: a node is pushed each time its
-    time strictly improves, stale heap items are skipped when popped."""
+    bound: float,
+) -> None:  # pragma: no cover - compiled
+    """Begin a new search in row ``r`` from the entries (nodes, seconds, metres).
+
+    Entries with infinite time, or beyond ``bound`` (``inf`` for a search to be resumed), are
+    not pushed; two entries onto one node keep the faster.
+    """
+    search_reset(st, r)
+    dist, metres, pred, touched = st.dist[r], st.metres[r], st.pred[r], st.touched[r]
+    key, node = st.heap_key[r], st.heap_node[r]
     n_touched = 0
     size = 0
     for i in range(len(start)):
         v = start[i]
-        if start_s[i] <= limit and start_s[i] < dist[v]:
+        s = start_s[i]
+        if s <= bound and s < dist[v]:
             if dist[v] == np.inf:
                 touched[n_touched] = v
                 n_touched += 1
-            dist[v], metres[v], pred[v] = start_s[i], start_m[i], -1
-            # push (sift up)
-            j = size
-            size += 1
-            while j > 0:
-                parent = (j - 1) >> 1
-                if heap_key[parent] <= start_s[i]:
-                    break
-                heap_key[j], heap_node[j] = heap_key[parent], heap_node[parent]
-                j = parent
-            heap_key[j], heap_node[j] = start_s[i], v
-    while size > 0:
-        d, u = heap_key[0], heap_node[0]
-        # pop (sift the last item down from the root)
+            dist[v], metres[v], pred[v] = s, start_m[i], ROOT
+            size = _push(key, node, size, s, v)
+    st.sizes[r, _TOUCHED] = n_touched
+    st.sizes[r, _HEAP] = size
+
+
+@numba.njit(cache=True, nogil=True)
+def search_until(
+    indptr: IntArray,
+    indices: IntArray,
+    secs: FloatArray,
+    mets: FloatArray,
+    st: SearchState,
+    r: int,
+    bound: float,
+    prune: bool,
+) -> None:  # pragma: no cover - compiled
+    """Settle every node of row ``r``'s search within ``bound`` seconds.
+
+    ``indptr``/``indices``/``secs``/``mets`` are the CSR arrays of the search direction
+    (``indptr`` may be a row of stacked graphs whose ``indices`` hold every mode's edges).
+    ``prune``: never push beyond ``bound`` (the search is final and touches only what it
+    reaches); otherwise the items beyond stay on the heap and a later call with a larger bound
+    continues exactly where this one stopped.  A lazy-deletion heap: a node is pushed each time
+    its time strictly improves, stale items are skipped when popped.
+    """
+    dist, metres, pred, touched = st.dist[r], st.metres[r], st.pred[r], st.touched[r]
+    settled = st.settled[r]
+    key, node = st.heap_key[r], st.heap_node[r]
+    n_touched, size, n_settled = st.sizes[r, _TOUCHED], st.sizes[r, _HEAP], st.sizes[r, _SETTLED]
+    while size > 0 and key[0] <= bound:
+        d, u = key[0], node[0]
+        # pop: sift the last item down from the root
         size -= 1
-        last_k, last_n = heap_key[size], heap_node[size]
+        last_k, last_n = key[size], node[size]
         j = 0
         while True:
             c = 2 * j + 1
             if c >= size:
                 break
-            if c + 1 < size and heap_key[c + 1] < heap_key[c]:
+            if c + 1 < size and key[c + 1] < key[c]:
                 c += 1
-            if heap_key[c] >= last_k:
+            if key[c] >= last_k:
                 break
-            heap_key[j], heap_node[j] = heap_key[c], heap_node[c]
+            key[j], node[j] = key[c], node[c]
             j = c
-        heap_key[j], heap_node[j] = last_k, last_n
+        key[j], node[j] = last_k, last_n
         if d > dist[u]:
             continue  # stale: u was settled earlier with a smaller time
+        settled[n_settled] = u
+        n_settled += 1
+        du, mu = d, metres[u]
         for e in range(indptr[u], indptr[u + 1]):
             v = indices[e]
-            nd = d + secs[e]
-            if nd <= limit and nd < dist[v]:
+            nd = du + secs[e]
+            if nd < dist[v] and (nd <= bound or not prune):
                 if dist[v] == np.inf:
                     touched[n_touched] = v
                     n_touched += 1
-                dist[v], metres[v], pred[v] = nd, metres[u] + mets[e], u
-                j = size
-                size += 1
-                while j > 0:
-                    parent = (j - 1) >> 1
-                    if heap_key[parent] <= nd:
-                        break
-                    heap_key[j], heap_node[j] = heap_key[parent], heap_node[parent]
-                    j = parent
-                heap_key[j], heap_node[j] = nd, v
-    return n_touched
+                dist[v], metres[v], pred[v] = nd, mu + mets[e], u
+                size = _push(key, node, size, nd, v)
+    st.sizes[r, _TOUCHED] = n_touched
+    st.sizes[r, _HEAP] = size
+    st.sizes[r, _SETTLED] = n_settled
 
 
 @dataclass(frozen=True)
@@ -164,49 +268,32 @@ class SearchGraph:
     def __init__(self, seconds: sp.csr_array, metres: sp.csr_array) -> None:
         n = int(seconds.shape[0])
         self.n_nodes = n
-        self._indptr = np.ascontiguousarray(seconds.indptr, dtype=np.int32)
-        self._indices = np.ascontiguousarray(seconds.indices, dtype=np.int32)
+        self._indptr = np.ascontiguousarray(seconds.indptr, dtype=np.int64)
+        self._indices = np.ascontiguousarray(seconds.indices, dtype=np.int64)
         self._secs = np.ascontiguousarray(seconds.data, dtype=np.float64)
         self._mets = np.ascontiguousarray(metres.data, dtype=np.float64)
-        self._dist = np.full(n, np.inf)
-        self._metres = np.full(n, np.inf)
-        self._pred = np.full(n, UNREACHED, dtype=np.int64)
-        self._touched = np.empty(n, dtype=np.int64)
-        # A node is pushed once per strict improvement: at most once per edge, plus the starts.
-        self._heap_key = np.empty(len(self._secs) + 2)
-        self._heap_node = np.empty(len(self._secs) + 2, dtype=np.int64)
+        self._state = new_search_state(1, n, len(self._secs) + 2)
         self._lock = threading.Lock()
 
     def search(self, entries: Entries, limit_s: float | None, read: Callable[[SearchTree], T]) -> T:
         """One Dijkstra search from ``entries``; returns ``read(tree)``.
 
         Entries with infinite cost are never reached; two entries onto one node keep the faster.
-        The buffers are reset after ``read`` returns, so ``read`` must copy what it keeps (numpy
-        fancy indexing does).  A lock keeps concurrent searches of one graph apart.
+        The buffers are cleared when the next search starts, so ``read`` must copy what it keeps
+        (numpy fancy indexing does).  A lock keeps concurrent searches of one graph apart.
         """
         start, start_s, start_m = entries
         limit = np.inf if limit_s is None else float(limit_s)
+        st = self._state
         with self._lock:
-            count = _dijkstra(
-                self._indptr,
-                self._indices,
-                self._secs,
-                self._mets,
-                start,
-                start_s,
-                start_m,
+            search_start(
+                st,
+                0,
+                np.ascontiguousarray(start, dtype=np.int64),
+                np.ascontiguousarray(start_s, dtype=np.float64),
+                np.ascontiguousarray(start_m, dtype=np.float64),
                 limit,
-                self._dist,
-                self._metres,
-                self._pred,
-                self._touched,
-                self._heap_key,
-                self._heap_node,
             )
-            touched = self._touched[:count]
-            try:
-                return read(SearchTree(self._dist, self._metres, self._pred, touched))
-            finally:
-                self._dist[touched] = np.inf
-                self._metres[touched] = np.inf
-                self._pred[touched] = UNREACHED
+            search_until(self._indptr, self._indices, self._secs, self._mets, st, 0, limit, True)
+            touched = st.touched[0, : st.sizes[0, _TOUCHED]]
+            return read(SearchTree(st.dist[0], st.metres[0], st.pred[0], touched))

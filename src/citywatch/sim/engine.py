@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -40,7 +40,7 @@ from citywatch.sim.demand import IncidentBatch
 from citywatch.sim.scenario import Scenario
 from citywatch.sim.travel import TARGET_CACHE_ENTRIES, SearchTravel
 
-__all__ = ["Fleet", "RunResult", "Unit", "build_fleet", "simulate"]
+__all__ = ["Fleet", "Relocator", "RunResult", "Unit", "build_fleet", "simulate"]
 
 
 @dataclass
@@ -104,6 +104,22 @@ def build_fleet(
     return Fleet(tuple(units), travel)
 
 
+class Relocator(Protocol):
+    """Where a freed unit goes next: the simulator's move-up policy.
+
+    ``sites`` are the candidate posts (location ids).  Called by the compiled loop when unit
+    ``k`` clears a scene at time ``t``, with every unit's status code
+    (:data:`citywatch.sim.loop.UNIT_AVAILABLE`, ...) and post (location id), and the unit's
+    travel seconds to each site; returns the chosen site's index, or -1 for its own post.
+    """
+
+    sites: np.ndarray
+
+    def __call__(
+        self, k: int, t: float, status: np.ndarray, post: np.ndarray, to_sites: np.ndarray
+    ) -> int: ...
+
+
 @dataclass(frozen=True)
 class RunResult:
     """One replication: per-incident, per-assignment and per-unit records."""
@@ -124,6 +140,7 @@ def simulate(
     *,
     place_kinds: list[frozenset[str]] | None = None,
     hourly_factor: np.ndarray | None = None,
+    relocate: Relocator | None = None,
 ) -> RunResult:
     """Run one replication.
 
@@ -145,6 +162,10 @@ def simulate(
         Kinds of place each incident lies in (markets, ...), for the requirement rules.
     hourly_factor : ndarray, optional
         Travel-time factor (congestion) of each hour since the start; 1 when not given.
+    relocate : Relocator, optional
+        The move-up policy (:class:`citywatch.sim.moveup.MoveUp`): asked where each freed unit
+        goes.  ``None``: every unit returns to its post, and the loop never leaves compiled
+        code.
 
     Returns
     -------
@@ -154,23 +175,29 @@ def simulate(
     inc_loc = (
         travel.register(np.c_[demand.lon, demand.lat]) if len(demand) else np.zeros(0, np.int64)
     )
+    sites = None if relocate is None else relocate.sites
     world, max_team, n_trees = _world(
-        scenario, fleet, demand, policy, rules, inc_loc, handling_s, on_scene_s, place_kinds
+        scenario, fleet, demand, policy, rules, inc_loc, handling_s, on_scene_s, place_kinds, sites
     )
     factors = np.ones(1) if hourly_factor is None else np.asarray(hourly_factor, np.float64)
     world = world._replace(hourly_factor=factors)
-    n_nodes = travel.graphs.ptr.shape[1] - 1
     state = loop.new_state(
         len(fleet.units),
         len(demand),
         max_team,
         n_trees,
-        len(travel.modes),
-        n_nodes,
+        travel.graphs,
         len(travel.lonlat),
         TARGET_CACHE_ENTRIES,
     )
-    loop.run(world, state)
+    if relocate is None:
+        loop.run(world, state)
+    else:  # the loop's object-mode block calls the registered policy, for this run only
+        loop.RELOCATE[0] = relocate
+        try:
+            loop.run(world, state)
+        finally:
+            loop.RELOCATE[0] = None
     return _records(scenario, fleet, demand, state)
 
 
@@ -214,6 +241,7 @@ def _world(
     handling_s: np.ndarray,
     on_scene_s: np.ndarray,
     place_kinds: list[frozenset[str]] | None,
+    sites: np.ndarray | None = None,
 ) -> tuple[loop.World, int, int]:
     """The compiled loop's inputs; also the largest team and the number of home trees."""
     travel = fleet.travel
@@ -229,7 +257,15 @@ def _world(
     unit_mode = np.array([travel.mode_index(u.mode) for u in units], np.int64)
     trees: dict[tuple[int, int], int] = {}
     homes = [(int(m), int(u.homes[0])) for m, u in zip(unit_mode, units, strict=True)]
-    unit_tree = np.array([trees.setdefault(h, len(trees)) for h in homes], np.int64)
+    for h in homes:
+        trees.setdefault(h, len(trees))
+    site_loc = np.zeros(0, np.int64) if sites is None else np.asarray(sites, np.int64)
+    for m in sorted(set(unit_mode.tolist())):
+        for loc in site_loc.tolist():
+            trees.setdefault((m, int(loc)), len(trees))
+    loc_tree = np.full((len(travel.modes), len(travel.lonlat)), -1, np.int64)
+    for (m, loc), row in trees.items():
+        loc_tree[m, loc] = row
     sizes = [len(u.homes) for u in units]
     duty = [d for u in units for d in u.duty]
     inc_req, (req_units, req_pref, req_required, req_slack) = _requirements(
@@ -244,7 +280,7 @@ def _world(
         unit_station=unit_station.astype(np.int64),
         unit_id_rank=id_rank.astype(np.int64),
         unit_home=np.array([int(u.homes[0]) for u in units], np.int64),
-        unit_tree=unit_tree,
+        loc_tree=loc_tree,
         patrol_dwell=np.array(
             [np.nan if u.patrol_dwell_s is None else u.patrol_dwell_s for u in units], np.float64
         ),
@@ -270,6 +306,9 @@ def _world(
         limit_s=math.inf if policy.limit_s is None else float(policy.limit_s),
         queue=bool(scenario.queue),
         hourly_factor=np.ones(1),
+        move_up=sites is not None,
+        site_loc=site_loc,
+        movable=np.array([u.patrol_dwell_s is None for u in units], np.bool_),
     )
     return world, int(req_units.max()), len(trees)
 
@@ -346,8 +385,14 @@ def _records(
         }
     )
     if len(asg):
-        team = pd.Series(ids[asg["unit"].to_numpy(int)]).groupby(asg["incident"]).agg(";".join)
-        inc.loc[team.index, "units"] = team.to_numpy()
+        # Each incident's units joined in dispatch order (a plain loop: a pandas groupby-join
+        # calls Python once per incident and cost more than the whole event loop).
+        teams = [""] * len(demand)
+        for i, name in zip(
+            asg["incident"].tolist(), ids[asg["unit"].to_numpy(int)].tolist(), strict=True
+        ):
+            teams[i] = f"{teams[i]};{name}" if teams[i] else name
+        inc["units"] = teams
     inc["other_station"] = (
         inc["first_unit_station"].notna()
         & (inc["first_unit_station"] != inc["station"])

@@ -15,6 +15,7 @@ import math
 from enum import IntEnum
 from typing import Any, NamedTuple
 
+import numba
 import numpy as np
 
 from citywatch.dispatch.kernel import STATUS_NONE_WITHIN_LIMIT, compiled, rank_units
@@ -36,7 +37,20 @@ from citywatch.sim.travel import (
     seg_cost,
 )
 
-__all__ = ["LOST_REASONS", "STATUS_NONE_AVAILABLE", "Event", "State", "World", "new_state", "run"]
+__all__ = [
+    "FIRST_BOUND_S",
+    "LOST_REASONS",
+    "RELOCATE",
+    "STATUS_NONE_AVAILABLE",
+    "UNIT_AVAILABLE",
+    "UNIT_BUSY",
+    "UNIT_OFF",
+    "Event",
+    "State",
+    "World",
+    "new_state",
+    "run",
+]
 
 
 class Event(IntEnum):
@@ -53,6 +67,8 @@ class Event(IntEnum):
 # The compiled code reads plain ints.
 _SHIFT_OFF, _BACK, _LEAVE, _ON_SCENE, _SHIFT_ON, _READY = (int(e) for e in Event)
 _OFF, _AVAILABLE, _BUSY = 0, 1, 2
+#: Unit status codes of State.status, for Python readers (the move-up decision).
+UNIT_OFF, UNIT_AVAILABLE, UNIT_BUSY = _OFF, _AVAILABLE, _BUSY
 #: Recommendation status code beyond the kernel's: no unit was available at all.
 STATUS_NONE_AVAILABLE = 4
 #: Why an incident was never answered, by code (0: it was, or is not known to be lost).
@@ -61,7 +77,8 @@ LOST_REASONS = {
     2: "no unit available and no queue",
     3: "no unit became available before the simulation ended",
 }
-_FIRST_BOUND_S = 60.0  # the first dispatch search's bound (s); doubled until decided
+#: The first dispatch search's bound (s); doubled until the kernel's answer is decided.
+FIRST_BOUND_S = 60.0
 _WIDEN = 2.0
 
 
@@ -76,7 +93,7 @@ class World(NamedTuple):
     unit_station: Any
     unit_id_rank: Any
     unit_home: Any  # location the unit returns to
-    unit_tree: Any  # row of its home's tree in State.trees
+    loc_tree: Any  # (modes, locations): row of the location's tree in State.trees, -1: none
     patrol_dwell: Any  # NaN for units that do not patrol
     patrol_phase: Any
     homes_ptr: Any  # homes_loc[homes_ptr[k]:homes_ptr[k + 1]]: post or beat waypoints
@@ -100,6 +117,10 @@ class World(NamedTuple):
     limit_s: float
     queue: bool
     hourly_factor: Any
+    move_up: bool  # ask RELOCATE where a freed unit goes (else: back to its post)
+    site_loc: Any  # locations of the move-up sites (each has a tree per mode)
+    movable: Any  # per unit: whether move-up may send it elsewhere than its post
+    first_bound_s: float = FIRST_BOUND_S  # the first dispatch search's bound; doubled until decided
 
 
 class State(NamedTuple):
@@ -107,6 +128,7 @@ class State(NamedTuple):
 
     status: Any
     position: Any
+    post: Any  # where the unit waits when idle: its home, or the site move-up sent it to
     version: Any
     off_pending: Any
     patrolling: Any
@@ -137,17 +159,18 @@ def new_state(
     n_inc: int,
     max_team: int,
     n_trees: int,
-    n_modes: int,
-    n_nodes: int,
+    graphs: Graphs,
     n_locations: int,
     cache_entries: int,
 ) -> State:
     """The state at time 0: every unit off duty, no incident received."""
     cap = n_inc * max_team
+    n_modes, n_nodes = graphs.ptr.shape[0], graphs.ptr.shape[1] - 1
     nan = np.full(n_inc, np.nan)
     return State(
         status=np.full(n_units, _OFF, np.int64),
         position=np.zeros(n_units, np.int64),
+        post=np.zeros(n_units, np.int64),
         version=np.zeros(n_units, np.int64),
         off_pending=np.zeros(n_units, np.bool_),
         patrolling=np.zeros(n_units, np.bool_),
@@ -169,7 +192,7 @@ def new_state(
         counters=np.zeros(3, np.int64),
         trees=np.zeros((n_trees, n_nodes)),
         tree_ready=np.zeros(n_trees, np.bool_),
-        scratch=new_scratch(n_modes, n_nodes),
+        scratch=new_scratch(graphs),
         targets=new_target_cache(n_modes, n_locations, cache_entries),
     )
 
@@ -226,24 +249,51 @@ def _refresh_patrols(w: World, st: State, t: float) -> None:
 
 
 @compiled
-def _time_home(w: World, st: State, k: int, factor: float) -> float:
-    """Seconds from the unit's position back to its home (0 when it cannot get there)."""
+def _time_to(w: World, st: State, k: int, loc: int, factor: float) -> float:
+    """Seconds from unit ``k``'s position to location ``loc`` (which has a tree row)."""
     m = w.unit_mode[k]
-    row = w.unit_tree[k]
+    row = w.loc_tree[m, loc]
     tree = st.trees[row]
     if not st.tree_ready[row]:
-        home = w.unit_home[k]
-        home_tree(w.graphs, m, w.loc_seg[m, home], w.loc_frac[m, home], st.scratch, tree)
+        home_tree(w.graphs, m, w.loc_seg[m, loc], w.loc_frac[m, loc], st.scratch, tree)
         st.tree_ready[row] = True
     g = w.graphs
-    home = w.unit_home[k]
-    loc = st.position[k]
-    seg, frac = w.loc_seg[m, loc], w.loc_frac[m, loc]
+    here = st.position[k]
+    seg, frac = w.loc_seg[m, here], w.loc_frac[m, here]
     at_a, at_b = (tree[g.seg_a[seg]], 0.0), (tree[g.seg_b[seg]], 0.0)
-    same = seg == w.loc_seg[m, home]
-    secs, _ = point_cost(seg_cost(g, seg), frac, at_a, at_b, same, w.loc_frac[m, home])
-    secs *= factor
+    same = seg == w.loc_seg[m, loc]
+    secs, _ = point_cost(seg_cost(g, seg), frac, at_a, at_b, same, w.loc_frac[m, loc])
+    return secs * factor
+
+
+@compiled
+def _time_home(w: World, st: State, k: int, factor: float) -> float:
+    """Seconds from the unit's position back to its post (0 when it cannot get there)."""
+    secs = _time_to(w, st, k, st.post[k], factor)
     return secs if math.isfinite(secs) else 0.0
+
+
+#: The Python callable that decides move-ups, registered by the engine for one run (numba's
+#: object-mode block below calls it): ``(unit, t, status, post, seconds_to_sites) -> site``
+#: index, or -1 for "back to its own post".
+RELOCATE: list[Any] = [None]
+
+
+def _relocate(k: int, t: float, status: Any, post: Any, to_sites: Any) -> int:
+    return int(RELOCATE[0](k, t, status, post, to_sites))
+
+
+@compiled
+def _choose_post(w: World, st: State, k: int, t: float) -> None:
+    """Move-up: the freed unit's next post, decided in Python by the dispatch move-up code."""
+    factor = _factor(w, t)
+    to_sites = np.empty(len(w.site_loc))
+    for j in range(len(w.site_loc)):
+        to_sites[j] = _time_to(w, st, k, w.site_loc[j], factor)
+    status, post = st.status, st.post
+    with numba.objmode(site="int64"):
+        site = _relocate(k, t, status, post, to_sites)
+    st.post[k] = w.unit_home[k] if site < 0 else w.site_loc[site]
 
 
 @compiled
@@ -305,29 +355,30 @@ def _rank(w: World, st: State, i: int, factor: float) -> tuple[Any, Any, Any, An
     tc, sc = st.targets, st.scratch
     live = tc.bound[:, loc] == -math.inf
     replayed = np.zeros(n_modes, np.int64)
-    heaps = [[(0.0, 0)][:0] for _ in range(n_modes)]
     for m in range(n_modes):
         if used[m] and live[m]:
-            heaps[m] = search_start(w.graphs, m, tseg[m], tfrac[m], sc)
+            search_start(w.graphs, m, tseg[m], tfrac[m], sc)
         elif used[m]:
             replay_start(sc, m)
-    bound = _FIRST_BOUND_S
+    # The units' places on the network do not change between rounds.
+    unit_seg = [w.loc_seg[m][st.position[avail[of_mode[m]]]] for m in range(n_modes)]
+    unit_frac = [w.loc_frac[m][st.position[avail[of_mode[m]]]] for m in range(n_modes)]
+    bound = w.first_bound_s
     while True:
         for m in range(n_modes):
             if not used[m]:
                 continue
             if not live[m] and bound > tc.bound[m, loc]:  # beyond what was kept: search
                 live[m] = True
-                heaps[m] = search_start(w.graphs, m, tseg[m], tfrac[m], sc)
+                search_start(w.graphs, m, tseg[m], tfrac[m], sc)
             if live[m]:
-                search_until(w.graphs, m, heaps[m], bound, sc)
+                search_until(w.graphs, m, bound, sc)
             else:
                 replayed[m] = replay(tc, m, loc, replayed[m], bound, sc)
         for m in range(n_modes):
             if used[m]:
-                pos = st.position[avail[of_mode[m]]]
                 secs, dist = costs_from_search(
-                    w.graphs, sc, m, w.loc_seg[m][pos], w.loc_frac[m][pos], tseg[m], tfrac[m], bound
+                    w.graphs, sc, m, unit_seg[m], unit_frac[m], tseg[m], tfrac[m], bound
                 )
                 eta[of_mode[m]] = secs * factor
                 metres[of_mode[m]] = dist
@@ -446,11 +497,13 @@ def _on_leave(w: World, st: State, events: Any, queue: Any, t: float, k: int, i:
     if st.off_pending[k]:
         st.status[k] = _OFF
         st.off_pending[k] = False
-        st.position[k] = w.unit_home[k]
+        st.position[k] = st.post[k] = w.unit_home[k]
         return
     st.version[k] += 1
-    # Available at once, located at the scene until it is back home.
+    # Available at once, located at the scene until it is back at its post.
     _make_available(w, st, k)
+    if w.move_up and w.movable[k]:
+        _choose_post(w, st, k, t)
     back = _time_home(w, st, k, _factor(w, t))
     _push(events, st, t + back, _BACK, k, -1, st.version[k])
     _serve_queue(w, st, events, queue, t)
@@ -458,7 +511,7 @@ def _on_leave(w: World, st: State, events: Any, queue: Any, t: float, k: int, i:
 
 @compiled
 def _on_back(w: World, st: State, k: int) -> None:
-    st.position[k] = w.unit_home[k]
+    st.position[k] = st.post[k]
     _make_available(w, st, k)
 
 
@@ -467,7 +520,7 @@ def _on_shift_on(w: World, st: State, events: Any, queue: Any, t: float, k: int)
     if st.status[k] == _BUSY:  # back-to-back shifts: still on the previous job
         st.off_pending[k] = False
     elif st.status[k] == _OFF:
-        st.position[k] = w.unit_home[k]
+        st.position[k] = st.post[k] = w.unit_home[k]
         _make_available(w, st, k)
         _serve_queue(w, st, events, queue, t)
 

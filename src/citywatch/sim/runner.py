@@ -37,7 +37,8 @@ from citywatch.sim.demand import (
     relocate,
     replay_batch,
 )
-from citywatch.sim.engine import Fleet, RunResult, build_fleet, simulate
+from citywatch.sim.engine import Fleet, Relocator, RunResult, build_fleet, simulate
+from citywatch.sim.moveup import build_move_up
 from citywatch.sim.scenario import Scenario
 from citywatch.sim.travel import SearchTravel
 
@@ -73,6 +74,8 @@ class Prepared:
     dropped: dict[str, int]
     hourly_factor: np.ndarray
     surface: RiskSurface | None = None
+    #: Where a freed unit waits next (the move-up policy); None: it returns to its post.
+    relocator: Relocator | None = None
 
 
 def prepare(scenario: Scenario) -> Prepared:
@@ -104,7 +107,7 @@ def prepare(scenario: Scenario) -> Prepared:
     local_hour = hours.tz_convert(pack.timezone).hour.to_numpy()
     factors = np.asarray(scenario.congestion)[local_hour]
     surface = read_risk_surface(d.surface) if d.surface is not None else None
-    return Prepared(
+    prep = Prepared(
         scenario,
         pack,
         rules,
@@ -116,6 +119,9 @@ def prepare(scenario: Scenario) -> Prepared:
         factors,
         surface,
     )
+    if scenario.relocation == "move_up":
+        prep.relocator = build_move_up(prep)
+    return prep
 
 
 def _usable(pack: Any, travel: SearchTravel) -> Any:
@@ -253,6 +259,7 @@ def simulate_inputs(prep: Prepared, x: Inputs) -> RunResult:
         x.on_scene_s,
         place_kinds=x.place_kinds,
         hourly_factor=prep.hourly_factor,
+        relocate=prep.relocator,
     )
 
 

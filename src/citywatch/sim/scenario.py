@@ -25,6 +25,7 @@ from citywatch.tomlkeys import check_keys
 
 __all__ = [
     "DAYS",
+    "RELOCATIONS",
     "Demand",
     "Dist",
     "FleetGroup",
@@ -39,6 +40,9 @@ __all__ = [
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 DistKind = Literal["fixed", "exponential", "lognormal"]
 IdleKind = Literal["station", "posts", "patrol"]
+Relocation = Literal["return_to_post", "move_up"]
+#: What a freed unit may do, by the name a scenario's ``[dispatch] relocation`` gives.
+RELOCATIONS: tuple[Relocation, ...] = ("return_to_post", "move_up")
 
 
 def _check_keys(table: Mapping[str, Any], allowed: set[str], where: str) -> None:
@@ -230,6 +234,9 @@ class Scenario:
     limit_s: float | None = None
     requirements: Path | None = None
     queue: bool = True
+    #: What a unit does when it clears a scene: ``return_to_post``, or ``move_up`` (DMEXCLP:
+    #: :mod:`citywatch.sim.moveup`).
+    relocation: Relocation = "return_to_post"
     call_handling: TimeModel = field(default_factory=lambda: TimeModel(Dist("fixed", 0.0)))
     on_scene: TimeModel = field(default_factory=lambda: TimeModel(Dist("fixed", 1800.0)))
     congestion: tuple[float, ...] = (1.0,) * 24
@@ -456,7 +463,17 @@ def parse_scenario(
         raise ValidationError("scenario.end must be after scenario.start", field="scenario.end")
     shifts = _shifts(doc.get("shifts", {}))
     disp = doc.get("dispatch", {})
-    _check_keys(disp, {"policy", "threshold_s", "limit_s", "requirements", "queue"}, "dispatch")
+    _check_keys(
+        disp,
+        {"policy", "threshold_s", "limit_s", "requirements", "queue", "relocation"},
+        "dispatch",
+    )
+    relocation = disp.get("relocation", "return_to_post")
+    if relocation not in RELOCATIONS:
+        raise ValidationError(
+            f"dispatch.relocation must be one of {', '.join(RELOCATIONS)}, not {relocation!r}",
+            field="dispatch.relocation",
+        )
     policy = parse_policy_name(disp.get("policy", "nearest"), "dispatch.policy")
     travel = doc.get("travel", {})
     _check_keys(travel, {"congestion"}, "travel")
@@ -481,6 +498,7 @@ def parse_scenario(
         limit_s=_positive(disp["limit_s"], "dispatch.limit_s") if "limit_s" in disp else None,
         requirements=base / disp["requirements"] if "requirements" in disp else None,
         queue=bool(disp.get("queue", True)),
+        relocation=relocation,
         call_handling=TimeModel.parse(
             doc.get("call_handling"), "call_handling", Dist("fixed", 0.0)
         ),

@@ -1,14 +1,15 @@
 """Travel for simulation: compiled bounded searches from each target, exact like the Router.
 
 A simulated year asks for hundreds of thousands of "every available unit to this incident"
-questions.  :class:`SearchTravel` answers each with one compiled Dijkstra search per travel mode
-over the reversed road graph, seeded at the target's two segment ends exactly as the Router
-enters a snapped point, and stopped at a time bound: the simulator's dispatch asks for a small
-bound first and widens it only when the policy's answer is not decided yet
-(:func:`citywatch.dispatch.kernel.rank_units`).  Nothing is quadratic in the network: the
-search state is a few arrays of one entry per node, and the trees that give each unit's trip
-back to its post (one full search per post and mode, :func:`home_tree`) grow with
-``posts x nodes``.
+questions.  :class:`SearchTravel` answers each with one search per travel mode over the reversed
+road graph (the compiled Dijkstra of :mod:`citywatch.routing.search`, the live Router's own,
+with one row of its state per mode so that each mode's search can be resumed), seeded at the
+target's two segment ends exactly as the Router enters a snapped point, and stopped at a time
+bound: the simulator's dispatch asks for a small bound first and widens it only when the
+policy's answer is not decided yet (:func:`citywatch.dispatch.kernel.rank_units`).  Nothing is
+quadratic in the network: the search state is a few arrays of one entry per node, and the
+trees that give each unit's trip back to its post (one full search per post and mode,
+:func:`home_tree`) grow with ``posts x nodes``.
 
 A point's travel time is the minimum over its two segment ends of the part of its segment to
 that end plus the end's searched time (or the straight run when it shares the target's
@@ -17,7 +18,6 @@ segment): the Router's arithmetic, in float64.
 
 from __future__ import annotations
 
-import heapq
 import math
 from collections.abc import Iterable
 from typing import Any, NamedTuple
@@ -28,6 +28,9 @@ import numpy.typing as npt
 from citywatch.dispatch.kernel import compiled, inlined
 from citywatch.errors import ValidationError
 from citywatch.routing import Router
+from citywatch.routing.search import SearchState, new_search_state, search_reset
+from citywatch.routing.search import search_start as routing_search_start
+from citywatch.routing.search import search_until as routing_search_until
 
 __all__ = [
     "Graphs",
@@ -71,30 +74,16 @@ class Graphs(NamedTuple):
     bwd_m: FloatArray
 
 
-class Scratch(NamedTuple):
-    """Search state of every mode, one row per mode, reused by every search (``gen[m]`` stamps
-    mode ``m``'s current search, so nothing is cleared between searches)."""
-
-    dist_s: FloatArray
-    dist_m: FloatArray
-    done: IntArray
-    seen: IntArray
-    gen: IntArray
-    order: IntArray  # settled nodes in the order they were settled (nondecreasing time)
-    n_done: IntArray
+#: The simulator's search buffers: one row of :class:`citywatch.routing.search.SearchState` per
+#: travel mode (the same compiled search as the live Router's).
+Scratch = SearchState
 
 
-def new_scratch(n_modes: int, n_nodes: int) -> Scratch:
-    """Search state for ``n_modes`` modes over a network of ``n_nodes`` nodes."""
-    return Scratch(
-        np.zeros((n_modes, n_nodes)),
-        np.zeros((n_modes, n_nodes)),
-        np.zeros((n_modes, n_nodes), np.int64),
-        np.zeros((n_modes, n_nodes), np.int64),
-        np.zeros(n_modes, np.int64),
-        np.zeros((n_modes, n_nodes), np.int64),
-        np.zeros(n_modes, np.int64),
-    )
+def new_scratch(g: Graphs) -> Scratch:
+    """Search buffers for every mode of the stacked graphs ``g``."""
+    n_modes, n_nodes = g.ptr.shape[0], g.ptr.shape[1] - 1
+    edges = int((g.ptr[:, -1] - g.ptr[:, 0]).max()) if n_modes else 0
+    return new_search_state(n_modes, n_nodes, edges + 2)
 
 
 #: Settled nodes the simulator keeps from its searches (node, seconds, metres: 24 bytes each);
@@ -139,71 +128,28 @@ def _part(fraction: float, cost: float) -> float:
 
 
 @compiled
-def search_start(g: Graphs, m: int, seg: int, frac: float, sc: Scratch) -> list[tuple[float, int]]:
-    """Start a Dijkstra search of mode ``m`` towards the point at ``frac`` of segment ``seg``;
-    returns its heap, for :func:`search_until`."""
-    sc.gen[m] += 1
-    sc.n_done[m] = 0
-    gen = sc.gen[m]
-    heap = [(0.0, 0)]
-    heap.pop()
-    a, b = g.seg_a[seg], g.seg_b[seg]
-    # Enter the segment at a and drive forward, or at b and drive backward.
-    for node, x, cost_s, cost_m in (
-        (a, frac, g.fwd_s[seg], g.fwd_m[seg]),
-        (b, 1.0 - frac, g.bwd_s[seg], g.bwd_m[seg]),
-    ):
-        s = _part(x, cost_s)
-        if math.isfinite(s) and (sc.seen[m, node] != gen or s < sc.dist_s[m, node]):
-            sc.seen[m, node] = gen
-            sc.dist_s[m, node] = s
-            sc.dist_m[m, node] = _part(x, cost_m)
-            heapq.heappush(heap, (s, node))
-    return heap
+def search_start(g: Graphs, m: int, seg: int, frac: float, sc: Scratch) -> None:
+    """Start mode ``m``'s search towards the point at ``frac`` of segment ``seg`` (enter the
+    segment at ``a`` and drive forward, or at ``b`` and drive backward), to be continued by
+    :func:`search_until`."""
+    nodes = np.array([g.seg_a[seg], g.seg_b[seg]])
+    secs = np.array([_part(frac, g.fwd_s[seg]), _part(1.0 - frac, g.bwd_s[seg])])
+    mets = np.array([_part(frac, g.fwd_m[seg]), _part(1.0 - frac, g.bwd_m[seg])])
+    routing_search_start(sc, m, nodes, secs, mets, math.inf)
 
 
 @compiled
-def search_until(
-    g: Graphs, m: int, heap: list[tuple[float, int]], bound: float, sc: Scratch
-) -> None:
+def search_until(g: Graphs, m: int, bound: float, sc: Scratch) -> None:
     """Continue mode ``m``'s search until every node within ``bound`` seconds is settled
     (``inf``: the whole network); it can be continued again with a larger bound."""
-    # Arrays are taken out of the tuples once: numba counts references at every access.
-    ptr, src, sec, met = g.ptr[m], g.src, g.sec, g.met
-    done, seen, dist_s, dist_m, order = (
-        sc.done[m],
-        sc.seen[m],
-        sc.dist_s[m],
-        sc.dist_m[m],
-        sc.order[m],
-    )
-    gen = sc.gen[m]
-    n_done = sc.n_done[m]
-    while heap and heap[0][0] <= bound:
-        d, v = heapq.heappop(heap)
-        if done[v] == gen:
-            continue
-        done[v] = gen
-        order[n_done] = v
-        n_done += 1
-        dm = dist_m[v]
-        for e in range(ptr[v], ptr[v + 1]):
-            u = src[e]
-            if done[u] == gen:
-                continue
-            nd = d + sec[e]
-            if seen[u] != gen or nd < dist_s[u]:
-                seen[u] = gen
-                dist_s[u] = nd
-                dist_m[u] = dm + met[e]
-                heapq.heappush(heap, (nd, u))
-    sc.n_done[m] = n_done
+    routing_search_until(g.ptr[m], g.src, g.sec, g.met, sc, m, bound, False)
 
 
 @compiled
 def search_to(g: Graphs, m: int, seg: int, frac: float, bound: float, sc: Scratch) -> None:
     """A search of mode ``m`` towards a point, every node within ``bound`` seconds settled."""
-    search_until(g, m, search_start(g, m, seg, frac, sc), bound, sc)
+    search_start(g, m, seg, frac, sc)
+    search_until(g, m, bound, sc)
 
 
 @inlined
@@ -247,40 +193,41 @@ def seg_cost(g: Graphs, seg: int) -> tuple[float, float, float, float]:
 @compiled
 def replay_start(sc: Scratch, m: int) -> None:
     """Begin a new search of mode ``m`` that :func:`replay` fills from a kept one."""
-    gen = sc.gen
-    gen[m] = gen[m] + 1
+    search_reset(sc, m)
 
 
 @compiled
 def replay(tc: TargetCache, m: int, loc: int, pos: int, bound: float, sc: Scratch) -> int:
     """Mark the kept nodes of target ``loc`` up to ``bound`` as settled by mode ``m``'s current
     search, from kept position ``pos`` on; returns the next position."""
-    gen = sc.gen[m]
-    done, dist_s, dist_m = sc.done[m], sc.dist_s[m], sc.dist_m[m]
+    dist_s, dist_m, touched = sc.dist[m], sc.metres[m], sc.touched[m]
+    n_touched = sc.sizes[m, 0]
     node, sec, met = tc.node, tc.sec, tc.met
     first = tc.start[m, loc]
     end = first + tc.length[m, loc]
     j = first + pos
     while j < end and sec[j] <= bound:
         v = node[j]
-        done[v] = gen
         dist_s[v] = sec[j]
         dist_m[v] = met[j]
+        touched[n_touched] = v
+        n_touched += 1
         j += 1
+    sc.sizes[m, 0] = n_touched
     return int(j - first)
 
 
 @compiled
 def keep(tc: TargetCache, m: int, loc: int, bound: float, sc: Scratch) -> None:
     """Keep mode ``m``'s current search (every node within ``bound``) for target ``loc``."""
-    n = sc.n_done[m]
+    n = sc.sizes[m, 2]
     if tc.used[0] + n > len(tc.node):  # full: start again empty
         tc.bound[:, :] = -math.inf
         tc.used[0] = 0
         if n > len(tc.node):
             return
     start = tc.used[0]
-    order, dist_s, dist_m = sc.order[m], sc.dist_s[m], sc.dist_m[m]
+    order, dist_s, dist_m = sc.settled[m], sc.dist[m], sc.metres[m]
     node, sec, met = tc.node, tc.sec, tc.met
     for j in range(n):
         v = order[j]
@@ -305,19 +252,22 @@ def costs_from_search(
     bound: float,
 ) -> tuple[FloatArray, FloatArray]:
     """Seconds and metres from points to mode ``m``'s last target; ``inf`` where the trip is
-    longer than the search's ``bound`` (not known exactly)."""
-    seg_a, seg_b, done, dist_s, dist_m = g.seg_a, g.seg_b, sc.done[m], sc.dist_s[m], sc.dist_m[m]
+    longer than the search's ``bound`` (not known exactly).
+
+    Nodes the search has not settled hold ``inf`` or a time beyond ``bound``, so a trip through
+    them is beyond ``bound`` too.
+    """
+    seg_a, seg_b, dist_s, dist_m = g.seg_a, g.seg_b, sc.dist[m], sc.metres[m]
     fwd_s, bwd_s, fwd_m, bwd_m = g.fwd_s, g.bwd_s, g.fwd_m, g.bwd_m
-    gen = sc.gen[m]
     secs = np.empty(len(segs))
     metres = np.empty(len(segs))
     for i in range(len(segs)):
         seg = segs[i]
         a, b = seg_a[seg], seg_b[seg]
-        at_a = (dist_s[a], dist_m[a]) if done[a] == gen else (math.inf, math.inf)
-        at_b = (dist_s[b], dist_m[b]) if done[b] == gen else (math.inf, math.inf)
         cost = (fwd_s[seg], bwd_s[seg], fwd_m[seg], bwd_m[seg])
-        s, d = point_cost(cost, fracs[i], at_a, at_b, seg == tseg, tfrac)
+        s, d = point_cost(
+            cost, fracs[i], (dist_s[a], dist_m[a]), (dist_s[b], dist_m[b]), seg == tseg, tfrac
+        )
         secs[i], metres[i] = (math.inf, math.inf) if s > bound else (s, d)
     return secs, metres
 
@@ -326,9 +276,7 @@ def costs_from_search(
 def home_tree(g: Graphs, m: int, seg: int, frac: float, sc: Scratch, out: FloatArray) -> None:
     """Seconds from every node to a point (a unit's post): one full search, kept in ``out``."""
     search_to(g, m, seg, frac, math.inf, sc)
-    gen = sc.gen[m]
-    for v in range(len(out)):
-        out[v] = sc.dist_s[m, v] if sc.done[m, v] == gen else math.inf
+    out[:] = sc.dist[m]
 
 
 @compiled
@@ -391,7 +339,7 @@ class SearchTravel:
         self._lonlat = np.zeros((0, 2))
         self.loc_seg = np.zeros((len(self._modes), 0), np.int64)
         self.loc_frac = np.zeros((len(self._modes), 0))
-        self.scratch = new_scratch(len(self._modes), self.graphs.ptr.shape[1] - 1)
+        self.scratch = new_scratch(self.graphs)
         #: Multiplier on every travel time (congestion); set by the caller per hour.
         self.factor = 1.0
 
