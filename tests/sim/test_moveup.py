@@ -41,7 +41,7 @@ def _scenario(pack: CityPack, relocation: str) -> Scenario:
 def test_every_move_in_a_run_equals_brute_force(pack: CityPack) -> None:
     prep = prepare(_scenario(pack, "move_up"))
     mover = build_move_up(prep, keep_log=True)
-    prep.relocate = mover
+    prep.relocator = mover
     simulate_inputs(prep, draw_inputs(prep, 0, 11))
     assert len(mover.log) >= 5
     moved = 0
