@@ -28,6 +28,7 @@ from starlette.routing import Match
 
 from citywatch.api.dashboard import install as install_dashboard
 from citywatch.api.eido import router as eido_router
+from citywatch.api.ebikes import router as ebike_router
 from citywatch.api.errors import install_error_handlers
 from citywatch.api.events import EventBus, PostgresBus, make_bus
 from citywatch.api.limits import RequestLimits
@@ -205,6 +206,7 @@ def create_app(
     app.include_router(api_router)
     app.include_router(surveillance_router)
     app.include_router(eido_router)
+    app.include_router(ebike_router)
     _document_enums(app, service)
     app.add_middleware(
         RequestLimits,

@@ -24,7 +24,7 @@ import scipy.sparse as sp
 from citywatch.errors import DataError, ValidationError
 from citywatch.plan.heuristic import greedy_local_search
 from citywatch.plan.milp import MilpSolution, solve_milp
-from citywatch.plan.reduce import dominated_sites
+from citywatch.plan.reduce import dominated_sites, lagrangian_fixing
 
 __all__ = [
     "LSCP",
@@ -621,19 +621,14 @@ class MCLP(_LevelCoverage):
         kept = np.nonzero(~dominated_sites(merged))[0]
         if len(kept) <= units:  # all kept sites cover every coverable row
             return self._padded(fixed, free[kept], free)
-        rows, row_of2 = merge_identical_rows(sp.csr_array(merged[:, kept]))
         w = np.bincount(row_of, data.weights[live], merged.shape[0])
-        w2 = np.bincount(row_of2[row_of2 >= 0], w[row_of2 >= 0], rows.shape[0])
-        reduced = MCLP(
-            CoverageData(
-                demand_ids=np.arange(rows.shape[0]).astype(str).astype(object),
-                weights=w2,
-                site_ids=np.arange(len(kept)).astype(str).astype(object),
-                cover=rows,
-                fixed=np.zeros(len(kept), dtype=bool),
-            ),
-            units=units,
-        )
+        reduced = _sub_model(merged, w, kept, units)
+        if len(kept) > 2 * units:  # Lagrangian bounds against the greedy selection's value
+            known = greedy_local_search(reduced, with_bound=False)
+            excluded, _ = lagrangian_fixing(reduced.data.cover, reduced.data.weights, units, known.objective)
+            excluded[known.selected] = False  # (they never are; kept whatever the rounding)
+            kept = kept[~excluded]
+            reduced = _sub_model(merged, w, kept, units)
         solved = reduced.solve(
             time_limit=time_limit,
             warm_start=warm_start,
@@ -661,6 +656,21 @@ class MCLP(_LevelCoverage):
         result = self.evaluate(selected, status="optimal", bound=0.0, gap=0.0, seconds=0.0)
         result.bound = result.objective
         return result
+
+
+def _sub_model(cover: sp.csr_array, weights: np.ndarray, sites: np.ndarray, units: int) -> MCLP:
+    """The MCLP over some sites (columns) of a cover matrix: rows they cannot cover dropped,
+    rows they cover alike merged (weights summed)."""
+    rows, row_of = merge_identical_rows(sp.csr_array(cover[:, sites]))
+    w = np.bincount(row_of[row_of >= 0], weights[row_of >= 0], rows.shape[0])
+    data = CoverageData(
+        demand_ids=np.arange(rows.shape[0]).astype(str).astype(object),
+        weights=w,
+        site_ids=np.arange(len(sites)).astype(str).astype(object),
+        cover=rows,
+        fixed=np.zeros(len(sites), dtype=bool),
+    )
+    return MCLP(data, units=units)
 
 
 class MEXCLP(_LevelCoverage):

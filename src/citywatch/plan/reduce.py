@@ -30,7 +30,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
-__all__ = ["dominated_sites"]
+__all__ = ["dominated_sites", "lagrangian_fixing"]
 
 
 def dominated_sites(cover: sp.csr_array | sp.csc_array) -> npt.NDArray[np.bool_]:
@@ -66,3 +66,81 @@ def dominated_sites(cover: sp.csr_array | sp.csc_array) -> npt.NDArray[np.bool_]
     if removed.all() and m:
         removed[0] = False
     return removed
+
+
+def lagrangian_fixing(
+    cover: sp.csr_array,
+    weights: npt.NDArray[np.float64],
+    units: int,
+    lower_bound: float,
+    *,
+    iterations: int = 600,
+) -> tuple[npt.NDArray[np.bool_], float]:
+    """Sites that no optimal MCLP selection uses, proven by Lagrangian bounds.
+
+    Relaxing the cover rows ``y_i <= sum_{j in N_i} x_j`` with multipliers ``0 <= u_i <= w_i``
+    gives the bound ``L(u) = sum_i (w_i - u_i) + (sum of the units largest c_j)``, where
+    ``c_j = sum_{i in N_j} u_i``, on every selection; forcing a site ``j`` that is not among the
+    largest into the selection bounds every selection that holds ``j`` by
+    ``L(u) - c_(units) + c_j``.  When that is below ``lower_bound`` (the value of a known
+    selection, e.g. the greedy one) no selection holding ``j`` is as good as the known one,
+    so ``j`` is in no optimum and can be left out.  The multipliers follow subgradient steps
+    (Polyak's rule towards ``lower_bound``, the step factor halved when the bound stalls);
+    every iterate's bounds are valid, and each site keeps its smallest.
+
+    Parameters
+    ----------
+    cover : scipy.sparse.csr_array
+        Rows by sites, 0/1 (rows of positive weight).
+    weights : numpy.ndarray
+        Row weights.
+    units : int
+        Sites to choose.
+    lower_bound : float
+        Value of a feasible selection.
+    iterations : int
+        Subgradient steps.
+
+    Returns
+    -------
+    excluded : numpy.ndarray
+        ``True`` for the sites proven to be in no optimal selection.
+    bound : float
+        The best Lagrangian upper bound on the optimum.
+    """
+    c = sp.csr_array(cover, dtype=np.float64)
+    ct = sp.csr_array(c.T)
+    m = c.shape[1]
+    w = np.asarray(weights, dtype=np.float64)
+    if units >= m:
+        return np.zeros(m, dtype=bool), float(w.sum())
+    u = w.copy()
+    best = np.inf
+    site_bound = np.full(m, np.inf)
+    theta, stall = 2.0, 0
+    tolerance = 1e-9 * max(abs(lower_bound), 1.0)
+    for _ in range(iterations):
+        value = ct @ u
+        top = np.argpartition(-value, units - 1)[:units]
+        pth = value[top].min()
+        bound = float((w - u).sum() + value[top].sum())
+        forced = bound - pth + value
+        forced[top] = bound
+        np.minimum(site_bound, forced, out=site_bound)
+        if bound < best - tolerance:
+            best, stall = bound, 0
+        else:
+            stall += 1
+            if stall >= 20:
+                theta, stall = theta / 2.0, 0
+        if best - lower_bound <= tolerance or theta < 1e-6:
+            break
+        chosen = np.zeros(m)
+        chosen[top] = 1.0
+        grad = (c @ chosen) - (w > u)
+        norm = float(grad @ grad)
+        if norm == 0.0:
+            break
+        u = np.clip(u - theta * (bound - lower_bound) / norm * grad, 0.0, w)
+    excluded: npt.NDArray[np.bool_] = site_bound < lower_bound - tolerance
+    return excluded, best
