@@ -106,10 +106,10 @@ def test_register_keeps_only_a_keyed_tag_and_minimal_fields(
     assert registry.get(DISP, "AB12345")["has_contact"] is True
     with pytest.raises(PermissionDeniedError):
         registry.get(OFF23, "AB12345")
-    assert registry.list(OFF23) == []
+    assert registry.bikes(OFF23) == []
     for who in (ANA, Principal("dev", Role.UNIT_DEVICE)):
         with pytest.raises(PermissionDeniedError):
-            registry.list(who)
+            registry.bikes(who)
     with pytest.raises(PermissionDeniedError):
         registry.register(DISP, "CD9999", station="13")
     with pytest.raises(PermissionDeniedError, match="outside your scope"):
@@ -155,7 +155,11 @@ def test_theft_puts_the_tag_on_the_hotlist_and_recovery_takes_it_off(
             "stolen_ebike",
             "active",
         )
-        assert (entry.case_ref, entry.label, entry.value) == (report["incident_id"], "red Yadea", None)
+        assert (entry.case_ref, entry.label, entry.value) == (
+            report["incident_id"],
+            "red Yadea",
+            None,
+        )
         incident = s.get(IncidentRow, report["incident_id"])
         assert incident is not None
         assert (incident.category, incident.source, incident.station) == (
@@ -165,7 +169,7 @@ def test_theft_puts_the_tag_on_the_hotlist_and_recovery_takes_it_off(
         )
         assert incident.received_at == NOW - timedelta(minutes=30)
         assert s.scalars(select(EBikeRow)).one().status == "stolen"
-    assert registry.list(DISP, status="stolen")[0]["tag_hint"] == "2345"
+    assert registry.bikes(DISP, status="stolen")[0]["tag_hint"] == "2345"
     closed = registry.recover(OFF13, "AB12345", now=at + timedelta(days=1))
     assert closed["status"] == "recovered"
     with Session(engine) as s:

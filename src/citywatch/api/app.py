@@ -27,8 +27,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from citywatch.api.dashboard import install as install_dashboard
-from citywatch.api.eido import router as eido_router
 from citywatch.api.ebikes import router as ebike_router
+from citywatch.api.eido import router as eido_router
 from citywatch.api.errors import install_error_handlers
 from citywatch.api.events import EventBus, PostgresBus, make_bus
 from citywatch.api.limits import RequestLimits

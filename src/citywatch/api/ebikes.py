@@ -72,12 +72,10 @@ def list_ebikes(
     who: CurrentUser,
     registry: Registry,
     station: str | None = None,
-    bike_status: Annotated[
-        Literal["registered", "stolen"] | None, Query(alias="status")
-    ] = None,
+    bike_status: Annotated[Literal["registered", "stolen"] | None, Query(alias="status")] = None,
 ) -> list[dict[str, Any]]:
     """Registered e-bikes in the caller's scope (contacts only for its own station)."""
-    return registry.list(who, station=station, status=bike_status)
+    return registry.bikes(who, station=station, status=bike_status)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)

@@ -105,9 +105,7 @@ def read_toronto_bike_thefts(
         ("bad_coordinates", bad_lon | bad_lat),
         ("bad_division", bad_division | (division % 1 != 0)),
     ]
-    return assemble(
-        "toronto_bike_thefts", raw, data, checks, taxonomy, notes, duplicates="merge"
-    )
+    return assemble("toronto_bike_thefts", raw, data, checks, taxonomy, notes, duplicates="merge")
 
 
 def read_nz_stolen_vehicles(

@@ -464,7 +464,10 @@ class _LevelCoverage(_CoverageModel):
         multi = np.nonzero(~single)[0]
         y_link = np.repeat(np.arange(len(multi)), levels[multi])
         link = sp.hstack(
-            [-merged[multi], sp.csr_array((np.ones(n_y), (y_link, np.arange(n_y))), shape=(len(multi), n_y))]
+            [
+                -merged[multi],
+                sp.csr_array((np.ones(n_y), (y_link, np.arange(n_y))), shape=(len(multi), n_y)),
+            ]
         )
         blocks = [link, sp.csr_array(np.concatenate([np.ones(m), np.zeros(n_y)])[None, :])]
         lower = [np.full(len(multi), -np.inf), np.array([float(self.units)])]
@@ -625,7 +628,9 @@ class MCLP(_LevelCoverage):
         reduced = _sub_model(merged, w, kept, units)
         if len(kept) > 2 * units:  # Lagrangian bounds against the greedy selection's value
             known = greedy_local_search(reduced, with_bound=False)
-            excluded, _ = lagrangian_fixing(reduced.data.cover, reduced.data.weights, units, known.objective)
+            excluded, _ = lagrangian_fixing(
+                reduced.data.cover, reduced.data.weights, units, known.objective
+            )
             excluded[known.selected] = False  # (they never are; kept whatever the rounding)
             kept = kept[~excluded]
             reduced = _sub_model(merged, w, kept, units)

@@ -53,7 +53,7 @@ def dominated_sites(cover: sp.csr_array | sp.csc_array) -> npt.NDArray[np.bool_]
     c.data[:] = 1.0
     m = c.shape[1]
     size = np.diff(c.indptr)
-    removed = size == 0
+    removed: npt.NDArray[np.bool_] = np.asarray(size == 0, dtype=bool)
     if c.nnz:
         overlap = sp.coo_array(c.T @ c)
         j, k, shared = overlap.row, overlap.col, overlap.data

@@ -89,14 +89,12 @@ def show(tag: Tag, pack: Pack, db: DbOption = None, as_json: JsonOption = False)
 def list_(
     pack: Pack,
     station: Annotated[str | None, typer.Option("--station", help="Only this station.")] = None,
-    status: Annotated[
-        str | None, typer.Option("--status", help="registered or stolen.")
-    ] = None,
+    status: Annotated[str | None, typer.Option("--status", help="registered or stolen.")] = None,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Registered e-bikes."""
-    bikes = _registry(pack, db).list(_OPERATOR, station=station, status=status)
+    bikes = _registry(pack, db).bikes(_OPERATOR, station=station, status=status)
     if as_json:
         print_json(bikes)
         return

@@ -22,12 +22,12 @@ from typing import Any, Final
 import matplotlib
 
 matplotlib.use("Agg")  # headless: charts are written by the CLI and in CI
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-from citywatch.errors import ValidationError  # noqa: E402
-from citywatch.surveillance.sensors import HOURS  # noqa: E402
+from citywatch.errors import ValidationError
+from citywatch.surveillance.sensors import HOURS
 
 __all__ = ["EBIKE_CATEGORIES", "UNASSIGNED", "TheftStats", "theft_stats", "theft_stats_png"]
 

@@ -204,7 +204,7 @@ class EBikeRegistry:
             doc["theft_reports"] = [_report_dict(r) for r in reports]
             return doc
 
-    def list(
+    def bikes(
         self, who: Principal, *, station: str | None = None, status: str | None = None
     ) -> list[dict[str, Any]]:
         """Bikes in the caller's scope (optionally of one station or status), by id."""
@@ -387,9 +387,7 @@ class EBikeRegistry:
             self._audit(s, who, "ebike.theft_report", row, before, at, report=_report_dict(report))
             return _report_dict(report)
 
-    def recover(
-        self, who: Principal, tag: str, *, now: datetime | None = None
-    ) -> dict[str, Any]:
+    def recover(self, who: Principal, tag: str, *, now: datetime | None = None) -> dict[str, Any]:
         """The bike was found: close its open report, withdraw the hotlist entry; audited."""
         at = now or datetime.now(UTC)
         with self.sessions.begin() as s:
@@ -486,4 +484,3 @@ class EBikeRegistry:
             after={**self._summary(row), **extra},
             at=at,
         )
-
