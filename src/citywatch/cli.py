@@ -39,6 +39,7 @@ COMMANDS: dict[str, str] = {
     "demo": "citywatch.demo:demo",
     "surveillance": "citywatch.surveillance.cli:app",
     "ebikes": "citywatch.surveillance.ebike_cli:app",
+    "sightings": "citywatch.surveillance.sightings_cli:app",
     "forecast": "citywatch.forecast.cli:app",
     "pursuit": "citywatch.pursuit.cli:app",
 }

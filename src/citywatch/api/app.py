@@ -35,6 +35,8 @@ from citywatch.api.limits import RequestLimits
 from citywatch.api.routes import router as api_router
 from citywatch.api.security import LoginGuard, TokenIssuer, principal_from_token
 from citywatch.api.settings import Settings
+from citywatch.api.sightings import keep_sightings
+from citywatch.api.sightings import router as sightings_router
 from citywatch.api.surveillance import router as surveillance_router
 from citywatch.city import CityPack, load_pack
 from citywatch.dispatch.accounts import Principal, Role
@@ -44,6 +46,7 @@ from citywatch.dispatch.service import DispatchService
 from citywatch.errors import CityWatchError
 from citywatch.routing import MODES, Router
 from citywatch.store.db import make_engine, session_factory, upgrade
+from citywatch.surveillance.alerts import visible as alert_visible
 
 __all__ = ["STATIC_DIR", "create_app", "worker_app"]
 
@@ -77,6 +80,8 @@ def _visible(who: Principal, event: dict[str, Any]) -> bool:
     """Whether a WebSocket client may see an event (scope of station officers and devices)."""
     if event.get("type") == "resync":
         return True
+    if event.get("audience") is not None:  # sightings alerts: their list's roles, recipients
+        return alert_visible(who, event["audience"])
     if who.role is Role.UNIT_DEVICE:
         return event.get("unit_id") == who.unit_id
     return who.sees(event.get("bureau"), event.get("station"))
@@ -177,12 +182,14 @@ def create_app(
         gc.freeze()
         await bus.start()
         keeper = asyncio.create_task(_keep_positions(service, settings), name="citywatch-seal")
+        purger = asyncio.create_task(keep_sightings(app), name="citywatch-sightings-purge")
         try:
             yield
         finally:
-            keeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await keeper
+            for task in (keeper, purger):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await asyncio.to_thread(service.seal_positions)  # nothing stored goes unsealed
             await bus.stop()
             app.state.login_guard.close()
@@ -205,6 +212,7 @@ def create_app(
     install_error_handlers(app)
     app.include_router(api_router)
     app.include_router(surveillance_router)
+    app.include_router(sightings_router)
     app.include_router(eido_router)
     app.include_router(ebike_router)
     _document_enums(app, service)

@@ -96,7 +96,10 @@ def users_add(
     username: Annotated[str, typer.Argument(help="User name.")],
     role: Annotated[
         str,
-        typer.Option(help="admin, commander, dispatcher, station_officer, analyst, unit_device."),
+        typer.Option(
+            help="admin, commander, dispatcher, station_officer, analyst, unit_device, "
+            "sensor_feed (a recognition system: posts sightings only, with an API token)."
+        ),
     ],
     scope: Annotated[
         str | None, typer.Option(help="Station or bureau id (station officers).")
@@ -114,7 +117,7 @@ def users_add(
     password: str | None = None
     if password_stdin:
         password = sys.stdin.readline().rstrip("\n")
-    elif role != "unit_device":
+    elif role not in ("unit_device", "sensor_feed"):
         password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
     with _sessions(db).begin() as session:
         user = create_user(session, username, role, password=password, scope=scope, unit_id=unit)

@@ -28,6 +28,7 @@ from fastapi.security import OAuth2PasswordBearer
 
 from citywatch.dispatch.accounts import (
     Principal,
+    Role,
     active_principal,
     authenticate_password,
     authenticate_token,
@@ -37,14 +38,16 @@ from citywatch.dispatch.accounts import (
     revoke_refresh_session,
     rotate_refresh_token,
 )
-from citywatch.errors import AuthenticationError, TooManyRequestsError
+from citywatch.errors import AuthenticationError, PermissionDeniedError, TooManyRequestsError
 
 __all__ = [
     "DEMO_USER",
     "CurrentUser",
+    "FeedUser",
     "LoginGuard",
     "TokenIssuer",
     "current_user",
+    "feed_user",
     "login",
     "logout",
     "principal_from_token",
@@ -288,8 +291,18 @@ def principal_from_token(
 def current_user(
     request: Request, token: Annotated[str | None, Depends(oauth2_scheme)]
 ) -> Principal:
-    """FastAPI dependency: the authenticated caller."""
+    """FastAPI dependency: the authenticated caller (never a sensor feed account, which may
+    only post sightings: see :func:`feed_user`)."""
+    who = principal_from_token(request.app, token)
+    if who.role is Role.SENSOR_FEED:
+        raise PermissionDeniedError("a sensor feed account may only post sightings")
+    return who
+
+
+def feed_user(request: Request, token: Annotated[str | None, Depends(oauth2_scheme)]) -> Principal:
+    """FastAPI dependency of ``POST /sightings``: any authenticated caller, sensor feeds too."""
     return principal_from_token(request.app, token)
 
 
 CurrentUser = Annotated[Principal, Depends(current_user)]
+FeedUser = Annotated[Principal, Depends(feed_user)]

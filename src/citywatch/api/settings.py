@@ -64,6 +64,11 @@ class Settings:
     audit_home : str, optional
         Folder of the audit key and checkpoint file (``$CITYWATCH_AUDIT_HOME`` or
         ``var/audit`` by default); never inside the database.
+    sightings_store_values : bool
+        Keep the plates, tags and references of sightings and hotlist entries themselves;
+        by default only their keyed hashes are stored (see citywatch.surveillance.matching).
+    sightings_retention_days : int
+        Days a sighting that matched no hotlist entry is kept (hits stay with their alert); 30.
     """
 
     pack: str
@@ -80,6 +85,8 @@ class Settings:
     body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S
     position_retention_days: int = 90
     audit_home: str | None = None
+    sightings_store_values: bool = False
+    sightings_retention_days: int = 30
 
     def __post_init__(self) -> None:
         if len(self.jwt_secret) < 32:
@@ -96,6 +103,10 @@ class Settings:
         if not 1 <= self.position_retention_days <= 3650:
             raise ValidationError(
                 "position retention must be 1 to 3650 days", field="position_retention_days"
+            )
+        if not 1 <= self.sightings_retention_days <= 3650:
+            raise ValidationError(
+                "sightings retention must be 1 to 3650 days", field="sightings_retention_days"
             )
         if not 0.1 <= self.stream_recheck_s <= 3600:
             raise ValidationError(

@@ -7,7 +7,9 @@ Roles
 ``dispatcher``       city-wide: incidents, units, assignments;
 ``station_officer``  like a dispatcher, but sees and changes only its own station or bureau;
 ``analyst``          read-only;
-``unit_device``      may only post its own unit's position and status.
+``unit_device``      may only post its own unit's position and status;
+``sensor_feed``      a recognition system (plate or tag readers, video analytics): may only
+                     post sightings (``POST /api/v1/sightings``), reads nothing.
 """
 
 from __future__ import annotations
@@ -68,6 +70,7 @@ class Role(StrEnum):
     STATION_OFFICER = "station_officer"
     ANALYST = "analyst"
     UNIT_DEVICE = "unit_device"
+    SENSOR_FEED = "sensor_feed"
 
 
 #: Roles that may change operational state (incidents, units, assignments).
@@ -90,7 +93,7 @@ class Principal:
 
     def sees(self, bureau: str | None, station: str | None) -> bool:
         """Whether an object located in ``bureau``/``station`` is within the caller's scope."""
-        if self.role is Role.UNIT_DEVICE:
+        if self.role in (Role.UNIT_DEVICE, Role.SENSOR_FEED):
             return False
         if self.role is not Role.STATION_OFFICER:
             return True
@@ -155,7 +158,7 @@ def create_user(
         )
     if parsed is Role.UNIT_DEVICE and not unit_id:
         raise ValidationError("a unit device account needs a unit id", field="unit_id")
-    if password is None and parsed is not Role.UNIT_DEVICE:
+    if password is None and parsed not in (Role.UNIT_DEVICE, Role.SENSOR_FEED):
         raise ValidationError("a password is required for this role", field="password")
     if password is not None and len(password) < MIN_PASSWORD_LENGTH:
         raise ValidationError(

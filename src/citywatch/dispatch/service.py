@@ -290,6 +290,35 @@ class DispatchService(UnitService):
         located = [u for u in units if math.isfinite(u.lon)]
         return recommend(view, located, self._travel, chosen, k=k, rules=self.rules)
 
+    def recommend_at(
+        self,
+        lon: float,
+        lat: float,
+        *,
+        category: str,
+        priority: int | None = None,
+        station: str | None = None,
+        k: int = 3,
+        ref: str = "point",
+    ) -> Recommendation:
+        """Rank the available units for a point that is no incident yet (a hotlist alert of
+        :mod:`citywatch.surveillance.alerts`): the same ``nearest`` policy, requirement rules
+        and travel times as :meth:`recommend`."""
+        chosen = make_policy("nearest", threshold_s=self.config.station_first_threshold_s)
+        with self.sessions() as s:
+            now = self.clock()
+            units = [
+                self._unit_view(u, now)
+                for u in s.execute(
+                    select(*UNIT_STATE_COLUMNS).where(Unit.status == UnitStatus.AVAILABLE)
+                )
+            ]
+        view = IncidentView(
+            id=ref, category=category, priority=priority, lon=lon, lat=lat, station=station
+        )
+        located = [u for u in units if math.isfinite(u.lon)]
+        return recommend(view, located, self._travel, chosen, k=k, rules=self.rules)
+
     # ------------------------------------------------------------------ assignment and lifecycles
     def assign(self, who: Principal, incident_id: str, unit_id: str) -> dict[str, Any]:
         """Send a unit to an incident, atomically: of concurrent callers exactly one wins.

@@ -130,6 +130,7 @@ class SightingRow(Base):
         Index("ix_sightings_value_key_seen_at", "value_key", "seen_at"),
         Index("ix_sightings_pack_station_seen_at", "pack", "station", "seen_at"),
         Index("ix_sightings_alert_id", "alert_id"),
+        Index("ix_sightings_entry_id_seen_at", "entry_id", "seen_at"),
     )
 
     id: Mapped[int] = mapped_column(_BIGINT, primary_key=True, autoincrement=True)
@@ -172,6 +173,10 @@ class SightingAlertRow(Base):
     sighting_id: Mapped[int] = mapped_column(_BIGINT)
     last_sighting_id: Mapped[int] = mapped_column(_BIGINT)
     sightings: Mapped[int] = mapped_column(Integer, default=1)
+    #: The sensor of the latest sighting, and the times of the first and latest.
+    sensor_id: Mapped[str] = mapped_column(String(64))
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
     priority: Mapped[int] = mapped_column(SmallInteger)
     bureau: Mapped[str | None] = mapped_column(String(64))
     station: Mapped[str | None] = mapped_column(String(64))

@@ -40,7 +40,9 @@ __all__ = [
     "add_entry",
     "check_purpose",
     "ensure_lists",
+    "entry_row",
     "get_entry",
+    "list_names",
     "readable_lists",
     "search_entries",
     "update_entry",
@@ -174,6 +176,12 @@ def ensure_lists(session: Session, now: datetime | None = None) -> None:
     session.flush()
 
 
+def list_names(session: Session) -> set[str]:
+    """Names of every hotlist of the database."""
+    ensure_lists(session)
+    return set(session.scalars(select(HotlistRow.name)))
+
+
 def _list(session: Session, name: str) -> HotlistRow:
     ensure_lists(session)
     row = session.get(HotlistRow, name)
@@ -291,45 +299,61 @@ def add_entry(
     """
     at = _now(now)
     why = check_purpose(purpose)
-    kind, reason, normal = _validated(entry)
-    hotlist = _list(session, entry.list_name or LIST_OF_REASON[reason])
+    values = entry_row(
+        entry, actor=actor, key=key or ValueKey.open(), store_values=store_values, at=at
+    )
+    hotlist = _list(session, values["list_name"])
     _check(hotlist, who, write=True)
-    value_key = (key or ValueKey.open()).of_normal(kind, normal, hashed=entry.hashed)
     clash = session.scalar(
         select(HotlistEntryRow.id).where(
             HotlistEntryRow.list_name == hotlist.name,
-            HotlistEntryRow.value_key == value_key,
+            HotlistEntryRow.value_key == values["value_key"],
             HotlistEntryRow.status == "active",
         )
     )
     if clash is not None:
         raise ConflictError(f"hotlist {hotlist.name} already has this value (entry {clash})")
-    row = HotlistEntryRow(
-        list_name=hotlist.name,
-        kind=kind.value,
-        value_key=value_key,
-        value=normal if store_values else None,
-        hashed=entry.hashed,
-        reason=reason.value,
-        case_ref=_text(entry.case_ref, "case_ref", 100, required=False),
-        label=_text(entry.label, "label", 200, required=False),
-        owner=_text(entry.owner, "owner", 100, required=True),
-        legal_basis=_text(entry.legal_basis, "legal_basis", 2000, required=True),
-        priority=entry.priority,
-        expires_at=_expiry(entry.expires_at, at),
-        status="active",
-        synthetic=entry.synthetic,
-        source=entry.source,
-        created_by=actor,
-        created_at=at,
-        updated_by=actor,
-        updated_at=at,
-    )
+    row = HotlistEntryRow(**values)
     session.add(row)
     session.flush()
     out = HotlistEntry.of(row)
     _audit(session, actor, "hotlist.create", out, None, why, at)
     return out
+
+
+def entry_row(
+    entry: NewEntry, *, actor: str, key: ValueKey, store_values: bool, at: datetime
+) -> dict[str, Any]:
+    """The validated column values of a new entry (see :func:`add_entry`; the list is not
+    looked up here).
+
+    Raises
+    ------
+    ValidationError
+        As :func:`add_entry` does.
+    """
+    kind, reason, normal = _validated(entry)
+    return {
+        "list_name": entry.list_name or LIST_OF_REASON[reason],
+        "kind": kind.value,
+        "value_key": key.of_normal(kind, normal, hashed=entry.hashed),
+        "value": normal if store_values else None,
+        "hashed": entry.hashed,
+        "reason": reason.value,
+        "case_ref": _text(entry.case_ref, "case_ref", 100, required=False),
+        "label": _text(entry.label, "label", 200, required=False),
+        "owner": _text(entry.owner, "owner", 100, required=True),
+        "legal_basis": _text(entry.legal_basis, "legal_basis", 2000, required=True),
+        "priority": entry.priority,
+        "expires_at": _expiry(entry.expires_at, at),
+        "status": "active",
+        "synthetic": entry.synthetic,
+        "source": entry.source,
+        "created_by": actor,
+        "created_at": at,
+        "updated_by": actor,
+        "updated_at": at,
+    }
 
 
 def _audit(
@@ -512,7 +536,9 @@ def search_entries(
         stmt = stmt.where(HotlistEntryRow.case_ref == case_ref)
     if not include_inactive:
         stmt = stmt.where(HotlistEntryRow.status == "active", HotlistEntryRow.expires_at > at)
-    stmt = stmt.order_by(HotlistEntryRow.id.desc()).limit(max(1, min(limit, 1000)))
+    # callers with a role page through 1,000 at most; the CLI (who None) exports everything
+    cap = limit if who is None else min(limit, 1000)
+    stmt = stmt.order_by(HotlistEntryRow.id.desc()).limit(max(1, cap))
     found = [HotlistEntry.of(r) for r in session.scalars(stmt)]
     filters = {
         "lists": wanted,

@@ -6,6 +6,7 @@ import {
   setLang, setTimeZone, t, translatePage,
 } from "./i18n.js";
 import { CityMap, STATUS_COLOURS, TYPE_LETTERS } from "./map.js";
+import { Sightings } from "./sightings.js";
 
 const WRITE_ROLES = new Set(["admin", "commander", "dispatcher", "station_officer"]);
 // The status rules come from the service (dashboard config "lifecycles"), never copied here.
@@ -163,6 +164,10 @@ async function startSession() {
   }
   if (state.me.role === "station_officer" && state.me.scope) state.map.focusJurisdiction(state.me.scope);
   loadSurveillance();
+  // Hotlist alerts (sightings.js): list, map markers, tracks.
+  state.sightings = state.sightings || new Sightings(state.map, {
+    toast, stationLabel, onIncident: async (inc) => { await reloadAll(); selectIncident(inc.id); },
+  });
   renderLegend();
   openEvents();
   await reloadAll();
@@ -204,6 +209,7 @@ async function reloadAll() {
   for (const i of incidents) state.map.upsertIncident(i, i.id === state.selectedId);
   renderQueue();
   renderUnitSummary();
+  state.sightings?.start(state.me); // alerts are not replayed by the stream: reload them too
   if (state.selectedId) await loadDetail(state.selectedId);
 }
 
@@ -287,6 +293,9 @@ async function onEvent(ev) {
     }
     case "resync":
       await reloadAll();
+      break;
+    case "sighting.alert":
+      await state.sightings?.onEvent(ev);
       break;
     default:
       break;
@@ -591,6 +600,8 @@ function applyLanguage() {
   renderSummary();
   renderDetail();
   state.map.buildLayerControl();
+  state.sightings?.addToLayerControl();
+  state.sightings?.render();
 }
 
 const SHORTCUTS = [

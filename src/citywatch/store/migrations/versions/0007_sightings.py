@@ -117,6 +117,7 @@ def upgrade() -> None:
         "ix_sightings_pack_station_seen_at", "sightings", ["pack", "station", "seen_at"]
     )
     op.create_index("ix_sightings_alert_id", "sightings", ["alert_id"])
+    op.create_index("ix_sightings_entry_id_seen_at", "sightings", ["entry_id", "seen_at"])
     op.create_table(
         "sighting_alerts",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
@@ -127,6 +128,9 @@ def upgrade() -> None:
         sa.Column("sighting_id", _BIGINT, nullable=False),
         sa.Column("last_sighting_id", _BIGINT, nullable=False),
         sa.Column("sightings", sa.Integer(), nullable=False),
+        sa.Column("sensor_id", sa.String(64), nullable=False),
+        sa.Column("first_seen_at", UTCDateTime(), nullable=False),
+        sa.Column("last_seen_at", UTCDateTime(), nullable=False),
         sa.Column("priority", sa.SmallInteger(), nullable=False),
         sa.Column("bureau", sa.String(64), nullable=True),
         sa.Column("station", sa.String(64), nullable=True),
@@ -180,6 +184,7 @@ def downgrade() -> None:
     op.drop_index("ix_sighting_alerts_pack_created_at", table_name="sighting_alerts")
     op.drop_table("sighting_alerts")
     for name in (
+        "ix_sightings_entry_id_seen_at",
         "ix_sightings_alert_id",
         "ix_sightings_pack_station_seen_at",
         "ix_sightings_value_key_seen_at",
