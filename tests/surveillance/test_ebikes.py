@@ -20,10 +20,11 @@ from citywatch.store.base import Base
 from citywatch.store.db import make_engine, upgrade
 from citywatch.store.dispatch_models import AuditRecord
 from citywatch.store.ebike_models import EBikeRow
-from citywatch.store.models import IncidentRow
-from citywatch.store.sightings_models import HotlistEntryRow
+from citywatch.store.models import IncidentRow, SensorRow
+from citywatch.store.sightings_models import HotlistEntryRow, SightingAlertRow
 from citywatch.surveillance.ebikes import EBikeRegistry, check_contact
 from citywatch.surveillance.matching import SightingKind, ValueKey
+from citywatch.surveillance.sightings import Read, ingest
 from tests.store.databases import pg_url, sqlite_url
 
 __all__ = ["pg_url", "sqlite_url"]  # the database fixtures
@@ -187,3 +188,44 @@ def test_theft_puts_the_tag_on_the_hotlist_and_recovery_takes_it_off(
         assert s.scalars(select(EBikeRow)).all() == []
     assert registry.reports(ADMIN)[0]["ebike_id"] is None
     assert _audits(engine, "ebike.deregister")[0].after is None
+
+
+def test_a_tag_reader_hit_alerts_the_station_of_the_reader(
+    registry: EBikeRegistry, engine: Engine, manhattan: tuple[CityPack, Router]
+) -> None:
+    pack = manhattan[0]
+    with Session(engine) as s, s.begin():
+        s.add(
+            SensorRow(
+                pack="manhattan", id="tag-23", kind="ebike_tag_reader", lon=EAST_HARLEM[0],
+                lat=EAST_HARLEM[1], owner="police", status="online", bureau="PBMN",
+                station="23", updated_at=NOW,
+            )
+        )  # fmt: skip
+    registry.register(OFF13, "AB12345", colour="red", now=NOW)
+    report = registry.report_theft(
+        OFF13, "AB12345", occurred_at=NOW, lon=EAST_VILLAGE[0], lat=EAST_VILLAGE[1], now=NOW
+    )
+    seen = NOW + timedelta(hours=3)
+    with Session(engine) as s, s.begin():
+        reads = [
+            Read("tag-23", seen, "ebike_tag", "ab-12345"),
+            Read("tag-23", seen, "ebike_tag", "ZZ99"),
+        ]
+        result = ingest(s, pack, reads, actor="feed", key=KEY, now=seen)
+        assert (result.stored, result.hits) == (2, 1)
+        (alert,) = s.scalars(select(SightingAlertRow))
+        # the alert goes to precinct 23, where the reader is, not to 13 where it was stolen
+        assert (alert.station, alert.entry_id) == ("23", report["hotlist_entry_id"])
+    registry.recover(OFF13, "AB12345", now=seen + timedelta(hours=1))
+    with Session(engine) as s, s.begin():
+        later = seen + timedelta(hours=2)
+        again = ingest(
+            s,
+            pack,
+            [Read("tag-23", later, "ebike_tag", "AB12345")],
+            actor="feed",
+            key=KEY,
+            now=later,
+        )
+        assert again.hits == 0
