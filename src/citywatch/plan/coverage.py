@@ -24,7 +24,7 @@ import scipy.sparse as sp
 from citywatch.errors import DataError, ValidationError
 from citywatch.plan.heuristic import greedy_local_search
 from citywatch.plan.milp import MilpSolution, solve_milp
-from citywatch.plan.reduce import dominated_sites, lagrangian_fixing
+from citywatch.plan.reduce import dominated_sites, lagrangian_fixing, merge_identical_rows
 
 __all__ = [
     "LSCP",
@@ -36,42 +36,6 @@ __all__ = [
     "SiteGroup",
     "merge_identical_rows",
 ]
-
-
-def merge_identical_rows(cover: sp.csr_array) -> tuple[sp.csr_array, np.ndarray]:
-    """Merge rows of a 0/1 matrix that have the same set of non-zero columns.
-
-    Parameters
-    ----------
-    cover : scipy.sparse.csr_array
-        Demand-by-site coverage matrix.
-
-    Returns
-    -------
-    merged : scipy.sparse.csr_array
-        One row per distinct non-empty column set.
-    row_of : numpy.ndarray
-        For each original row, the index of its merged row, or -1 when the row is empty.
-    """
-    cover = sp.csr_array(cover)
-    cover.sort_indices()
-    keys: dict[bytes, int] = {}
-    row_of = np.full(cover.shape[0], -1, dtype=np.int64)
-    first: list[int] = []
-    indptr, indices = cover.indptr, cover.indices
-    for i in range(cover.shape[0]):
-        start, end = indptr[i], indptr[i + 1]
-        if start == end:
-            continue
-        key = indices[start:end].tobytes()
-        row = keys.get(key)
-        if row is None:
-            row = keys[key] = len(first)
-            first.append(i)
-        row_of[i] = row
-    merged = sp.csr_array(cover[np.asarray(first, dtype=np.int64)], dtype=np.float64)
-    merged.data[:] = 1.0
-    return merged, row_of
 
 
 @dataclass(frozen=True)

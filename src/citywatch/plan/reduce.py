@@ -20,6 +20,9 @@ for them, and only the last is applied there):
   cover variable disappear (:meth:`citywatch.plan.coverage._LevelCoverage._build`); the LP
   relaxation is unchanged too, since ``y_i <= x_j`` is tight at every optimum.
 
+Before all of them, demand rows with the same covering set are merged into one row of summed
+weight (:func:`merge_identical_rows`, used by every coverage model).
+
 Dominance is found with one sparse product: ``(C^T C)[j, k]`` counts the rows ``j`` and ``k``
 share, and ``j`` is dominated by ``k`` when that count equals the size of ``N(j)``.
 """
@@ -30,7 +33,43 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
-__all__ = ["dominated_sites", "lagrangian_fixing"]
+__all__ = ["dominated_sites", "lagrangian_fixing", "merge_identical_rows"]
+
+
+def merge_identical_rows(cover: sp.csr_array) -> tuple[sp.csr_array, np.ndarray]:
+    """Merge rows of a 0/1 matrix that have the same set of non-zero columns.
+
+    Parameters
+    ----------
+    cover : scipy.sparse.csr_array
+        Demand-by-site coverage matrix.
+
+    Returns
+    -------
+    merged : scipy.sparse.csr_array
+        One row per distinct non-empty column set.
+    row_of : numpy.ndarray
+        For each original row, the index of its merged row, or -1 when the row is empty.
+    """
+    cover = sp.csr_array(cover)
+    cover.sort_indices()
+    keys: dict[bytes, int] = {}
+    row_of = np.full(cover.shape[0], -1, dtype=np.int64)
+    first: list[int] = []
+    indptr, indices = cover.indptr, cover.indices
+    for i in range(cover.shape[0]):
+        start, end = indptr[i], indptr[i + 1]
+        if start == end:
+            continue
+        key = indices[start:end].tobytes()
+        row = keys.get(key)
+        if row is None:
+            row = keys[key] = len(first)
+            first.append(i)
+        row_of[i] = row
+    merged = sp.csr_array(cover[np.asarray(first, dtype=np.int64)], dtype=np.float64)
+    merged.data[:] = 1.0
+    return merged, row_of
 
 
 def dominated_sites(cover: sp.csr_array | sp.csc_array) -> npt.NDArray[np.bool_]:
