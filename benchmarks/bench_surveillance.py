@@ -11,13 +11,16 @@ random heading and a 90° view, 30 % PTZ; one in five owned by a market or busin
   recomputing the views hour by hour for the cameras working at that hour (the obvious way),
   measured on 4 hours and scaled to 24.
 * Placement: 50 new PTZ cameras at intersections, exact with HiGHS (MCLP), weighted by the real
-  NYPD shootings (Manhattan) or none (Baltimore).  Baseline: the greedy + swap heuristic of
+  NYPD shootings (Manhattan) or none (Baltimore).  Before/after in the same run: the same model
+  solved without the exact reductions of :mod:`citywatch.plan.reduce` (``reduce=False``), each
+  in a forked child so that its peak RSS is its own.  Baseline: the greedy + swap heuristic of
   :mod:`citywatch.plan.heuristic` on the same model (objective and time) and the LP bound.
 * Backup power for 20 cameras through a night-long mains cut (exact).
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import resource
 import sys
 import time
@@ -55,6 +58,23 @@ def timed(fn: Callable[[], Any]) -> tuple[Any, float, float]:
     wall, cpu = time.perf_counter(), time.process_time()
     out = fn()
     return out, time.perf_counter() - wall, time.process_time() - cpu
+
+
+def in_child(fn: Callable[[], Any]) -> tuple[Any, float]:
+    """``fn()`` run in a forked child, and the child's peak RSS in MB (so that two variants of
+    one step are measured apart, in the same run)."""
+    ctx = multiprocessing.get_context("fork")
+    parent, child = ctx.Pipe(duplex=False)
+
+    def work() -> None:
+        out = fn()
+        child.send((out, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
+
+    proc = ctx.Process(target=work)
+    proc.start()
+    out, peak = parent.recv()
+    proc.join()
+    return out, peak
 
 
 def synthetic_cameras(pack: CityPack, n: int, seed: int = 7) -> list[Sensor]:
@@ -142,7 +162,9 @@ def main() -> None:
     per_hour = (time.perf_counter() - start) / 4
     rows.append(["  baseline: views rebuilt per hour", f"{24 * per_hour:.2f}", "", "4 h x 6"])
 
-    result, wall, cpu = timed(lambda: place_cameras(cov, 50, incidents=incidents))
+    (result, wall, cpu), peak = in_child(
+        lambda: timed(lambda: place_cameras(cov, 50, incidents=incidents))
+    )
     assert result.solver is not None
     rows.append(
         [
@@ -150,7 +172,23 @@ def main() -> None:
             f"{wall:.2f}",
             f"{cpu:.2f}",
             f"{result.solver.status}, weighted share {_pct(result.weight_before, result)} -> "
-            f"{_pct(result.weight_after, result)}, solver {result.solver.seconds:.1f} s",
+            f"{_pct(result.weight_after, result)}, HiGHS {result.solver.seconds:.1f} s, "
+            f"peak RSS {peak:,.0f} MB",
+        ]
+    )
+
+    def unreduced() -> Any:
+        model = new_camera_problem(cov, 50, incidents=incidents).model
+        return model.solve(reduce=False)
+
+    (plain, wall, cpu), peak = in_child(lambda: timed(unreduced))
+    rows.append(
+        [
+            "  before: same MCLP without plan.reduce",
+            f"{wall:.2f}",
+            f"{cpu:.2f}",
+            f"objective {plain.objective:,.2f} vs {result.solver.objective:,.2f}, "
+            f"HiGHS {plain.seconds:.1f} s, peak RSS {peak:,.0f} MB",
         ]
     )
     model = new_camera_problem(cov, 50, incidents=incidents).model

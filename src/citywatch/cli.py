@@ -38,6 +38,7 @@ COMMANDS: dict[str, str] = {
     "route": "citywatch.routing.cli:route",
     "demo": "citywatch.demo:demo",
     "surveillance": "citywatch.surveillance.cli:app",
+    "ebikes": "citywatch.surveillance.ebike_cli:app",
     "sightings": "citywatch.surveillance.sightings_cli:app",
     "forecast": "citywatch.forecast.cli:app",
     "pursuit": "citywatch.pursuit.cli:app",

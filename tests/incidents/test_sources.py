@@ -37,7 +37,14 @@ def test_every_bundled_mapping_targets_taxonomy_codes() -> None:
     tax = load_taxonomy()
     folder = resources.files("citywatch.incidents").joinpath("data/mappings")
     names = [p.name.removesuffix(".toml") for p in folder.iterdir() if p.name.endswith(".toml")]
-    assert sorted(names) == ["code", "nashville", "nypd_shootings", "police_uk"]
+    assert sorted(names) == [
+        "code",
+        "nashville",
+        "nypd_shootings",
+        "nz_stolen_vehicles",
+        "police_uk",
+        "toronto_bike_thefts",
+    ]
     for name in names:
         mapping = load_mapping(name)
         ZoneInfo(mapping["timezone"])

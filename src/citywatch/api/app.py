@@ -31,6 +31,7 @@ from citywatch.api.board import router as board_router
 from citywatch.api.board import watch_timers
 from citywatch.api.console import router as console_router
 from citywatch.api.dashboard import install as install_dashboard
+from citywatch.api.ebikes import router as ebike_router
 from citywatch.api.eido import router as eido_router
 from citywatch.api.errors import install_error_handlers
 from citywatch.api.events import AUTH_CHANGED, CHANNEL, EventBus, PostgresBus, make_bus
@@ -243,6 +244,7 @@ def create_app(
     app.include_router(board_router)
     app.include_router(pursuit_router)
     app.include_router(console_router)
+    app.include_router(ebike_router)
     _document_enums(app, service)
     app.add_middleware(
         RequestLimits,

@@ -44,6 +44,9 @@ SOURCES: Final = (
     "canonical",
     "live",
     "eido",
+    "toronto_bike_thefts",
+    "nz_stolen_vehicles",
+    "ebike_registry",
 )
 TIME_PRECISIONS: Final = ("exact", "day", "month")
 #: Jurisdiction levels an incident carries (the pack's ``city`` level is implied).

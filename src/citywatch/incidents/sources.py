@@ -10,6 +10,8 @@ source             layout
 ``generic``        any CSV, driven by a TOML column mapping (:mod:`.generic`)
 ``canonical``      the canonical incident CSV (:mod:`.canonical`)
 ``eido``           NENA EIDO JSON, one document or an array (:mod:`.eido_schema`)
+``toronto_bike_thefts``  Toronto Police bicycle thefts (:mod:`.thefts`)
+``nz_stolen_vehicles``   New Zealand Police stolen vehicles (:mod:`.thefts`)
 =================  ======================================================================
 
 Category mappings and source time zones live in ``citywatch/incidents/data/mappings``.
@@ -42,6 +44,7 @@ from citywatch.incidents.parsing import (
     require_columns,
 )
 from citywatch.incidents.taxonomy import Taxonomy, load_taxonomy
+from citywatch.incidents.thefts import read_nz_stolen_vehicles, read_toronto_bike_thefts
 from citywatch.tomlkeys import check_keys
 
 __all__ = ["READERS", "SOURCE_NAMES", "read_source", "reader_for"]
@@ -236,6 +239,8 @@ READERS: Final[dict[str, Reader]] = {
     "generic": read_generic,
     "canonical": _read_canonical,
     "eido": read_eido,
+    "toronto_bike_thefts": read_toronto_bike_thefts,
+    "nz_stolen_vehicles": read_nz_stolen_vehicles,
 }
 SOURCE_NAMES: Final = tuple(READERS)
 

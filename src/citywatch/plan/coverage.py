@@ -24,6 +24,7 @@ import scipy.sparse as sp
 from citywatch.errors import DataError, ValidationError
 from citywatch.plan.heuristic import greedy_local_search
 from citywatch.plan.milp import MilpSolution, solve_milp
+from citywatch.plan.reduce import dominated_sites, lagrangian_fixing, merge_identical_rows
 
 __all__ = [
     "LSCP",
@@ -35,42 +36,6 @@ __all__ = [
     "SiteGroup",
     "merge_identical_rows",
 ]
-
-
-def merge_identical_rows(cover: sp.csr_array) -> tuple[sp.csr_array, np.ndarray]:
-    """Merge rows of a 0/1 matrix that have the same set of non-zero columns.
-
-    Parameters
-    ----------
-    cover : scipy.sparse.csr_array
-        Demand-by-site coverage matrix.
-
-    Returns
-    -------
-    merged : scipy.sparse.csr_array
-        One row per distinct non-empty column set.
-    row_of : numpy.ndarray
-        For each original row, the index of its merged row, or -1 when the row is empty.
-    """
-    cover = sp.csr_array(cover)
-    cover.sort_indices()
-    keys: dict[bytes, int] = {}
-    row_of = np.full(cover.shape[0], -1, dtype=np.int64)
-    first: list[int] = []
-    indptr, indices = cover.indptr, cover.indices
-    for i in range(cover.shape[0]):
-        start, end = indptr[i], indptr[i + 1]
-        if start == end:
-            continue
-        key = indices[start:end].tobytes()
-        row = keys.get(key)
-        if row is None:
-            row = keys[key] = len(first)
-            first.append(i)
-        row_of[i] = row
-    merged = sp.csr_array(cover[np.asarray(first, dtype=np.int64)], dtype=np.float64)
-    merged.data[:] = 1.0
-    return merged, row_of
 
 
 @dataclass(frozen=True)
@@ -445,17 +410,32 @@ class _LevelCoverage(_CoverageModel):
         w = np.bincount(row_of[row_of >= 0], self.data.weights[row_of >= 0], merged.shape[0])
         n_rows, m = merged.shape
         h = self.increments()
-        levels = np.minimum(np.diff(merged.indptr), min(len(h), self.units))
-        y_start = m + np.concatenate([[0], np.cumsum(levels)[:-1]])
+        n_sites = np.diff(merged.indptr)
+        levels = np.minimum(n_sites, min(len(h), self.units))
+        # A row only one site covers is covered exactly when that site is chosen: its weight
+        # goes onto the site's coefficient, without a row or a cover variable (plan.reduce).
+        single = n_sites == 1
+        levels[single] = 0
+        site_value = np.bincount(
+            merged.indices[merged.indptr[:-1][single]], w[single] * h[0], minlength=m
+        )
+        y_start = m + np.cumsum(levels) - levels
         n_y = int(levels.sum())
         y_row = np.repeat(np.arange(n_rows), levels)
         y_level = np.arange(n_y) - np.repeat(y_start - m, levels)
-        cost = np.concatenate([np.zeros(m), w[y_row] * h[y_level]])
-        # Row block 1: sum_k y_ik - sum_{j in N_i} x_j <= 0.
-        link = sp.hstack([-merged, sp.csr_array((np.ones(n_y), (y_row, np.arange(n_y))))])
+        cost = np.concatenate([site_value, w[y_row] * h[y_level]])
+        # Row block 1: sum_k y_ik - sum_{j in N_i} x_j <= 0, for rows of several sites.
+        multi = np.nonzero(~single)[0]
+        y_link = np.repeat(np.arange(len(multi)), levels[multi])
+        link = sp.hstack(
+            [
+                -merged[multi],
+                sp.csr_array((np.ones(n_y), (y_link, np.arange(n_y))), shape=(len(multi), n_y)),
+            ]
+        )
         blocks = [link, sp.csr_array(np.concatenate([np.ones(m), np.zeros(n_y)])[None, :])]
-        lower = [np.full(n_rows, -np.inf), np.array([float(self.units)])]
-        upper = [np.zeros(n_rows), np.array([float(self.units)])]
+        lower = [np.full(len(multi), -np.inf), np.array([float(self.units)])]
+        upper = [np.zeros(len(multi)), np.array([float(self.units)])]
         if np.any(np.diff(h) > 0):
             later = np.nonzero(y_level > 0)[0] + m
             order = sp.coo_array(
@@ -574,6 +554,92 @@ class MCLP(_LevelCoverage):
     def increments(self) -> np.ndarray:
         """A point counts once, however many units cover it."""
         return np.ones(1)
+
+    def solve(
+        self,
+        *,
+        time_limit: float | None = None,
+        warm_start: bool = True,
+        merge_rows: bool = True,
+        verbose: bool = False,
+        reduce: bool = True,
+    ) -> CoverageResult:
+        """Solve to proven optimality with HiGHS (see :meth:`_LevelCoverage.solve`).
+
+        ``reduce`` (default) first applies the exact reductions of :mod:`citywatch.plan.reduce`
+        (rows covered by fixed sites, dominated and identical sites); ``False`` only to measure
+        what they save.  Site groups switch them off.
+        """
+        if not reduce or self.groups:
+            return super().solve(
+                time_limit=time_limit, warm_start=warm_start, merge_rows=merge_rows, verbose=verbose
+            )
+        data = self.data
+        fixed = data.fixed.astype(bool)
+        cover = sp.csr_array(data.cover, dtype=np.float64)
+        by_fixed = (cover @ fixed.astype(np.float64)) > 0
+        live = np.nonzero((data.weights > 0) & ~by_fixed & (np.diff(cover.indptr) > 0))[0]
+        free = np.nonzero(~fixed)[0]
+        units = self.units - int(fixed.sum())
+        constant = float(data.weights[by_fixed].sum())
+        if units == 0 or len(live) == 0:
+            return self._padded(fixed, free[:0], free)
+        merged, row_of = merge_identical_rows(sp.csr_array(cover[live][:, free]))
+        kept = np.nonzero(~dominated_sites(merged))[0]
+        if len(kept) <= units:  # all kept sites cover every coverable row
+            return self._padded(fixed, free[kept], free)
+        w = np.bincount(row_of, data.weights[live], merged.shape[0])
+        reduced = _sub_model(merged, w, kept, units)
+        if len(kept) > 2 * units:  # Lagrangian bounds against the greedy selection's value
+            known = greedy_local_search(reduced, with_bound=False)
+            excluded, _ = lagrangian_fixing(
+                reduced.data.cover, reduced.data.weights, units, known.objective
+            )
+            excluded[known.selected] = False  # (they never are; kept whatever the rounding)
+            kept = kept[~excluded]
+            reduced = _sub_model(merged, w, kept, units)
+        solved = reduced.solve(
+            time_limit=time_limit,
+            warm_start=warm_start,
+            merge_rows=False,
+            verbose=verbose,
+            reduce=False,
+        )
+        selected = fixed.copy()
+        selected[free[kept[solved.selected]]] = True
+        result = self.evaluate(
+            selected, status=solved.status, bound=solved.bound + constant, gap=0.0, seconds=0.0
+        )
+        gap = abs(result.bound - result.objective) / max(abs(result.objective), 1e-9)
+        result.gap = min(gap, solved.gap) if solved.status == "optimal" else gap
+        result.seconds = solved.seconds
+        return result
+
+    def _padded(self, fixed: np.ndarray, chosen: np.ndarray, free: np.ndarray) -> CoverageResult:
+        """An optimum found without a solve: ``chosen`` plus any other free sites up to
+        ``units`` (they add nothing)."""
+        selected = fixed.copy()
+        selected[chosen] = True
+        spare = free[~selected[free]][: self.units - int(selected.sum())]
+        selected[spare] = True
+        result = self.evaluate(selected, status="optimal", bound=0.0, gap=0.0, seconds=0.0)
+        result.bound = result.objective
+        return result
+
+
+def _sub_model(cover: sp.csr_array, weights: np.ndarray, sites: np.ndarray, units: int) -> MCLP:
+    """The MCLP over some sites (columns) of a cover matrix: rows they cannot cover dropped,
+    rows they cover alike merged (weights summed)."""
+    rows, row_of = merge_identical_rows(sp.csr_array(cover[:, sites]))
+    w = np.bincount(row_of[row_of >= 0], weights[row_of >= 0], rows.shape[0])
+    data = CoverageData(
+        demand_ids=np.arange(rows.shape[0]).astype(str).astype(object),
+        weights=w,
+        site_ids=np.arange(len(sites)).astype(str).astype(object),
+        cover=rows,
+        fixed=np.zeros(len(sites), dtype=bool),
+    )
+    return MCLP(data, units=units)
 
 
 class MEXCLP(_LevelCoverage):

@@ -101,13 +101,12 @@ def _street_distance(
     cam_seg = cams.at.segment[cj]
     batch_seg = np.unique(cam_seg)
     ends = np.unique(np.concatenate([streets.u[batch_seg], streets.v[batch_seg]]))
-    row = {int(node): k for k, node in enumerate(ends)}
     dist = dijkstra(streets.graph, directed=False, indices=ends, limit=limit)
     L = streets.length_m
     cam_off = cams.at.offset_m[cj]
-    starts = (
-        (np.array([row[int(n)] for n in streets.u[cam_seg]]), cam_off),
-        (np.array([row[int(n)] for n in streets.v[cam_seg]]), L[cam_seg] - cam_off),
+    starts = (  # rows of ``dist``: ``ends`` is sorted, so a node's row is a binary search
+        (np.searchsorted(ends, streets.u[cam_seg]), cam_off),
+        (np.searchsorted(ends, streets.v[cam_seg]), L[cam_seg] - cam_off),
     )
     seg = points.segment[pi]
     off = points.offset_m[pi]

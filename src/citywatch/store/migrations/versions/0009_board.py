@@ -13,7 +13,7 @@ from alembic import op
 from citywatch.store.base import UTCDateTime
 
 revision = "0009_board"
-down_revision = "0007_sightings"
+down_revision = "0008_ebikes"
 branch_labels = None
 depends_on = None
 
