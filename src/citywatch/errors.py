@@ -43,6 +43,15 @@ class CityWatchError(Exception):
         #: Optional per-item results (e.g. one per unit of a refused batch), sent as ``details``.
         self.details = details
 
+    def as_item(self) -> dict[str, Any]:
+        """The error of one item of a batch (a fix, a sighting): status, code, message, field."""
+        return {
+            "status": self.status_code,
+            "code": self.code,
+            "message": self.message,
+            "field": self.field,
+        }
+
 
 class ValidationError(CityWatchError):
     """A value given by the user is invalid (bad coordinate, unknown category, ...)."""

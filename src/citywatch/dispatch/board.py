@@ -42,8 +42,6 @@ from citywatch.store.models import IncidentRow
 
 __all__ = ["BoardService"]
 
-_LOCK_ATTEMPTS = 5
-
 
 def _valid(at: datetime | None, status_at: datetime) -> bool:
     """A board value belongs to the unit's current status if it is not older than it."""
@@ -194,32 +192,25 @@ class BoardService(UnitService):
             ) from None
         if note is not None and len(note) > 500:
             raise ValidationError("note is longer than 500 characters", field="note")
-        for _ in range(_LOCK_ATTEMPTS):
-            with self._write() as s:
-                seen = self._get_unit(s, unit_id)
-                self._check_unit_actor(who, seen)
-                incident_id = seen.incident_id
-                if incident_id is not None:
-                    self._lock_incident(s, incident_id)
-                (unit,) = self._lock_units(s, Unit.id == unit_id)
-                if unit.incident_id != incident_id:
-                    continue
-                self._change_unit_status(s, who, unit, UnitStatus.OUT_OF_SERVICE)
-                board = self._board_row(s, unit_id)
-                before = {"oos_reason": board.oos_reason}
-                board.oos_reason, board.oos_note, board.oos_at = code.value, note, unit.status_at
-                s.flush()
-                self._emit(
-                    s,
-                    who.username,
-                    "unit.out_of_service",
-                    unit_id=unit_id,
-                    station=unit.station,
-                    data={"unit_id": unit_id, "reason": code.value, "note": note},
-                    before=before,
-                )
-                return self._roster_row(unit, board, None, None, self.clock())
-        raise ConflictError(f"unit {unit_id} keeps changing; retry")
+
+        def take_out(s: Session, unit: Unit) -> dict[str, Any]:
+            self._change_unit_status(s, who, unit, UnitStatus.OUT_OF_SERVICE)
+            board = self._board_row(s, unit_id)
+            before = {"oos_reason": board.oos_reason}
+            board.oos_reason, board.oos_note, board.oos_at = code.value, note, unit.status_at
+            s.flush()
+            self._emit(
+                s,
+                who.username,
+                "unit.out_of_service",
+                unit_id=unit_id,
+                station=unit.station,
+                data={"unit_id": unit_id, "reason": code.value, "note": note},
+                before=before,
+            )
+            return self._roster_row(unit, board, None, None, self.clock())
+
+        return self._with_locked_unit(who, unit_id, take_out)
 
     def check_in(self, who: Principal, unit_id: str) -> dict[str, Any]:
         """A welfare check-in: restarts the unit's status timer (audited, announced).

@@ -94,14 +94,7 @@ class FixOutcome:
             "unit_id": self.unit_id,
             "stored": self.stored,
             "applied": self.applied,
-            "error": None
-            if err is None
-            else {
-                "status": err.status_code,
-                "code": err.code,
-                "message": err.message,
-                "field": err.field,
-            },
+            "error": None if err is None else err.as_item(),
         }
 
 

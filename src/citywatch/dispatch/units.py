@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from sqlalchemy import select
@@ -39,6 +39,7 @@ _BEFORE_ARRIVAL = (IncidentStatus.DISPATCHED, IncidentStatus.EN_ROUTE)
 
 #: Tries of a write whose locks found the unit re-assigned meanwhile (each try is short).
 _LOCK_ATTEMPTS = 5
+_T = TypeVar("_T")
 _UNIT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 
 
@@ -262,6 +263,17 @@ class UnitService(ServiceCore):
             raise ConflictError(
                 "a unit is dispatched by assigning it to an incident", field="status"
             )
+        return self._with_locked_unit(
+            who, unit_id, lambda s, unit: self._change_unit_status(s, who, unit, status)
+        )
+
+    def _with_locked_unit(
+        self, who: Principal, unit_id: str, action: Callable[[Session, Unit], _T]
+    ) -> _T:
+        """Run ``action`` on a unit locked in the global order (its incident first, then it).
+
+        A unit assigned or released between the first read and the locks is read again.
+        """
         for _ in range(_LOCK_ATTEMPTS):
             with self._write() as s:
                 seen = self._get_unit(s, unit_id)
@@ -272,7 +284,7 @@ class UnitService(ServiceCore):
                 (unit,) = self._lock_units(s, Unit.id == unit_id)
                 if unit.incident_id != incident_id:
                     continue  # assigned or released meanwhile: lock its new incident first
-                return self._change_unit_status(s, who, unit, status)
+                return action(s, unit)
         raise ConflictError(f"unit {unit_id} keeps changing; retry")
 
     def _change_unit_status(

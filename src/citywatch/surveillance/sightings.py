@@ -110,14 +110,7 @@ class Outcome:
             "stored": self.stored,
             "hit": self.hit,
             "alert_id": self.alert_id,
-            "error": None
-            if err is None
-            else {
-                "status": err.status_code,
-                "code": err.code,
-                "message": err.message,
-                "field": err.field,
-            },
+            "error": None if err is None else err.as_item(),
         }
 
 
