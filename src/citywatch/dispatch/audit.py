@@ -50,6 +50,7 @@ __all__ = [
     "append_audit",
     "audit_home",
     "record_hash",
+    "secret_key",
     "trail_for",
     "use_trail",
     "verify_chain",
@@ -79,6 +80,44 @@ def _canonical(body: dict[str, Any]) -> bytes:
     return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+def secret_key(path: Path, *, create: bool, what: str, missing: str = "") -> bytes:
+    """A 32-byte key kept in a file outside the database (64 hex digits, mode 0600).
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The key file; created with a random key when missing and ``create`` is true.
+    create : bool
+        Create a missing file (else a missing file is an error).
+    what : str
+        What the key is, for the messages ("audit key").
+    missing : str
+        Why a missing key matters, added to the message.
+
+    Raises
+    ------
+    DataError
+        If the file is missing (and ``create`` is false) or holds no 32-byte hex key.
+    """
+    if not path.exists():
+        if not create:
+            raise DataError(f"no {what} at {path}" + (f": {missing}" if missing else ""))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:  # O_EXCL: of two processes creating the key at once, one wins, both use it
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_hex(32) + "\n")
+        except FileExistsError:
+            pass
+    try:
+        key = bytes.fromhex(path.read_text().strip())
+    except ValueError:
+        key = b""
+    if len(key) < 32:
+        raise DataError(f"{path} does not hold a valid {what} (64 hexadecimal digits)")
+    return key
+
+
 @dataclass
 class AuditTrail:
     """The audit key and checkpoint file of one home folder.
@@ -102,23 +141,12 @@ class AuditTrail:
             If the key file is missing and ``create`` is false, or is not a valid key.
         """
         home = Path(home) if home is not None else audit_home()
-        path = home / _KEY_FILE
-        if not path.exists():
-            if not create:
-                raise DataError(f"no audit key at {path}: the chain cannot be verified without it")
-            home.mkdir(parents=True, exist_ok=True)
-            try:  # O_EXCL: of two processes creating the key at once, one wins, both use it
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-                with os.fdopen(fd, "w") as f:
-                    f.write(secrets.token_hex(32) + "\n")
-            except FileExistsError:
-                pass
-        try:
-            key = bytes.fromhex(path.read_text().strip())
-        except ValueError:
-            raise DataError(f"{path} is not an audit key (64 hexadecimal digits)") from None
-        if len(key) < 32:
-            raise DataError(f"{path} is not an audit key (64 hexadecimal digits)")
+        key = secret_key(
+            home / _KEY_FILE,
+            create=create,
+            what="audit key",
+            missing="the chain cannot be verified without it",
+        )
         return cls(home, key, hashlib.sha256(key).hexdigest()[:16])
 
     @property

@@ -20,15 +20,14 @@ import hashlib
 import hmac
 import os
 import re
-import secrets
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Final
 
-from citywatch.dispatch.audit import audit_home
+from citywatch.dispatch.audit import audit_home, secret_key
 from citywatch.domain import HOTLIST_REASONS, SIGHTING_KINDS
-from citywatch.errors import DataError, ValidationError
+from citywatch.errors import ValidationError
 
 __all__ = [
     "ENV_SIGHTINGS_KEY",
@@ -111,23 +110,7 @@ class ValueKey:
         DataError
             When the file is missing (and ``create`` is false) or holds no 32-byte hex key.
         """
-        path = path or sightings_key_path()
-        if not path.exists():
-            if not create:
-                raise DataError(f"no sightings key at {path}")
-            path.parent.mkdir(parents=True, exist_ok=True)
-            try:  # O_EXCL: of two workers creating it at once, one wins and both read it
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-                with os.fdopen(fd, "w") as f:
-                    f.write(secrets.token_hex(32) + "\n")
-            except FileExistsError:
-                pass
-        try:
-            key = bytes.fromhex(path.read_text().strip())
-        except ValueError:
-            key = b""
-        if len(key) < 32:
-            raise DataError(f"{path} is not a sightings key (64 hexadecimal digits)")
+        key = secret_key(path or sightings_key_path(), create=create, what="sightings key")
         return cls(key)
 
     def of(self, kind: SightingKind, value: str, *, hashed: bool = False) -> str:
