@@ -1,7 +1,9 @@
-"""Shared fixtures of the dashboard tests: the Manhattan pack, a demand model, a live server."""
+"""Shared fixtures of the dashboard tests: the Manhattan pack, a demand model, a live server,
+and the headless Chromium of the browser tests (Debian's, driven by Playwright)."""
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -100,3 +102,28 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if here in Path(item.path).parents:
             item.add_marker(pytest.mark.filterwarnings("ignore:.*dayofweek is deprecated"))
+
+
+#: Debian's Chromium (never ``playwright install``); the browser tests skip without it.
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    """One headless Chromium per test module."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        yield b
+        b.close()

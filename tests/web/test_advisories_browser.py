@@ -21,7 +21,7 @@ from citywatch.incidents.storage import insert_incidents
 from tests.api.conftest import Server, start_server, stop_server
 from tests.api.test_advisories import CONFIG, UNION_SQUARE, _history
 from tests.web.conftest import PASSWORD, WEB_USERS
-from tests.web.test_browser import CHROMIUM, FLAGS, TIMEOUT_MS
+from tests.web.test_browser import CHROMIUM, TIMEOUT_MS
 
 pytestmark = [
     pytest.mark.browser,
@@ -77,16 +77,6 @@ def advised_live(tmp_path_factory: pytest.TempPathFactory, manhattan: CityPack) 
     srv = start_server(app)
     yield srv
     stop_server(srv)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
-        yield b
-        b.close()
 
 
 def test_advisory_circle_evidence_and_forecast(browser: object, advised_live: Server) -> None:

@@ -21,7 +21,7 @@ from citywatch.dispatch.accounts import Principal, Role, create_user
 from tests.api.conftest import Server, start_server, stop_server
 from tests.api.test_board_api import FakeClock
 from tests.web.conftest import PASSWORD, WEB_USERS
-from tests.web.test_browser import ARTIFACTS, CHROMIUM, FLAGS, TIMEOUT_MS
+from tests.web.test_browser import ARTIFACTS, CHROMIUM, TIMEOUT_MS
 
 pytestmark = [
     pytest.mark.browser,
@@ -53,16 +53,6 @@ def live(tmp_path_factory: pytest.TempPathFactory, clock: FakeClock) -> Iterator
     srv = start_server(app)
     yield srv
     stop_server(srv)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
-        yield b
-        b.close()
 
 
 def open_page(browser: object, live: Server, lang: str, user: str = "disp") -> object:

@@ -7,7 +7,6 @@ the reason when no Chromium is installed.  Screenshots go to ``test-artifacts/``
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,25 +23,14 @@ from citywatch.demo.feed import DemoFeed, FeedConfig, attach_feed
 from citywatch.dispatch.accounts import Principal, Role, create_user, disable_user
 from citywatch.store.dispatch_models import RefreshToken, User
 from tests.api.conftest import Server, start_server, stop_server
-from tests.web.conftest import PASSWORD, WEB_USERS, calls_from_nodes
+from tests.web.conftest import CHROMIUM, PASSWORD, WEB_USERS, calls_from_nodes
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(
         CHROMIUM is None,
         reason="no Chromium found: install Debian's chromium (scripts/test-setup.sh does in CI)",
     ),
-]
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
 ]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 MESSAGES = json.loads((STATIC_DIR / "i18n.json").read_text(encoding="utf-8"))
@@ -71,16 +59,6 @@ def live(tmp_path_factory: pytest.TempPathFactory, manhattan: CityPack) -> Itera
     srv = start_server(app)
     yield srv
     stop_server(srv)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
-        yield b
-        b.close()
 
 
 def open_page(browser: object, live: Server, width: int, height: int, user: str) -> object:

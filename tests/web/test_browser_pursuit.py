@@ -8,7 +8,6 @@ assigned (on the map, in the panel and on the server).
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,9 +18,8 @@ from citywatch.api.settings import Settings
 from citywatch.demo.cli import ensure_fleet
 from citywatch.dispatch.accounts import Principal, Role, create_user
 from tests.api.conftest import Server, start_server, stop_server
-from tests.web.conftest import PASSWORD, WEB_USERS
+from tests.web.conftest import CHROMIUM, PASSWORD, WEB_USERS
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(
@@ -29,7 +27,6 @@ pytestmark = [
         reason="no Chromium found: install Debian's chromium (scripts/test-setup.sh does in CI)",
     ),
 ]
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync"]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 MESSAGES = json.loads((STATIC_DIR / "i18n.json").read_text(encoding="utf-8"))
 DISPATCHED_RGB = "rgb(245, 166, 35)"  # STATUS_COLOURS.dispatched of map.js
@@ -55,16 +52,6 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, str
     srv = start_server(app)
     yield srv, str(incident["id"])
     stop_server(srv)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
-        yield b
-        b.close()
 
 
 def test_pursuit_panel_runs_and_dispatches_the_plan(

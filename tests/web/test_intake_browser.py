@@ -17,7 +17,7 @@ from citywatch.dispatch.accounts import Principal, Role, create_user
 from citywatch.dispatch.intake import ConsoleService
 from tests.api.conftest import Server, start_server, stop_server
 from tests.web.conftest import PASSWORD, WEB_USERS
-from tests.web.test_browser import ARTIFACTS, CHROMIUM, FLAGS, MESSAGES, TIMEOUT_MS
+from tests.web.test_browser import ARTIFACTS, CHROMIUM, MESSAGES, TIMEOUT_MS
 
 pytestmark = [
     pytest.mark.browser,
@@ -47,16 +47,6 @@ def futian(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     srv = _serve(tmp_path_factory.mktemp("intake-szf") / "citywatch.db", "shenzhen_futian")
     yield srv
     stop_server(srv)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
-        yield b
-        b.close()
 
 
 def _login(browser: object, srv: Server, lang: str) -> object:

@@ -14,7 +14,7 @@ import pytest
 from citywatch.dispatch.accounts import create_token, create_user
 from tests.api.conftest import Server, stop_server
 from tests.web.conftest import PASSWORD, start_web_server
-from tests.web.test_browser import ARTIFACTS, CHROMIUM, FLAGS, MESSAGES, open_page
+from tests.web.test_browser import ARTIFACTS, CHROMIUM, MESSAGES, open_page
 
 pytestmark = [
     pytest.mark.browser,
@@ -37,16 +37,6 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, dic
         tokens["boss"] = r.json()["access_token"]
     yield web.server, tokens
     stop_server(web.server)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
-        yield b
-        b.close()
 
 
 def _call(srv: Server, token: str, path: str, body: dict[str, Any]) -> dict[str, Any]:

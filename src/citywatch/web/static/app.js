@@ -178,6 +178,7 @@ async function startSession() {
   // Hotlist alerts (sightings.js): list, map markers, tracks.
   state.sightings = state.sightings || new Sightings(state.map, {
     toast, stationLabel, onIncident: async (inc) => { await reloadAll(); selectIncident(inc.id); },
+  });
   installIntake({  // call intake (intake.js): the form, queue numbers and ages, P1 alert
     state, canWrite, selectIncident, toast, errorText, stationLabel,
     reloadDetail: () => state.selectedId && loadDetail(state.selectedId),
