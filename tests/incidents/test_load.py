@@ -6,10 +6,12 @@ from datetime import date
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
+from citywatch.errors import ValidationError
 from citywatch.incidents.load import INVALID_IN_FILES, load_incidents
 from citywatch.incidents.sources import read_source
-from citywatch.incidents.storage import insert_incidents
+from citywatch.incidents.storage import as_utc_bound, insert_incidents
 from citywatch.store.db import make_engine, upgrade
 
 SHOOTINGS = (
@@ -49,3 +51,11 @@ def test_file_and_store_give_the_same_incidents(tmp_path: Path) -> None:
         files=[(SHOOTINGS, "nypd_shootings")], database=False, categories=["theft"]
     )
     assert other.frame.empty and other.dropped["other categories"] == len(valid)
+
+
+@pytest.mark.parametrize(
+    "bound", ["0001-01-01T00:00:00+05:00", "9999-12-31T23:59:59-05:00", "2024-13-01"]
+)
+def test_time_bounds_past_the_calendar_are_refused_by_name(bound: str) -> None:
+    with pytest.raises(ValidationError, match=r"^start: "):
+        as_utc_bound(bound, "start")

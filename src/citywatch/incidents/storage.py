@@ -122,13 +122,16 @@ def as_utc_bound(value: datetime | date | str | None, name: str) -> datetime | N
         return None
     try:
         stamp = pd.Timestamp(value)
-    except ValueError:
+    except (ValueError, OverflowError):  # OutOfBoundsDatetime is a ValueError
         raise ValidationError(f"{name}: not a date or date-time: {value!r}", field=name) from None
     if stamp.tzinfo is None:
         if isinstance(value, datetime) or (isinstance(value, str) and len(value) > 10):
             raise ValidationError(f"{name}: give a time zone (e.g. +00:00)", field=name)
         stamp = stamp.tz_localize("UTC")  # a bare date means that day in UTC
-    return stamp.tz_convert("UTC").to_pydatetime()
+    try:
+        return stamp.tz_convert("UTC").to_pydatetime()
+    except (ValueError, OverflowError):  # 0001-01-01T00:00+05:00 is in year 0 in UTC
+        raise ValidationError(f"{name}: out of the range of dates: {value!r}", field=name) from None
 
 
 def _query(
