@@ -44,7 +44,7 @@ from websockets.sync.client import connect
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_dispatch import PG, drop_pg, pg_database
-from common import machine, summary_ms
+from common import machine, summary_ms, wait_healthy
 
 ROOT = Path(__file__).resolve().parent.parent
 SENSORS = 40
@@ -147,12 +147,7 @@ def service(db: str, entries: int, home: Path) -> Iterator[dict[str, Any]]:
         info["import"] = imported
         info["url"] = f"http://127.0.0.1:{info['port']}"
         info["pid"] = proc.pid
-        for _ in range(600):
-            try:
-                httpx.get(info["url"] + "/api/v1/health", timeout=2).raise_for_status()
-                break
-            except httpx.HTTPError:
-                time.sleep(0.1)
+        wait_healthy(info["url"])
         yield info
     finally:
         proc.terminate()

@@ -27,6 +27,21 @@ def machine() -> str:
     )
 
 
+def wait_healthy(url: str, timeout_s: float = 60.0) -> None:
+    """Wait until a service started for a benchmark answers ``GET /api/v1/health``."""
+    import httpx  # only the service benchmarks need it
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            httpx.get(url + "/api/v1/health", timeout=2).raise_for_status()
+            return
+        except httpx.HTTPError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
 def timings(fn: Callable[[], Any], repeat: int) -> list[float]:
     """Wall-clock seconds of ``repeat`` calls of ``fn`` (after one warm-up call)."""
     fn()

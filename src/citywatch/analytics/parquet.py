@@ -133,7 +133,8 @@ def _compute(parts: list[Any], on_progress: Callable[[int, int], None] | None) -
     from dask.base import compute
 
     done: list[pd.DataFrame] = []
-    # A few files per round: the progress moves and only a round's reductions are held at once.
+    # A few files per round, so that the progress bar moves; the reductions are small (keys
+    # x counts), so every round's are kept for the final grouping.
     step = 16
     for i in range(0, len(parts), step):
         done.extend(compute(*parts[i : i + step]))  # type: ignore[no-untyped-call]
