@@ -132,7 +132,7 @@ def on_scene(svc: DispatchService, unit_id: str, where: tuple[float, float] = HA
 
 def audit_actions(svc: DispatchService, action: str) -> list[AuditRecord]:
     with svc.sessions() as s:
-        return list(s.scalars(select(AuditRecord).where(AuditRecord.action == action)))
+        return list(s.scalars(select(AuditRecord).where(AuditRecord.action == action).order_by(AuditRecord.seq)))
 
 
 def test_timer_of_a_unit_on_scene_warns_then_a_check_in_resets_it(

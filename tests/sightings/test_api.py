@@ -236,7 +236,9 @@ def test_batch_validation_hits_routing_and_visibility(server: Server) -> None:
     with server.app.state.service.sessions() as s:
 
         def audits(action: str) -> list[AuditRecord]:
-            return list(s.scalars(select(AuditRecord).where(AuditRecord.action == action)))
+            # in chain order: PostgreSQL returns unordered rows in any order
+            q = select(AuditRecord).where(AuditRecord.action == action)
+            return list(s.scalars(q.order_by(AuditRecord.seq)))
 
         assert any(
             a.after["purpose"] == "stolen car reported by its owner"
