@@ -44,6 +44,7 @@ from citywatch.errors import (
 from citywatch.incidents.taxonomy import Taxonomy, load_taxonomy
 from citywatch.routing import Router
 from citywatch.routing.speeds import parse_mode
+from citywatch.store.board_models import UnitBoard
 from citywatch.store.dispatch_models import (
     Assignment,
     DispatchEvent,
@@ -210,6 +211,10 @@ class ServiceCore:
 
     # ------------------------------------------------------------------ in-memory units
     def _load_live(self) -> list[LiveUnit]:
+        # With status time and last check-in: the status timers read them from memory too.
+        query = select(*UNIT_STATE_COLUMNS, Unit.status_at, UnitBoard.checkin_at).outerjoin(
+            UnitBoard, UnitBoard.unit_id == Unit.id
+        )
         with self.sessions() as s:
             return [
                 LiveUnit(
@@ -224,8 +229,10 @@ class ServiceCore:
                     position_at=r.position_at,
                     post_lon=r.post_lon,
                     post_lat=r.post_lat,
+                    status_at=r.status_at,
+                    checkin_at=r.checkin_at,
                 )
-                for r in s.execute(select(*UNIT_STATE_COLUMNS))
+                for r in s.execute(query)
             ]
 
     def _live_commit(self, session: Session) -> None:
