@@ -24,6 +24,7 @@ from citywatch.city import CityPack
 from citywatch.console import to_jsonable
 from citywatch.dispatch.accounts import Principal, Role
 from citywatch.dispatch.audit import append_audit
+from citywatch.dispatch.duplicates import ConsoleConfig, load_console_config
 from citywatch.dispatch.lifecycle import INCIDENT_LIFECYCLE, IncidentStatus
 from citywatch.dispatch.live import UNIT_EVENTS, LiveUnit, LiveUnits
 from citywatch.dispatch.policy import (
@@ -183,6 +184,7 @@ class ServiceCore:
         config: DispatchConfig | None = None,
         rules: RequirementRules | None = None,
         taxonomy: Taxonomy | None = None,
+        console: ConsoleConfig | None = None,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.sessions = sessions
@@ -192,6 +194,8 @@ class ServiceCore:
         self.config = config or DispatchConfig()
         self.rules = rules or load_requirements()
         self.taxonomy = taxonomy or load_taxonomy()
+        #: The console's numbers (incident numbers, duplicates, premise history, cautions).
+        self.console = console or load_console_config(taxonomy=self.taxonomy)
         self.clock = clock or (lambda: datetime.now(UTC))
         self._travel = router_travel(router)
         self.stations = {s.id: s for s in pack.stations}
