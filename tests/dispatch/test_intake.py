@@ -205,6 +205,30 @@ def test_premise_history_counts_earlier_incidents_within_radius_and_lookback(
     assert len(brute) == other["count"]
 
 
+def test_duplicates_and_premise_share_scope_exclusion_and_their_own_windows(
+    console: ConsoleService, clock: Clock
+) -> None:
+    svc, start = console.service, clock.now
+    made = {}
+    for name, minutes in (("old", -40), ("now", 0), ("late", 10)):
+        clock.now = start + timedelta(minutes=minutes)
+        made[name], _ = svc.create_incident(ADMIN, category="assault", lon=HERE[0], lat=HERE[1])
+    clock.now = start
+
+    def seen(who: Principal, exclude: str | None = None) -> tuple[list[str], list[str]]:
+        got = console.check(who, lon=NEAR[0], lat=NEAR[1], category="assault", exclude=exclude)
+        dups = sorted(i["id"] for i in got["duplicates"]["incidents"])
+        return dups, sorted(i["id"] for i in got["premise"]["incidents"])
+
+    ids = {name: inc["id"] for name, inc in made.items()}
+    # Duplicates: within 30 min either side (a call entered late); premise: up to now.
+    assert seen(ADMIN) == (sorted([ids["now"], ids["late"]]), sorted([ids["old"], ids["now"]]))
+    assert seen(ADMIN, exclude=ids["now"]) == ([ids["late"]], [ids["old"]])
+    here = Principal("o13", Role.STATION_OFFICER, "13")
+    assert seen(here) == seen(ADMIN)
+    assert seen(Principal("o25", Role.STATION_OFFICER, "25")) == ([], [])
+
+
 def test_notes_and_cautions_are_audited_and_reach_units(
     console: ConsoleService, clock: Clock
 ) -> None:

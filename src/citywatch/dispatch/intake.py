@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from citywatch.city.geocode import DEFAULT_LIMIT, geocoder_for
@@ -177,6 +177,34 @@ class ConsoleService:
             "cautions": cautions,
         }
 
+    def _near(
+        self,
+        who: Principal,
+        lon: float,
+        lat: float,
+        radius_m: float,
+        since: datetime,
+        until: datetime,
+        exclude: str | None,
+    ) -> Select[IncidentRow, IncidentConsole]:
+        """The one query of the intake checks: incidents received in ``[since, until]`` in the
+        box around the circle of ``radius_m`` at ``(lon, lat)`` (the caller measures the exact
+        distance), in the caller's scope, ``exclude`` left out, each with its console record
+        (``None`` for an incident that has none, such as an imported one)."""
+        dlon, dlat = _box(lat, radius_m)
+        query = (
+            select(IncidentRow, IncidentConsole)
+            .join(IncidentConsole, IncidentConsole.incident_id == IncidentRow.id, isouter=True)
+            .where(
+                IncidentRow.received_at >= since,
+                IncidentRow.received_at <= until,
+                IncidentRow.lon.between(lon - dlon, lon + dlon),
+                IncidentRow.lat.between(lat - dlat, lat + dlat),
+                self._visible(who),
+            )
+        )
+        return query if exclude is None else query.where(IncidentRow.id != exclude)
+
     def _duplicates(
         self,
         s: Session,
@@ -188,25 +216,17 @@ class ConsoleService:
         exclude: str | None,
     ) -> dict[str, Any]:
         cfg = self.config
-        dlon, dlat = _box(lat, cfg.duplicate_radius_m)
         window = timedelta(seconds=cfg.duplicate_window_s)
         query = (
-            select(IncidentRow, IncidentDispatch, IncidentConsole)
+            self._near(who, lon, lat, cfg.duplicate_radius_m, now - window, now + window, exclude)
+            .add_columns(IncidentDispatch)
             .join(IncidentDispatch, IncidentDispatch.incident_id == IncidentRow.id)
-            .join(IncidentConsole, IncidentConsole.incident_id == IncidentRow.id, isouter=True)
-            .where(
-                IncidentDispatch.status.in_([str(x) for x in ACTIVE_INCIDENT]),
-                IncidentRow.received_at >= now - window,
-                IncidentRow.received_at <= now + window,
-                IncidentRow.lon.between(lon - dlon, lon + dlon),
-                IncidentRow.lat.between(lat - dlat, lat + dlat),
-                self._visible(who),
-            )
+            .where(IncidentDispatch.status.in_([str(x) for x in ACTIVE_INCIDENT]))
         )
         found: dict[str, tuple[IncidentRow, IncidentDispatch, IncidentConsole | None]] = {}
         active = []
-        for row, state, console in s.execute(query):
-            if row.id == exclude or row.lon is None or row.lat is None:
+        for row, console, state in s.execute(query):
+            if row.lon is None or row.lat is None:
                 continue
             if console is not None and console.merged_into:
                 continue
@@ -239,26 +259,17 @@ class ConsoleService:
     ) -> dict[str, Any]:
         cfg = self.config
         days = cfg.lookback_days(category, self.service.taxonomy)
-        dlon, dlat = _box(lat, cfg.premise_radius_m)
-        query = (
-            select(IncidentRow, IncidentConsole.number)
-            .join(IncidentConsole, IncidentConsole.incident_id == IncidentRow.id, isouter=True)
-            .where(
-                IncidentRow.received_at >= now - timedelta(days=days),
-                IncidentRow.received_at <= now,
-                IncidentRow.lon.between(lon - dlon, lon + dlon),
-                IncidentRow.lat.between(lat - dlat, lat + dlat),
-                self._visible(who),
-            )
-            .order_by(IncidentRow.received_at.desc())
+        since = now - timedelta(days=days)
+        query = self._near(who, lon, lat, cfg.premise_radius_m, since, now, exclude).order_by(
+            IncidentRow.received_at.desc()
         )
         hits = []
-        for row, number in s.execute(query):
-            if row.id == exclude or row.lon is None or row.lat is None:
+        for row, console in s.execute(query):
+            if row.lon is None or row.lat is None:
                 continue
             d = distance_m(lon, lat, row.lon, row.lat)
             if d <= cfg.premise_radius_m:
-                hits.append((row, number, d))
+                hits.append((row, console.number if console else None, d))
         tax = self.service.taxonomy
         listed = [
             {
