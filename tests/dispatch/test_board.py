@@ -4,16 +4,13 @@ reasons, team dispatch, live move-up (checked against brute force), the demo fle
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from citywatch.city import CityPack
 from citywatch.demo.calls import CALL_MIX
@@ -34,6 +31,7 @@ from citywatch.errors import ConflictError, DataError, PermissionDeniedError, Va
 from citywatch.routing import Router
 from citywatch.store.dispatch_models import AuditRecord, DispatchEvent
 from tests.dispatch.conftest import ADMIN, Clock, make_service
+from tests.helpers import sql_statements
 
 T0 = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)
 #: Points inside precinct 25 and precinct 6, on the road network.
@@ -165,22 +163,6 @@ def test_timer_of_a_unit_on_scene_warns_then_a_check_in_resets_it(
     assert again["data"]["level"] == "warning"
 
 
-@contextmanager
-def statements(svc: DispatchService) -> Iterator[list[str]]:
-    """Every SQL statement the block sends to the service's database."""
-    engine = svc.sessions.kw["bind"]
-    seen: list[str] = []
-
-    def record(_c: Any, _cur: Any, statement: str, *_: Any) -> None:
-        seen.append(statement)
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
-
-
 def test_timer_ticks_read_memory_and_follow_another_workers_changes(
     fleet: DispatchService, clock: Clock, tmp_path: Path, manhattan: tuple[CityPack, Router]
 ) -> None:
@@ -193,7 +175,7 @@ def test_timer_ticks_read_memory_and_follow_another_workers_changes(
     # delivers them (fleet.live.apply), never through a read of the database.
     other = make_service(tmp_path, *manhattan, clock)
     bus = other.sink.events  # type: ignore[attr-defined]
-    with statements(fleet) as seen:
+    with sql_statements(fleet.sessions.kw["bind"]) as seen:
         clock.advance(1200)
         (warn,) = watch.tick(fleet.timer_states(), clock.now)
         other.check_in(ADMIN, "25-RMP1")
