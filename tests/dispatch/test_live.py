@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -118,6 +120,26 @@ def test_a_merge_never_undoes_a_change_applied_while_it_read() -> None:
     live.refresh()
     assert live.get("a").lon == 9.0  # type: ignore[union-attr]
     assert live.get("b").status == "out_of_service"  # type: ignore[union-attr]
+
+
+def test_an_older_read_ending_last_does_not_drop_a_newer_merges_units() -> None:
+    store = Store([_unit("a")])
+    live = LiveUnits(store.load, _located, STALE_S)
+    live.refresh()
+    go = threading.Event()
+    store.during = lambda: go.wait(5)  # the first merge read [a], and is slow to finish
+    first = threading.Thread(target=live.refresh)
+    first.start()
+    time.sleep(0.2)  # let it read
+    store.during = None
+    store.units = [_unit("a"), _unit("x")]  # x created meanwhile (its event asked for a merge)
+    second = threading.Thread(target=live.refresh)
+    second.start()
+    second.join(0.5)  # it waits for the first (one merge at a time) or is done by now
+    go.set()
+    first.join()
+    second.join()
+    assert sorted(u.id for u in live.units()) == ["a", "x"]
 
 
 def test_new_and_unknown_units_make_the_next_read_merge() -> None:

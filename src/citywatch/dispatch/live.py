@@ -102,6 +102,7 @@ class LiveUnits:
         self._located = located
         self._stale = timedelta(seconds=stale_after_s)
         self._lock = threading.Lock()
+        self._merging = threading.Lock()
         self._units: dict[str, LiveUnit] = {}
         self._loaded = False
         self._reload = False
@@ -176,6 +177,12 @@ class LiveUnits:
     def refresh(self) -> None:
         """Merge the database's units into the state: new units are added, removed ones
         dropped, and every unit not changed by an event since the merge began is replaced."""
+        # One merge at a time (the timer tick merges from its own thread): a merge that read
+        # the database earlier but ends later would drop the units a newer one added.
+        with self._merging:
+            self._merge()
+
+    def _merge(self) -> None:
         with self._lock:
             start = self.version
             self._reload = False
