@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import pytest
+from sqlalchemy import Engine, event
 
 from citywatch.cli import main
 
@@ -61,3 +65,20 @@ def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, 
         sys.argv = old
     out, err = capsys.readouterr()
     return code, out, err
+
+
+@contextmanager
+def sql_statements(engine: Engine, containing: str = "") -> Iterator[list[str]]:
+    """The SQL statements that the block sends through ``engine`` (those that contain
+    ``containing``, e.g. ``"FROM units"``), to show what does not read the database."""
+    seen: list[str] = []
+
+    def record(_c: Any, _cur: Any, statement: str, *_: Any) -> None:
+        if containing in statement:
+            seen.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", record)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,7 +20,6 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from sqlalchemy import Engine, event
 
 from citywatch.api.app import create_app
 from citywatch.api.settings import Settings
@@ -35,6 +33,7 @@ from tests.api.conftest import (
     start_server,
     stop_server,
 )
+from tests.helpers import sql_statements
 
 
 def _spot(pack: CityPack, k: int) -> tuple[float, float]:
@@ -43,22 +42,6 @@ def _spot(pack: CityPack, k: int) -> tuple[float, float]:
     while not pack.contains(float(lon[k]), float(lat[k])):
         k += 1
     return float(lon[k]), float(lat[k])
-
-
-@contextmanager
-def unit_reads(engine: Engine) -> Iterator[list[str]]:
-    """The SQL statements of the block that read the ``units`` table."""
-    seen: list[str] = []
-
-    def record(_c: Any, _cur: Any, statement: str, *_: Any) -> None:
-        if "FROM units" in statement:
-            seen.append(statement)
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
 
 
 def _candidates(c: httpx.Client, incident: str) -> dict[str, dict[str, Any]]:
@@ -115,12 +98,12 @@ def test_a_recommendation_after_an_acknowledged_write_sees_it(
     merges = live.merges
     for _ in range(3):
         _put(disp, unit, spot)
-        with unit_reads(engine) as reads:
+        with sql_statements(engine, "FROM units") as reads:
             before = live.merges
             first = _candidates(disp, incident)
         # From the worker's memory, not the database (unless the background merge of every
         # 30 s happened to run just then: its count rises once it has applied what it read).
-        assert reads == [] or _wait_for(lambda: live.merges > before, 5.0)
+        assert reads == [] or _wait_for(lambda: live.merges > before, 5.0)  # noqa: B023 - now
         assert first[unit]["rank"] == 1 and first[unit]["eta_s"] == 0.0
         assert first[unit]["position_stale"] is False
         # Moved 1 km away: the next answer has the road time from there, exactly.

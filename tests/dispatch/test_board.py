@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -29,7 +30,8 @@ from citywatch.dispatch.timers import (
 from citywatch.errors import ConflictError, DataError, PermissionDeniedError, ValidationError
 from citywatch.routing import Router
 from citywatch.store.dispatch_models import AuditRecord, DispatchEvent
-from tests.dispatch.conftest import ADMIN, Clock
+from tests.dispatch.conftest import ADMIN, Clock, make_service
+from tests.helpers import sql_statements
 
 T0 = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)
 #: Points inside precinct 25 and precinct 6, on the road network.
@@ -132,7 +134,11 @@ def on_scene(svc: DispatchService, unit_id: str, where: tuple[float, float] = HA
 
 def audit_actions(svc: DispatchService, action: str) -> list[AuditRecord]:
     with svc.sessions() as s:
-        return list(s.scalars(select(AuditRecord).where(AuditRecord.action == action).order_by(AuditRecord.seq)))
+        return list(
+            s.scalars(
+                select(AuditRecord).where(AuditRecord.action == action).order_by(AuditRecord.seq)
+            )
+        )
 
 
 def test_timer_of_a_unit_on_scene_warns_then_a_check_in_resets_it(
@@ -155,6 +161,54 @@ def test_timer_of_a_unit_on_scene_warns_then_a_check_in_resets_it(
     clock.advance(1200)  # 20 minutes after the check-in: due again
     (again,) = watch.tick(fleet.timer_states(), clock.now)
     assert again["data"]["level"] == "warning"
+
+
+def test_timer_ticks_read_memory_and_follow_another_workers_changes(
+    fleet: DispatchService, clock: Clock, tmp_path: Path, manhattan: tuple[CityPack, Router]
+) -> None:
+    on_scene(fleet, "25-RMP1")
+    fleet.set_out_of_service(ADMIN, "6-RMP1", "meal")
+    watch = TimerWatch()
+    assert watch.tick(fleet.timer_states(), clock.now) == []  # loads the units: one merge
+    merges = fleet.live.merges
+    # A second worker on the same database; its committed events reach this one as the bus
+    # delivers them (fleet.live.apply), never through a read of the database.
+    other = make_service(tmp_path, *manhattan, clock)
+    bus = other.sink.events  # type: ignore[attr-defined]
+    with sql_statements(fleet.sessions.kw["bind"]) as seen:
+        clock.advance(1200)
+        (warn,) = watch.tick(fleet.timer_states(), clock.now)
+        other.check_in(ADMIN, "25-RMP1")
+        fleet.live.apply_all(bus)
+        (reset,) = watch.tick(fleet.timer_states(), clock.now)
+        clock.advance(2400)  # 40 min after the check-in; the meal break is 1 h old
+        levels = {
+            e["unit_id"]: e["data"]["level"] for e in watch.tick(fleet.timer_states(), clock.now)
+        }
+        del bus[:]
+        other.set_unit_status(ADMIN, "6-RMP1", "available")
+        fleet.live.apply_all(bus)
+        (back,) = watch.tick(fleet.timer_states(), clock.now)
+    assert seen == [] and fleet.live.merges == merges
+    assert (warn["unit_id"], warn["data"]["level"], warn["data"]["elapsed_s"]) == (
+        "25-RMP1",
+        "warning",
+        1200.0,
+    )
+    assert (reset["unit_id"], reset["data"]["level"], reset["data"]["elapsed_s"]) == (
+        "25-RMP1",
+        "ok",
+        0.0,
+    )
+    assert levels == {"25-RMP1": "alert", "6-RMP1": "warning"}
+    assert (back["unit_id"], back["data"]["from"], back["data"]["level"]) == (
+        "6-RMP1",
+        "warning",
+        "ok",
+    )
+    # The timers of the tick are those the database gives the roster, unit for unit.
+    roster = {u["id"]: u["timer"] for u in fleet.roster(ADMIN)["units"]}
+    assert {uid: st.as_dict() for uid, (_, st) in fleet.timer_states().items()} == roster
 
 
 def test_a_unit_device_checks_itself_in_and_no_other(fleet: DispatchService) -> None:

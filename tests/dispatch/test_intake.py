@@ -4,14 +4,20 @@ cautions."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import pytest
 from sqlalchemy import select
 
+import citywatch
 from citywatch.city import CityPack
 from citywatch.dispatch.accounts import Principal, Role
 from citywatch.dispatch.audit import verify_chain
@@ -24,7 +30,7 @@ from citywatch.dispatch.duplicates import (
 )
 from citywatch.dispatch.intake import ConsoleService
 from citywatch.dispatch.service import DispatchService
-from citywatch.errors import ConflictError, PermissionDeniedError, ValidationError
+from citywatch.errors import ConflictError, DataError, PermissionDeniedError, ValidationError
 from citywatch.incidents.eido import from_eido
 from citywatch.incidents.eido_schema import eido_errors
 from citywatch.incidents.taxonomy import load_taxonomy
@@ -199,6 +205,30 @@ def test_premise_history_counts_earlier_incidents_within_radius_and_lookback(
     assert len(brute) == other["count"]
 
 
+def test_duplicates_and_premise_share_scope_exclusion_and_their_own_windows(
+    console: ConsoleService, clock: Clock
+) -> None:
+    svc, start = console.service, clock.now
+    made = {}
+    for name, minutes in (("old", -40), ("now", 0), ("late", 10)):
+        clock.now = start + timedelta(minutes=minutes)
+        made[name], _ = svc.create_incident(ADMIN, category="assault", lon=HERE[0], lat=HERE[1])
+    clock.now = start
+
+    def seen(who: Principal, exclude: str | None = None) -> tuple[list[str], list[str]]:
+        got = console.check(who, lon=NEAR[0], lat=NEAR[1], category="assault", exclude=exclude)
+        dups = sorted(i["id"] for i in got["duplicates"]["incidents"])
+        return dups, sorted(i["id"] for i in got["premise"]["incidents"])
+
+    ids = {name: inc["id"] for name, inc in made.items()}
+    # Duplicates: within 30 min either side (a call entered late); premise: up to now.
+    assert seen(ADMIN) == (sorted([ids["now"], ids["late"]]), sorted([ids["old"], ids["now"]]))
+    assert seen(ADMIN, exclude=ids["now"]) == ([ids["late"]], [ids["old"]])
+    here = Principal("o13", Role.STATION_OFFICER, "13")
+    assert seen(here) == seen(ADMIN)
+    assert seen(Principal("o25", Role.STATION_OFFICER, "25")) == ([], [])
+
+
 def test_notes_and_cautions_are_audited_and_reach_units(
     console: ConsoleService, clock: Clock
 ) -> None:
@@ -244,6 +274,82 @@ def test_notes_and_cautions_are_audited_and_reach_units(
         assert verify_chain(s).ok
     for action in ("incident.note", "caution.created", "caution.revoked"):
         assert action in actions
+
+
+def test_importing_the_service_reads_no_console_config() -> None:
+    """console.toml is read when a service is made, not when a module is imported (a CLI
+    command that never dispatches does not parse it; a bad file fails where it is used)."""
+    probe = "\n".join(
+        [
+            "import tomllib",
+            "texts = []",
+            "loads = tomllib.loads",
+            "tomllib.loads = lambda text, **kw: texts.append(text) or loads(text, **kw)",
+            "import citywatch.api.app, citywatch.dispatch.intake",
+            "from citywatch.dispatch.duplicates import load_console_config",
+            "imported = sum('[duplicates]' in t for t in texts)",
+            "load_console_config()",
+            "print(imported, sum('[duplicates]' in t for t in texts))",
+        ]
+    )
+    src = str(Path(citywatch.__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": src}
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, env=env, check=True
+    )
+    assert done.stdout.split() == ["0", "1"]  # none at import; the probe sees a real read
+
+
+def _bundled_console() -> str:
+    return resources.files("citywatch.dispatch").joinpath("data/console.toml").read_text("utf-8")
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda t: t.replace("[numbers]", "[numbers", 1), r"cannot read the console config"),
+        (lambda t: t[: t.index("[cautions]")], r"console\.toml: missing key 'cautions'"),
+        (
+            lambda t: t.replace("prefix = {", 'prefix = "MAN"\nold = {', 1),
+            r"\[numbers\]: unknown key\(s\) old",
+        ),
+        (
+            lambda t: t.replace("prefix = {", 'prefix = "MAN"\n#', 1),
+            r"console\.toml: invalid console config",
+        ),
+        (lambda t: t.replace("window_min = 30.0", "window_min = 0"), r"must be positive"),
+    ],
+)
+def test_a_bad_console_config_is_a_data_error_naming_the_file(
+    tmp_path: Path, edit: Callable[[str], str], message: str
+) -> None:
+    path = tmp_path / "console.toml"
+    path.write_text(edit(_bundled_console()), encoding="utf-8")
+    with pytest.raises(DataError, match=message) as bad:
+        load_console_config(path)
+    assert str(path) in bad.value.message
+    with pytest.raises(DataError, match=str(tmp_path / "absent.toml")):
+        load_console_config(tmp_path / "absent.toml")
+
+
+def test_the_service_takes_a_deployments_console_config(
+    manhattan: tuple[CityPack, Router], clock: Clock, tmp_path: Path
+) -> None:
+    path = tmp_path / "console.toml"
+    path.write_text(_bundled_console().replace('manhattan = "MAN"', 'manhattan = "NYC"'), "utf-8")
+    engine = make_engine(f"sqlite:///{tmp_path / 'd.db'}")
+    upgrade(engine)
+    svc = DispatchService(
+        session_factory(engine),
+        *manhattan,
+        RecordingSink(),
+        console=load_console_config(path),
+        clock=clock,
+    )
+    inc, _ = svc.create_incident(ADMIN, category="theft", lon=HERE[0], lat=HERE[1])
+    assert inc["number"] == "NYC-2026-000001"
+    assert ConsoleService(svc).config.prefix("manhattan") == "NYC"
+    engine.dispose()
 
 
 def test_find_duplicates_equals_brute_force() -> None:

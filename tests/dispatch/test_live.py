@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -50,8 +52,9 @@ def _moved(uid: str, lon: float, at: datetime) -> dict[str, Any]:
             "data": {"lon": lon, "lat": 1.0, "at": at.isoformat()}}  # fmt: skip
 
 
-def _status(uid: str, to: str, event_id: int) -> dict[str, Any]:
-    return {"type": "unit.status", "id": event_id, "unit_id": uid, "data": {"to": to}}
+def _status(uid: str, to: str, event_id: int, at: datetime = T0) -> dict[str, Any]:
+    return {"type": "unit.status", "id": event_id, "unit_id": uid,
+            "data": {"to": to, "at": at.isoformat()}}  # fmt: skip
 
 
 def test_positions_apply_newest_first_and_older_fixes_are_ignored() -> None:
@@ -74,9 +77,36 @@ def test_status_changes_apply_in_event_order_whatever_the_delivery_order() -> No
     live.apply(_status("a", "available", 9))  # committed before 10, delivered after
     live.apply(_status("a", "out_of_service", 10))
     assert live.get("a").status == "out_of_service"  # type: ignore[union-attr]
-    live.apply({"type": "assignment.created", "id": 11, "unit_id": "a", "data": {}})
+    assigned = {"assigned_at": T0.isoformat()}
+    live.apply({"type": "assignment.created", "id": 11, "unit_id": "a", "data": assigned})
     assert live.get("a").status == "dispatched"  # type: ignore[union-attr]
     assert live.fleet(T0).free == []
+
+
+def test_status_times_and_check_ins_follow_the_events() -> None:
+    store = Store([_unit("a", status_at=T0)])
+    live = LiveUnits(store.load, _located, STALE_S)
+    live.refresh()
+    later = T0 + timedelta(seconds=60)
+    live.apply(_status("a", "on_scene", 5, at=later))
+    live.apply(_status("a", "en_route", 4, at=T0 + timedelta(seconds=30)))  # older change
+    unit = live.get("a")
+    assert unit is not None and (unit.status, unit.status_at) == ("on_scene", later)
+
+    def checkin(seconds: float) -> dict[str, Any]:
+        at = (later + timedelta(seconds=seconds)).isoformat()
+        return {"type": "unit.checkin", "id": None, "unit_id": "a", "data": {"at": at}}
+
+    live.apply(checkin(10))
+    live.apply(checkin(10))  # this worker's own, echoed by the bus
+    live.apply(checkin(5))  # delivered late
+    assert live.units()[0].checkin_at == later + timedelta(seconds=10)
+    assert (live.applied, store.reads) == (2, 1)
+    # A status change whose payload lost its time: the next read merges (the database has it).
+    store.units = [_unit("a", status="available", status_at=later + timedelta(seconds=99))]
+    live.apply({"type": "unit.status", "id": 6, "unit_id": "a", "data": {"to": "available"}})
+    (merged,) = live.units()
+    assert store.reads == 2 and merged.status_at == later + timedelta(seconds=99)
 
 
 def test_a_merge_never_undoes_a_change_applied_while_it_read() -> None:
@@ -90,6 +120,26 @@ def test_a_merge_never_undoes_a_change_applied_while_it_read() -> None:
     live.refresh()
     assert live.get("a").lon == 9.0  # type: ignore[union-attr]
     assert live.get("b").status == "out_of_service"  # type: ignore[union-attr]
+
+
+def test_an_older_read_ending_last_does_not_drop_a_newer_merges_units() -> None:
+    store = Store([_unit("a")])
+    live = LiveUnits(store.load, _located, STALE_S)
+    live.refresh()
+    go = threading.Event()
+    store.during = lambda: go.wait(5)  # the first merge read [a], and is slow to finish
+    first = threading.Thread(target=live.refresh)
+    first.start()
+    time.sleep(0.2)  # let it read
+    store.during = None
+    store.units = [_unit("a"), _unit("x")]  # x created meanwhile (its event asked for a merge)
+    second = threading.Thread(target=live.refresh)
+    second.start()
+    second.join(0.5)  # it waits for the first (one merge at a time) or is done by now
+    go.set()
+    first.join()
+    second.join()
+    assert sorted(u.id for u in live.units()) == ["a", "x"]
 
 
 def test_new_and_unknown_units_make_the_next_read_merge() -> None:

@@ -236,26 +236,32 @@ class BoardService(UnitService):
                 unit_id=unit_id,
                 incident_id=unit.incident_id,
                 station=unit.station,
-                data={"unit_id": unit_id, "status": unit.status, "timer": st.as_dict()},
+                data={
+                    "unit_id": unit_id,
+                    "status": unit.status,
+                    "at": now,
+                    "timer": st.as_dict(),
+                },
                 before=before,
             )
             return self._roster_row(unit, board, None, None, now)
 
     # ------------------------------------------------------------------ timers
     def timer_states(self) -> dict[str, tuple[str | None, TimerState]]:
-        """Every unit's timer now: unit id -> (station, state); for the service's timer tick."""
+        """Every unit's timer now: unit id -> (station, state); for the service's timer tick.
+
+        Read from this worker's in-memory units (:attr:`live`), which follow the committed
+        status changes and check-ins: a tick reads the database only when they merge with it.
+        """
         now = self.clock()
-        query = select(
-            Unit.id, Unit.unit_type, Unit.status, Unit.status_at, Unit.station, UnitBoard.checkin_at
-        ).outerjoin(UnitBoard, UnitBoard.unit_id == Unit.id)
-        with self.sessions() as s:
-            rows = s.execute(query).all()
         out = {}
-        for uid, unit_type, status, status_at, station, checkin in rows:
-            valid = checkin if _valid(checkin, status_at) else None
-            out[uid] = (
-                station,
-                timer_state(self.timer_rules, unit_type, status, status_at, valid, now),
+        for u in self.live.units():
+            if u.status_at is None:
+                continue  # a status change applied without its time: known after the merge
+            checkin = u.checkin_at if _valid(u.checkin_at, u.status_at) else None
+            out[u.id] = (
+                u.station,
+                timer_state(self.timer_rules, u.unit_type, u.status, u.status_at, checkin, now),
             )
         return out
 

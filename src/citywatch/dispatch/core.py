@@ -24,6 +24,7 @@ from citywatch.city import CityPack
 from citywatch.console import to_jsonable
 from citywatch.dispatch.accounts import Principal, Role
 from citywatch.dispatch.audit import append_audit
+from citywatch.dispatch.duplicates import ConsoleConfig, load_console_config
 from citywatch.dispatch.lifecycle import INCIDENT_LIFECYCLE, IncidentStatus
 from citywatch.dispatch.live import UNIT_EVENTS, LiveUnit, LiveUnits
 from citywatch.dispatch.policy import (
@@ -44,6 +45,7 @@ from citywatch.errors import (
 from citywatch.incidents.taxonomy import Taxonomy, load_taxonomy
 from citywatch.routing import Router
 from citywatch.routing.speeds import parse_mode
+from citywatch.store.board_models import UnitBoard
 from citywatch.store.dispatch_models import (
     Assignment,
     DispatchEvent,
@@ -182,6 +184,7 @@ class ServiceCore:
         config: DispatchConfig | None = None,
         rules: RequirementRules | None = None,
         taxonomy: Taxonomy | None = None,
+        console: ConsoleConfig | None = None,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.sessions = sessions
@@ -191,6 +194,8 @@ class ServiceCore:
         self.config = config or DispatchConfig()
         self.rules = rules or load_requirements()
         self.taxonomy = taxonomy or load_taxonomy()
+        #: The console's numbers (incident numbers, duplicates, premise history, cautions).
+        self.console = console or load_console_config(taxonomy=self.taxonomy)
         self.clock = clock or (lambda: datetime.now(UTC))
         self._travel = router_travel(router)
         self.stations = {s.id: s for s in pack.stations}
@@ -210,6 +215,10 @@ class ServiceCore:
 
     # ------------------------------------------------------------------ in-memory units
     def _load_live(self) -> list[LiveUnit]:
+        # With status time and last check-in: the status timers read them from memory too.
+        query = select(*UNIT_STATE_COLUMNS, Unit.status_at, UnitBoard.checkin_at).outerjoin(
+            UnitBoard, UnitBoard.unit_id == Unit.id
+        )
         with self.sessions() as s:
             return [
                 LiveUnit(
@@ -224,8 +233,10 @@ class ServiceCore:
                     position_at=r.position_at,
                     post_lon=r.post_lon,
                     post_lat=r.post_lat,
+                    status_at=r.status_at,
+                    checkin_at=r.checkin_at,
                 )
-                for r in s.execute(select(*UNIT_STATE_COLUMNS))
+                for r in s.execute(query)
             ]
 
     def _live_commit(self, session: Session) -> None:

@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from importlib.resources import files
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
@@ -129,7 +130,9 @@ def parse_console_config(
             caution_radius_m=float(cautions["radius_m"]),
             caution_kinds=tuple(str(k) for k in cautions["kinds"]),
         )
-    except (KeyError, TypeError, ValueError) as exc:
+    except KeyError as exc:
+        raise DataError(f"{where}: missing key {exc.args[0]!r}") from exc
+    except (AttributeError, TypeError, ValueError) as exc:
         raise DataError(f"{where}: invalid console config: {exc}") from exc
     if not (config.duplicate_radius_m > 0 and config.duplicate_window_s > 0):
         raise DataError(f"{where}: duplicate radius and window must be positive")
@@ -148,18 +151,39 @@ def parse_console_config(
     return config
 
 
-def load_console_config(path: str | Path | None = None) -> ConsoleConfig:
-    """The console config (default: the bundled ``console.toml``), checked against the
-    bundled taxonomy."""
-    taxonomy = load_taxonomy()
+def load_console_config(
+    path: str | Path | None = None, taxonomy: Taxonomy | None = None
+) -> ConsoleConfig:
+    """Read the console config, checked against a taxonomy.
+
+    Parameters
+    ----------
+    path : str or Path, optional
+        A TOML file (default: the bundled ``dispatch/data/console.toml``).
+    taxonomy : Taxonomy, optional
+        The categories its look-backs and compatibility sets may name (default: bundled).
+
+    Returns
+    -------
+    ConsoleConfig
+
+    Raises
+    ------
+    DataError
+        Naming the file when it cannot be read or parsed, and its table when a key, category
+        or value is wrong.
+    """
     if path is None:
-        text = files("citywatch.dispatch").joinpath("data/console.toml").read_text("utf-8")
-        return parse_console_config(tomllib.loads(text), "console.toml", taxonomy)
-    p = Path(path)
+        source: Path | Traversable = files("citywatch.dispatch").joinpath("data/console.toml")
+        where = "console.toml"
+    else:
+        source = Path(path)
+        where = str(path)
     try:
-        return parse_console_config(tomllib.loads(p.read_text("utf-8")), str(p), taxonomy)
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise DataError(f"cannot read {p}: {exc}") from exc
+        doc = tomllib.loads(source.read_text("utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise DataError(f"cannot read the console config {where}: {exc}") from exc
+    return parse_console_config(doc, where, taxonomy or load_taxonomy())
 
 
 def format_number(prefix: str, year: int, sequence: int, digits: int) -> str:

@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from citywatch.city.geocode import DEFAULT_LIMIT, geocoder_for
@@ -53,6 +54,19 @@ def _box(lat: float, radius_m: float) -> tuple[float, float]:
     """Half-sizes (degrees of lon, lat) of a box holding a circle of ``radius_m``."""
     dlat = radius_m / _M_PER_DEG
     return dlat / max(math.cos(math.radians(lat)), 1e-6), dlat
+
+
+@dataclass(frozen=True, slots=True)
+class _Call:
+    """A call checked at intake: who takes it, where, its category, when, and the incident it
+    already is (``exclude``: left out of its own checks)."""
+
+    who: Principal
+    lon: float
+    lat: float
+    category: str
+    at: datetime
+    exclude: str | None
 
 
 class ConsoleService:
@@ -97,11 +111,8 @@ class ConsoleService:
         """The recommendation for a call not yet created (the same policy, rules and travel
         times as ``GET /incidents/{id}/recommendations``): shown as soon as the location of a
         call being taken is known."""
-        self._reader(who)
+        self._check_call(who, lon, lat, category)
         svc = self.service
-        if category not in svc.taxonomy.categories:
-            raise ValidationError(f"unknown category {category!r}", field="category")
-        svc._validate_point(lon, lat, field="location")
         svc._check_on_network(lon, lat, "car", field="location")
         where = svc._jurisdictions(lon, lat)
         out = svc.recommend_at(
@@ -160,15 +171,13 @@ class ConsoleService:
         exclude: str | None = None,
     ) -> dict[str, Any]:
         """What the dispatcher must see before creating a call at ``(lon, lat)``."""
-        self._reader(who)
+        self._check_call(who, lon, lat, category)
         svc = self.service
-        if category not in svc.taxonomy.categories:
-            raise ValidationError(f"unknown category {category!r}", field="category")
-        svc._validate_point(lon, lat, field="location")
         now = as_utc(at, "at") if at is not None else svc.clock()
+        call = _Call(who, lon, lat, category, now, exclude)
         with svc.sessions() as s:
-            duplicates = self._duplicates(s, who, lon, lat, category, now, exclude)
-            premise = self._premise(s, who, lon, lat, category, now, exclude)
+            duplicates = self._duplicates(s, call)
+            premise = self._premise(s, call)
             cautions = self._cautions_at(s, lon, lat, now)
         return {
             "location": {"lon": lon, "lat": lat, **svc._jurisdictions(lon, lat)},
@@ -177,42 +186,57 @@ class ConsoleService:
             "cautions": cautions,
         }
 
-    def _duplicates(
-        self,
-        s: Session,
-        who: Principal,
-        lon: float,
-        lat: float,
-        category: str,
-        now: datetime,
-        exclude: str | None,
-    ) -> dict[str, Any]:
-        cfg = self.config
-        dlon, dlat = _box(lat, cfg.duplicate_radius_m)
-        window = timedelta(seconds=cfg.duplicate_window_s)
+    def _check_call(self, who: Principal, lon: float, lat: float, category: str) -> None:
+        """A call being taken: ``who`` may read incidents, the category is known and the
+        location lies in the pack."""
+        self._reader(who)
+        if category not in self.service.taxonomy.categories:
+            raise ValidationError(f"unknown category {category!r}", field="category")
+        self.service._validate_point(lon, lat, field="location")
+
+    def _near(
+        self, call: _Call, radius_m: float, since: datetime, until: datetime
+    ) -> Select[IncidentRow, IncidentConsole]:
+        """The one query of the intake checks: incidents received in ``[since, until]`` in the
+        box around the circle of ``radius_m`` at the call (the caller measures the exact
+        distance), in the call taker's scope, the call's own incident left out, each with its
+        console record (``None`` for an incident that has none, such as an imported one)."""
+        lon, lat = call.lon, call.lat
+        dlon, dlat = _box(lat, radius_m)
         query = (
-            select(IncidentRow, IncidentDispatch, IncidentConsole)
-            .join(IncidentDispatch, IncidentDispatch.incident_id == IncidentRow.id)
+            select(IncidentRow, IncidentConsole)
             .join(IncidentConsole, IncidentConsole.incident_id == IncidentRow.id, isouter=True)
             .where(
-                IncidentDispatch.status.in_([str(x) for x in ACTIVE_INCIDENT]),
-                IncidentRow.received_at >= now - window,
-                IncidentRow.received_at <= now + window,
+                IncidentRow.received_at >= since,
+                IncidentRow.received_at <= until,
                 IncidentRow.lon.between(lon - dlon, lon + dlon),
                 IncidentRow.lat.between(lat - dlat, lat + dlat),
-                self._visible(who),
+                self._visible(call.who),
             )
+        )
+        return query if call.exclude is None else query.where(IncidentRow.id != call.exclude)
+
+    def _duplicates(self, s: Session, call: _Call) -> dict[str, Any]:
+        cfg = self.config
+        window = timedelta(seconds=cfg.duplicate_window_s)
+        query = (
+            self._near(call, cfg.duplicate_radius_m, call.at - window, call.at + window)
+            .add_columns(IncidentDispatch)
+            .join(IncidentDispatch, IncidentDispatch.incident_id == IncidentRow.id)
+            .where(IncidentDispatch.status.in_([str(x) for x in ACTIVE_INCIDENT]))
         )
         found: dict[str, tuple[IncidentRow, IncidentDispatch, IncidentConsole | None]] = {}
         active = []
-        for row, state, console in s.execute(query):
-            if row.id == exclude or row.lon is None or row.lat is None:
+        for row, console, state in s.execute(query):
+            if row.lon is None or row.lat is None:
                 continue
             if console is not None and console.merged_into:
                 continue
             found[row.id] = (row, state, console)
             active.append((row.id, row.lon, row.lat, row.category, row.received_at))
-        matches = find_duplicates((lon, lat, category, now), active, cfg, self.service.taxonomy)
+        matches = find_duplicates(
+            (call.lon, call.lat, call.category, call.at), active, cfg, self.service.taxonomy
+        )
         out = []
         for m in matches:
             row, state, known = found[m.incident_id]
@@ -227,38 +251,20 @@ class ConsoleService:
             "incidents": out,
         }
 
-    def _premise(
-        self,
-        s: Session,
-        who: Principal,
-        lon: float,
-        lat: float,
-        category: str,
-        now: datetime,
-        exclude: str | None,
-    ) -> dict[str, Any]:
+    def _premise(self, s: Session, call: _Call) -> dict[str, Any]:
         cfg = self.config
-        days = cfg.lookback_days(category, self.service.taxonomy)
-        dlon, dlat = _box(lat, cfg.premise_radius_m)
-        query = (
-            select(IncidentRow, IncidentConsole.number)
-            .join(IncidentConsole, IncidentConsole.incident_id == IncidentRow.id, isouter=True)
-            .where(
-                IncidentRow.received_at >= now - timedelta(days=days),
-                IncidentRow.received_at <= now,
-                IncidentRow.lon.between(lon - dlon, lon + dlon),
-                IncidentRow.lat.between(lat - dlat, lat + dlat),
-                self._visible(who),
-            )
-            .order_by(IncidentRow.received_at.desc())
+        days = cfg.lookback_days(call.category, self.service.taxonomy)
+        since = call.at - timedelta(days=days)
+        query = self._near(call, cfg.premise_radius_m, since, call.at).order_by(
+            IncidentRow.received_at.desc()
         )
         hits = []
-        for row, number in s.execute(query):
-            if row.id == exclude or row.lon is None or row.lat is None:
+        for row, console in s.execute(query):
+            if row.lon is None or row.lat is None:
                 continue
-            d = distance_m(lon, lat, row.lon, row.lat)
+            d = distance_m(call.lon, call.lat, row.lon, row.lat)
             if d <= cfg.premise_radius_m:
-                hits.append((row, number, d))
+                hits.append((row, console.number if console else None, d))
         tax = self.service.taxonomy
         listed = [
             {

@@ -2,8 +2,8 @@
 database.
 
 Every worker process holds one :class:`LiveUnits`: the type, mode, station, capabilities, post,
-status and latest AVL position of every unit.  It is loaded from the database once, then kept
-current by the changes themselves:
+status (and since when), last welfare check-in and latest AVL position of every unit.  It is
+loaded from the database once, then kept current by the changes themselves:
 
 * a change committed by this worker is applied when its transaction commits (before the
   request that made it is answered), so a recommendation after an acknowledged write sees it;
@@ -40,7 +40,11 @@ __all__ = ["RESYNC_INTERVAL_S", "UNIT_EVENTS", "LiveUnit", "LiveUnits"]
 #: Seconds between two merges of the in-memory state with the database.
 RESYNC_INTERVAL_S: Final = 30.0
 #: Event types that change a unit's state.
-UNIT_EVENTS: Final = frozenset({"unit.created", "unit.moved", "unit.status", "assignment.created"})
+UNIT_EVENTS: Final = frozenset(
+    {"unit.created", "unit.moved", "unit.status", "assignment.created", "unit.checkin"}
+)
+#: Where a status change's payload carries the time the unit entered its new status.
+_STATUS_TIME: Final = {"unit.status": "at", "assignment.created": "assigned_at"}
 
 
 @dataclass(slots=True)
@@ -58,6 +62,10 @@ class LiveUnit:
     position_at: datetime | None
     post_lon: float | None
     post_lat: float | None
+    #: When the unit entered its status and its last welfare check-in (the status timers);
+    #: ``None``: not known from the change applied (the next read merges).
+    status_at: datetime | None = None
+    checkin_at: datetime | None = None
     #: Largest timeline event id of a status change applied (0: from the database).
     status_event: int = 0
     #: State version of the unit's last change (its located view is rebuilt after one).
@@ -94,6 +102,7 @@ class LiveUnits:
         self._located = located
         self._stale = timedelta(seconds=stale_after_s)
         self._lock = threading.Lock()
+        self._merging = threading.Lock()
         self._units: dict[str, LiveUnit] = {}
         self._loaded = False
         self._reload = False
@@ -153,6 +162,14 @@ class LiveUnits:
             self.refresh()
         return self._units.get(unit_id)
 
+    def units(self) -> list[LiveUnit]:
+        """Every unit's current record (do not modify them), without reading the database
+        unless a merge is due."""
+        if not self._loaded or self._reload:
+            self.refresh()
+        with self._lock:
+            return list(self._units.values())
+
     def __len__(self) -> int:
         return len(self._units)
 
@@ -160,6 +177,12 @@ class LiveUnits:
     def refresh(self) -> None:
         """Merge the database's units into the state: new units are added, removed ones
         dropped, and every unit not changed by an event since the merge began is replaced."""
+        # One merge at a time (the timer tick merges from its own thread): a merge that read
+        # the database earlier but ends later would drop the units a newer one added.
+        with self._merging:
+            self._merge()
+
+    def _merge(self) -> None:
         with self._lock:
             start = self.version
             self._reload = False
@@ -220,8 +243,12 @@ class LiveUnits:
                 return
             if kind == "unit.moved":
                 changed = self._move(unit, data)
+            elif kind == "unit.checkin":
+                changed = self._checkin(unit, data)
             else:
                 changed = self._status(unit, kind, data, event.get("id"))
+                if changed is not None and changed.status_at is None:
+                    self._reload = True  # a status change without its time: merge for it
             if changed is not None:
                 # A new record, never one changed in place: readers holding the old one see
                 # a whole state, old or new.
@@ -241,6 +268,13 @@ class LiveUnits:
         return replace(unit, lon=float(lon), lat=float(lat), position_at=at)
 
     @staticmethod
+    def _checkin(unit: LiveUnit, data: Mapping[str, Any]) -> LiveUnit | None:
+        at = _parse_time(data.get("at"))
+        if at is None or (unit.checkin_at is not None and not unit.checkin_at < at):
+            return None  # no time, or not newer than the check-in applied (an echo)
+        return replace(unit, checkin_at=at)
+
+    @staticmethod
     def _status(
         unit: LiveUnit, kind: str, data: Mapping[str, Any], event_id: Any
     ) -> LiveUnit | None:
@@ -252,4 +286,5 @@ class LiveUnits:
         else:
             status = str(data.get("to"))
         done = event_id if isinstance(event_id, int) else unit.status_event
-        return replace(unit, status=status, status_event=done)
+        since = _parse_time(data.get(_STATUS_TIME[kind]))
+        return replace(unit, status=status, status_at=since, status_event=done)

@@ -36,7 +36,6 @@ from citywatch.dispatch.core import (
     as_utc,
     check_time_window,
 )
-from citywatch.dispatch.duplicates import ConsoleConfig, load_console_config
 from citywatch.dispatch.kpis import RESPONSE_TARGETS_S, compute_kpis
 from citywatch.dispatch.lifecycle import (
     INCIDENT_LIFECYCLE,
@@ -104,14 +103,15 @@ class DispatchService(BoardService):
         Dispatch requirement rules (bundled by default).
     taxonomy : Taxonomy, optional
         Incident categories (bundled by default).
+    console : ConsoleConfig, optional
+        The console's numbers (default: the bundled ``console.toml``, read when the service is
+        made and checked against ``taxonomy``).
     clock : callable, optional
         Returns the current UTC time (tests pass a fixed clock).
     """
 
     #: Run when an incident is created (see :data:`IncidentHook`); set by the API at start-up.
     incident_hooks: tuple[IncidentHook, ...] = ()
-    #: The console's numbers (incident numbers, duplicates, premise history, cautions).
-    console: ConsoleConfig = load_console_config()
 
     def create_incident(
         self,
