@@ -174,7 +174,7 @@ def _feature(r: Mapping[Hashable, Any], items: dict[str, list[dict[str, Any]]]) 
 
 
 def theft_layer(
-    engine: Engine, pack: PackLike, who: Principal, *, limit: int = LAYER_LIMIT
+    engine: Engine, pack: PackLike | None, who: Principal, *, limit: int = LAYER_LIMIT
 ) -> dict[str, Any]:
     """E-bike thefts of the pack with a location, imported and reported alike, in the caller's
     scope: a GeoJSON FeatureCollection of the newest ``limit``, with their stolen items.
