@@ -22,7 +22,7 @@ from citywatch.dispatch.accounts import Principal, Role
 from citywatch.errors import ValidationError
 from citywatch.routing import Router
 from citywatch.store.base import Base
-from citywatch.store.db import make_engine, upgrade
+from citywatch.store.db import make_engine
 from citywatch.store.models import IncidentRow
 from citywatch.store.theft_models import TheftDescriptionRow
 from citywatch.surveillance.ebike_cli import THEFT_SOURCES, app

@@ -57,7 +57,11 @@ def registry(engine: Engine, manhattan: tuple[CityPack, Router]) -> EBikeRegistr
 
 def _audits(engine: Engine, prefix: str) -> list[AuditRecord]:
     with Session(engine) as s:
-        rows = s.scalars(select(AuditRecord).where(AuditRecord.action.startswith(prefix)).order_by(AuditRecord.seq))
+        rows = s.scalars(
+            select(AuditRecord)
+            .where(AuditRecord.action.startswith(prefix))
+            .order_by(AuditRecord.seq)
+        )
         return list(rows)
 
 

@@ -338,6 +338,8 @@ export class EBikes {
           contact: blank(data.contact), station,
         } });
         this.bike.theft_reports = [];
+        this.bike.tag = data.tag;
+        form.reset();
         this.hooks.toast(t("ebike.registered", { hint: this.bike.tag_hint }));
       } else if (form.dataset.form === "theft") {
         const located = blank(data.lon) !== null && blank(data.lat) !== null;
@@ -346,6 +348,7 @@ export class EBikes {
           lon: located ? Number(data.lon) : null, lat: located ? Number(data.lat) : null,
           note: blank(data.note),
         } });
+        form.reset();
         this.hooks.toast(t("ebike.reported"));
         await Promise.all([this.lookup(data.tag), this.loadThefts(), this.loadStats()]);
       }
