@@ -46,9 +46,14 @@ export function cityTimeToIso(local, timeZone) {
   const [y, m, d] = date.split("-").map(Number);
   const [hh, mm] = time.split(":").map(Number);
   const wall = Date.UTC(y, m - 1, d, hh, mm);
-  // Two passes: the offset at the guessed instant, then at the corrected one (DST edges).
-  let utc = wall - zoneOffset(wall, timeZone);
-  utc = wall - zoneOffset(utc, timeZone);
+  // The offset near the wall-clock time, then at the instant it gives: when the two differ a
+  // DST change lies between, and the second is right if it maps back to the same wall clock.
+  // A time the change skips (02:30 on a spring-forward night) keeps the earlier offset, like
+  // Python's zoneinfo with fold=0.
+  const before = zoneOffset(wall, timeZone);
+  const after = zoneOffset(wall - before, timeZone);
+  const utc = after !== before && zoneOffset(wall - after, timeZone) === after
+    ? wall - after : wall - before;
   return new Date(utc).toISOString();
 }
 
