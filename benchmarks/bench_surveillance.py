@@ -16,11 +16,16 @@ random heading and a 90° view, 30 % PTZ; one in five owned by a market or busin
   in a forked child so that its peak RSS is its own.  Baseline: the greedy + swap heuristic of
   :mod:`citywatch.plan.heuristic` on the same model (objective and time) and the LP bound.
 * Backup power for 20 cameras through a night-long mains cut (exact).
+
+Each row gives wall and CPU time and the CPU share (CPU / wall) with the load average before
+and after the run: on the shared 2-core machine a share well below 100 % with a load average
+above 2 is time spent waiting for a core, not waiting on the solver, data or a child process.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import os
 import resource
 import sys
 import time
@@ -60,21 +65,23 @@ def timed(fn: Callable[[], Any]) -> tuple[Any, float, float]:
     return out, time.perf_counter() - wall, time.process_time() - cpu
 
 
-def in_child(fn: Callable[[], Any]) -> tuple[Any, float]:
-    """``fn()`` run in a forked child, and the child's peak RSS in MB (so that two variants of
-    one step are measured apart, in the same run)."""
+def in_child(fn: Callable[[], Any]) -> tuple[Any, str]:
+    """``fn()`` run in a forked child, and the child's peak RSS and context switches (so that
+    two variants of one step are measured apart, in the same run).  Voluntary switches are
+    waits (threads, I/O); involuntary ones are the kernel giving the core to another job."""
     ctx = multiprocessing.get_context("fork")
     parent, child = ctx.Pipe(duplex=False)
 
     def work() -> None:
         out = fn()
-        child.send((out, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        child.send((out, usage.ru_maxrss / 1024, usage.ru_nvcsw, usage.ru_nivcsw))
 
     proc = ctx.Process(target=work)
     proc.start()
-    out, peak = parent.recv()
+    out, peak, waits, preempted = parent.recv()
     proc.join()
-    return out, peak
+    return out, f"peak RSS {peak:,.0f} MB, switches {waits:,} waiting / {preempted:,} preempted"
 
 
 def synthetic_cameras(pack: CityPack, n: int, seed: int = 7) -> list[Sensor]:
@@ -129,6 +136,16 @@ def city(name: str) -> tuple[CityPack, list[Sensor], pd.DataFrame | None, str]:
     return pack, cams, None, f"Baltimore: {len(cams)} real cameras (CCTV + CitiWatch)"
 
 
+def load() -> str:
+    """The 1-, 5- and 15-minute load averages."""
+    return " / ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def share(wall: float, cpu: float) -> str:
+    """CPU time as a share of wall time (100 % = one core all the time)."""
+    return f"{100 * cpu / wall:.0f} %" if wall > 0 else ""
+
+
 def _pct(weight: float, result: PlacementResult) -> str:
     return f"{100 * weight / result.total_weight:.2f} %"
 
@@ -138,6 +155,7 @@ def main() -> None:
     pack, cams, incidents, label = city(sys.argv[1] if len(sys.argv) > 1 else "baltimore")
     print(machine())
     print(label)
+    print(f"load average at start: {load()}")
     streets = Streets.from_pack(pack)  # the pack's streets, loaded once like the service does
 
     def coverage() -> Any:
@@ -162,7 +180,7 @@ def main() -> None:
     per_hour = (time.perf_counter() - start) / 4
     rows.append(["  baseline: views rebuilt per hour", f"{24 * per_hour:.2f}", "", "4 h x 6"])
 
-    (result, wall, cpu), peak = in_child(
+    (result, wall, cpu), child = in_child(
         lambda: timed(lambda: place_cameras(cov, 50, incidents=incidents))
     )
     assert result.solver is not None
@@ -173,7 +191,7 @@ def main() -> None:
             f"{cpu:.2f}",
             f"{result.solver.status}, weighted share {_pct(result.weight_before, result)} -> "
             f"{_pct(result.weight_after, result)}, HiGHS {result.solver.seconds:.1f} s, "
-            f"peak RSS {peak:,.0f} MB",
+            f"{child}",
         ]
     )
 
@@ -181,14 +199,14 @@ def main() -> None:
         model = new_camera_problem(cov, 50, incidents=incidents).model
         return model.solve(reduce=False)
 
-    (plain, wall, cpu), peak = in_child(lambda: timed(unreduced))
+    (plain, wall, cpu), child = in_child(lambda: timed(unreduced))
     rows.append(
         [
             "  before: same MCLP without plan.reduce",
             f"{wall:.2f}",
             f"{cpu:.2f}",
             f"objective {plain.objective:,.2f} vs {result.solver.objective:,.2f}, "
-            f"HiGHS {plain.seconds:.1f} s, peak RSS {peak:,.0f} MB",
+            f"HiGHS {plain.seconds:.1f} s, {child}",
         ]
     )
     model = new_camera_problem(cov, 50, incidents=incidents).model
@@ -213,10 +231,11 @@ def main() -> None:
         ]
     )
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"load average at end: {load()}")
     print_table(
         f"Surveillance benchmarks (peak RSS {peak:,.0f} MB)",
-        ["case", "wall s", "CPU s", "notes"],
-        rows,
+        ["case", "wall s", "CPU s", "CPU share", "notes"],
+        [[c, w, u, share(float(w), float(u)) if u else "", n] for c, w, u, n in rows],
     )
 
 

@@ -32,6 +32,10 @@ def test_camera_facing_east_sees_exactly_its_range_down_the_street() -> None:
     assert hourly.covered_m == pytest.approx(np.full(24, 50.0))
     west = hourly.by_area[hourly.by_area["area"] == "W"]
     assert west["covered_m"].max() == 0.0
+    # Station E holds the eastern half (segments by their midpoint: 100 m), 50 m of it seen.
+    east = hourly.by_area[hourly.by_area["area"] == "E"]
+    assert east["covered_m"].tolist() == pytest.approx([50.0] * 24)
+    assert east["share"].tolist() == pytest.approx([0.5] * 24)
 
 
 def test_parallel_street_behind_the_block_is_not_seen() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -12,6 +13,12 @@ from citywatch.store.sightings_models import HotlistEntryRow
 from tests.api.conftest import Server
 
 EAST_VILLAGE = {"lon": -73.982486, "lat": 40.731361}  # 1 Ave @ 14 St, precinct 13
+
+
+def _layer_ids(c: Any) -> set[str]:
+    r = c.get("/api/v1/ebikes/thefts/layer")
+    assert r.status_code == 200, r.text
+    return {f["properties"]["id"] for f in r.json()["features"]}
 
 
 def test_register_theft_and_recover_through_the_api(server: Server) -> None:
@@ -58,10 +65,20 @@ def test_register_theft_and_recover_through_the_api(server: Server) -> None:
         stats = c.get("/api/v1/ebikes/stats").json()
         area = {a["area"]: a for a in stats["by_area"]}
         assert area["13"]["total"] >= 1 and area["13"]["by_hour"][hour] >= 1
+        assert c.get("/api/v1/ebikes/thefts/layer").status_code == 403
     with server.client("off1") as c:
         assert [a["area"] for a in c.get("/api/v1/ebikes/stats").json()["by_area"]] == ["1"]
+        assert report["incident_id"] not in _layer_ids(c)  # precinct 13 is not theirs
+    with server.client("disp") as c:
+        ids = _layer_ids(c)
+        assert report["incident_id"] in ids
+        (feature,) = [f for f in c.get("/api/v1/ebikes/thefts/layer").json()["features"]
+                      if f["properties"]["id"] == report["incident_id"]]  # fmt: skip
+        assert feature["properties"]["items"] == [{"kind": "ebike", "make": "Niu", "colour": None}]
+        assert c.get("/api/v1/ebikes/thefts").json()[0]["items"][0]["make"] == "Niu"
     with server.client("dev-a") as c:
         assert c.get("/api/v1/ebikes/stats").status_code == 403
+        assert c.get("/api/v1/ebikes/thefts/layer").status_code == 403
     with server.client("off13") as c:
         assert c.post("/api/v1/ebikes/recover", json={"tag": "API-0001"}).status_code == 200
         assert c.post("/api/v1/ebikes/recover", json={"tag": "API-0001"}).status_code == 409

@@ -18,7 +18,8 @@ from citywatch.dispatch.accounts import Role
 from citywatch.errors import PermissionDeniedError
 from citywatch.incidents.load import load_incidents
 from citywatch.surveillance.ebike_stats import EBIKE_CATEGORIES, MOPED_CATEGORY, theft_stats
-from citywatch.surveillance.ebikes import EBikeRegistry
+from citywatch.surveillance.ebike_thefts import LAYER_LIMIT, theft_layer
+from citywatch.surveillance.ebikes import READ_ROLES, EBikeRegistry
 
 __all__ = ["router"]
 
@@ -125,6 +126,19 @@ def list_thefts(
 ) -> list[dict[str, Any]]:
     """Theft reports in the caller's scope, newest first."""
     return registry.reports(who, status=report_status)
+
+
+@router.get("/thefts/layer")
+def theft_map(
+    who: CurrentUser,
+    registry: Registry,
+    limit: Annotated[int, Query(ge=1, le=LAYER_LIMIT)] = LAYER_LIMIT,
+) -> dict[str, Any]:
+    """E-bike thefts of the served city on the map (imported and reported), newest first, with
+    the make and colour of what was stolen; the registry's readers, in their scope."""
+    if who.role not in READ_ROLES:
+        raise PermissionDeniedError(f"role {who.role} may not read e-bike thefts")
+    return theft_layer(registry.sessions.kw["bind"], registry.pack, who, limit=limit)
 
 
 @router.get("/stats")

@@ -156,18 +156,24 @@ def import_thefts(
     as_json: JsonOption = False,
 ) -> None:
     """Import real theft records as incidents (e-bikes as ``ebike_theft``, mopeds as
-    ``moped_theft``) through the incident importer; importing again adds nothing."""
+    ``moped_theft``) through the incident importer, with the make and colour of each stolen
+    item; importing again adds nothing."""
     from citywatch.city import load_pack
     from citywatch.incidents.importer import import_file
+    from citywatch.store.db import make_engine
+    from citywatch.surveillance.ebike_thefts import read_descriptions, store_descriptions
 
     if source not in THEFT_SOURCES:
         raise ValidationError(
             f"unknown theft source {source!r}; choose one of {', '.join(THEFT_SOURCES)}",
             field="source",
         )
-    report = import_file(file, source, db=db, pack=None if pack is None else load_pack(pack))
+    engine = make_engine(db)
+    report = import_file(file, source, db=engine, pack=None if pack is None else load_pack(pack))
+    with engine.begin() as conn:
+        described = store_descriptions(conn, read_descriptions(file, source))
     if as_json:
-        print_json(report.to_dict())
+        print_json({**report.to_dict(), "items_described": described})
         return
     print_table(
         f"Import of {report.file} ({source})",
@@ -178,6 +184,7 @@ def import_thefts(
             ("already present", report.already_present),
             ("merged (several bicycles, one theft)", report.merged),
             ("rejected", report.rejected),
+            ("stolen items described (make, colour)", described),
         ],
     )
 

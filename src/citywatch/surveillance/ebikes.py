@@ -40,6 +40,8 @@ from citywatch.dispatch.audit import append_audit
 from citywatch.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError
 from citywatch.incidents.storage import insert_incidents
 from citywatch.store.ebike_models import EBikeRow, EBikeTheftReportRow
+from citywatch.store.theft_models import TheftDescriptionRow
+from citywatch.surveillance.ebike_thefts import REGISTRY_KIND, describe
 from citywatch.surveillance.hotlists import NewEntry, add_entry, withdraw_entry
 from citywatch.surveillance.matching import HotlistReason, SightingKind, ValueKey, normalise
 
@@ -113,7 +115,11 @@ class _Bike:
         }
 
 
-def _report_dict(r: EBikeTheftReportRow) -> dict[str, Any]:
+def _report_dict(
+    r: EBikeTheftReportRow, items: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """A theft report; ``items`` is what was stolen (make and colour at the time of the theft,
+    :func:`citywatch.surveillance.ebike_thefts.describe`)."""
     return {
         "id": r.id,
         "ebike_id": r.ebike_id,
@@ -128,6 +134,7 @@ def _report_dict(r: EBikeTheftReportRow) -> dict[str, Any]:
         "incident_id": r.incident_id,
         "hotlist_entry_id": r.hotlist_entry_id,
         "recovered_at": None if r.recovered_at is None else r.recovered_at.isoformat(),
+        "items": items or [],
     }
 
 
@@ -195,13 +202,16 @@ class EBikeRegistry:
             row = self._bike(s, tag)
             if not who.sees(row.bureau, row.station):
                 raise PermissionDeniedError("that e-bike is registered outside your scope")
-            reports = s.scalars(
-                select(EBikeTheftReportRow)
-                .where(EBikeTheftReportRow.ebike_id == row.id)
-                .order_by(EBikeTheftReportRow.id)
+            reports = list(
+                s.scalars(
+                    select(EBikeTheftReportRow)
+                    .where(EBikeTheftReportRow.ebike_id == row.id)
+                    .order_by(EBikeTheftReportRow.id)
+                )
             )
+            items = describe(s, [r.incident_id for r in reports])
             doc = _Bike(row).to_dict(self._sees_contact(who, row))
-            doc["theft_reports"] = [_report_dict(r) for r in reports]
+            doc["theft_reports"] = [_report_dict(r, items.get(r.incident_id)) for r in reports]
             return doc
 
     def bikes(
@@ -225,8 +235,13 @@ class EBikeRegistry:
         if status is not None:
             stmt = stmt.where(EBikeTheftReportRow.status == status)
         with self.sessions() as s:
-            rows = s.scalars(stmt.order_by(EBikeTheftReportRow.id.desc()))
-            return [_report_dict(r) for r in rows if who.sees(r.bureau, r.station)]
+            rows = [
+                r
+                for r in s.scalars(stmt.order_by(EBikeTheftReportRow.id.desc()))
+                if who.sees(r.bureau, r.station)
+            ]
+            items = describe(s, [r.incident_id for r in rows])
+            return [_report_dict(r, items.get(r.incident_id)) for r in rows]
 
     # -- changes --------------------------------------------------------------------------
     def register(
@@ -361,6 +376,17 @@ class EBikeRegistry:
             s.add(report)
             s.flush()
             report.incident_id = self._incident(s, report)
+            # what was stolen, as registered at the time of the theft (the bike may change)
+            s.add(
+                TheftDescriptionRow(
+                    incident_id=report.incident_id,
+                    item=0,
+                    kind=REGISTRY_KIND,
+                    make=row.make,
+                    colour=row.colour,
+                )
+            )
+            items = [{"kind": REGISTRY_KIND, "make": row.make, "colour": row.colour}]
             label = " ".join(v for v in (row.colour, row.make) if v) or None
             entry = add_entry(
                 s,
@@ -384,8 +410,9 @@ class EBikeRegistry:
             before = self._summary(row)
             row.status = "stolen"
             row.updated_at = at
-            self._audit(s, who, "ebike.theft_report", row, before, at, report=_report_dict(report))
-            return _report_dict(report)
+            doc = _report_dict(report, items)
+            self._audit(s, who, "ebike.theft_report", row, before, at, report=doc)
+            return doc
 
     def recover(self, who: Principal, tag: str, *, now: datetime | None = None) -> dict[str, Any]:
         """The bike was found: close its open report, withdraw the hotlist entry; audited."""
@@ -414,8 +441,9 @@ class EBikeRegistry:
             report.recovered_at = at
             row.status = "registered"
             row.updated_at = at
-            self._audit(s, who, "ebike.recover", row, before, at, report=_report_dict(report))
-            return _report_dict(report)
+            doc = _report_dict(report, describe(s, [report.incident_id]).get(report.incident_id))
+            self._audit(s, who, "ebike.recover", row, before, at, report=doc)
+            return doc
 
     # -- helpers --------------------------------------------------------------------------
     def _where(

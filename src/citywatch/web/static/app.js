@@ -10,6 +10,7 @@ import { CityMap, STATUS_COLOURS, TYPE_LETTERS } from "./map.js";
 import { Board } from "./roster.js";
 import { clearPursuit, initPursuit, renderPursuit } from "./pursuit.js";
 import { Sightings } from "./sightings.js";
+import { EBikes } from "./ebikes.js";
 import { installIntake, intakeEvent } from "./intake.js";  // call intake (intake.js)
 
 const WRITE_ROLES = new Set(["admin", "commander", "dispatcher", "station_officer"]);
@@ -179,6 +180,12 @@ async function startSession() {
   state.sightings = state.sightings || new Sightings(state.map, {
     toast, stationLabel, onIncident: async (inc) => { await reloadAll(); selectIncident(inc.id); },
   });
+  state.ebikes = state.ebikes || new EBikes(state.map, {  // e-bike registry (ebikes.js)
+    toast, errorText, stationLabel, timeZone: () => state.config.timezone,
+    stations: () => state.layers.jurisdictions.features
+      .filter((f) => f.properties.level === "station").map((f) => f.properties.id),
+  });
+  state.ebikes.start(state.me);
   installIntake({  // call intake (intake.js): the form, queue numbers and ages, P1 alert
     state, canWrite, selectIncident, toast, errorText, stationLabel,
     reloadDetail: () => state.selectedId && loadDetail(state.selectedId),
@@ -335,6 +342,7 @@ async function onEvent(ev) {
       break;
     case "sighting.alert":
       await state.sightings?.onEvent(ev);
+      await state.ebikes?.onAlert(ev);
       break;
     default:
       break;
@@ -687,6 +695,8 @@ function applyLanguage() {
   renderAdvisories();
   state.sightings?.addToLayerControl();
   state.sightings?.render();
+  state.ebikes?.addToLayerControl();
+  state.ebikes?.build();
 }
 
 const SHORTCUTS = [
