@@ -15,8 +15,9 @@ source                     layout
 ``Division`` (the Toronto Police division, ``51``, ``52`` ...) becomes the station.  Times are
 the published occurrence date and hour, Toronto wall-clock; the police round many of them to
 the hour, so hour-of-day statistics show that rounding.  Locations were moved to the nearest
-intersection by the police.  Bicycle make, model, colour and value are not read: the canonical
-record has no place for them, and nothing about the owner is in the file.
+intersection by the police.  Bicycle make, model, colour and value are not read here: the
+canonical record has no place for them (``citywatch.surveillance.ebike_thefts`` keeps make and
+colour beside the incident), and nothing about the owner is in the file.
 
 *New Zealand*: one row per stolen vehicle, with the day only (``time_precision = "day"``,
 stored at noon New Zealand time) and the region, which becomes the bureau (New Zealand regions
@@ -47,7 +48,7 @@ from citywatch.incidents.taxonomy import Taxonomy
 
 __all__ = ["NZ_COLUMNS", "TORONTO_COLUMNS", "read_nz_stolen_vehicles", "read_toronto_bike_thefts"]
 
-#: The only Toronto columns read (make, model, colour and value are left in the file).
+#: The Toronto columns this reader reads (make and colour: ``surveillance.ebike_thefts``).
 TORONTO_COLUMNS: Final = [
     "event_unique_id",
     "Occurrence_Date",
