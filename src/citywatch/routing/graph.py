@@ -51,8 +51,9 @@ class ModeGraph:
         is not allowed, e.g. against a one-way street).
     seg_lines : ndarray of shapely.LineString
         Segment geometries in the pack's metric CRS.
-    tree : shapely.STRtree
-        Spatial index over ``seg_lines``.
+    seg_edge, seg_flip : ndarray
+        The network edge whose geometry each segment is, and whether the segment runs against
+        it (for :class:`~citywatch.routing.snapping.EdgeIndex`, shared by every mode).
     """
 
     mode: Mode
@@ -67,7 +68,8 @@ class ModeGraph:
     seg_fwd_m: FloatArray
     seg_bwd_m: FloatArray
     seg_lines: npt.NDArray[np.object_]
-    tree: shapely.STRtree
+    seg_edge: IntArray
+    seg_flip: npt.NDArray[np.bool_]
 
     @property
     def n_nodes(self) -> int:
@@ -109,22 +111,24 @@ def build_mode_graph(
     metres = edges["length_m"].to_numpy(dtype=np.float64)[allowed]
     seconds = metres / (kph / 3.6)
     geometry = lines[allowed]
+    edge_id = np.flatnonzero(allowed).astype(np.int64)
     reversed_geom = np.zeros(len(u), dtype=bool)
     if mode == "foot":  # officers on foot walk both ways down a one-way street
         u, v = np.concatenate([u, v]), np.concatenate([v, u])
         metres = np.concatenate([metres, metres])
         seconds = np.concatenate([seconds, seconds])
         geometry = np.concatenate([geometry, geometry])
+        edge_id = np.concatenate([edge_id, edge_id])
         reversed_geom = np.concatenate([reversed_geom, ~reversed_geom])
 
     # Keep the fastest of parallel edges: sort by (u, v, seconds) and take the first of each pair.
     order = np.lexsort((seconds, v, u))
     u, v, seconds, metres = u[order], v[order], seconds[order], metres[order]
-    geometry, reversed_geom = geometry[order], reversed_geom[order]
+    geometry, reversed_geom, edge_id = geometry[order], reversed_geom[order], edge_id[order]
     first = np.ones(len(u), dtype=bool)
     first[1:] = (u[1:] != u[:-1]) | (v[1:] != v[:-1])
     u, v, seconds, metres = u[first], v[first], seconds[first], metres[first]
-    geometry, reversed_geom = geometry[first], reversed_geom[first]
+    geometry, reversed_geom, edge_id = geometry[first], reversed_geom[first], edge_id[first]
 
     n = len(network.nodes)
     sec = sp.csr_array((seconds, (u, v)), shape=(n, n))
@@ -157,7 +161,8 @@ def build_mode_graph(
         seg_fwd_m=metres[rep],
         seg_bwd_m=np.where(has_back, metres[np.maximum(back, 0)], np.inf),
         seg_lines=seg_lines,
-        tree=shapely.STRtree(seg_lines),
+        seg_edge=edge_id[rep],
+        seg_flip=flip,
     )
 
 
