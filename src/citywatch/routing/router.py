@@ -290,7 +290,8 @@ class Router:
         # Units that stand still or are asked about again (every recommendation) are answered
         # from the cache instead.
         self.graph(mode)
-        return self._snap_rows(pts, [mode])[0]
+        rows: FloatArray = self._snap_rows(pts, [mode])[0]
+        return rows
 
     def _snap_rows(self, pts: FloatArray, modes: list[Mode]) -> FloatArray:
         """Snap cache rows (segment, fraction, distance, lon, lat) of ``pts`` in each of

@@ -72,7 +72,9 @@ class EdgeIndex:
         first = np.ones(len(edge), dtype=bool)
         first[1:] = edge[1:] != edge[:-1]
         offset = total - np.maximum.accumulate(np.where(first, total, 0.0))
-        self.edge_m = np.bincount(edge, weights=length, minlength=len(lines))
+        self.edge_m: FloatArray = np.bincount(edge, weights=length, minlength=len(lines)).astype(
+            np.float64
+        )
         # Pieces: each vertex pair cut into ceil(length / PIECE_M) equal parts.
         parts = np.maximum(1, np.ceil(length / PIECE_M)).astype(np.int64)
         pair = np.repeat(np.arange(len(edge)), parts)
