@@ -547,9 +547,5 @@ def _finish(
     # metres, whether the point's segment is entered (or left) at its end a, and whether the
     # trip runs straight along a segment shared with the anchor.
     return trip_costs(
-        parts,
-        (tree.seconds(parts.a), None),
-        (tree.seconds(parts.b), None),
-        (int(anchor.segment[0]), float(anchor.fraction[0])),
-        end_metres=tree.metres,
+        parts, tree.dist, tree.metres_to, (int(anchor.segment[0]), float(anchor.fraction[0]))
     )
