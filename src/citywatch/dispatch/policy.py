@@ -849,7 +849,7 @@ class _Ranker:
         arrays: _Facts,
     ) -> None:
         self.incident, self.policy, self.k, self.req, self.scored = incident, policy, k, req, scored
-        self.arrays = arrays  # policy_arrays(scored, req, incident.station)
+        self.arrays = arrays  # policy_arrays() of the scored units (kept by the Fleet)
         self.sf = policy.name == "station_first" and incident.station is not None
         self.threshold = policy.threshold_s if policy.threshold_s is not None else math.inf
         self.limit_s = math.inf if policy.limit_s is None else policy.limit_s
