@@ -9,6 +9,7 @@ from pyproj import Transformer
 
 from citywatch.city import load_pack
 from citywatch.routing import MODES, Router
+from citywatch.routing.snapping import EdgeIndex
 
 
 @pytest.fixture(scope="module", params=["manhattan", "shenzhen"])
@@ -74,3 +75,11 @@ def test_new_incident_snapped_for_all_modes_as_for_each_alone(router: Router) ->
         np.testing.assert_array_equal(got.segment, want.segment)
         np.testing.assert_array_equal(got.fraction, want.fraction)
         np.testing.assert_array_equal(got.distance_m, want.distance_m)
+
+
+def test_point_the_projection_cannot_place_is_on_no_road(router: Router) -> None:
+    g = router.graph("car")
+    index = EdgeIndex(router.network.edge_geometries(router.crs))
+    index.add_mode("car", g.seg_edge, g.seg_flip)
+    near = index.nearest(np.array([[np.inf, 0.0], [np.nan, np.nan]]), ["car"])
+    assert np.isinf(near.distance_m).all() and (near.segment == 0).all()

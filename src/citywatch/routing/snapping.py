@@ -126,7 +126,9 @@ class EdgeIndex:
         # segment, fraction, distance, x, y of each mode and point; nan distance: not decided.
         out = np.full((5, m, n), np.nan)
         radius = np.full(n, START_RADIUS_M + 2 * self.half_m)
-        todo = np.arange(n)
+        finite = np.isfinite(xy).all(axis=1)
+        out[:, :, ~finite] = np.array([0.0, 0.0, np.inf, np.nan, np.nan])[:, None, None]
+        todo = np.flatnonzero(finite)  # a point the projection cannot place is on no road
         while len(todo):
             found = self.tree.query_ball_point(xy[todo], radius[todo], return_sorted=True)
             counts = np.fromiter(map(len, found), np.int64, len(found))
