@@ -603,6 +603,12 @@ class Recommendation:
         }
 
 
+#: The unit facts the kernel reads (see :func:`policy_arrays`).
+_Facts = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+#: Requirement and station combinations whose facts a :class:`Fleet` keeps.
+_FACTS_KEPT = 256
+
+
 @dataclass(frozen=True, slots=True)
 class _ModeGroup:
     """The units of one travel mode, in their given order, with the arrays a travel call takes."""
@@ -651,12 +657,13 @@ class Fleet(Sequence[UnitView]):
         All units (any status).
     """
 
-    __slots__ = ("_prepared", "_units", "free")
+    __slots__ = ("_facts", "_prepared", "_units", "free")
 
     def __init__(self, units: Sequence[UnitView]) -> None:
         self._units = tuple(units)
         self.free = [u for u in self._units if u.status == AVAILABLE]
         self._prepared: dict[bool, tuple[list[UnitView], list[UnitView], list[_ModeGroup]]] = {}
+        self._facts: dict[tuple[bool, frozenset[str], frozenset[str], str | None], _Facts] = {}
 
     def __len__(self) -> int:
         return len(self._units)
@@ -670,6 +677,17 @@ class Fleet(Sequence[UnitView]):
             usable = self.free if allow_stale else [u for u in self.free if not u.position_stale]
             self._prepared[allow_stale] = (usable, *_by_mode(usable))
         return self._prepared[allow_stale]
+
+    def facts(self, allow_stale: bool, req: Requirement, station: str | None) -> _Facts:
+        """:func:`policy_arrays` of the usable units in travel-call order, kept per
+        requirement and station (incidents differ in few of them, the units not at all)."""
+        key = (allow_stale, req.preferred_types, req.required_types, station)
+        found = self._facts.get(key)
+        if found is None:
+            if len(self._facts) >= _FACTS_KEPT:
+                self._facts.clear()
+            found = self._facts[key] = policy_arrays(self.usable(allow_stale)[1], req, station)
+        return found
 
 
 def _travel_all(
@@ -763,7 +781,9 @@ def recommend(
     if not usable:
         why = Reason.of("all_stale", available=len(fleet.free))
         return Recommendation(incident.id, policy.name, "all_stale", (), (), req, (why,))
-    ranking = _Ranker(incident, policy, k, req, scored)
+    ranking = _Ranker(
+        incident, policy, k, req, scored, fleet.facts(policy.allow_stale, req, incident.station)
+    )
     if policy.limit_s is not None:  # units beyond the policy's limit are no candidates anyway
         eta, metres = _travel_all(by_mode, incident, travel, policy.limit_s)
         ranked = ranking(eta, math.inf)
@@ -797,9 +817,7 @@ _GROUP_REASON = {
 _Ranked = tuple[np.ndarray, np.ndarray, np.ndarray, int, bool, bool]
 
 
-def policy_arrays(
-    units: Sequence[UnitView], req: Requirement, station: str | None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def policy_arrays(units: Sequence[UnitView], req: Requirement, station: str | None) -> _Facts:
     """The unit facts :func:`citywatch.dispatch.kernel.rank_units` reads, as arrays.
 
     Returns ``is_pref``, ``is_req``, ``own`` (of ``station``), ``id_rank`` and ``stale``,
@@ -828,9 +846,10 @@ class _Ranker:
         k: int,
         req: Requirement,
         scored: list[UnitView],
+        arrays: _Facts,
     ) -> None:
         self.incident, self.policy, self.k, self.req, self.scored = incident, policy, k, req, scored
-        self.arrays = policy_arrays(scored, req, incident.station)
+        self.arrays = arrays  # policy_arrays() of the scored units (kept by the Fleet)
         self.sf = policy.name == "station_first" and incident.station is not None
         self.threshold = policy.threshold_s if policy.threshold_s is not None else math.inf
         self.limit_s = math.inf if policy.limit_s is None else policy.limit_s

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
@@ -20,7 +21,6 @@ __all__ = [
     "build_mode_graph",
     "part_cost",
     "point_entries",
-    "segment_costs",
     "segment_parts",
     "trip_costs",
 ]
@@ -51,8 +51,9 @@ class ModeGraph:
         is not allowed, e.g. against a one-way street).
     seg_lines : ndarray of shapely.LineString
         Segment geometries in the pack's metric CRS.
-    tree : shapely.STRtree
-        Spatial index over ``seg_lines``.
+    seg_edge, seg_flip : ndarray
+        The network edge whose geometry each segment is, and whether the segment runs against
+        it (for :class:`~citywatch.routing.snapping.EdgeIndex`, shared by every mode).
     """
 
     mode: Mode
@@ -67,7 +68,8 @@ class ModeGraph:
     seg_fwd_m: FloatArray
     seg_bwd_m: FloatArray
     seg_lines: npt.NDArray[np.object_]
-    tree: shapely.STRtree
+    seg_edge: IntArray
+    seg_flip: npt.NDArray[np.bool_]
 
     @property
     def n_nodes(self) -> int:
@@ -109,22 +111,24 @@ def build_mode_graph(
     metres = edges["length_m"].to_numpy(dtype=np.float64)[allowed]
     seconds = metres / (kph / 3.6)
     geometry = lines[allowed]
+    edge_id = np.flatnonzero(allowed).astype(np.int64)
     reversed_geom = np.zeros(len(u), dtype=bool)
     if mode == "foot":  # officers on foot walk both ways down a one-way street
         u, v = np.concatenate([u, v]), np.concatenate([v, u])
         metres = np.concatenate([metres, metres])
         seconds = np.concatenate([seconds, seconds])
         geometry = np.concatenate([geometry, geometry])
+        edge_id = np.concatenate([edge_id, edge_id])
         reversed_geom = np.concatenate([reversed_geom, ~reversed_geom])
 
     # Keep the fastest of parallel edges: sort by (u, v, seconds) and take the first of each pair.
     order = np.lexsort((seconds, v, u))
     u, v, seconds, metres = u[order], v[order], seconds[order], metres[order]
-    geometry, reversed_geom = geometry[order], reversed_geom[order]
+    geometry, reversed_geom, edge_id = geometry[order], reversed_geom[order], edge_id[order]
     first = np.ones(len(u), dtype=bool)
     first[1:] = (u[1:] != u[:-1]) | (v[1:] != v[:-1])
     u, v, seconds, metres = u[first], v[first], seconds[first], metres[first]
-    geometry, reversed_geom = geometry[first], reversed_geom[first]
+    geometry, reversed_geom, edge_id = geometry[first], reversed_geom[first], edge_id[first]
 
     n = len(network.nodes)
     sec = sp.csr_array((seconds, (u, v)), shape=(n, n))
@@ -157,7 +161,8 @@ def build_mode_graph(
         seg_fwd_m=metres[rep],
         seg_bwd_m=np.where(has_back, metres[np.maximum(back, 0)], np.inf),
         seg_lines=seg_lines,
-        tree=shapely.STRtree(seg_lines),
+        seg_edge=edge_id[rep],
+        seg_flip=flip,
     )
 
 
@@ -251,12 +256,7 @@ def segment_parts(
 
 
 def trip_costs(
-    parts: SegmentParts,
-    at_a: tuple[FloatArray, FloatArray | None],
-    at_b: tuple[FloatArray, FloatArray | None],
-    anchor: tuple[int, float],
-    *,
-    end_metres: Callable[[IntArray], FloatArray] | None = None,
+    parts: SegmentParts, seconds: FloatArray, metres: FloatArray, anchor: tuple[int, float]
 ) -> tuple[FloatArray, FloatArray, npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
     """Trip costs between an anchor and points, from their :class:`SegmentParts`.
 
@@ -264,14 +264,12 @@ def trip_costs(
     ----------
     parts : SegmentParts
         The points' parts of their own segments.
-    at_a, at_b : tuple of ndarray
-        Seconds and metres between the anchor and each point's segment end ``a`` (``b``):
-        from that end to the anchor when ``parts.reverse``, from the anchor to it otherwise.
+    seconds, metres : ndarray
+        Seconds and road metres between the anchor and every node of the network (a search's
+        arrays, ``inf`` where unreached): from the node to the anchor when ``parts.reverse``,
+        from the anchor to it otherwise.
     anchor : tuple of (int, float)
         The anchor's own segment and fraction, for trips straight along a shared segment.
-    end_metres : callable, optional
-        Metres between the anchor and given nodes; when given, the metres of ``at_a``/``at_b``
-        are not used and only the end each trip takes is asked for.
 
     Returns
     -------
@@ -280,44 +278,75 @@ def trip_costs(
         whether it runs straight along the segment shared with the anchor.
     """
     p = parts
-    via_a_s = p.to_a_s + at_a[0]
-    via_b_s = p.to_b_s + at_b[0]
-    take_a = np.asarray(via_a_s < via_b_s)
-    secs = np.where(take_a, via_a_s, via_b_s)
-    if end_metres is not None:
-        reached = np.asarray(end_metres(np.where(take_a, p.a, p.b)))
-    else:
-        assert at_a[1] is not None and at_b[1] is not None
-        reached = np.where(take_a, at_a[1], at_b[1])
-    metres = np.where(take_a, p.to_a_m, p.to_b_m) + reached
-    anchor_seg, anchor_f = anchor
-    same = p.segment == anchor_seg
-    if not same.any():
-        return np.asarray(secs), np.asarray(metres), take_a, np.zeros(len(secs), dtype=bool)
-    f = p.fraction
-    start = f if p.reverse else np.full(len(f), anchor_f)
-    end = np.full(len(f), anchor_f) if p.reverse else f
-    ahead = end >= start
-    direct_s = np.where(ahead, part_cost(end - start, p.fwd_s), part_cost(start - end, p.bwd_s))
-    direct_m = np.where(ahead, part_cost(end - start, p.fwd_m), part_cost(start - end, p.bwd_m))
-    direct = same & (direct_s < secs)
-    secs = np.where(direct, direct_s, secs)
-    metres = np.where(direct, direct_m, metres)
-    return np.asarray(secs), np.asarray(metres), take_a, direct
+    return _trip_costs(
+        p.a,
+        p.b,
+        p.segment,
+        p.fraction,
+        p.to_a_s,
+        p.to_a_m,
+        p.to_b_s,
+        p.to_b_m,
+        p.fwd_s,
+        p.bwd_s,
+        p.fwd_m,
+        p.bwd_m,
+        p.reverse,
+        seconds,
+        metres,
+        anchor[0],
+        anchor[1],
+    )
 
 
-def segment_costs(
-    g: ModeGraph,
+@numba.njit(cache=True, nogil=True)
+def _part(fraction: float, cost: float) -> float:  # pragma: no cover - compiled
+    # part_cost of one value.
+    return 0.0 if fraction == 0.0 else fraction * cost
+
+
+@numba.njit(cache=True, nogil=True)
+def _trip_costs(
+    a: IntArray,
+    b: IntArray,
     segment: IntArray,
     fraction: FloatArray,
-    at_a: tuple[FloatArray, FloatArray | None],
-    at_b: tuple[FloatArray, FloatArray | None],
-    anchor: tuple[int, float],
-    *,
+    to_a_s: FloatArray,
+    to_a_m: FloatArray,
+    to_b_s: FloatArray,
+    to_b_m: FloatArray,
+    fwd_s: FloatArray,
+    bwd_s: FloatArray,
+    fwd_m: FloatArray,
+    bwd_m: FloatArray,
     reverse: bool,
-    end_metres: Callable[[IntArray], FloatArray] | None = None,
-) -> tuple[FloatArray, FloatArray, npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
-    """Trip costs between an anchor point and points on their own segments: :func:`trip_costs`
-    of :func:`segment_parts` (see both for the parameters and the result)."""
-    parts = segment_parts(g, segment, fraction, reverse=reverse)
-    return trip_costs(parts, at_a, at_b, anchor, end_metres=end_metres)
+    seconds: FloatArray,
+    metres: FloatArray,
+    anchor_seg: int,
+    anchor_f: float,
+) -> tuple[
+    FloatArray, FloatArray, npt.NDArray[np.bool_], npt.NDArray[np.bool_]
+]:  # pragma: no cover
+    # trip_costs, point by point: the cheaper of the point's two segment ends, or the direct
+    # trip along a segment shared with the anchor when that is faster.
+    n = len(a)
+    secs, mets = np.empty(n), np.empty(n)
+    take_a, direct = np.zeros(n, np.bool_), np.zeros(n, np.bool_)
+    for i in range(n):
+        via_a, via_b = to_a_s[i] + seconds[a[i]], to_b_s[i] + seconds[b[i]]
+        take_a[i] = via_a < via_b
+        if take_a[i]:
+            secs[i], mets[i] = via_a, to_a_m[i] + metres[a[i]]
+        else:
+            secs[i], mets[i] = via_b, to_b_m[i] + metres[b[i]]
+        if segment[i] != anchor_seg:
+            continue
+        start = fraction[i] if reverse else anchor_f
+        end = anchor_f if reverse else fraction[i]
+        if end >= start:
+            direct_s, direct_m = _part(end - start, fwd_s[i]), _part(end - start, fwd_m[i])
+        else:
+            direct_s, direct_m = _part(start - end, bwd_s[i]), _part(start - end, bwd_m[i])
+        if direct_s < secs[i]:
+            secs[i], mets[i], direct[i] = direct_s, direct_m, True
+    return secs, mets, take_a, direct

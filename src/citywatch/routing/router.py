@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 import numpy.typing as npt
-import shapely
 from pyproj import Transformer
 
 from citywatch.city.network import RoadNetwork
@@ -33,6 +32,7 @@ from citywatch.routing.graph import (
     trip_costs,
 )
 from citywatch.routing.search import SearchGraph, SearchTree
+from citywatch.routing.snapping import EdgeIndex
 from citywatch.routing.speeds import MODES, Mode
 
 if TYPE_CHECKING:
@@ -151,6 +151,7 @@ class Router:
     max_snap_m: float = DEFAULT_SNAP_M
     _graphs: dict[str, ModeGraph] = field(default_factory=dict, repr=False)
     _lines: npt.NDArray[np.object_] | None = field(default=None, repr=False)
+    _index: EdgeIndex | None = field(default=None, repr=False)
     _snaps: dict[str, _SnapCache] = field(default_factory=dict, repr=False)
     _searches: dict[tuple[str, bool], SearchGraph] = field(default_factory=dict, repr=False)
     _fixes: dict[str, _Fix] = field(default_factory=dict, repr=False)
@@ -186,12 +187,16 @@ class Router:
         if mode not in MODES:
             raise ValidationError(f"unknown travel mode {mode!r}; choose from {', '.join(MODES)}")
         if mode not in self._graphs:
-            if self._lines is None:
-                self._lines = self.network.edge_geometries(self.crs)
-            self._graphs[mode] = build_mode_graph(
-                self.network, mode, self._lines, self.speed_overrides
-            )
+            g = build_mode_graph(self.network, mode, self._edge_lines(), self.speed_overrides)
+            self._graphs[mode] = g
+            if self._index is not None:
+                self._index.add_mode(mode, g.seg_edge, g.seg_flip)
         return self._graphs[mode]
+
+    def _edge_lines(self) -> npt.NDArray[np.object_]:
+        if self._lines is None:
+            self._lines = self.network.edge_geometries(self.crs)
+        return self._lines
 
     # ----------------------------------------------------------------------------- snapping
     def snap(
@@ -264,9 +269,9 @@ class Router:
     def _snap_point_all_modes(self, key: tuple[float, float], mode: Mode) -> None:
         """Snap one new point for ``mode`` and every other mode whose graph is built, at once.
 
-        A new incident is asked about once per travel mode of the fleet: its coordinates are
-        projected once and its road points projected back in one call for all modes, instead of
-        two projections per mode (the most expensive part of snapping a single point).
+        A new incident is asked about once per travel mode of the fleet: its candidate edges
+        are found and measured once for all modes (:class:`EdgeIndex`), instead of one
+        spatial query and projection per mode.
         """
         self.graph(mode)
         modes: list[Mode] = [mode] + [
@@ -274,41 +279,40 @@ class Router:
             for m in MODES
             if m != mode and m in self._graphs and key not in self._snaps.get(m, _SnapCache()).index
         ]
-        x, y = self._to_metric.transform(key[0], key[1])
-        point = shapely.points(x, y)
-        rows, on_road = [], []
-        for m in modes:
-            g = self._graphs[m]
-            idx, dist = g.tree.query_nearest(point, return_distance=True, all_matches=False)
-            seg = int(idx[0]) if len(idx) else 0
-            d = float(dist[0]) if len(idx) else math.inf
-            frac = float(shapely.line_locate_point(g.seg_lines[seg], point, normalized=True))
-            on_road.append(shapely.line_interpolate_point(g.seg_lines[seg], frac, normalized=True))
-            rows.append((seg, frac, d))
-        slon, slat = self._to_wgs.transform(shapely.get_x(on_road), shapely.get_y(on_road))
+        rows = self._snap_rows(np.array([key], dtype=np.float64), modes)
         for j, m in enumerate(modes):
             cache = self._snaps.setdefault(m, _SnapCache())
             if len(cache) >= _SNAP_CACHE_SIZE:
                 cache.clear()
-            seg, frac, d = rows[j]
-            cache.add([key], np.array([[seg, frac, d, slon[j], slat[j]]], dtype=np.float64))
+            cache.add([key], rows[j])
 
     def _snap_new(self, pts: FloatArray, mode: Mode) -> FloatArray:
-        # GEOS nearest-segment queries cost ~15 us a point; units that stand still or are asked
-        # about again (every recommendation) are answered from the cache instead.
-        g = self.graph(mode)
+        # Units that stand still or are asked about again (every recommendation) are answered
+        # from the cache instead.
+        self.graph(mode)
+        rows: FloatArray = self._snap_rows(pts, [mode])[0]
+        return rows
+
+    def _snap_rows(self, pts: FloatArray, modes: list[Mode]) -> FloatArray:
+        """Snap cache rows (segment, fraction, distance, lon, lat) of ``pts`` in each of
+        ``modes`` (built), shape (modes, points, 5)."""
+        if self._index is None:
+            self._index = EdgeIndex(self._edge_lines())
+            for m, g in self._graphs.items():
+                self._index.add_mode(m, g.seg_edge, g.seg_flip)
         x, y = self._to_metric.transform(pts[:, 0], pts[:, 1])
-        points = shapely.points(x, y)
-        idx, dist = g.tree.query_nearest(points, return_distance=True, all_matches=False)
-        seg = np.zeros(len(pts), dtype=np.int64)
-        d = np.full(len(pts), np.inf)
-        seg[idx[0]] = idx[1]
-        d[idx[0]] = dist
-        lines = g.seg_lines[seg]
-        frac = shapely.line_locate_point(lines, points, normalized=True)
-        on_road = shapely.line_interpolate_point(lines, frac, normalized=True)
-        slon, slat = self._to_wgs.transform(shapely.get_x(on_road), shapely.get_y(on_road))
-        return np.column_stack([seg, frac, d, slon, slat]).astype(np.float64)
+        near = self._index.nearest(np.column_stack([x, y]), list(modes))
+        slon, slat = self._to_wgs.transform(near.x.ravel(), near.y.ravel())
+        return np.stack(
+            [
+                near.segment.astype(np.float64),
+                near.fraction,
+                near.distance_m,
+                np.reshape(slon, near.x.shape),
+                np.reshape(slat, near.x.shape),
+            ],
+            axis=-1,
+        )
 
     # ----------------------------------------------------------------------------- queries
     def node_times_to(
@@ -543,9 +547,5 @@ def _finish(
     # metres, whether the point's segment is entered (or left) at its end a, and whether the
     # trip runs straight along a segment shared with the anchor.
     return trip_costs(
-        parts,
-        (tree.seconds(parts.a), None),
-        (tree.seconds(parts.b), None),
-        (int(anchor.segment[0]), float(anchor.fraction[0])),
-        end_metres=tree.metres,
+        parts, tree.dist, tree.metres_to, (int(anchor.segment[0]), float(anchor.fraction[0]))
     )
