@@ -198,7 +198,7 @@ def ingest(info: dict[str, Any], entries: int, clients: int, seconds: float) -> 
                     failed[k] += 1
                 i += clients
 
-    cpu0, t0 = proc_cpu_s(info["pid"]), time.perf_counter()
+    cpu0, t0, own0 = proc_cpu_s(info["pid"]), time.perf_counter(), time.process_time()
     threads = [threading.Thread(target=worker, args=(k,)) for k in range(clients)]
     for th in threads:
         th.start()
@@ -210,6 +210,8 @@ def ingest(info: dict[str, Any], entries: int, clients: int, seconds: float) -> 
         "sightings_per_s": total / wall,
         "server_cpu_s_per_1000": 1000 * cpu / max(total, 1),
         "server_cpu_share": cpu / wall,
+        # this process's CPU (all client threads) per wall second: not the bottleneck if low
+        "client_cpu_share": (time.process_time() - own0) / wall,
         "failed_requests": sum(failed),
         "batch_ms": summary_ms(latencies),
     }
@@ -247,6 +249,7 @@ def alert_latency(
     rng = random.Random(seed)
     fresh = rng.sample(range(entries), n)
     sent: dict[int, float] = {}
+    answered: dict[int, float] = {}  # alert id -> when its POST's response arrived
     headers = {"Authorization": f"Bearer {info['feed']}"}
     with httpx.Client(base_url=info["url"], headers=headers, timeout=60) as c:
         for i, j in enumerate(fresh):
@@ -259,6 +262,7 @@ def alert_latency(
             created = r.json()["alerts_created"]
             if created:
                 sent[created[0]] = t
+                answered[created[0]] = time.perf_counter()
             time.sleep(0.2)
     deadline = time.perf_counter() + 10
     while time.perf_counter() < deadline and not all(a in arrived for a in sent):
@@ -267,7 +271,19 @@ def alert_latency(
     listener.join(10)
     samples = [arrived[a] - t for a, t in sent.items() if a in arrived]
     stats = summary_ms(samples) if samples else {"p50_ms": float("nan"), "p99_ms": float("nan")}
-    return {**stats, "alerts": len(sent), "received": len(samples)}
+    # where the time goes: the POST itself (validation, match, alert, commit) and the delivery
+    # from the response to the WebSocket (bus, fan-out)
+    post = summary_ms([answered[a] - t for a, t in sent.items()]) if sent else {}
+    after = [arrived[a] - answered[a] for a in sent if a in arrived]
+    return {
+        **stats,
+        "alerts": len(sent),
+        "received": len(samples),
+        "post_p50_p99_ms": [post.get("p50_ms"), post.get("p99_ms")],
+        "response_to_ws_p50_p99_ms": [summary_ms(after)[k] for k in ("p50_ms", "p99_ms")]
+        if after
+        else None,
+    }
 
 
 def run_one(db: str, entries: int, seconds: float, tmp: Path) -> dict[str, Any]:
