@@ -58,7 +58,9 @@ def _bike(**kw: Any) -> NewEntry:
 
 
 def _audits(s: Session, action: str) -> list[AuditRecord]:
-    return list(s.scalars(select(AuditRecord).where(AuditRecord.action == action).order_by(AuditRecord.seq)))
+    return list(
+        s.scalars(select(AuditRecord).where(AuditRecord.action == action).order_by(AuditRecord.seq))
+    )
 
 
 def test_add_entry_is_audited_with_purpose_and_keyed(engine: Engine) -> None:

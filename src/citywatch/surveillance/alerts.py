@@ -246,6 +246,12 @@ class _Draft:
     added: int = 0
     hits: list[Hit] = field(default_factory=list)
 
+    @property
+    def alert_id(self) -> int:
+        """The id, once the alert is in the database."""
+        assert self.id is not None, "a new alert is inserted before it is linked"
+        return self.id
+
 
 def raise_alerts(
     session: Session,
@@ -299,12 +305,12 @@ def raise_alerts(
     new = [d for d in drafts if d.id is None]
     _insert_alerts(session, pack, new, areas, now, recommend)
     _extend_alerts(session, [d for d in drafts if d.first is None], now)
-    links = [{"sid": h.sighting_id, "aid": d.id} for d in drafts for h in d.hits]
+    links = [{"sid": h.sighting_id, "aid": d.alert_id} for d in drafts for h in d.hits]
     table = _table(SightingRow)
     session.execute(
         update(table).where(table.c.id == bindparam("sid")).values(alert_id=bindparam("aid")), links
     )
-    changed = {d.id: "created" if d.first is not None else "updated" for d in drafts}
+    changed = {d.alert_id: "created" if d.first is not None else "updated" for d in drafts}
     rows = list(
         session.scalars(
             select(SightingAlertRow)
@@ -317,9 +323,9 @@ def raise_alerts(
         if sink is not None:
             sink.stage(session, alert_event(alert, changed[alert["id"]], actor, now))
     return AlertChanges(
-        created=[d.id for d in new if d.id is not None],
-        extended=[d.id for d in drafts if d.first is None and d.id is not None],
-        alert_of={link["sid"]: link["aid"] for link in links if link["aid"] is not None},
+        created=[d.alert_id for d in new],
+        extended=[d.alert_id for d in drafts if d.first is None],
+        alert_of={link["sid"]: link["aid"] for link in links},
         alerts=[a for a in dicts if changed[a["id"]] == "created"],
     )
 

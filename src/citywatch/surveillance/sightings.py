@@ -258,7 +258,8 @@ def ingest(
             hits_in.append(row)
         else:
             plain.append(row)
-    copy_rows(session, _table(SightingRow), _COLUMNS, map(_in_columns, plain))
+    if plain:
+        copy_rows(session, _table(SightingRow), _COLUMNS, map(_in_columns, plain))
     hits = _insert_hits(session, hits_in)
     changes = raise_alerts(
         session,
