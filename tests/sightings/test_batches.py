@@ -192,3 +192,25 @@ def test_a_batch_of_only_refused_reads_writes_nothing(engine: Engine, pack: City
         ]
         assert s.scalar(select(func.count()).select_from(SightingRow)) == 0
         assert s.scalar(select(func.count()).where(AuditRecord.action == INGEST_ACTION)) == 0
+
+
+@pytest.mark.postgres
+def test_a_hotlist_import_leaves_the_planner_its_real_size(pg_url: str) -> None:
+    from sqlalchemy import text
+
+    from citywatch.store.db import make_engine, session_factory, upgrade
+    from citywatch.surveillance.hotlist_files import import_entries
+
+    engine = make_engine(pg_url)
+    upgrade(engine)
+    entries = [_entry(f"IMP{i:04d}", "stolen_vehicle") for i in range(300)]
+    with session_factory(engine).begin() as s:
+        result = import_entries(s, entries, actor="a", purpose="monthly file", key=KEY, now=T0)
+    assert result.created == 300
+    with engine.connect() as c:
+        size = c.scalar(
+            text("SELECT reltuples FROM pg_class WHERE oid = 'hotlist_entries'::regclass")
+        )
+    # without ANALYZE a fresh table reports -1 (never analysed) and batches may scan it all
+    assert size == 300
+    engine.dispose()

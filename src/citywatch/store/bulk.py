@@ -6,8 +6,9 @@ holds a SHA-256 :func:`digest_lines` of the batch's rows, so that a row changed,
 deleted afterwards no longer matches the record that covers it.
 
 :func:`copy_rows` writes the rows with PostgreSQL's ``COPY ... FROM STDIN`` inside the caller's
-transaction (psycopg's ``Copy.write_row``; about a third of the CPU of a multi-row ``INSERT``
-on PostgreSQL) and with one Core ``INSERT`` (executemany) on other databases.
+transaction (psycopg's ``Copy.write_row``; a third of the service CPU of a multi-row
+``INSERT`` for sightings, measured with ``benchmarks/bench_sightings.py``) and with one Core
+``INSERT`` (executemany) on other databases.
 """
 
 from __future__ import annotations

@@ -11,8 +11,10 @@ A batch of reads (``POST /api/v1/sightings``) is one transaction:
    **one indexed query** against the active, unexpired hotlist entries (``value_key IN (...)``
    on ``ix_hotlist_entries_value_key``: a B-tree lookup per distinct value, whatever the size
    of the hotlist, and every worker sees an entry as soon as it commits);
-3. the reads are inserted with one multi-row Core ``INSERT`` (the hits with ``RETURNING`` to
-   link their alerts), the hits raise or extend alerts (:mod:`citywatch.surveillance.alerts`);
+3. the reads that matched nothing are written with PostgreSQL ``COPY`` (a Core executemany
+   elsewhere, :func:`~citywatch.store.bulk.copy_rows`), the hits with one ``INSERT ...
+   RETURNING`` to link their alerts; the hits raise or extend alerts with a fixed number of
+   statements (:func:`~citywatch.surveillance.alerts.raise_alerts`);
 4. one ``sightings.ingest`` audit record covers the batch (counts, the ids stored and a SHA-256
    of the reads), appended last like every other writer of the chain.
 
@@ -425,8 +427,8 @@ def _match(session: Session, keys: Sequence[str], at: datetime) -> dict[str, int
     distinct = sorted(set(keys))
     column = HotlistEntryRow.value_key
     if session.get_bind().dialect.name == "postgresql":
-        # one text parameter split by the server: psycopg dumps a 1,000-string array in
-        # Python, at a fifth of the batch's matching CPU (value keys are hex, never commas)
+        # one text parameter split by the server: psycopg dumps an array of 1,000 strings in
+        # Python, most of the match's client CPU in a profile (value keys are hex, no commas)
         wanted = column == any_(func.string_to_array(",".join(distinct), ","))
     else:
         wanted = column.in_(distinct)
