@@ -214,3 +214,22 @@ def test_a_hotlist_import_leaves_the_planner_its_real_size(pg_url: str) -> None:
     # without ANALYZE a fresh table reports -1 (never analysed) and batches may scan it all
     assert size == 300
     engine.dispose()
+
+
+def test_bulk_rows_land_whole_and_their_digest_ignores_order(engine: Engine) -> None:
+    import hashlib
+
+    from citywatch.store.bulk import copy_rows, digest_lines
+
+    # every NOT NULL column without a server default (COPY applies no model defaults)
+    columns = ("pack", "sensor_id", "kind", "value_key", "seen_at", "received_at", "hit")
+    rows = [
+        ("manhattan", f"r{i % 3}", "plate", f"{i:064x}", T0 + timedelta(seconds=i), T0, False)
+        for i in range(10_001)  # more than one executemany chunk where there is no COPY
+    ]
+    with Session(engine) as s, s.begin():
+        copy_rows(s, SightingRow.__table__, (*columns, "source"), ((*r, "f") for r in rows))
+        stored = s.execute(select(SightingRow.value_key, SightingRow.seen_at)).all()
+    assert sorted(stored) == [(r[3], r[4]) for r in rows]
+    assert digest_lines(["b", "a", "c"]) == digest_lines(["c", "a", "b"])
+    assert digest_lines(["b", "a"]) == hashlib.sha256(b"a\nb\n").hexdigest()

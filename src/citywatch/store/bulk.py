@@ -15,12 +15,16 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Sequence
-from typing import Any
+from itertools import islice
+from typing import Any, Final
 
 from sqlalchemy import Table, insert
 from sqlalchemy.orm import Session
 
 __all__ = ["copy_rows", "digest_lines"]
+
+#: Rows per executemany where there is no ``COPY`` (bounds the parameter dicts held at once).
+_CHUNK: Final = 10_000
 
 
 def digest_lines(lines: Iterable[str]) -> str:
@@ -64,9 +68,9 @@ def copy_rows(
     """
     connection = session.connection()
     if connection.dialect.name != "postgresql":
-        params = [dict(zip(columns, row, strict=True)) for row in rows]
-        if params:
-            session.execute(insert(table), params)
+        rest = iter(rows)
+        while part := [dict(zip(columns, row, strict=True)) for row in islice(rest, _CHUNK)]:
+            session.execute(insert(table), part)
         return
     raw: Any = connection.connection.driver_connection
     statement = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN"
