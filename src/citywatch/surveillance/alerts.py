@@ -233,6 +233,33 @@ def alert_dict(
     }
 
 
+@dataclass(frozen=True)
+class AlertChanges:
+    """What :func:`raise_alerts` did: the alerts ``created`` and ``extended`` (ids), the alert
+    of each sighting, and the new alerts as :func:`alert_dict` shows them."""
+
+    created: list[int]
+    extended: list[int]
+    alert_of: dict[int, int]
+    alerts: list[dict[str, Any]]
+
+
+def alert_event(alert: dict[str, Any], change: str, actor: str, at: datetime) -> dict[str, Any]:
+    """The stream event of an alert change (``created``, ``updated``, ``status``)."""
+    return {
+        "id": None,
+        "type": ALERT_EVENT,
+        "at": at.isoformat(),
+        "incident_id": alert["incident_id"],
+        "unit_id": None,
+        "station": alert["station"],
+        "bureau": alert["bureau"],
+        "actor": actor,
+        "audience": alert["audience"],
+        "data": {**{k: v for k, v in alert.items() if k != "audience"}, "change": change},
+    }
+
+
 @dataclass(slots=True)
 class _Draft:
     """An alert being created or extended by one batch (written once, after the batch)."""
@@ -287,21 +314,7 @@ def raise_alerts(
         )
     }
     ordered = sorted(hits, key=lambda h: (h.seen_at, h.sighting_id))
-    candidates = _open_alerts(session, pack, entries, ordered[0].seen_at)
-    drafts: list[_Draft] = []
-    for hit in ordered:
-        since = hit.seen_at - timedelta(seconds=COALESCE_S)
-        group = candidates.setdefault((hit.entry_id, hit.station), [])
-        draft = next((d for d in group if d.last_seen_at >= since), None)
-        if draft is None:
-            draft = _Draft(entries[hit.entry_id], hit.station, None, hit.seen_at, first=hit)
-            group.insert(0, draft)  # newest first, as the ids will be
-        draft.added += 1
-        draft.last = hit
-        draft.last_seen_at = max(draft.last_seen_at, hit.seen_at)
-        draft.hits.append(hit)
-        if draft.added == 1:
-            drafts.append(draft)
+    drafts = _group(ordered, entries, _open_alerts(session, pack, entries, ordered[0].seen_at))
     new = [d for d in drafts if d.id is None]
     _insert_alerts(session, pack, new, areas, now, recommend)
     _extend_alerts(session, [d for d in drafts if d.first is None], now)
@@ -330,33 +343,6 @@ def raise_alerts(
     )
 
 
-@dataclass(frozen=True)
-class AlertChanges:
-    """What :func:`raise_alerts` did: the alerts ``created`` and ``extended`` (ids), the alert
-    of each sighting, and the new alerts as :func:`alert_dict` shows them."""
-
-    created: list[int]
-    extended: list[int]
-    alert_of: dict[int, int]
-    alerts: list[dict[str, Any]]
-
-
-def alert_event(alert: dict[str, Any], change: str, actor: str, at: datetime) -> dict[str, Any]:
-    """The stream event of an alert change (``created``, ``updated``, ``status``)."""
-    return {
-        "id": None,
-        "type": ALERT_EVENT,
-        "at": at.isoformat(),
-        "incident_id": alert["incident_id"],
-        "unit_id": None,
-        "station": alert["station"],
-        "bureau": alert["bureau"],
-        "actor": actor,
-        "audience": alert["audience"],
-        "data": {**{k: v for k, v in alert.items() if k != "audience"}, "change": change},
-    }
-
-
 def _open_alerts(
     session: Session, pack: str, entries: dict[int, HotlistEntryRow], earliest: datetime
 ) -> dict[tuple[int, str | None], list[_Draft]]:
@@ -378,6 +364,30 @@ def _open_alerts(
         draft = _Draft(entries[entry_id], station, int(alert_id), last_seen_at)
         out.setdefault((entry_id, station), []).append(draft)
     return out
+
+
+def _group(
+    ordered: Sequence[Hit],
+    entries: dict[int, HotlistEntryRow],
+    candidates: dict[tuple[int, str | None], list[_Draft]],
+) -> list[_Draft]:
+    """The alerts the hits (in time order) join or raise, in order of their first hit: a hit
+    joins the newest alert of its entry and area seen at most :data:`COALESCE_S` before it."""
+    drafts: list[_Draft] = []
+    for hit in ordered:
+        since = hit.seen_at - timedelta(seconds=COALESCE_S)
+        group = candidates.setdefault((hit.entry_id, hit.station), [])
+        draft = next((d for d in group if d.last_seen_at >= since), None)
+        if draft is None:
+            draft = _Draft(entries[hit.entry_id], hit.station, None, hit.seen_at, first=hit)
+            group.insert(0, draft)  # newest first, as the ids will be
+        draft.added += 1
+        draft.last = hit
+        draft.last_seen_at = max(draft.last_seen_at, hit.seen_at)
+        draft.hits.append(hit)
+        if draft.added == 1:
+            drafts.append(draft)
+    return drafts
 
 
 def _insert_alerts(
