@@ -23,7 +23,7 @@ the WebSocket stream (:func:`visible`), the alert list, the tracks and the sight
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final
 
@@ -47,6 +47,7 @@ __all__ = [
     "ALERT_EVENT",
     "COALESCE_S",
     "INCIDENT_CATEGORY",
+    "AlertChanges",
     "AreaGraph",
     "Hit",
     "Recommender",
@@ -150,14 +151,23 @@ def visible(who: Principal, audience: dict[str, Any]) -> bool:
     )
 
 
-def _roles(session: Session, list_name: str) -> list[str]:
-    row = session.get(HotlistRow, list_name)
-    return list(row.read_roles) if row is not None else []
+def _roles(session: Session, names: set[str]) -> dict[str, list[str]]:
+    """The roles that may read each of the hotlists ``names`` (none for an unknown list)."""
+    found = session.execute(
+        select(HotlistRow.name, HotlistRow.read_roles).where(HotlistRow.name.in_(sorted(names)))
+    )
+    roles = {name: list(read) for name, read in found}
+    return {name: roles.get(name, []) for name in names}
 
 
-def alert_dicts(session: Session, rows: Sequence[SightingAlertRow]) -> list[dict[str, Any]]:
+def alert_dicts(
+    session: Session,
+    rows: Sequence[SightingAlertRow],
+    *,
+    entries: dict[int, HotlistEntryRow] | None = None,
+) -> list[dict[str, Any]]:
     """JSON-ready alerts with their entry's reason, label and case reference, recipients and
-    the audience that may see them."""
+    the audience that may see them (``entries``: the alerts' entries when already loaded)."""
     if not rows:
         return []
     ids = [r.id for r in rows]
@@ -168,13 +178,14 @@ def alert_dicts(session: Session, rows: Sequence[SightingAlertRow]) -> list[dict
         .order_by(AlertRecipientRow.alert_id, AlertRecipientRow.role, AlertRecipientRow.station)
     ):
         recipients.setdefault(rec.alert_id, []).append(rec)
-    entries = {
-        e.id: e
-        for e in session.scalars(
-            select(HotlistEntryRow).where(HotlistEntryRow.id.in_({r.entry_id for r in rows}))
-        )
-    }
-    roles = {name: _roles(session, name) for name in {r.list_name for r in rows}}
+    if entries is None:
+        entries = {
+            e.id: e
+            for e in session.scalars(
+                select(HotlistEntryRow).where(HotlistEntryRow.id.in_({r.entry_id for r in rows}))
+            )
+        }
+    roles = _roles(session, {r.list_name for r in rows})
     return [
         alert_dict(r, entries[r.entry_id], recipients.get(r.id, []), roles[r.list_name])
         for r in rows
@@ -222,67 +233,15 @@ def alert_dict(
     }
 
 
-def raise_alerts(
-    session: Session,
-    pack: str,
-    hits: Sequence[Hit],
-    *,
-    areas: AreaGraph,
-    actor: str,
-    now: datetime,
-    recommend: Recommender | None = None,
-    sink: EventSink | None = None,
-) -> tuple[list[int], list[int], dict[int, int]]:
-    """Create or extend the alerts of ``hits`` (in time order) and link the sightings to them.
+@dataclass(frozen=True)
+class AlertChanges:
+    """What :func:`raise_alerts` did: the alerts ``created`` and ``extended`` (ids), the alert
+    of each sighting, and the new alerts as :func:`alert_dict` shows them."""
 
-    Every change is staged on ``sink`` as a :data:`ALERT_EVENT` event carrying its audience.
-    The caller audits the alerts with the batch (one chain append per batch, not per alert).
-    Returns the ids of the alerts created, of those extended, and the alert of each sighting.
-    """
-    if not hits:
-        return [], [], {}
-    entries = {
-        e.id: e
-        for e in session.scalars(
-            select(HotlistEntryRow)
-            .where(HotlistEntryRow.id.in_(sorted({h.entry_id for h in hits})))
-            .order_by(HotlistEntryRow.id)
-            .with_for_update()  # two workers seeing one subject at once make one alert
-        )
-    }
-    created: list[int] = []
-    extended: list[int] = []
-    changed: dict[int, str] = {}
-    links: list[dict[str, int]] = []
-    for hit in sorted(hits, key=lambda h: (h.seen_at, h.sighting_id)):
-        entry = entries[hit.entry_id]
-        row = _open_alert(session, pack, entry.id, hit)
-        if row is None:
-            row = _new_alert(session, pack, entry, hit, areas, now, recommend)
-            created.append(row.id)
-            changed[row.id] = "created"
-        else:
-            row.sightings += 1
-            row.last_sighting_id = hit.sighting_id
-            row.sensor_id = hit.sensor_id
-            row.last_seen_at = max(row.last_seen_at, hit.seen_at)
-            row.lon, row.lat, row.updated_at = hit.lon, hit.lat, now
-            if row.id not in changed:
-                extended.append(row.id)
-                changed[row.id] = "updated"
-        links.append({"sid": hit.sighting_id, "aid": row.id})
-        session.flush()
-    table = _table(SightingRow)
-    session.execute(
-        update(table).where(table.c.id == bindparam("sid")).values(alert_id=bindparam("aid")), links
-    )
-    rows = list(
-        session.scalars(select(SightingAlertRow).where(SightingAlertRow.id.in_(list(changed))))
-    )
-    for alert in alert_dicts(session, rows):
-        if sink is not None:
-            sink.stage(session, alert_event(alert, changed[alert["id"]], actor, now))
-    return created, extended, {link["sid"]: link["aid"] for link in links}
+    created: list[int]
+    extended: list[int]
+    alert_of: dict[int, int]
+    alerts: list[dict[str, Any]]
 
 
 def alert_event(alert: dict[str, Any], change: str, actor: str, at: datetime) -> dict[str, Any]:
@@ -301,73 +260,229 @@ def alert_event(alert: dict[str, Any], change: str, actor: str, at: datetime) ->
     }
 
 
-def _open_alert(session: Session, pack: str, entry_id: int, hit: Hit) -> SightingAlertRow | None:
-    """The alert of this entry in the hit's station area still collecting sightings."""
-    since = hit.seen_at - timedelta(seconds=COALESCE_S)
-    stmt = (
-        select(SightingAlertRow)
-        .where(
-            SightingAlertRow.pack == pack,
-            SightingAlertRow.entry_id == entry_id,
-            SightingAlertRow.status.in_(("open", "acknowledged")),
-            SightingAlertRow.last_seen_at >= since,
-        )
-        .order_by(SightingAlertRow.id.desc())
-        .limit(1)
-    )
-    stmt = stmt.where(
-        SightingAlertRow.station.is_(None)
-        if hit.station is None
-        else SightingAlertRow.station == hit.station
-    )
-    return session.scalar(stmt)
+@dataclass(slots=True)
+class _Draft:
+    """An alert being created or extended by one batch (written once, after the batch)."""
+
+    entry: HotlistEntryRow
+    station: str | None
+    id: int | None  # None until inserted
+    last_seen_at: datetime
+    first: Hit | None = None  # the first sighting of a new alert
+    last: Hit | None = None  # the latest sighting this batch adds
+    added: int = 0
+    hits: list[Hit] = field(default_factory=list)
+
+    @property
+    def alert_id(self) -> int:
+        """The id, once the alert is in the database."""
+        assert self.id is not None, "a new alert is inserted before it is linked"
+        return self.id
 
 
-def _new_alert(
+def raise_alerts(
     session: Session,
     pack: str,
-    entry: HotlistEntryRow,
-    hit: Hit,
+    hits: Sequence[Hit],
+    *,
+    areas: AreaGraph,
+    actor: str,
+    now: datetime,
+    recommend: Recommender | None = None,
+    sink: EventSink | None = None,
+) -> AlertChanges:
+    """Create or extend the alerts of ``hits`` (in time order) and link the sightings to them.
+
+    A fixed number of statements per batch, whatever the number of hits: the entries are
+    locked, the open alerts of their entries read, the hits grouped onto them in memory (a hit
+    joins the latest alert of its entry and station area whose last sighting is at most
+    :data:`COALESCE_S` earlier, possibly one created by an earlier hit of the batch), then the
+    new alerts and their recipients are inserted, the extended ones updated and the sightings
+    linked, each with one statement.  Every change is staged on ``sink`` as an
+    :data:`ALERT_EVENT` event carrying its audience.  The caller audits the alerts with the
+    batch (one chain append per batch, not per alert).
+    """
+    if not hits:
+        return AlertChanges([], [], {}, [])
+    entries = {
+        e.id: e
+        for e in session.scalars(
+            select(HotlistEntryRow)
+            .where(HotlistEntryRow.id.in_(sorted({h.entry_id for h in hits})))
+            .order_by(HotlistEntryRow.id)
+            .with_for_update()  # two workers seeing one subject at once make one alert
+        )
+    }
+    ordered = sorted(hits, key=lambda h: (h.seen_at, h.sighting_id))
+    drafts = _group(ordered, entries, _open_alerts(session, pack, entries, ordered[0].seen_at))
+    new = [d for d in drafts if d.id is None]
+    _insert_alerts(session, pack, new, areas, now, recommend)
+    _extend_alerts(session, [d for d in drafts if d.first is None], now)
+    links = [{"sid": h.sighting_id, "aid": d.alert_id} for d in drafts for h in d.hits]
+    table = _table(SightingRow)
+    session.execute(
+        update(table).where(table.c.id == bindparam("sid")).values(alert_id=bindparam("aid")), links
+    )
+    changed = {d.alert_id: "created" if d.first is not None else "updated" for d in drafts}
+    rows = list(
+        session.scalars(
+            select(SightingAlertRow)
+            .where(SightingAlertRow.id.in_(list(changed)))
+            .order_by(SightingAlertRow.id)
+        )
+    )
+    dicts = alert_dicts(session, rows, entries=entries)
+    for alert in dicts:
+        if sink is not None:
+            sink.stage(session, alert_event(alert, changed[alert["id"]], actor, now))
+    return AlertChanges(
+        created=[d.alert_id for d in new],
+        extended=[d.alert_id for d in drafts if d.first is None],
+        alert_of={link["sid"]: link["aid"] for link in links},
+        alerts=[a for a in dicts if changed[a["id"]] == "created"],
+    )
+
+
+def _open_alerts(
+    session: Session, pack: str, entries: dict[int, HotlistEntryRow], earliest: datetime
+) -> dict[tuple[int, str | None], list[_Draft]]:
+    """The alerts of ``entries`` still collecting sightings at ``earliest`` (one query), by
+    entry and station area, newest first."""
+    table = _table(SightingAlertRow)
+    rows = session.execute(
+        select(table.c.id, table.c.entry_id, table.c.station, table.c.last_seen_at)
+        .where(
+            table.c.pack == pack,
+            table.c.entry_id.in_(sorted(entries)),
+            table.c.status.in_(("open", "acknowledged")),
+            table.c.last_seen_at >= earliest - timedelta(seconds=COALESCE_S),
+        )
+        .order_by(table.c.id.desc())
+    )
+    out: dict[tuple[int, str | None], list[_Draft]] = {}
+    for alert_id, entry_id, station, last_seen_at in rows:
+        draft = _Draft(entries[entry_id], station, int(alert_id), last_seen_at)
+        out.setdefault((entry_id, station), []).append(draft)
+    return out
+
+
+def _group(
+    ordered: Sequence[Hit],
+    entries: dict[int, HotlistEntryRow],
+    candidates: dict[tuple[int, str | None], list[_Draft]],
+) -> list[_Draft]:
+    """The alerts the hits (in time order) join or raise, in order of their first hit: a hit
+    joins the newest alert of its entry and area seen at most :data:`COALESCE_S` before it."""
+    drafts: list[_Draft] = []
+    for hit in ordered:
+        since = hit.seen_at - timedelta(seconds=COALESCE_S)
+        group = candidates.setdefault((hit.entry_id, hit.station), [])
+        draft = next((d for d in group if d.last_seen_at >= since), None)
+        if draft is None:
+            draft = _Draft(entries[hit.entry_id], hit.station, None, hit.seen_at, first=hit)
+            group.insert(0, draft)  # newest first, as the ids will be
+        draft.added += 1
+        draft.last = hit
+        draft.last_seen_at = max(draft.last_seen_at, hit.seen_at)
+        draft.hits.append(hit)
+        if draft.added == 1:
+            drafts.append(draft)
+    return drafts
+
+
+def _insert_alerts(
+    session: Session,
+    pack: str,
+    drafts: Sequence[_Draft],
     areas: AreaGraph,
     now: datetime,
     recommend: Recommender | None,
-) -> SightingAlertRow:
+) -> None:
+    """Insert the new alerts (one statement, ids set on the drafts) and their recipients."""
+    if not drafts:
+        return
+    values = [_new_alert(pack, d, now, recommend) for d in drafts]
+    table = _table(SightingAlertRow)
+    ids = session.execute(
+        insert(table).returning(table.c.id, sort_by_parameter_order=True), values
+    ).scalars()
+    recipients: list[dict[str, Any]] = []
+    for draft, alert_id in zip(drafts, ids, strict=True):
+        draft.id = int(alert_id)
+        recipients += [
+            {"alert_id": draft.id, "station": s, "bureau": areas.bureau_of.get(s), "role": r}
+            for s, r in areas.recipients(draft.station, draft.entry.reason)
+        ]
+    if recipients:
+        session.execute(insert(_table(AlertRecipientRow)), recipients)
+
+
+def _extend_alerts(session: Session, drafts: Sequence[_Draft], now: datetime) -> None:
+    """Add the batch's sightings to existing alerts: count, latest sighting, sensor, place."""
+    if not drafts:
+        return
+    table = _table(SightingAlertRow)
+    session.execute(
+        update(table)
+        .where(table.c.id == bindparam("aid"))
+        .values(
+            sightings=table.c.sightings + bindparam("added"),
+            last_sighting_id=bindparam("sid"),
+            sensor_id=bindparam("sensor"),
+            last_seen_at=bindparam("seen"),  # read under the entry's lock, maxed in memory
+            lon=bindparam("lon"),
+            lat=bindparam("lat"),
+            updated_at=now,
+        ),
+        [
+            {
+                "aid": d.id,
+                "added": d.added,
+                "sid": d.last.sighting_id,
+                "sensor": d.last.sensor_id,
+                "seen": d.last_seen_at,
+                "lon": d.last.lon,
+                "lat": d.last.lat,
+            }
+            for d in drafts
+            if d.last is not None
+        ],
+    )
+
+
+def _new_alert(
+    pack: str, draft: _Draft, now: datetime, recommend: Recommender | None
+) -> dict[str, Any]:
+    """The row of a new alert: its first sighting, the batch's latest, the units recommended
+    at the first one."""
+    entry, first, last = draft.entry, draft.first, draft.last
+    assert first is not None and last is not None
     watch = entry.reason == HotlistReason.REPEAT_OFFENDER.value
     units: list[dict[str, Any]] = []
-    if recommend is not None and hit.lon is not None and hit.lat is not None:
+    if recommend is not None and first.lon is not None and first.lat is not None:
         units = recommend(
-            hit.lon, hit.lat, hit.station, INCIDENT_CATEGORY[entry.reason], entry.priority
+            first.lon, first.lat, first.station, INCIDENT_CATEGORY[entry.reason], entry.priority
         )
-    row = SightingAlertRow(
-        pack=pack,
-        kind="area_entry" if watch else "hotlist_hit",
-        entry_id=entry.id,
-        list_name=entry.list_name,
-        sighting_id=hit.sighting_id,
-        last_sighting_id=hit.sighting_id,
-        sightings=1,
-        sensor_id=hit.sensor_id,
-        first_seen_at=hit.seen_at,
-        last_seen_at=hit.seen_at,
-        priority=entry.priority,
-        bureau=hit.bureau,
-        station=hit.station,
-        lon=hit.lon,
-        lat=hit.lat,
-        status="open",
-        recommended=units,
-        created_at=now,
-        updated_at=now,
-    )
-    session.add(row)
-    session.flush()
-    recipients = areas.recipients(hit.station, entry.reason)
-    if recipients:
-        session.execute(
-            insert(_table(AlertRecipientRow)),
-            [
-                {"alert_id": row.id, "station": s, "bureau": areas.bureau_of.get(s), "role": r}
-                for s, r in recipients
-            ],
-        )
-    return row
+    return {
+        "pack": pack,
+        "kind": "area_entry" if watch else "hotlist_hit",
+        "entry_id": entry.id,
+        "list_name": entry.list_name,
+        "sighting_id": first.sighting_id,
+        "last_sighting_id": last.sighting_id,
+        "sightings": draft.added,
+        "sensor_id": last.sensor_id,
+        "first_seen_at": first.seen_at,
+        "last_seen_at": draft.last_seen_at,
+        "priority": entry.priority,
+        "bureau": first.bureau,
+        "station": first.station,
+        "lon": last.lon,
+        "lat": last.lat,
+        "status": "open",
+        "recommended": units,
+        "incident_id": None,
+        "created_at": now,
+        "updated_at": now,
+        "updated_by": None,
+    }

@@ -3,7 +3,9 @@
 An agency's hotlist (the national stolen-vehicle file, a city's stolen e-bike tags) holds up to
 millions of references.  :func:`import_entries` validates every row as
 :func:`~citywatch.surveillance.hotlists.add_entry` would, skips the values the list already
-holds (active), inserts the rest with one multi-row Core ``INSERT`` per chunk and writes **one**
+holds (active), inserts the rest in bulk (``COPY`` on PostgreSQL, then ``ANALYZE``: with the
+statistics of a much smaller table the planner may match a batch of reads by scanning every
+active entry, 0.4-0.9 s per batch on 1,000,000 entries instead of 1 ms) and writes **one**
 ``hotlist.import`` audit record with the purpose, the counts and a SHA-256 of the imported keys
 (an audit record per entry would put a million appends through the chain).
 
@@ -17,19 +19,19 @@ cannot be imported again).
 from __future__ import annotations
 
 import csv
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-from sqlalchemy import Table, insert, select
+from sqlalchemy import Table, select, text
 from sqlalchemy.orm import Session
 
 from citywatch.dispatch.audit import append_audit
 from citywatch.domain import PRIORITY_DEFAULT
 from citywatch.errors import CityWatchError, DataError
+from citywatch.store.bulk import copy_rows, digest_lines
 from citywatch.store.sightings_models import HotlistEntryRow
 from citywatch.surveillance import hotlists
 from citywatch.surveillance.hotlists import NewEntry
@@ -211,12 +213,14 @@ def import_entries(
                 result.already_listed += 1
             else:
                 fresh.append(r)
-    for start in range(0, len(fresh), _CHUNK):
-        session.execute(insert(table), fresh[start : start + _CHUNK])
+    if fresh:
+        columns = tuple(fresh[0])  # every row of entry_row() has the same columns
+        copy_rows(session, table, columns, (tuple(r[c] for c in columns) for r in fresh))
+        if session.get_bind().dialect.name == "postgresql":
+            # fresh statistics, so that the next match of a batch of reads is planned on the
+            # hotlist's real size (PostgreSQL allows ANALYZE inside the transaction)
+            session.execute(text(f"ANALYZE {table.name}"))
     result.created = len(fresh)
-    digest = hashlib.sha256()
-    for line in sorted(f"{r['list_name']}|{r['value_key']}" for r in fresh):
-        digest.update(line.encode() + b"\n")
     by_list: dict[str, int] = {}
     for r in fresh:
         by_list[r["list_name"]] = by_list.get(r["list_name"], 0) + 1
@@ -233,7 +237,7 @@ def import_entries(
             "already_listed": result.already_listed,
             "refused": len(result.refused),
             "synthetic": sum(1 for r in fresh if r["synthetic"]),
-            "digest": digest.hexdigest(),
+            "digest": digest_lines(f"{r['list_name']}|{r['value_key']}" for r in fresh),
         },
         at=at,
     )

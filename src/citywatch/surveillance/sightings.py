@@ -11,8 +11,10 @@ A batch of reads (``POST /api/v1/sightings``) is one transaction:
    **one indexed query** against the active, unexpired hotlist entries (``value_key IN (...)``
    on ``ix_hotlist_entries_value_key``: a B-tree lookup per distinct value, whatever the size
    of the hotlist, and every worker sees an entry as soon as it commits);
-3. the reads are inserted with one multi-row Core ``INSERT`` (the hits with ``RETURNING`` to
-   link their alerts), the hits raise or extend alerts (:mod:`citywatch.surveillance.alerts`);
+3. the reads that matched nothing are written with PostgreSQL ``COPY`` (a Core executemany
+   elsewhere, :func:`~citywatch.store.bulk.copy_rows`), the hits with one ``INSERT ...
+   RETURNING`` to link their alerts; the hits raise or extend alerts with a fixed number of
+   statements (:func:`~citywatch.surveillance.alerts.raise_alerts`);
 4. one ``sightings.ingest`` audit record covers the batch (counts, the ids stored and a SHA-256
    of the reads), appended last like every other writer of the chain.
 
@@ -23,15 +25,14 @@ its own audit record with the counts.
 
 from __future__ import annotations
 
-import hashlib
 import math
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
-from sqlalchemy import String, Table, any_, bindparam, delete, func, insert, select
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import Table, any_, delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from citywatch.city import CityPack
@@ -39,14 +40,16 @@ from citywatch.dispatch.audit import append_audit
 from citywatch.dispatch.core import EventSink, check_time_window
 from citywatch.domain import CLOCK_SKEW_S
 from citywatch.errors import CityWatchError, NotFoundError, ValidationError
+from citywatch.store.bulk import copy_rows, digest_lines
 from citywatch.store.models import SensorRow
-from citywatch.store.sightings_models import HotlistEntryRow, SightingAlertRow, SightingRow
-from citywatch.surveillance.alerts import AreaGraph, Hit, Recommender, alert_dicts, raise_alerts
+from citywatch.store.sightings_models import HotlistEntryRow, SightingRow
+from citywatch.surveillance.alerts import AreaGraph, Hit, Recommender, raise_alerts
 from citywatch.surveillance.matching import SightingKind, ValueKey, normalise
 from citywatch.surveillance.sensors import SensorKind
 
 __all__ = [
     "DEFAULT_RETENTION_DAYS",
+    "INGEST_ACTION",
     "MAX_BATCH_SIGHTINGS",
     "MAX_SIGHTING_AGE_S",
     "READERS_OF",
@@ -73,6 +76,8 @@ READERS_OF: Final = {
     SightingKind.EBIKE_TAG: frozenset({SensorKind.EBIKE_TAG_READER}),
     SightingKind.SUBJECT_REF: frozenset({SensorKind.FIXED_CAMERA, SensorKind.PTZ}),
 }
+#: Audit action of an ingested batch (its counts, hits, new alerts and reads digest).
+INGEST_ACTION: Final = "sightings.ingest"
 #: Rows deleted per statement by a purge (a long backlog is deleted in several transactions).
 PURGE_CHUNK: Final = 50_000
 
@@ -138,15 +143,12 @@ class IngestResult:
 
 
 def reads_digest(rows: Sequence[dict[str, Any]]) -> str:
-    """SHA-256 (hex) of stored reads ``(sensor, POSIX time, kind, value key)``, in any order."""
-    h = hashlib.sha256()
-    lines = sorted(
+    """SHA-256 (hex) of stored reads ``(sensor, POSIX time, kind, value key)``, in any order
+    (:func:`~citywatch.store.bulk.digest_lines`)."""
+    return digest_lines(
         f"{r['sensor_id']}|{r['seen_at'].timestamp():.6f}|{r['kind']}|{r['value_key']}"
         for r in rows
     )
-    for line in lines:
-        h.update(line.encode() + b"\n")
-    return h.hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,13 +179,15 @@ def _table(model: type[Any]) -> Table:
     return table
 
 
-def _check(read: Read, sensor: _Sensor | None, now: datetime, pack: CityPack) -> SightingKind:
+_KINDS: Final = {k.value: k for k in SightingKind}
+
+
+def _check(read: Read, sensor: _Sensor | None, pack: CityPack) -> SightingKind:
     if sensor is None:
         raise NotFoundError(f"no sensor {read.sensor_id!r} in pack {pack.name}", field="sensor_id")
-    try:
-        kind = SightingKind(read.kind)
-    except ValueError:
-        raise ValidationError(f"unknown kind {read.kind!r}", field="kind") from None
+    kind = _KINDS.get(read.kind)
+    if kind is None:
+        raise ValidationError(f"unknown kind {read.kind!r}", field="kind")
     if sensor.kind not in READERS_OF[kind]:
         raise ValidationError(
             f"sensor {read.sensor_id} is a {sensor.kind}: it cannot read a {kind}", field="kind"
@@ -245,17 +249,83 @@ def ingest(
             f"at most {MAX_BATCH_SIGHTINGS} sightings per request", field="sightings"
         )
     at = now or datetime.now(UTC)
+    outcomes: dict[int, Outcome] = {}
+    rows, index = _rows(session, pack, reads, at, outcomes, actor, key, store_values)
+    matches = _match(session, [r["value_key"] for r in rows], at)
+    hits_in, plain = [], []
+    for row in rows:
+        entry_id = matches.get(row["value_key"])
+        if entry_id is not None:
+            row["hit"], row["entry_id"] = True, entry_id
+            hits_in.append(row)
+        else:
+            plain.append(row)
+    if plain:
+        copy_rows(session, _table(SightingRow), _COLUMNS, map(_in_columns, plain))
+    hits = _insert_hits(session, hits_in)
+    changes = raise_alerts(
+        session,
+        pack.name,
+        hits,
+        areas=AreaGraph.of(pack),
+        actor=actor,
+        now=at,
+        recommend=recommend,
+        sink=sink,
+    )
+    for row, i in zip(rows, index, strict=True):
+        outcomes[i] = Outcome(i, True, row["hit"], changes.alert_of.get(row.get("id", -1)))
+    result = IngestResult(
+        stored=len(rows),
+        hits=len(hits),
+        refused=len(reads) - len(rows),
+        alerts_created=changes.created,
+        alerts_updated=changes.extended,
+        outcomes=[outcomes[i] for i in range(len(reads))],
+    )
+    if rows:
+        append_audit(
+            session,
+            actor=actor,
+            action=INGEST_ACTION,
+            entity="sightings",
+            entity_id=None,
+            after={
+                "stored": result.stored,
+                "hits": result.hits,
+                "refused": result.refused,
+                "hit_sightings": [h.sighting_id for h in hits],
+                "alerts_created": [{k: a[k] for k in _AUDITED} for a in changes.alerts],
+                "alerts_updated": changes.extended,
+                "digest": reads_digest(rows),
+            },
+            at=at,
+        )
+    return result
+
+
+def _rows(
+    session: Session,
+    pack: CityPack,
+    reads: Sequence[Read],
+    at: datetime,
+    outcomes: dict[int, Outcome],
+    actor: str,
+    key: ValueKey,
+    store_values: bool,
+) -> tuple[list[dict[str, Any]], list[int]]:
+    """The rows of the valid reads and their request positions; refused reads get their
+    outcome in ``outcomes``."""
     earliest = at - timedelta(seconds=MAX_SIGHTING_AGE_S)
     latest = at + timedelta(seconds=CLOCK_SKEW_S)
     sensors = _sensors(session, pack.name, {r.sensor_id for r in reads})
-    outcomes: dict[int, Outcome] = {}
     rows: list[dict[str, Any]] = []
     index: list[int] = []  # request position of each row
     mobile: list[int] = []
     for i, read in enumerate(reads):
         sensor = sensors.get(read.sensor_id)
         try:
-            kind = _check(read, sensor, at, pack)
+            kind = _check(read, sensor, pack)
             stamp = read.seen_at
             if stamp.tzinfo is None or not earliest <= stamp <= latest:
                 check_time_window(stamp, at, max_age_s=MAX_SIGHTING_AGE_S, field="seen_at")
@@ -292,75 +362,33 @@ def ingest(
         for n, j in enumerate(mobile):
             rows[j]["bureau"] = where["bureau"].iloc[n]
             rows[j]["station"] = where["station"].iloc[n]
-    matches = _match(session, [r["value_key"] for r in rows], at)
-    hits_in, plain = [], []
-    for row in rows:
-        entry_id = matches.get(row["value_key"])
-        if entry_id is not None:
-            row["hit"], row["entry_id"] = True, entry_id
-            hits_in.append(row)
-        else:
-            plain.append(row)
-    _insert_plain(session, plain)
-    hits: list[Hit] = []
-    if hits_in:
-        table = _table(SightingRow)
-        ids = session.execute(
-            insert(table).returning(table.c.id, sort_by_parameter_order=True), hits_in
-        ).scalars()
-        for row, sid in zip(hits_in, ids, strict=True):
-            row["id"] = sid
-            hits.append(
-                Hit(
-                    int(sid),
-                    row["entry_id"],
-                    row["sensor_id"],
-                    row["seen_at"],
-                    row["lon"],
-                    row["lat"],
-                    row["station"],
-                    row["bureau"],
-                )
+    return rows, index
+
+
+def _insert_hits(session: Session, rows: Sequence[dict[str, Any]]) -> list[Hit]:
+    """Insert the reads that matched (one ``INSERT ... RETURNING``, their ids set on the rows)."""
+    if not rows:
+        return []
+    table = _table(SightingRow)
+    ids = session.execute(
+        insert(table).returning(table.c.id, sort_by_parameter_order=True), rows
+    ).scalars()
+    hits = []
+    for row, sid in zip(rows, ids, strict=True):
+        row["id"] = int(sid)
+        hits.append(
+            Hit(
+                row["id"],
+                row["entry_id"],
+                row["sensor_id"],
+                row["seen_at"],
+                row["lon"],
+                row["lat"],
+                row["station"],
+                row["bureau"],
             )
-    created, updated, alert_of = raise_alerts(
-        session,
-        pack.name,
-        hits,
-        areas=AreaGraph.of(pack),
-        actor=actor,
-        now=at,
-        recommend=recommend,
-        sink=sink,
-    )
-    for row, i in zip(rows, index, strict=True):
-        outcomes[i] = Outcome(i, True, row["hit"], alert_of.get(row.get("id", -1)))
-    result = IngestResult(
-        stored=len(rows),
-        hits=len(hits),
-        refused=len(reads) - len(rows),
-        alerts_created=created,
-        alerts_updated=updated,
-        outcomes=[outcomes[i] for i in range(len(reads))],
-    )
-    if rows:
-        append_audit(
-            session,
-            actor=actor,
-            action="sightings.ingest",
-            entity="sightings",
-            entity_id=None,
-            after={
-                "stored": result.stored,
-                "hits": result.hits,
-                "refused": result.refused,
-                "hit_sightings": [h.sighting_id for h in hits],
-                "alerts_created": _alert_records(session, created),
-                "alerts_updated": updated,
-                "digest": reads_digest(rows),
-            },
-            at=at,
         )
-    return result
+    return hits
 
 
 #: Columns of a stored sighting, in the order of the PostgreSQL ``COPY``.
@@ -384,30 +412,11 @@ _COLUMNS: Final = (
 )
 
 
-def _alert_records(session: Session, ids: Sequence[int]) -> list[dict[str, Any]]:
-    """What the audit keeps of each new alert: entry, where, to whom, the units recommended."""
-    if not ids:
-        return []
-    rows = session.scalars(select(SightingAlertRow).where(SightingAlertRow.id.in_(ids)))
-    keep = ("id", "kind", "entry_id", "list", "station", "recipients", "sighting_id", "recommended")
-    return [{k: a[k] for k in keep} for a in alert_dicts(session, list(rows))]
-
-
-def _insert_plain(session: Session, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert the reads that matched nothing: a Core multi-row ``INSERT`` (executemany), or on
-    PostgreSQL a ``COPY`` in the same transaction (a third of the CPU, measured in
-    ``benchmarks/bench_sightings.py``)."""
-    if not rows:
-        return
-    connection = session.connection()
-    if connection.dialect.name != "postgresql":
-        session.execute(insert(_table(SightingRow)), rows)
-        return
-    raw: Any = connection.connection.driver_connection
-    statement = f"COPY sightings ({', '.join(_COLUMNS)}) FROM STDIN"
-    with raw.cursor() as cursor, cursor.copy(statement) as copy:
-        for row in rows:
-            copy.write_row([row[c] for c in _COLUMNS])
+#: What the audit keeps of each new alert: entry, where, to whom, the units recommended.
+_AUDITED: Final = (
+    "id", "kind", "entry_id", "list", "station", "recipients", "sighting_id", "recommended"
+)  # fmt: skip
+_in_columns: Final = operator.itemgetter(*_COLUMNS)
 
 
 def _match(session: Session, keys: Sequence[str], at: datetime) -> dict[str, int]:
@@ -418,7 +427,9 @@ def _match(session: Session, keys: Sequence[str], at: datetime) -> dict[str, int
     distinct = sorted(set(keys))
     column = HotlistEntryRow.value_key
     if session.get_bind().dialect.name == "postgresql":
-        wanted = column == any_(bindparam("keys", distinct, type_=ARRAY(String(64))))
+        # one text parameter split by the server: psycopg dumps an array of 1,000 strings in
+        # Python, most of the match's client CPU in a profile (value keys are hex, no commas)
+        wanted = column == any_(func.string_to_array(",".join(distinct), ","))
     else:
         wanted = column.in_(distinct)
     rows = session.execute(
