@@ -36,6 +36,7 @@ from citywatch.api.eido import router as eido_router
 from citywatch.api.errors import install_error_handlers
 from citywatch.api.events import AUTH_CHANGED, CHANNEL, EventBus, PostgresBus, make_bus
 from citywatch.api.limits import RequestLimits
+from citywatch.api.positions import router as positions_router
 from citywatch.api.pursuit import router as pursuit_router
 from citywatch.api.routes import router as api_router
 from citywatch.api.security import (
@@ -237,6 +238,7 @@ def create_app(
     # round trips (units are locked in id order, so they cannot deadlock each other).
     app.state.fixes = fixes = FixQueue(service.record_fixes, writers=2 if pg else 1)
     install_error_handlers(app)
+    app.include_router(positions_router)  # first: the busiest routes are matched first
     app.include_router(api_router)
     app.include_router(surveillance_router)
     app.include_router(sightings_router)

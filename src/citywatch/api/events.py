@@ -43,6 +43,9 @@ _MAX_PAYLOAD = 7900
 #: the current state; events are never dropped silently).
 QUEUE_SIZE = 1000
 _STAGED = "citywatch_staged_notify"
+_NOTIFY_ALL = sa_text(
+    "SELECT pg_notify(:channel, p::text) FROM json_array_elements(CAST(:payloads AS json)) p"
+)
 #: Ids of delivered events remembered (to skip them when replaying after a reconnect).
 _REPLAY_MEMORY = 20_000
 #: How far before the last delivered id a replay looks (transactions commit out of id order).
@@ -155,11 +158,12 @@ class PostgresBus(EventBus):
     def _notify_staged(session: Session) -> None:
         # One statement for every event of the transaction (a batch of AVL fixes moves
         # hundreds of units), sent just before the commit that delivers them.
+        # The payloads go as one JSON array (``json`` keeps each element's text as sent): as a
+        # ``text[]`` every quote of every payload was escaped by a regular expression.
         staged = session.info.pop(_STAGED, None)
         if staged:
             session.execute(
-                sa_text("SELECT pg_notify(:channel, p) FROM unnest(CAST(:payloads AS text[])) p"),
-                {"channel": CHANNEL, "payloads": staged},
+                _NOTIFY_ALL, {"channel": CHANNEL, "payloads": "[" + ",".join(staged) + "]"}
             )
 
     def bind(self, sessions: sessionmaker[Session]) -> None:
