@@ -234,9 +234,10 @@ def create_app(
     app.state.tokens = TokenIssuer(settings.jwt_secret, settings.token_ttl_s)
     app.state.login_guard = LoginGuard()
     app.state.principals = principals
-    # Group commit of single fixes; on PostgreSQL two transactions in flight overlap their
-    # round trips (units are locked in id order, so they cannot deadlock each other).
-    app.state.fixes = fixes = FixQueue(service.record_fixes, writers=2 if pg else 1)
+    # Group commit of single fixes, one writer per worker: a transaction costs about a
+    # millisecond of CPU whatever its size, and two writers per worker halved the groups
+    # (bench_live: with two workers on PostgreSQL the CPU per fix then doubled).
+    app.state.fixes = fixes = FixQueue(service.record_fixes)
     install_error_handlers(app)
     app.include_router(positions_router)  # first: the busiest routes are matched first
     app.include_router(api_router)
