@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import json
+import random
+import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import psycopg
+import pytest
 from sqlalchemy import text
 
+from citywatch.api.events import CHANNEL
 from citywatch.dispatch.accounts import create_token, create_user
 from citywatch.dispatch.audit import verify_chain
 from citywatch.dispatch.positions import verify_positions
+from citywatch.store.dispatch_models import Unit
 from tests.api.conftest import Server
 
 LOC = {"lon": -73.99, "lat": 40.736}
@@ -130,3 +137,83 @@ def test_every_stored_fix_is_covered_by_the_chain_and_tampering_shows(server: Se
         )
     with service.sessions() as s:
         assert verify_positions(s).ok
+
+
+def test_concurrent_batches_of_the_same_units_neither_deadlock_nor_lose(server: Server) -> None:
+    # Batches naming the same units in different orders, at once: the units are locked in id
+    # order, so none waits for another in a cycle; the newest fix of each unit wins.
+    ids = [f"K-{k}" for k in range(30)]
+    _units(server, *ids)
+    base = datetime.now(UTC) - timedelta(seconds=60)
+    answers: list[int] = []
+
+    def sender(thread: int) -> None:
+        rng = random.Random(thread)
+        with server.client("disp") as c:
+            for rnd in range(5):
+                step = rnd * 4 + thread  # unique per batch: its fixes' time and longitude
+                order = rng.sample(ids, len(ids))
+                fixes = [
+                    _fix(u, base + timedelta(milliseconds=step), lon=-73.99 + step * 1e-6)
+                    for u in order
+                ]
+                r = c.post("/api/v1/positions", json={"fixes": fixes})
+                answers.append(r.json()["stored"] if r.status_code == 200 else -r.status_code)
+
+    threads = [threading.Thread(target=sender, args=(t,)) for t in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert answers == [30] * 20
+    newest = -73.99 + 19 * 1e-6  # round 4 of thread 3
+    disp = server.client("disp")
+    for u in ids:
+        assert disp.get(f"/api/v1/units/{u}").json()["position"]["lon"] == pytest.approx(newest)
+    with server.app.state.service.sessions() as s:
+        stored = s.execute(
+            text("SELECT count(*) FROM unit_positions WHERE unit_id LIKE 'K-%'")
+        ).scalar_one()
+    assert stored == 600
+
+
+def test_a_unit_this_worker_does_not_know_yet_is_found_in_the_database(server: Server) -> None:
+    # Registered by another worker a moment ago (here: written straight to the database, so
+    # this worker's memory has not heard of it): its fixes are accepted at once.
+    service = server.app.state.service
+    now = datetime.now(UTC)
+    with service.sessions.begin() as s:
+        s.add(
+            Unit(id="N-1", unit_type="patrol_car", mode="car", station="13", status="available",
+                 status_at=now, capabilities=[], created_at=now)
+        )  # fmt: skip
+    assert service.live.get("N-1") is None
+    r = server.client("disp").put("/api/v1/units/N-1/position", json={**LOC, "at": now.isoformat()})
+    assert r.status_code == 200, r.text
+    assert r.json()["applied"] is True
+
+
+def test_a_batch_reaches_other_workers_in_few_notifications(server: Server) -> None:
+    service = server.app.state.service
+    engine = service.sessions.kw["bind"]
+    if engine.dialect.name != "postgresql":
+        pytest.skip("the LISTEN/NOTIFY bus is PostgreSQL's")
+    ids = [f"W-{k}" for k in range(60)]
+    _units(server, *ids)
+    dsn = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    now = datetime.now(UTC)
+    with psycopg.connect(dsn, autocommit=True) as listener:  # what another worker hears
+        listener.execute(f"LISTEN {CHANNEL}")
+        fixes = [_fix(u, now, lon=-73.99 + k * 1e-6) for k, u in enumerate(ids)]
+        r = server.client("disp").post("/api/v1/positions", json={"fixes": fixes})
+        assert r.json()["applied"] == 60
+        notes = [n.payload for n in listener.notifies(timeout=5, stop_after=60)]
+    events = [e for p in notes for e in json.loads(p)]
+    moved = [e for e in events if e["type"] == "unit.moved" and e["unit_id"] in ids]
+    assert sorted(e["unit_id"] for e in moved) == sorted(ids)
+    assert {e["unit_id"]: e["data"]["lon"] for e in moved} == {
+        u: pytest.approx(-73.99 + k * 1e-6) for k, u in enumerate(ids)
+    }
+    # Each notification is within PostgreSQL's limit, and they are far fewer than the events.
+    assert all(len(p.encode("utf-8")) < 8000 for p in notes)
+    assert len(notes) <= 10
