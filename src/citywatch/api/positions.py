@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 
 from citywatch.api.routes import ERROR_RESPONSES, UnitId
 from citywatch.api.schemas import PositionBatchIn, PositionBatchOut, PositionIn, PositionOut
@@ -28,7 +28,7 @@ router = APIRouter(prefix="/api/v1", responses=ERROR_RESPONSES, tags=["units"])
 @router.put("/units/{unit_id}/position", response_model=PositionOut)
 async def put_position(
     request: Request, unit_id: UnitId, body: PositionIn, who: CurrentUser
-) -> dict[str, Any]:
+) -> Response:
     """Report an AVL position (a unit device may report only its own).
 
     Answered once the fix is committed; fixes arriving together share one transaction (group
@@ -36,7 +36,9 @@ async def put_position(
     fixes: FixQueue = request.app.state.fixes
     fix = Fix(unit_id, body.lon, body.lat, body.at)
     outcome = await asyncio.wrap_future(fixes.submit(who, fix))
-    return DispatchService.position_answer(fix, outcome)
+    answer = PositionOut.model_validate(DispatchService.position_answer(fix, outcome))
+    # Serialised by the response model in one pass (what the framework would do in three).
+    return Response(answer.model_dump_json(), media_type="application/json")
 
 
 @router.post("/positions", response_model=PositionBatchOut)
