@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import text
 
 from citywatch.api.events import CHANNEL
-from citywatch.dispatch.accounts import create_token, create_user
+from citywatch.dispatch.accounts import Principal, Role, create_token, create_user
 from citywatch.dispatch.audit import verify_chain
 from citywatch.dispatch.positions import verify_positions
 from citywatch.store.dispatch_models import Unit
@@ -217,3 +217,38 @@ def test_a_batch_reaches_other_workers_in_few_notifications(server: Server) -> N
     # Each notification is within PostgreSQL's limit, and they are far fewer than the events.
     assert all(len(p.encode("utf-8")) < 8000 for p in notes)
     assert len(notes) <= 10
+
+
+def test_the_fast_put_answers_exactly_as_the_route(server: Server) -> None:
+    # A token's first request goes through the route (the token is not cached yet), the next
+    # ones through the fast path: both must give the same answers, errors included.
+    _units(server, "F-1", "F-2")
+    with server.app.state.service.sessions.begin() as s:
+        create_user(s, "dev-f1", "unit_device", unit_id="F-1")
+        dev_token = create_token(s, "dev-f1", "tablet")
+    disp_token = server.app.state.tokens.issue(Principal("disp", Role.DISPATCHER))
+    now = datetime.now(UTC)
+    at = now.isoformat()
+    cases = [
+        (disp_token, "F-1", {**LOC, "at": (now + timedelta(seconds=59)).isoformat()}),  # future
+        (disp_token, "nope", {**LOC, "at": at}),  # unknown unit
+        (disp_token, "F-1", {"lon": -74.0445, "lat": 40.6892, "at": at}),  # off the roads
+        (disp_token, "F-1", {**LOC, "at": at, "speed": 3}),  # a field the schema lacks
+        (disp_token, "F-1", {"lon": True, "lat": 40.736, "at": at}),  # not a number
+        (disp_token, "a b", {**LOC, "at": at}),  # not a unit id
+        (dev_token, "F-2", {**LOC, "at": at}),  # another unit than the device's
+        (disp_token, "F-2", {**LOC, "at": at}),  # stored and applied
+    ]
+    for token, unit, body in cases:
+        server.app.state.principals.forget({"*"})
+        with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {token}"}) as c:
+            first = c.put(f"/api/v1/units/{unit}/position", json=body)  # the route
+            assert server.app.state.principals.get(token) is not None
+            second = c.put(f"/api/v1/units/{unit}/position", json=body)  # the fast path
+        assert first.status_code == second.status_code, (first.text, second.text)
+        assert first.headers.get("www-authenticate") == second.headers.get("www-authenticate")
+        if first.status_code == 200:  # the second is the same fix again: history only
+            assert first.json() == {**second.json(), "applied": True}
+        else:
+            assert first.status_code in (403, 404, 422)
+            assert first.json() == second.json()

@@ -36,6 +36,7 @@ from citywatch.api.eido import router as eido_router
 from citywatch.api.errors import install_error_handlers
 from citywatch.api.events import AUTH_CHANGED, CHANNEL, EventBus, PostgresBus, make_bus
 from citywatch.api.limits import RequestLimits
+from citywatch.api.positions import PutFastPath
 from citywatch.api.positions import router as positions_router
 from citywatch.api.pursuit import router as pursuit_router
 from citywatch.api.routes import router as api_router
@@ -249,6 +250,7 @@ def create_app(
     app.include_router(console_router)
     app.include_router(ebike_router)
     _document_enums(app, service)
+    app.add_middleware(PutFastPath)  # inside the limits: added first
     app.add_middleware(
         RequestLimits,
         max_body_bytes=settings.max_body_bytes,

@@ -35,7 +35,7 @@ from citywatch.dispatch.policy import PolicyName
 from citywatch.dispatch.service import DispatchService
 from citywatch.errors import ValidationError
 
-__all__ = ["ERROR_RESPONSES", "router"]
+__all__ = ["ERROR_RESPONSES", "UNIT_ID_PATTERN", "router"]
 
 
 def _error(description: str) -> dict[str, Any]:
@@ -58,7 +58,9 @@ _PUBLIC_RESPONSES[429] = _error("too many login attempts: wait Retry-After secon
 
 router = APIRouter(prefix="/api/v1", responses=ERROR_RESPONSES)
 IncidentId = Annotated[str, Path(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9_.:-]+$")]
-UnitId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+#: A unit id in a path.
+UNIT_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
+UnitId = Annotated[str, Path(min_length=1, max_length=64, pattern=UNIT_ID_PATTERN)]
 #: Seconds, finite and positive (no ``inf``), at most a day.
 Seconds = Annotated[float, Query(gt=0, le=86_400, allow_inf_nan=False)]
 
