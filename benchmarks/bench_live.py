@@ -9,12 +9,13 @@ Each code version runs as a real ``uvicorn`` service in its own process on a fre
   in-memory unit state and the single-PUT fast path), extracted with ``git archive``;
 * ``current``: this checkout.
 
-Measured, the same way for both (HTTP clients are threads of this process, on loopback):
+Measured, the same way for both (load clients: keep-alive ``http.client`` connections, threads
+of :data:`CLIENT_PROCESSES` forked processes, on loopback; their CPU time is reported too):
 
 * single ``PUT /units/{id}/position`` with 16 clients flat out: requests/s, p50/p99, and the
   service's CPU time per request (``/proc/<pid>/stat``: robust to the load of other jobs);
 * the same PUT paced at 40/s: p50/p99 latency;
-* ``POST /positions`` batches of 500 fixes, 4 clients (current only): fixes/s;
+* ``POST /positions`` batches of 500 fixes, 4 clients: fixes/s and CPU per fix;
 * ``GET /incidents/{id}/recommendations``: p50/p99 and CPU per request idle, while 8 clients
   stream PUTs, and while 32 clients send wrong passwords to ``/auth/token``;
 * PostgreSQL: the 16-client PUT and the streaming recommendation again with two service
@@ -381,6 +382,7 @@ def run_one(
         out["recommend_idle_ms"], out["recommend_idle_cpu_ms"] = measured(
             info, lambda: recommend_ms(info), lambda _: 150
         )
+        client0 = client_cpu[0]
         (ok, bad, lat), cpu = measured(
             info, lambda: load(info, 16, seconds, put_call(info)), lambda r: r[0] + r[1]
         )
@@ -388,6 +390,7 @@ def run_one(
         out["put16_per_s"] = ok / seconds
         out["put16_ms"] = summary_ms(lat)
         out["put16_cpu_ms"] = cpu
+        out["put16_client_cpu_ms"] = (client_cpu[0] - client0) * 1e3 / max(1, ok + bad)
         out["put16_failed"] = bad
         ok, bad, lat = load(info, 4, seconds, put_call(info), rate=40)
         acked += ok
@@ -399,11 +402,13 @@ def run_one(
         )
         acked += streamed[0][0]
         out["streaming_put_per_s"] = streamed[0][0] / seconds
-        if label == "current":
-            ok, bad, lat = load(info, 4, seconds, batch_call(info))
-            acked += ok
-            out["batch_fixes_per_s"] = ok / seconds
-            out["batch_ms"] = summary_ms(lat)
+        (ok, bad, lat), cpu = measured(
+            info, lambda: load(info, 4, seconds, batch_call(info)), lambda r: r[0]
+        )
+        acked += ok
+        out["batch_fixes_per_s"] = ok / seconds
+        out["batch_ms"] = summary_ms(lat)
+        out["batch_cpu_ms_per_fix"] = cpu
         flood: list[tuple[int, int, list[float]]] = []
         out["recommend_login_flood_ms"] = during(
             lambda: flood.append(load(info, 32, seconds, flood_call(info))),
@@ -420,8 +425,10 @@ def run_one(
                 # minutes, so back-to-back pairs compare like with like.
                 rounds: dict[str, list[float]] = {"one": [], "two": []}
                 cpus: dict[str, list[float]] = {"one": [], "two": []}
+                per_worker: dict[str, list[list[float]]] = {"one": [], "two": []}
                 for _ in range(2):
                     for key, target in (("one", info), ("two", both)):
+                        before = [cpu_s([pid]) for pid in both["pids"]]
                         (ok, bad, lat), cpu = measured(
                             both,
                             lambda t=target: load(t, 16, seconds, put_call(t)),
@@ -430,9 +437,20 @@ def run_one(
                         acked += ok
                         rounds[key].append(ok / seconds)
                         cpus[key].append(cpu)
+                        # CPU ms per request served, worker by worker (the clients are split
+                        # evenly over the workers of the target).
+                        served = max(1, ok + bad) / len(target["pids"])
+                        per_worker[key].append(
+                            [
+                                (cpu_s([pid]) - c0) * 1e3 / served
+                                for pid, c0 in zip(both["pids"], before, strict=True)
+                                if pid in target["pids"]
+                            ]
+                        )
                 out["put16_alternated_1worker_per_s"] = rounds["one"]
                 out["put16_alternated_2workers_per_s"] = rounds["two"]
                 out["put16_alternated_cpu_ms"] = {k: v for k, v in cpus.items()}
+                out["put16_alternated_cpu_ms_per_worker"] = per_worker
                 streamed = []
                 out["recommend_streaming_2workers_ms"] = during(
                     lambda: streamed.append(load(both, 8, seconds, put_call(both))),
@@ -482,7 +500,10 @@ def main() -> None:
                 print(f"{dbname}/{label}: {json.dumps(results[f'{dbname}/{label}'])}", flush=True)
     print(json.dumps(results, indent=1))
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    print(f"wall {wall:.0f} s, CPU of this process (the clients) {cpu:.0f} s")
+    print(
+        f"wall {wall:.0f} s, CPU of the load clients {client_cpu[0]:.0f} s, of this process "
+        f"(recommendation clients, set-up) {cpu:.0f} s; load average {os.getloadavg()}"
+    )
 
 
 if __name__ == "__main__":
