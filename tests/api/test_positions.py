@@ -21,6 +21,9 @@ from citywatch.store.dispatch_models import Unit
 from tests.api.conftest import Server
 
 LOC = {"lon": -73.99, "lat": 40.736}
+#: Inwood, far from the incidents of the other tests sharing the server (units placed here
+#: in bulk do not crowd their recommendations).
+FAR = {"lon": -73.924902, "lat": 40.861553}
 
 
 def _units(server: Server, *ids: str) -> None:
@@ -154,7 +157,9 @@ def test_concurrent_batches_of_the_same_units_neither_deadlock_nor_lose(server: 
                 step = rnd * 4 + thread  # unique per batch: its fixes' time and longitude
                 order = rng.sample(ids, len(ids))
                 fixes = [
-                    _fix(u, base + timedelta(milliseconds=step), lon=-73.99 + step * 1e-6)
+                    _fix(
+                        u, base + timedelta(milliseconds=step), FAR["lon"] + step * 1e-6, FAR["lat"]
+                    )
                     for u in order
                 ]
                 r = c.post("/api/v1/positions", json={"fixes": fixes})
@@ -166,7 +171,7 @@ def test_concurrent_batches_of_the_same_units_neither_deadlock_nor_lose(server: 
     for t in threads:
         t.join()
     assert answers == [30] * 20
-    newest = -73.99 + 19 * 1e-6  # round 4 of thread 3
+    newest = FAR["lon"] + 19 * 1e-6  # round 4 of thread 3
     disp = server.client("disp")
     for u in ids:
         assert disp.get(f"/api/v1/units/{u}").json()["position"]["lon"] == pytest.approx(newest)
@@ -204,7 +209,7 @@ def test_a_batch_reaches_other_workers_in_few_notifications(server: Server) -> N
     now = datetime.now(UTC)
     with psycopg.connect(dsn, autocommit=True) as listener:  # what another worker hears
         listener.execute(f"LISTEN {CHANNEL}")
-        fixes = [_fix(u, now, lon=-73.99 + k * 1e-6) for k, u in enumerate(ids)]
+        fixes = [_fix(u, now, FAR["lon"] + k * 1e-6, FAR["lat"]) for k, u in enumerate(ids)]
         r = server.client("disp").post("/api/v1/positions", json={"fixes": fixes})
         assert r.json()["applied"] == 60
         notes = [n.payload for n in listener.notifies(timeout=5, stop_after=60)]
@@ -212,7 +217,7 @@ def test_a_batch_reaches_other_workers_in_few_notifications(server: Server) -> N
     moved = [e for e in events if e["type"] == "unit.moved" and e["unit_id"] in ids]
     assert sorted(e["unit_id"] for e in moved) == sorted(ids)
     assert {e["unit_id"]: e["data"]["lon"] for e in moved} == {
-        u: pytest.approx(-73.99 + k * 1e-6) for k, u in enumerate(ids)
+        u: pytest.approx(FAR["lon"] + k * 1e-6) for k, u in enumerate(ids)
     }
     # Each notification is within PostgreSQL's limit, and they are far fewer than the events.
     assert all(len(p.encode("utf-8")) < 8000 for p in notes)
