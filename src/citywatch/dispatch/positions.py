@@ -265,8 +265,9 @@ class FixQueue:
     max_batch : int
         Most fixes per transaction.
     writers : int
-        Writer threads (transactions in flight at once): 1 for SQLite, which writes one
-        transaction at a time anyway; more overlap the round trips to a database server.
+        Writer threads (transactions in flight at once).  More overlap the round trips to a
+        database server but split the waiting fixes into smaller transactions, each costing
+        about the same CPU whatever its size; the service runs one per worker.
     """
 
     def __init__(
