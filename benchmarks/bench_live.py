@@ -9,12 +9,13 @@ Each code version runs as a real ``uvicorn`` service in its own process on a fre
   in-memory unit state and the single-PUT fast path), extracted with ``git archive``;
 * ``current``: this checkout.
 
-Measured, the same way for both (HTTP clients are threads of this process, on loopback):
+Measured, the same way for both (load clients: keep-alive ``http.client`` connections, threads
+of :data:`CLIENT_PROCESSES` forked processes, on loopback; their CPU time is reported too):
 
 * single ``PUT /units/{id}/position`` with 16 clients flat out: requests/s, p50/p99, and the
   service's CPU time per request (``/proc/<pid>/stat``: robust to the load of other jobs);
 * the same PUT paced at 40/s: p50/p99 latency;
-* ``POST /positions`` batches of 500 fixes, 4 clients (current only): fixes/s;
+* ``POST /positions`` batches of 500 fixes, 4 clients: fixes/s and CPU per fix;
 * ``GET /incidents/{id}/recommendations``: p50/p99 and CPU per request idle, while 8 clients
   stream PUTs, and while 32 clients send wrong passwords to ``/auth/token``;
 * PostgreSQL: the 16-client PUT and the streaming recommendation again with two service
@@ -26,7 +27,9 @@ Measured, the same way for both (HTTP clients are threads of this process, on lo
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
+import multiprocessing
 import os
 import subprocess
 import sys
@@ -41,6 +44,7 @@ from datetime import UTC, datetime
 from io import BytesIO
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 
@@ -50,6 +54,8 @@ from common import machine, summary_ms, wait_healthy
 
 ROOT = Path(__file__).resolve().parent.parent
 UNITS = 400
+#: Load clients own disjoint sets of units (UNITS / 16 each, see ``put_call``).
+_DEVICE_GROUPS = 16
 
 #: Runs inside the service process: seeds the database, prints port and token, serves.
 RUNNER = r"""
@@ -134,28 +140,78 @@ def _now() -> str:
     return datetime.now(UTC).isoformat()
 
 
-def load(
-    info: dict[str, Any], clients: int, seconds: float, call: Callable[[httpx.Client, int], int],
-    rate: float | None = None,
-) -> tuple[int, int, list[float]]:  # fmt: skip
-    """``clients`` threads calling ``call`` for ``seconds`` (paced to ``rate``/s overall):
-    successes, failures, latencies (s)."""
-    stop = time.monotonic() + seconds
+class Answer:
+    """What :class:`Connection` got back: the status code and the body."""
+
+    def __init__(self, status_code: int, body: bytes) -> None:
+        self.status_code = status_code
+        self.body = body
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+class Connection:
+    """One keep-alive HTTP/1.1 connection of a load client (``http.client``).
+
+    httpx costs about 1 ms of client CPU per request; on two cores 16 httpx threads took a
+    third of the machine from the service they measured.  A plain connection costs a few
+    tens of µs, the same for every code version measured.
+    """
+
+    def __init__(self, url: str, headers: dict[str, str]) -> None:
+        host, port = url.removeprefix("http://").split(":")
+        self._conn = http.client.HTTPConnection(host, int(port), timeout=120)
+        self._headers = headers
+
+    def request(self, method: str, path: str, body: bytes, content_type: str) -> Answer:
+        headers = {**self._headers, "Content-Type": content_type}
+        self._conn.request(method, path, body=body, headers=headers)
+        r = self._conn.getresponse()
+        return Answer(r.status, r.read())
+
+    def put(self, path: str, *, json: Any) -> Answer:
+        return self.request("PUT", path, _dumps(json), "application/json")
+
+    def post(self, path: str, *, json: Any = None, data: dict[str, str] | None = None) -> Answer:
+        if data is not None:
+            return self.request("POST", path, urlencode(data).encode(), _FORM)
+        return self.request("POST", path, _dumps(json), "application/json")
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+_FORM = "application/x-www-form-urlencoded"
+#: Client processes a load is spread over (the GIL of one process would cap the clients).
+CLIENT_PROCESSES = 2
+
+
+def _dumps(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
+def _client_threads(
+    info: dict[str, Any], ks: list[int], clients: int, stop: float,
+    call: Callable[[Connection, int], int], rate: float | None,
+) -> tuple[int, int, list[float], float]:  # fmt: skip
+    """Run the clients ``ks`` as threads of this process until ``stop`` (monotonic)."""
     ok, bad, lat = [0], [0], []
     lock = threading.Lock()
+    cpu0 = time.process_time()
 
     def worker(k: int) -> None:
         headers = {"Authorization": f"Bearer {info['token']}"}
-        url = info["urls"][k % len(info["urls"])]
-        with httpx.Client(base_url=url, headers=headers, timeout=120) as c:
-            i, start = 0, time.monotonic()
+        conn = Connection(info["urls"][k % len(info["urls"])], headers)
+        i, start = 0, time.monotonic()
+        try:
             while time.monotonic() < stop:
                 if rate is not None:
                     due = start + i * clients / rate
                     if due > time.monotonic():
                         time.sleep(due - time.monotonic())
                 t0 = time.perf_counter()
-                n = call(c, k * 1_000_000 + i)
+                n = call(conn, k * 1_000_000 + i)
                 dt = time.perf_counter() - t0
                 with lock:
                     lat.append(dt)
@@ -164,20 +220,61 @@ def load(
                     else:
                         bad[0] += 1
                 i += 1
+        finally:
+            conn.close()
 
-    threads = [threading.Thread(target=worker, args=(k,)) for k in range(clients)]
+    threads = [threading.Thread(target=worker, args=(k,)) for k in ks]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    return ok[0], bad[0], lat
+    return ok[0], bad[0], lat, time.process_time() - cpu0
 
 
-def put_call(info: dict[str, Any]) -> Callable[[httpx.Client, int], int]:
+#: CPU seconds used by the load clients so far (all client processes), see :func:`load`.
+client_cpu = [0.0]
+
+
+def load(
+    info: dict[str, Any], clients: int, seconds: float, call: Callable[[Connection, int], int],
+    rate: float | None = None,
+) -> tuple[int, int, list[float]]:  # fmt: skip
+    """``clients`` connections calling ``call`` for ``seconds`` (paced to ``rate``/s overall),
+    spread over :data:`CLIENT_PROCESSES` forked processes: successes, failures, latencies (s).
+    The clients' CPU time is added to :data:`client_cpu`."""
+    stop = time.monotonic() + seconds
+    ctx = multiprocessing.get_context("fork")  # the call closures are not picklable
+    answers = ctx.SimpleQueue()
+
+    def client_process(ks: list[int]) -> None:
+        answers.put(_client_threads(info, ks, clients, stop, call, rate))
+
+    parts = [
+        ks for p in range(CLIENT_PROCESSES) if (ks := list(range(clients))[p::CLIENT_PROCESSES])
+    ]
+    procs = [ctx.Process(target=client_process, args=(ks,)) for ks in parts]
+    for proc in procs:
+        proc.start()
+    results = [answers.get() for _ in procs]
+    for proc in procs:
+        proc.join()
+    client_cpu[0] += sum(r[3] for r in results)
+    return (
+        sum(r[0] for r in results),
+        sum(r[1] for r in results),
+        [x for r in results for x in r[2]],
+    )
+
+
+def put_call(info: dict[str, Any]) -> Callable[[Connection, int], int]:
     pts = info["points"]
 
-    def call(c: httpx.Client, i: int) -> int:
-        u = i % UNITS
+    def call(c: Connection, i: int) -> int:
+        # Client k reports the units k, k + 16, k + 32, ... in turn, as devices report their
+        # own unit: clients going through the same units in step (i % UNITS) locked the same
+        # unit rows at once, a contention no fleet produces.
+        client, n = divmod(i, 1_000_000)
+        u = (n * _DEVICE_GROUPS + client % _DEVICE_GROUPS) % UNITS
         lon, lat = pts[u]
         r = c.put(f"/api/v1/units/U-{u}/position", json={"lon": lon, "lat": lat, "at": _now()})
         return 1 if r.status_code == 200 else 0
@@ -185,10 +282,10 @@ def put_call(info: dict[str, Any]) -> Callable[[httpx.Client, int], int]:
     return call
 
 
-def batch_call(info: dict[str, Any], size: int = 500) -> Callable[[httpx.Client, int], int]:
+def batch_call(info: dict[str, Any], size: int = 500) -> Callable[[Connection, int], int]:
     pts = info["points"]
 
-    def call(c: httpx.Client, i: int) -> int:
+    def call(c: Connection, i: int) -> int:
         at = _now()
         fixes = [
             {"unit_id": f"U-{u}", "lon": pts[u][0], "lat": pts[u][1], "at": at}
@@ -256,8 +353,8 @@ def during(background: Callable[[], Any], measure: Callable[[], Any]) -> Any:
         t.join()
 
 
-def flood_call(info: dict[str, Any]) -> Callable[[httpx.Client, int], int]:
-    def call(c: httpx.Client, i: int) -> int:
+def flood_call(info: dict[str, Any]) -> Callable[[Connection, int], int]:
+    def call(c: Connection, i: int) -> int:
         r = c.post("/api/v1/auth/token", data={"username": "bench", "password": f"wrong-{i}"})
         return 1 if r.status_code in (401, 429) else 0
 
@@ -285,6 +382,7 @@ def run_one(
         out["recommend_idle_ms"], out["recommend_idle_cpu_ms"] = measured(
             info, lambda: recommend_ms(info), lambda _: 150
         )
+        client0 = client_cpu[0]
         (ok, bad, lat), cpu = measured(
             info, lambda: load(info, 16, seconds, put_call(info)), lambda r: r[0] + r[1]
         )
@@ -292,6 +390,7 @@ def run_one(
         out["put16_per_s"] = ok / seconds
         out["put16_ms"] = summary_ms(lat)
         out["put16_cpu_ms"] = cpu
+        out["put16_client_cpu_ms"] = (client_cpu[0] - client0) * 1e3 / max(1, ok + bad)
         out["put16_failed"] = bad
         ok, bad, lat = load(info, 4, seconds, put_call(info), rate=40)
         acked += ok
@@ -303,11 +402,13 @@ def run_one(
         )
         acked += streamed[0][0]
         out["streaming_put_per_s"] = streamed[0][0] / seconds
-        if label == "current":
-            ok, bad, lat = load(info, 4, seconds, batch_call(info))
-            acked += ok
-            out["batch_fixes_per_s"] = ok / seconds
-            out["batch_ms"] = summary_ms(lat)
+        (ok, bad, lat), cpu = measured(
+            info, lambda: load(info, 4, seconds, batch_call(info)), lambda r: r[0]
+        )
+        acked += ok
+        out["batch_fixes_per_s"] = ok / seconds
+        out["batch_ms"] = summary_ms(lat)
+        out["batch_cpu_ms_per_fix"] = cpu
         flood: list[tuple[int, int, list[float]]] = []
         out["recommend_login_flood_ms"] = during(
             lambda: flood.append(load(info, 32, seconds, flood_call(info))),
@@ -324,8 +425,10 @@ def run_one(
                 # minutes, so back-to-back pairs compare like with like.
                 rounds: dict[str, list[float]] = {"one": [], "two": []}
                 cpus: dict[str, list[float]] = {"one": [], "two": []}
+                per_worker: dict[str, list[list[float]]] = {"one": [], "two": []}
                 for _ in range(2):
                     for key, target in (("one", info), ("two", both)):
+                        before = [cpu_s([pid]) for pid in both["pids"]]
                         (ok, bad, lat), cpu = measured(
                             both,
                             lambda t=target: load(t, 16, seconds, put_call(t)),
@@ -334,9 +437,20 @@ def run_one(
                         acked += ok
                         rounds[key].append(ok / seconds)
                         cpus[key].append(cpu)
+                        # CPU ms per request served, worker by worker (the clients are split
+                        # evenly over the workers of the target).
+                        served = max(1, ok + bad) / len(target["pids"])
+                        per_worker[key].append(
+                            [
+                                (cpu_s([pid]) - c0) * 1e3 / served
+                                for pid, c0 in zip(both["pids"], before, strict=True)
+                                if pid in target["pids"]
+                            ]
+                        )
                 out["put16_alternated_1worker_per_s"] = rounds["one"]
                 out["put16_alternated_2workers_per_s"] = rounds["two"]
                 out["put16_alternated_cpu_ms"] = {k: v for k, v in cpus.items()}
+                out["put16_alternated_cpu_ms_per_worker"] = per_worker
                 streamed = []
                 out["recommend_streaming_2workers_ms"] = during(
                     lambda: streamed.append(load(both, 8, seconds, put_call(both))),
@@ -386,7 +500,10 @@ def main() -> None:
                 print(f"{dbname}/{label}: {json.dumps(results[f'{dbname}/{label}'])}", flush=True)
     print(json.dumps(results, indent=1))
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    print(f"wall {wall:.0f} s, CPU of this process (the clients) {cpu:.0f} s")
+    print(
+        f"wall {wall:.0f} s, CPU of the load clients {client_cpu[0]:.0f} s, of this process "
+        f"(recommendation clients, set-up) {cpu:.0f} s; load average {os.getloadavg()}"
+    )
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ import os
 import secrets
 import sys
 from dataclasses import replace
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from sqlalchemy.orm import Session, sessionmaker
@@ -56,6 +56,13 @@ def serve(
         str | None,
         typer.Option("--forecast-dir", help="Folder of forecast predict --geojson outputs."),
     ] = None,
+    access_log: Annotated[
+        bool,
+        typer.Option(
+            "--access-log/--no-access-log",
+            help="Log every request (a fleet's AVL reports are hundreds a second).",
+        ),
+    ] = True,
 ) -> None:
     """Start the dispatch service (REST under /api/v1, WebSocket /api/v1/events, docs at /docs)."""
     ensure_port_free(host, port)
@@ -100,13 +107,21 @@ def serve(
             f"  user:     {DEMO_USER}\n  password: {password}", markup=False, soft_wrap=True
         )
     settings = replace(settings, migrate=False)
+    # uvloop and httptools (uvicorn[standard]) named, not left to "auto": without them the
+    # HTTP layer of a request costs several times more CPU, and a missing one should fail here.
+    server: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "loop": "uvloop",
+        "http": "httptools",
+        "ws": "websockets-sansio",
+        "access_log": access_log,
+    }
     if workers == 1:
-        uvicorn.run(create_app(settings), host=host, port=port, ws="websockets-sansio")
+        uvicorn.run(create_app(settings), **server)
     else:
         os.environ[ENV_SETTINGS] = settings.to_env()
-        uvicorn.run(
-            "citywatch.api.app:worker_app", factory=True, host=host, port=port, workers=workers
-        )
+        uvicorn.run("citywatch.api.app:worker_app", factory=True, workers=workers, **server)
 
 
 @users_app.command("add")

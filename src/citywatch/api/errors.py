@@ -23,7 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from citywatch.errors import AuthenticationError, CityWatchError, TooManyRequestsError
 
-__all__ = ["error_body", "install_error_handlers"]
+__all__ = ["error_body", "error_response", "install_error_handlers"]
 
 log = logging.getLogger("citywatch.api")
 
@@ -66,6 +66,20 @@ def error_body(
     return {"error": {"status": status, "code": code, "message": message, "field": field, **extra}}
 
 
+def error_response(exc: CityWatchError) -> JSONResponse:
+    """The answer to a domain error: its status, the canonical body, and the headers its
+    kind needs (``WWW-Authenticate``, ``Retry-After``)."""
+    headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, AuthenticationError) else None
+    if isinstance(exc, TooManyRequestsError):
+        headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after_s)))}
+    extra = {} if exc.details is None else {"details": exc.details}
+    return JSONResponse(
+        error_body(exc.status_code, exc.code, exc.message, exc.field, **extra),
+        status_code=exc.status_code,
+        headers=headers,
+    )
+
+
 def _field_of(loc: tuple[Any, ...] | list[Any]) -> str:
     # ("body", "location", "lon") -> "location.lon"; ("query", "k") -> "k"
     parts = [str(p) for p in loc]
@@ -79,15 +93,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(CityWatchError)
     async def _domain(_: Request, exc: CityWatchError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, AuthenticationError) else None
-        if isinstance(exc, TooManyRequestsError):
-            headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after_s)))}
-        extra = {} if exc.details is None else {"details": exc.details}
-        return JSONResponse(
-            error_body(exc.status_code, exc.code, exc.message, exc.field, **extra),
-            status_code=exc.status_code,
-            headers=headers,
-        )
+        return error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -43,12 +43,34 @@ _MAX_PAYLOAD = 7900
 #: the current state; events are never dropped silently).
 QUEUE_SIZE = 1000
 _STAGED = "citywatch_staged_notify"
+#: Sends each element of a JSON array as one notification (``json`` keeps the elements' text
+#: as sent; as a ``text[]`` every quote of every payload was escaped by a regular expression).
+_NOTIFY_ALL = sa_text(
+    "SELECT pg_notify(:channel, p::text) FROM json_array_elements(CAST(:payloads AS json)) p"
+)
 #: Ids of delivered events remembered (to skip them when replaying after a reconnect).
 _REPLAY_MEMORY = 20_000
 #: How far before the last delivered id a replay looks (transactions commit out of id order).
 _REPLAY_MARGIN = 1000
 #: Moves since this long before the connection was lost are replayed.
 _MOVE_MARGIN_S = 5.0
+
+
+def _chunks(payloads: list[str]) -> list[str]:
+    """JSON arrays of the payloads (each at most :data:`_MAX_PAYLOAD` bytes), in order."""
+    out: list[str] = []
+    chunk: list[str] = []
+    size = 0
+    for text in payloads:
+        n = len(text.encode("utf-8")) + 1
+        if chunk and size + n > _MAX_PAYLOAD:
+            out.append("[" + ",".join(chunk) + "]")
+            chunk, size = [], 0
+        chunk.append(text)
+        size += n
+    if chunk:
+        out.append("[" + ",".join(chunk) + "]")
+    return out
 
 
 class EventBus(ABC):
@@ -154,12 +176,13 @@ class PostgresBus(EventBus):
     @staticmethod
     def _notify_staged(session: Session) -> None:
         # One statement for every event of the transaction (a batch of AVL fixes moves
-        # hundreds of units), sent just before the commit that delivers them.
+        # hundreds of units), sent just before the commit that delivers them.  The events go
+        # as few notifications as fit (JSON arrays of at most _MAX_PAYLOAD bytes): every
+        # other worker decodes every notification, and each one costs it a wake-up.
         staged = session.info.pop(_STAGED, None)
         if staged:
             session.execute(
-                sa_text("SELECT pg_notify(:channel, p) FROM unnest(CAST(:payloads AS text[])) p"),
-                {"channel": CHANNEL, "payloads": staged},
+                _NOTIFY_ALL, {"channel": CHANNEL, "payloads": "[" + ",".join(_chunks(staged)) + "]"}
             )
 
     def bind(self, sessions: sessionmaker[Session]) -> None:
@@ -192,7 +215,9 @@ class PostgresBus(EventBus):
                     self.listening.set()
                     delay = 0.5
                     async for note in conn.notifies():
-                        self._deliver_once(json.loads(note.payload))
+                        payload = json.loads(note.payload)
+                        for one in payload if isinstance(payload, list) else [payload]:
+                            self._deliver_once(one)
             except asyncio.CancelledError:
                 raise
             except (psycopg.Error, OSError) as exc:

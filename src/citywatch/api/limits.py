@@ -26,7 +26,17 @@ from urllib.parse import unquote_to_bytes
 
 from citywatch.api.errors import error_body
 
-__all__ = ["DEFAULT_BODY_TIMEOUT_S", "DEFAULT_MAX_BODY_BYTES", "RequestLimits", "bad_text"]
+__all__ = [
+    "DEFAULT_BODY_TIMEOUT_S",
+    "DEFAULT_MAX_BODY_BYTES",
+    "ASGIApp",
+    "Receive",
+    "RequestLimits",
+    "Scope",
+    "Send",
+    "bad_text",
+    "replay_body",
+]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -126,7 +136,7 @@ class RequestLimits:
             if problem is not None:
                 await _answer(send, 422, "validation_error", problem)
                 return
-        await self.app(scope, _replay(body, receive), send)
+        await self.app(scope, replay_body(body, receive), send)
 
     def _too_large(self) -> str:
         return f"request body larger than {self.max_body_bytes} bytes"
@@ -146,7 +156,7 @@ class RequestLimits:
                 return b"".join(chunks)
 
 
-def _replay(body: bytes, receive: Receive) -> Receive:
+def replay_body(body: bytes, receive: Receive) -> Receive:
     """A ``receive`` that hands the already read body to the app, then the real stream."""
     sent = False
 

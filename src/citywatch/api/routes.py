@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import os
@@ -20,10 +19,6 @@ from citywatch.api.schemas import (
     IncidentOut,
     IncidentStatusIn,
     IsoTime,
-    PositionBatchIn,
-    PositionBatchOut,
-    PositionIn,
-    PositionOut,
     RecommendationOut,
     RefreshIn,
     StatusChangeOut,
@@ -37,11 +32,10 @@ from citywatch.dispatch.intake import ConsoleService
 from citywatch.dispatch.kpis import GROUPINGS
 from citywatch.dispatch.lifecycle import IncidentStatus, UnitStatus
 from citywatch.dispatch.policy import PolicyName
-from citywatch.dispatch.positions import Fix, FixQueue
 from citywatch.dispatch.service import DispatchService
 from citywatch.errors import ValidationError
 
-__all__ = ["ERROR_RESPONSES", "router"]
+__all__ = ["ERROR_RESPONSES", "UNIT_ID_PATTERN", "router"]
 
 
 def _error(description: str) -> dict[str, Any]:
@@ -64,7 +58,9 @@ _PUBLIC_RESPONSES[429] = _error("too many login attempts: wait Retry-After secon
 
 router = APIRouter(prefix="/api/v1", responses=ERROR_RESPONSES)
 IncidentId = Annotated[str, Path(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9_.:-]+$")]
-UnitId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+#: A unit id in a path.
+UNIT_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
+UnitId = Annotated[str, Path(min_length=1, max_length=64, pattern=UNIT_ID_PATTERN)]
 #: Seconds, finite and positive (no ``inf``), at most a day.
 Seconds = Annotated[float, Query(gt=0, le=86_400, allow_inf_nan=False)]
 
@@ -163,33 +159,6 @@ def list_units(
 def get_unit(unit_id: UnitId, who: CurrentUser, service: Service) -> dict[str, Any]:
     """One unit, located (its position, or its post or station when the position is stale)."""
     return service.get_unit(who, unit_id)
-
-
-@router.put("/units/{unit_id}/position", response_model=PositionOut, tags=["units"])
-async def put_position(
-    request: Request, unit_id: UnitId, body: PositionIn, who: CurrentUser, service: Service
-) -> dict[str, Any]:
-    """Report an AVL position (a unit device may report only its own).
-
-    Answered once the fix is committed; fixes arriving together share one transaction (group
-    commit), validated one by one exactly as ``POST /positions`` validates its fixes."""
-    fixes: FixQueue = request.app.state.fixes
-    fix = Fix(unit_id, body.lon, body.lat, body.at)
-    outcome = await asyncio.wrap_future(fixes.submit(who, fix))
-    return service.position_answer(fix, outcome)
-
-
-@router.post("/positions", response_model=PositionBatchOut, tags=["units"])
-def post_positions(body: PositionBatchIn, who: CurrentUser, service: Service) -> dict[str, Any]:
-    """AVL fixes of many units in one request (an AVL gateway), stored in one transaction.
-
-    Each fix is validated like ``PUT /units/{id}/position``; the answer gives a result per fix
-    in request order (stored, applied, or the error that refused it).  200 even when some
-    fixes were refused: look at ``refused`` and each result.
-    """
-    fixes = [Fix(f.unit_id, f.lon, f.lat, f.at) for f in body.fixes]
-    out = service.record_positions(who, fixes)
-    return {**out, "results": [r.as_dict() for r in out["results"]]}
 
 
 @router.post("/units/{unit_id}/status", response_model=StatusChangeOut, tags=["units"])

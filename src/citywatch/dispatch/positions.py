@@ -122,25 +122,65 @@ def check_fix_time(at: datetime, now: datetime, field: str = "at") -> datetime:
     return check_time_window(at, now, max_age_s=MAX_FIX_AGE_S, field=field)
 
 
+#: PostgreSQL: a batch row and its fixes in one statement (the fixes as arrays: one
+#: round trip and one parse whatever the batch size, where an ``executemany`` sends a row each).
+_PG_INSERT = text(
+    "WITH batch AS (INSERT INTO position_batches "
+    "(received_at, actor, fixes, digest, first_at, last_at) "
+    "VALUES (:now, :actor, :n, :digest, :first_at, :last_at) RETURNING id), "
+    "stored AS (INSERT INTO unit_positions (unit_id, at, lon, lat, received_at, batch_id) "
+    "SELECT f.unit_id, f.at, f.lon, f.lat, :now, batch.id FROM batch, "
+    "unnest(CAST(:unit_ids AS text[]), CAST(:ats AS timestamptz[]), "
+    "CAST(:lons AS float8[]), CAST(:lats AS float8[])) AS f(unit_id, at, lon, lat)) "
+    "SELECT id FROM batch"
+)
+#: PostgreSQL: lock the units in id order (the global lock order: ``ORDER BY`` is applied
+#: before ``FOR NO KEY UPDATE``), then move those whose current position is older than
+#: their fix, in one statement; returns the ids of the units moved.
+_PG_MOVE = text(
+    "WITH fix AS (SELECT * FROM unnest(CAST(:ids AS text[]), CAST(:lons AS float8[]), "
+    "CAST(:lats AS float8[]), CAST(:ats AS timestamptz[])) AS f(id, lon, lat, at)), "
+    "locked AS (SELECT id, position_at FROM units WHERE id = ANY(CAST(:ids AS text[])) "
+    "ORDER BY id FOR NO KEY UPDATE) "
+    "UPDATE units SET lon = fix.lon, lat = fix.lat, position_at = fix.at "
+    "FROM fix JOIN locked ON locked.id = fix.id WHERE units.id = fix.id "
+    "AND (locked.position_at IS NULL OR locked.position_at < fix.at) RETURNING units.id"
+)
+
+
+def _postgres(s: Session) -> bool:
+    return s.get_bind().dialect.name == "postgresql"
+
+
 def insert_fixes(s: Session, actor: str, fixes: Sequence[Fix], now: datetime) -> int:
     """Insert validated fixes of one actor into the history, with their ``position_batches``
-    row (the digest that the audit seal covers); returns the batch id.  Core statements: one
-    ``INSERT ... RETURNING`` and one multi-row ``INSERT``, no ORM flush."""
+    row (the digest that the audit seal covers); returns the batch id.  No ORM flush: on
+    PostgreSQL one statement (:data:`_PG_INSERT`), elsewhere one ``INSERT ... RETURNING`` and
+    one multi-row ``INSERT``."""
+    batch = {
+        "received_at": now,
+        "actor": actor,
+        "fixes": len(fixes),
+        "digest": batch_digest([(f.unit_id, f.at, f.lon, f.lat) for f in fixes]),
+        "first_at": min(f.at for f in fixes),
+        "last_at": max(f.at for f in fixes),
+    }
+    if _postgres(s):
+        params = {
+            "now": now,
+            "actor": actor,
+            "n": batch["fixes"],
+            "digest": batch["digest"],
+            "first_at": batch["first_at"],
+            "last_at": batch["last_at"],
+            "unit_ids": [f.unit_id for f in fixes],
+            "ats": [f.at for f in fixes],
+            "lons": [f.lon for f in fixes],
+            "lats": [f.lat for f in fixes],
+        }
+        return int(s.execute(_PG_INSERT, params).scalar_one())
     batches = _table(PositionBatch)
-    batch_id = int(
-        s.execute(
-            insert(batches)
-            .values(
-                received_at=now,
-                actor=actor,
-                fixes=len(fixes),
-                digest=batch_digest([(f.unit_id, f.at, f.lon, f.lat) for f in fixes]),
-                first_at=min(f.at for f in fixes),
-                last_at=max(f.at for f in fixes),
-            )
-            .returning(batches.c.id)
-        ).scalar_one()
-    )
+    batch_id = int(s.execute(insert(batches).values(**batch).returning(batches.c.id)).scalar_one())
     s.execute(
         insert(_table(UnitPosition)),
         [
@@ -160,13 +200,23 @@ def insert_fixes(s: Session, actor: str, fixes: Sequence[Fix], now: datetime) ->
 
 def move_units(s: Session, fixes: Sequence[Fix]) -> list[Fix]:
     """Move the units whose latest position the fixes are; returns the fixes that moved their
-    unit (one per unit at most).  The units are locked in id order (the global lock order); a
-    fix older than the unit's current position only joins the history."""
+    unit (one per unit at most), in unit id order.  The units are locked in id order (the
+    global lock order); a fix older than the unit's current position only joins the history.
+    On PostgreSQL the lock and the move are one statement (:data:`_PG_MOVE`)."""
     newest: dict[str, Fix] = {}
     for f in fixes:
         if f.unit_id not in newest or f.at > newest[f.unit_id].at:
             newest[f.unit_id] = f
     ids = sorted(newest)
+    if _postgres(s):
+        params = {
+            "ids": ids,
+            "lons": [newest[u].lon for u in ids],
+            "lats": [newest[u].lat for u in ids],
+            "ats": [newest[u].at for u in ids],
+        }
+        done = set(s.execute(_PG_MOVE, params).scalars())
+        return [newest[u] for u in ids if u in done]
     current = dict(
         s.execute(
             select(Unit.id, Unit.position_at)
@@ -215,8 +265,9 @@ class FixQueue:
     max_batch : int
         Most fixes per transaction.
     writers : int
-        Writer threads (transactions in flight at once): 1 for SQLite, which writes one
-        transaction at a time anyway; more overlap the round trips to a database server.
+        Writer threads (transactions in flight at once).  More overlap the round trips to a
+        database server but split the waiting fixes into smaller transactions, each costing
+        about the same CPU whatever its size; the service runs one per worker.
     """
 
     def __init__(
@@ -312,7 +363,7 @@ def seal_positions(s: Session, *, actor: str = "system") -> int:
         .order_by(PositionBatch.id)
         .limit(_SEAL_LIMIT)
     )
-    if s.get_bind().dialect.name == "postgresql":
+    if _postgres(s):
         query = query.with_for_update(skip_locked=True)
     batches = [(int(i), str(d), int(n)) for i, d, n in s.execute(query).all()]
     if not batches:

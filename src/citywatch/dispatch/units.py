@@ -173,14 +173,7 @@ class UnitService(ServiceCore):
         outcomes: list[FixOutcome | None] = [None] * len(items)
         valid: list[tuple[int, Fix]] = []
         with self._write() as s:
-            units = {
-                u.id: u
-                for u in s.execute(
-                    select(Unit.id, Unit.mode, Unit.station).where(
-                        Unit.id.in_(sorted({f.unit_id for _, f in items}))
-                    )
-                )
-            }
+            units = self._fix_units(s, {f.unit_id for _, f in items})
             for i, (who, fix) in enumerate(items):
                 try:
                     valid.append((i, self._check_fix(who, fix, units.get(fix.unit_id), now)))
@@ -197,8 +190,9 @@ class UnitService(ServiceCore):
                     if batch_ids is not None:
                         batch_ids.append(batch_id)
                 moved = move_units(s, [f for _, f in valid])
+            applied = {id(f) for f in moved}  # the very fixes of ``valid``
             for i, fix in valid:
-                outcomes[i] = FixOutcome(i, fix.unit_id, stored=True, applied=fix in moved)
+                outcomes[i] = FixOutcome(i, fix.unit_id, stored=True, applied=id(fix) in applied)
             actor_of = {f: items[i][0].username for i, f in valid}
             for fix in moved:
                 self._announce(
@@ -210,6 +204,21 @@ class UnitService(ServiceCore):
                     data={"lon": fix.lon, "lat": fix.lat, "at": fix.at.isoformat()},
                 )
         return [o for o in outcomes if o is not None]
+
+    def _fix_units(self, s: Session, ids: set[str]) -> dict[str, Any]:
+        """The units of ``ids`` that exist (id, mode, station: set at registration, never
+        changed), from this worker's memory; those it does not know yet (registered by
+        another worker a moment ago) from the database."""
+        units: dict[str, Any] = {}
+        for uid in ids:
+            unit = self.live.get(uid)
+            if unit is not None:
+                units[uid] = unit
+        unknown = sorted(ids - units.keys())
+        if unknown:
+            query = select(Unit.id, Unit.mode, Unit.station).where(Unit.id.in_(unknown))
+            units.update((u.id, u) for u in s.execute(query))
+        return units
 
     def seal_positions(self) -> int:
         """Seal the stored, unsealed position batches into the audit chain (see
