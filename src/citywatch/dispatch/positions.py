@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session
 from citywatch.dispatch.audit import append_audit
 from citywatch.dispatch.core import check_time_window
 from citywatch.errors import CityWatchError
+from citywatch.store.bulk import copy_rows, digest_lines
 from citywatch.store.dispatch_models import AuditRecord, PositionBatch, Unit, UnitPosition
 
 __all__ = [
@@ -104,10 +105,7 @@ def _fix_line(unit_id: str, at: datetime, lon: float, lat: float) -> str:
 
 def batch_digest(rows: Sequence[tuple[str, datetime, float, float]]) -> str:
     """SHA-256 (hex) of a batch's fixes ``(unit_id, at, lon, lat)``, in any order."""
-    h = hashlib.sha256()
-    for line in sorted(_fix_line(*r) for r in rows):
-        h.update(line.encode("utf-8") + b"\n")
-    return h.hexdigest()
+    return digest_lines(_fix_line(*r) for r in rows)
 
 
 def _seal_digest(batches: Sequence[tuple[int, str, int]]) -> str:
@@ -156,7 +154,7 @@ def insert_fixes(s: Session, actor: str, fixes: Sequence[Fix], now: datetime) ->
     """Insert validated fixes of one actor into the history, with their ``position_batches``
     row (the digest that the audit seal covers); returns the batch id.  No ORM flush: on
     PostgreSQL one statement (:data:`_PG_INSERT`), elsewhere one ``INSERT ... RETURNING`` and
-    one multi-row ``INSERT``."""
+    one bulk ``INSERT`` (:func:`~citywatch.store.bulk.copy_rows`)."""
     batch = {
         "received_at": now,
         "actor": actor,
@@ -181,19 +179,11 @@ def insert_fixes(s: Session, actor: str, fixes: Sequence[Fix], now: datetime) ->
         return int(s.execute(_PG_INSERT, params).scalar_one())
     batches = _table(PositionBatch)
     batch_id = int(s.execute(insert(batches).values(**batch).returning(batches.c.id)).scalar_one())
-    s.execute(
-        insert(_table(UnitPosition)),
-        [
-            {
-                "unit_id": f.unit_id,
-                "at": f.at,
-                "lon": f.lon,
-                "lat": f.lat,
-                "received_at": now,
-                "batch_id": batch_id,
-            }
-            for f in fixes
-        ],
+    copy_rows(
+        s,
+        _table(UnitPosition),
+        ("unit_id", "at", "lon", "lat", "received_at", "batch_id"),
+        ((f.unit_id, f.at, f.lon, f.lat, now, batch_id) for f in fixes),
     )
     return batch_id
 
