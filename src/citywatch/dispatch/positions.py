@@ -241,8 +241,10 @@ def write_fixes(
 class FixQueue:
     """Single AVL fixes (``PUT .../position``) written together: group commit.
 
-    Callers :meth:`submit` a fix and wait for its :class:`FixOutcome`; one writer thread takes
-    every fix waiting (up to ``max_batch``) and hands them to ``record`` as one transaction.
+    Callers :meth:`submit` a fix and wait for its :class:`FixOutcome`; one writer thread (per
+    worker: a second one splits the waiting fixes into smaller transactions, each costing about
+    the same CPU whatever its size) takes every fix waiting (up to ``max_batch``) and hands
+    them to ``record`` as one transaction.
     Under load many fixes share a transaction; alone, a fix is written at once (nothing waits
     on a timer).  A fix is answered only after its transaction committed, so nothing
     acknowledged is lost; when the transaction fails, every fix in it gets the error.
@@ -254,25 +256,19 @@ class FixQueue:
         them in one transaction, returning one :class:`FixOutcome` per item, in order.
     max_batch : int
         Most fixes per transaction.
-    writers : int
-        Writer threads (transactions in flight at once).  More overlap the round trips to a
-        database server but split the waiting fixes into smaller transactions, each costing
-        about the same CPU whatever its size; the service runs one per worker.
     """
 
     def __init__(
         self,
         record: Callable[[list[tuple[Any, Fix]]], list[FixOutcome]],
         max_batch: int = 500,
-        writers: int = 1,
     ) -> None:
         self._record = record
         self._max_batch = max_batch
-        self._writers = writers
         self._queue: queue.SimpleQueue[tuple[Any, Fix, Future[FixOutcome]] | None] = (
             queue.SimpleQueue()
         )
-        self._threads: list[threading.Thread] = []
+        self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
         #: Transactions written and fixes written (for metrics and the benchmark).
         self.transactions = 0
@@ -280,27 +276,22 @@ class FixQueue:
 
     def submit(self, who: Any, fix: Fix) -> Future[FixOutcome]:
         """Queue one fix of ``who``; the future gives its outcome once committed."""
-        if not self._threads:
+        if self._thread is None:
             with self._start_lock:
-                if not self._threads:
-                    threads = [
-                        threading.Thread(target=self._run, name=f"citywatch-fixes-{k}", daemon=True)
-                        for k in range(self._writers)
-                    ]
-                    for t in threads:
-                        t.start()
-                    self._threads = threads
+                if self._thread is None:
+                    thread = threading.Thread(target=self._run, name="citywatch-fixes", daemon=True)
+                    thread.start()
+                    self._thread = thread
         done: Future[FixOutcome] = Future()
         self._queue.put((who, fix, done))
         return done
 
     def close(self, timeout_s: float = 30.0) -> None:
-        """Write what is queued, then stop the writer threads."""
-        threads, self._threads = self._threads, []
-        for _ in threads:
+        """Write what is queued, then stop the writer thread."""
+        thread, self._thread = self._thread, None
+        if thread is not None:
             self._queue.put(None)
-        for t in threads:
-            t.join(timeout_s)
+            thread.join(timeout_s)
 
     def _run(self) -> None:
         stop = False
@@ -314,7 +305,7 @@ class FixQueue:
                     nxt = self._queue.get_nowait()
                 except queue.Empty:
                     break
-                if nxt is None:  # a stop for this thread: write what it holds first
+                if nxt is None:  # the stop: write what it holds first
                     stop = True
                     break
                 items.append(nxt)
