@@ -145,9 +145,11 @@ def db_url(
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "db_url" in metafunc.fixturenames:
+        pg = pytest.param("postgresql", marks=pytest.mark.postgres)
+        only_pg = metafunc.definition.get_closest_marker("postgres_only") is not None
         metafunc.parametrize(
             "db_url",
-            ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)],
+            [pg] if only_pg else ["sqlite", pg],
             indirect=True,
             scope="session",
         )

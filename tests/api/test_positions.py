@@ -198,11 +198,10 @@ def test_a_unit_this_worker_does_not_know_yet_is_found_in_the_database(server: S
     assert r.json()["applied"] is True
 
 
+@pytest.mark.postgres_only  # the LISTEN/NOTIFY bus is PostgreSQL's
 def test_a_batch_reaches_other_workers_in_few_notifications(server: Server) -> None:
     service = server.app.state.service
     engine = service.sessions.kw["bind"]
-    if engine.dialect.name != "postgresql":
-        pytest.skip("the LISTEN/NOTIFY bus is PostgreSQL's")
     ids = [f"W-{k}" for k in range(60)]
     _units(server, *ids)
     dsn = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
