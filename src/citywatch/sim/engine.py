@@ -211,17 +211,25 @@ def _requirements(
     required types, slack): the rules evaluated once per distinct (category, priority, place)."""
     rows: dict[tuple[str, int, frozenset[str]], int] = {}
     found: list[Requirement] = []
-    kinds = place_kinds if place_kinds is not None else [frozenset()] * len(demand)
-    keys = list(zip(demand.category.tolist(), demand.priority.tolist(), kinds, strict=True))
-    row_of: dict[tuple[Any, Any, frozenset[str]], int] = {}
-    for cat, prio, kind in dict.fromkeys(keys):  # each distinct key once
-        key = (str(cat), int(prio), kind)
+    # Distinct (category, priority, place kinds) found on codes, without a Python tuple per
+    # incident (300,000 of them cost more in garbage collection than in building them).
+    n = len(demand)
+    kinds = np.empty(n, dtype=object)
+    kinds[:] = place_kinds if place_kinds is not None else [frozenset()] * n
+    code = np.zeros(n, np.int64)
+    for col in (demand.category, kinds, demand.priority):
+        c, distinct = pd.factorize(np.asarray(col, dtype=object), use_na_sentinel=False)
+        code = code * len(distinct) + c
+    _, first, inverse = np.unique(code, return_index=True, return_inverse=True)
+    row_of = np.zeros(len(first), np.int64)
+    for j, i in enumerate(first.tolist()):
+        key = (str(demand.category[i]), int(demand.priority[i]), kinds[i])
         if key not in rows:
             rows[key] = len(found)
-            view = IncidentView("", key[0], key[1], 0.0, 0.0, None, kind)
+            view = IncidentView("", key[0], key[1], 0.0, 0.0, None, key[2])
             found.append(rules.requirement_for(view))
-        row_of[cat, prio, kind] = rows[key]
-    inc_req = np.fromiter(map(row_of.__getitem__, keys), np.int64, count=len(keys))
+        row_of[j] = rows[key]
+    inc_req = row_of[inverse.reshape(-1)]
     n_types = len(type_index)
     pref = np.zeros((max(len(found), 1), n_types), np.bool_)
     required = np.zeros_like(pref)
@@ -331,7 +339,8 @@ def _texts(text: dict[int, str], codes: np.ndarray) -> np.ndarray:
     """The text of each code (``None`` for a code without one), looked up once per code."""
     lo = min(int(codes.min()), *text) if len(codes) else 0
     table = np.array([text.get(c) for c in range(lo, max(text) + 1)] + [None], dtype=object)
-    return table[np.clip(codes - lo, 0, len(table) - 1)]
+    texts: np.ndarray = table[np.clip(codes - lo, 0, len(table) - 1)]
+    return texts
 
 
 def _teams(n_incidents: int, incident: np.ndarray, unit_id: np.ndarray) -> np.ndarray:
