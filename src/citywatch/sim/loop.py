@@ -340,8 +340,7 @@ def _rank(w: World, st: State, i: int, factor: float) -> tuple[Any, Any, Any, An
     n = len(avail)
     r = w.inc_req[i]
     loc = w.inc_loc[i]
-    # Arrays read once here, not per unit: each read of a field of World or State counts a
-    # reference, which cost more than the work on the unit.
+    # The arrays each unit needs, read from World and State once, not per unit.
     pref, required, inc_station = w.req_pref[r], w.req_required[r], w.inc_station[i]
     unit_type, unit_station, unit_id_rank = w.unit_type, w.unit_station, w.unit_id_rank
     unit_mode, position, loc_seg, loc_frac = w.unit_mode, st.position, w.loc_seg, w.loc_frac
@@ -386,11 +385,8 @@ def _rank(w: World, st: State, i: int, factor: float) -> tuple[Any, Any, Any, An
     dist_s, dist_m = sc.dist, sc.metres
     # Start where the kept searches of this location went (its last answer was decided there):
     # replaying them costs little, and each further round costs a ranking.
-    kept = math.inf
-    for m in range(n_modes):
-        if used[m] and not live[m]:
-            kept = min(kept, tc.bound[m, loc])
-    bound = w.first_bound_s if math.isinf(kept) else max(w.first_bound_s, kept)
+    kept = [tc.bound[m, loc] for m in range(n_modes) if used[m] and not live[m]]
+    bound = max(w.first_bound_s, min(kept)) if len(kept) else w.first_bound_s
     while True:
         for m in range(n_modes):
             if not used[m]:
