@@ -3,8 +3,10 @@ and a simulated week on a large network with 2,000 units.
 
 Every implementation runs in its own child process on the same inputs (incidents, call-handling
 and on-scene times drawn by :func:`citywatch.sim.runner.draw_inputs`), calls the same dispatch
-policy and reports wall time; the parent reads each child's peak resident memory from
-``wait4``.  Implementations:
+policy and reports wall and CPU time; the parent reads each child's peak resident memory from
+``wait4``.  The engine's children first run it on 200 incidents (:func:`warm_up`: numba loads
+its compiled code from the disk cache, or compiles it) and report that time apart, with how many
+functions numba compiled before and during the timed run.  Implementations:
 
 ``citywatch``
     :func:`citywatch.sim.engine.simulate` (the compiled event loop, travel from bounded
