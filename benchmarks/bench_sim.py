@@ -3,8 +3,10 @@ and a simulated week on a large network with 2,000 units.
 
 Every implementation runs in its own child process on the same inputs (incidents, call-handling
 and on-scene times drawn by :func:`citywatch.sim.runner.draw_inputs`), calls the same dispatch
-policy and reports wall time; the parent reads each child's peak resident memory from
-``wait4``.  Implementations:
+policy and reports wall and CPU time; the parent reads each child's peak resident memory from
+``wait4``.  The engine's children first run it on 200 incidents (:func:`warm_up`: numba loads
+its compiled code from the disk cache, or compiles it) and report that time apart, with how many
+functions numba compiled before and during the timed run.  Implementations:
 
 ``citywatch``
     :func:`citywatch.sim.engine.simulate` (the compiled event loop, travel from bounded
@@ -302,6 +304,36 @@ def large_run(days: float) -> dict[str, Any]:
 # --------------------------------------------------------------------------- child / parent
 
 
+def compilations() -> int:
+    """How many functions numba has compiled in this process (not loaded from its disk cache)."""
+    import numba
+
+    from citywatch.dispatch import kernel
+    from citywatch.routing import search
+    from citywatch.sim import loop, travel
+
+    seen = {
+        id(f): f
+        for mod in (loop, travel, kernel, search)
+        for f in vars(mod).values()
+        if isinstance(f, numba.core.registry.CPUDispatcher)
+    }
+    return sum(sum(f.stats.cache_misses.values()) for f in seen.values())
+
+
+def warm_up(prep: Any, x: Any, n: int = 200) -> float:
+    """Run the engine on the first ``n`` incidents, so that the timed run neither compiles nor
+    loads compiled code from numba's cache; returns the CPU seconds that took."""
+    from citywatch.sim.runner import Inputs, simulate_inputs
+
+    c0 = time.process_time()
+    b = x.batch
+    head = replace(b, **{f: getattr(b, f)[:n] for f in b.__dataclass_fields__})
+    kinds = None if x.place_kinds is None else x.place_kinds[:n]
+    simulate_inputs(prep, Inputs(head, x.handling_s[:n], x.on_scene_s[:n], kinds))
+    return time.process_time() - c0
+
+
 def child(impl: str, days: float) -> None:
     from citywatch.routing import Router
     from citywatch.sim.runner import draw_inputs, simulate_inputs
@@ -310,6 +342,9 @@ def child(impl: str, days: float) -> None:
     prep = prepared(days)
     x = draw_inputs(prep, 0, prep.scenario.seed)
     setup = time.perf_counter() - t0
+    # Compilation (or loading compiled code from the disk cache) is reported apart.
+    warm_cpu = warm_up(prep, x) if impl in ("citywatch", "large") else 0.0
+    compiled = compilations()
     t0, c0 = time.perf_counter(), time.process_time()
     if impl == "large":
         out = large_run(days)
@@ -335,6 +370,9 @@ def child(impl: str, days: float) -> None:
                 "days": days,
                 "incidents": len(resp),
                 "setup_s": setup,
+                "warm_up_cpu_s": warm_cpu,
+                "compiled_before": compiled,
+                "compiled_in_timed_run": compilations() - compiled,
                 "wall_s": wall,
                 "cpu_s": cpu,
                 "mean_response_s": float(resp[ok].mean()),
@@ -421,15 +459,21 @@ def main() -> None:
     print(
         f"\n{'implementation':<14} {'code':<6} {'days':>5} {'units':>5} {'incidents':>9} "
         f"{'wall s':>8} {'CPU s':>8} {'CPU µs/inc.':>11} {'peak RSS MB':>11} {'mean resp s':>11} "
-        f"{'≤3 min':>7}"
+        f"{'≤3 min':>7} {'warm-up CPU s':>13} {'compiled':>8}"
     )
     for _, r in rows:
         print(
             f"{r['impl']:<14} {r['code']:<6} {r['days']:>5.1f} {r['units']:>5} "
             f"{r['incidents']:>9,} {r['wall_s']:>8.1f} {r['cpu_s']:>8.1f} "
             f"{1e6 * r['cpu_s'] / r['incidents']:>11,.0f} {r['peak_rss_mb']:>11,.0f} "
-            f"{r['mean_response_s']:>11.2f} {r['on_scene_3min']:>7.3f}"
+            f"{r['mean_response_s']:>11.2f} {r['on_scene_3min']:>7.3f} "
+            f"{r['warm_up_cpu_s']:>13.1f} {r['compiled_before']:>3} + {r['compiled_in_timed_run']}"
         )
+    print(
+        "\nwarm-up = the engine on the first 200 incidents before the timed run (loading the "
+        "compiled code from numba's disk cache, or compiling it); compiled = functions numba "
+        "compiled before + during the timed run (0 + 0: everything came from the cache)."
+    )
     print(
         "\nlarge = the real Heidelberg pack (176,928 nodes), 2,000 cars, synthetic demand; its "
         "CPU s is the simulation alone, its peak RSS the whole process (network, graphs, searches)."

@@ -34,6 +34,7 @@ __all__ = [
     "STATUS_OK",
     "STATUS_SHORT",
     "compiled",
+    "compiled_with_python",
     "inlined",
     "rank_units",
 ]
@@ -49,6 +50,13 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 def compiled(fn: _F) -> _F:
     """Compile ``fn`` with numba (nopython, cached on disk, releasing the GIL)."""
     return cast(_F, numba.njit(cache=True, nogil=True)(fn))
+
+
+def compiled_with_python(fn: _F) -> _F:
+    """Like :func:`compiled`, but holding the GIL: for a function with a ``numba.objmode`` block
+    (a call back into Python), which cannot run without it.  Its compiled callers may still
+    release the GIL; the block takes it back for the call."""
+    return cast(_F, numba.njit(cache=True)(fn))
 
 
 def inlined(fn: _F) -> _F:

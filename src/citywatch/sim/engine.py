@@ -211,15 +211,25 @@ def _requirements(
     required types, slack): the rules evaluated once per distinct (category, priority, place)."""
     rows: dict[tuple[str, int, frozenset[str]], int] = {}
     found: list[Requirement] = []
-    inc_req = np.zeros(len(demand), np.int64)
-    for i, (cat, prio) in enumerate(zip(demand.category, demand.priority, strict=True)):
-        kinds = place_kinds[i] if place_kinds is not None else frozenset()
-        key = (str(cat), int(prio), kinds)
+    # Distinct (category, priority, place kinds) found on codes, without a Python tuple per
+    # incident (300,000 of them cost more in garbage collection than in building them).
+    n = len(demand)
+    kinds = np.empty(n, dtype=object)
+    kinds[:] = place_kinds if place_kinds is not None else [frozenset()] * n
+    code = np.zeros(n, np.int64)
+    for col in (demand.category, kinds, demand.priority):
+        c, distinct = pd.factorize(np.asarray(col, dtype=object), use_na_sentinel=False)
+        code = code * len(distinct) + c
+    _, first, inverse = np.unique(code, return_index=True, return_inverse=True)
+    row_of = np.zeros(len(first), np.int64)
+    for j, i in enumerate(first.tolist()):
+        key = (str(demand.category[i]), int(demand.priority[i]), kinds[i])
         if key not in rows:
             rows[key] = len(found)
-            view = IncidentView("", key[0], key[1], 0.0, 0.0, None, kinds)
+            view = IncidentView("", key[0], key[1], 0.0, 0.0, None, key[2])
             found.append(rules.requirement_for(view))
-        inc_req[i] = rows[key]
+        row_of[j] = rows[key]
+    inc_req = row_of[inverse.reshape(-1)]
     n_types = len(type_index)
     pref = np.zeros((max(len(found), 1), n_types), np.bool_)
     required = np.zeros_like(pref)
@@ -249,10 +259,12 @@ def _world(
     type_index = {t: j for j, t in enumerate(sorted(rules.unit_modes))}
     stations: dict[str, int] = {}
     unit_station = np.array([stations.setdefault(u.station, len(stations)) for u in units])
-    inc_station = np.array(
-        [-1 if s is None else stations.setdefault(str(s), len(stations)) for s in demand.station],
-        np.int64,
-    )
+    inc_stations = demand.station.tolist()
+    number = {
+        s: -1 if s is None else stations.setdefault(str(s), len(stations))
+        for s in dict.fromkeys(inc_stations)  # each distinct station once, in order
+    }
+    inc_station = np.fromiter(map(number.__getitem__, inc_stations), np.int64, len(inc_stations))
     _, id_rank = np.unique(np.array([u.id for u in units], dtype=str), return_inverse=True)
     unit_mode = np.array([travel.mode_index(u.mode) for u in units], np.int64)
     trees: dict[tuple[int, int], int] = {}
@@ -323,6 +335,34 @@ _STATUS_TEXT = {
 }
 
 
+def _texts(text: dict[int, str], codes: np.ndarray) -> np.ndarray:
+    """The text of each code (``None`` for a code without one), looked up once per code."""
+    lo = min(int(codes.min()), *text) if len(codes) else 0
+    table = np.array([text.get(c) for c in range(lo, max(text) + 1)] + [None], dtype=object)
+    texts: np.ndarray = table[np.clip(codes - lo, 0, len(table) - 1)]
+    return texts
+
+
+def _teams(n_incidents: int, incident: np.ndarray, unit_id: np.ndarray) -> np.ndarray:
+    """Each incident's unit ids joined with ";" in dispatch order ("" for none).
+
+    ``incident`` and ``unit_id`` are the assignments in dispatch order.  Whole arrays are
+    joined at once, the first unit of every incident, then the second, ...: a pandas
+    groupby-join calls Python once per incident and cost more than the whole event loop.
+    """
+    order = np.argsort(incident, kind="stable")
+    inc = incident[order]
+    start = np.r_[0, np.flatnonzero(np.diff(inc)) + 1]
+    # Each assignment's place in its incident's team (0: the first unit sent).
+    place = np.arange(len(inc)) - np.repeat(start, np.diff(np.r_[start, len(inc)]))
+    teams = np.full(n_incidents, "", dtype=object)
+    names = unit_id[order]
+    for p in range(int(place.max()) + 1 if len(place) else 0):
+        at = place == p
+        teams[inc[at]] = names[at] if p == 0 else teams[inc[at]] + ";" + names[at]
+    return teams
+
+
 def _records(
     scenario: Scenario, fleet: Fleet, demand: IncidentBatch, state: loop.State
 ) -> RunResult:
@@ -372,9 +412,9 @@ def _records(
             "first_unit": first,
             "first_unit_station": unit_stations[state.first_unit],
             "waited": st["waited"],
-            "recommendation": [_STATUS_TEXT.get(int(c)) for c in state.rec_status],
+            "recommendation": _texts(_STATUS_TEXT, state.rec_status),
             "status": np.where(answered, "answered", "unanswered"),
-            "unanswered_reason": [loop.LOST_REASONS.get(int(c)) for c in state.lost],
+            "unanswered_reason": _texts(loop.LOST_REASONS, state.lost),
         }
     )
     asg = pd.DataFrame(
@@ -385,14 +425,7 @@ def _records(
         }
     )
     if len(asg):
-        # Each incident's units joined in dispatch order (a plain loop: a pandas groupby-join
-        # calls Python once per incident and cost more than the whole event loop).
-        teams = [""] * len(demand)
-        for i, name in zip(
-            asg["incident"].tolist(), ids[asg["unit"].to_numpy(int)].tolist(), strict=True
-        ):
-            teams[i] = f"{teams[i]};{name}" if teams[i] else name
-        inc["units"] = teams
+        inc["units"] = _teams(len(demand), state.asg_incident[:n_asg], ids[state.asg_unit[:n_asg]])
     inc["other_station"] = (
         inc["first_unit_station"].notna()
         & (inc["first_unit_station"] != inc["station"])

@@ -18,11 +18,17 @@ from typing import Any, NamedTuple
 import numba
 import numpy as np
 
-from citywatch.dispatch.kernel import STATUS_NONE_WITHIN_LIMIT, compiled, rank_units
+from citywatch.dispatch.kernel import (
+    STATUS_NONE_WITHIN_LIMIT,
+    compiled,
+    compiled_with_python,
+    rank_units,
+)
 from citywatch.sim.travel import (
     Graphs,
     Scratch,
     TargetCache,
+    cost_at,
     costs_from_search,
     home_tree,
     keep,
@@ -77,7 +83,8 @@ LOST_REASONS = {
     2: "no unit available and no queue",
     3: "no unit became available before the simulation ended",
 }
-#: The first dispatch search's bound (s); doubled until the kernel's answer is decided.
+#: The first dispatch search's bound (s) at a location without a kept search; doubled until the
+#: kernel's answer is decided.
 FIRST_BOUND_S = 60.0
 _WIDEN = 2.0
 
@@ -120,7 +127,9 @@ class World(NamedTuple):
     move_up: bool  # ask RELOCATE where a freed unit goes (else: back to its post)
     site_loc: Any  # locations of the move-up sites (each has a tree per mode)
     movable: Any  # per unit: whether move-up may send it elsewhere than its post
-    first_bound_s: float = FIRST_BOUND_S  # the first dispatch search's bound; doubled until decided
+    # The first dispatch search's bound, or the bound a kept search of the location went to;
+    # doubled until decided.
+    first_bound_s: float = FIRST_BOUND_S
 
 
 class State(NamedTuple):
@@ -241,11 +250,12 @@ def _take(st: State, k: int, status: int) -> None:
 
 @compiled
 def _refresh_patrols(w: World, st: State, t: float) -> None:
-    for k in range(len(st.patrolling)):
-        if st.patrolling[k]:
-            n = w.homes_ptr[k + 1] - w.homes_ptr[k]
+    patrolling, ptr = st.patrolling, w.homes_ptr
+    for k in range(len(patrolling)):
+        if patrolling[k]:
+            n = ptr[k + 1] - ptr[k]
             j = (int(t // w.patrol_dwell[k]) + w.patrol_phase[k]) % n
-            st.position[k] = w.homes_loc[w.homes_ptr[k] + j]
+            st.position[k] = w.homes_loc[ptr[k] + j]
 
 
 @compiled
@@ -283,7 +293,7 @@ def _relocate(k: int, t: float, status: Any, post: Any, to_sites: Any) -> int:
     return int(RELOCATE[0](k, t, status, post, to_sites))
 
 
-@compiled
+@compiled_with_python
 def _choose_post(w: World, st: State, k: int, t: float) -> None:
     """Move-up: the freed unit's next post, decided in Python by the dispatch move-up code."""
     factor = _factor(w, t)
@@ -330,58 +340,75 @@ def _rank(w: World, st: State, i: int, factor: float) -> tuple[Any, Any, Any, An
     n = len(avail)
     r = w.inc_req[i]
     loc = w.inc_loc[i]
+    # The arrays each unit needs, read from World and State once, not per unit.
+    pref, required, inc_station = w.req_pref[r], w.req_required[r], w.inc_station[i]
+    unit_type, unit_station, unit_id_rank = w.unit_type, w.unit_station, w.unit_id_rank
+    unit_mode, position, loc_seg, loc_frac = w.unit_mode, st.position, w.loc_seg, w.loc_frac
     is_pref = np.empty(n, np.bool_)
     is_req = np.empty(n, np.bool_)
     own = np.empty(n, np.bool_)
     id_rank = np.empty(n, np.int64)
+    mode = np.empty(n, np.int64)
+    seg = np.empty(n, np.int64)  # the units' places on the network, the same every round
+    frac = np.empty(n)
+    n_modes = loc_seg.shape[0]
+    used = np.zeros(n_modes, np.bool_)
     for j in range(n):
         k = avail[j]
-        is_pref[j] = w.req_pref[r, w.unit_type[k]]
-        is_req[j] = w.req_required[r, w.unit_type[k]]
-        own[j] = w.unit_station[k] == w.inc_station[i]
-        id_rank[j] = w.unit_id_rank[k]
+        is_pref[j] = pref[unit_type[k]]
+        is_req[j] = required[unit_type[k]]
+        own[j] = unit_station[k] == inc_station
+        id_rank[j] = unit_id_rank[k]
+        m = mode[j] = unit_mode[k]
+        seg[j], frac[j] = loc_seg[m, position[k]], loc_frac[m, position[k]]
+        used[m] = True
     stale = np.zeros(n, np.bool_)
-    has_required = w.req_required[r].any()
-    station_first = w.station_first and w.inc_station[i] >= 0
-    eta = np.empty(n)
-    metres = np.empty(n)
-    n_modes = w.loc_seg.shape[0]
-    modes = w.unit_mode[avail]
-    of_mode = [np.flatnonzero(modes == m) for m in range(n_modes)]
-    used = np.array([len(x) > 0 for x in of_mode])
-    tseg, tfrac = w.loc_seg[:, loc].copy(), w.loc_frac[:, loc].copy()
+    has_required = required.any()
+    station_first = w.station_first and inc_station >= 0
+    eta = np.full(n, math.inf)
+    metres = np.full(n, math.inf)
+    # Units whose time is not known yet (beyond every bound so far): a time found within a
+    # bound is final, so each round computes only these.
+    unknown = np.arange(n)
+    n_unknown = n
+    tseg, tfrac = loc_seg[:, loc].copy(), loc_frac[:, loc].copy()
     # One search per mode, continued with a wider bound while the answer is not decided; a
     # search kept from an earlier call to this location is replayed as far as it goes.
-    tc, sc = st.targets, st.scratch
+    g, tc, sc = w.graphs, st.targets, st.scratch
     live = tc.bound[:, loc] == -math.inf
     replayed = np.zeros(n_modes, np.int64)
     for m in range(n_modes):
         if used[m] and live[m]:
-            search_start(w.graphs, m, tseg[m], tfrac[m], sc)
+            search_start(g, m, tseg[m], tfrac[m], sc)
         elif used[m]:
             replay_start(sc, m)
-    # The units' places on the network do not change between rounds.
-    unit_seg = [w.loc_seg[m][st.position[avail[of_mode[m]]]] for m in range(n_modes)]
-    unit_frac = [w.loc_frac[m][st.position[avail[of_mode[m]]]] for m in range(n_modes)]
-    bound = w.first_bound_s
+    dist_s, dist_m = sc.dist, sc.metres
+    # Start where the kept searches of this location went (its last answer was decided there):
+    # replaying them costs little, and each further round costs a ranking.
+    kept = [tc.bound[m, loc] for m in range(n_modes) if used[m] and not live[m]]
+    bound = max(w.first_bound_s, min(kept)) if len(kept) else w.first_bound_s
     while True:
         for m in range(n_modes):
             if not used[m]:
                 continue
             if not live[m] and bound > tc.bound[m, loc]:  # beyond what was kept: search
                 live[m] = True
-                search_start(w.graphs, m, tseg[m], tfrac[m], sc)
+                search_start(g, m, tseg[m], tfrac[m], sc)
             if live[m]:
-                search_until(w.graphs, m, bound, sc)
+                search_until(g, m, bound, sc)
             else:
                 replayed[m] = replay(tc, m, loc, replayed[m], bound, sc)
-        for m in range(n_modes):
-            if used[m]:
-                secs, dist = costs_from_search(
-                    w.graphs, sc, m, unit_seg[m], unit_frac[m], tseg[m], tfrac[m], bound
-                )
-                eta[of_mode[m]] = secs * factor
-                metres[of_mode[m]] = dist
+        still = 0
+        for u in range(n_unknown):
+            j = unknown[u]
+            m = mode[j]
+            secs, dist = cost_at(g, dist_s, dist_m, m, seg[j], frac[j], tseg[m], tfrac[m], bound)
+            if math.isinf(secs):
+                unknown[still] = j
+                still += 1
+            else:
+                eta[j], metres[j] = secs * factor, dist
+        n_unknown = still
         _, _, team, status, _, decided = rank_units(
             eta,
             is_pref,

@@ -37,6 +37,7 @@ __all__ = [
     "Scratch",
     "SearchTravel",
     "TargetCache",
+    "cost_at",
     "costs_from_search",
     "home_tree",
     "keep",
@@ -240,6 +241,38 @@ def keep(tc: TargetCache, m: int, loc: int, bound: float, sc: Scratch) -> None:
     tc.used[0] += n
 
 
+@inlined
+def cost_at(
+    g: Graphs,
+    dist_s: FloatArray,
+    dist_m: FloatArray,
+    m: int,
+    seg: int,
+    frac: float,
+    tseg: int,
+    tfrac: float,
+    bound: float,
+) -> tuple[float, float]:
+    """Seconds and metres from the point at ``frac`` of ``seg`` to the target of the search in
+    row ``m`` of ``dist_s``/``dist_m`` (its seconds and metres per node, e.g. a
+    :class:`Scratch`'s); ``inf`` where the trip is longer than ``bound``.
+
+    A time within ``bound`` is final: nodes the search has not settled hold ``inf`` or a time
+    beyond ``bound``, so a trip through them is beyond ``bound`` too, and it stays the same when
+    the search goes on to a larger bound.
+    """
+    a, b = g.seg_a[seg], g.seg_b[seg]
+    s, d = point_cost(
+        seg_cost(g, seg),
+        frac,
+        (dist_s[m, a], dist_m[m, a]),
+        (dist_s[m, b], dist_m[m, b]),
+        seg == tseg,
+        tfrac,
+    )
+    return (math.inf, math.inf) if s > bound else (s, d)
+
+
 @compiled
 def costs_from_search(
     g: Graphs,
@@ -252,23 +285,12 @@ def costs_from_search(
     bound: float,
 ) -> tuple[FloatArray, FloatArray]:
     """Seconds and metres from points to mode ``m``'s last target; ``inf`` where the trip is
-    longer than the search's ``bound`` (not known exactly).
-
-    Nodes the search has not settled hold ``inf`` or a time beyond ``bound``, so a trip through
-    them is beyond ``bound`` too.
-    """
-    seg_a, seg_b, dist_s, dist_m = g.seg_a, g.seg_b, sc.dist[m], sc.metres[m]
-    fwd_s, bwd_s, fwd_m, bwd_m = g.fwd_s, g.bwd_s, g.fwd_m, g.bwd_m
+    longer than the search's ``bound`` (:func:`cost_at`)."""
+    dist_s, dist_m = sc.dist, sc.metres
     secs = np.empty(len(segs))
     metres = np.empty(len(segs))
     for i in range(len(segs)):
-        seg = segs[i]
-        a, b = seg_a[seg], seg_b[seg]
-        cost = (fwd_s[seg], bwd_s[seg], fwd_m[seg], bwd_m[seg])
-        s, d = point_cost(
-            cost, fracs[i], (dist_s[a], dist_m[a]), (dist_s[b], dist_m[b]), seg == tseg, tfrac
-        )
-        secs[i], metres[i] = (math.inf, math.inf) if s > bound else (s, d)
+        secs[i], metres[i] = cost_at(g, dist_s, dist_m, m, segs[i], fracs[i], tseg, tfrac, bound)
     return secs, metres
 
 
@@ -376,9 +398,11 @@ class SearchTravel:
             If a point is too far from the road network of any mode.
         """
         pts = np.atleast_2d(np.asarray(lonlat, dtype=np.float64)).reshape(-1, 2)
-        keys = list(map(tuple, pts.tolist()))
+        # Many points share a place (a year of incidents at a few thousand addresses): only the
+        # distinct ones are looked at in Python, and only the unknown ones snapped.
+        keys = list(zip(pts[:, 0].tolist(), pts[:, 1].tolist(), strict=True))
         ids = self._ids
-        new = list(dict.fromkeys(k for k in keys if k not in ids))
+        new = [k for k in dict.fromkeys(keys) if k not in ids]
         if new:
             arr = np.asarray(new, dtype=np.float64)
             segs, fracs = [], []
