@@ -19,7 +19,8 @@ of :data:`CLIENT_PROCESSES` forked processes, on loopback; their CPU time is rep
 * ``GET /incidents/{id}/recommendations``: p50/p99 and CPU per request idle, while 8 clients
   stream PUTs, and while 32 clients send wrong passwords to ``/auth/token``;
 * PostgreSQL: the 16-client PUT and the streaming recommendation again with two service
-  processes on the database (clients spread over both);
+  processes on the database (clients spread over both), with the share of the whole machine
+  busy meanwhile (``/proc/stat``: a second worker can only add what the cores have to spare);
 * the service's peak memory (``VmHWM``), and acknowledged fixes (2xx) against rows in
   ``unit_positions``: nothing acknowledged may be lost.
 """
@@ -50,7 +51,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_dispatch import PG, drop_pg, pg_database
-from common import machine, summary_ms, wait_healthy
+from common import busy_share, machine, machine_ticks, summary_ms, wait_healthy
 
 ROOT = Path(__file__).resolve().parent.parent
 UNITS = 400
@@ -426,14 +427,18 @@ def run_one(
                 rounds: dict[str, list[float]] = {"one": [], "two": []}
                 cpus: dict[str, list[float]] = {"one": [], "two": []}
                 per_worker: dict[str, list[list[float]]] = {"one": [], "two": []}
+                # whether the machine had cores to spare for a second worker
+                busy: dict[str, list[float]] = {"one": [], "two": []}
                 for _ in range(2):
                     for key, target in (("one", info), ("two", both)):
                         before = [cpu_s([pid]) for pid in both["pids"]]
+                        ticks = machine_ticks()
                         (ok, bad, lat), cpu = measured(
                             both,
                             lambda t=target: load(t, 16, seconds, put_call(t)),
                             lambda r: r[0] + r[1],
                         )
+                        busy[key].append(busy_share(ticks, machine_ticks()))
                         acked += ok
                         rounds[key].append(ok / seconds)
                         cpus[key].append(cpu)
@@ -451,6 +456,7 @@ def run_one(
                 out["put16_alternated_2workers_per_s"] = rounds["two"]
                 out["put16_alternated_cpu_ms"] = {k: v for k, v in cpus.items()}
                 out["put16_alternated_cpu_ms_per_worker"] = per_worker
+                out["put16_alternated_machine_busy"] = busy
                 streamed = []
                 out["recommend_streaming_2workers_ms"] = during(
                     lambda: streamed.append(load(both, 8, seconds, put_call(both))),

@@ -27,6 +27,21 @@ def machine() -> str:
     )
 
 
+def machine_ticks() -> tuple[int, int]:
+    """(busy, total) clock ticks of all cores since boot, from ``/proc/stat``: the share of the
+    machine in use between two readings tells whether it had cores to spare."""
+    with open("/proc/stat", encoding="utf-8") as fh:
+        ticks = [int(x) for x in fh.readline().split()[1:]]
+    idle = ticks[3] + ticks[4]  # idle and iowait
+    return sum(ticks) - idle, sum(ticks)
+
+
+def busy_share(before: tuple[int, int], after: tuple[int, int]) -> float:
+    """Share of all cores busy between two :func:`machine_ticks` readings (0 to 1)."""
+    total = after[1] - before[1]
+    return (after[0] - before[0]) / total if total else 0.0
+
+
 def wait_healthy(url: str, timeout_s: float = 60.0) -> None:
     """Wait until a service started for a benchmark answers ``GET /api/v1/health``."""
     import httpx  # only the service benchmarks need it
