@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pandas as pd
 import pytest
@@ -19,7 +20,7 @@ from citywatch.api.settings import Settings
 from citywatch.city import CityPack, load_pack
 from citywatch.demo.calls import SimulatedCalls, scaled_model
 from citywatch.demo.cli import ensure_fleet
-from citywatch.dispatch.accounts import create_user
+from citywatch.dispatch.accounts import create_token, create_user
 from tests.api.conftest import Server, start_server, stop_server
 
 PASSWORD = "correct-horse-battery"
@@ -85,6 +86,24 @@ def start_web_server(db_path: Path, *, demo: bool = False) -> WebServer:
         for user in WEB_USERS:
             create_user(s, password=PASSWORD, **user)
     return WebServer(start_server(app), app)
+
+
+def feed_server(
+    db_path: Path, feed_purpose: str, users: tuple[dict[str, str], ...] = ()
+) -> tuple[WebServer, dict[str, str]]:
+    """:func:`start_web_server` with an admin ``boss`` (signed in), the ``users`` and a sensor
+    feed account ``gateway``: the server and the bearer tokens of ``boss`` and ``gateway``."""
+    web = start_web_server(db_path)
+    with web.app.state.service.sessions.begin() as s:
+        create_user(s, "boss", "admin", password=PASSWORD)
+        for user in users:
+            create_user(s, password=PASSWORD, **user)
+        create_user(s, "gateway", "sensor_feed")
+        tokens = {"gateway": create_token(s, "gateway", feed_purpose)}
+    with httpx.Client(base_url=web.url) as c:
+        r = c.post("/api/v1/auth/token", data={"username": "boss", "password": PASSWORD})
+        tokens["boss"] = r.json()["access_token"]
+    return web, tokens
 
 
 @pytest.fixture(scope="module")

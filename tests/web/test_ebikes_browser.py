@@ -12,9 +12,8 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-from citywatch.dispatch.accounts import create_token, create_user
 from tests.api.conftest import Server, stop_server
-from tests.web.conftest import CHROMIUM, PASSWORD, start_web_server
+from tests.web.conftest import CHROMIUM, feed_server
 from tests.web.test_browser import ARTIFACTS, MESSAGES, open_page
 
 pytestmark = [
@@ -28,14 +27,7 @@ BIKE = {"make": "Yadea", "colour": "red", "contact": "+1 212 555 0142"}
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, dict[str, str]]]:
-    web = start_web_server(tmp_path_factory.mktemp("ebikes") / "citywatch.db")
-    with web.app.state.service.sessions.begin() as s:
-        create_user(s, "boss", "admin", password=PASSWORD)
-        create_user(s, "gateway", "sensor_feed")
-        tokens = {"gateway": create_token(s, "gateway", "tag readers")}
-    with httpx.Client(base_url=web.url) as c:
-        r = c.post("/api/v1/auth/token", data={"username": "boss", "password": PASSWORD})
-        tokens["boss"] = r.json()["access_token"]
+    web, tokens = feed_server(tmp_path_factory.mktemp("ebikes") / "citywatch.db", "tag readers")
     yield web.server, tokens
     stop_server(web.server)
 

@@ -11,9 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from citywatch.dispatch.accounts import create_token, create_user
 from tests.api.conftest import Server, stop_server
-from tests.web.conftest import PASSWORD, start_web_server
+from tests.web.conftest import feed_server
 from tests.web.test_browser import ARTIFACTS, CHROMIUM, MESSAGES, open_page
 
 pytestmark = [
@@ -26,15 +25,10 @@ P23 = {"lon": -73.938074, "lat": 40.791427}  # 1 Ave @ 110 St, precinct 23
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, dict[str, str]]]:
-    web = start_web_server(tmp_path_factory.mktemp("sightings") / "citywatch.db")
-    with web.app.state.service.sessions.begin() as s:
-        create_user(s, "boss", "admin", password=PASSWORD)
-        create_user(s, "off23", "station_officer", password=PASSWORD, scope="23")
-        create_user(s, "gateway", "sensor_feed")
-        tokens = {"gateway": create_token(s, "gateway", "alpr")}
-    with httpx.Client(base_url=web.url) as c:
-        r = c.post("/api/v1/auth/token", data={"username": "boss", "password": PASSWORD})
-        tokens["boss"] = r.json()["access_token"]
+    off23 = {"username": "off23", "role": "station_officer", "scope": "23"}
+    web, tokens = feed_server(
+        tmp_path_factory.mktemp("sightings") / "citywatch.db", "alpr", (off23,)
+    )
     yield web.server, tokens
     stop_server(web.server)
 
