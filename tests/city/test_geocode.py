@@ -144,6 +144,9 @@ def test_baltimore_tolerant_spellings(baltimore: CityPack) -> None:
     assert misspelt and misspelt[0].label == "N CHARLES ST" and misspelt[0].score < 0.8
     with pytest.raises(ValidationError):
         g.geocode("   ")
+    for separators in ("/", " @ ", "&", "and", "与"):  # found by schemathesis: was a 500
+        with pytest.raises(ValidationError, match="names no street"):
+            g.geocode(separators)
 
 
 def test_futian_chinese_crossing(futian: CityPack) -> None:

@@ -315,7 +315,8 @@ class Geocoder:
         Raises
         ------
         ValidationError
-            If the query is empty or longer than 200 characters.
+            If the query is empty or longer than 200 characters, or names no street (only
+            separators such as ``/`` or ``@``).
         """
         text = query.strip()
         if not text or len(text) > 200:
@@ -325,6 +326,8 @@ class Geocoder:
             lon, lat = coords
             return [Candidate(lon, lat, f"{lat:.6f}, {lon:.6f}", 1.0, "coordinates")]
         parts = split_cross_streets(text)
+        if not parts:
+            raise ValidationError("the address names no street", field="q")
         if len(parts) == 1:
             out = []
             for key, score in self.streets(parts[0]):
