@@ -1,17 +1,42 @@
 """Unknown keys in a TOML file are errors, named with where they are: one check for every file.
 
 A misspelt key (``unitz = 3``) silently ignored is a setting the user thinks applies and does
-not; every TOML reader of the project checks its tables with :func:`check_keys`.
+not; every TOML reader of the project checks its tables with :func:`check_keys`, and reads its
+file with :func:`read_toml` (one error for a missing, unreadable or malformed file).
 """
 
 from __future__ import annotations
 
+import tomllib
 from collections.abc import Collection, Mapping
+from pathlib import Path
 from typing import Any
 
 from citywatch.errors import CityWatchError, DataError
 
-__all__ = ["check_keys"]
+__all__ = ["check_keys", "read_toml"]
+
+
+def read_toml(path: str | Path, what: str) -> dict[str, Any]:
+    """The TOML document in ``path``.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file.
+    what : str
+        What the file holds, for the error (``"timer rules"``).
+
+    Raises
+    ------
+    DataError
+        ``cannot read {what} {path}: ...`` if the file is missing, unreadable, not UTF-8 or not
+        TOML.
+    """
+    try:
+        return tomllib.loads(Path(path).read_text("utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise DataError(f"cannot read {what} {path}: {exc}") from exc
 
 
 def check_keys(

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import re
 import string
-import tomllib
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ from citywatch.city.spec import check_timezone, utm_crs, validate_spec
 from citywatch.city.stations import check_near_network, fill_stations, read_station_file, template
 from citywatch.console import err_console, progress
 from citywatch.errors import DataError
+from citywatch.tomlkeys import read_toml
 
 __all__ = ["build_from_spec", "build_pack", "osm_spec"]
 
@@ -259,10 +259,7 @@ def build_pack(spec_path: Path, out: Path, base: Path | None = None) -> Path:
     DataError
         If the spec is invalid (naming the section and key) or a source cannot be read.
     """
-    try:
-        spec = tomllib.loads(spec_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise DataError(f"cannot read build spec {spec_path}: {exc}") from exc
+    spec = read_toml(spec_path, "build spec")
     try:
         validate_spec(spec)
     except DataError as exc:

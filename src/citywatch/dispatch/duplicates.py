@@ -15,7 +15,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from importlib.resources import files
-from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,7 @@ import numpy as np
 
 from citywatch.errors import DataError
 from citywatch.incidents.taxonomy import Taxonomy, load_taxonomy
-from citywatch.tomlkeys import check_keys
+from citywatch.tomlkeys import check_keys, read_toml
 
 __all__ = [
     "CAUTION_SEVERITIES",
@@ -173,17 +172,11 @@ def load_console_config(
         Naming the file when it cannot be read or parsed, and its table when a key, category
         or value is wrong.
     """
+    taxonomy = taxonomy or load_taxonomy()
     if path is None:
-        source: Path | Traversable = files("citywatch.dispatch").joinpath("data/console.toml")
-        where = "console.toml"
-    else:
-        source = Path(path)
-        where = str(path)
-    try:
-        doc = tomllib.loads(source.read_text("utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise DataError(f"cannot read the console config {where}: {exc}") from exc
-    return parse_console_config(doc, where, taxonomy or load_taxonomy())
+        text = files("citywatch.dispatch").joinpath("data/console.toml").read_text("utf-8")
+        return parse_console_config(tomllib.loads(text), "console.toml", taxonomy)
+    return parse_console_config(read_toml(path, "the console config"), str(path), taxonomy)
 
 
 def format_number(prefix: str, year: int, sequence: int, digits: int) -> str:

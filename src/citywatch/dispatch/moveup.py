@@ -40,7 +40,7 @@ import scipy.sparse as sp
 from citywatch.dispatch.kpis import RESPONSE_TARGETS_S
 from citywatch.dispatch.policy import AVAILABLE, TravelFn, UnitView, load_requirements
 from citywatch.errors import DataError, ValidationError
-from citywatch.tomlkeys import check_keys
+from citywatch.tomlkeys import check_keys, read_toml
 
 __all__ = [
     "CoverageRule",
@@ -163,11 +163,7 @@ def load_coverage_rules(
     types = _known_types() if unit_types is None else frozenset(unit_types)
     if path is None:
         return _bundled_coverage(types)
-    try:
-        doc = tomllib.loads(Path(path).read_text("utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise DataError(f"cannot read coverage rules {path}: {exc}") from exc
-    return parse_coverage_rules(doc, str(path), types)
+    return parse_coverage_rules(read_toml(path, "coverage rules"), str(path), types)
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from citywatch.errors import DataError, ValidationError
 from citywatch.routing import Mode
 from citywatch.routing.speeds import parse_mode
-from citywatch.tomlkeys import check_keys
+from citywatch.tomlkeys import check_keys, read_toml
 
 __all__ = ["IncidentFacts", "Requirement", "RequirementRules", "load_requirements"]
 
@@ -206,8 +206,4 @@ def load_requirements(path: str | Path | None = None) -> RequirementRules:
     """
     if path is None:
         return _bundled_rules()
-    try:
-        doc = tomllib.loads(Path(path).read_text("utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise DataError(f"cannot read dispatch requirements {path}: {exc}") from exc
-    return _parse_rules(doc, str(path))
+    return _parse_rules(read_toml(path, "dispatch requirements"), str(path))

@@ -23,7 +23,7 @@ from typing import Any, Final
 from citywatch.dispatch.lifecycle import UNIT_LIFECYCLE
 from citywatch.dispatch.policy import load_requirements
 from citywatch.errors import DataError
-from citywatch.tomlkeys import check_keys
+from citywatch.tomlkeys import check_keys, read_toml
 
 __all__ = [
     "TIMER_TICK_S",
@@ -168,11 +168,7 @@ def load_timer_rules(path: str | Path | None = None) -> TimerRules:
     """
     if path is None:
         return _bundled()
-    try:
-        doc = tomllib.loads(Path(path).read_text("utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise DataError(f"cannot read timer rules {path}: {exc}") from exc
-    return parse_timer_rules(doc, str(path))
+    return parse_timer_rules(read_toml(path, "timer rules"), str(path))
 
 
 @dataclass(frozen=True, slots=True)

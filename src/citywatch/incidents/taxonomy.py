@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 from citywatch.domain import PRIORITY_RANGE
 from citywatch.errors import DataError, ValidationError
-from citywatch.tomlkeys import check_keys
+from citywatch.tomlkeys import check_keys, read_toml
 
 __all__ = ["CRIMINAL_GROUP", "Category", "Group", "Language", "Taxonomy", "load_taxonomy"]
 
@@ -237,8 +237,4 @@ def load_taxonomy(path: str | Path | None = None) -> Taxonomy:
     if path is None:
         return _load_bundled()
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text("utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise DataError(f"cannot read taxonomy {path}: {exc}") from None
-    return _parse(data, str(path))
+    return _parse(read_toml(path, "taxonomy"), str(path))

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import math
-import tomllib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -32,10 +31,11 @@ from typing import Any
 
 import pandas as pd
 
-from citywatch.errors import DataError, ValidationError
+from citywatch.errors import ValidationError
 from citywatch.sim.kpis import replication_kpis
 from citywatch.sim.runner import run_replication
 from citywatch.sim.scenario import Scenario, load_scenario
+from citywatch.tomlkeys import read_toml
 
 __all__ = [
     "Sweep",
@@ -102,10 +102,7 @@ def scaled(scenario: Scenario, factor: float) -> Scenario:
 def load_sweep(path: str | Path) -> Sweep:
     """Read a sweep file (see the module docstring); unknown keys are refused by name."""
     path = Path(path)
-    try:
-        doc = tomllib.loads(path.read_text("utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise DataError(f"cannot read sweep file {path}: {exc}") from exc
+    doc = read_toml(path, "sweep file")
     table = doc.get("sweep")
     if not isinstance(table, dict) or set(doc) != {"sweep"}:
         raise ValidationError(f"{path}: needs exactly one [sweep] table", field="sweep")
