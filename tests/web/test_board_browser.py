@@ -95,7 +95,12 @@ def test_recommended_team_is_sent_in_one_action(browser: object, live: Server, l
     posts: list[str] = []
     page.on("request", lambda r: posts.append(r.url) if r.method == "POST" else None)
     page.click(f"[data-testid=queue-item][data-id='{incident['id']}']")
-    page.wait_for_selector("[data-testid=send-team]")
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:  # the detail and its recommendation are two requests: slow on a loaded machine
+        page.wait_for_selector("[data-testid=send-team]", timeout=3 * TIMEOUT_MS)
+    except PlaywrightTimeout:
+        pytest.fail(f"no team row: {page.inner_text('#detail-body')!r}, errors {page.errors}")
     assert page.inner_text("[data-testid=send-team]").startswith(msg(lang, "detail.send_team", n=2))
     assert page.eval_on_selector_all(
         "[data-testid=candidate][data-team]", "r => r.map(e => e.dataset.unit)"
