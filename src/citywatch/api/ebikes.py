@@ -6,13 +6,13 @@ Tags travel only in request bodies, never in URLs, so that they stay out of acce
 
 from __future__ import annotations
 
-import threading
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, status
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from citywatch.api.lazy import app_service
 from citywatch.api.security import CurrentUser
 from citywatch.dispatch.accounts import Role
 from citywatch.errors import PermissionDeniedError
@@ -24,7 +24,6 @@ from citywatch.surveillance.ebikes import READ_ROLES, EBikeRegistry
 __all__ = ["router"]
 
 router = APIRouter(prefix="/api/v1/ebikes", tags=["ebikes"])
-_LOCK = threading.Lock()
 
 
 class _Body(BaseModel):
@@ -57,12 +56,10 @@ class TheftIn(TagIn):
 
 def get_registry(request: Request) -> EBikeRegistry:
     """FastAPI dependency: the registry of the served pack (on the dispatch service's database)."""
-    state = request.app.state
-    with _LOCK:
-        if getattr(state, "ebike_registry", None) is None:
-            state.ebike_registry = EBikeRegistry(state.service.sessions, state.service.pack)
-    registry: EBikeRegistry = state.ebike_registry
-    return registry
+    service = request.app.state.service
+    return app_service(
+        request.app, "ebike_registry", lambda: EBikeRegistry(service.sessions, service.pack)
+    )
 
 
 Registry = Annotated[EBikeRegistry, Depends(get_registry)]

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, status
 from pydantic import BaseModel, ConfigDict, Field
 
+from citywatch.api.lazy import app_service
 from citywatch.api.routes import ERROR_RESPONSES
 from citywatch.api.schemas import IsoTime, Lat, Lon
 from citywatch.api.security import CurrentUser, FeedUser
@@ -37,7 +37,6 @@ __all__ = [
 
 log = logging.getLogger("citywatch.api.sightings")
 router = APIRouter(prefix="/api/v1", responses=ERROR_RESPONSES)
-_LOCK = threading.Lock()
 #: Seconds between two runs of the retention purge in a running service.
 PURGE_INTERVAL_S = 3600.0
 #: Seconds after start of the first purge.
@@ -127,17 +126,14 @@ def get_sighting_service(request: Request) -> SightingService:
 
 def sighting_service(app: FastAPI) -> SightingService:
     """The application's sightings service (made on first use)."""
-    state = app.state
-    with _LOCK:
-        if getattr(state, "sighting_service", None) is None:
-            settings = state.settings
-            config = WatchConfig(
-                store_values=settings.sightings_store_values,
-                retention_days=settings.sightings_retention_days,
-            )
-            state.sighting_service = SightingService(state.service, config=config)
-    service: SightingService = state.sighting_service
-    return service
+    settings = app.state.settings
+    config = WatchConfig(
+        store_values=settings.sightings_store_values,
+        retention_days=settings.sightings_retention_days,
+    )
+    return app_service(
+        app, "sighting_service", lambda: SightingService(app.state.service, config=config)
+    )
 
 
 Watch = Annotated[SightingService, Depends(get_sighting_service)]

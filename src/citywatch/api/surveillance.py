@@ -3,12 +3,12 @@
 
 from __future__ import annotations
 
-import threading
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, status
 from pydantic import BaseModel, ConfigDict, Field
 
+from citywatch.api.lazy import app_service
 from citywatch.api.security import CurrentUser
 from citywatch.surveillance.blindspots import blind_spots
 from citywatch.surveillance.maps import STATUS_COLOURS, segments_geojson
@@ -21,7 +21,6 @@ __all__ = ["router"]
 # Tags per route: a router-level tag would be added to the surveillance routes' own, and
 # Swagger UI would list those operations twice.
 router = APIRouter(prefix="/api/v1")
-_LOCK = threading.Lock()
 
 
 class SensorIn(BaseModel):
@@ -52,12 +51,10 @@ class SensorStatusIn(BaseModel):
 
 def get_sensor_service(request: Request) -> SensorService:
     """FastAPI dependency: the registry of the served pack (on the dispatch service's database)."""
-    state = request.app.state
-    with _LOCK:
-        if getattr(state, "sensor_service", None) is None:
-            state.sensor_service = SensorService(state.service.sessions, state.service.pack)
-    service: SensorService = state.sensor_service
-    return service
+    service = request.app.state.service
+    return app_service(
+        request.app, "sensor_service", lambda: SensorService(service.sessions, service.pack)
+    )
 
 
 Sensors = Annotated[SensorService, Depends(get_sensor_service)]

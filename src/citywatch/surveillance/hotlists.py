@@ -422,13 +422,7 @@ def update_entry(
     unknown = sorted(set(changes) - set(_CHANGEABLE))
     if unknown:
         raise ValidationError(f"cannot change {', '.join(unknown)}", field=unknown[0])
-    row = session.get(HotlistEntryRow, entry_id)
-    if row is None:
-        raise NotFoundError(f"no hotlist entry {entry_id}")
-    _check(_list(session, row.list_name), who, write=True)
-    if row.status != "active":
-        raise ConflictError(f"hotlist entry {entry_id} was withdrawn")
-    before = HotlistEntry.of(row).to_dict()
+    row, before = _active_row(session, entry_id, who, "was withdrawn")
     probe = NewEntry(
         kind=row.kind,
         value=row.value_key,
@@ -449,10 +443,7 @@ def update_entry(
     if "label" in changes:
         row.label = _text(changes["label"], "label", 200, required=False)
     row.updated_by, row.updated_at = actor, at
-    session.flush()
-    out = HotlistEntry.of(row)
-    _audit(session, actor, "hotlist.update", out, before, why, at)
-    return out
+    return _changed(session, row, "hotlist.update", actor, before, why, at)
 
 
 def withdraw_entry(
@@ -474,17 +465,37 @@ def withdraw_entry(
     """
     at = _now(now)
     why = check_purpose(purpose)
+    row, before = _active_row(session, entry_id, who, "was already withdrawn")
+    row.status, row.updated_by, row.updated_at = "withdrawn", actor, at
+    return _changed(session, row, "hotlist.withdraw", actor, before, why, at)
+
+
+def _active_row(
+    session: Session, entry_id: int, who: Principal | None, withdrawn: str
+) -> tuple[HotlistEntryRow, dict[str, Any]]:
+    """An active entry the caller may change, and its state before the change."""
     row = session.get(HotlistEntryRow, entry_id)
     if row is None:
         raise NotFoundError(f"no hotlist entry {entry_id}")
     _check(_list(session, row.list_name), who, write=True)
     if row.status != "active":
-        raise ConflictError(f"hotlist entry {entry_id} was already withdrawn")
-    before = HotlistEntry.of(row).to_dict()
-    row.status, row.updated_by, row.updated_at = "withdrawn", actor, at
+        raise ConflictError(f"hotlist entry {entry_id} {withdrawn}")
+    return row, HotlistEntry.of(row).to_dict()
+
+
+def _changed(
+    session: Session,
+    row: HotlistEntryRow,
+    action: str,
+    actor: str,
+    before: dict[str, Any],
+    why: str,
+    at: datetime,
+) -> HotlistEntry:
+    """Flush a changed entry and audit the change."""
     session.flush()
     out = HotlistEntry.of(row)
-    _audit(session, actor, "hotlist.withdraw", out, before, why, at)
+    _audit(session, actor, action, out, before, why, at)
     return out
 
 
