@@ -11,7 +11,8 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -80,6 +81,24 @@ USERS: list[dict[str, Any]] = [
     {"username": "offPBMN", "role": "station_officer", "scope": "PBMN"},
     {"username": "ana", "role": "analyst"},
 ]
+
+
+@contextmanager
+def two_workers(
+    settings: Settings, manhattan: tuple[CityPack, Router]
+) -> Iterator[tuple[Server, Server]]:
+    """Two workers of the service on one database (the second does not migrate it), the test
+    users seeded through the first and signed in on both (one signing key)."""
+    pack, router = manhattan
+    a = start_server(create_app(settings, pack=pack, router=router))
+    b = start_server(create_app(replace(settings, migrate=False), pack=pack, router=router))
+    try:
+        seed_users(a)
+        b.headers = a.headers
+        yield a, b
+    finally:
+        stop_server(a)
+        stop_server(b)
 
 
 def seed_users(srv: Server) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,6 @@ import httpx
 import numpy as np
 import pytest
 
-from citywatch.api.app import create_app
 from citywatch.api.settings import Settings
 from citywatch.city import CityPack
 from citywatch.routing import Router
@@ -29,9 +27,7 @@ from tests.api.conftest import (
     PASSWORD,
     Server,
     _pg_database,
-    seed_users,
-    start_server,
-    stop_server,
+    two_workers,
 )
 from tests.helpers import sql_statements
 
@@ -144,13 +140,9 @@ def fresh_pg() -> Iterator[str]:
 def test_other_workers_converge_through_the_bus(
     fresh_pg: str, manhattan: tuple[CityPack, Router]
 ) -> None:
-    pack, router = manhattan
+    pack = manhattan[0]
     settings = Settings(pack="manhattan", db_url=fresh_pg)
-    a = start_server(create_app(settings, pack=pack, router=router))
-    b = start_server(create_app(replace(settings, migrate=False), pack=pack, router=router))
-    try:
-        seed_users(a)
-        b.headers = a.headers
+    with two_workers(settings, manhattan) as (a, b):
         unit, incident, spot = _setup(a, pack, 1234)
         on_b = b.client("disp")
         assert _wait_for(lambda: b.app.state.service.live.get(unit) is not None)
@@ -169,21 +161,14 @@ def test_other_workers_converge_through_the_bus(
         assert r.status_code == 200
         assert _candidates(on_b, incident)[unit]["rank"] == 1
         assert _wait_for(lambda: unit in _candidates(a.client("disp"), incident))
-    finally:
-        stop_server(a)
-        stop_server(b)
 
 
 def test_a_second_sqlite_process_converges_at_its_merge(
     tmp_path: Path, manhattan: tuple[CityPack, Router]
 ) -> None:
-    pack, router = manhattan
+    pack = manhattan[0]
     settings = Settings(pack="manhattan", db_url=f"sqlite:///{tmp_path / 'two.db'}")
-    a = start_server(create_app(settings, pack=pack, router=router))
-    b = start_server(create_app(replace(settings, migrate=False), pack=pack, router=router))
-    try:
-        seed_users(a)
-        b.headers = a.headers
+    with two_workers(settings, manhattan) as (a, b):
         unit, incident, spot = _setup(a, pack, 1234)
         on_b = b.client("disp")
         assert unit not in _candidates(on_b, incident)
@@ -192,22 +177,15 @@ def test_a_second_sqlite_process_converges_at_its_merge(
         assert unit not in _candidates(on_b, incident)
         b.app.state.service.live.refresh()  # what its background task does periodically
         assert _candidates(on_b, incident)[unit]["eta_s"] == 0.0
-    finally:
-        stop_server(a)
-        stop_server(b)
 
 
 @pytest.mark.postgres
 def test_a_logout_on_one_worker_ends_the_token_cached_by_another(
     fresh_pg: str, manhattan: tuple[CityPack, Router]
 ) -> None:
-    pack, router = manhattan
     # A cache lifetime far beyond the test: only the bus can end B's cached entry.
     settings = Settings(pack="manhattan", db_url=fresh_pg, auth_cache_s=60)
-    a = start_server(create_app(settings, pack=pack, router=router))
-    b = start_server(create_app(replace(settings, migrate=False), pack=pack, router=router))
-    try:
-        seed_users(a)
+    with two_workers(settings, manhattan) as (a, b):
         with httpx.Client(base_url=a.url) as anon:
             r = anon.post("/api/v1/auth/token", data={"username": "disp", "password": PASSWORD})
             tokens = r.json()
@@ -223,6 +201,3 @@ def test_a_logout_on_one_worker_ends_the_token_cached_by_another(
             assert r.status_code == 204
             assert _wait_for(lambda: on_b.get("/api/v1/me").status_code == 401, 10)
             assert "revoked" in on_b.get("/api/v1/me").json()["error"]["message"]
-    finally:
-        stop_server(a)
-        stop_server(b)

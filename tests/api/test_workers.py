@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterator
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from citywatch.api.settings import ENV_SETTINGS, Settings
 from citywatch.city import CityPack
 from citywatch.errors import ValidationError
 from citywatch.routing import Router
-from tests.api.conftest import _pg_database, seed_users, start_server, stop_server
+from tests.api.conftest import _pg_database, seed_users, start_server, stop_server, two_workers
 
 pytestmark = pytest.mark.postgres
 CITYWATCH = str(Path(sys.executable).parent / "citywatch")
@@ -37,13 +36,8 @@ def pg_url() -> Iterator[str]:
 def test_events_cross_workers_through_listen_notify(
     pg_url: str, manhattan: tuple[CityPack, Router]
 ) -> None:
-    pack, router = manhattan
     settings = Settings(pack="manhattan", db_url=pg_url)
-    a = start_server(create_app(settings, pack=pack, router=router))
-    b = start_server(create_app(replace(settings, migrate=False), pack=pack, router=router))
-    try:
-        seed_users(a)
-        b.headers = a.headers  # same signing key: a token from one worker works on the other
+    with two_workers(settings, manhattan) as (a, b):
         token = a.headers["disp"]["Authorization"].split()[1]
         with (
             connect(f"{b.ws_url}?access_token={token}") as ws_b,
@@ -68,9 +62,6 @@ def test_events_cross_workers_through_listen_notify(
             assert r2.status_code == 201
             types = {json.loads(ws_a.recv(timeout=20))["type"] for _ in range(3)}
             assert types == {"unit.created", "incident.status", "assignment.created"}
-    finally:
-        stop_server(a)
-        stop_server(b)
 
 
 def test_worker_processes_get_the_parent_settings(monkeypatch: pytest.MonkeyPatch) -> None:
