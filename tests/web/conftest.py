@@ -3,6 +3,7 @@ and the headless Chromium of the browser tests (Debian's, driven by Playwright).
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ import pandas as pd
 import pytest
 from fastapi import FastAPI
 
-from citywatch.api.app import create_app
+from citywatch.api.app import STATIC_DIR, create_app
 from citywatch.api.settings import Settings
 from citywatch.city import CityPack, load_pack
 from citywatch.demo.calls import SimulatedCalls, scaled_model
@@ -24,6 +25,10 @@ from citywatch.dispatch.accounts import create_token, create_user
 from tests.api.conftest import Server, start_server, stop_server
 
 PASSWORD = "correct-horse-battery"
+#: Where the browser tests leave their screenshots (not in git).
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+#: The dashboard's strings, en and zh, as the browser tests expect them on the page.
+MESSAGES = json.loads((STATIC_DIR / "i18n.json").read_text(encoding="utf-8"))
 #: Test accounts: a city-wide dispatcher, an analyst (read-only), an officer of precinct 13.
 WEB_USERS = (
     {"username": "disp", "role": "dispatcher"},

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,7 +10,7 @@ import numpy as np
 import pytest
 from pyproj import Transformer
 
-from citywatch.api.app import STATIC_DIR, create_app
+from citywatch.api.app import create_app
 from citywatch.api.settings import Settings
 from citywatch.city import CityPack
 from citywatch.dispatch.accounts import Principal, Role, create_user
@@ -20,14 +19,13 @@ from citywatch.forecast.surface import grid_surface
 from citywatch.incidents.storage import insert_incidents
 from tests.api.conftest import Server, start_server, stop_server
 from tests.api.test_advisories import CONFIG, UNION_SQUARE, _history
-from tests.web.conftest import PASSWORD, WEB_USERS
+from tests.web.conftest import MESSAGES, PASSWORD, WEB_USERS
 from tests.web.test_browser import CHROMIUM, TIMEOUT_MS
 
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(CHROMIUM is None, reason="no Chromium found (scripts/test-setup.sh)"),
 ]
-MESSAGES = json.loads((STATIC_DIR / "i18n.json").read_text(encoding="utf-8"))
 
 
 @pytest.fixture(scope="module")

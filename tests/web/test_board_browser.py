@@ -8,20 +8,19 @@ Screenshots go to ``test-artifacts/``.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from urllib.parse import quote
 
 import pytest
 
-from citywatch.api.app import STATIC_DIR, create_app
+from citywatch.api.app import create_app
 from citywatch.api.settings import Settings
 from citywatch.demo.cli import ensure_fleet
 from citywatch.dispatch.accounts import Principal, Role, create_user
 from tests.api.conftest import Server, start_server, stop_server
 from tests.api.test_board_api import FakeClock
-from tests.web.conftest import PASSWORD, WEB_USERS
-from tests.web.test_browser import ARTIFACTS, CHROMIUM, TIMEOUT_MS
+from tests.web.conftest import ARTIFACTS, CHROMIUM, MESSAGES, PASSWORD, WEB_USERS
+from tests.web.test_browser import TIMEOUT_MS
 
 pytestmark = [
     pytest.mark.browser,
@@ -30,7 +29,6 @@ pytestmark = [
         reason="no Chromium found: install Debian's chromium (scripts/test-setup.sh does in CI)",
     ),
 ]
-MESSAGES = json.loads((STATIC_DIR / "i18n.json").read_text(encoding="utf-8"))
 ADMIN = Principal("test", Role.ADMIN)
 #: A point in precinct 25 (East Harlem) on the road network.
 HARLEM = (-73.9385, 40.8010)

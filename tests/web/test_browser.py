@@ -9,13 +9,12 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import httpx
 import pytest
 from sqlalchemy import select
 
-from citywatch.api.app import STATIC_DIR, create_app
+from citywatch.api.app import create_app
 from citywatch.api.settings import Settings
 from citywatch.city import CityPack
 from citywatch.demo.cli import ensure_fleet
@@ -23,7 +22,7 @@ from citywatch.demo.feed import DemoFeed, FeedConfig, attach_feed
 from citywatch.dispatch.accounts import Principal, Role, create_user, disable_user
 from citywatch.store.dispatch_models import RefreshToken, User
 from tests.api.conftest import Server, start_server, stop_server
-from tests.web.conftest import CHROMIUM, PASSWORD, WEB_USERS, calls_from_nodes
+from tests.web.conftest import ARTIFACTS, CHROMIUM, MESSAGES, PASSWORD, WEB_USERS, calls_from_nodes
 
 pytestmark = [
     pytest.mark.browser,
@@ -32,8 +31,6 @@ pytestmark = [
         reason="no Chromium found: install Debian's chromium (scripts/test-setup.sh does in CI)",
     ),
 ]
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-MESSAGES = json.loads((STATIC_DIR / "i18n.json").read_text(encoding="utf-8"))
 EN_ROUTE_RGB = "rgb(247, 201, 72)"  # STATUS_COLOURS.en_route of map.js
 TIMEOUT_MS = 20_000
 # A call nobody has been sent to yet: it has recommendations.  The first item of the queue may

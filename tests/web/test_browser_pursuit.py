@@ -7,18 +7,16 @@ assigned (on the map, in the panel and on the server).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from citywatch.api.app import STATIC_DIR, create_app
+from citywatch.api.app import create_app
 from citywatch.api.settings import Settings
 from citywatch.demo.cli import ensure_fleet
 from citywatch.dispatch.accounts import Principal, Role, create_user
 from tests.api.conftest import Server, start_server, stop_server
-from tests.web.conftest import CHROMIUM, PASSWORD, WEB_USERS
+from tests.web.conftest import ARTIFACTS, CHROMIUM, MESSAGES, PASSWORD, WEB_USERS
 
 pytestmark = [
     pytest.mark.browser,
@@ -27,8 +25,6 @@ pytestmark = [
         reason="no Chromium found: install Debian's chromium (scripts/test-setup.sh does in CI)",
     ),
 ]
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-MESSAGES = json.loads((STATIC_DIR / "i18n.json").read_text(encoding="utf-8"))
 DISPATCHED_RGB = "rgb(245, 166, 35)"  # STATUS_COLOURS.dispatched of map.js
 TIMES_SQUARE = (-73.9855, 40.7580)
 #: A plan on the 2-core test machine takes seconds; allow for a loaded machine.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import get_args
@@ -11,8 +10,8 @@ from citywatch.api.app import STATIC_DIR
 from citywatch.dispatch.accounts import Role
 from citywatch.dispatch.lifecycle import INCIDENT_LIFECYCLE, UNIT_LIFECYCLE
 from citywatch.dispatch.policy import REASON_TEXTS, RecommendationStatus, load_requirements
+from tests.web.conftest import MESSAGES
 
-MESSAGES = json.loads((STATIC_DIR / "i18n.json").read_text(encoding="utf-8"))
 CJK = re.compile(r"[\u4e00-\u9fff]")
 
 

@@ -16,8 +16,8 @@ from citywatch.demo.cli import ensure_fleet
 from citywatch.dispatch.accounts import Principal, Role, create_user
 from citywatch.dispatch.intake import ConsoleService
 from tests.api.conftest import Server, start_server, stop_server
-from tests.web.conftest import PASSWORD, WEB_USERS
-from tests.web.test_browser import ARTIFACTS, CHROMIUM, MESSAGES, TIMEOUT_MS
+from tests.web.conftest import ARTIFACTS, CHROMIUM, MESSAGES, PASSWORD, WEB_USERS
+from tests.web.test_browser import TIMEOUT_MS
 
 pytestmark = [
     pytest.mark.browser,

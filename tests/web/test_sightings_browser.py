@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from tests.api.conftest import Server, stop_server
-from tests.web.conftest import feed_server
-from tests.web.test_browser import ARTIFACTS, CHROMIUM, MESSAGES, open_page
+from tests.web.conftest import ARTIFACTS, CHROMIUM, MESSAGES, feed_server
+from tests.web.test_browser import open_page
 
 pytestmark = [
     pytest.mark.browser,

@@ -8,7 +8,8 @@ from citywatch.surveillance.registry import snap_sensors
 from citywatch.surveillance.sensors import Owner, Sensor, SensorKind, SensorStatus
 from citywatch.surveillance.store import save_sensors
 from tests.api.conftest import Server
-from tests.web.test_browser import ARTIFACTS, MESSAGES, live, open_page, pytestmark
+from tests.web.conftest import ARTIFACTS, MESSAGES
+from tests.web.test_browser import live, open_page, pytestmark
 
 __all__ = ["live", "pytestmark"]
 
