@@ -126,14 +126,16 @@ def get_sighting_service(request: Request) -> SightingService:
 
 def sighting_service(app: FastAPI) -> SightingService:
     """The application's sightings service (made on first use)."""
-    settings = app.state.settings
-    config = WatchConfig(
-        store_values=settings.sightings_store_values,
-        retention_days=settings.sightings_retention_days,
-    )
-    return app_service(
-        app, "sighting_service", lambda: SightingService(app.state.service, config=config)
-    )
+
+    def make() -> SightingService:
+        settings = app.state.settings
+        config = WatchConfig(
+            store_values=settings.sightings_store_values,
+            retention_days=settings.sightings_retention_days,
+        )
+        return SightingService(app.state.service, config=config)
+
+    return app_service(app, "sighting_service", make)
 
 
 Watch = Annotated[SightingService, Depends(get_sighting_service)]
