@@ -18,11 +18,8 @@ refresh of the Knox tables inside the service.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -30,7 +27,7 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from citywatch.analytics.advisories import NearRepeatAdvisor, next_refresh
-from citywatch.api.dashboard import extend_lifespan
+from citywatch.api.dashboard import run_while_serving
 from citywatch.api.security import CurrentUser
 from citywatch.dispatch.accounts import Role
 from citywatch.errors import DataError, NotFoundError, PermissionDeniedError
@@ -179,15 +176,4 @@ def install(app: FastAPI) -> None:
         service.incident_hooks = (*service.incident_hooks, advisor.on_incident)
     app.include_router(router)
     if config.categories and config.schedule:
-
-        @asynccontextmanager
-        async def nightly(_: FastAPI) -> AsyncIterator[None]:
-            task = asyncio.create_task(_nightly(advisor), name="citywatch-near-repeat")
-            try:
-                yield
-            finally:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-
-        extend_lifespan(app, nightly)
+        run_while_serving(app, lambda: _nightly(advisor), "citywatch-near-repeat")

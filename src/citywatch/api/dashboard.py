@@ -15,9 +15,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gzip
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
@@ -182,3 +184,32 @@ def extend_lifespan(
             yield state
 
     app.router.lifespan_context = lifespan
+
+
+def run_while_serving(
+    app: FastAPI, work: Callable[[], Coroutine[Any, Any, None]], name: str
+) -> None:
+    """Run ``work()`` as a task for as long as the application serves (see
+    :func:`extend_lifespan`); it is cancelled, and awaited, when the server stops.
+
+    Parameters
+    ----------
+    app : fastapi.FastAPI
+        The application.
+    work : callable
+        Makes the coroutine to run (called once, at start-up).
+    name : str
+        The task's name (for debugging).
+    """
+
+    @asynccontextmanager
+    async def running(_: FastAPI) -> AsyncIterator[None]:
+        task = asyncio.create_task(work(), name=name)
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    extend_lifespan(app, running)

@@ -17,11 +17,9 @@ Time is real time: the units move at road speed, so the response-time KPIs stay 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -30,7 +28,7 @@ import numpy as np
 import numpy.typing as npt
 from fastapi import FastAPI
 
-from citywatch.api.dashboard import extend_lifespan
+from citywatch.api.dashboard import run_while_serving
 from citywatch.city.network import haversine_m
 from citywatch.demo.calls import DemoCall, SimulatedCalls
 from citywatch.dispatch.accounts import Principal, Role
@@ -343,15 +341,5 @@ def attach_feed(app: FastAPI, feed: DemoFeed) -> None:
         The feed; it starts after the application's own start-up (event bus listening).
     """
 
-    @asynccontextmanager
-    async def running(_: FastAPI) -> AsyncIterator[None]:
-        task = asyncio.create_task(feed.run(), name="citywatch-demo-feed")
-        try:
-            yield
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    extend_lifespan(app, running)
+    run_while_serving(app, feed.run, "citywatch-demo-feed")
     app.state.feed = feed
