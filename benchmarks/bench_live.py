@@ -9,8 +9,9 @@ Each code version runs as a real ``uvicorn`` service in its own process on a fre
   in-memory unit state and the single-PUT fast path), extracted with ``git archive``;
 * ``current``: this checkout.
 
-Measured, the same way for both (load clients: keep-alive ``http.client`` connections, threads
-of :data:`CLIENT_PROCESSES` forked processes, on loopback; their CPU time is reported too):
+Measured, the same way for both (load clients: keep-alive HTTP/1.1 connections on plain
+sockets, threads of :data:`CLIENT_PROCESSES` forked processes, on loopback; their CPU time is
+reported too):
 
 * single ``PUT /units/{id}/position`` with 16 clients flat out: requests/s, p50/p99, and the
   service's CPU time per request (``/proc/<pid>/stat``: robust to the load of other jobs);
@@ -28,10 +29,10 @@ of :data:`CLIENT_PROCESSES` forked processes, on loopback; their CPU time is rep
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import multiprocessing
 import os
+import socket
 import subprocess
 import sys
 import tarfile
@@ -153,23 +154,48 @@ class Answer:
 
 
 class Connection:
-    """One keep-alive HTTP/1.1 connection of a load client (``http.client``).
+    """One keep-alive HTTP/1.1 connection of a load client, on a plain socket.
 
-    httpx costs about 1 ms of client CPU per request; on two cores 16 httpx threads took a
-    third of the machine from the service they measured.  A plain connection costs a few
-    tens of µs, the same for every code version measured.
+    The load clients share two cores with the service they measure, so they must cost it as
+    little as they can: httpx took about 1 ms of client CPU per request (16 threads took a
+    third of the machine), ``http.client`` about 0.2 ms (its header parsing is the email
+    package's); writing the request bytes and reading the answer by its ``Content-Length``
+    costs a few tens of µs, the same for every code version measured.
     """
 
     def __init__(self, url: str, headers: dict[str, str]) -> None:
         host, port = url.removeprefix("http://").split(":")
-        self._conn = http.client.HTTPConnection(host, int(port), timeout=120)
-        self._headers = headers
+        self._sock = socket.create_connection((host, int(port)), timeout=120)
+        self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        lines = [f"Host: {host}:{port}", *(f"{k}: {v}" for k, v in headers.items())]
+        self._head = "".join(f"{line}\r\n" for line in lines)
+        self._buffer = b""
 
     def request(self, method: str, path: str, body: bytes, content_type: str) -> Answer:
-        headers = {**self._headers, "Content-Type": content_type}
-        self._conn.request(method, path, body=body, headers=headers)
-        r = self._conn.getresponse()
-        return Answer(r.status, r.read())
+        head = (
+            f"{method} {path} HTTP/1.1\r\n{self._head}Content-Type: {content_type}\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        )
+        self._sock.sendall(head.encode("latin-1") + body)
+        while (end := self._buffer.find(b"\r\n\r\n")) < 0:
+            self._buffer += self._receive()
+        header, self._buffer = self._buffer[:end].decode("latin-1"), self._buffer[end + 4 :]
+        status = int(header.split(" ", 2)[1])
+        length = next(
+            int(line.split(":", 1)[1])
+            for line in header.split("\r\n")[1:]
+            if line.lower().startswith("content-length:")
+        )
+        while len(self._buffer) < length:
+            self._buffer += self._receive()
+        answer, self._buffer = self._buffer[:length], self._buffer[length:]
+        return Answer(status, answer)
+
+    def _receive(self) -> bytes:
+        chunk = self._sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("the service closed the connection")
+        return chunk
 
     def put(self, path: str, *, json: Any) -> Answer:
         return self.request("PUT", path, _dumps(json), "application/json")
@@ -180,7 +206,7 @@ class Connection:
         return self.request("POST", path, _dumps(json), "application/json")
 
     def close(self) -> None:
-        self._conn.close()
+        self._sock.close()
 
 
 _FORM = "application/x-www-form-urlencoded"

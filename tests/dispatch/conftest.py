@@ -40,6 +40,9 @@ class RecordingSink:
     def stage(self, session: Session, event: dict[str, Any]) -> None:
         self.events.append(event)
 
+    def publish(self, events: list[dict[str, Any]]) -> None:
+        self.events.extend(events)
+
 
 ADMIN = Principal("chief", Role.ADMIN)
 

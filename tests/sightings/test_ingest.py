@@ -47,6 +47,9 @@ class Sink:
     def stage(self, session: Session, event: dict[str, Any]) -> None:
         self.events.append(event)
 
+    def publish(self, events: list[dict[str, Any]]) -> None:
+        self.events.extend(events)
+
 
 def _setup(s: Session) -> None:
     for sid, (lon, lat, station, bureau) in SENSORS.items():

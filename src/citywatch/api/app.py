@@ -214,7 +214,8 @@ def create_app(
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-            await asyncio.to_thread(fixes.close)  # answer the fixes still queued
+            await fixes.close()  # answer the fixes still queued
+            await service.close_writer()
             await asyncio.to_thread(service.seal_positions)  # nothing stored goes unsealed
             await bus.stop()
             app.state.login_guard.close()
@@ -235,10 +236,10 @@ def create_app(
     app.state.tokens = TokenIssuer(settings.jwt_secret, settings.token_ttl_s)
     app.state.login_guard = LoginGuard()
     app.state.principals = principals
-    # Group commit of single fixes, one writer per worker: a transaction costs about a
-    # millisecond of CPU whatever its size, and two writers per worker halved the groups
-    # (bench_live: with two workers on PostgreSQL the CPU per fix then doubled).
-    app.state.fixes = fixes = FixQueue(service.record_fixes)
+    # Group commit of single fixes, one writer per worker: a transaction costs about the
+    # same whatever its size, and two writers per worker halved the groups (bench_live: with
+    # two workers on PostgreSQL the CPU per fix then doubled).
+    app.state.fixes = fixes = FixQueue(service.record_fixes_async)
     install_error_handlers(app)
     app.include_router(positions_router)  # first: the busiest routes are matched first
     app.include_router(api_router)

@@ -8,6 +8,12 @@ Events are staged inside the transaction that makes the change and delivered onl
   ``serve`` workers on one database thus see the same stream.
 * :class:`LocalBus` (SQLite): staged events are handed to the process's clients after commit.
   SQLite serves one process, which ``citywatch serve`` enforces.
+
+AVL moves are not staged: the AVL writer commits them with one statement outside any session
+and then :meth:`~EventBus.publish` es them.  :class:`PostgresBus` sends what was published
+every :data:`PUBLISH_INTERVAL_S`, as few notifications as fit, rather than a notification per
+transaction: each notification wakes every worker's listening connection and backend, and with
+two workers those wake-ups cost as much as writing the fixes (bench_live).
 """
 
 from __future__ import annotations
@@ -24,10 +30,10 @@ from typing import Any
 
 import psycopg
 from sqlalchemy import Engine, event
-from sqlalchemy import text as sa_text
 from sqlalchemy.orm import Session, sessionmaker
 
 from citywatch.console import to_jsonable
+from citywatch.store.db import libpq_url
 
 __all__ = ["AUTH_CHANGED", "CHANNEL", "EventBus", "LocalBus", "PostgresBus", "make_bus"]
 
@@ -45,8 +51,8 @@ QUEUE_SIZE = 1000
 _STAGED = "citywatch_staged_notify"
 #: Sends each element of a JSON array as one notification (``json`` keeps the elements' text
 #: as sent; as a ``text[]`` every quote of every payload was escaped by a regular expression).
-_NOTIFY_ALL = sa_text(
-    "SELECT pg_notify(:channel, p::text) FROM json_array_elements(CAST(:payloads AS json)) p"
+_NOTIFY_ALL = (
+    "SELECT pg_notify(%(channel)s, p::text) FROM json_array_elements(%(payloads)s::json) p"
 )
 #: Ids of delivered events remembered (to skip them when replaying after a reconnect).
 _REPLAY_MEMORY = 20_000
@@ -54,6 +60,20 @@ _REPLAY_MEMORY = 20_000
 _REPLAY_MARGIN = 1000
 #: Moves since this long before the connection was lost are replayed.
 _MOVE_MARGIN_S = 5.0
+#: Seconds between two sends of the published events (AVL moves) on PostgreSQL.
+PUBLISH_INTERVAL_S = 0.1
+#: Published events kept for a send that failed (the oldest are dropped beyond).
+_OUTBOX_LIMIT = 100_000
+
+
+def _encode(event_: dict[str, Any]) -> str:
+    """An event's JSON text, without its ``data`` when it would not fit a notification."""
+    payload = to_jsonable(event_)
+    text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+    if len(text.encode("utf-8")) > _MAX_PAYLOAD:
+        payload = {**payload, "data": None, "truncated": True}
+        text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+    return text
 
 
 def _chunks(payloads: list[str]) -> list[str]:
@@ -122,6 +142,11 @@ class EventBus(ABC):
     def stage(self, session: Session, event_: dict[str, Any]) -> None:
         """Queue an event to be delivered when ``session`` commits."""
 
+    @abstractmethod
+    def publish(self, events: list[dict[str, Any]]) -> None:
+        """Deliver events of changes already committed outside any session (safe from any
+        thread)."""
+
 
 class LocalBus(EventBus):
     """In-process bus for SQLite: staged events are delivered after the commit."""
@@ -133,6 +158,10 @@ class LocalBus(EventBus):
 
     def stage(self, session: Session, event_: dict[str, Any]) -> None:
         session.info.setdefault("citywatch_events", []).append(to_jsonable(event_))
+
+    def publish(self, events: list[dict[str, Any]]) -> None:
+        for payload in events:
+            self.deliver(to_jsonable(payload))
 
     def _after_commit(self, session: Session) -> None:
         for payload in session.info.pop("citywatch_events", []):
@@ -154,8 +183,7 @@ class PostgresBus(EventBus):
 
     def __init__(self, engine: Engine) -> None:
         super().__init__()
-        url = engine.url.set(drivername="postgresql")
-        self._dsn = url.render_as_string(hide_password=False)
+        self._dsn = libpq_url(engine)
         self._task: asyncio.Task[None] | None = None
         self.listening = asyncio.Event()
         #: station id -> bureau id, to place replayed events (set by the application).
@@ -164,14 +192,15 @@ class PostgresBus(EventBus):
         self._delivered_set: set[int] = set()
         self._last_id = 0
         self._lost_at: datetime | None = None
+        self._outbox: deque[str] = deque(maxlen=_OUTBOX_LIMIT)
+        self._publisher: asyncio.Task[None] | None = None
 
     def stage(self, session: Session, event_: dict[str, Any]) -> None:
-        payload = to_jsonable(event_)
-        text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
-        if len(text.encode("utf-8")) > _MAX_PAYLOAD:
-            payload = {**payload, "data": None, "truncated": True}
-            text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
-        session.info.setdefault(_STAGED, []).append(text)
+        session.info.setdefault(_STAGED, []).append(_encode(event_))
+
+    def publish(self, events: list[dict[str, Any]]) -> None:
+        # Sent by the publisher task within PUBLISH_INTERVAL_S (deque appends are atomic).
+        self._outbox.extend(_encode(e) for e in events)
 
     @staticmethod
     def _notify_staged(session: Session) -> None:
@@ -181,8 +210,9 @@ class PostgresBus(EventBus):
         # other worker decodes every notification, and each one costs it a wake-up.
         staged = session.info.pop(_STAGED, None)
         if staged:
-            session.execute(
-                _NOTIFY_ALL, {"channel": CHANNEL, "payloads": "[" + ",".join(_chunks(staged)) + "]"}
+            payloads = "[" + ",".join(_chunks(staged)) + "]"
+            session.connection().exec_driver_sql(
+                _NOTIFY_ALL, {"channel": CHANNEL, "payloads": payloads}
             )
 
     def bind(self, sessions: sessionmaker[Session]) -> None:
@@ -193,14 +223,50 @@ class PostgresBus(EventBus):
     async def start(self) -> None:
         await super().start()
         self._task = asyncio.create_task(self._listen(), name="citywatch-listen")
+        self._publisher = asyncio.create_task(self._publish(), name="citywatch-publish")
         # Start-up waits until LISTEN is active, so no event committed afterwards is missed.
         await asyncio.wait_for(self.listening.wait(), timeout=30)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        for task in (self._publisher, self._task):  # the publisher sends what it holds first
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    async def _publish(self) -> None:
+        """Send the published events every :data:`PUBLISH_INTERVAL_S` on a connection of its
+        own (the listening one waits for notifications).  Events of a failed send are sent
+        with the next; at shutdown what is left is sent once more."""
+        conn: psycopg.AsyncConnection[Any] | None = None
+        try:
+            while True:
+                await asyncio.sleep(PUBLISH_INTERVAL_S)
+                conn = await self._send_outbox(conn)
+        finally:
+            with contextlib.suppress(psycopg.Error, OSError):
+                await self._send_outbox(conn)
+                if conn is not None:
+                    await conn.close()
+
+    async def _send_outbox(
+        self, conn: psycopg.AsyncConnection[Any] | None
+    ) -> psycopg.AsyncConnection[Any] | None:
+        texts: list[str] = []
+        while self._outbox:
+            texts.append(self._outbox.popleft())
+        if not texts:
+            return conn
+        try:
+            if conn is None or conn.broken:
+                conn = await psycopg.AsyncConnection.connect(self._dsn, autocommit=True)
+            payloads = "[" + ",".join(_chunks(texts)) + "]"
+            await conn.execute(_NOTIFY_ALL, {"channel": CHANNEL, "payloads": payloads})
+        except (psycopg.Error, OSError) as exc:
+            log.warning("could not send %d events (%s); retrying", len(texts), exc)
+            self._outbox.extendleft(reversed(texts))
+            return None
+        return conn
 
     async def _listen(self) -> None:
         delay = 0.5

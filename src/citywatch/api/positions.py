@@ -18,7 +18,6 @@ CPU of a PUT (profiled).
 
 from __future__ import annotations
 
-import asyncio
 import re
 from typing import Any, Final
 
@@ -55,7 +54,7 @@ async def _record_one(fixes: FixQueue, who: Principal, unit_id: str, body: Posit
     """Queue the fix for the group commit; its answer once committed (the fix's error
     raised).  Serialised by the response model in one pass."""
     fix = Fix(unit_id, body.lon, body.lat, body.at)
-    outcome = await asyncio.wrap_future(fixes.submit(who, fix))
+    outcome = await fixes.submit(who, fix)
     answer = PositionOut.model_validate(DispatchService.position_answer(fix, outcome))
     return Response(answer.model_dump_json(), media_type="application/json")
 

@@ -82,6 +82,10 @@ class EventSink(Protocol):
     def stage(self, session: Session, event: dict[str, Any]) -> None:
         """Queue ``event`` so that it is delivered if and only if ``session`` commits."""
 
+    def publish(self, events: list[dict[str, Any]]) -> None:
+        """Deliver events of changes already committed outside any session (the AVL writer's
+        one statement), possibly a moment later and batched."""
+
 
 @dataclass(frozen=True)
 class DispatchConfig:
@@ -210,6 +214,10 @@ class ServiceCore:
         #: This worker's units in memory (recommendations read them, not the database).
         self.live = LiveUnits(self._load_live, self._unit_view, self.config.stale_after_s)
         self._live_key = f"citywatch_live_{id(self)}"
+        engine = sessions.kw["bind"]
+        #: Connections outside transaction blocks, for a write that is one statement.
+        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._postgres = engine.dialect.name == "postgresql"
         event.listen(sessions, "after_commit", self._live_commit)
         event.listen(sessions, "after_rollback", self._live_rollback)
 
@@ -316,19 +324,20 @@ class ServiceCore:
         )
         self._announce(
             session,
-            actor,
-            type_,
-            incident_id=incident_id,
-            unit_id=unit_id,
-            station=station,
-            data=payload,
-            event_id=ev.id,
-            at=at,
+            self._event(
+                actor,
+                type_,
+                incident_id=incident_id,
+                unit_id=unit_id,
+                station=station,
+                data=payload,
+                event_id=ev.id,
+                at=at,
+            ),
         )
 
-    def _announce(
+    def _event(
         self,
-        session: Session,
         actor: str,
         type_: str,
         *,
@@ -338,10 +347,9 @@ class ServiceCore:
         data: dict[str, Any] | None = None,
         event_id: int | None = None,
         at: datetime | None = None,
-    ) -> None:
-        """Stage an event for the streams only (AVL moves: their record is the history), and
-        for this worker's in-memory units."""
-        payload: dict[str, Any] = {
+    ) -> dict[str, Any]:
+        """An event as the streams and the in-memory units receive it."""
+        return {
             "id": event_id,
             "type": type_,
             "at": (at or self.clock()).isoformat(),
@@ -352,6 +360,10 @@ class ServiceCore:
             "actor": actor,
             "data": to_jsonable(data or {}),
         }
+
+    def _announce(self, session: Session, payload: dict[str, Any]) -> None:
+        """Stage an :meth:`_event` for the streams and, when it commits, for this worker's
+        in-memory units (AVL moves are announced only: their record is the history)."""
         self.sink.stage(session, payload)
         if payload["type"] in UNIT_EVENTS:
             session.info.setdefault(self._live_key, []).append(payload)

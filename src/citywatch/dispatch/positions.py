@@ -20,16 +20,16 @@ On PostgreSQL the history is partitioned by fix time (daily partitions, made ahe
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
-import queue
-import threading
-from collections.abc import Callable, Sequence
-from concurrent.futures import Future
+import json
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
-from sqlalchemy import Engine, Table, bindparam, insert, select, text, update
+import psycopg
+from sqlalchemy import Connection, Engine, Table, bindparam, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from citywatch.dispatch.audit import append_audit
@@ -45,15 +45,18 @@ __all__ = [
     "Fix",
     "FixOutcome",
     "FixQueue",
+    "FixWrite",
     "PositionCheck",
     "batch_digest",
     "check_fix_time",
     "insert_fixes",
     "maintain_partitions",
     "move_units",
+    "newest_fixes",
     "seal_positions",
     "verify_positions",
-    "write_fixes",
+    "write_fixes_pg",
+    "write_fixes_pg_async",
 ]
 
 #: Oldest fix accepted (AVL gateways buffer fixes while out of coverage, not for days).
@@ -120,30 +123,41 @@ def check_fix_time(at: datetime, now: datetime, field: str = "at") -> datetime:
     return check_time_window(at, now, max_age_s=MAX_FIX_AGE_S, field=field)
 
 
-#: PostgreSQL: a batch row and its fixes in one statement (the fixes as arrays: one
-#: round trip and one parse whatever the batch size, where an ``executemany`` sends a row each).
-_PG_INSERT = text(
-    "WITH batch AS (INSERT INTO position_batches "
-    "(received_at, actor, fixes, digest, first_at, last_at) "
-    "VALUES (:now, :actor, :n, :digest, :first_at, :last_at) RETURNING id), "
-    "stored AS (INSERT INTO unit_positions (unit_id, at, lon, lat, received_at, batch_id) "
-    "SELECT f.unit_id, f.at, f.lon, f.lat, :now, batch.id FROM batch, "
-    "unnest(CAST(:unit_ids AS text[]), CAST(:ats AS timestamptz[]), "
-    "CAST(:lons AS float8[]), CAST(:lats AS float8[])) AS f(unit_id, at, lon, lat)) "
-    "SELECT id FROM batch"
-)
-#: PostgreSQL: lock the units in id order (the global lock order: ``ORDER BY`` is applied
-#: before ``FOR NO KEY UPDATE``), then move those whose current position is older than
-#: their fix, in one statement; returns the ids of the units moved.
-_PG_MOVE = text(
-    "WITH fix AS (SELECT * FROM unnest(CAST(:ids AS text[]), CAST(:lons AS float8[]), "
-    "CAST(:lats AS float8[]), CAST(:ats AS timestamptz[])) AS f(id, lon, lat, at)), "
-    "locked AS (SELECT id, position_at FROM units WHERE id = ANY(CAST(:ids AS text[])) "
-    "ORDER BY id FOR NO KEY UPDATE) "
-    "UPDATE units SET lon = fix.lon, lat = fix.lat, position_at = fix.at "
-    "FROM fix JOIN locked ON locked.id = fix.id WHERE units.id = fix.id "
-    "AND (locked.position_at IS NULL OR locked.position_at < fix.at) RETURNING units.id"
-)
+#: PostgreSQL: a whole set of fixes written by one statement, run outside a transaction block
+#: (one statement is one transaction: no ``BEGIN`` and ``COMMIT`` round trips; those, with the
+#: separate insert and move statements, cost about twice the CPU of a small group, measured):
+#: one ``position_batches`` row per actor (ids taken first, to link the fixes), the fixes,
+#: and the units locked in id order (the global lock order: ``ORDER BY`` is applied before
+#: ``FOR NO KEY UPDATE``) and moved when their position is older than their newest fix.  The
+#: rows come as JSON documents: psycopg adapts a list element by element in Python, about
+#: 0.1 ms for the arrays of four fixes, against microseconds for ``json.dumps``.
+_PG_WRITE: Final = """
+WITH batch AS (
+  SELECT nextval(pg_get_serial_sequence('position_batches', 'id')) AS id, b.*
+  FROM json_to_recordset(%(batches)s::json)
+    AS b(k int, actor text, fixes int, digest text, first_at timestamptz, last_at timestamptz)),
+batches AS (
+  INSERT INTO position_batches (id, received_at, actor, fixes, digest, first_at, last_at)
+  SELECT id, %(now)s, actor, fixes, digest, first_at, last_at FROM batch),
+stored AS (
+  INSERT INTO unit_positions (unit_id, at, lon, lat, received_at, batch_id)
+  SELECT f.unit_id, f.at, f.lon, f.lat, %(now)s, batch.id
+  FROM json_to_recordset(%(fixes)s::json)
+    AS f(k int, unit_id text, at timestamptz, lon float8, lat float8)
+  JOIN batch ON batch.k = f.k),
+fix AS (
+  SELECT * FROM json_to_recordset(%(moves)s::json)
+    AS f(id text, lon float8, lat float8, at timestamptz)),
+locked AS (
+  SELECT id, position_at FROM units WHERE id IN (SELECT id FROM fix)
+  ORDER BY id FOR NO KEY UPDATE),
+moved AS (
+  UPDATE units SET lon = fix.lon, lat = fix.lat, position_at = fix.at
+  FROM fix JOIN locked ON locked.id = fix.id
+  WHERE units.id = fix.id AND (locked.position_at IS NULL OR locked.position_at < fix.at)
+  RETURNING units.id)
+SELECT ARRAY(SELECT id FROM batch ORDER BY k), ARRAY(SELECT id FROM moved)
+"""
 
 
 def _postgres(s: Session) -> bool:
@@ -152,33 +166,14 @@ def _postgres(s: Session) -> bool:
 
 def insert_fixes(s: Session, actor: str, fixes: Sequence[Fix], now: datetime) -> int:
     """Insert validated fixes of one actor into the history, with their ``position_batches``
-    row (the digest that the audit seal covers); returns the batch id.  No ORM flush: on
-    PostgreSQL one statement (:data:`_PG_INSERT`), elsewhere one ``INSERT ... RETURNING`` and
-    one bulk ``INSERT`` (:func:`~citywatch.store.bulk.copy_rows`)."""
-    batch = {
-        "received_at": now,
-        "actor": actor,
-        "fixes": len(fixes),
-        "digest": batch_digest([(f.unit_id, f.at, f.lon, f.lat) for f in fixes]),
-        "first_at": min(f.at for f in fixes),
-        "last_at": max(f.at for f in fixes),
-    }
-    if _postgres(s):
-        params = {
-            "now": now,
-            "actor": actor,
-            "n": batch["fixes"],
-            "digest": batch["digest"],
-            "first_at": batch["first_at"],
-            "last_at": batch["last_at"],
-            "unit_ids": [f.unit_id for f in fixes],
-            "ats": [f.at for f in fixes],
-            "lons": [f.lon for f in fixes],
-            "lats": [f.lat for f in fixes],
-        }
-        return int(s.execute(_PG_INSERT, params).scalar_one())
+    row (the digest that the audit seal covers); returns the batch id.  No ORM flush: one
+    ``INSERT ... RETURNING`` and one bulk ``INSERT`` (:func:`~citywatch.store.bulk.copy_rows`)."""
     batches = _table(PositionBatch)
-    batch_id = int(s.execute(insert(batches).values(**batch).returning(batches.c.id)).scalar_one())
+    batch_id = int(
+        s.execute(
+            insert(batches).values(**_batch_row(actor, fixes, now)).returning(batches.c.id)
+        ).scalar_one()
+    )
     copy_rows(
         s,
         _table(UnitPosition),
@@ -188,25 +183,32 @@ def insert_fixes(s: Session, actor: str, fixes: Sequence[Fix], now: datetime) ->
     return batch_id
 
 
-def move_units(s: Session, fixes: Sequence[Fix]) -> list[Fix]:
-    """Move the units whose latest position the fixes are; returns the fixes that moved their
-    unit (one per unit at most), in unit id order.  The units are locked in id order (the
-    global lock order); a fix older than the unit's current position only joins the history.
-    On PostgreSQL the lock and the move are one statement (:data:`_PG_MOVE`)."""
+def _batch_row(actor: str, fixes: Sequence[Fix], now: datetime) -> dict[str, Any]:
+    return {
+        "received_at": now,
+        "actor": actor,
+        "fixes": len(fixes),
+        "digest": batch_digest([(f.unit_id, f.at, f.lon, f.lat) for f in fixes]),
+        "first_at": min(f.at for f in fixes),
+        "last_at": max(f.at for f in fixes),
+    }
+
+
+def newest_fixes(fixes: Sequence[Fix]) -> list[Fix]:
+    """The newest fix of each unit, in unit id order (the fixes that may move their unit)."""
     newest: dict[str, Fix] = {}
     for f in fixes:
         if f.unit_id not in newest or f.at > newest[f.unit_id].at:
             newest[f.unit_id] = f
-    ids = sorted(newest)
-    if _postgres(s):
-        params = {
-            "ids": ids,
-            "lons": [newest[u].lon for u in ids],
-            "lats": [newest[u].lat for u in ids],
-            "ats": [newest[u].at for u in ids],
-        }
-        done = set(s.execute(_PG_MOVE, params).scalars())
-        return [newest[u] for u in ids if u in done]
+    return [newest[u] for u in sorted(newest)]
+
+
+def move_units(s: Session, newest: Sequence[Fix]) -> list[Fix]:
+    """Move the units whose latest position the fixes are (:func:`newest_fixes`: one per
+    unit, in id order); returns the fixes that moved their unit.  The units are locked in id
+    order (the global lock order); a fix older than the unit's current position only joins
+    the history."""
+    ids = [f.unit_id for f in newest]
     current = dict(
         s.execute(
             select(Unit.id, Unit.position_at)
@@ -215,7 +217,7 @@ def move_units(s: Session, fixes: Sequence[Fix]) -> list[Fix]:
             .with_for_update(key_share=True)
         ).all()
     )
-    moved = [newest[u] for u in ids if _is_newer(newest[u], current.get(u))]
+    moved = [f for f in newest if _is_newer(f, current.get(f.unit_id))]
     if moved:
         units = _table(Unit)
         s.execute(
@@ -230,96 +232,141 @@ def move_units(s: Session, fixes: Sequence[Fix]) -> list[Fix]:
     return moved
 
 
-def write_fixes(
-    s: Session, actor: str, fixes: Sequence[Fix], now: datetime
-) -> tuple[int, list[Fix]]:
-    """:func:`insert_fixes` then :func:`move_units`: the batch id and the fixes that moved
-    their unit."""
-    return insert_fixes(s, actor, fixes, now), move_units(s, fixes)
+@dataclass(frozen=True, slots=True)
+class FixWrite:
+    """Validated fixes ready to be stored in one transaction.
+
+    ``groups``: the fixes of each actor (one position batch each); ``newest``: the fixes that
+    may move their unit (:func:`newest_fixes`); ``now``: when they were received.
+    """
+
+    groups: Sequence[tuple[str, Sequence[Fix]]]
+    newest: Sequence[Fix]
+    now: datetime
+
+
+def _pg_params(write: FixWrite) -> dict[str, Any]:
+    batches: list[dict[str, Any]] = []
+    fixes: list[dict[str, Any]] = []
+    for k, (actor, group) in enumerate(write.groups, start=1):
+        row = _batch_row(actor, group, write.now)
+        first, last = row["first_at"].isoformat(), row["last_at"].isoformat()
+        batches.append({**row, "k": k, "received_at": None, "first_at": first, "last_at": last})
+        fixes.extend(
+            {"k": k, "unit_id": f.unit_id, "at": f.at.isoformat(), "lon": f.lon, "lat": f.lat}
+            for f in group
+        )
+    moves = [
+        {"id": f.unit_id, "lon": f.lon, "lat": f.lat, "at": f.at.isoformat()} for f in write.newest
+    ]
+    return {
+        "now": write.now,
+        "batches": json.dumps(batches),
+        "fixes": json.dumps(fixes),
+        "moves": json.dumps(moves),
+    }
+
+
+def _pg_result(write: FixWrite, row: Any) -> tuple[list[int], list[Fix]]:
+    batch_ids, moved_ids = row
+    done = set(moved_ids)
+    return [int(b) for b in batch_ids], [f for f in write.newest if f.unit_id in done]
+
+
+def write_fixes_pg(conn: Connection, write: FixWrite) -> tuple[list[int], list[Fix]]:
+    """PostgreSQL: store the fixes with one statement (:data:`_PG_WRITE`) on ``conn``, a
+    connection in autocommit mode.  Returns the batch ids (in the order of the groups) and the
+    fixes that moved their unit."""
+    return _pg_result(write, conn.exec_driver_sql(_PG_WRITE, _pg_params(write)).one())
+
+
+async def write_fixes_pg_async(
+    conn: psycopg.AsyncConnection[Any], write: FixWrite
+) -> tuple[list[int], list[Fix]]:
+    """:func:`write_fixes_pg` awaited on a psycopg connection in autocommit mode (the event
+    loop's writer: no thread, no pool)."""
+    cursor = await conn.execute(_PG_WRITE, _pg_params(write))
+    return _pg_result(write, await cursor.fetchone())
 
 
 class FixQueue:
-    """Single AVL fixes (``PUT .../position``) written together: group commit.
+    """Single AVL fixes (``PUT .../position``) written together: group commit, on the event
+    loop.
 
-    Callers :meth:`submit` a fix and wait for its :class:`FixOutcome`; one writer thread (per
-    worker: a second one splits the waiting fixes into smaller transactions, each costing about
-    the same CPU whatever its size) takes every fix waiting (up to ``max_batch``) and hands
-    them to ``record`` as one transaction.
-    Under load many fixes share a transaction; alone, a fix is written at once (nothing waits
-    on a timer).  A fix is answered only after its transaction committed, so nothing
-    acknowledged is lost; when the transaction fails, every fix in it gets the error.
+    Callers await :meth:`submit` of a fix, which gives its :class:`FixOutcome`; one writer task
+    (per worker: a second one splits the waiting fixes into smaller transactions, each costing
+    about the same whatever its size) takes every fix waiting (up to ``max_batch``) and awaits
+    ``record`` of them as one transaction.  Under load the fixes that arrive while one
+    transaction is written share the next; alone, a fix is written at once (nothing waits on a
+    timer).  A fix is answered only after its transaction committed, so nothing acknowledged is
+    lost; when the transaction fails, every fix in it gets the error.
+
+    The writer is a task rather than a thread: a writer thread and the event loop contended for
+    the interpreter lock, each waiting for the other after every database round trip (with
+    16 clients, 1,500 fixes/s at 0.45 ms CPU each, against 2,300/s at 0.3 ms; bench_live).
 
     Parameters
     ----------
     record : callable
-        ``record(items)`` with ``items`` a list of ``(principal, fix)``: validates and stores
-        them in one transaction, returning one :class:`FixOutcome` per item, in order.
+        ``await record(items)`` with ``items`` a list of ``(principal, fix)``: validates and
+        stores them in one transaction, returning one :class:`FixOutcome` per item, in order.
     max_batch : int
         Most fixes per transaction.
     """
 
     def __init__(
         self,
-        record: Callable[[list[tuple[Any, Fix]]], list[FixOutcome]],
+        record: Callable[[list[tuple[Any, Fix]]], Awaitable[list[FixOutcome]]],
         max_batch: int = 500,
     ) -> None:
         self._record = record
         self._max_batch = max_batch
-        self._queue: queue.SimpleQueue[tuple[Any, Fix, Future[FixOutcome]] | None] = (
-            queue.SimpleQueue()
-        )
-        self._thread: threading.Thread | None = None
-        self._start_lock = threading.Lock()
+        self._waiting: list[tuple[Any, Fix, asyncio.Future[FixOutcome]]] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
         #: Transactions written and fixes written (for metrics and the benchmark).
         self.transactions = 0
         self.fixes = 0
 
-    def submit(self, who: Any, fix: Fix) -> Future[FixOutcome]:
-        """Queue one fix of ``who``; the future gives its outcome once committed."""
-        if self._thread is None:
-            with self._start_lock:
-                if self._thread is None:
-                    thread = threading.Thread(target=self._run, name="citywatch-fixes", daemon=True)
-                    thread.start()
-                    self._thread = thread
-        done: Future[FixOutcome] = Future()
-        self._queue.put((who, fix, done))
-        return done
+    async def submit(self, who: Any, fix: Fix) -> FixOutcome:
+        """Queue one fix of ``who``; its outcome once committed (its transaction's error
+        raised)."""
+        loop = asyncio.get_running_loop()
+        if self._task is None:
+            self._task = loop.create_task(self._run(), name="citywatch-fixes")
+        done: asyncio.Future[FixOutcome] = loop.create_future()
+        self._waiting.append((who, fix, done))
+        self._wake.set()
+        return await done
 
-    def close(self, timeout_s: float = 30.0) -> None:
-        """Write what is queued, then stop the writer thread."""
-        thread, self._thread = self._thread, None
-        if thread is not None:
-            self._queue.put(None)
-            thread.join(timeout_s)
+    async def close(self) -> None:
+        """Write what is queued, then stop the writer task."""
+        task, self._task = self._task, None
+        if task is not None:
+            self._closing = True
+            self._wake.set()
+            await task
 
-    def _run(self) -> None:
-        stop = False
-        while not stop:
-            first = self._queue.get()
-            if first is None:
-                break
-            items = [first]
-            while len(items) < self._max_batch:
+    async def _run(self) -> None:
+        while not self._closing or self._waiting:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._waiting:
+                items = self._waiting[: self._max_batch]
+                del self._waiting[: self._max_batch]
                 try:
-                    nxt = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is None:  # the stop: write what it holds first
-                    stop = True
-                    break
-                items.append(nxt)
-            try:
-                outcomes = self._record([(who, fix) for who, fix, _ in items])
-            except BaseException as exc:  # every waiting request gets the failure
-                for _, _, done in items:
-                    done.set_exception(exc)
-                continue
-            with self._start_lock:
+                    outcomes = await self._record([(who, fix) for who, fix, _ in items])
+                except Exception as exc:  # every waiting request gets the failure
+                    for _, _, done in items:
+                        if not done.done():  # its request may have been cancelled
+                            done.set_exception(exc)
+                    continue
                 self.transactions += 1
                 self.fixes += len(items)
-            for (_, _, done), outcome in zip(items, outcomes, strict=True):
-                done.set_result(outcome)
+                for (_, _, done), outcome in zip(items, outcomes, strict=True):
+                    if not done.done():
+                        done.set_result(outcome)
 
 
 def _table(model: type[Any]) -> Table:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import numpy as np
+import psycopg
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -17,11 +20,15 @@ from citywatch.dispatch.lifecycle import UNIT_ASSIGNED, UNIT_LIFECYCLE, Incident
 from citywatch.dispatch.positions import (
     Fix,
     FixOutcome,
+    FixWrite,
     check_fix_time,
     insert_fixes,
     maintain_partitions,
     move_units,
+    newest_fixes,
     seal_positions,
+    write_fixes_pg,
+    write_fixes_pg_async,
 )
 from citywatch.errors import (
     CityWatchError,
@@ -30,6 +37,7 @@ from citywatch.errors import (
     PermissionDeniedError,
     ValidationError,
 )
+from citywatch.store.db import libpq_url
 from citywatch.store.dispatch_models import Assignment, Unit
 
 __all__ = ["UnitService"]
@@ -43,8 +51,30 @@ _T = TypeVar("_T")
 _UNIT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 
 
+@dataclass(slots=True)
+class _FixPlan:
+    """Fixes validated for one transaction: the refused ones' outcomes (``None`` for the
+    valid), the valid ones with their index, their write, and the event of each move they may
+    make (by ``id`` of the fix)."""
+
+    outcomes: list[FixOutcome | None]
+    valid: list[tuple[int, Fix]] = field(default_factory=list)
+    write: FixWrite | None = None
+    events: dict[int, dict[str, Any]] = field(default_factory=dict)
+
+    def outcomes_with(self, moved: list[Fix]) -> list[FixOutcome]:
+        """Every item's outcome, the valid ones stored (and applied when in ``moved``)."""
+        applied = {id(f) for f in moved}  # the very fixes of ``valid``
+        for i, fix in self.valid:
+            self.outcomes[i] = FixOutcome(i, fix.unit_id, stored=True, applied=id(fix) in applied)
+        return [o for o in self.outcomes if o is not None]
+
+
 class UnitService(ServiceCore):
     """Units: registration, AVL positions and the status lifecycle."""
+
+    #: The event loop's writer connection of :meth:`record_fixes_async` (made on first use).
+    _writer_conn: psycopg.AsyncConnection[Any] | None = None
 
     def create_unit(
         self,
@@ -165,47 +195,103 @@ class UnitService(ServiceCore):
         self, items: Sequence[tuple[Principal, Fix]], batch_ids: list[int] | None = None
     ) -> list[FixOutcome]:
         """Validate fixes of possibly different callers (each checked against its own caller)
-        and store the valid ones in one transaction: one position batch per caller, then the
-        units moved with one locking read and one update.  One :class:`FixOutcome` per item,
+        and store the valid ones in one transaction: one position batch per caller, the units
+        moved by their newest fix, and the moves' events.  One :class:`FixOutcome` per item,
         in order; the ids of the batches written are appended to ``batch_ids``.
-        """
-        now = self.clock()
-        outcomes: list[FixOutcome | None] = [None] * len(items)
-        valid: list[tuple[int, Fix]] = []
-        with self._write() as s:
-            units = self._fix_units(s, {f.unit_id for _, f in items})
-            for i, (who, fix) in enumerate(items):
-                try:
-                    valid.append((i, self._check_fix(who, fix, units.get(fix.unit_id), now)))
-                except CityWatchError as exc:
-                    outcomes[i] = FixOutcome(i, fix.unit_id, error=exc)
-            valid = self._check_fixes_on_network(valid, units, outcomes)
-            moved: list[Fix] = []
-            if valid:
-                by_actor: dict[str, list[Fix]] = {}
-                for i, fix in valid:
-                    by_actor.setdefault(items[i][0].username, []).append(fix)
-                for actor, group in by_actor.items():
-                    batch_id = insert_fixes(s, actor, group, now)
-                    if batch_ids is not None:
-                        batch_ids.append(batch_id)
-                moved = move_units(s, [f for _, f in valid])
-            applied = {id(f) for f in moved}  # the very fixes of ``valid``
-            for i, fix in valid:
-                outcomes[i] = FixOutcome(i, fix.unit_id, stored=True, applied=id(fix) in applied)
-            actor_of = {f: items[i][0].username for i, f in valid}
-            for fix in moved:
-                self._announce(
-                    s,
-                    actor_of[fix],
-                    "unit.moved",
-                    unit_id=fix.unit_id,
-                    station=units[fix.unit_id].station,
-                    data={"lon": fix.lon, "lat": fix.lat, "at": fix.at.isoformat()},
-                )
-        return [o for o in outcomes if o is not None]
 
-    def _fix_units(self, s: Session, ids: set[str]) -> dict[str, Any]:
+        On PostgreSQL the transaction is one statement
+        (:func:`~citywatch.dispatch.positions.write_fixes_pg`) and the moves are published
+        after it; otherwise a session, which stages them.
+        """
+        plan = self._plan_fixes(items)
+        moved: list[Fix] = []
+        if plan.write is not None:
+            if self._postgres:
+                with self._autocommit.connect() as conn:
+                    ids, moved = write_fixes_pg(conn, plan.write)
+                self._apply_moves(plan, moved)
+            else:
+                ids, moved = self._store_in_session(plan)
+            if batch_ids is not None:
+                batch_ids.extend(ids)
+        return plan.outcomes_with(moved)
+
+    async def record_fixes_async(self, items: Sequence[tuple[Principal, Fix]]) -> list[FixOutcome]:
+        """:meth:`record_fixes` for the event loop (the group commit of single PUTs, see
+        :class:`~citywatch.dispatch.positions.FixQueue`): the one statement is awaited on this
+        worker's writer connection; elsewhere (SQLite) :meth:`record_fixes` runs in a thread."""
+        if not self._postgres:
+            return await asyncio.to_thread(self.record_fixes, items)
+        plan = self._plan_fixes(items)
+        moved: list[Fix] = []
+        if plan.write is not None:
+            _, moved = await write_fixes_pg_async(await self._writer(), plan.write)
+            self._apply_moves(plan, moved)
+        return plan.outcomes_with(moved)
+
+    async def close_writer(self) -> None:
+        """Close the writer connection of :meth:`record_fixes_async` (at shutdown)."""
+        conn, self._writer_conn = self._writer_conn, None
+        if conn is not None:
+            await conn.close()
+
+    async def _writer(self) -> psycopg.AsyncConnection[Any]:
+        """The worker's writer connection (one statement per transaction: autocommit), made
+        anew after it was lost."""
+        conn = self._writer_conn
+        if conn is None or conn.broken or conn.closed:
+            url = libpq_url(self.sessions.kw["bind"])
+            conn = await psycopg.AsyncConnection.connect(url, autocommit=True)
+            self._writer_conn = conn
+        return conn
+
+    def _plan_fixes(self, items: Sequence[tuple[Principal, Fix]]) -> _FixPlan:
+        """Validate the fixes; the refused ones get their outcome, the valid ones their write
+        and the events of the moves they may make."""
+        now = self.clock()
+        plan = _FixPlan([None] * len(items))
+        units = self._fix_units({f.unit_id for _, f in items})
+        for i, (who, fix) in enumerate(items):
+            try:
+                plan.valid.append((i, self._check_fix(who, fix, units.get(fix.unit_id), now)))
+            except CityWatchError as exc:
+                plan.outcomes[i] = FixOutcome(i, fix.unit_id, error=exc)
+        plan.valid = self._check_fixes_on_network(plan.valid, units, plan.outcomes)
+        if not plan.valid:
+            return plan
+        groups: dict[str, list[Fix]] = {}
+        actor_of: dict[int, str] = {}
+        for i, fix in plan.valid:
+            groups.setdefault(items[i][0].username, []).append(fix)
+            actor_of[id(fix)] = items[i][0].username
+        newest = newest_fixes([f for _, f in plan.valid])
+        for f in newest:
+            data = {"lon": f.lon, "lat": f.lat, "at": f.at.isoformat()}
+            station = units[f.unit_id].station
+            plan.events[id(f)] = self._event(
+                actor_of[id(f)], "unit.moved", unit_id=f.unit_id, station=station, data=data
+            )
+        plan.write = FixWrite(list(groups.items()), newest, now)
+        return plan
+
+    def _apply_moves(self, plan: _FixPlan, moved: list[Fix]) -> None:
+        # Committed outside a session: to this worker's units before the answer, then out.
+        events = [plan.events[id(f)] for f in moved]
+        self.live.apply_all(events)
+        self.sink.publish(events)
+
+    def _store_in_session(self, plan: _FixPlan) -> tuple[list[int], list[Fix]]:
+        """The plan's write in a session, its moves' events staged in it."""
+        write = plan.write
+        assert write is not None
+        with self._write() as s:
+            ids = [insert_fixes(s, actor, group, write.now) for actor, group in write.groups]
+            moved = move_units(s, write.newest)
+            for f in moved:
+                self._announce(s, plan.events[id(f)])
+        return ids, moved
+
+    def _fix_units(self, ids: set[str]) -> dict[str, Any]:
         """The units of ``ids`` that exist (id, mode, station: set at registration, never
         changed), from this worker's memory; those it does not know yet (registered by
         another worker a moment ago) from the database."""
@@ -217,7 +303,8 @@ class UnitService(ServiceCore):
         unknown = sorted(ids - units.keys())
         if unknown:
             query = select(Unit.id, Unit.mode, Unit.station).where(Unit.id.in_(unknown))
-            units.update((u.id, u) for u in s.execute(query))
+            with self.sessions() as s:
+                units.update((u.id, u) for u in s.execute(query))
         return units
 
     def seal_positions(self) -> int:

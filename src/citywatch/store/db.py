@@ -29,6 +29,7 @@ __all__ = [
     "alembic_config",
     "current_revision",
     "engine_scope",
+    "libpq_url",
     "make_engine",
     "session_factory",
     "session_scope",
@@ -100,6 +101,12 @@ def make_engine(
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
+
+
+def libpq_url(engine: Engine) -> str:
+    """The PostgreSQL engine's URL as psycopg connects with it directly (its own ``LISTEN``
+    and writer connections, outside the pool), password included."""
+    return engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 @contextmanager
