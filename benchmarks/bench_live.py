@@ -19,9 +19,10 @@ reported too):
 * ``POST /positions`` batches of 500 fixes, 4 clients: fixes/s and CPU per fix;
 * ``GET /incidents/{id}/recommendations``: p50/p99 and CPU per request idle, while 8 clients
   stream PUTs, and while 32 clients send wrong passwords to ``/auth/token``;
-* PostgreSQL: the 16-client PUT and the streaming recommendation again with two service
-  processes on the database (clients spread over both), with the share of the whole machine
-  busy meanwhile (``/proc/stat``: a second worker can only add what the cores have to spare);
+* PostgreSQL: the PUT flat out with one service process and with two on the database (clients
+  spread over both), alternated, with 16 and 32 clients (:data:`ALTERNATED_CLIENTS`), and the
+  streaming recommendation with two; with the share of the whole machine busy meanwhile
+  (``/proc/stat``: a second worker can only add what the cores have to spare);
 * the service's peak memory (``VmHWM``), and acknowledged fixes (2xx) against rows in
   ``unit_positions``: nothing acknowledged may be lost.
 """
@@ -398,6 +399,58 @@ def stored_rows(db: str) -> int:
     return n
 
 
+#: Load clients of the 1-versus-2-worker comparison: a group commit's fixes come from the
+#: clients waiting, and two workers split them (16: groups of about 4 per worker, 32: of 8).
+ALTERNATED_CLIENTS = (16, 32)
+#: Pairs of rounds (one worker, then two) per client count.
+ALTERNATED_ROUNDS = 3
+
+
+def alternate(
+    info: dict[str, Any], both: dict[str, Any], clients: int, seconds: float, out: dict[str, Any]
+) -> int:
+    """One worker and two, alternated (1, 2, 1, 2, ...: the machine's load drifts over
+    minutes, so back-to-back pairs compare like with like), ``clients`` flat out; results
+    under ``put{clients}_alternated_*`` of ``out``.  Returns the fixes acknowledged."""
+    acked = 0
+    rounds: dict[str, list[float]] = {"one": [], "two": []}
+    cpus: dict[str, list[float]] = {"one": [], "two": []}
+    per_worker: dict[str, list[list[float]]] = {"one": [], "two": []}
+    # whether the machine had cores to spare for a second worker
+    busy: dict[str, list[float]] = {"one": [], "two": []}
+    for _ in range(ALTERNATED_ROUNDS):
+        for key, target in (("one", info), ("two", both)):
+            before = [cpu_s([pid]) for pid in both["pids"]]
+            ticks = machine_ticks()
+            (ok, bad, _), cpu = measured(
+                both,
+                lambda t=target: load(t, clients, seconds, put_call(t)),
+                lambda r: r[0] + r[1],
+            )
+            busy[key].append(busy_share(ticks, machine_ticks()))
+            acked += ok
+            rounds[key].append(ok / seconds)
+            cpus[key].append(cpu)
+            # CPU ms per request served, worker by worker (the clients are split evenly
+            # over the workers of the target).
+            served = max(1, ok + bad) / len(target["pids"])
+            per_worker[key].append(
+                [
+                    (cpu_s([pid]) - c0) * 1e3 / served
+                    for pid, c0 in zip(both["pids"], before, strict=True)
+                    if pid in target["pids"]
+                ]
+            )
+    name = f"put{clients}_alternated"
+    out[f"{name}_1worker_per_s"] = rounds["one"]
+    out[f"{name}_2workers_per_s"] = rounds["two"]
+    out[f"{name}_ratio"] = [b / a for a, b in zip(rounds["one"], rounds["two"], strict=True)]
+    out[f"{name}_cpu_ms"] = cpus
+    out[f"{name}_cpu_ms_per_worker"] = per_worker
+    out[f"{name}_machine_busy"] = busy
+    return acked
+
+
 def run_one(
     label: str, src: Path, db: str, seconds: float, tmp: Path, two_workers: bool
 ) -> dict[str, Any]:
@@ -448,41 +501,8 @@ def run_one(
                 both = {**info, "urls": info["urls"] + second["urls"]}
                 both["pids"] = info["pids"] + second["pids"]
                 recommend_ms(both, 20)  # warm the second worker
-                # One worker and two, alternated (1, 2, 1, 2): the machine's load drifts over
-                # minutes, so back-to-back pairs compare like with like.
-                rounds: dict[str, list[float]] = {"one": [], "two": []}
-                cpus: dict[str, list[float]] = {"one": [], "two": []}
-                per_worker: dict[str, list[list[float]]] = {"one": [], "two": []}
-                # whether the machine had cores to spare for a second worker
-                busy: dict[str, list[float]] = {"one": [], "two": []}
-                for _ in range(2):
-                    for key, target in (("one", info), ("two", both)):
-                        before = [cpu_s([pid]) for pid in both["pids"]]
-                        ticks = machine_ticks()
-                        (ok, bad, lat), cpu = measured(
-                            both,
-                            lambda t=target: load(t, 16, seconds, put_call(t)),
-                            lambda r: r[0] + r[1],
-                        )
-                        busy[key].append(busy_share(ticks, machine_ticks()))
-                        acked += ok
-                        rounds[key].append(ok / seconds)
-                        cpus[key].append(cpu)
-                        # CPU ms per request served, worker by worker (the clients are split
-                        # evenly over the workers of the target).
-                        served = max(1, ok + bad) / len(target["pids"])
-                        per_worker[key].append(
-                            [
-                                (cpu_s([pid]) - c0) * 1e3 / served
-                                for pid, c0 in zip(both["pids"], before, strict=True)
-                                if pid in target["pids"]
-                            ]
-                        )
-                out["put16_alternated_1worker_per_s"] = rounds["one"]
-                out["put16_alternated_2workers_per_s"] = rounds["two"]
-                out["put16_alternated_cpu_ms"] = {k: v for k, v in cpus.items()}
-                out["put16_alternated_cpu_ms_per_worker"] = per_worker
-                out["put16_alternated_machine_busy"] = busy
+                for clients in ALTERNATED_CLIENTS:
+                    acked += alternate(info, both, clients, seconds, out)
                 streamed = []
                 out["recommend_streaming_2workers_ms"] = during(
                     lambda: streamed.append(load(both, 8, seconds, put_call(both))),

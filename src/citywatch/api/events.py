@@ -62,7 +62,7 @@ _REPLAY_MARGIN = 1000
 _MOVE_MARGIN_S = 5.0
 #: Seconds between two sends of the published events (AVL moves) on PostgreSQL.
 PUBLISH_INTERVAL_S = 0.1
-#: Published events kept for a send that failed (the oldest are dropped beyond).
+#: Most published events kept unsent (while sends fail; the oldest are dropped beyond).
 _OUTBOX_LIMIT = 100_000
 
 
@@ -193,6 +193,7 @@ class PostgresBus(EventBus):
         self._last_id = 0
         self._lost_at: datetime | None = None
         self._outbox: deque[str] = deque(maxlen=_OUTBOX_LIMIT)
+        self._retry: list[str] = []  # of a failed send (the publisher task's alone)
         self._publisher: asyncio.Task[None] | None = None
 
     def stage(self, session: Session, event_: dict[str, Any]) -> None:
@@ -252,21 +253,25 @@ class PostgresBus(EventBus):
     async def _send_outbox(
         self, conn: psycopg.AsyncConnection[Any] | None
     ) -> psycopg.AsyncConnection[Any] | None:
-        texts: list[str] = []
+        texts, self._retry = self._retry, []
         while self._outbox:
             texts.append(self._outbox.popleft())
         if not texts:
             return conn
         try:
-            if conn is None or conn.broken:
+            if conn is None or conn.broken or conn.closed:
                 conn = await psycopg.AsyncConnection.connect(self._dsn, autocommit=True)
             payloads = "[" + ",".join(_chunks(texts)) + "]"
             await conn.execute(_NOTIFY_ALL, {"channel": CHANNEL, "payloads": payloads})
         except (psycopg.Error, OSError) as exc:
             log.warning("could not send %d events (%s); retrying", len(texts), exc)
-            self._outbox.extendleft(reversed(texts))
+            self._retry = texts[-_OUTBOX_LIMIT:]
             return None
         return conn
+
+    def _pending(self) -> list[str]:
+        """The events published and not sent yet, oldest first."""
+        return self._retry + list(self._outbox)
 
     async def _listen(self) -> None:
         delay = 0.5

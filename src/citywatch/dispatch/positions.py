@@ -3,10 +3,12 @@
 A set of fixes (a ``POST /positions`` batch, or the one fix of a ``PUT .../position``) is one
 transaction: every fix is validated as a single PUT would be (unit exists and the caller may
 speak for it, WGS-84, inside the pack, near a road of the unit's mode, time within
-:data:`CLOCK_SKEW_S` ahead and :data:`MAX_FIX_AGE_S` old); the valid ones are inserted with one
-multi-row ``INSERT`` into the history ``unit_positions``, the units' latest positions are
-moved with one conditional ``UPDATE`` (a fix older than the unit's current one only joins the
-history), and one ``position_batches`` row records the SHA-256 digest of the fixes.
+:data:`CLOCK_SKEW_S` ahead and :data:`MAX_FIX_AGE_S` old); the valid ones are inserted into the
+history ``unit_positions``, the units' latest positions are moved (a fix older than the unit's
+current one only joins the history), and one ``position_batches`` row per caller records the
+SHA-256 digest of its fixes.  On PostgreSQL all of it is one statement outside a transaction
+block (:func:`write_fixes_pg`, :func:`write_fixes_pg_async`); elsewhere a session's bulk
+inserts and update (:func:`insert_fixes`, :func:`move_units`).
 
 Fixes are not chained one by one (that would serialise every fix through the audit chain):
 :func:`seal_positions` appends one ``positions.sealed`` audit record covering every batch not
@@ -333,7 +335,8 @@ class FixQueue:
         """Queue one fix of ``who``; its outcome once committed (its transaction's error
         raised)."""
         loop = asyncio.get_running_loop()
-        if self._task is None:
+        if self._task is None:  # the first fix, or the first since close()
+            self._closing = False
             self._task = loop.create_task(self._run(), name="citywatch-fixes")
         done: asyncio.Future[FixOutcome] = loop.create_future()
         self._waiting.append((who, fix, done))
@@ -357,6 +360,7 @@ class FixQueue:
                 del self._waiting[: self._max_batch]
                 try:
                     outcomes = await self._record([(who, fix) for who, fix, _ in items])
+                    answers = list(zip(items, outcomes, strict=True))
                 except Exception as exc:  # every waiting request gets the failure
                     for _, _, done in items:
                         if not done.done():  # its request may have been cancelled
@@ -364,7 +368,7 @@ class FixQueue:
                     continue
                 self.transactions += 1
                 self.fixes += len(items)
-                for (_, _, done), outcome in zip(items, outcomes, strict=True):
+                for (_, _, done), outcome in answers:
                     if not done.done():
                         done.set_result(outcome)
 
