@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from matplotlib import image
 
-from citywatch.analytics import report
+from citywatch.analytics import charts, report
 from citywatch.errors import DataError
 from citywatch.incidents.canonical import write_canonical_csv
 from tests.analytics.test_real_data import DATA, MANHATTAN, NY, imported
@@ -258,6 +258,8 @@ def test_pdf_is_the_html_report_on_a4(
     shootings_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], lang: str
 ) -> None:
     pypdf = pytest.importorskip("pypdf")
+    if lang == "zh" and charts.cjk_font() is None:
+        pytest.skip("no CJK font is installed: the PDF's Chinese text has no glyphs to extract")
     source = ["--incidents", str(shootings_csv), "--tz", NY, "--by", "station", "--lang", lang]
     outs = {kind: tmp_path / f"report.{kind}" for kind in ("pdf", "html")}
     for out in outs.values():
@@ -412,8 +414,9 @@ def test_notes_of_a_chinese_report_are_chinese(make_incidents) -> None:
     ]
     with pytest.raises(DataError) as month_cut:
         require_month_aligned(months, [Period(date(2024, 1, 5), date(2024, 2, 29))])
-    assert len(notes) == 7
     no_font = "no CJK font is installed: chart labels are in English"
+    notes = [n for n in notes if n != no_font]  # present on a machine without CJK fonts
+    assert len(notes) == 7
     for note in [*notes, month_cut.value.message, no_font]:
         zh = localise_note(note, "zh")
         assert zh != note and not _untranslated(zh), (note, zh)

@@ -234,7 +234,7 @@ def refresh_tables(
     list of dict
         The stored tables (:func:`table_dict`).
     """
-    from citywatch.store.db import session_factory
+    from citywatch.store.db import session_factory, writing
 
     chosen = list(config.categories if categories is None else categories)
     for category in chosen:
@@ -274,7 +274,7 @@ def refresh_tables(
             # JSON has no NaN (PostgreSQL refuses it): cells with nothing expected become null
             row.table = to_jsonable(result.as_dict())
             row.window = to_jsonable(_window(result))
-        with sessions.begin() as s:
+        with writing(sessions) as s:
             s.add(row)
             s.flush()
             doc = table_dict(row)

@@ -92,7 +92,9 @@ def serve(
     load_pack(pack)  # build a bundled pack once here, not in every worker
     if demo:
         password = secrets.token_urlsafe(12)
-        with sessions.begin() as session:
+        from citywatch.store.db import writing
+
+        with writing(sessions) as session:
             if find_user(session, DEMO_USER) is None:
                 create_user(session, DEMO_USER, "admin", password=password, demo=True, actor="demo")
             else:
@@ -152,7 +154,9 @@ def users_add(
         password = sys.stdin.readline().rstrip("\n")
     elif role not in ("unit_device", "sensor_feed"):
         password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
-    with _sessions(db).begin() as session:
+    from citywatch.store.db import writing
+
+    with writing(_sessions(db)) as session:
         user = create_user(session, username, role, password=password, scope=scope, unit_id=unit)
         out = {
             "username": user.username,
@@ -198,8 +202,9 @@ def users_list(db: DbOption = None, json_: JsonOption = False) -> None:
 def users_disable(username: str, db: DbOption = None, json_: JsonOption = False) -> None:
     """Disable an account and revoke its API and refresh tokens (effective at once)."""
     from citywatch.dispatch.accounts import disable_user
+    from citywatch.store.db import writing
 
-    with _sessions(db).begin() as session:
+    with writing(_sessions(db)) as session:
         disable_user(session, username)
     if json_:
         print_json({"username": username, "disabled": True})
@@ -211,8 +216,9 @@ def users_disable(username: str, db: DbOption = None, json_: JsonOption = False)
 def users_unlock(username: str, db: DbOption = None, json_: JsonOption = False) -> None:
     """End an account's lockout after repeated failed logins (audited)."""
     from citywatch.dispatch.accounts import unlock_user
+    from citywatch.store.db import writing
 
-    with _sessions(db).begin() as session:
+    with writing(_sessions(db)) as session:
         unlock_user(session, username)
     if json_:
         print_json({"username": username, "locked": False})
@@ -229,8 +235,9 @@ def users_token(
 ) -> None:
     """Issue an API token for a device account (shown once; only its hash is stored)."""
     from citywatch.dispatch.accounts import create_token
+    from citywatch.store.db import writing
 
-    with _sessions(db).begin() as session:
+    with writing(_sessions(db)) as session:
         token = create_token(session, username, name)
     if json_:
         print_json({"username": username, "name": name, "token": token})

@@ -51,6 +51,7 @@ from citywatch.dispatch.accounts import (
     rotate_refresh_token,
 )
 from citywatch.errors import AuthenticationError, PermissionDeniedError, TooManyRequestsError
+from citywatch.store.db import writing
 from citywatch.store.dispatch_models import ApiToken, RevokedToken, User
 
 __all__ = [
@@ -331,7 +332,7 @@ def _login_in_pool(state: Any, username: str, password: str) -> tuple[Principal,
     # Commits the failure counters and a lockout even when the login fails.
     failure: AuthenticationError | None = None
     family = secrets.token_hex(16)
-    with state.service.sessions.begin() as session:
+    with writing(state.service.sessions) as session:
         try:
             who = authenticate_password(session, username, password, allow_demo=state.settings.demo)
         except AuthenticationError as exc:
@@ -364,7 +365,7 @@ async def login(request: Request, username: str, password: str) -> dict[str, Any
 def refresh(request: Request, refresh_token: str) -> dict[str, Any]:
     """Exchange a refresh token (spent) for a new access token and a new refresh token."""
     state = request.app.state
-    with state.service.sessions.begin() as session:
+    with writing(state.service.sessions) as session:
         rotated = rotate_refresh_token(
             session, refresh_token, state.settings.refresh_ttl_s, allow_demo=state.settings.demo
         )
@@ -383,7 +384,7 @@ def logout(request: Request, refresh_token: str, access_token: str | None = None
     claims = None
     if access_token and not access_token.startswith("cw_"):
         claims = request.app.state.tokens.check(access_token, allow_expired=True)
-    with request.app.state.service.sessions.begin() as session:
+    with writing(request.app.state.service.sessions) as session:
         ended = revoke_refresh_session(session, refresh_token)
         if ended is None or claims is None or "jti" not in claims:
             return

@@ -141,7 +141,9 @@ def ensure_accounts(
 
     first_station = sorted(pack.stations, key=lambda s: (len(s.id), s.id))[0].id
     passwords = {}
-    with sessions.begin() as session:
+    from citywatch.store.db import writing
+
+    with writing(sessions) as session:
         for account in DEMO_ACCOUNTS:
             password = secrets.token_urlsafe(12)
             if find_user(session, account.username) is None:

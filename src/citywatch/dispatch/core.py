@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Protocol
 
 import shapely
-from sqlalchemy import Select, event, select, text, update
+from sqlalchemy import Select, event, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from citywatch.city import CityPack
@@ -46,6 +46,7 @@ from citywatch.incidents.taxonomy import Taxonomy, load_taxonomy
 from citywatch.routing import Router
 from citywatch.routing.speeds import parse_mode
 from citywatch.store.board_models import UnitBoard
+from citywatch.store.db import writing
 from citywatch.store.dispatch_models import (
     Assignment,
     DispatchEvent,
@@ -267,9 +268,7 @@ class ServiceCore:
         SQLite the transaction takes the database write lock at once (``BEGIN IMMEDIATE``): the
         reads that decide a change then see the state it changes.
         """
-        with self.sessions.begin() as session:
-            if session.get_bind().dialect.name == "sqlite":
-                session.execute(text("BEGIN IMMEDIATE"))
+        with writing(self.sessions) as session:
             yield session
             for entry in session.info.pop(_PENDING_AUDIT, []):
                 append_audit(session, **entry)

@@ -16,7 +16,7 @@ from typing import Any, Final
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -34,6 +34,7 @@ __all__ = [
     "session_factory",
     "session_scope",
     "upgrade",
+    "writing",
 ]
 
 #: Environment variable holding a database URL that replaces the default.
@@ -159,7 +160,21 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
 
 
 @contextmanager
+def writing(sessions: sessionmaker[Session]) -> Iterator[Session]:
+    """A writing transaction of ``sessions``: commits when the block ends, rolls back if it
+    raises.  On SQLite it takes the database's write lock at once (``BEGIN IMMEDIATE``):
+    Python's driver otherwise begins a transaction only at its first write, so what the block
+    read before (the audit chain's head) may be stale by then, and two appenders would take
+    the same sequence number (seen: the hourly sightings purge against the per-second seal
+    of the AVL fixes)."""
+    with sessions.begin() as session:
+        if session.get_bind().dialect.name == "sqlite":
+            session.execute(text("BEGIN IMMEDIATE"))
+        yield session
+
+
+@contextmanager
 def session_scope(engine: Engine) -> Iterator[Session]:
-    """A session that commits when the block ends and rolls back if it raises."""
-    with session_factory(engine)() as session, session.begin():
+    """A writing session (:func:`writing`) of ``engine``."""
+    with writing(session_factory(engine)) as session:
         yield session

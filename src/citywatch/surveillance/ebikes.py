@@ -39,6 +39,7 @@ from citywatch.dispatch.accounts import Principal, Role
 from citywatch.dispatch.audit import append_audit
 from citywatch.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError
 from citywatch.incidents.storage import insert_incidents
+from citywatch.store.db import writing
 from citywatch.store.ebike_models import EBikeRow, EBikeTheftReportRow
 from citywatch.store.theft_models import TheftDescriptionRow
 from citywatch.surveillance.ebike_thefts import REGISTRY_KIND, describe
@@ -271,7 +272,7 @@ class EBikeRegistry:
             "colour": _text(colour, "colour"),
             "contact": check_contact(contact),
         }
-        with self.sessions.begin() as s:
+        with writing(self.sessions) as s:
             taken = s.scalar(
                 select(EBikeRow.id).where(
                     EBikeRow.pack == self.pack.name, EBikeRow.tag_key == tag_key
@@ -301,7 +302,7 @@ class EBikeRegistry:
     ) -> dict[str, Any]:
         """Delete a bike and its owner contact (its theft reports stay, unlinked); audited."""
         at = now or datetime.now(UTC)
-        with self.sessions.begin() as s:
+        with writing(self.sessions) as s:
             row = self._bike(s, tag)
             self._can_change(who, row.bureau, row.station)
             if row.status == "stolen":
@@ -351,7 +352,7 @@ class EBikeRegistry:
                 "the theft time needs a time zone and must not be in the future",
                 field="occurred_at",
             )
-        with self.sessions.begin() as s:
+        with writing(self.sessions) as s:
             row = self._bike(s, tag)
             bureau, station = self._where(lon, lat, row)
             self._can_change(who, bureau, station)
@@ -417,7 +418,7 @@ class EBikeRegistry:
     def recover(self, who: Principal, tag: str, *, now: datetime | None = None) -> dict[str, Any]:
         """The bike was found: close its open report, withdraw the hotlist entry; audited."""
         at = now or datetime.now(UTC)
-        with self.sessions.begin() as s:
+        with writing(self.sessions) as s:
             row = self._bike(s, tag)
             self._can_change(who, row.bureau, row.station)
             report = s.scalar(

@@ -41,6 +41,7 @@ from citywatch.dispatch.core import EventSink, check_time_window
 from citywatch.domain import CLOCK_SKEW_S
 from citywatch.errors import CityWatchError, NotFoundError, ValidationError
 from citywatch.store.bulk import copy_rows, digest_lines
+from citywatch.store.db import writing
 from citywatch.store.models import SensorRow
 from citywatch.store.sightings_models import HotlistEntryRow, SightingRow
 from citywatch.surveillance.alerts import AreaGraph, Hit, Recommender, raise_alerts
@@ -509,12 +510,12 @@ def purge_sightings(
     cutoff = at - timedelta(days=retention_days)
     deleted = 0
     while True:
-        with sessions.begin() as s:
+        with writing(sessions) as s:
             n = purge_chunk(s, cutoff, chunk)
         deleted += n
         if n < chunk:
             break
-    with sessions.begin() as s:
+    with writing(sessions) as s:
         kept = int(
             s.scalar(
                 select(func.count())

@@ -20,6 +20,7 @@ from citywatch.city import CityPack
 from citywatch.dispatch.accounts import Principal, Role
 from citywatch.dispatch.audit import append_audit
 from citywatch.errors import NotFoundError, PermissionDeniedError, ValidationError
+from citywatch.store.db import writing
 from citywatch.store.models import SensorRow, SensorStatusRow
 from citywatch.surveillance.coverage import CameraCoverage
 from citywatch.surveillance.registry import snap_sensors
@@ -268,7 +269,7 @@ class SensorService:
         placed = snap_sensors([sensor], self.pack)
         if placed.refused:
             raise ValidationError(f"sensor {sensor.id}: {placed.refused[0][1]}", field="location")
-        with self.sessions.begin() as s:
+        with writing(self.sessions) as s:
             save_sensors(s, self.pack.name, placed.sensors, actor=who.username)
         return self.get(who, sensor.id)
 
@@ -279,6 +280,6 @@ class SensorService:
         if not who.can_write:
             raise PermissionDeniedError(f"role {who.role} may not change sensor status")
         self.get(who, sensor_id)  # exists, and within the caller's scope
-        with self.sessions.begin() as s:
+        with writing(self.sessions) as s:
             set_status(s, self.pack.name, sensor_id, status, actor=who.username, note=note)
         return self.get(who, sensor_id)

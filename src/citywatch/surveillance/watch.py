@@ -21,13 +21,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from sqlalchemy import func, or_, select, text
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from citywatch.dispatch.accounts import Principal, Role
 from citywatch.dispatch.audit import append_audit
 from citywatch.dispatch.service import DispatchService
 from citywatch.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError
+from citywatch.store.db import writing
 from citywatch.store.sightings_models import (
     AlertRecipientRow,
     HotlistEntryRow,
@@ -86,7 +87,7 @@ class SightingService:
         self.pack = dispatch.pack
         self.key = key or ValueKey.open()
         self.config = config or WatchConfig()
-        with self.sessions.begin() as s:
+        with writing(self.sessions) as s:
             hotlists.ensure_lists(s)
 
     # ------------------------------------------------------------------ ingest
@@ -103,9 +104,7 @@ class SightingService:
         """Ingest a batch of reads (see :func:`citywatch.surveillance.sightings.ingest`)."""
         if who.role not in FEED_ROLES:
             raise PermissionDeniedError(f"role {who.role} may not post sightings")
-        with self.sessions.begin() as s:
-            if s.get_bind().dialect.name == "sqlite":
-                s.execute(text("BEGIN IMMEDIATE"))
+        with writing(self.sessions) as s:
             return ingest(
                 s,
                 self.pack,
@@ -135,7 +134,7 @@ class SightingService:
 
     def add_entry(self, who: Principal, entry: hotlists.NewEntry, purpose: str) -> dict[str, Any]:
         """Put a reference on a hotlist (the list's write roles), audited with the purpose."""
-        with self.sessions.begin() as s:
+        with writing(self.sessions) as s:
             out = hotlists.add_entry(
                 s,
                 entry,
@@ -152,7 +151,7 @@ class SightingService:
         self, who: Principal, entry_id: int, changes: dict[str, Any], purpose: str
     ) -> dict[str, Any]:
         """Change an entry, audited with the purpose."""
-        with self.sessions.begin() as s:
+        with writing(self.sessions) as s:
             out = hotlists.update_entry(
                 s, entry_id, changes, actor=who.username, purpose=purpose, who=who,
                 now=self.dispatch.clock(),
@@ -161,7 +160,7 @@ class SightingService:
 
     def withdraw_entry(self, who: Principal, entry_id: int, purpose: str) -> dict[str, Any]:
         """Take an entry off its list, audited with the purpose."""
-        with self.sessions.begin() as s:
+        with writing(self.sessions) as s:
             out = hotlists.withdraw_entry(
                 s, entry_id, actor=who.username, purpose=purpose, who=who,
                 now=self.dispatch.clock(),
@@ -170,7 +169,7 @@ class SightingService:
 
     def search_entries(self, who: Principal, purpose: str, **filters: Any) -> list[dict[str, Any]]:
         """Search the hotlists the caller may read, audited with the purpose."""
-        with self.sessions.begin() as s:
+        with writing(self.sessions) as s:
             found = hotlists.search_entries(
                 s, actor=who.username, purpose=purpose, who=who, key=self.key,
                 now=self.dispatch.clock(), **filters,
@@ -223,7 +222,7 @@ class SightingService:
         if not who.can_write:
             raise PermissionDeniedError(f"role {who.role} may not change alerts")
         self.alert(who, alert_id)  # exists and addressed to the caller
-        with self.sessions.begin() as s:
+        with writing(self.sessions) as s:
             row = s.get(SightingAlertRow, alert_id, with_for_update=True)
             assert row is not None
             allowed = _MANUAL.get(row.status, ())
@@ -257,7 +256,7 @@ class SightingService:
             priority=alert["priority"],
             caller_notes=notes,
         )
-        with self.sessions.begin() as s:
+        with writing(self.sessions) as s:
             row = s.get(SightingAlertRow, alert_id, with_for_update=True)
             assert row is not None
             self._change(s, who, row, status="incident", incident_id=incident["id"])
@@ -350,7 +349,7 @@ class SightingService:
         except ValueError:
             raise ValidationError(f"unknown kind {kind!r}", field="kind") from None
         value_key = self.key.of(parsed, value, hashed=hashed)
-        with self.sessions.begin() as s:
+        with writing(self.sessions) as s:
             stmt = select(SightingRow).where(
                 SightingRow.value_key == value_key, SightingRow.pack == self.pack.name
             )
