@@ -113,7 +113,11 @@ def test_kill_9_under_load_loses_nothing_acknowledged(crash_db: str, tmp_path: P
         threads = [threading.Thread(target=calls, args=(k,)) for k in range(6)]
         for t in threads:
             t.start()
-        time.sleep(3)
+        # Kill once load is flowing (the first answers take longer on a busy machine).
+        deadline = time.monotonic() + 30
+        while not (incidents and fixes[0]) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(2)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(30)
         stop.set()
