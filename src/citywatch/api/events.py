@@ -13,7 +13,7 @@ AVL moves are not staged: the AVL writer commits them with one statement outside
 and then :meth:`~EventBus.publish` es them.  :class:`PostgresBus` sends what was published
 every :data:`PUBLISH_INTERVAL_S`, as few notifications as fit, rather than a notification per
 transaction: each notification wakes every worker's listening connection and backend, and with
-two workers those wake-ups cost as much as writing the fixes (bench_live).
+two workers those wake-ups cost as much as writing the fixes (profiled).
 """
 
 from __future__ import annotations
@@ -205,8 +205,8 @@ class PostgresBus(EventBus):
 
     @staticmethod
     def _notify_staged(session: Session) -> None:
-        # One statement for every event of the transaction (a batch of AVL fixes moves
-        # hundreds of units), sent just before the commit that delivers them.  The events go
+        # One statement for every event of the transaction (an incident's status change moves
+        # its units too), sent just before the commit that delivers them.  The events go
         # as few notifications as fit (JSON arrays of at most _MAX_PAYLOAD bytes): every
         # other worker decodes every notification, and each one costs it a wake-up.
         staged = session.info.pop(_STAGED, None)
