@@ -58,7 +58,7 @@ from citywatch.dispatch.live import RESYNC_INTERVAL_S
 from citywatch.dispatch.positions import SEAL_INTERVAL_S, FixQueue
 from citywatch.dispatch.service import DispatchService
 from citywatch.errors import CityWatchError
-from citywatch.routing import MODES, Router
+from citywatch.routing import Router
 from citywatch.store.db import make_engine, session_factory, upgrade
 from citywatch.surveillance.alerts import visible as alert_visible
 
@@ -196,8 +196,8 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        # Compile every mode's graph now rather than during the first emergency call.
-        await asyncio.to_thread(lambda: [road.graph(mode) for mode in MODES])
+        # Compile the graphs and the snapping index now rather than during the first call.
+        await asyncio.to_thread(road.prepare)
         # The pack and graphs are millions of long-lived objects: freezing them keeps full
         # garbage collections (~100 ms pauses measured in bench_dispatch) off request paths.
         gc.collect()

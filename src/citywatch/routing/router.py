@@ -12,6 +12,7 @@ is reported but not added to travel times.
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
@@ -155,6 +156,9 @@ class Router:
     _snaps: dict[str, _SnapCache] = field(default_factory=dict, repr=False)
     _searches: dict[tuple[str, bool], SearchGraph] = field(default_factory=dict, repr=False)
     _fixes: dict[str, _Fix] = field(default_factory=dict, repr=False)
+    # The service routes from many threads: the lazily built graphs, index and snap caches
+    # change under this lock (seen: a unit's mode looked up in an index still being built).
+    _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
     def __post_init__(self) -> None:
         self._to_metric = Transformer.from_crs("EPSG:4326", self.crs, always_xy=True)
@@ -182,21 +186,35 @@ class Router:
         """A router over a bare network in the given metric CRS."""
         return cls(network, crs, dict(speed_overrides or {}), max_snap_m)
 
+    def prepare(self) -> None:
+        """Build every mode's graph and the snapping index now (a service does this at start,
+        so the first emergency call does not pay for it)."""
+        for mode in MODES:
+            self.graph(mode)
+        self._snap_rows(np.zeros((0, 2)), [])
+
     def graph(self, mode: Mode) -> ModeGraph:
         """The compiled graph of ``mode`` (built once, then cached)."""
         if mode not in MODES:
             raise ValidationError(f"unknown travel mode {mode!r}; choose from {', '.join(MODES)}")
-        if mode not in self._graphs:
-            g = build_mode_graph(self.network, mode, self._edge_lines(), self.speed_overrides)
-            self._graphs[mode] = g
-            if self._index is not None:
-                self._index.add_mode(mode, g.seg_edge, g.seg_flip)
-        return self._graphs[mode]
+        g = self._graphs.get(mode)
+        if g is None:
+            with self._lock:
+                g = self._graphs.get(mode)
+                if g is None:
+                    g = build_mode_graph(
+                        self.network, mode, self._edge_lines(), self.speed_overrides
+                    )
+                    if self._index is not None:
+                        self._index.add_mode(mode, g.seg_edge, g.seg_flip)
+                    self._graphs[mode] = g
+        return g
 
     def _edge_lines(self) -> npt.NDArray[np.object_]:
-        if self._lines is None:
-            self._lines = self.network.edge_geometries(self.crs)
-        return self._lines
+        with self._lock:
+            if self._lines is None:
+                self._lines = self.network.edge_geometries(self.crs)
+            return self._lines
 
     # ----------------------------------------------------------------------------- snapping
     def snap(
@@ -230,17 +248,18 @@ class Router:
         if np.any((lon < lon_lo) | (lon > lon_hi)) or np.any((lat < lat_lo) | (lat > lat_hi)):
             raise ValidationError("longitude must be within ±180 and latitude within ±90")
         limit = self.max_snap_m if max_distance_m is None else max_distance_m
-        cache = self._snaps.setdefault(mode, _SnapCache())
         keys = list(zip(pts[:, 0].tolist(), pts[:, 1].tolist(), strict=True))
-        where = cache.find(keys)
-        missing = np.flatnonzero(where < 0)
-        if len(missing):
-            if len(cache) + len(missing) > _SNAP_CACHE_SIZE:
-                cache.clear()
-            new_keys = [keys[i] for i in missing.tolist()]
-            cache.add(new_keys, self._snap_new(pts[missing], mode))
+        with self._lock:
+            cache = self._snaps.setdefault(mode, _SnapCache())
             where = cache.find(keys)
-        rows = cache.rows[where]
+            missing = np.flatnonzero(where < 0)
+            if len(missing):
+                if len(cache) + len(missing) > _SNAP_CACHE_SIZE:
+                    cache.clear()
+                new_keys = [keys[i] for i in missing.tolist()]
+                cache.add(new_keys, self._snap_new(pts[missing], mode))
+                where = cache.find(keys)
+            rows = cache.rows[where]
         seg, frac, d, slon, slat = rows.T
         far = d > limit
         if far.any():
@@ -255,15 +274,16 @@ class Router:
         """:meth:`snap` of one point without its per-call array work (an incident's location is
         snapped once per mode, then answered from the cache)."""
         key = (float(point[0]), float(point[1]))
-        cache = self._snaps.setdefault(mode, _SnapCache())
-        at = cache.index.get(key)
         valid = math.isfinite(key[0] + key[1]) and abs(key[0]) <= 180 and abs(key[1]) <= 90
-        if at is None and valid:  # otherwise snap() below raises the error
-            self._snap_point_all_modes(key, mode)
-            at = cache.index[key]
-        if at is None or cache.rows[at, 2] > self.max_snap_m:
+        with self._lock:
+            cache = self._snaps.setdefault(mode, _SnapCache())
+            at = cache.index.get(key)
+            if at is None and valid:  # otherwise snap() below raises the error
+                self._snap_point_all_modes(key, mode)
+                at = cache.index[key]
+            row = None if at is None else cache.rows[at : at + 1].copy()
+        if row is None or row[0, 2] > self.max_snap_m:
             return self.snap(np.asarray(point), mode)  # raises the error
-        row = cache.rows[at : at + 1]
         return Snap(row[:, 0].astype(np.int64), row[:, 1], row[:, 2], row[:, 3], row[:, 4])
 
     def _snap_point_all_modes(self, key: tuple[float, float], mode: Mode) -> None:
@@ -296,10 +316,12 @@ class Router:
     def _snap_rows(self, pts: FloatArray, modes: list[Mode]) -> FloatArray:
         """Snap cache rows (segment, fraction, distance, lon, lat) of ``pts`` in each of
         ``modes`` (built), shape (modes, points, 5)."""
-        if self._index is None:
-            self._index = EdgeIndex(self._edge_lines())
-            for m, g in self._graphs.items():
-                self._index.add_mode(m, g.seg_edge, g.seg_flip)
+        with self._lock:
+            if self._index is None:
+                index = EdgeIndex(self._edge_lines())
+                for m, g in self._graphs.items():
+                    index.add_mode(m, g.seg_edge, g.seg_flip)
+                self._index = index
         x, y = self._to_metric.transform(pts[:, 0], pts[:, 1])
         near = self._index.nearest(np.column_stack([x, y]), list(modes))
         slon, slat = self._to_wgs.transform(near.x.ravel(), near.y.ravel())
@@ -344,12 +366,18 @@ class Router:
 
     def _search_graph(self, mode: Mode, reverse: bool) -> SearchGraph:
         key = (mode, reverse)
-        if key not in self._searches:
+        search = self._searches.get(key)
+        if search is None:
             g = self.graph(mode)
-            self._searches[key] = SearchGraph(
-                g.seconds_rev if reverse else g.seconds, g.metres_rev if reverse else g.metres
-            )
-        return self._searches[key]
+            with self._lock:
+                search = self._searches.setdefault(
+                    key,
+                    SearchGraph(
+                        g.seconds_rev if reverse else g.seconds,
+                        g.metres_rev if reverse else g.metres,
+                    ),
+                )
+        return search
 
     def node_reach(
         self, mode: Mode, sources: npt.ArrayLike, limit_s: float

@@ -116,8 +116,9 @@ class EdgeIndex:
         where ``seg_flip[s]``."""
         code = np.full(len(self.edge_m), -1, dtype=np.int64)
         code[seg_edge] = 2 * np.arange(len(seg_edge)) + seg_flip
-        self.rows[mode] = len(self.code)
+        # The row exists before it is named: a concurrent nearest() never sees a missing row.
         self.code = np.vstack([self.code, code[None, :]])
+        self.rows[mode] = len(self.code) - 1
 
     def nearest(self, xy: FloatArray, modes: list[str]) -> Nearest:
         """The nearest segment of each of ``modes`` for each point of ``xy`` (shape (n, 2))."""
