@@ -46,16 +46,25 @@ def _serve(db: str, port: int, env: dict[str, str], log: Path) -> subprocess.Pop
         )
 
 
-def _wait_up(url: str, proc: subprocess.Popen[bytes]) -> None:
+def _dump_stacks(proc: subprocess.Popen[bytes]) -> None:
+    """Have a stuck service print every thread's stack into its log (``PYTHONFAULTHANDLER``
+    answers SIGABRT), so a failure shows where it hung."""
+    if proc.poll() is None:
+        os.kill(proc.pid, signal.SIGABRT)
+        proc.wait(30)
+
+
+def _wait_up(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
-        assert proc.poll() is None, "the service exited"
+        assert proc.poll() is None, f"the service exited:\n{log.read_text()[-3000:]}"
         try:
             if httpx.get(f"{url}/api/v1/health", timeout=2).status_code == 200:
                 return
         except httpx.HTTPError:
             time.sleep(0.2)
-    raise AssertionError("the service did not start")
+    _dump_stacks(proc)
+    raise AssertionError(f"the service did not start:\n{log.read_text()[-6000:]}")
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -77,7 +86,7 @@ def test_kill_9_under_load_loses_nothing_acknowledged(crash_db: str, tmp_path: P
     port = sock.getsockname()[1]
     sock.close()
     url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "CITYWATCH_JWT_SECRET": SECRET}
+    env = {**os.environ, "CITYWATCH_JWT_SECRET": SECRET, "PYTHONFAULTHANDLER": "1"}
     log = tmp_path / "serve.log"
     proc = _serve(db_url, port, env, log)
     incidents: list[str] = []
@@ -85,7 +94,7 @@ def test_kill_9_under_load_loses_nothing_acknowledged(crash_db: str, tmp_path: P
     answers: Counter[str] = Counter()  # what the load got, for the message if none came
     lock = threading.Lock()
     try:
-        _wait_up(url, proc)
+        _wait_up(url, proc, log)
         with httpx.Client(base_url=url, headers=headers) as c:
             for i in range(4):
                 r = c.post(
@@ -128,7 +137,10 @@ def test_kill_9_under_load_loses_nothing_acknowledged(crash_db: str, tmp_path: P
         while not (incidents and fixes[0]) and time.monotonic() < deadline:
             time.sleep(0.1)
         time.sleep(2)
-        os.kill(proc.pid, signal.SIGKILL)
+        if not (incidents and fixes[0]):
+            _dump_stacks(proc)  # stuck or dead: the log says where
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
         proc.wait(30)
         stop.set()
         for t in threads:
@@ -137,7 +149,7 @@ def test_kill_9_under_load_loses_nothing_acknowledged(crash_db: str, tmp_path: P
         if proc.poll() is None:
             proc.kill()
             proc.wait(30)
-    said = f"{dict(answers)}; the service's log ends:\n{log.read_text()[-3000:]}"
+    said = f"{dict(answers)}; the service's log ends:\n{log.read_text()[-6000:]}"
     assert incidents and fixes[0] > 0, f"no load stored before the kill: {said}"
     assert not [a for a in answers if a.endswith(" 500")], said
     with engine.connect() as conn:
@@ -150,7 +162,7 @@ def test_kill_9_under_load_loses_nothing_acknowledged(crash_db: str, tmp_path: P
     # A new process seals what the killed one left unsealed; then everything verifies.
     proc = _serve(db_url, port, env, log)
     try:
-        _wait_up(url, proc)
+        _wait_up(url, proc, log)
         time.sleep(2)
     finally:
         proc.terminate()
