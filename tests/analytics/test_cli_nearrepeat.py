@@ -122,6 +122,8 @@ def test_clear_errors_and_skipped_rows(tmp_path: Path, capsys: pytest.CaptureFix
     assert code == 1 and "Error: give a CSV FILE, or read the store" in err
     code, _, err = run(["stats", "near-repeat", str(path), *BANDS, "--db", "sqlite://"], capsys)
     assert code == 1 and "either FILE or --db" in err
+    code, _, err = run(["stats", "near-repeat", str(path), *BANDS, "--lang", "fr"], capsys)
+    assert code == 1 and "Error: unknown language 'fr'" in err
     code, _, err = run(["stats", "knox", str(tmp_path / "missing.csv")], capsys)
     assert code == 1 and "Error: cannot read" in err
 

@@ -39,6 +39,7 @@ def test_predict_outputs_feed_plan_posts(capsys, tmp_path):
     year = doc["study"]["events"]
     assert doc["expected_total"] == pytest.approx(table["weight"].sum())
     assert 0 < doc["expected_total"] < year
+    assert doc["risk_units"] == "expected incidents"
     features = json.loads(geo.read_text())["features"]
     assert sorted(f["properties"]["rank"] for f in features) == list(range(1, len(table) + 1))
     assert png.stat().st_size > 10_000
@@ -66,6 +67,18 @@ def test_evaluate_json_and_charts(capsys, tmp_path):
     assert png.stat().st_size > 10_000 and audit.stat().st_size > 10_000
 
 
+def test_evaluate_table_shows_the_area_audit(capsys):
+    """The text report, not only the JSON, compares flagged and incident shares per area."""
+    code, stdout, _ = run(
+        ["forecast", "evaluate", "--dataset", "chicago-southside", "--start", "2016-11-01",
+         "--end", "2016-12-01", "--horizon-days", "7", "--predictor", "prospective"], capsys,
+    )  # fmt: skip
+    assert code == 0
+    assert "Per-area audit: share of the flagged 10% of the area" in stdout
+    assert "incident share" in stdout and "flagged prospective" in stdout
+    assert all(f"R{r}C{c}" in stdout for r in (1, 2, 3) for c in (1, 2, 3))
+
+
 def test_shift_forecast_on_day_precision_data_is_refused(capsys):
     code, _, stderr = run(
         ["forecast", "evaluate", "--dataset", "toronto-bikes", "--start", "2017-06-01",
@@ -73,6 +86,50 @@ def test_shift_forecast_on_day_precision_data_is_refused(capsys):
     )  # fmt: skip
     assert code == 1
     assert "Error: a time-of-day model (here a 8-hour horizon) needs exact times" in stderr
+
+
+@pytest.mark.parametrize(
+    ("horizon", "message"),
+    [
+        (["--horizon-hours", "8"], "a time-of-day model (here a 8-hour horizon) needs exact times"),
+        (["--horizon-days", "1"], "a 1-day horizon needs times finer than the data's month"),
+        (["--horizon-days", "7"], "a 7-day horizon needs times finer than the data's month"),
+    ],
+)
+def test_police_uk_month_precision_is_refused(capsys, horizon, message):
+    """Real data.police.uk records (West Yorkshire, July 2016) carry only their month."""
+    from citywatch.paths import data_dir
+
+    path = data_dir() / "west-yorkshire" / "2016-07-west-yorkshire-street.csv.gz"
+    code, stdout, stderr = run(
+        ["forecast", "evaluate", "--incidents", str(path), "--source", "police_uk",
+         "--crs", "EPSG:27700", "--start", "2016-07-10", "--end", "2016-07-20",
+         "--predictor", "kde", *horizon], capsys,
+    )  # fmt: skip
+    assert code == 1
+    assert f"Error: {message}" in stderr and "Traceback" not in stdout + stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["fit", "--until", "notadate"],
+        ["predict", "--until", "2016-13-45"],
+        ["evaluate", "--start", "bad", "--end", "2016-12-01"],
+        ["evaluate", "--start", "2016-11-01", "--end", ""],
+    ],
+)
+def test_unreadable_dates_are_clear_errors(capsys, args):
+    code, stdout, stderr = run(["forecast", *args, "--dataset", "chicago-southside"], capsys)
+    assert code == 1
+    assert "Error: not a date or date-time" in stderr and "Traceback" not in stdout + stderr
+
+
+def test_negative_top_is_refused(capsys):
+    code, _, stderr = run(
+        ["forecast", "predict", "--dataset", "chicago-southside", "--top", "-1"], capsys
+    )
+    assert code == 1 and "Error: --top must be zero or more" in stderr
 
 
 def test_feedback_json(capsys):

@@ -31,7 +31,9 @@ def test_predict_carries_the_backtest_of_its_predictor(capsys, tmp_path):
     assert meta["predictor"] == "prospective" and meta["horizon_days"] == 7.0
     assert meta["origin"] == predicted["origin"] == "2016-12-01T00:00:00+00:00"
     assert meta["until"] == "2016-12-08T00:00:00+00:00"
-    assert meta["expected_total"] == pytest.approx(predicted["expected_total"])
+    # prospective risks are scores, not expected counts: no total is claimed
+    assert meta["expected_total"] is None and predicted["expected_total"] is None
+    assert meta["risk_units"] == predicted["risk_units"] == "score"
     rows = meta["backtest"]["rows"]
     wanted = [r for r in evaluation["summary"] if r["predictor"] in ("prospective", "naive")]
     assert rows == [{k: r[k] for k in ("predictor", "coverage", "hit_rate", "pai")} for r in wanted]

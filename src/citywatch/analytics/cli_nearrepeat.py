@@ -403,6 +403,8 @@ def near_repeat_command(
     json: Json = False,
 ) -> None:
     """Near-repeat Knox table (Near Repeat Calculator bands) with a permutation test."""
+    if lang not in ("zh", "en"):
+        raise ValidationError(f"unknown language {lang!r}: use zh or en", field="lang")
     bands = Bands(spatial_band, spatial_bands, temporal_band, temporal_bands)
     metric = _metric(distance)
     events = _read_events(

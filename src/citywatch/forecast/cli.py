@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import numpy as np
 import typer
 
-from citywatch.console import console, err_console, print_json, print_table, progress, to_jsonable
+from citywatch.console import err_console, print_json, print_table, progress, to_jsonable
 from citywatch.errors import DataError, ValidationError
 
 app = typer.Typer(
@@ -138,6 +138,13 @@ def _emit(doc: dict[str, Any], out: Path | None, as_json: bool) -> bool:
     return as_json
 
 
+def _expected_total(predictor: str, surface: Any, risk: Any) -> float | None:
+    """Expected incidents over the horizon: the sum of the risks where they are expected counts
+    (naive, ETAS, KDE on a grid); ``None`` where they are scores (prospective, KDE on segments)."""
+    counts = predictor in ("naive", "etas") or (predictor == "kde" and surface.kind == "grid")
+    return float(risk.sum()) if counts else None
+
+
 def _fitted(study: Any, predictor: str, until: str | None, options: dict[str, Any]) -> Any:
     from citywatch.forecast.pipeline import make_predictor
     from citywatch.forecast.surface import DAY_S, to_days
@@ -212,6 +219,8 @@ def predict(
     from citywatch.forecast.surface import require_precision
 
     horizon = _horizon(horizon_days, horizon_hours)
+    if top < 0:
+        raise ValidationError("--top must be zero or more", field="top")
     evaluation = None
     if backtest is not None:
         import json
@@ -225,6 +234,7 @@ def predict(
     require_precision(study.events, horizon)
     model, origin_s = _fitted(study, predictor, until, _options(window_days, 0.0))
     risk = model.predict(horizon)
+    expected_total = _expected_total(predictor, study.surface, risk)
     table = risk_table(study.surface, risk)
     if csv is not None:
         csv.parent.mkdir(parents=True, exist_ok=True)
@@ -237,7 +247,8 @@ def predict(
             "horizon_days": horizon,
             "until": (pd.Timestamp(origin) + pd.Timedelta(days=horizon)).isoformat(),
             "study": study.name,
-            "expected_total": float(risk.sum()),
+            "expected_total": expected_total,
+            "risk_units": "score" if expected_total is None else "expected incidents",
             "backtest": evaluation,
         }
         write_risk_geojson(study.surface, risk, geojson, meta)
@@ -254,7 +265,8 @@ def predict(
         "horizon_days": horizon,
         "study": study.as_dict(),
         "params": model.params(),
-        "expected_total": float(risk.sum()),
+        "expected_total": expected_total,
+        "risk_units": "score" if expected_total is None else "expected incidents",
         "top": ranked.head(top).drop(columns="density").to_dict(orient="records"),
         "outputs": {"csv": csv, "geojson": geojson, "png": png},
     }
@@ -347,7 +359,46 @@ def _print_summary(report: dict[str, Any]) -> None:
         ["predictor", "area", "hit rate", "PAI", "PEI", "hit rate - naive"],
         rows,
     )
-    console.print("Per-area audit (flagged share vs incident share by month): see --json/--out.")
+    _print_area_audit(report)
+
+
+def _print_area_audit(report: dict[str, Any]) -> None:
+    """Per area: share of the flagged cells against share of the incidents, by month."""
+    audit = report["area_audit"]
+    if not audit:
+        return
+    predictors = report["predictors"]
+    months = sorted({r["month"] for r in audit})
+    coverage = report["area_audit_coverage"]
+
+    def mean(values: list[float | None]) -> str:
+        known = [v for v in values if v is not None]
+        return f"{sum(known) / len(known):.3f}" if known else "-"
+
+    by_area: dict[str, list[dict[str, Any]]] = {}
+    for r in audit:
+        by_area.setdefault(r["area"], []).append(r)
+    last = predictors[-1]
+    rows = []
+    for area, entries in by_area.items():
+        over = sum(
+            1
+            for r in entries
+            if r["incident_share"] is not None and r[f"flagged_share_{last}"] > r["incident_share"]
+        )
+        rows.append([
+            area, mean([r["incident_share"] for r in entries]),
+            *(mean([r[f"flagged_share_{p}"] for r in entries]) for p in predictors),
+            f"{over} / {len(entries)}",
+        ])  # fmt: skip
+    print_table(
+        f"Per-area audit: share of the flagged {coverage:.0%} of the area vs share of the "
+        f"incidents, mean over {len(months)} month(s) ({months[0]} to {months[-1]}; by month in "
+        "--json/--out and --audit-png)",
+        ["area", "incident share", *(f"flagged {p}" for p in predictors),
+         f"months {last} flags more than its share"],
+        rows,
+    )  # fmt: skip
 
 
 @app.command("feedback")

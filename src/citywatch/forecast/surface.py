@@ -44,8 +44,21 @@ _SHORTEST_HORIZON_DAYS: Final = {"exact": 0.0, "day": 1.0, "month": 28.0}
 
 
 def to_days(when: pd.Timestamp | str) -> float:
-    """A time as days since 1970-01-01 UTC (naive times are read as UTC)."""
-    ts = pd.Timestamp(when)
+    """A time as days since 1970-01-01 UTC (naive times are read as UTC).
+
+    Raises
+    ------
+    ValidationError
+        For text that is not a date or date-time (``2017-01-01``, ``2017-01-01T06:00``).
+    """
+    try:
+        ts = pd.Timestamp(when)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise ValidationError(
+            f"not a date or date-time: {when!r} (use YYYY-MM-DD or ISO 8601)", field="date"
+        ) from exc
+    if pd.isna(ts):
+        raise ValidationError(f"not a date or date-time: {when!r}", field="date")
     ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
     return float(ts.value) / 1e9 / DAY_S
 
