@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -16,6 +17,7 @@ import shapely
 from citywatch.city import load_pack
 from citywatch.city.build import build_pack
 from citywatch.city.osm import read_osm_places, read_osm_stations
+from citywatch.city.pack import Place
 from citywatch.city.places import OSM_PLACE_TAGS, import_places, read_place_file
 from citywatch.city.spec import utm_crs, validate_spec
 from citywatch.cli import main
@@ -268,3 +270,35 @@ def test_baltimore_pack() -> None:
     hw = pack.network.edges["highway"].value_counts()
     assert hw["service"] == 2 * 12083  # the alleys
     assert hw["motorway"] > 0 and hw["primary"] > 0
+
+
+def test_places_import_refuses_bad_geometry_and_far_places(tmp_path: Path) -> None:
+    pack = tmp_path / "sz"
+    assert run_cli("city", "build", "shenzhen", "--out", str(pack)).returncode == 0
+    bad = {
+        "no-geometry": {"type": "Feature", "properties": {"id": "a", "kind": "market"}},
+        "null-geometry": {"type": "Feature", "properties": {"id": "a"}, "geometry": None},
+        "unknown-type": {"type": "Feature", "geometry": {"type": "Poly", "coordinates": []}},
+        "bad-coordinates": {"type": "Feature", "geometry": {"type": "Point", "coordinates": "x"}},
+        "not-a-feature": "x",
+    }
+    for name, feature in bad.items():
+        path = tmp_path / f"{name}.geojson"
+        path.write_text(json.dumps({"type": "FeatureCollection", "features": [feature]}))
+        out = run_cli("city", "places", "import", str(pack), str(path), "--kind", "market")
+        assert out.returncode == 1, (name, out.stdout)
+        assert out.stderr.startswith(f"Error: {path} feature 1"), (name, out.stderr)
+        assert "Traceback" not in out.stderr
+    # Far outside the pack's network (the build's 5 km rule): refused, nothing written.
+    far = tmp_path / "far.csv"
+    far.write_text("id,name,lon,lat\nbj,Beijing,116.40,39.90\n", encoding="utf-8")
+    out = run_cli("city", "places", "import", str(pack), str(far), "--kind", "market")
+    assert out.returncode == 1 and "km outside the road network" in out.stderr, out.stderr
+    assert not (pack / "places.geojson").exists()
+    # Latitude first where that is a valid point: the hint says so.
+    lon, lat = -73.9855, 40.7580
+    mh = Path(shutil.copytree(load_pack("manhattan").path, tmp_path / "mh"))
+    swapped = [Place("x", "market", "", shapely.Point(lat, lon))]
+    with pytest.raises(DataError, match="look swapped"):
+        import_places(mh, swapped)
+    assert import_places(mh, [Place("x", "market", "", shapely.Point(lon, lat))]) == 1

@@ -285,3 +285,143 @@ def test_cli_hide_with_cameras_json(capsys: pytest.CaptureFixture[str]) -> None:
     blocks = doc["ranking"]
     assert blocks and all(0 <= b["p_end"] <= b["p_pass"] <= 1 for b in blocks)
     assert [b["p_end"] for b in blocks] == sorted((b["p_end"] for b in blocks), reverse=True)
+
+
+def test_camera_weighting_follows_the_local_hour() -> None:
+    from citywatch.pursuit.analysis import camera_points, covered_points
+    from citywatch.surveillance.coverage import CameraCoverage
+    from citywatch.surveillance.sensors import Owner, PowerSchedule, Sensor, SensorKind
+    from tests.surveillance.networks import grid_pack, lonlat
+
+    pack = grid_pack(nx_=3, ny=3)  # America/New_York
+    lon, lat = lonlat(100, 0)
+    cam = Sensor(
+        id="c",
+        lon=lon,
+        lat=lat,
+        kind=SensorKind.FIXED_CAMERA,
+        owner=Owner.POLICE,
+        range_m=40.0,
+        power=PowerSchedule.parse("23:00-06:00"),  # off at night
+    )
+    cov = CameraCoverage.build(pack, [cam])
+    noon = datetime(2026, 12, 1, 17, 0, tzinfo=UTC)  # 12:00 in New York
+    night = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)  # 03:00 in New York (13:00 would be UTC+5)
+    day_pts = covered_points(cov, pack.timezone, noon)
+    assert len(day_pts) > 0 and len(covered_points(cov, pack.timezone, night)) == 0
+    assert np.array_equal(camera_points(pack, [cam], noon), day_pts)
+    router = Router.from_pack(pack)
+    xy = node_xy(router)
+    by_day = destination_weights(xy, tuple(xy[4]), covered_xy=day_pts)
+    by_night = destination_weights(xy, tuple(xy[4]), covered_xy=np.zeros((0, 2)))
+    seen = int(np.argmin(np.hypot(*(xy - xy[1]).T)))  # the node at the camera (100, 0)
+    assert by_day[seen] == pytest.approx(0.25) and by_night[seen] == 1.0
+    assert by_day[8] == by_night[8] == 1.0  # the far corner is seen at no hour
+
+
+def test_segment_sets_match_the_rings(router: Router) -> None:
+    from citywatch.pursuit.reach import segment_sets
+
+    reach = reachable(router, Incident(*centre(), T0, "bicycle"), (1, 3))
+    rows = segment_sets(router, reach)
+    g = router.graph("bicycle")
+    edges = router.network.edges
+    ids = router.network.nodes["node_id"].to_numpy()
+    for ring in reach.rings:
+        mine = [r for r in rows if r["minutes"] == ring.minutes]
+        assert len(mine) == len(ring.segments)
+        assert [r["reached"] for r in mine] == pytest.approx(ring.reached.tolist(), abs=1e-4)
+        for r, s in zip(mine, ring.segments.tolist(), strict=True):
+            assert {r["u"], r["v"]} == {ids[g.seg_a[s]], ids[g.seg_b[s]]}
+            e = edges.iloc[r["edge"]]
+            assert {ids[e["u"]], ids[e["v"]]} == {r["u"], r["v"]}
+            assert 0 < r["reached"] <= 1
+    km = sum(r["reached"] * edges["length_m"].iloc[r["edge"]] for r in rows if r["minutes"] == 1)
+    assert km / 1000 == pytest.approx(reach.rings[0].street_km, rel=5e-3)  # lengths: UTM vs table
+
+
+def test_cli_reach_segment_sets_and_bad_outputs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["pursuit", "reach", "manhattan", "--at", "-73.9855,40.7580"]
+    args += ["--time", "2026-12-01T21:30:00-05:00", "--mode", "car"]
+    table = tmp_path / "segments.csv"
+    code, out, err = run([*args, "--segments", str(table), "--json"], capsys)
+    assert code == 0, err
+    doc = json.loads(out)
+    sets = {s["minutes"]: s for s in doc["segment_sets"]}
+    assert sorted(sets) == [1, 3, 5, 10]
+    for ring in doc["rings"]:
+        s = sets[ring["minutes"]]
+        assert len(s["edges"]) == len(s["reached"]) == ring["segments"] > 0
+    csv_rows = pd.read_csv(table, dtype={"u": str, "v": str})
+    assert list(csv_rows.columns) == ["minutes", "edge", "u", "v", "reached"]
+    assert csv_rows.groupby("minutes").size().to_dict() == {
+        r["minutes"]: r["segments"] for r in doc["rings"]
+    }
+    # Unwritable outputs are one-line errors, not tracebacks.
+    blocker = tmp_path / "a-file"
+    blocker.write_text("", encoding="utf-8")
+    for option in ("--geojson", "--segments"):
+        code, _, err = run([*args, option, str(blocker / "x")], capsys)
+        assert code == 1 and err.startswith("Error: cannot write") and "Traceback" not in err
+
+
+def test_cli_refuses_bad_units_and_top(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    base = ["manhattan", "--at", "-73.9855,40.7580", "--time", "2026-12-01T21:30:00-05:00"]
+    cases = {
+        b"\xff\xfe\x00garbage": "not a readable UTF-8 CSV",
+        b"id,type,lon,lat\nc1,patrol_car,-73.98,40.75\nc1,patrol_car,-73.97,40.75\n": (
+            ":3: unit 'c1' is listed twice"
+        ),
+        b"id,type,lon,lat\n,patrol_car,-73.98,40.75\n": ":2: empty unit id",
+        b"id,type,lon,lat\nc1,patrol_car,nan,40.75\n": ":2: (nan, 40.75) is not a finite",
+        b"id,type,lon,lat\nc1,patrol_car,-73.98\n": ":2: could not convert",
+    }
+    for n, (content, message) in enumerate(cases.items()):
+        path = tmp_path / f"units{n}.csv"
+        path.write_bytes(content)
+        code, _, err = run(["pursuit", "plan", *base, "--units", str(path)], capsys)
+        assert code == 1 and err.startswith("Error: ") and message in err, err
+        assert "Traceback" not in err
+    code, _, err = run(["pursuit", "hide", *base, "--top", "0"], capsys)
+    assert code == 1 and "--top must be positive" in err
+
+
+def test_png_to_an_unwritable_path_is_a_data_error(tmp_path: Path) -> None:
+    from citywatch.errors import DataError
+    from citywatch.pursuit.maps import write_pursuit_png
+    from tests.surveillance.networks import grid_pack, lonlat
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("", encoding="utf-8")
+    with pytest.raises(DataError, match="cannot write"):
+        write_pursuit_png(blocker / "map.png", grid_pack(), lonlat(100, 100))
+
+
+def test_units_from_an_unusable_database_are_a_data_error(tmp_path: Path) -> None:
+    from citywatch.errors import DataError
+    from citywatch.pursuit.units import units_from_db
+
+    with pytest.raises(DataError, match="cannot read the units of sqlite"):
+        units_from_db(f"sqlite:///{tmp_path / 'empty.db'}")  # never migrated: no units table
+    with pytest.raises(DataError, match="cannot read the units of"):
+        units_from_db(f"sqlite:///{tmp_path / 'no-such-dir' / 'x.db'}")
+
+
+def test_beyond_the_milp_size_greedy_reports_its_lp_gap(
+    router: Router, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import citywatch.pursuit.intercept as intercept
+
+    inc = Incident(*centre(), T0, "bicycle")
+    routes = simulate_routes(router, inc, n_routes=150, seed=2)
+    etas = unit_etas(router, _fleet(router))
+    problem = InterceptProblem.build(routes, etas, delay_s=20.0, candidates=8)
+    exact = solve(problem, 3)
+    assert exact.method == "milp" and exact.gap == 0
+    monkeypatch.setattr(intercept, "MILP_MAX_NONZEROS", problem.cover.nnz - 1)
+    plan = solve(problem, 3)
+    assert plan.method == "greedy"
+    assert plan.intercepted <= exact.intercepted <= plan.bound
+    assert plan.gap == pytest.approx((plan.bound - plan.intercepted) / plan.bound)

@@ -23,12 +23,18 @@ from scipy.cluster.vq import kmeans2
 from shapely.geometry import shape
 
 from citywatch.city.coords import CoordinateSystem
-from citywatch.city.network import RoadNetwork, read_edge_csv, read_graphml, read_osm
+from citywatch.city.network import (
+    RoadNetwork,
+    check_near_network,
+    read_edge_csv,
+    read_graphml,
+    read_osm,
+)
 from citywatch.city.osm import read_osm_places, read_osm_stations
 from citywatch.city.pack import LEVELS, Jurisdiction, Place, Station, write_pack
-from citywatch.city.places import read_json, read_place_file, to_wgs
+from citywatch.city.places import read_json, read_place_file, surface_xy, to_wgs
 from citywatch.city.spec import check_timezone, utm_crs, validate_spec
-from citywatch.city.stations import check_near_network, fill_stations, read_station_file, template
+from citywatch.city.stations import fill_stations, read_station_file, template
 from citywatch.console import err_console, progress
 from citywatch.errors import DataError
 from citywatch.tomlkeys import read_toml
@@ -368,7 +374,7 @@ def build_from_spec(spec: dict[str, Any], base: Path, out: Path) -> Path:
         jurisdictions += extra
         bar.update(task, advance=1, description=f"Building pack {meta['name']}: places")
         places = _places(spec, base, system)
-        check_near_network("place", [(p.id, *_xy(p.geometry)) for p in places], network)
+        check_near_network("place", [(p.id, *surface_xy(p.geometry)) for p in places], network)
         write_pack(out, meta, network, jurisdictions, stations, places)
         bar.advance(task)
     if not stations:
@@ -377,11 +383,6 @@ def build_from_spec(spec: dict[str, Any], base: Path, out: Path) -> Path:
             "and simulations need units placed by hand (add [stations] to the spec)"
         )
     return out
-
-
-def _xy(geometry: Any) -> tuple[float, float]:
-    point = shapely.point_on_surface(geometry)
-    return float(point.x), float(point.y)
 
 
 def _network_hull(network: RoadNetwork, crs: str, buffer_m: float) -> Any:

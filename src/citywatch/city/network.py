@@ -28,7 +28,9 @@ from citywatch.errors import DataError
 
 __all__ = [
     "EDGE_COLUMNS",
+    "NEAR_NETWORK_M",
     "RoadNetwork",
+    "check_near_network",
     "haversine_m",
     "parse_maxspeed",
     "read_edge_csv",
@@ -446,3 +448,34 @@ def read_osm(path: Path) -> RoadNetwork:
     if not rows:
         raise DataError(f"OSM file {path} has no highway ways")
     return _assemble(ids, lons, lats, rows)
+
+
+#: How far (m) outside the road network's bounding box a station or place may lie.
+NEAR_NETWORK_M = 5_000.0
+
+
+def check_near_network(
+    what: str, items: Sequence[tuple[str, float, float]], network: RoadNetwork
+) -> None:
+    """Refuse points (``(id, lon, lat)``) far outside the network's bounding box.
+
+    Raises
+    ------
+    DataError
+        Naming the first such point and its distance, with a hint when its swapped coordinates
+        (lat, lon) would lie on the network.
+    """
+    lon, lat = network.lon, network.lat
+    west, east, south, north = lon.min(), lon.max(), lat.min(), lat.max()
+    for item_id, x, y in items:
+        cx, cy = min(max(x, west), east), min(max(y, south), north)
+        gap = float(haversine_m(x, y, cx, cy))
+        if gap <= NEAR_NETWORK_M:
+            continue
+        hint = ""
+        if west <= y <= east and south <= x <= north:
+            hint = ": longitude and latitude look swapped (give lon, lat in that order)"
+        raise DataError(
+            f"{what} {item_id} at ({x:.6f}, {y:.6f}) lies {gap / 1000:,.0f} km outside the road "
+            f"network{hint}"
+        )

@@ -23,9 +23,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import shapely
+from shapely.errors import ShapelyError
 from shapely.geometry import shape
 
 from citywatch.city.coords import CoordinateSystem, to_wgs84
+from citywatch.city.network import check_near_network
 from citywatch.city.pack import PLACE_KINDS, Place, feature_collection, read_pack
 from citywatch.errors import DataError
 
@@ -35,6 +37,7 @@ __all__ = [
     "merge_places",
     "read_json",
     "read_place_file",
+    "surface_xy",
     "to_wgs",
 ]
 
@@ -119,7 +122,10 @@ def read_place_file(
         doc = read_json(path)
         if not isinstance(doc, dict) or "features" not in doc:
             raise DataError(f"{path} is not a GeoJSON FeatureCollection")
-        rows = [(f.get("properties") or {}, shape(f["geometry"])) for f in doc["features"]]
+        features = doc["features"]
+        if not isinstance(features, list):
+            raise DataError(f"{path}: 'features' is not a list")
+        rows = [_geojson_row(path, n, f) for n, f in enumerate(features, start=1)]
     out = []
     for n, (props, geometry) in enumerate(rows, start=1):
         where = f"{path} feature {n}"
@@ -134,6 +140,26 @@ def read_place_file(
             )
         )
     return out
+
+
+def _geojson_row(path: Path, n: int, feature: object) -> tuple[dict[str, Any], Any]:
+    """The properties and shapely geometry of GeoJSON feature ``n`` (1-based, for messages)."""
+    where = f"{path} feature {n}"
+    if not isinstance(feature, dict):
+        raise DataError(f"{where} is not a GeoJSON Feature")
+    props = feature.get("properties") or {}
+    if not isinstance(props, dict):
+        raise DataError(f"{where}: its properties are not an object")
+    raw = feature.get("geometry")
+    if not raw:
+        raise DataError(f"{where} has no geometry")
+    try:
+        geometry = shape(raw)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, ShapelyError) as exc:
+        raise DataError(f"{where}: invalid geometry ({exc})") from None
+    if geometry.is_empty:
+        raise DataError(f"{where} has an empty geometry")
+    return props, geometry
 
 
 def _csv_rows(path: Path, lon: str, lat: str) -> list[tuple[dict[str, Any], Any]]:
@@ -170,14 +196,31 @@ def import_places(folder: Path, places: Sequence[Place]) -> int:
     """Add places to a built pack folder's ``places.geojson``; return how many it now holds.
 
     A place whose id is already in the pack replaces it.  Places outside the pack's city
-    polygon are kept (a market on the border serves both sides), but the pack must exist.
+    polygon are kept (a market on the border serves both sides), but the pack must exist and,
+    as in a build, no place may lie more than 5 km outside its road network's bounding box.
+
+    Raises
+    ------
+    DataError
+        If the pack cannot be read, a place lies far outside the network (with a hint when
+        its longitude and latitude look swapped), or ``places.geojson`` cannot be written.
     """
     pack = read_pack(folder)
+    check_near_network("place", [(q.id, *surface_xy(q.geometry)) for q in places], pack.network)
     merged = merge_places(pack.places, places)
     path = pack.path / "places.geojson"
-    path.write_text(
-        json.dumps(feature_collection([p.feature() for p in merged]), ensure_ascii=False),
-        encoding="utf-8",
-    )
+    try:
+        path.write_text(
+            json.dumps(feature_collection([p.feature() for p in merged]), ensure_ascii=False),
+            encoding="utf-8",
+        )
+    except OSError as exc:
+        raise DataError(f"cannot write {path}: {exc.strerror or exc}") from None
     pack.places[:] = merged  # the loaded (cached) pack sees them too
     return len(merged)
+
+
+def surface_xy(geometry: Any) -> tuple[float, float]:
+    """A point on a place's geometry (its location for distance checks)."""
+    point = shapely.point_on_surface(geometry)
+    return float(point.x), float(point.y)

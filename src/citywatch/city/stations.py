@@ -6,9 +6,10 @@
 * :func:`fill_stations` gives every jurisdiction of a level that holds no real station a
   **synthetic** one by the ``road_centre`` rule: the road node nearest the mean position (in the
   metric CRS) of the road nodes inside the polygon, labelled synthetic (the Baltimore pack's
-  seven districts without a mapped station house);
-* :func:`check_near_network` refuses points far from the road network before the pack is
-  written, and says when swapping longitude and latitude would put them on it.
+  seven districts without a mapped station house).
+
+Points far from the road network are refused by
+:func:`citywatch.city.network.check_near_network` (stations and places alike).
 """
 
 from __future__ import annotations
@@ -25,15 +26,12 @@ import shapely
 from pyproj import Transformer
 
 from citywatch.city.coords import CoordinateSystem, to_wgs84
-from citywatch.city.network import RoadNetwork, haversine_m
+from citywatch.city.network import RoadNetwork
 from citywatch.city.pack import Jurisdiction, Station
 from citywatch.city.places import read_json
 from citywatch.errors import DataError
 
-__all__ = ["check_near_network", "fill_stations", "read_station_file", "template"]
-
-#: How far (m) outside the road network's bounding box a station or place may lie.
-NEAR_NETWORK_M = 5_000.0
+__all__ = ["fill_stations", "read_station_file", "template"]
 
 
 def template(text: str, props: dict[str, Any], **extra: Any) -> str:
@@ -157,30 +155,3 @@ def fill_stations(
             )
         )
     return out + real
-
-
-def check_near_network(
-    what: str, items: Sequence[tuple[str, float, float]], network: RoadNetwork
-) -> None:
-    """Refuse points (``(id, lon, lat)``) far outside the network's bounding box.
-
-    Raises
-    ------
-    DataError
-        Naming the first such point and its distance, with a hint when its swapped coordinates
-        (lat, lon) would lie on the network.
-    """
-    lon, lat = network.lon, network.lat
-    west, east, south, north = lon.min(), lon.max(), lat.min(), lat.max()
-    for item_id, x, y in items:
-        cx, cy = min(max(x, west), east), min(max(y, south), north)
-        gap = float(haversine_m(x, y, cx, cy))
-        if gap <= NEAR_NETWORK_M:
-            continue
-        hint = ""
-        if west <= y <= east and south <= x <= north:
-            hint = ": longitude and latitude look swapped (give lon, lat in that order)"
-        raise DataError(
-            f"{what} {item_id} at ({x:.6f}, {y:.6f}) lies {gap / 1000:,.0f} km outside the road "
-            f"network{hint}"
-        )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from datetime import datetime
 from pathlib import Path
@@ -11,10 +12,10 @@ import typer
 
 from citywatch.city import load_pack
 from citywatch.console import print_json, print_table
-from citywatch.errors import OptionError, ValidationError
+from citywatch.errors import DataError, OptionError, ValidationError
 from citywatch.pursuit.analysis import Flight, camera_points, hiding_report, plan_report
 from citywatch.pursuit.maps import write_pursuit_png
-from citywatch.pursuit.reach import HORIZONS_MIN, Incident, reachable
+from citywatch.pursuit.reach import HORIZONS_MIN, Incident, reachable, segment_sets
 from citywatch.pursuit.units import read_units_csv, units_from_db
 from citywatch.routing import Router
 from citywatch.routing.speeds import parse_mode
@@ -32,7 +33,13 @@ Time = Annotated[str, typer.Option("--time", help="Incident time, ISO 8601 with 
 ModeOpt = Annotated[
     str, typer.Option("--mode", help="Offender mode: foot, bicycle, motorcycle, car.")
 ]
-Heading = Annotated[float | None, typer.Option("--heading", help="Direction first seen (deg).")]
+Heading = Annotated[
+    float | None,
+    typer.Option(
+        "--heading",
+        help="Direction first seen at --at (deg clockwise from north; a --sighting clears it).",
+    ),
+]
 Sighting = Annotated[
     str | None,
     typer.Option("--sighting", help="Later sighting LON,LAT,ISO: moves origin and time."),
@@ -42,7 +49,10 @@ Seed = Annotated[int, typer.Option("--seed", help="Random seed.")]
 Json = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 Cameras = Annotated[
     Path | None,
-    typer.Option("--cameras", help="Sensor file: routes avoid streets cameras see at the hour."),
+    typer.Option(
+        "--cameras",
+        help="Sensor file: destinations a working camera sees at the hour weigh less.",
+    ),
 ]
 GeoJson = Annotated[Path | None, typer.Option("--geojson", help="Write a GeoJSON file.")]
 Png = Annotated[
@@ -72,16 +82,13 @@ def _incident(
     at: str, time: str, mode: str, heading: float | None, sighting: str | None
 ) -> Incident:
     lon, lat = _lonlat(at, "--at")
-    try:
-        inc = Incident(lon, lat, _time(time), parse_mode(mode), heading)
-    except ValidationError:
-        raise
+    inc = Incident(lon, lat, _time(time), parse_mode(mode), heading)
     if sighting:
         parts = sighting.split(",", 2)
         if len(parts) != 3:
             raise ValidationError("--sighting must be LON,LAT,ISO")
         s_lon, s_lat = _lonlat(",".join(parts[:2]), "--sighting")
-        inc = inc.sighted(s_lon, s_lat, _time(parts[2]))
+        inc = inc.sighted(s_lon, s_lat, _time(parts[2]))  # as the API: the heading is cleared
     return inc
 
 
@@ -95,7 +102,20 @@ def _flight(pack: str, inc: Incident, routes: int, seed: int, cameras: Path | No
 
 def _write(path: Path | None, doc: dict[str, Any]) -> None:
     if path is not None:
-        path.write_text(json.dumps(doc), encoding="utf-8")
+        try:
+            path.write_text(json.dumps(doc), encoding="utf-8")
+        except OSError as exc:
+            raise DataError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def _write_csv(path: Path, rows: list[dict[str, Any]], columns: list[str]) -> None:
+    try:
+        with path.open("w", encoding="utf-8", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows(rows)
+    except OSError as exc:
+        raise DataError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 @app.command("reach")
@@ -107,13 +127,23 @@ def reach_command(
     heading: Heading = None,
     sighting: Sighting = None,
     geojson: GeoJson = None,
+    segments: Annotated[
+        Path | None,
+        typer.Option(
+            "--segments", help="Write the segment sets as CSV (minutes,edge,u,v,reached)."
+        ),
+    ] = None,
     json_: Json = False,
 ) -> None:
-    """Streets reachable within 1, 3, 5, 10 minutes, with isochrone polygons."""
+    """Streets reachable within 1, 3, 5, 10 minutes: isochrone polygons and segment sets."""
     inc = _incident(at, time, mode, heading, sighting)
     city = load_pack(pack)
-    result = reachable(Router.from_pack(city), inc, HORIZONS_MIN)
+    router = Router.from_pack(city)
+    result = reachable(router, inc, HORIZONS_MIN)
+    rows = segment_sets(router, result)
     _write(geojson, result.to_geojson())
+    if segments is not None:
+        _write_csv(segments, rows, ["minutes", "edge", "u", "v", "reached"])
     if json_:
         print_json(
             {
@@ -121,6 +151,14 @@ def reach_command(
                 "at": inc.at.isoformat(),
                 "mode": inc.mode,
                 "rings": result.summary(),
+                "segment_sets": [
+                    {
+                        "minutes": r.minutes,
+                        "edges": [x["edge"] for x in rows if x["minutes"] == r.minutes],
+                        "reached": [x["reached"] for x in rows if x["minutes"] == r.minutes],
+                    }
+                    for r in result.rings
+                ],
                 "geojson": result.to_geojson(),
             }
         )
@@ -143,12 +181,14 @@ def hide_command(
     routes: Routes = 2000,
     seed: Seed = 0,
     cameras: Cameras = None,
-    top: Annotated[int, typer.Option("--top")] = 20,
+    top: Annotated[int, typer.Option("--top", help="Places and blocks to list.")] = 20,
     geojson: GeoJson = None,
     png: Png = None,
     json_: Json = False,
 ) -> None:
     """Places and blocks ranked by the probability that flight routes end there."""
+    if top <= 0:
+        raise ValidationError("--top must be positive", field="top")
     inc = _incident(at, time, mode, heading, sighting)
     flight = _flight(pack, inc, routes, seed, cameras)
     rep = hiding_report(flight, cameras=cameras is not None, top=top)

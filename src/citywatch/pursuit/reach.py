@@ -36,6 +36,7 @@ __all__ = [
     "Reach",
     "Ring",
     "reachable",
+    "segment_sets",
 ]
 
 FloatArray = npt.NDArray[np.float64]
@@ -126,7 +127,7 @@ class Reach:
         }
 
     def summary(self) -> list[dict[str, Any]]:
-        """One row per ring: minutes, segments, street km, polygon area (km²)."""
+        """One row per ring: minutes, segments (how many), street km."""
         return [
             {
                 "minutes": r.minutes,
@@ -178,6 +179,29 @@ def reachable(
     start = (int(snap.segment[0]), float(snap.fraction[0]))
     rings = [_ring(g, seconds, start, m, buffer_m, to_wgs) for m in horizons]
     return Reach(incident, seconds, rings)
+
+
+def segment_sets(router: Router, reach: Reach) -> list[dict[str, Any]]:
+    """The segment set of every ring, one row per reached street segment.
+
+    Each row holds ``minutes`` (the ring), ``edge`` (the row of the pack's edge table whose
+    geometry the segment is), ``u`` and ``v`` (the pack's ids of the segment's end nodes, in the
+    direction the shares are measured) and ``reached`` (the share of the segment reachable
+    within the ring's horizon, 0-1).
+    """
+    g = router.graph(reach.incident.mode)
+    node_id = router.network.nodes["node_id"].astype(str).to_numpy()
+    return [
+        {
+            "minutes": ring.minutes,
+            "edge": int(g.seg_edge[s]),
+            "u": str(node_id[g.seg_a[s]]),
+            "v": str(node_id[g.seg_b[s]]),
+            "reached": round(float(share), 4),
+        }
+        for ring in reach.rings
+        for s, share in zip(ring.segments.tolist(), ring.reached.tolist(), strict=True)
+    ]
 
 
 def reached_intervals(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import math
 from pathlib import Path
 
 from citywatch.dispatch.policy import load_requirements
@@ -21,7 +22,8 @@ def read_units_csv(path: Path) -> list[PursuitUnit]:
     Raises
     ------
     DataError
-        On a missing column, a bad number or an unknown unit type (with the line number).
+        If the file cannot be read, or on a missing column, an empty or repeated id, a bad or
+        non-finite number or an unknown unit type (with the line number).
     """
     rules = load_requirements()
     try:
@@ -31,26 +33,42 @@ def read_units_csv(path: Path) -> list[PursuitUnit]:
             if missing:
                 raise DataError(f"{path}: missing column(s) {', '.join(missing)}")
             out = []
+            seen: set[str] = set()
             for line, row in enumerate(reader, start=2):
                 try:
-                    mode = parse_mode(rules.mode_of(row["type"]))
-                    out.append(
-                        PursuitUnit(
-                            row["id"], row["type"], mode, float(row["lon"]), float(row["lat"])
-                        )
-                    )
+                    unit_id = (row["id"] or "").strip()
+                    if not unit_id:
+                        raise ValueError("empty unit id")
+                    if unit_id in seen:
+                        raise ValueError(f"unit {unit_id!r} is listed twice")
+                    mode = parse_mode(rules.mode_of(row["type"] or ""))
+                    lon, lat = float(row["lon"] or ""), float(row["lat"] or "")
+                    if not (math.isfinite(lon) and math.isfinite(lat)):
+                        raise ValueError(f"({lon}, {lat}) is not a finite lon/lat")
+                    seen.add(unit_id)
+                    out.append(PursuitUnit(unit_id, row["type"], mode, lon, lat))
                 except (ValueError, ValidationError) as exc:
                     raise DataError(f"{path}:{line}: {exc}") from None
     except OSError as exc:
         raise DataError(f"cannot read {path}: {exc.strerror}") from None
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise DataError(f"{path}: not a readable UTF-8 CSV file ({exc})") from None
     if not out:
         raise DataError(f"{path}: no units")
     return out
 
 
 def units_from_db(url: str | None) -> list[PursuitUnit]:
-    """The service's available units that have a position (or a post)."""
+    """The service's available units that have a position (or a post).
+
+    Raises
+    ------
+    DataError
+        If the database cannot be reached or holds no units table (not migrated), or has no
+        available unit with a position.
+    """
     from sqlalchemy import select
+    from sqlalchemy.exc import DBAPIError
     from sqlalchemy.orm import Session
 
     from citywatch.store.db import make_engine
@@ -58,12 +76,21 @@ def units_from_db(url: str | None) -> list[PursuitUnit]:
 
     engine = make_engine(url)
     out = []
-    with Session(engine) as session:
-        for u in session.scalars(select(Unit).where(Unit.status == "available").order_by(Unit.id)):
-            lon, lat = (u.lon, u.lat) if u.lon is not None else (u.post_lon, u.post_lat)
-            if lon is not None and lat is not None:
-                out.append(PursuitUnit(u.id, u.unit_type, parse_mode(u.mode), lon, lat))
-    engine.dispose()
+    try:
+        with Session(engine) as session:
+            query = select(Unit).where(Unit.status == "available").order_by(Unit.id)
+            for u in session.scalars(query):
+                lon, lat = (u.lon, u.lat) if u.lon is not None else (u.post_lon, u.post_lat)
+                if lon is not None and lat is not None:
+                    out.append(PursuitUnit(u.id, u.unit_type, parse_mode(u.mode), lon, lat))
+    except DBAPIError as exc:
+        where = engine.url.render_as_string(hide_password=True)
+        first = (
+            str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else type(exc).__name__
+        )
+        raise DataError(f"cannot read the units of {where}: {first}") from None
+    finally:
+        engine.dispose()
     if not out:
         raise DataError("the database has no available unit with a position")
     return out
