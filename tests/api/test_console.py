@@ -87,6 +87,7 @@ def test_call_flagged_merged_and_exported(
     doc = disp.get(f"/api/v1/incidents/{first['id']}/eido").json()
     assert eido_errors(doc) == []
     item = from_eido(doc)
+    assert (item.number, item.location_text) == (first["number"], "Broadway & W 207 St")
     assert [(m.incident_id, m.direction) for m in item.merges] == [(second["id"], "REPLACING")]
     assert [(c.kind, c.severity) for c in item.cautions] == [("violent_person", "high")]
     assert any(n.text.startswith("caller: man hurt outside the bodega") for n in item.notes)

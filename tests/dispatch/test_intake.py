@@ -430,7 +430,9 @@ def test_cli_eido_export_carries_notes_callers_and_merges(
     upgrade(engine)
     svc = DispatchService(session_factory(engine), *manhattan, RecordingSink(), clock=clock)
     console = ConsoleService(svc)
-    first, _ = svc.create_incident(ADMIN, category="robbery", lon=HERE[0], lat=HERE[1])
+    first, _ = svc.create_incident(
+        ADMIN, category="robbery", lon=HERE[0], lat=HERE[1], location_text="Broadway @ E 14 St"
+    )
     second, _ = svc.create_incident(
         ADMIN, category="robbery", lon=NEAR[0], lat=NEAR[1], caller_notes="second caller"
     )
@@ -443,6 +445,9 @@ def test_cli_eido_export_carries_notes_callers_and_merges(
     docs = {from_eido(d).incident.id: d for d in json.loads(out.read_text())}
     assert all(eido_errors(d) == [] for d in docs.values())
     kept, dup = from_eido(docs[first["id"]]), from_eido(docs[second["id"]])
+    # the console's number and typed address travel too (as GET /incidents/{id}/eido has them)
+    assert (kept.number, kept.location_text) == (first["number"], "Broadway @ E 14 St")
+    assert (dup.number, dup.location_text) == (second["number"], None)
     assert [(m.incident_id, m.direction) for m in kept.merges] == [(second["id"], "REPLACING")]
     assert [(m.incident_id, m.direction) for m in dup.merges] == [(first["id"], "REPLACED")]
     texts = [n.text for n in kept.notes]

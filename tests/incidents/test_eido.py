@@ -97,6 +97,8 @@ def _full() -> EidoIncident:
         cautions=(EidoCaution("Dog", "high", "dangerous dog at the back door", T0, "disp"),),
         merges=(EidoMerge("nashville:2024-0", "REPLACING", T0 + timedelta(seconds=60)),),
         agency="nashville.citywatch.invalid",
+        number="NAS-2024-000001",
+        location_text="Broadway @ 5th Ave N",
     )
 
 
@@ -108,6 +110,7 @@ def test_full_export_validates_and_maps_to_the_standard_elements() -> None:
     assert inc["incidentTypeInternalCode"] == "theft"
     assert inc["incidentCommonPriorityNumber"] == 2
     assert inc["beatOrDispatchGroupText"] == "13A"
+    assert inc["reportNumberType"] == "NAS-2024-000001"  # the console's number
     assert inc["dispositionComponent"][0]["dispositionDescriptionText"] == "report taken"
     assert inc["dispositionComponent"][0]["dispositionCategoryText"] == "unsolved"
     call = doc["callComponent"][0]
@@ -123,6 +126,7 @@ def test_full_export_validates_and_maps_to_the_standard_elements() -> None:
     assert [n["notesActionComments"] for n in doc["notesComponent"]][1] == "嫌疑人向北逃跑"
     assert read_pidf_point(doc["locationComponent"][0]["locationByValue"]) == (-86.78125, 36.1627)
     assert doc["locationComponent"][0]["localIdentifier"] == ["bureau:B1", "station:13", "zone:13A"]
+    assert doc["locationComponent"][0]["locationDescriptionText"] == "Broadway @ 5th Ave N"
 
 
 def test_full_round_trip_keeps_everything() -> None:
@@ -225,6 +229,8 @@ def test_live_detail_becomes_units_and_notes() -> None:
         "cleared_at": None,
         "caller_notes": "phone snatched",
         "created_by": "disp",
+        "number": "MAN-2024-000042",
+        "location_text": "1 Ave @ 110 St",
         "assignments": [
             {
                 "unit_id": "A13-1",
@@ -259,6 +265,7 @@ def test_live_detail_becomes_units_and_notes() -> None:
     assert eido_errors(doc) == []
     assert doc["incidentComponent"]["incidentTypeInternalText"] == "Theft"
     assert doc["incidentComponent"]["incidentStatusInternalText"] == ["on_scene"]
+    assert (item.number, item.location_text) == ("MAN-2024-000042", "1 Ave @ 110 St")
     assert from_eido(doc) == item
 
 
@@ -334,6 +341,8 @@ def test_any_canonical_record_round_trips_through_a_valid_eido(incident: Inciden
     st.lists(cautions, max_size=2),
     st.lists(merges, max_size=2),
     st.none() | _TEXT,
+    _OPT_TEXT,
+    _OPT_TEXT,
 )
 def test_any_live_incident_round_trips(
     incident: Incident,
@@ -342,9 +351,18 @@ def test_any_live_incident_round_trips(
     cautions_: list[EidoCaution],
     merges_: list[EidoMerge],
     status: str | None,
+    number: str | None,
+    location_text: str | None,
 ) -> None:
     item = EidoIncident(
-        incident, status, tuple(units_), tuple(notes_), tuple(cautions_), tuple(merges_)
+        incident,
+        status,
+        tuple(units_),
+        tuple(notes_),
+        tuple(cautions_),
+        tuple(merges_),
+        number=number,
+        location_text=location_text,
     )
     doc = json.loads(json.dumps(to_eido(item)))
     assert eido_errors(doc) == []
@@ -416,3 +434,27 @@ def test_cli_eido_export_import_round_trip(
         capsys,
     )
     assert code == 2 and "Error: --tz and --format apply to the tables; EIDO times are UTC" in err
+
+
+def test_cli_eido_errors_are_one_line_without_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A place that cannot be written (a folder, under a file) and a file that is not JSON:
+    ``Error: ...``, exit 1, no traceback."""
+    from tests.helpers import run
+
+    db = f"sqlite:///{tmp_path / 'a.db'}"
+    code, _, _ = run(["incidents", "import", str(SAMPLE), "--source", "eido", "--db", db], capsys)
+    assert code == 0
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x", encoding="utf-8")
+    for out in (tmp_path, blocker / "under.json"):
+        code, _, err = run(["incidents", "export", "--eido", "--db", db, "--out", str(out)], capsys)
+        assert code == 1, err
+        assert err.strip().startswith(f"Error: cannot write EIDO file {out}"), err
+        assert "Traceback" not in err
+    bad = tmp_path / "bad.json"
+    bad.write_text("{nope", encoding="utf-8")
+    code, _, err = run(["incidents", "import", str(bad), "--source", "eido", "--db", db], capsys)
+    assert code == 1 and err.strip().startswith("Error: cannot read EIDO file"), err
+    assert "Traceback" not in err

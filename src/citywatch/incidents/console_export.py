@@ -1,9 +1,10 @@
 """The console's records of stored incidents (numbers, callers, notes, merges) for EIDO export.
 
 ``citywatch incidents export --eido`` writes canonical incidents; for live incidents the
-console tables (:mod:`citywatch.store.console_models`) add their notes, every further caller
-and their merges (``REPLACING``: this incident absorbed the other; ``REPLACED``: it was merged
-into the other), the same components ``GET /api/v1/incidents/{id}/eido`` exports.  Caution notes
+console tables (:mod:`citywatch.store.console_models`) add their number, the address as typed,
+their notes, every further caller and their merges (``REPLACING``: this incident absorbed the
+other; ``REPLACED``: it was merged into the other), as ``GET /api/v1/incidents/{id}/eido``
+exports them.  Caution notes
 belong to locations, not incidents: the live route exports those at the incident's location.
 """
 
@@ -28,10 +29,12 @@ def console_components(
     engine_or_url: Engine | str | None, incident_ids: Iterable[str]
 ) -> dict[str, dict[str, Any]]:
     """Per incident id that has console records: ``{"notes": (EidoNote, ...), "merges":
-    (EidoMerge, ...)}``; a database without the console tables gives ``{}``."""
+    (EidoMerge, ...), "number": str | None, "location_text": str | None}``; a database
+    without the console tables gives ``{}``."""
     ids = [str(i) for i in incident_ids]
     notes: dict[str, list[EidoNote]] = defaultdict(list)
     merges: dict[str, list[EidoMerge]] = defaultdict(list)
+    numbers: dict[str, tuple[str | None, str | None]] = {}
     with engine_scope(engine_or_url) as engine, engine.connect() as conn:
         if not inspect(conn).has_table(IncidentConsole.__tablename__):
             return {}
@@ -63,6 +66,8 @@ def console_components(
                     IncidentConsole.merged_into.in_(chunk) | IncidentConsole.incident_id.in_(chunk)
                 )
             ):
+                if m.incident_id in chunk:
+                    numbers[m.incident_id] = (m.number, m.location_text)
                 if m.merged_into is None or m.merged_at is None:
                     continue
                 if m.merged_into in chunk:
@@ -70,9 +75,12 @@ def console_components(
                 if m.incident_id in chunk:
                     merges[m.incident_id].append(EidoMerge(m.merged_into, "REPLACED", m.merged_at))
     out: dict[str, dict[str, Any]] = {}
-    for iid in set(notes) | set(merges):
+    for iid in set(notes) | set(merges) | set(numbers):
+        number, location_text = numbers.get(iid, (None, None))
         out[iid] = {
             "notes": tuple(sorted(notes.get(iid, []), key=lambda n: n.at)),
             "merges": tuple(merges.get(iid, [])),
+            "number": number,
+            "location_text": location_text,
         }
     return out

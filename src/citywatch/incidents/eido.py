@@ -135,6 +135,10 @@ class EidoIncident:
     cautions: tuple[EidoCaution, ...] = ()
     merges: tuple[EidoMerge, ...] = ()
     agency: str = DEFAULT_AGENCY
+    #: The console's human-readable incident number (``MAN-2026-000123``), when it has one.
+    number: str | None = None
+    #: The location as the call taker typed it (an address or cross streets), when given.
+    location_text: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
 
@@ -185,6 +189,8 @@ def to_eido(item: EidoIncident) -> dict[str, Any]:
     doc["agencyComponent"] = [_agency(item.agency, stamp)]
     location = prologue(":location")
     doc["locationComponent"] = [{**location, **_location_body(inc)}]
+    if item.location_text:
+        doc["locationComponent"][0]["locationDescriptionText"] = item.location_text
     extra = prologue(":citywatch")
     extra.update(urlPurpose=CITYWATCH_DATA, additionalDataByValue=_citywatch_value(inc))
     doc["additionalDataComponent"] = [extra]
@@ -313,6 +319,10 @@ def _incident_body(item: EidoIncident, location_id: str) -> dict[str, Any]:
         body["incidentTypeInternalText"] = label
     if inc.priority is not None:
         body["incidentCommonPriorityNumber"] = inc.priority
+    if item.number:
+        # EIDO 1.0 has no element of its own for a CAD's human-readable incident number
+        # (internalIncidentId carries the CityWatch id): the incident's report number
+        body["reportNumberType"] = item.number
     if item.status is not None:
         body["incidentStatusInternalText"] = [item.status]
     if inc.zone is not None:
@@ -422,7 +432,7 @@ def from_eido(doc: Mapping[str, Any], *, default_category: str = "other") -> Eid
     source = str(cw.get("source") or "eido")
     received = call.get("callStartTimestamp") or incident.get("lastUpdateTimeStamp")
     received = received or doc.get("lastUpdateTimeStamp")
-    lon, lat, levels = _location(doc, incident)
+    lon, lat, levels, location_text = _location(doc, incident)
     disposition = _first(incident, "dispositionComponent")
     dispatch = _first(doc, "dispatchComponent")
     category = _opt_str(incident.get("incidentTypeInternalCode")) or default_category
@@ -461,6 +471,8 @@ def from_eido(doc: Mapping[str, Any], *, default_category: str = "other") -> Eid
         cautions=tuple(_caution(c) for c in _list(doc, "cautionComponent")),
         merges=tuple(_merge(m) for m in _list(doc, "mergeComponent")),
         agency=str(doc.get("issuingElementIdentification") or DEFAULT_AGENCY),
+        number=_opt_str(incident.get("reportNumberType")),
+        location_text=location_text,
     )
 
 
@@ -525,8 +537,9 @@ def _priority(incident: Mapping[str, Any], call: Mapping[str, Any]) -> int | Non
 
 def _location(
     doc: Mapping[str, Any], incident: Mapping[str, Any]
-) -> tuple[float | None, float | None, dict[str, str]]:
-    """Coordinates and jurisdiction ids of the incident's first location with a GML point."""
+) -> tuple[float | None, float | None, dict[str, str], str | None]:
+    """Coordinates and jurisdiction ids of the incident's first location with a GML point, and
+    the first location's description text (the address as typed)."""
     refs = {r.get("$ref") for r in incident.get("locationReference") or [] if isinstance(r, dict)}
     locations = _list(doc, "locationComponent")
     ordered = [loc for loc in locations if loc.get("$id") in refs] or locations
@@ -536,13 +549,15 @@ def _location(
             level, _, value = str(text).partition(":")
             if level in _LEVELS and value:
                 levels.setdefault(level, value)
+    described = [loc.get("locationDescriptionText") for loc in ordered]
+    text = next((str(d) for d in described if d not in (None, "")), None)
     for loc in ordered:
         pidf = loc.get("locationByValue")
         if isinstance(pidf, str):
             point = read_pidf_point(pidf)
             if point is not None:
-                return point[0], point[1], levels
-    return None, None, levels
+                return point[0], point[1], levels, text
+    return None, None, levels, text
 
 
 def read_pidf_point(text: str) -> tuple[float, float] | None:
@@ -626,8 +641,10 @@ def from_live(detail: Mapping[str, Any], *, agency: str = DEFAULT_AGENCY) -> Eid
     event become notes (the event type, its unit and data as text, by its actor, at its time).
     The console's ``merges`` become merge components (``REPLACING``: this incident absorbed the
     other; ``REPLACED``: it was merged into the other) and its ``cautions`` caution components
-    (an expiry, which EIDO 1.0 cannot carry, is appended to the text). The live service keeps
-    no disposition or solved flag.
+    (an expiry, which EIDO 1.0 cannot carry, is appended to the text); its ``number``
+    (``MAN-2026-000123``) becomes the incident's ``reportNumberType`` and its typed address
+    (``location_text``) the location's ``locationDescriptionText``. The live service keeps no
+    disposition or solved flag.
     """
     incident_id = str(detail["id"])
     source, _, source_id = incident_id.partition(":")
@@ -705,5 +722,7 @@ def from_live(detail: Mapping[str, Any], *, agency: str = DEFAULT_AGENCY) -> Eid
         cautions=cautions,
         merges=merges,
         agency=agency,
+        number=detail.get("number") or None,
+        location_text=detail.get("location_text") or None,
         extra={"category_label": label} if label else {},
     )

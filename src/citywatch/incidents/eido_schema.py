@@ -120,7 +120,8 @@ def export_eido(
 ) -> list[dict[str, Any]]:
     """One schema-checked EIDO document per row of a canonical incidents frame.
 
-    ``components``: per incident id, extra ``notes`` and ``merges`` (the console's records,
+    ``components``: per incident id, extra ``notes`` and ``merges``, the ``number`` and the
+    typed ``location_text`` (the console's records,
     :func:`citywatch.incidents.console_export.console_components`).
 
     Raises
@@ -138,6 +139,8 @@ def export_eido(
                 notes=tuple(more.get("notes", ())),
                 merges=tuple(more.get("merges", ())),
                 agency=agency,
+                number=more.get("number") or None,
+                location_text=more.get("location_text") or None,
             )
         )
         validate_eido(doc)
@@ -150,13 +153,22 @@ def write_eido_file(
     path: str | Path,
     components: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> int:
-    """Write the incidents of ``frame`` as a JSON array of EIDO documents; the count written."""
+    """Write the incidents of ``frame`` as a JSON array of EIDO documents; the count written.
+
+    Raises
+    ------
+    DataError
+        If the file cannot be written (a folder, a missing or read-only place), naming it.
+    """
     docs = export_eido(frame, components=components)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8") as fh:
-        json.dump(docs, fh, ensure_ascii=False, indent=1)
-        fh.write("\n")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("w", encoding="utf-8") as fh:
+            json.dump(docs, fh, ensure_ascii=False, indent=1)
+            fh.write("\n")
+    except OSError as exc:
+        raise DataError(f"cannot write EIDO file {path}: {exc.strerror or exc}") from None
     return len(docs)
 
 

@@ -19,7 +19,10 @@ let ctx = null;
 let config = null;
 const form = {
   category: null, priority: null, location: null, locationText: "", candidates: [], active: 0,
-  catMatches: [], catActive: 0, check: null, rec: null, marker: null, seq: 0, timer: null,
+  catMatches: [], catActive: 0, check: null, rec: null, marker: null, timer: null,
+  // Answers that arrive late are dropped, each kind by its own counter: typing an address
+  // must not throw away the checks of the location already chosen, nor the reverse.
+  geoSeq: 0, checkSeq: 0,
 };
 
 function esc(text) {
@@ -160,7 +163,8 @@ function closeForm() {
     category: null, priority: null, location: null, locationText: "", candidates: [], active: 0,
     catMatches: [], catActive: 0, check: null, rec: null,
   });
-  form.seq += 1;
+  form.geoSeq += 1;
+  form.checkSeq += 1;
   if (form.marker) { form.marker.remove(); form.marker = null; }
   for (const id of ["intake-cat", "intake-loc", "intake-notes"]) $(id).value = "";
   for (const id of ["intake-cat-list", "intake-loc-list", "intake-checks", "intake-rec", "intake-where"]) $(id).innerHTML = "";
@@ -234,18 +238,19 @@ function chooseCategory(code) {
 // ------------------------------------------------------------------ location
 async function geocode(text) {
   const q = text.trim();
-  const seq = ++form.seq;
+  const seq = ++form.geoSeq;
   if (!q) { form.candidates = []; renderCandidates(); return; }
   let out;
   try {
     out = await api(`/api/v1/geocode?q=${encodeURIComponent(q)}&limit=6`);
   } catch (e) {
+    if (seq !== form.geoSeq) return;
     form.candidates = [];
     $("intake-error").textContent = ctx.errorText(e);
     renderCandidates();
     return;
   }
-  if (seq !== form.seq) return;
+  if (seq !== form.geoSeq) return;
   $("intake-error").textContent = "";
   form.candidates = out.candidates;
   form.active = 0;
@@ -299,6 +304,8 @@ function onMapClick(e) {
 }
 
 function setLocation(lon, lat, label, typed) {
+  form.geoSeq += 1;  // a lookup still on its way must not list candidates again
+  clearTimeout(form.timer);
   form.location = { lon: Number(lon.toFixed(7)), lat: Number(lat.toFixed(7)), label };
   form.locationText = typed || label;
   const L = window.L;
@@ -323,14 +330,14 @@ function renderWhere() {
 // ------------------------------------------------------------------ checks and recommendation
 async function refreshChecks() {
   if (!form.location || !form.category) { renderChecks(); renderRec(); return; }
-  const seq = ++form.seq;
+  const seq = ++form.checkSeq;
   const { lon, lat } = form.location;
   const q = `lon=${lon}&lat=${lat}&category=${encodeURIComponent(form.category.code)}`;
   const [check, rec] = await Promise.all([
     api(`/api/v1/intake/check?${q}`).catch((e) => ({ error: ctx.errorText(e) })),
     api(`/api/v1/intake/recommend?${q}&priority=${form.priority}&k=5`).catch((e) => ({ error: ctx.errorText(e) })),
   ]);
-  if (seq !== form.seq) return;
+  if (seq !== form.checkSeq) return;
   form.check = check;
   form.rec = rec;
   renderWhere();
@@ -471,7 +478,8 @@ function decorateDetail() {
   extra.className = "intake-extra";
   const write = ctx.canWrite();
   const cautions = (d.cautions || []).map((x) => `<div class="intake-caution sev-${esc(x.severity)}" data-testid="detail-caution">
-      ⚠ <b>${esc(t(`caution.kind.${x.kind}`))}</b> · ${esc(t(`caution.severity.${x.severity}`))}: ${esc(x.text)}</div>`);
+      ⚠ <b>${esc(t(`caution.kind.${x.kind}`))}</b> · ${esc(t(`caution.severity.${x.severity}`))}: ${esc(x.text)}
+      ${x.expires_at ? `<span class="muted">(${esc(t("caution.until"))} ${esc(fmtDateTime(x.expires_at))})</span>` : ""}</div>`);
   const merges = (d.merges || []).map((m) => `<li data-testid="detail-merge" data-direction="${esc(m.direction)}">
       ${esc(t(`intake.merge_${m.direction.toLowerCase()}`, { number: m.number || m.incident_id }))} · ${esc(fmtTime(m.at))}</li>`);
   const callers = (d.callers || []).map((c) => `<li data-testid="detail-caller">${esc(fmtTime(c.received_at))} · ${esc(c.taken_by)}
