@@ -8,6 +8,9 @@ the API maps each subclass to an HTTP status and the canonical JSON error body (
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 __all__ = [
@@ -23,6 +26,7 @@ __all__ = [
     "SolverError",
     "TooManyRequestsError",
     "ValidationError",
+    "writes_to",
 ]
 
 
@@ -128,3 +132,14 @@ class TooManyRequestsError(CityWatchError):
     def __init__(self, message: str, *, retry_after_s: float, field: str | None = None) -> None:
         super().__init__(message, field=field)
         self.retry_after_s = retry_after_s
+
+
+@contextmanager
+def writes_to(path: str | Path, what: str = "") -> Iterator[None]:
+    """Turn an ``OSError`` of the block (a folder, a missing or read-only place) into a
+    :class:`DataError` that names the file: ``cannot write [what ]path: reason``."""
+    try:
+        yield
+    except OSError as exc:
+        label = f"{what} {path}" if what else str(path)
+        raise DataError(f"cannot write {label}: {exc.strerror or exc}") from None

@@ -46,6 +46,11 @@ def _serve(db: str, port: int, env: dict[str, str], log: Path) -> subprocess.Pop
         )
 
 
+def _tail(log: Path) -> str:
+    """The end of the service's log, for a failure message."""
+    return log.read_text()[-6000:]
+
+
 def _dump_stacks(proc: subprocess.Popen[bytes]) -> None:
     """Have a stuck service print every thread's stack into its log (``PYTHONFAULTHANDLER``
     answers SIGABRT), so a failure shows where it hung."""
@@ -57,14 +62,14 @@ def _dump_stacks(proc: subprocess.Popen[bytes]) -> None:
 def _wait_up(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
-        assert proc.poll() is None, f"the service exited:\n{log.read_text()[-3000:]}"
+        assert proc.poll() is None, f"the service exited:\n{_tail(log)}"
         try:
             if httpx.get(f"{url}/api/v1/health", timeout=2).status_code == 200:
                 return
         except httpx.HTTPError:
             time.sleep(0.2)
     _dump_stacks(proc)
-    raise AssertionError(f"the service did not start:\n{log.read_text()[-6000:]}")
+    raise AssertionError(f"the service did not start:\n{_tail(log)}")
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -149,7 +154,7 @@ def test_kill_9_under_load_loses_nothing_acknowledged(crash_db: str, tmp_path: P
         if proc.poll() is None:
             proc.kill()
             proc.wait(30)
-    said = f"{dict(answers)}; the service's log ends:\n{log.read_text()[-6000:]}"
+    said = f"{dict(answers)}; the service's log ends:\n{_tail(log)}"
     assert incidents and fixes[0] > 0, f"no load stored before the kill: {said}"
     assert not [a for a in answers if a.endswith(" 500")], said
     with engine.connect() as conn:

@@ -29,7 +29,7 @@ from shapely.geometry import shape
 from citywatch.city.coords import CoordinateSystem, to_wgs84
 from citywatch.city.network import check_near_network
 from citywatch.city.pack import PLACE_KINDS, Place, feature_collection, read_pack
-from citywatch.errors import DataError
+from citywatch.errors import DataError, writes_to
 
 __all__ = [
     "OSM_PLACE_TAGS",
@@ -209,13 +209,11 @@ def import_places(folder: Path, places: Sequence[Place]) -> int:
     check_near_network("place", [(q.id, *surface_xy(q.geometry)) for q in places], pack.network)
     merged = merge_places(pack.places, places)
     path = pack.path / "places.geojson"
-    try:
+    with writes_to(path):
         path.write_text(
             json.dumps(feature_collection([p.feature() for p in merged]), ensure_ascii=False),
             encoding="utf-8",
         )
-    except OSError as exc:
-        raise DataError(f"cannot write {path}: {exc.strerror or exc}") from None
     pack.places[:] = merged  # the loaded (cached) pack sees them too
     return len(merged)
 

@@ -22,7 +22,7 @@ import yaml
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT4
 
-from citywatch.errors import DataError, ValidationError
+from citywatch.errors import DataError, ValidationError, writes_to
 from citywatch.incidents.eido import DEFAULT_AGENCY, EidoIncident, from_eido, to_eido
 from citywatch.incidents.parsing import Parsed, combine_reasons
 from citywatch.incidents.record import (
@@ -162,13 +162,11 @@ def write_eido_file(
     """
     docs = export_eido(frame, components=components)
     path = Path(path)
-    try:
+    with writes_to(path, "EIDO file"):
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("w", encoding="utf-8") as fh:
             json.dump(docs, fh, ensure_ascii=False, indent=1)
             fh.write("\n")
-    except OSError as exc:
-        raise DataError(f"cannot write EIDO file {path}: {exc.strerror or exc}") from None
     return len(docs)
 
 

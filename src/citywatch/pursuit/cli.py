@@ -12,7 +12,7 @@ import typer
 
 from citywatch.city import load_pack
 from citywatch.console import print_json, print_table
-from citywatch.errors import DataError, OptionError, ValidationError
+from citywatch.errors import OptionError, ValidationError, writes_to
 from citywatch.pursuit.analysis import Flight, camera_points, hiding_report, plan_report
 from citywatch.pursuit.maps import write_pursuit_png
 from citywatch.pursuit.reach import HORIZONS_MIN, Incident, reachable, segment_sets
@@ -102,20 +102,15 @@ def _flight(pack: str, inc: Incident, routes: int, seed: int, cameras: Path | No
 
 def _write(path: Path | None, doc: dict[str, Any]) -> None:
     if path is not None:
-        try:
+        with writes_to(path):
             path.write_text(json.dumps(doc), encoding="utf-8")
-        except OSError as exc:
-            raise DataError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 def _write_csv(path: Path, rows: list[dict[str, Any]], columns: list[str]) -> None:
-    try:
-        with path.open("w", encoding="utf-8", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=columns)
-            writer.writeheader()
-            writer.writerows(rows)
-    except OSError as exc:
-        raise DataError(f"cannot write {path}: {exc.strerror or exc}") from None
+    with writes_to(path), path.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
 
 
 @app.command("reach")

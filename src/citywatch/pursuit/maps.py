@@ -17,7 +17,7 @@ import shapely
 from shapely.geometry import shape
 
 from citywatch.city.pack import CityPack
-from citywatch.errors import DataError
+from citywatch.errors import writes_to
 from citywatch.pursuit.intercept import PursuitUnit
 from citywatch.pursuit.reach import Reach
 
@@ -97,10 +97,8 @@ def write_pursuit_png(
     from matplotlib.patches import Polygon as Patch
 
     path = Path(path)
-    try:
+    with writes_to(path):
         path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise DataError(f"cannot write {path}: {exc.strerror or exc}") from None
     rings = sorted(reach.rings, key=lambda r: -r.minutes) if reach is not None else []
     geoms = [r.polygon for r in rings] or [h["geometry"] for h in hiding]
     cp = np.asarray([[c["lon"], c["lat"]] for c in checkpoints]).reshape(-1, 2)
@@ -179,9 +177,8 @@ def write_pursuit_png(
     ax.set_yticks([])
     fig.tight_layout()
     try:
-        fig.savefig(path, format="png")  # a PNG whatever the name ends with
-    except OSError as exc:
-        raise DataError(f"cannot write {path}: {exc.strerror or exc}") from None
+        with writes_to(path):
+            fig.savefig(path, format="png")  # a PNG whatever the name ends with
     finally:
         plt.close(fig)
     return path

@@ -191,7 +191,18 @@ class Router:
         so the first emergency call does not pay for it)."""
         for mode in MODES:
             self.graph(mode)
-        self._snap_rows(np.zeros((0, 2)), [])
+        self._edge_index()
+
+    def _edge_index(self) -> EdgeIndex:
+        """The snapping index over every edge, with every built mode (made once, complete
+        before other threads can see it)."""
+        with self._lock:
+            if self._index is None:
+                index = EdgeIndex(self._edge_lines())
+                for m, g in self._graphs.items():
+                    index.add_mode(m, g.seg_edge, g.seg_flip)
+                self._index = index
+            return self._index
 
     def graph(self, mode: Mode) -> ModeGraph:
         """The compiled graph of ``mode`` (built once, then cached)."""
@@ -316,14 +327,8 @@ class Router:
     def _snap_rows(self, pts: FloatArray, modes: list[Mode]) -> FloatArray:
         """Snap cache rows (segment, fraction, distance, lon, lat) of ``pts`` in each of
         ``modes`` (built), shape (modes, points, 5)."""
-        with self._lock:
-            if self._index is None:
-                index = EdgeIndex(self._edge_lines())
-                for m, g in self._graphs.items():
-                    index.add_mode(m, g.seg_edge, g.seg_flip)
-                self._index = index
         x, y = self._to_metric.transform(pts[:, 0], pts[:, 1])
-        near = self._index.nearest(np.column_stack([x, y]), list(modes))
+        near = self._edge_index().nearest(np.column_stack([x, y]), list(modes))
         slon, slat = self._to_wgs.transform(near.x.ravel(), near.y.ravel())
         return np.stack(
             [
