@@ -18,7 +18,7 @@ def test_fit_prints_etas_parameters(capsys, tmp_path):
     )  # fmt: skip
     assert code == 0
     doc = json.loads(stdout)
-    assert doc["until"] == "2016-10-01T00:00:00+00:00"
+    assert doc["until"] == "2016-10-01T00:00:00-05:00"  # Chicago's midnight (CDT)
     assert doc["params"]["converged"] is True and 0 < doc["params"]["theta"] < 1
     assert json.loads(out.read_text())["params"] == doc["params"]
 

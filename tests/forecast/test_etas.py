@@ -68,3 +68,50 @@ def test_prediction_integrates_the_intensity_by_hand():
             norm.cdf(cy + 50, 160, 40) - norm.cdf(cy - 50, 160, 40)
         )
         assert risk[cell] == pytest.approx(mu[cell] * 2.0 + due * mass, rel=1e-9, abs=1e-15)
+
+
+def test_log_likelihood_by_hand():
+    # Two events 1 day and 3 m apart in one 100 m cell, observed on [0, 2).
+    grid = grid_surface(100.0, "local", study_area=shapely.box(0, 0, 99, 99))
+    ev = Events.from_arrays([[10.0, 10.0], [13.0, 14.0]], [0.5, 1.5])
+    cells = grid.assign(ev.xy)
+    init = EtasParams(np.array([0.4]), theta=0.3, omega=0.5, sigma=20.0)
+    fit = em_fit(ev, cells, grid.measure, 0.0, 2.0, init=init, max_iter=1)
+    p = EtasParams(fit.mu, fit.theta, fit.omega, fit.sigma)  # the parameters after one step
+    bg = p.mu[0] / 10_000.0
+    kernel = p.theta * p.omega * np.exp(-p.omega) * np.exp(-25.0 / (2 * p.sigma**2))
+    lam = [bg, bg + kernel / (2 * np.pi * p.sigma**2)]
+    compensator = p.mu[0] * 2.0 + p.theta * (
+        (1 - np.exp(-p.omega * 1.5)) + (1 - np.exp(-p.omega * 0.5))
+    )
+    assert fit.log_likelihood == pytest.approx(np.log(lam).sum() - compensator, rel=1e-12)
+
+
+@pytest.fixture(scope="module")
+def chicago_window():
+    from citywatch.forecast.pipeline import study_from_dataset
+    from citywatch.forecast.surface import to_days
+
+    study = study_from_dataset("chicago-southside", cell_m=250.0)
+    until = to_days("2016-12-23")
+    win = study.events.between(until - 365.0, until)
+    cells = study.surface.assign(win.xy)
+    inside = cells >= 0
+    win = Events(win.xy[inside], win.t[inside], win.precision, win.crs)
+    return win, cells[inside], study.surface.measure, until
+
+
+def test_cold_fit_keeps_the_likeliest_of_separate_optima(chicago_window):
+    win, cells, measure, until = chicago_window
+    assert len(win) == 970
+    mu = 0.5 * np.bincount(cells, minlength=len(measure)) / 365.0
+    # From a 100 m kernel EM settles on a wide kernel with almost no triggering ...
+    wide = em_fit(win, cells, measure, until - 365.0, until, init=EtasParams(mu, 0.5, 1 / 7, 100.0))
+    assert wide.sigma == pytest.approx(97.1, abs=0.1) and wide.theta < 0.01
+    assert wide.log_likelihood == pytest.approx(-16502.7, abs=0.1)
+    # ... from 10 m on repeats at the same point, 38 days later: 210 log-units likelier.
+    cold = em_fit(win, cells, measure, until - 365.0, until)
+    assert cold.sigma == 1.0 and cold.theta == pytest.approx(0.0489, abs=1e-4)
+    assert 1.0 / cold.omega == pytest.approx(38.0, abs=0.05)
+    assert cold.log_likelihood == pytest.approx(-16292.1, abs=0.1)
+    assert cold.converged

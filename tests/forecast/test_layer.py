@@ -29,8 +29,8 @@ def test_predict_carries_the_backtest_of_its_predictor(capsys, tmp_path):
     evaluation = json.loads(report.read_text())
     meta = json.loads(geo.read_text())["citywatch"]
     assert meta["predictor"] == "prospective" and meta["horizon_days"] == 7.0
-    assert meta["origin"] == predicted["origin"] == "2016-12-01T00:00:00+00:00"
-    assert meta["until"] == "2016-12-08T00:00:00+00:00"
+    assert meta["origin"] == predicted["origin"] == "2016-12-01T00:00:00-06:00"  # Chicago (CST)
+    assert meta["until"] == "2016-12-08T00:00:00-06:00"
     # prospective risks are scores, not expected counts: no total is claimed
     assert meta["expected_total"] is None and predicted["expected_total"] is None
     assert meta["risk_units"] == predicted["risk_units"] == "score"

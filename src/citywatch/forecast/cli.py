@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-import numpy as np
 import typer
 
 from citywatch.console import err_console, print_json, print_table, progress, to_jsonable
@@ -73,12 +72,11 @@ def _study(
     grid_until: str | None = None,
 ) -> Any:
     from citywatch.forecast.pipeline import study_from_dataset, study_from_frame
-    from citywatch.forecast.surface import to_days
 
     given = [x is not None for x in (dataset, incidents, db)]
     if sum(given) != 1:
         raise ValidationError("give exactly one of --dataset, --incidents or --db")
-    until = None if grid_until is None else to_days(grid_until)
+    until = grid_until
     with progress() as bar:
         bar.add_task("Reading incidents", total=None)
         if dataset is not None:
@@ -146,13 +144,16 @@ def _expected_total(predictor: str, surface: Any, risk: Any) -> float | None:
 
 
 def _fitted(study: Any, predictor: str, until: str | None, options: dict[str, Any]) -> Any:
+    """The fitted model and its origin (local ISO time): ``until``, or the city's next midnight
+    after the last incident."""
     from citywatch.forecast.pipeline import make_predictor
-    from citywatch.forecast.surface import DAY_S, to_days
+    from citywatch.forecast.surface import local_time, next_local_midnight, to_days
 
-    origin = to_days(until) if until else float(np.floor(study.events.t[-1]) + 1.0)
+    tz = study.timezone
+    origin = to_days(until, tz) if until else next_local_midnight(study.events.t[-1], tz)
     model = make_predictor(predictor, study.surface, **options.get(predictor, {}))
     model.fit(study.events, origin)
-    return model, origin * DAY_S
+    return model, local_time(origin, tz).isoformat()
 
 
 @app.command("fit")
@@ -167,13 +168,11 @@ def fit(
     json_: Json = False,
 ) -> None:  # fmt: skip
     """Fit a predictor and show its parameters (ETAS: theta, omega, sigma, background)."""
-    import pandas as pd
-
     study = _study(dataset, incidents, source, mapping, db, pack, crs, category, cell_m, segments)
-    model, origin_s = _fitted(study, predictor, until, _options(window_days, 0.0))
+    model, origin = _fitted(study, predictor, until, _options(window_days, 0.0))
     result = {
         "predictor": predictor,
-        "until": pd.Timestamp(origin_s, unit="s", tz="UTC").isoformat(),
+        "until": origin,
         "study": study.as_dict(),
         "params": model.params(),
     }
@@ -232,14 +231,13 @@ def predict(
         evaluation = backtest_summary(report, predictor)
     study = _study(dataset, incidents, source, mapping, db, pack, crs, category, cell_m, segments)
     require_precision(study.events, horizon)
-    model, origin_s = _fitted(study, predictor, until, _options(window_days, 0.0))
+    model, origin = _fitted(study, predictor, until, _options(window_days, 0.0))
     risk = model.predict(horizon)
     expected_total = _expected_total(predictor, study.surface, risk)
     table = risk_table(study.surface, risk)
     if csv is not None:
         csv.parent.mkdir(parents=True, exist_ok=True)
         table[["lon", "lat", "weight"]].to_csv(csv, index=False)
-    origin = pd.Timestamp(origin_s, unit="s", tz="UTC").isoformat()
     if geojson is not None:
         meta = {
             "predictor": predictor,

@@ -40,6 +40,7 @@ class Dataset:
     file: str
     source: str
     crs: str
+    timezone: str  # the city's: forecast days are its local days
     mapping: str | None = None
     pack: str | None = None  # the study area is this pack's city polygon
     boundary: str | None = None  # or this polygon file (in ``crs``)
@@ -47,17 +48,28 @@ class Dataset:
 
 DATASETS: Final[dict[str, Dataset]] = {
     "nyc-thefts": Dataset(
-        "manhattan/nyc_vehicle_thefts_2014.csv", "code", "EPSG:32618", pack="manhattan"
+        "manhattan/nyc_vehicle_thefts_2014.csv",
+        "code",
+        "EPSG:32618",
+        "America/New_York",
+        pack="manhattan",
     ),
     "nypd-shootings": Dataset(
-        "manhattan/nypd_shootings_historic.csv", "nypd_shootings", "EPSG:32618", pack="manhattan"
+        "manhattan/nypd_shootings_historic.csv",
+        "nypd_shootings",
+        "EPSG:32618",
+        "America/New_York",
+        pack="manhattan",
     ),
-    "nashville": Dataset("nashville/calls_2024_partial.csv", "nashville", "EPSG:32616"),
+    "nashville": Dataset(
+        "nashville/calls_2024_partial.csv", "nashville", "EPSG:32616", "America/Chicago"
+    ),
     "chicago-southside": Dataset(
         "chicago-southside/example.csv.gz",
         "generic",
         # The shapefile's .prj is empty; its coordinates match Illinois East state plane (m).
         "EPSG:26971",
+        "America/Chicago",
         mapping="chicago_southside.toml",
         boundary="chicago-southside/SouthSide.shp",
     ),
@@ -65,6 +77,7 @@ DATASETS: Final[dict[str, Dataset]] = {
         "thefts/toronto_tps_bicycle_thefts_2014_2017.csv.gz",
         "generic",
         "EPSG:32617",
+        "America/Toronto",
         mapping="toronto_bicycle_thefts.toml",
     ),
 }
@@ -80,6 +93,8 @@ class LoadedDataset:
         Canonical incidents inside the study area.
     crs
         Metric CRS for the grid.
+    timezone
+        The city's time zone.
     study_area
         Shapely polygon in ``crs`` (None: the grid covers the incidents).
     pack
@@ -90,6 +105,7 @@ class LoadedDataset:
 
     frame: pd.DataFrame
     crs: str
+    timezone: str
     study_area: Any | None
     pack: str | None
     outside: int
@@ -133,6 +149,7 @@ def load_dataset(name: str) -> LoadedDataset:
     return LoadedDataset(
         frame=frame[keep].reset_index(drop=True),
         crs=spec.crs,
+        timezone=spec.timezone,
         study_area=area,
         pack=spec.pack,
         outside=int((~keep).sum()),

@@ -26,7 +26,15 @@ from scipy import stats
 
 from citywatch.errors import ValidationError
 from citywatch.forecast.predictors import Predictor
-from citywatch.forecast.surface import DAY_S, Events, FloatArray, IntArray, Surface
+from citywatch.forecast.surface import (
+    DAY_S,
+    Events,
+    FloatArray,
+    IntArray,
+    Surface,
+    forecast_periods,
+    local_time,
+)
 
 __all__ = [
     "COVERAGES",
@@ -121,6 +129,7 @@ class Backtest:
     flagged_share: FloatArray  # [predictor, period, area] share of flagged measure
     incident_share: FloatArray  # [period, area] share of the period's incidents
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    timezone: str = "UTC"  # the city's: months and origins are reported in local time
 
     def _rates(self, p: int) -> tuple[FloatArray, FloatArray]:
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -158,7 +167,8 @@ class Backtest:
 
     def area_audit(self) -> list[dict[str, Any]]:
         """Per month, area and predictor: flagged share of the area vs share of incidents."""
-        months = pd.to_datetime(self.origins * DAY_S, unit="s", utc=True).strftime("%Y-%m")
+        utc = pd.to_datetime(self.origins * DAY_S, unit="s", utc=True)
+        months = utc.tz_convert(self.timezone).strftime("%Y-%m")
         rows = []
         for month in sorted(set(months)):
             sel = np.asarray(months == month)
@@ -181,19 +191,16 @@ class Backtest:
             "predictors": self.predictors,
             "periods": len(self.origins),
             "periods_with_events": int((self.events > 0).sum()),
-            "first_origin": _iso(self.origins[0]),
-            "last_origin": _iso(self.origins[-1]),
+            "first_origin": local_time(self.origins[0], self.timezone).isoformat(),
+            "last_origin": local_time(self.origins[-1], self.timezone).isoformat(),
             "horizon_days": self.horizon_days,
+            "timezone": self.timezone,
             "events": int(self.events.sum()),
             "summary": self.summary(),
             "params": self.params,
             "area_audit_coverage": AUDIT_COVERAGE,
             "area_audit": self.area_audit(),
         }
-
-
-def _iso(day: float) -> str:
-    return pd.Timestamp(day * DAY_S, unit="s", tz="UTC").isoformat()
 
 
 def backtest(
@@ -207,6 +214,7 @@ def backtest(
     step_days: float | None = None,
     areas: tuple[IntArray, list[str]] | None = None,
     coverages: tuple[float, ...] = COVERAGES,
+    timezone: str = "UTC",
     on_progress: Callable[[int, int], None] | None = None,
 ) -> Backtest:
     """Rolling-origin backtest over ``[start, end)``.
@@ -221,18 +229,19 @@ def backtest(
         Predictor objects bound to ``surface`` (refitted at every origin).
     start, end
         Test period (days since the epoch); origins are ``start, start + step, ...`` while the
-        forecast window ends by ``end``.
+        forecast window ends by ``end`` (:func:`~citywatch.forecast.surface.forecast_periods`).
     horizon_days, step_days
         Forecast length and origin spacing (default: the horizon).
     areas
         Area label per cell and area names for the audit (default: :func:`block_areas`).
     coverages
         Area shares at which hit rate, PAI and PEI are reported.
+    timezone
+        The city's time zone: whole-day periods run from local midnight.
     on_progress
         Called with ``(done, total)`` after each origin.
     """
-    step = step_days or horizon_days
-    origins = np.arange(start, end - horizon_days + 1e-9, step)
+    origins, ends = forecast_periods(start, end, horizon_days, step_days or horizon_days, timezone)
     if len(origins) == 0:
         raise ValidationError("the test period is shorter than one forecast horizon")
     names = [p.name for p in predictors]
@@ -250,7 +259,7 @@ def backtest(
     flagged = np.zeros((n_p, n_k, len(area_names)))
     incident = np.full((n_k, len(area_names)), np.nan)
     for k, origin in enumerate(origins):
-        lo, hi = np.searchsorted(events.t, [origin, origin + horizon_days])
+        lo, hi = np.searchsorted(events.t, [origin, ends[k]])
         period = cells[lo:hi]
         period = period[period >= 0]
         observed = np.bincount(period, minlength=len(surface)).astype(np.float64)
@@ -259,7 +268,7 @@ def backtest(
         if events_n[k] > 0:
             incident[k] = np.bincount(label, observed, minlength=len(area_names)) / events_n[k]
         for p, predictor in enumerate(predictors):
-            risk = predictor.fit(events, float(origin)).predict(horizon_days)
+            risk = predictor.fit(events, float(origin)).predict(float(ends[k] - origin))
             captured[p, k] = capture(risk, measure, observed, covs)
             curves[p] += capture(risk, measure, observed, CURVE_POINTS)
             share = selection(risk, measure, AUDIT_COVERAGE) * measure
@@ -279,4 +288,5 @@ def backtest(
         flagged_share=flagged,
         incident_share=incident,
         params={p.name: p.params() for p in predictors},
+        timezone=timezone,
     )

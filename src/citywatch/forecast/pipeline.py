@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -84,6 +84,7 @@ class Study:
     surface: Surface
     areas: tuple[IntArray, list[str]]
     dropped: int  # incidents without a location or outside every cell
+    timezone: str = "UTC"  # the city's: forecast days are its local days
 
     def as_dict(self) -> dict[str, Any]:
         """Summary for reports."""
@@ -92,6 +93,7 @@ class Study:
             "events": len(self.events),
             "time_precision": self.events.precision,
             "dropped": self.dropped,
+            "timezone": self.timezone,
             "surface": self.surface.as_dict(),
             "areas": self.areas[1],
         }
@@ -115,13 +117,19 @@ def study_from_frame(
     segments: bool = False,
     pack: Any | None = None,
     study_area: Any | None = None,
-    grid_until: float | None = None,
+    grid_until: float | str | None = None,
+    timezone: str | None = None,
 ) -> Study:
     """Project incidents and build the surface (grid or a pack's street segments).
 
     Without a study area or pack the grid keeps the cells holding an incident before
-    ``grid_until`` (the first test day), so the test period never shapes the grid.
+    ``grid_until`` (the first test day; days since the epoch or a local date), so the test
+    period never shapes the grid. The study's days are those of ``timezone`` (default: the
+    pack's, otherwise UTC).
     """
+    tz = timezone or (pack.timezone if pack is not None else "UTC")
+    if isinstance(grid_until, str):
+        grid_until = to_days(grid_until, tz)
     events, no_location = events_from_frame(frame, crs)
     if segments:
         if pack is None:
@@ -139,7 +147,7 @@ def study_from_frame(
     inside = surface.assign(events.xy) >= 0
     kept = Events(events.xy[inside], events.t[inside], events.precision, crs)
     areas = pack_areas(pack, surface) if pack is not None else block_areas(surface)
-    return Study(name, kept, surface, areas, no_location + int((~inside).sum()))
+    return Study(name, kept, surface, areas, no_location + int((~inside).sum()), tz)
 
 
 def study_from_dataset(
@@ -147,7 +155,7 @@ def study_from_dataset(
     *,
     cell_m: float = DEFAULT_CELL_M,
     segments: bool = False,
-    grid_until: float | None = None,
+    grid_until: float | str | None = None,
 ) -> Study:
     """A :class:`Study` of a bundled data set (:data:`citywatch.forecast.datasets.DATASETS`)."""
     data = load_dataset(name)
@@ -165,8 +173,9 @@ def study_from_dataset(
         pack=pack,
         study_area=data.study_area,
         grid_until=grid_until,
+        timezone=data.timezone,
     )
-    return Study(name, study.events, study.surface, study.areas, study.dropped + data.outside)
+    return replace(study, dropped=study.dropped + data.outside)
 
 
 def run_backtest(
@@ -185,7 +194,7 @@ def run_backtest(
     names = ["naive", *[p for p in predictors if p != "naive"]]
     opts = options or {}
     objs = [make_predictor(n, study.surface, **opts.get(n, {})) for n in names]
-    lo, hi = to_days(start), to_days(end)
+    lo, hi = to_days(start, study.timezone), to_days(end, study.timezone)
     if study.events.between(-np.inf, lo).t.size == 0:
         raise ValidationError(f"no incidents before the test period starts ({start})")
     return backtest(
@@ -196,6 +205,7 @@ def run_backtest(
         end=hi,
         horizon_days=horizon_days,
         areas=study.areas,
+        timezone=study.timezone,
         on_progress=on_progress,
     )
 

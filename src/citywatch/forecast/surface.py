@@ -27,8 +27,11 @@ __all__ = [
     "Events",
     "Surface",
     "events_from_frame",
+    "forecast_periods",
     "grid_surface",
+    "local_time",
     "near_pairs",
+    "next_local_midnight",
     "require_precision",
     "segment_surface",
     "to_days",
@@ -43,13 +46,16 @@ _PRECISION_RANK: Final = {p: i for i, p in enumerate(TIME_PRECISIONS)}
 _SHORTEST_HORIZON_DAYS: Final = {"exact": 0.0, "day": 1.0, "month": 28.0}
 
 
-def to_days(when: pd.Timestamp | str) -> float:
-    """A time as days since 1970-01-01 UTC (naive times are read as UTC).
+def to_days(when: pd.Timestamp | str, timezone: str = "UTC") -> float:
+    """A time as days since 1970-01-01 UTC; a time without a zone is read in ``timezone``.
+
+    A forecast's days are the city's days: ``2017-01-01`` in New York is 05:00 UTC.
 
     Raises
     ------
     ValidationError
-        For text that is not a date or date-time (``2017-01-01``, ``2017-01-01T06:00``).
+        For text that is not a date or date-time (``2017-01-01``, ``2017-01-01T06:00``), or a
+        local time that does not exist or is ambiguous in ``timezone`` (a DST change).
     """
     try:
         ts = pd.Timestamp(when)
@@ -59,8 +65,46 @@ def to_days(when: pd.Timestamp | str) -> float:
         ) from exc
     if pd.isna(ts):
         raise ValidationError(f"not a date or date-time: {when!r}", field="date")
-    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-    return float(ts.value) / 1e9 / DAY_S
+    if ts.tzinfo is None:
+        try:
+            ts = ts.tz_localize(timezone)
+        except (ValueError, OverflowError) as exc:  # pytz's DST errors are ValueErrors
+            raise ValidationError(f"{when!r} is not one time in {timezone}: {exc}") from exc
+    return float(ts.tz_convert("UTC").value) / 1e9 / DAY_S
+
+
+def local_time(day: float, timezone: str = "UTC") -> pd.Timestamp:
+    """Days since the epoch as a time in ``timezone``."""
+    return pd.Timestamp(day * DAY_S, unit="s", tz="UTC").tz_convert(timezone)
+
+
+def next_local_midnight(day: float, timezone: str = "UTC") -> float:
+    """The first midnight in ``timezone`` after ``day`` (the default forecast origin)."""
+    local = local_time(day, timezone).tz_localize(None).normalize() + pd.Timedelta(days=1)
+    return to_days(local, timezone)
+
+
+def forecast_periods(
+    start: float, end: float, horizon_days: float, step_days: float, timezone: str = "UTC"
+) -> tuple[FloatArray, FloatArray]:
+    """Origins and ends of the forecast periods in ``[start, end)``.
+
+    Whole-day horizons and steps count calendar days in ``timezone``: a daily forecast runs
+    from local midnight to local midnight, 23 or 25 hours across a DST change. Shorter ones
+    step in elapsed time.
+    """
+    whole = float(horizon_days).is_integer() and float(step_days).is_integer()
+    if not whole:
+        origins = np.arange(start, end - horizon_days + 1e-9, step_days)
+        return origins, origins + horizon_days
+    first = local_time(start, timezone).tz_localize(None)
+    last = local_time(end, timezone).tz_localize(None)
+    days = pd.date_range(first, last, freq=f"{int(step_days)}D")
+    ends = days + pd.Timedelta(days=int(horizon_days))
+    keep = ends <= last
+    starts = [to_days(d, timezone) for d in days[keep]]
+    stops = [to_days(d, timezone) for d in ends[keep]]
+    return np.asarray(starts, dtype=np.float64), np.asarray(stops, dtype=np.float64)
 
 
 @dataclass(frozen=True)
