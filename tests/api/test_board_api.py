@@ -4,6 +4,9 @@ timer events on the stream."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import itertools
 import json
 import threading
 from collections.abc import Iterator
@@ -223,3 +226,123 @@ def test_timer_events_reach_the_stream_on_the_fake_clock(board: Server, clock: F
         ev = recv_until(ws, lambda e: e["type"] in ("unit.timer", "unit.checkin"))
         assert ev["type"] == "unit.checkin" and ev["unit_id"] == "13-FOOT1"
     disp.post(f"/api/v1/incidents/{inc}/status", json={"status": "cleared"})
+
+
+# ------------------------------------------------------------------ the tick on a fake clock
+class VirtualTime:
+    """One fake clock for the service (UTC), the tick schedule (monotonic) and the sleeps.
+
+    Nothing waits on the wall clock: ``sleep`` moves the fake time on; ``stop_at`` ends a run.
+    """
+
+    def __init__(self, stop_at: float) -> None:
+        self.t = 0.0
+        self.stop_at = stop_at
+        self.done = asyncio.Event()
+
+    def utc(self) -> datetime:
+        return T0 + timedelta(seconds=self.t)
+
+    def monotonic(self) -> float:
+        return self.t
+
+    async def sleep(self, seconds: float) -> None:
+        assert seconds >= 0
+        self.t += seconds
+        if self.t >= self.stop_at:
+            self.done.set()
+        await asyncio.sleep(0)
+
+
+class RecordingBus:
+    """Records each delivered event with the fake time of its delivery."""
+
+    def __init__(self, vt: VirtualTime) -> None:
+        self.vt = vt
+        self.delivered: list[tuple[float, dict[str, Any]]] = []
+
+    def deliver(self, event: dict[str, Any]) -> None:
+        self.delivered.append((self.vt.t, event))
+
+
+T0 = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)
+#: Seconds after T0 at which each unit is dispatched: crossings at every phase of the tick.
+PHASES = [0.0, 0.1, 0.25, 0.4, 0.45, 0.55, 0.7, 0.85, 0.95]
+
+
+def _run_ticks(
+    tmp_path: Path, manhattan: tuple[CityPack, Router], read_s: float
+) -> tuple[list[tuple[float, dict[str, Any]]], list[float]]:
+    """Dispatch one unit per phase, run the service's timer tick on the fake clock through the
+    dispatched warning (2 min) and alert (5 min); each read of the timers takes ``read_s``
+    fake seconds.  Returns the delivered events and the fake times the reads began."""
+    from citywatch.api.board import watch_timers
+    from tests.dispatch.conftest import ADMIN, make_service
+
+    vt = VirtualTime(stop_at=310.0)
+    service = make_service(tmp_path, *manhattan, vt.utc)  # type: ignore[arg-type]
+    for i, phase in enumerate(PHASES):
+        vt.t = phase
+        uid = f"T-{i}"
+        service.create_unit(ADMIN, id=uid, unit_type="patrol_car", station="25")
+        inc, _ = service.create_incident(ADMIN, category="theft", lon=HARLEM[0], lat=HARLEM[1])
+        service.assign(ADMIN, inc["id"], uid)
+    vt.t = 1.0
+    reads: list[float] = []
+    read = service.timer_states
+
+    def timed_read() -> Any:
+        reads.append(vt.t)
+        states = read()
+        vt.t += read_s
+        return states
+
+    service.timer_states = timed_read  # type: ignore[method-assign]
+    bus = RecordingBus(vt)
+
+    async def main() -> None:
+        task = asyncio.create_task(
+            watch_timers(service, bus, sleep=vt.sleep, monotonic=vt.monotonic)  # type: ignore[arg-type]
+        )
+        await asyncio.wait_for(vt.done.wait(), 120)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    return bus.delivered, reads
+
+
+def _latencies(delivered: list[tuple[float, dict[str, Any]]]) -> dict[tuple[str, str], float]:
+    """Fake seconds from each crossing of a threshold to the delivery of its event."""
+    out = {}
+    for at, ev in delivered:
+        data = ev["data"]
+        since = datetime.fromisoformat(data["since"])
+        threshold = data["warn_s"] if data["level"] == "warning" else data["alert_s"]
+        crossing = (since - T0).total_seconds() + threshold
+        key = (ev["unit_id"], data["level"])
+        assert key not in out, f"{key} announced twice"
+        out[key] = at - crossing
+    return out
+
+
+@pytest.mark.parametrize("read_s", [0.0, 0.4])
+def test_timer_events_are_published_within_a_second_of_the_crossing(
+    tmp_path: Path, manhattan: tuple[CityPack, Router], read_s: float
+) -> None:
+    """The real tick loop on a fake clock: every unit's warning and alert is published after
+    its crossing and within 1 s of it, whatever the phase of the crossing in the tick; a read
+    of the timers that takes 0.4 s (300 times the measured cost) does not stretch the period."""
+    delivered, reads = _run_ticks(tmp_path, manhattan, read_s)
+    latency = _latencies(delivered)
+    assert set(latency) == {
+        (f"T-{i}", level) for i in range(len(PHASES)) for level in ("warning", "alert")
+    }
+    assert all(ev["type"] == "unit.timer" and ev["actor"] == "timer" for _, ev in delivered)
+    assert min(latency.values()) >= 0  # never before the crossing
+    assert max(latency.values()) <= 1.0
+    # The tick period, measured on the fake clock, and the bound it gives.
+    gaps = [b - a for a, b in itertools.pairwise(reads)]
+    assert max(gaps) == pytest.approx(TIMER_TICK_S)
+    assert max(latency.values()) <= TIMER_TICK_S + read_s + 1e-6

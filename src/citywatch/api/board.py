@@ -12,13 +12,18 @@
 
 Timer level changes reach the event stream as ``unit.timer`` events (:func:`watch_timers`,
 started with the application): every :data:`~citywatch.dispatch.timers.TIMER_TICK_S` seconds
-each worker reads the timers and tells its own clients of the changes.
+each worker reads the timers and tells its own clients of the changes.  The ticks keep their
+period whatever a read costs (the next tick is due ``tick_s`` after the previous one began, not
+after it ended), so a level change is published at most ``tick_s`` plus one read after the
+crossing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, status
@@ -136,13 +141,32 @@ def moveup_apply(body: MoveUpIn, who: CurrentUser, service: Service) -> dict[str
 
 
 async def watch_timers(
-    service: DispatchService, bus: EventBus, tick_s: float = TIMER_TICK_S
+    service: DispatchService,
+    bus: EventBus,
+    tick_s: float = TIMER_TICK_S,
+    *,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    monotonic: Callable[[], float] = time.monotonic,
 ) -> None:
     """Announce the timers' level changes to this worker's clients every ``tick_s`` seconds.
 
     Runs until cancelled; a failed read (database hiccup) is logged and retried next tick.
+
+    Parameters
+    ----------
+    service : DispatchService
+        Its :meth:`~DispatchService.timer_states` are read at each tick, on its ``clock``.
+    bus : EventBus
+        The events go to this worker's clients (``deliver``).
+    tick_s : float
+        The period of the ticks.  A tick is due ``tick_s`` after the previous one *began*; one
+        that overruns its period is followed at once by the next (no burst to catch up).
+    sleep, monotonic : callable, optional
+        The waiting and the tick schedule's clock (tests pass a fake clock for both and for
+        ``service.clock``).
     """
     watch = TimerWatch()
+    due = monotonic()
     while True:
         try:
             states = await asyncio.to_thread(service.timer_states)
@@ -154,4 +178,6 @@ async def watch_timers(
                 bus.deliver(to_jsonable(event))
         except Exception:
             log.exception("reading the unit timers failed; retrying")
-        await asyncio.sleep(tick_s)
+        now = monotonic()
+        due = max(due + tick_s, now)
+        await sleep(due - now)
