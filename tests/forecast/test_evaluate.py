@@ -71,3 +71,20 @@ def test_backtest_by_hand():
     assert row["hit_rate_pooled"] == pytest.approx(1.5 / 3)
     audit = result.area_audit()
     assert {r["month"] for r in audit} == {"1970-01"}
+
+
+def test_area_audit_counts_the_audit_events_only():
+    grid = grid_surface(100.0, "local", study_area=shapely.box(0, 0, 199, 99))  # 2 cells
+    # Cell 0 holds two patrol finds a day, cell 1 one reported incident on day 1.
+    ev = Events.from_arrays([[10, 10], [20, 20], [150, 50], [30, 30]], [0.1, 1.2, 1.5, 1.6])
+    reported = Events.from_arrays([[150, 50]], [1.5])
+    areas = (np.array([0, 1]), ["west", "east"])
+    kw = {"start": 1.0, "end": 2.0, "areas": areas, "coverages": (0.5,)}
+    every = backtest(ev, grid, [NaivePredictor(grid)], **kw)
+    audited = backtest(ev, grid, [NaivePredictor(grid)], audit_events=reported, **kw)
+    np.testing.assert_allclose(every.incident_share, [[2 / 3, 1 / 3]])
+    np.testing.assert_allclose(audited.incident_share, [[0.0, 1.0]])
+    # The hit rates still count every incident.
+    np.testing.assert_allclose(audited.events, every.events)
+    assert (every.audit_events, audited.audit_events) == (3, 1)
+    assert audited.as_dict()["area_audit_events"] == 1

@@ -64,6 +64,12 @@ def test_criminal_flag_and_priority() -> None:
     assert tax.priority("police_activity") == 5
 
 
+def test_proactive_categories_are_what_patrols_find() -> None:
+    tax = load_taxonomy()
+    assert tax.proactive_codes() == {"drugs", "weapons", "police_activity"}
+    assert tax.is_proactive("drugs") and not tax.is_proactive("burglary")
+
+
 def test_unknown_codes_raise_validation_errors() -> None:
     tax = load_taxonomy()
     with pytest.raises(ValidationError, match="unknown incident category 'burgalry'"):

@@ -127,9 +127,10 @@ class Backtest:
     curves: FloatArray  # [predictor, curve point]: events captured, summed over periods
     area_names: list[str]
     flagged_share: FloatArray  # [predictor, period, area] share of flagged measure
-    incident_share: FloatArray  # [period, area] share of the period's incidents
+    incident_share: FloatArray  # [period, area] share of the period's audit incidents
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
     timezone: str = "UTC"  # the city's: months and origins are reported in local time
+    audit_events: int = 0  # test-period incidents behind the incident shares
 
     def _rates(self, p: int) -> tuple[FloatArray, FloatArray]:
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -199,6 +200,7 @@ class Backtest:
             "summary": self.summary(),
             "params": self.params,
             "area_audit_coverage": AUDIT_COVERAGE,
+            "area_audit_events": self.audit_events,
             "area_audit": self.area_audit(),
         }
 
@@ -214,6 +216,7 @@ def backtest(
     step_days: float | None = None,
     areas: tuple[IntArray, list[str]] | None = None,
     coverages: tuple[float, ...] = COVERAGES,
+    audit_events: Events | None = None,
     timezone: str = "UTC",
     on_progress: Callable[[int, int], None] | None = None,
 ) -> Backtest:
@@ -236,6 +239,9 @@ def backtest(
         Area label per cell and area names for the audit (default: :func:`block_areas`).
     coverages
         Area shares at which hit rate, PAI and PEI are reported.
+    audit_events
+        The incidents whose shares per area the audit sets against the flagged shares
+        (default: ``events``; the pipeline leaves out what police find on patrol).
     timezone
         The city's time zone: whole-day periods run from local midnight.
     on_progress
@@ -249,6 +255,8 @@ def backtest(
         raise ValidationError("each predictor may appear once")
     label, area_names = areas if areas is not None else block_areas(surface)
     cells = surface.assign(events.xy)
+    audit = events if audit_events is None else audit_events
+    audit_cells = surface.assign(audit.xy)
     measure = surface.measure
     covs = np.asarray(coverages)
     n_p, n_k = len(predictors), len(origins)
@@ -258,6 +266,7 @@ def backtest(
     events_n = np.zeros(n_k)
     flagged = np.zeros((n_p, n_k, len(area_names)))
     incident = np.full((n_k, len(area_names)), np.nan)
+    audit_n = 0
     for k, origin in enumerate(origins):
         lo, hi = np.searchsorted(events.t, [origin, ends[k]])
         period = cells[lo:hi]
@@ -265,8 +274,13 @@ def backtest(
         observed = np.bincount(period, minlength=len(surface)).astype(np.float64)
         events_n[k] = observed.sum()
         best[k] = capture(observed, measure, observed, covs)
-        if events_n[k] > 0:
-            incident[k] = np.bincount(label, observed, minlength=len(area_names)) / events_n[k]
+        a_lo, a_hi = np.searchsorted(audit.t, [origin, ends[k]])
+        reported = audit_cells[a_lo:a_hi]
+        reported = reported[reported >= 0]
+        audit_n += len(reported)
+        if len(reported):
+            per_area = np.bincount(label[reported], minlength=len(area_names))
+            incident[k] = per_area / len(reported)
         for p, predictor in enumerate(predictors):
             risk = predictor.fit(events, float(origin)).predict(float(ends[k] - origin))
             captured[p, k] = capture(risk, measure, observed, covs)
@@ -289,4 +303,5 @@ def backtest(
         incident_share=incident,
         params={p.name: p.params() for p in predictors},
         timezone=timezone,
+        audit_events=audit_n,
     )

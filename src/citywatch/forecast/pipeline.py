@@ -38,6 +38,7 @@ from citywatch.forecast.surface import (
     segment_surface,
     to_days,
 )
+from citywatch.incidents.taxonomy import load_taxonomy
 
 __all__ = [
     "DEFAULT_CELL_M",
@@ -85,6 +86,8 @@ class Study:
     areas: tuple[IntArray, list[str]]
     dropped: int  # incidents without a location or outside every cell
     timezone: str = "UTC"  # the city's: forecast days are its local days
+    # Events of the area audit: without the proactive categories (None: the same as events).
+    reported: Events | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """Summary for reports."""
@@ -94,6 +97,7 @@ class Study:
             "time_precision": self.events.precision,
             "dropped": self.dropped,
             "timezone": self.timezone,
+            "audit_events": len(self.events if self.reported is None else self.reported),
             "surface": self.surface.as_dict(),
             "areas": self.areas[1],
         }
@@ -147,7 +151,24 @@ def study_from_frame(
     inside = surface.assign(events.xy) >= 0
     kept = Events(events.xy[inside], events.t[inside], events.precision, crs)
     areas = pack_areas(pack, surface) if pack is not None else block_areas(surface)
-    return Study(name, kept, surface, areas, no_location + int((~inside).sum()), tz)
+    study = Study(name, kept, surface, areas, no_location + int((~inside).sum()), tz)
+    return replace(study, reported=_reported(frame, crs, surface))
+
+
+def _reported(frame: pd.DataFrame, crs: str, surface: Surface) -> Events | None:
+    """The located events inside the surface whose category is not proactive (``None``: all
+    are), for the area audit: what police find on patrol follows where they look."""
+    if "category" not in frame.columns:
+        return None
+    keep = ~frame["category"].isin(load_taxonomy().proactive_codes())
+    if keep.all():
+        return None
+    located = keep & frame["lon"].notna() & frame["lat"].notna() & frame["received_at"].notna()
+    if not located.any():
+        return Events.from_arrays(np.zeros((0, 2)), np.zeros(0), "exact", crs)
+    events, _ = events_from_frame(frame[located], crs)
+    inside = surface.assign(events.xy) >= 0
+    return Events(events.xy[inside], events.t[inside], events.precision, crs)
 
 
 def study_from_dataset(
@@ -205,6 +226,7 @@ def run_backtest(
         end=hi,
         horizon_days=horizon_days,
         areas=study.areas,
+        audit_events=study.reported,
         timezone=study.timezone,
         on_progress=on_progress,
     )

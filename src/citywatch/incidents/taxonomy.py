@@ -37,7 +37,11 @@ CRIMINAL_GROUP = "criminal"
 
 @dataclass(frozen=True, slots=True)
 class Category:
-    """One incident category: stable code, labels, default priority, criminal flag, parent."""
+    """One incident category: stable code, labels, default priority, criminal flag, parent.
+
+    ``proactive`` marks offences that police mostly find on patrol rather than hear of from a
+    victim or caller (drugs, weapons possession): their records follow where police look.
+    """
 
     code: str
     zh: str
@@ -45,6 +49,7 @@ class Category:
     priority: int
     criminal: bool
     parent: str | None = None
+    proactive: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,12 +176,20 @@ class Taxonomy:
         """Whether category ``code`` is a criminal offence (刑事)."""
         return self.category(code).criminal
 
+    def is_proactive(self, code: str) -> bool:
+        """Whether category ``code`` is mostly found by police rather than reported to them."""
+        return self.category(code).proactive
+
+    def proactive_codes(self) -> frozenset[str]:
+        """Every category mostly found by police rather than reported to them."""
+        return frozenset(c.code for c in self.categories.values() if c.proactive)
+
     def priority(self, code: str) -> int:
         """Default dispatch priority of category ``code`` (1 highest .. 5 lowest)."""
         return self.category(code).priority
 
 
-_CATEGORY_KEYS = ("zh", "en", "priority", "criminal", "parent")
+_CATEGORY_KEYS = ("zh", "en", "priority", "criminal", "parent", "proactive")
 
 
 def _parse(data: Mapping[str, Any], origin: str) -> Taxonomy:
@@ -194,6 +207,7 @@ def _parse(data: Mapping[str, Any], origin: str) -> Taxonomy:
                 priority=int(spec["priority"]),
                 criminal=bool(spec["criminal"]),
                 parent=spec.get("parent"),
+                proactive=bool(spec.get("proactive", False)),
             )
             for code, spec in data["categories"].items()
         }
