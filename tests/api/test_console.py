@@ -4,6 +4,7 @@ EIDO export of a merged incident, geocoding on a pack without street names."""
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 
 import numpy as np
 
@@ -73,6 +74,7 @@ def test_call_flagged_merged_and_exported(
             "severity": "high",
             "text": "resident threatened officers before",
             "radius_m": 60,
+            "expires_at": "2099-06-30T12:00:00+00:00",
         },
     )
     assert r.status_code == 201, r.text
@@ -89,8 +91,24 @@ def test_call_flagged_merged_and_exported(
     item = from_eido(doc)
     assert (item.number, item.location_text) == (first["number"], "Broadway & W 207 St")
     assert [(m.incident_id, m.direction) for m in item.merges] == [(second["id"], "REPLACING")]
-    assert [(c.kind, c.severity) for c in item.cautions] == [("violent_person", "high")]
-    assert any(n.text.startswith("caller: man hurt outside the bodega") for n in item.notes)
+    assert [(c.kind, c.severity, c.text, c.expires_at) for c in item.cautions] == [
+        (
+            "violent_person",
+            "high",
+            "resident threatened officers before",
+            datetime(2099, 6, 30, 12, tzinfo=UTC),
+        )
+    ]
+    # the second caller is a call component of its own, not a note
+    (caller,) = item.callers
+    assert (caller.notes, caller.taken_by, caller.original_incident_id) == (
+        "man hurt outside the bodega",
+        "disp",
+        second["id"],
+    )
+    assert (caller.lon, caller.lat) == (lon + 0.0003, lat)
+    assert caller.received_at == datetime.fromisoformat(detail["callers"][1]["received_at"])
+    assert not any(n.text.startswith("caller:") for n in item.notes)
     assert any(n.text == "suspect fled north" and n.author == "disp" for n in item.notes)
     dup_doc = disp.get(f"/api/v1/incidents/{second['id']}/eido").json()
     assert eido_errors(dup_doc) == []

@@ -452,4 +452,12 @@ def test_cli_eido_export_carries_notes_callers_and_merges(
     assert [(m.incident_id, m.direction) for m in dup.merges] == [(first["id"], "REPLACED")]
     texts = [n.text for n in kept.notes]
     assert "units told to approach from the north" in texts
-    assert f"caller: second caller (from {second['id']})" in texts
+    # the second caller is a further call component: its notes, its location, its incident
+    (caller,) = kept.callers
+    assert (caller.notes, caller.original_incident_id, caller.taken_by) == (
+        "second caller",
+        second["id"],
+        ADMIN.username,
+    )
+    assert (caller.lon, caller.lat, caller.location_text) == (NEAR[0], NEAR[1], None)
+    assert not any("second caller" in t for t in texts)

@@ -14,8 +14,11 @@ from hypothesis import strategies as st
 
 from citywatch.errors import DataError, ValidationError
 from citywatch.incidents.eido import (
+    CALLER_DATA,
+    CAUTION_EXPIRY,
     CITYWATCH_DATA,
     SEVERITIES,
+    EidoCaller,
     EidoCaution,
     EidoIncident,
     EidoMerge,
@@ -94,11 +97,28 @@ def _full() -> EidoIncident:
             EidoNote("phone snatched near the subway", T0, "disp"),
             EidoNote("嫌疑人向北逃跑", T0 + timedelta(seconds=90), "off13"),
         ),
-        cautions=(EidoCaution("Dog", "high", "dangerous dog at the back door", T0, "disp"),),
+        cautions=(
+            EidoCaution(
+                "Dog", "high", "dangerous dog at the back door", T0, "disp", T0 + timedelta(days=30)
+            ),
+            EidoCaution("Hazmat", "normal", "propane store", None, None, None),
+        ),
         merges=(EidoMerge("nashville:2024-0", "REPLACING", T0 + timedelta(seconds=60)),),
         agency="nashville.citywatch.invalid",
         number="NAS-2024-000001",
         location_text="Broadway @ 5th Ave N",
+        callers=(
+            EidoCaller(
+                T0 + timedelta(seconds=20),
+                "calltaker2",
+                "saw two men run towards the river",
+                "Broadway & 4th Ave N",
+                -86.7809,
+                36.16283,
+                "nashville:2024-0",
+            ),
+            EidoCaller(T0 + timedelta(seconds=25)),  # a call with nothing but its time
+        ),
     )
 
 
@@ -122,6 +142,40 @@ def test_full_export_validates_and_maps_to_the_standard_elements() -> None:
     assert [u["primaryUnitStatusRegistryText"] for u in units] == ["Available", "Dispatched"]
     assert units[0]["eta"] == "2024-03-05T14:11:21.623456+00:00"  # assigned + 212.5 s
     assert doc["cautionComponent"][0]["cautionSeverity"] == "high"
+    # the caution's text as typed; its expiry in an additional-data component that names the
+    # caution in its cautionReference (EIDO 1.0's caution has no expiry element)
+    assert doc["cautionComponent"][0]["cautionTypeInternalText"] == "dangerous dog at the back door"
+    (expiry,) = [c for c in doc["additionalDataComponent"] if c["urlPurpose"] == CAUTION_EXPIRY]
+    assert expiry["additionalDataByValue"] == "2024-04-04T14:07:09.123456+00:00"
+    assert expiry["cautionReference"] == [{"$ref": doc["cautionComponent"][0]["$id"]}]
+    # every further caller is a call component of its own, after the incident's own call
+    own, second, third = doc["callComponent"]
+    assert own["callStartTimestamp"] == "2024-03-05T14:07:09.123456+00:00"
+    assert second["callStartTimestamp"] == "2024-03-05T14:07:29.123456+00:00"
+    assert second["direction"] == "incoming" and second["agentReference"] == [
+        {"$ref": "calltaker2"}
+    ]
+    components = {
+        c["$id"]: c
+        for key in ("notesComponent", "locationComponent", "additionalDataComponent")
+        for c in doc[key]
+    }
+    (said,) = second["notesReference"]
+    assert components[said["$ref"]]["notesActionComments"] == "saw two men run towards the river"
+    assert components[said["$ref"]]["updatedByAgentReference"] == {"$ref": "calltaker2"}
+    (where,) = second["locationReference"]
+    assert components[where["$ref"]]["locationDescriptionText"] == "Broadway & 4th Ave N"
+    assert read_pidf_point(components[where["$ref"]]["locationByValue"]) == (-86.7809, 36.16283)
+    (data,) = second["additionalDataReference"]
+    assert components[data["$ref"]]["urlPurpose"] == CALLER_DATA
+    assert json.loads(components[data["$ref"]]["additionalDataByValue"]) == {
+        "original_incident_id": "nashville:2024-0"
+    }
+    assert set(third) >= {"callStartTimestamp", "direction", "callStateRegistryText"}
+    assert not {"agentReference", "notesReference", "locationReference"} & set(third)
+    assert "calltaker2" in {a["$id"] for a in doc["agentComponent"]}
+    # the incident's notes are its own: the callers' are referenced by their calls only
+    assert said not in doc["incidentComponent"]["notesReference"]
     assert doc["mergeComponent"][0]["incidentMergeDirectionCode"] == "REPLACING"
     assert [n["notesActionComments"] for n in doc["notesComponent"]][1] == "嫌疑人向北逃跑"
     assert read_pidf_point(doc["locationComponent"][0]["locationByValue"]) == (-86.78125, 36.1627)
@@ -144,6 +198,8 @@ def test_schema_catches_broken_documents() -> None:
         (lambda d: d.update(lastUpdateTimeStamp="yesterday"), "lastUpdateTimeStamp"),
         (lambda d: d["cautionComponent"][0].update(cautionSeverity="dire"), "cautionComponent/0"),
         (lambda d: d["emergencyResourceComponent"][0].pop("agentReference"), "emergencyResource"),
+        (lambda d: d["callComponent"][1].pop("callStartTimestamp"), "callComponent/1"),
+        (lambda d: d["callComponent"][1].update(agentReference="calltaker2"), "callComponent/1"),
     ]:
         broken = copy.deepcopy(doc)
         change(broken)
@@ -231,6 +287,39 @@ def test_live_detail_becomes_units_and_notes() -> None:
         "created_by": "disp",
         "number": "MAN-2024-000042",
         "location_text": "1 Ave @ 110 St",
+        "callers": [
+            {
+                "id": 1,
+                "received_at": T0,
+                "taken_by": "disp",
+                "notes": "phone snatched",
+                "location_text": "1 Ave @ 110 St",
+                "lon": -73.99,
+                "lat": 40.73,
+                "original_incident_id": "live:abc",
+            },
+            {
+                "id": 2,
+                "received_at": T0 + timedelta(seconds=70),
+                "taken_by": "disp2",
+                "notes": "he ran into the park",
+                "location_text": None,
+                "lon": -73.9902,
+                "lat": 40.7301,
+                "original_incident_id": "live:def",
+            },
+        ],
+        "cautions": [
+            {
+                "id": 7,
+                "kind": "violent_person",
+                "severity": "high",
+                "text": "threatened officers before",
+                "created_by": "admin",
+                "created_at": T0 - timedelta(days=2),
+                "expires_at": T0 + timedelta(days=28),
+            }
+        ],
         "assignments": [
             {
                 "unit_id": "A13-1",
@@ -261,6 +350,21 @@ def test_live_detail_becomes_units_and_notes() -> None:
         'assignment.created unit=A13-1 {"eta_s": 120.0}',
     ]
     assert item.units[0].status == "On Scene"
+    # the second caller (from the merged live:def) is a caller, not a note
+    assert item.callers == (
+        EidoCaller(
+            T0 + timedelta(seconds=70),
+            "disp2",
+            "he ran into the park",
+            None,
+            -73.9902,
+            40.7301,
+            "live:def",
+        ),
+    )
+    (caution,) = item.cautions
+    assert caution.text == "threatened officers before"
+    assert caution.expires_at == T0 + timedelta(days=28)
     doc = to_eido(item)
     assert eido_errors(doc) == []
     assert doc["incidentComponent"]["incidentTypeInternalText"] == "Theft"
@@ -317,7 +421,28 @@ units = st.builds(
     st.none() | st.floats(0, 1e5, allow_nan=False),
 )
 notes = st.builds(EidoNote, st.text(max_size=30), _TIMES, _OPT_TEXT)
-cautions = st.builds(EidoCaution, _TEXT, st.sampled_from(SEVERITIES), _TEXT, _OPT_TIME, _OPT_TEXT)
+cautions = st.builds(
+    EidoCaution, _TEXT, st.sampled_from(SEVERITIES), _TEXT, _OPT_TIME, _OPT_TEXT, _OPT_TIME
+)
+
+
+@st.composite
+def callers(draw: st.DrawFn) -> EidoCaller:
+    point = draw(
+        st.none()
+        | st.tuples(st.floats(-180, 180, allow_nan=False), st.floats(-90, 90, allow_nan=False))
+    )
+    return EidoCaller(
+        received_at=draw(_TIMES),
+        taken_by=draw(_OPT_TEXT),
+        notes=draw(st.none() | st.text(max_size=30)),
+        location_text=draw(_OPT_TEXT),
+        lon=None if point is None else point[0],
+        lat=None if point is None else point[1],
+        original_incident_id=draw(_OPT_TEXT),
+    )
+
+
 merges = st.builds(EidoMerge, _TEXT, st.sampled_from(("REPLACING", "REPLACED", "SPLIT")), _TIMES)
 
 
@@ -343,6 +468,7 @@ def test_any_canonical_record_round_trips_through_a_valid_eido(incident: Inciden
     st.none() | _TEXT,
     _OPT_TEXT,
     _OPT_TEXT,
+    st.lists(callers(), max_size=3),
 )
 def test_any_live_incident_round_trips(
     incident: Incident,
@@ -353,6 +479,7 @@ def test_any_live_incident_round_trips(
     status: str | None,
     number: str | None,
     location_text: str | None,
+    callers_: list[EidoCaller],
 ) -> None:
     item = EidoIncident(
         incident,
@@ -363,6 +490,7 @@ def test_any_live_incident_round_trips(
         tuple(merges_),
         number=number,
         location_text=location_text,
+        callers=tuple(callers_),
     )
     doc = json.loads(json.dumps(to_eido(item)))
     assert eido_errors(doc) == []

@@ -2,10 +2,10 @@
 
 ``citywatch incidents export --eido`` writes canonical incidents; for live incidents the
 console tables (:mod:`citywatch.store.console_models`) add their number, the address as typed,
-their notes, every further caller and their merges (``REPLACING``: this incident absorbed the
-other; ``REPLACED``: it was merged into the other), as ``GET /api/v1/incidents/{id}/eido``
-exports them.  Caution notes
-belong to locations, not incidents: the live route exports those at the incident's location.
+their notes, every further caller (a call component each) and their merges (``REPLACING``:
+this incident absorbed the other; ``REPLACED``: it was merged into the other), as
+``GET /api/v1/incidents/{id}/eido`` exports them.  Caution notes belong to locations, not
+incidents: the live route exports those at the incident's location.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import Engine, inspect, select
 
-from citywatch.incidents.eido import EidoMerge, EidoNote
+from citywatch.incidents.eido import EidoCaller, EidoMerge, EidoNote
 from citywatch.store.console_models import CallerRecord, IncidentConsole, IncidentNote
 from citywatch.store.db import engine_scope
 
@@ -28,12 +28,14 @@ _CHUNK = 500
 def console_components(
     engine_or_url: Engine | str | None, incident_ids: Iterable[str]
 ) -> dict[str, dict[str, Any]]:
-    """Per incident id that has console records: ``{"notes": (EidoNote, ...), "merges":
-    (EidoMerge, ...), "number": str | None, "location_text": str | None}``; a database
-    without the console tables gives ``{}``."""
+    """Per incident id that has console records: ``{"notes": (EidoNote, ...), "callers":
+    (EidoCaller, ...), "merges": (EidoMerge, ...), "number": str | None, "location_text":
+    str | None}`` (``callers``: every call after the first); a database without the console
+    tables gives ``{}``."""
     ids = [str(i) for i in incident_ids]
     notes: dict[str, list[EidoNote]] = defaultdict(list)
     merges: dict[str, list[EidoMerge]] = defaultdict(list)
+    further: dict[str, list[EidoCaller]] = defaultdict(list)
     numbers: dict[str, tuple[str | None, str | None]] = {}
     with engine_scope(engine_or_url) as engine, engine.connect() as conn:
         if not inspect(conn).has_table(IncidentConsole.__tablename__):
@@ -54,13 +56,18 @@ def console_components(
             ):
                 callers[c.incident_id].append(c)
             for iid, rows in callers.items():
-                for c in rows[1:]:
-                    text = f"caller: {c.notes or ''}".rstrip()
-                    if c.location_text:
-                        text += f" @ {c.location_text}"
-                    if c.original_incident_id != iid:
-                        text += f" (from {c.original_incident_id})"
-                    notes[iid].append(EidoNote(text, c.received_at, c.taken_by))
+                further[iid] = [
+                    EidoCaller(
+                        received_at=c.received_at,
+                        taken_by=c.taken_by or None,
+                        notes=c.notes or None,
+                        location_text=c.location_text or None,
+                        lon=c.lon,
+                        lat=c.lat,
+                        original_incident_id=c.original_incident_id or None,
+                    )
+                    for c in rows[1:]
+                ]
             for m in conn.execute(
                 select(IncidentConsole).where(
                     IncidentConsole.merged_into.in_(chunk) | IncidentConsole.incident_id.in_(chunk)
@@ -75,10 +82,11 @@ def console_components(
                 if m.incident_id in chunk:
                     merges[m.incident_id].append(EidoMerge(m.merged_into, "REPLACED", m.merged_at))
     out: dict[str, dict[str, Any]] = {}
-    for iid in set(notes) | set(merges) | set(numbers):
+    for iid in set(notes) | set(merges) | set(numbers) | set(further):
         number, location_text = numbers.get(iid, (None, None))
         out[iid] = {
             "notes": tuple(sorted(notes.get(iid, []), key=lambda n: n.at)),
+            "callers": tuple(further.get(iid, [])),
             "merges": tuple(merges.get(iid, [])),
             "number": number,
             "location_text": location_text,

@@ -12,6 +12,13 @@ Canonical fields EIDO 1.0 has no element for (``source``, ``source_id``, ``time_
 ``arrived_at``, ``cleared_at``; ``dispatched_at`` too, since the dispatch component may also
 exist for units without it) travel in one additional-data component whose value is a small
 JSON object (:data:`CITYWATCH_DATA`); a foreign EIDO without it still imports.
+
+Every further caller of a merged incident is a call component of its own (after the first
+call, the incident's), with its call taker, its notes and the location it gave; the incident it
+first created travels in an additional-data component of the call (:data:`CALLER_DATA`).  A
+caution's expiry, for which EIDO 1.0's caution component has no element, is an additional-data
+component linked to the caution by the standard's ``cautionReference``
+(:data:`CAUTION_EXPIRY`).
 """
 
 from __future__ import annotations
@@ -28,11 +35,14 @@ from citywatch.errors import DataError
 from citywatch.incidents.record import Incident
 
 __all__ = [
+    "CALLER_DATA",
+    "CAUTION_EXPIRY",
     "CITYWATCH_DATA",
     "DEFAULT_AGENCY",
     "EIDO_VERSION",
     "MERGE_DIRECTIONS",
     "SEVERITIES",
+    "EidoCaller",
     "EidoCaution",
     "EidoIncident",
     "EidoMerge",
@@ -48,6 +58,11 @@ __all__ = [
 EIDO_VERSION: Final = "1.0"
 #: ``urlPurpose`` of the additional-data component carrying the fields EIDO has no element for.
 CITYWATCH_DATA: Final = "urn:citywatch:incident-record"
+#: ``urlPurpose`` of a further call's additional data: ``{"original_incident_id": ...}``.
+CALLER_DATA: Final = "urn:citywatch:caller-record"
+#: ``urlPurpose`` of a caution's expiry (``additionalDataByValue``: an ISO 8601 date-time, the
+#: component's ``cautionReference`` naming the caution).
+CAUTION_EXPIRY: Final = "urn:citywatch:caution-expiry"
 #: EIDO's five-level scale (call ``priorityIdentifier``, ``cautionSeverity``); index + 1 is
 #: CityWatch's priority 1 (highest) .. 5.
 SEVERITIES: Final = ("highest", "high", "normal", "low", "lowest")
@@ -104,7 +119,9 @@ class EidoNote:
 class EidoCaution:
     """A caution note on the incident's location (an EIDO caution component).
 
-    ``severity`` is one of :data:`SEVERITIES`; EIDO 1.0's caution has no expiry element.
+    ``severity`` is one of :data:`SEVERITIES`.  EIDO 1.0's caution has no expiry element:
+    ``expires_at`` travels in an additional-data component that names the caution in its
+    ``cautionReference`` (:data:`CAUTION_EXPIRY`).
     """
 
     kind: str
@@ -112,6 +129,26 @@ class EidoCaution:
     text: str
     started_at: datetime | None = None
     source: str | None = None
+    expires_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EidoCaller:
+    """A further call about the incident (a merged duplicate's caller): an EIDO call component.
+
+    ``taken_by`` is the call taker (the call's agent), ``notes`` what the caller said (a notes
+    component of the call), ``location_text`` and ``lon``/``lat`` the location they gave (a
+    location component of the call), ``original_incident_id`` the incident the call first
+    created.
+    """
+
+    received_at: datetime
+    taken_by: str | None = None
+    notes: str | None = None
+    location_text: str | None = None
+    lon: float | None = None
+    lat: float | None = None
+    original_incident_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +176,8 @@ class EidoIncident:
     number: str | None = None
     #: The location as the call taker typed it (an address or cross streets), when given.
     location_text: str | None = None
+    #: Every call after the first (the incident's own), oldest first.
+    callers: tuple[EidoCaller, ...] = ()
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
 
@@ -206,6 +245,8 @@ def to_eido(item: EidoIncident) -> dict[str, Any]:
     if inc.priority is not None:
         call["priorityIdentifier"] = SEVERITIES[inc.priority - 1]
     doc["callComponent"] = [call]
+    for n, caller in enumerate(item.callers, 2):
+        _add_call(doc, caller, prologue(f":call:{n}", _ts(caller.received_at), caller.taken_by))
     notes = [
         {**prologue(f":note:{n}", _ts(note.at), note.author), "notesActionComments": note.text}
         for n, note in enumerate(item.notes, 1)
@@ -213,10 +254,13 @@ def to_eido(item: EidoIncident) -> dict[str, Any]:
     incident = prologue(":incident")
     incident.update(_incident_body(item, location["$id"]))
     if notes:
-        doc["notesComponent"] = notes
+        doc["notesComponent"] = notes + doc.get("notesComponent", [])
         incident["notesReference"] = [_ref(n["$id"]) for n in notes]
     doc["incidentComponent"] = incident
-    agents = sorted({n.author for n in item.notes if n.author is not None})
+    agents = sorted(
+        {n.author for n in item.notes if n.author is not None}
+        | {c.taken_by for c in item.callers if c.taken_by is not None}
+    )
     if agents:
         doc["agentComponent"] = [_agent(a, item.agency, stamp) for a in agents]
     resources = [
@@ -233,10 +277,18 @@ def to_eido(item: EidoIncident) -> dict[str, Any]:
             dispatch["emergencyResourceReference"] = [_ref(r["$id"]) for r in resources]
         doc["dispatchComponent"] = [dispatch]
     if item.cautions:
-        doc["cautionComponent"] = [
-            {**prologue(f":caution:{n}"), **_caution_body(c)}
-            for n, c in enumerate(item.cautions, 1)
-        ]
+        doc["cautionComponent"] = []
+        for n, c in enumerate(item.cautions, 1):
+            caution = {**prologue(f":caution:{n}"), **_caution_body(c)}
+            doc["cautionComponent"].append(caution)
+            if c.expires_at is not None:
+                expiry = prologue(f":caution:{n}:expiry")
+                expiry.update(
+                    urlPurpose=CAUTION_EXPIRY,
+                    additionalDataByValue=_ts(c.expires_at),
+                    cautionReference=[_ref(caution["$id"])],
+                )
+                doc["additionalDataComponent"].append(expiry)
     if item.merges:
         doc["mergeComponent"] = [
             {
@@ -249,10 +301,54 @@ def to_eido(item: EidoIncident) -> dict[str, Any]:
     return doc
 
 
+def _add_call(doc: dict[str, Any], caller: EidoCaller, call: dict[str, Any]) -> None:
+    """Append a further caller's call component to ``doc``, with its note, location and
+    CityWatch data as components of their own, referenced by the call."""
+    base, stamp, prologue = call["$id"], call["lastUpdateTimeStamp"], dict(call)
+
+    def component(suffix: str) -> dict[str, Any]:
+        return {**prologue, "$id": f"{base}:{suffix}"}
+
+    call.update(
+        standardPrimaryCallType="emergency",
+        direction="incoming",
+        callStartTimestamp=stamp,
+        callStateRegistryText="callAnswered",
+    )
+    if caller.taken_by is not None:
+        call["agentReference"] = [_ref(caller.taken_by)]
+    if caller.notes is not None:
+        note = component("note")
+        note["notesActionComments"] = caller.notes
+        doc.setdefault("notesComponent", []).append(note)
+        call["notesReference"] = [_ref(note["$id"])]
+    if caller.location_text is not None or caller.lon is not None:
+        location = component("location")
+        location["locationTypeDescriptionRegistryText"] = "Incident"
+        if caller.lon is not None and caller.lat is not None:
+            location["locationByValue"] = pidf_point(caller.lon, caller.lat)
+        if caller.location_text is not None:
+            location["locationDescriptionText"] = caller.location_text
+        doc["locationComponent"].append(location)
+        call["locationReference"] = [_ref(location["$id"])]
+    if caller.original_incident_id is not None:
+        data = component("citywatch")
+        data.update(
+            urlPurpose=CALLER_DATA,
+            additionalDataByValue=json.dumps(
+                {"original_incident_id": caller.original_incident_id}, ensure_ascii=False
+            ),
+        )
+        doc["additionalDataComponent"].append(data)
+        call["additionalDataReference"] = [_ref(data["$id"])]
+    doc["callComponent"].append(call)
+
+
 def _latest(item: EidoIncident) -> datetime:
     inc = item.incident
     times = [inc.received_at, inc.dispatched_at, inc.arrived_at, inc.cleared_at]
     times += [n.at for n in item.notes] + [m.at for m in item.merges]
+    times += [c.received_at for c in item.callers]
     times += [_unit_latest(u) for u in item.units]
     return max(t for t in times if t is not None)
 
@@ -463,16 +559,22 @@ def from_eido(doc: Mapping[str, Any], *, default_category: str = "other") -> Eid
         ),
     )
     statuses = incident.get("incidentStatusInternalText") or []
+    # the notes of the further calls are theirs, not the incident's
+    of_calls = {ref for c in calls[1:] for ref in _refs(c, "notesReference")}
+    expiries = _caution_expiries(doc)
     return EidoIncident(
         incident=record,
         status=str(statuses[-1]) if statuses else None,
         units=tuple(_unit(r) for r in _list(doc, "emergencyResourceComponent")),
-        notes=tuple(_note(n) for n in _list(doc, "notesComponent")),
-        cautions=tuple(_caution(c) for c in _list(doc, "cautionComponent")),
+        notes=tuple(_note(n) for n in _list(doc, "notesComponent") if n.get("$id") not in of_calls),
+        cautions=tuple(
+            _caution(c, expiries.get(str(c.get("$id")))) for c in _list(doc, "cautionComponent")
+        ),
         merges=tuple(_merge(m) for m in _list(doc, "mergeComponent")),
         agency=str(doc.get("issuingElementIdentification") or DEFAULT_AGENCY),
         number=_opt_str(incident.get("reportNumberType")),
         location_text=location_text,
+        callers=tuple(_caller(doc, c) for c in calls[1:]),
     )
 
 
@@ -487,6 +589,18 @@ def _list(doc: Mapping[str, Any], key: str) -> list[Mapping[str, Any]]:
     if not isinstance(value, Sequence) or isinstance(value, str):
         raise DataError(f"EIDO {key} must be an array")
     return [_mapping(v, key) for v in value]
+
+
+def _refs(component: Mapping[str, Any], key: str) -> list[str]:
+    """The ``$ref`` values of a component's array of references ``key``."""
+    value = component.get(key) or []
+    if not isinstance(value, Sequence) or isinstance(value, str):
+        raise DataError(f"EIDO {key} must be an array")
+    return [str(r["$ref"]) for r in value if isinstance(r, Mapping) and "$ref" in r]
+
+
+def _by_id(doc: Mapping[str, Any], key: str) -> dict[str, Mapping[str, Any]]:
+    return {str(c.get("$id")): c for c in _list(doc, key)}
 
 
 def _first(doc: Mapping[str, Any], key: str) -> Mapping[str, Any]:
@@ -609,13 +723,60 @@ def _note(note: Mapping[str, Any]) -> EidoNote:
     )
 
 
-def _caution(caution: Mapping[str, Any]) -> EidoCaution:
+def _caution(caution: Mapping[str, Any], expires_at: datetime | None = None) -> EidoCaution:
     return EidoCaution(
         kind=str(caution.get("cautionTypeCommonRegistryText", "")),
         severity=str(caution.get("cautionSeverity", "normal")),
         text=str(caution.get("cautionTypeInternalText", "")),
         started_at=_opt_ts(caution.get("startDate"), "cautionComponent"),
         source=_opt_str(caution.get("cautionSource")),
+        expires_at=expires_at,
+    )
+
+
+def _caution_expiries(doc: Mapping[str, Any]) -> dict[str, datetime]:
+    """Caution ``$id`` -> its expiry, from the :data:`CAUTION_EXPIRY` additional data."""
+    out = {}
+    for item in _list(doc, "additionalDataComponent"):
+        if item.get("urlPurpose") == CAUTION_EXPIRY:
+            at = _parse_ts(item.get("additionalDataByValue"), "caution expiry")
+            for ref in _refs(item, "cautionReference"):
+                out[ref] = at
+    return out
+
+
+def _caller(doc: Mapping[str, Any], call: Mapping[str, Any]) -> EidoCaller:
+    """A further call component as a caller record (its first agent, note and location)."""
+    agents = _refs(call, "agentReference")
+    notes = _by_id(doc, "notesComponent")
+    said = [notes[r] for r in _refs(call, "notesReference") if r in notes]
+    locations = _by_id(doc, "locationComponent")
+    places = [locations[r] for r in _refs(call, "locationReference") if r in locations]
+    text, point = None, None
+    for place in places:
+        text = text or _opt_str(place.get("locationDescriptionText"))
+        pidf = place.get("locationByValue")
+        if point is None and isinstance(pidf, str):
+            point = read_pidf_point(pidf)
+    original = None
+    extra = _by_id(doc, "additionalDataComponent")
+    for ref in _refs(call, "additionalDataReference"):
+        item = extra.get(ref, {})
+        if item.get("urlPurpose") == CALLER_DATA:
+            try:
+                value = json.loads(str(item.get("additionalDataByValue")))
+            except json.JSONDecodeError:
+                raise DataError("EIDO: CityWatch caller data is not JSON") from None
+            value = _mapping(value, "CityWatch caller data")
+            original = _opt_str(value.get("original_incident_id"))
+    return EidoCaller(
+        received_at=_parse_ts(call.get("callStartTimestamp"), "callStartTimestamp"),
+        taken_by=agents[0] if agents else None,
+        notes=str(said[0].get("notesActionComments", "")) if said else None,
+        location_text=text,
+        lon=None if point is None else point[0],
+        lat=None if point is None else point[1],
+        original_incident_id=original,
     )
 
 
@@ -637,11 +798,12 @@ def from_live(detail: Mapping[str, Any], *, agency: str = DEFAULT_AGENCY) -> Eid
     """The :class:`EidoIncident` of a live incident's detail (``DispatchService.get_incident``).
 
     Assignments become units; the caller's notes, the notes appended by dispatchers
-    (``notes``), every further caller of a merged incident (``callers``) and every timeline
-    event become notes (the event type, its unit and data as text, by its actor, at its time).
+    (``notes``) and every timeline event become notes (the event type, its unit and data as
+    text, by its actor, at its time); every further caller of a merged incident (``callers``
+    after the first) becomes an :class:`EidoCaller` (a call component of its own).
     The console's ``merges`` become merge components (``REPLACING``: this incident absorbed the
     other; ``REPLACED``: it was merged into the other) and its ``cautions`` caution components
-    (an expiry, which EIDO 1.0 cannot carry, is appended to the text); its ``number``
+    (with their expiry, :data:`CAUTION_EXPIRY`); its ``number``
     (``MAN-2026-000123``) becomes the incident's ``reportNumberType`` and its typed address
     (``location_text``) the location's ``locationDescriptionText``. The live service keeps no
     disposition or solved flag.
@@ -672,13 +834,18 @@ def from_live(detail: Mapping[str, Any], *, agency: str = DEFAULT_AGENCY) -> Eid
         )
     for note in detail.get("notes") or []:
         notes.append(EidoNote(str(note["text"]), note["at"], note.get("author")))
-    for caller in (detail.get("callers") or [])[1:]:
-        text = f"caller: {caller.get('notes') or ''}".rstrip()
-        if caller.get("location_text"):
-            text += f" @ {caller['location_text']}"
-        if caller.get("original_incident_id") not in (None, incident_id):
-            text += f" (from {caller['original_incident_id']})"
-        notes.append(EidoNote(text, caller["received_at"], caller.get("taken_by")))
+    callers = tuple(
+        EidoCaller(
+            received_at=c["received_at"],
+            taken_by=c.get("taken_by") or None,
+            notes=c.get("notes") or None,
+            location_text=c.get("location_text") or None,
+            lon=c.get("lon"),
+            lat=c.get("lat"),
+            original_incident_id=c.get("original_incident_id") or None,
+        )
+        for c in (detail.get("callers") or [])[1:]
+    )
     for event in detail.get("timeline") or []:
         text = str(event["type"])
         if event.get("unit_id"):
@@ -702,10 +869,10 @@ def from_live(detail: Mapping[str, Any], *, agency: str = DEFAULT_AGENCY) -> Eid
         EidoCaution(
             kind=str(c["kind"]),
             severity=str(c["severity"]),
-            text=str(c["text"])
-            + (f" (until {_ts(c['expires_at'])})" if c.get("expires_at") else ""),
+            text=str(c["text"]),
             started_at=c.get("created_at"),
             source=c.get("created_by"),
+            expires_at=c.get("expires_at"),
         )
         for c in detail.get("cautions") or []
     )
@@ -724,5 +891,6 @@ def from_live(detail: Mapping[str, Any], *, agency: str = DEFAULT_AGENCY) -> Eid
         agency=agency,
         number=detail.get("number") or None,
         location_text=detail.get("location_text") or None,
+        callers=callers,
         extra={"category_label": label} if label else {},
     )

@@ -120,8 +120,8 @@ def export_eido(
 ) -> list[dict[str, Any]]:
     """One schema-checked EIDO document per row of a canonical incidents frame.
 
-    ``components``: per incident id, extra ``notes`` and ``merges``, the ``number`` and the
-    typed ``location_text`` (the console's records,
+    ``components``: per incident id, extra ``notes``, further ``callers`` and ``merges``, the
+    ``number`` and the typed ``location_text`` (the console's records,
     :func:`citywatch.incidents.console_export.console_components`).
 
     Raises
@@ -138,6 +138,7 @@ def export_eido(
                 incident,
                 notes=tuple(more.get("notes", ())),
                 merges=tuple(more.get("merges", ())),
+                callers=tuple(more.get("callers", ())),
                 agency=agency,
                 number=more.get("number") or None,
                 location_text=more.get("location_text") or None,
