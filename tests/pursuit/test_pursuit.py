@@ -282,9 +282,13 @@ def test_cli_hide_with_cameras_json(capsys: pytest.CaptureFixture[str]) -> None:
     doc = json.loads(out)
     assert doc["assumptions"]["camera_weight"] == 0.25
     assert doc["assumptions"]["person_level_inputs"] is False
-    blocks = doc["ranking"]
-    assert blocks and all(0 <= b["p_end"] <= b["p_pass"] <= 1 for b in blocks)
-    assert [b["p_end"] for b in blocks] == sorted((b["p_end"] for b in blocks), reverse=True)
+    ranking = doc["ranking"]  # the pack's places first (Manhattan has 195), then the blocks
+    assert ranking and all(0 <= r["p_end"] <= r["p_pass"] <= 1 for r in ranking)
+    places = [r for r in ranking if r["kind"] != "block"]
+    blocks = [r for r in ranking if r["kind"] == "block"]
+    assert ranking == places + blocks and places and blocks
+    for part in (places, blocks):
+        assert [r["p_end"] for r in part] == sorted((r["p_end"] for r in part), reverse=True)
 
 
 def test_camera_weighting_follows_the_local_hour() -> None:

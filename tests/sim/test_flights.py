@@ -153,8 +153,9 @@ def test_flights_compare_fleets_on_the_same_robberies(
 
 
 def test_flights_need_markets_and_sane_input() -> None:
+    # The Shenzhen pack bundles no places (docs/city-packs.md); Manhattan now has 42 markets.
     with pytest.raises(DataError, match="no market places"):
-        run_flights(load_pack("manhattan"), FlightScenario(robberies=2, routes=10))
+        run_flights(load_pack("shenzhen"), FlightScenario(robberies=2, routes=10))
     with pytest.raises(ValidationError):
         FlightScenario(robberies=1)
     with pytest.raises(ValidationError):
@@ -162,7 +163,7 @@ def test_flights_need_markets_and_sane_input() -> None:
 
 
 def test_cli_flights_errors(capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = run(["simulate", "flights", "manhattan", "--robberies", "2"], capsys)
+    code, _, err = run(["simulate", "flights", "shenzhen", "--robberies", "2"], capsys)
     assert code == 1 and "no market places" in err and "Traceback" not in err
     code, _, err = run(["simulate", "flights", "baltimore", "--time", "20:30"], capsys)
     assert code != 0 and "ISO 8601" in err
