@@ -83,10 +83,52 @@ def _take_call(page: object, category: str, address: str, notes: str) -> None:
     page.wait_for_selector("[data-testid=intake-rec-unit]")  # type: ignore[attr-defined]
 
 
+_LAYOUT_JS = """() => {
+  const control = document.querySelector('.leaflet-control-layers');
+  const form = document.querySelector('[data-testid=intake]');
+  const pane = document.getElementById('map-pane').getBoundingClientRect();
+  const a = control.getBoundingClientRect(), b = form.getBoundingClientRect();
+  const overlap = !(a.right <= b.left || b.right <= a.left || a.bottom <= b.top || b.bottom <= a.top);
+  const covered = [...control.querySelectorAll('input')].filter((box) => {
+    const r = box.getBoundingClientRect();
+    return !box.contains(document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2));
+  }).length;
+  const centre = document.elementFromPoint(a.left + a.width / 2, a.top + a.height / 2);
+  const inside = b.left >= pane.left && b.right <= pane.right + 0.5 && b.top >= pane.top
+    && b.bottom <= pane.bottom + 0.5;
+  return {overlap, covered, centre: control.contains(centre), inside, formWidth: b.width,
+          layers: control.querySelectorAll('input').length};
+}"""
+
+
+def _assert_layer_control_usable(page: object) -> None:
+    """With the intake form open, the map's layer control is neither covered nor covering:
+    their boxes do not overlap, the element at the control's centre and at each layer's check
+    box is the control's own, the form lies inside the map, and a layer switches off and on
+    with a click (Playwright refuses a click another element would receive)."""
+    for width, height in ((1920, 1080), (1366, 768)):
+        page.set_viewport_size({"width": width, "height": height})  # type: ignore[attr-defined]
+        layout = page.evaluate(_LAYOUT_JS)  # type: ignore[attr-defined]
+        assert layout["layers"] >= 5, layout
+        assert not layout["overlap"], (width, layout)
+        assert layout["covered"] == 0 and layout["centre"], (width, layout)
+        assert layout["inside"] and layout["formWidth"] >= 300, (width, layout)
+        box = page.locator(".leaflet-control-layers input >> nth=0")  # type: ignore[attr-defined]
+        was = box.is_checked()
+        box.click(timeout=5000)
+        assert box.is_checked() != was
+        box.click(timeout=5000)
+        assert box.is_checked() == was
+        page.screenshot(path=str(ARTIFACTS / f"intake-layers-{width}.png"))  # type: ignore[attr-defined]
+    page.set_viewport_size({"width": 1920, "height": 1080})  # type: ignore[attr-defined]
+    page.focus("[data-testid=intake-notes]")  # type: ignore[attr-defined]  # back to the call
+
+
 def _call_flow(
     page: object, srv: Server, *, lang: str, category: str, address: str, prefix: str
 ) -> None:
     _take_call(page, category, address, "two men, one with a knife")
+    _assert_layer_control_usable(page)
     label = {"en": "Robbery", "zh": "抢劫"}[lang]
     assert page.input_value("[data-testid=intake-category]") == label  # type: ignore[attr-defined]
     assert page.input_value("[data-testid=intake-priority]") == "1"  # type: ignore[attr-defined]

@@ -14,6 +14,10 @@ const $ = (id) => document.getElementById(id);
 // Queue items older than this (seconds) are marked, by priority (P1 .. P5).
 const AGE_WARN_S = [120, 300, 900, 1800, 3600];
 const GEOCODE_DELAY_MS = 200;
+// The form keeps this far (px) from the map's edges and its top-left controls, and goes below
+// those controls when the map leaves it less than FORM_MIN_WIDTH_PX beside them.
+const FORM_GAP_PX = 8;
+const FORM_MIN_WIDTH_PX = 320;
 
 let ctx = null;
 let config = null;
@@ -108,6 +112,12 @@ function buildForm() {
       <button type="button" id="intake-cancel" data-testid="intake-cancel"></button>
     </div>`;
   $("map-pane").appendChild(panel);
+  // The zoom buttons and the layer control stay usable: the form is placed beside them (or
+  // below them on a narrow map) whenever it opens, the window resizes or the controls change
+  // size (language, layers added).
+  const corner = ctx.state.map.map.getContainer().querySelector(".leaflet-top.leaflet-left");
+  if (corner && window.ResizeObserver) new ResizeObserver(placeForm).observe(corner);
+  window.addEventListener("resize", placeForm);
   $("intake-close").addEventListener("click", closeForm);
   $("intake-cancel").addEventListener("click", closeForm);
   $("intake-submit").addEventListener("click", () => submit(null));
@@ -147,10 +157,31 @@ function relabel() {
   decorateQueue(true);
 }
 
+/** Place the open form on the map beside its top-left controls, never over them. */
+function placeForm() {
+  const panel = $("intake");
+  if (!panel || panel.hidden) return;
+  const pane = $("map-pane").getBoundingClientRect();
+  const corner = ctx.state.map.map.getContainer().querySelector(".leaflet-top.leaflet-left");
+  const boxes = corner ? [...corner.children].map((c) => c.getBoundingClientRect()) : [];
+  const right = Math.max(0, ...boxes.map((b) => b.right - pane.left));
+  const bottom = Math.max(0, ...boxes.map((b) => b.bottom - pane.top));
+  const beside = pane.width - right - 2 * FORM_GAP_PX;
+  const [left, top] = beside >= FORM_MIN_WIDTH_PX
+    ? [right + FORM_GAP_PX, FORM_GAP_PX] : [FORM_GAP_PX, bottom + FORM_GAP_PX];
+  Object.assign(panel.style, {
+    left: `${left}px`,
+    top: `${top}px`,
+    maxWidth: `${Math.max(pane.width - left - FORM_GAP_PX, 0)}px`,
+    maxHeight: `${Math.max(pane.height - top - FORM_GAP_PX, 0)}px`,
+  });
+}
+
 function openForm() {
   const panel = $("intake");
   if (!panel) return;
   panel.hidden = false;
+  placeForm();
   $("intake-cat").focus();
   $("intake-cat").select();
 }
