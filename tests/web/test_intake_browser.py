@@ -88,7 +88,8 @@ _LAYOUT_JS = """() => {
   const form = document.querySelector('[data-testid=intake]');
   const pane = document.getElementById('map-pane').getBoundingClientRect();
   const a = control.getBoundingClientRect(), b = form.getBoundingClientRect();
-  const overlap = !(a.right <= b.left || b.right <= a.left || a.bottom <= b.top || b.bottom <= a.top);
+  const overlap = !(a.right <= b.left || b.right <= a.left
+    || a.bottom <= b.top || b.bottom <= a.top);
   const covered = [...control.querySelectorAll('input')].filter((box) => {
     const r = box.getBoundingClientRect();
     return !box.contains(document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2));
