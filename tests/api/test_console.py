@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from pathlib import Path
 
 import numpy as np
+import pytest
 
-from citywatch.city import CityPack
+from citywatch.api.app import create_app
+from citywatch.api.settings import Settings
+from citywatch.city import CityPack, load_pack
 from citywatch.incidents.eido import from_eido
 from citywatch.incidents.eido_schema import eido_errors
 from citywatch.routing import Router
-from tests.api.conftest import Server
+from tests.api.conftest import Server, seed_users, start_server, stop_server
 
 
 def _node_near(pack: CityPack, lon: float, lat: float) -> tuple[float, float]:
@@ -148,3 +152,36 @@ def test_manhattan_has_no_street_names_so_geocoding_says_so(server: Server) -> N
     assert coords["candidates"][0]["kind"] == "coordinates"
     assert (coords["candidates"][0]["lon"], coords["candidates"][0]["lat"]) == (-73.9903, 40.7359)
     assert disp.get("/api/v1/geocode", params={"q": ""}).status_code == 422
+
+
+def test_the_street_index_is_built_at_start_not_by_the_first_geocode(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The service builds the geocoder's street index in its start-up (like the router's
+    graphs), so the first geocode finds it ready: no request builds it."""
+    from citywatch.city import geocode
+
+    monkeypatch.setattr(geocode, "_CACHE", {})  # no index left by an earlier test
+    builds: list[int] = []
+    build = geocode.Geocoder.from_network.__func__  # type: ignore[attr-defined]
+
+    def counted(cls: type[geocode.Geocoder], network: object) -> geocode.Geocoder:
+        builds.append(id(network))
+        return build(cls, network)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(geocode.Geocoder, "from_network", classmethod(counted))
+    pack = load_pack("shenzhen_futian")
+    app = create_app(
+        Settings(pack="shenzhen_futian", db_url=f"sqlite:///{tmp_path / 'c.db'}"), pack=pack
+    )
+    assert builds == []  # building the app does not build it either: start-up does
+    srv = start_server(app)
+    try:
+        assert builds == [id(pack.network)]  # built once, during start-up
+        seed_users(srv)
+        r = srv.client("disp").get("/api/v1/geocode", params={"q": "深南大道 / 金田路"})
+        assert r.status_code == 200, r.text
+        assert r.json()["has_names"] and r.json()["candidates"]
+        assert builds == [id(pack.network)]  # the geocode used the index built at start
+    finally:
+        stop_server(srv)

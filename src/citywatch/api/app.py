@@ -54,6 +54,7 @@ from citywatch.api.surveillance import router as surveillance_router
 from citywatch.city import CityPack, load_pack
 from citywatch.dispatch.accounts import Principal, Role
 from citywatch.dispatch.audit import AuditTrail, use_trail
+from citywatch.dispatch.intake import ConsoleService
 from citywatch.dispatch.live import RESYNC_INTERVAL_S
 from citywatch.dispatch.positions import SEAL_INTERVAL_S, FixQueue
 from citywatch.dispatch.service import DispatchService
@@ -196,8 +197,10 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        # Compile the graphs and the snapping index now rather than during the first call.
+        # Compile the graphs and the snapping index now rather than during the first call,
+        # and the geocoder's street index rather than during the first geocode.
         await asyncio.to_thread(road.prepare)
+        await asyncio.to_thread(ConsoleService(service).prepare)
         # The pack and graphs are millions of long-lived objects: freezing them keeps full
         # garbage collections (~100 ms pauses measured in bench_dispatch) off request paths.
         gc.collect()

@@ -29,6 +29,7 @@ import ast
 import difflib
 import math
 import re
+import threading
 import unicodedata
 from collections import defaultdict
 from collections.abc import Iterable
@@ -410,6 +411,8 @@ def _coordinates(text: str) -> tuple[float, float] | None:
 
 
 _CACHE: dict[int, tuple[RoadNetwork, Geocoder]] = {}
+#: Held while an index is built: concurrent first calls build it once.
+_BUILDING = threading.Lock()
 
 
 def has_street_names(network: RoadNetwork) -> bool:
@@ -418,11 +421,18 @@ def has_street_names(network: RoadNetwork) -> bool:
 
 
 def geocoder_for(network: RoadNetwork) -> Geocoder:
-    """The (cached) geocoder of ``network``: built once per network object per process."""
+    """The (cached) geocoder of ``network``: built once per network object per process.
+
+    The service builds it at start (:meth:`citywatch.dispatch.intake.ConsoleService.prepare`),
+    so no geocode request waits for the index; concurrent first calls build it once.
+    """
     hit = _CACHE.get(id(network))
     if hit is None or hit[0] is not network:
-        hit = (network, Geocoder.from_network(network))
-        _CACHE[id(network)] = hit
+        with _BUILDING:
+            hit = _CACHE.get(id(network))
+            if hit is None or hit[0] is not network:
+                hit = (network, Geocoder.from_network(network))
+                _CACHE[id(network)] = hit
     return hit[1]
 
 

@@ -77,6 +77,12 @@ class ConsoleService:
         self.config = service.console
 
     # ------------------------------------------------------------------ geocoding
+    def prepare(self) -> None:
+        """Build the pack's street index now (the service's start) rather than during the
+        first geocode, which would otherwise wait for it (about 0.6 s for Baltimore's 7,805
+        streets on an idle core, more on a busy one)."""
+        geocoder_for(self.service.pack.network)
+
     def geocode(self, query: str, limit: int = DEFAULT_LIMIT) -> dict[str, Any]:
         """Candidates for an address, a crossing or coordinates, over the pack's own names.
 
