@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -127,10 +129,16 @@ def test_a_sighting_moves_the_origin(srv: Server) -> None:
     inc_id = _incident(srv)
     c = srv.client("disp")
     received = datetime.fromisoformat(c.get(f"/api/v1/incidents/{inc_id}").json()["received_at"])
-    seen = {"lon": -73.9772, "lat": 40.7527, "at": (received + timedelta(minutes=2)).isoformat()}
-    doc = c.post(f"/api/v1/incidents/{inc_id}/pursuit", json={**BODY, "sighting": seen}).json()
+    seen = {"lon": -73.9772, "lat": 40.7527, "at": (received + timedelta(seconds=2)).isoformat()}
+    time.sleep(2)  # a sighting in the past
+    body = {**BODY, "delay_s": None, "sighting": {**seen, "heading_deg": 180}}
+    doc = c.post(f"/api/v1/incidents/{inc_id}/pursuit", json=body).json()
     assert doc["origin"]["source"] == "sighting"
     assert (doc["origin"]["lon"], doc["origin"]["lat"]) == (seen["lon"], seen["lat"])
+    assert datetime.fromisoformat(doc["origin"]["at"]) == datetime.fromisoformat(seen["at"])
+    assert doc["origin"]["sighting"] == {"by": "hand", "heading_deg": 180}
+    assert doc["hiding"]["assumptions"]["heading_deg"] == 180
+    assert doc["delay_s"] == pytest.approx(60 + doc["elapsed_s"], abs=0.11)
 
 
 def test_dispatch_applies_the_plan_atomically_and_audited(srv: Server) -> None:
@@ -183,3 +191,99 @@ def test_dispatch_applies_the_plan_atomically_and_audited(srv: Server) -> None:
     assert r.status_code == 409 and r.json()["error"]["details"][0]["reason"] == "not_found"
     dup = disp.post(url, json={"checkpoints": [{"unit_id": free, **TIMES_SQUARE}] * 2})
     assert dup.status_code == 422 and dup.json()["error"]["field"] == "unit_ids"
+
+
+# ---------------------------------------------------------------- sighting hand-off
+#: Two plate readers in Midtown: where the stolen car is read first (the incident is opened
+#: there from its alert) and a block away a little later (the sighting the pursuit starts from).
+READER_A = {"lon": -73.9855, "lat": 40.7580}
+READER_B = {"lon": -73.9772, "lat": 40.7527}
+
+
+def _hit_then_incident(srv: Server, plate: str) -> tuple[str, dict[str, Any]]:
+    """A stolen-car hit at reader A opened as an incident, then a later hit at reader B; the
+    incident id and the second sighting as the store keeps it."""
+    from tests.sightings.test_api import _entry, _feed, _now, _read, _sensor
+
+    if "alpr-gw" not in srv.headers:
+        _sensor(srv, "ps-a", READER_A, "plate_reader")
+        _sensor(srv, "ps-b", READER_B, "plate_reader")
+        _feed(srv, "alpr-gw")
+    disp = srv.client("disp")
+    assert disp.post("/api/v1/hotlists/entries", json=_entry(plate)).status_code == 201
+    feed = srv.client("alpr-gw")
+    first = feed.post("/api/v1/sightings", json={"sightings": [_read("ps-a", plate)]}).json()
+    (alert_id,) = first["alerts_created"]
+    r = disp.post(f"/api/v1/sightings/alerts/{alert_id}/incident")
+    assert r.status_code == 201, r.text
+    incident = r.json()
+    later = {**_read("ps-b", plate), "seen_at": _now(0.5)}
+    time.sleep(1.0)  # the second read is after the incident was received, and in the past
+    second = feed.post("/api/v1/sightings", json={"sightings": [later]}).json()
+    assert second["hits"] == 1, second
+    track = disp.get(f"/api/v1/sightings/alerts/{second['alerts_created'][0]}").json()["track"]
+    return str(incident["id"]), track[-1]
+
+
+def test_a_stored_sighting_moves_origin_clock_and_heading(srv: Server) -> None:
+    inc_id, seen = _hit_then_incident(srv, "PUR 001")
+    disp = srv.client("disp")
+    listed = disp.get(f"/api/v1/incidents/{inc_id}/pursuit/sightings").json()
+    # The first read opened the incident (before it was received); the later one is linked.
+    assert [s["id"] for s in listed["sightings"]] == [seen["id"]]
+    assert listed["sightings"][0]["sensor_id"] == "ps-b"
+    assert 0 <= listed["sightings"][0]["elapsed_s"] < 60
+    assert "value" not in listed["sightings"][0]
+    url = f"/api/v1/incidents/{inc_id}/pursuit"
+    for sighting in ({"latest": True, "heading_deg": 90}, {"id": seen["id"], "heading_deg": 90}):
+        r = disp.post(url, json={**BODY, "delay_s": None, "sighting": sighting})
+        assert r.status_code == 200, r.text
+        doc = r.json()
+        origin = doc["origin"]
+        assert origin["source"] == "sighting" and origin["heading_deg"] == 90
+        assert (origin["lon"], origin["lat"]) == (seen["lon"], seen["lat"])
+        assert datetime.fromisoformat(origin["at"]) == datetime.fromisoformat(seen["seen_at"])
+        assert origin["sighting"]["id"] == seen["id"]
+        assert origin["sighting"]["by"] == ("latest" if "latest" in sighting else "id")
+        assert doc["hiding"]["assumptions"]["heading_deg"] == 90
+        # Units leave now, the offender left the sighting then: the delay counts the time since.
+        assert doc["delay_s"] == pytest.approx(60 + doc["elapsed_s"], abs=0.11)
+        assert 0 < doc["elapsed_s"] < 60
+    # The analyst reads no hotlist: it sees no linked sighting and may not use one.
+    ana = srv.client("ana")
+    assert ana.get(f"/api/v1/incidents/{inc_id}/pursuit/sightings").json()["sightings"] == []
+    r = ana.post(url, json={**BODY, "sighting": {"id": seen["id"]}})
+    assert r.status_code == 403 and r.json()["error"]["field"] == "sighting"
+    r = ana.post(url, json={**BODY, "sighting": {"latest": True}})
+    assert r.status_code == 422 and "no linked sighting" in r.json()["error"]["message"]
+
+
+def test_the_sighting_of_a_pursuit_is_refused_in_the_one_error_shape(srv: Server) -> None:
+    inc_id = _incident(srv)
+    c = srv.client("disp")
+    url = f"/api/v1/incidents/{inc_id}/pursuit"
+    received = datetime.fromisoformat(c.get(f"/api/v1/incidents/{inc_id}").json()["received_at"])
+    soon = (received + timedelta(seconds=1)).isoformat()
+    for sighting, field, message in [
+        ({"latest": True}, "sighting", "no linked sighting"),
+        ({"id": 987654321}, "sighting", "no sighting 987654321"),
+        ({"id": 1, "lon": -73.98, "lat": 40.75, "at": soon}, "sighting", "exactly one of"),
+        ({"lon": -73.98, "lat": 40.75}, "sighting", "needs lon, lat and at"),
+        ({}, "sighting", "exactly one of"),
+        ({**TIMES_SQUARE, "at": soon, "heading_deg": 400}, "sighting.heading_deg", ""),
+        (
+            {**TIMES_SQUARE, "at": (received + timedelta(hours=1)).isoformat()},
+            "sighting",
+            "in the future",
+        ),
+        ({"lon": 116.4, "lat": 39.9, "at": soon}, "sighting", "outside the city pack"),
+    ]:
+        r = c.post(url, json={**BODY, "sighting": sighting})
+        err = r.json()["error"]
+        assert r.status_code in (404, 422) and err["field"] == field, (sighting, err)
+        assert message in err["message"], (sighting, err)
+    both = {**BODY, "heading_deg": 45, "sighting": {**TIMES_SQUARE, "at": soon}}
+    err = c.post(url, json=both).json()["error"]
+    assert err["field"] == "heading_deg" and "sighting.heading_deg" in err["message"]
+    dev = srv.client("dev-a").get(f"/api/v1/incidents/{inc_id}/pursuit/sightings")
+    assert dev.status_code == 403

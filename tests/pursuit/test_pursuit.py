@@ -429,3 +429,100 @@ def test_beyond_the_milp_size_greedy_reports_its_lp_gap(
     assert plan.method == "greedy"
     assert plan.intercepted <= exact.intercepted <= plan.bound
     assert plan.gap == pytest.approx((plan.bound - plan.intercepted) / plan.bound)
+
+
+# ---------------------------------------------------------------- sighting hand-off (CLI)
+INCIDENT_AT = "2026-12-01T21:30:00-05:00"
+
+
+def _store_sighting(tmp_path: Path, seen_at: datetime) -> tuple[str, int]:
+    """A migrated database holding one stored sighting (a plate reader's hit) of manhattan."""
+    from sqlalchemy.orm import Session
+
+    from citywatch.store.db import make_engine, upgrade
+    from citywatch.store.sightings_models import SightingRow
+
+    url = f"sqlite:///{tmp_path / 'service.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    with Session(engine) as s, s.begin():
+        row = SightingRow(
+            pack="manhattan", sensor_id="cam-1", kind="plate", value_key="0" * 64, value=None,
+            confidence=None, seen_at=seen_at, received_at=seen_at, lon=-73.9772, lat=40.7527,
+            bureau=None, station="14", hit=True, entry_id=None, alert_id=None, source="alpr-gw",
+        )  # fmt: skip
+        s.add(row)
+        s.flush()
+        sid = int(row.id)
+    engine.dispose()
+    return url, sid
+
+
+def test_sighted_takes_the_sightings_heading_and_refuses_earlier_times() -> None:
+    at = datetime.fromisoformat(INCIDENT_AT)
+    inc = Incident(-73.9855, 40.7580, at, "motorcycle", heading_deg=10.0)
+    later = inc.sighted(-73.9772, 40.7527, at + timedelta(minutes=2), 270.0)
+    assert (later.lon, later.lat, later.at, later.heading_deg) == (
+        -73.9772, 40.7527, at + timedelta(minutes=2), 270.0,
+    )  # fmt: skip
+    assert inc.sighted(-73.9772, 40.7527, at).heading_deg is None
+    with pytest.raises(ValidationError, match="before the incident"):
+        inc.sighted(-73.9772, 40.7527, at - timedelta(seconds=1))
+    with pytest.raises(ValidationError, match="timezone"):
+        inc.sighted(-73.9772, 40.7527, at.replace(tzinfo=None))
+
+
+def test_cli_reach_from_a_stored_sighting(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    seen_at = datetime.fromisoformat(INCIDENT_AT) + timedelta(minutes=3)
+    url, sid = _store_sighting(tmp_path, seen_at)
+    base = ["pursuit", "reach", "manhattan", "--at", "-73.9855,40.7580", "--time", INCIDENT_AT]
+    code, out, err = run(
+        [*base, "--sighting-id", str(sid), "--sighting-heading", "90", "--db", url, "--json"],
+        capsys,
+    )
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["origin"] == [-73.9772, 40.7527] and doc["heading_deg"] == 90
+    assert datetime.fromisoformat(doc["at"]) == seen_at
+    # The same sighting entered by hand gives the same rings.
+    by_hand = f"-73.9772,40.7527,{seen_at.isoformat()}"
+    code, out2, _ = run(
+        [*base, "--sighting", by_hand, "--sighting-heading", "90", "--json"], capsys
+    )
+    assert code == 0 and json.loads(out2)["rings"] == doc["rings"]
+    # Usage errors exit 2, data errors 1, each one line.
+    for extra, exit_code, message in [
+        (["--sighting-id", str(sid), "--sighting", by_hand], 2, "one of --sighting or"),
+        (["--sighting-id", str(sid), "--heading", "45"], 2, "--sighting-heading"),
+        (["--sighting-heading", "45"], 2, "needs --sighting"),
+        (["--sighting-id", "999"], 1, "no sighting 999 in pack manhattan"),
+    ]:
+        code, _, err = run([*base, *extra, "--db", url], capsys)
+        assert code == exit_code and message in err and "Traceback" not in err, (extra, err)
+    early = datetime.fromisoformat(INCIDENT_AT) - timedelta(minutes=1)
+    other = tmp_path / "early"
+    other.mkdir()
+    url2, sid2 = _store_sighting(other, early)
+    code, _, err = run([*base, "--sighting-id", str(sid2), "--db", url2], capsys)
+    assert code == 1 and "before the incident" in err
+    empty = f"sqlite:///{tmp_path / 'empty.db'}"
+    code, _, err = run([*base, "--sighting-id", "1", "--db", empty], capsys)
+    assert code == 1 and "cannot read the sightings of sqlite" in err
+
+
+def test_cli_plan_from_a_stored_sighting_with_units_from_a_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    seen_at = datetime.fromisoformat(INCIDENT_AT) + timedelta(minutes=1)
+    url, sid = _store_sighting(tmp_path, seen_at)
+    units = tmp_path / "units.csv"
+    units.write_text("id,type,lon,lat\nc1,patrol_car,-73.9870,40.7560\n", encoding="utf-8")
+    base = ["pursuit", "plan", "manhattan", "--at", "-73.9855,40.7580", "--time", INCIDENT_AT]
+    base += ["--units", str(units), "--db", url, "-k", "1", "--routes", "100"]
+    code, out, err = run([*base, "--sighting-id", str(sid), "--json"], capsys)
+    assert code == 0, err
+    assert json.loads(out)["units_available"] == 1
+    code, _, err = run(base, capsys)  # --units and --db without a stored sighting: ambiguous
+    assert code == 2 and "exactly one of --units FILE or --db URL" in err

@@ -108,3 +108,84 @@ def test_pursuit_panel_runs_and_dispatches_the_plan(
     page.screenshot(path=str(ARTIFACTS / "pursuit-dispatched-zh.png"))
     assert errors == []
     page.close()
+
+
+def test_pursuit_panel_starts_from_the_latest_sighting_or_one_entered_by_hand(
+    browser: object, live: tuple[Server, str]
+) -> None:
+    """A stolen car read at one plate reader is opened as an incident, read again a block away:
+    the panel offers that latest sighting, the pursuit starts there with the heading typed in;
+    then from a sighting entered by hand; the labels are translated."""
+    from tests.api.test_pursuit_api import _hit_then_incident
+    from tests.sightings.test_api import _account
+
+    srv, _ = live
+    if "admin" not in srv.headers:
+        _account(srv, "admin", "admin")
+        token = srv.app.state.tokens.issue(Principal("disp", Role.DISPATCHER))
+        srv.headers["disp"] = {"Authorization": f"Bearer {token}"}
+    incident_id, seen = _hit_then_incident(srv, "PUR 777")
+    page = browser.new_page(viewport={"width": 1920, "height": 1080})  # type: ignore[attr-defined]
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.set_default_timeout(20_000)
+    page.goto(srv.url + "/")
+    page.fill("[data-testid=username]", "disp")
+    page.fill("[data-testid=password]", PASSWORD)
+    page.click("[data-testid=login-submit]")
+    page.wait_for_selector("[data-testid=login]", state="hidden")
+    page.click(f"[data-testid=queue-item][data-id='{incident_id}']")
+    page.wait_for_selector("[data-testid=pursuit-origin-latest]")
+    assert "ps-b" in page.inner_text("[data-testid=pursuit-origin]")
+    page.click("[data-testid=pursuit-origin-latest]")  # the panel redraws with the choice made
+    assert page.is_checked("[data-testid=pursuit-origin-latest]")
+    page.fill("[data-testid=pursuit-heading]", "90")
+    page.fill("[data-testid=pursuit-k]", "2")
+
+    def pursuit_answer() -> object:
+        return page.expect_response(
+            lambda r: r.url.endswith("/pursuit") and r.request.method == "POST",
+            timeout=PURSUIT_TIMEOUT_MS,
+        )
+
+    with pursuit_answer() as answer:
+        page.click("[data-testid=btn-pursuit]")
+    sent = answer.value.request.post_data_json
+    assert sent["sighting"] == {"latest": True, "heading_deg": 90} and "heading_deg" not in {
+        k for k, v in sent.items() if k != "sighting" and v is not None
+    }
+    doc = answer.value.json()
+    assert answer.value.status == 200, doc
+    assert doc["origin"]["source"] == "sighting" and doc["origin"]["sighting"]["id"] == seen["id"]
+    assert (doc["origin"]["lon"], doc["origin"]["lat"]) == (seen["lon"], seen["lat"])
+    info = page.wait_for_selector("[data-testid=pursuit-origin-info][data-source=sighting]")
+    assert "ps-b" in info.inner_text() and "90" in info.inner_text()
+    page.screenshot(path=str(ARTIFACTS / "pursuit-latest-sighting.png"))
+
+    # A sighting entered by hand: the position typed in, seen 0 minutes ago, no heading.
+    page.click("[data-testid=pursuit-origin-hand]")
+    assert page.is_checked("[data-testid=pursuit-origin-hand]")
+    page.fill("[data-testid=pursuit-sighting-lon]", "-73.9840")
+    page.fill("[data-testid=pursuit-sighting-lat]", "40.7540")
+    page.fill("[data-testid=pursuit-sighting-ago]", "0")
+    page.fill("[data-testid=pursuit-heading]", "")
+    with pursuit_answer() as answer:
+        page.click("[data-testid=btn-pursuit]")
+    sent = answer.value.request.post_data_json["sighting"]
+    assert (sent["lon"], sent["lat"], sent["heading_deg"]) == (-73.984, 40.754, None)
+    doc = answer.value.json()
+    assert answer.value.status == 200, doc
+    assert doc["origin"]["sighting"]["by"] == "hand"
+    assert (doc["origin"]["lon"], doc["origin"]["lat"]) == (-73.984, 40.754)
+    page.wait_for_function(
+        "document.querySelector('[data-testid=pursuit-origin-info]')?.dataset.source === 'sighting'"
+    )
+
+    page.keyboard.press("l")
+    page.wait_for_function("document.documentElement.lang === 'zh-CN'")
+    legend = page.inner_text("[data-testid=pursuit-origin] legend")
+    assert legend == MESSAGES["zh"]["pursuit.origin"]
+    assert MESSAGES["zh"]["pursuit.origin.hand"] in page.inner_text("[data-testid=pursuit-origin]")
+    page.screenshot(path=str(ARTIFACTS / "pursuit-hand-sighting-zh.png"))
+    assert errors == []
+    page.close()

@@ -9,6 +9,15 @@
   one transaction through :meth:`DispatchService.assign_many` (the lifecycle code of every
   assignment, one audited ``assignment.created`` each, the checkpoint kept in its event), all
   or none, with a result per unit (in the error's ``details`` when refused).
+* ``GET /api/v1/incidents/{id}/pursuit/sightings``: the sightings of the surveillance room
+  linked to the incident (hits of the hotlist entries whose alerts opened or joined it, seen
+  since the incident) that the caller may see, newest first: what a pursuit may start from.
+
+A pursuit starts from the incident's position and time, or from a **sighting** that replaces
+both: a stored one (``sighting.id``, or ``sighting.latest`` for the newest linked one) or one
+entered by hand (``lon``, ``lat``, ``at``), with the heading the offender was seen taking
+there.  The offender was there at that time, so the reach is computed from there, and the
+units' delay counts the time elapsed since then.
 """
 
 from __future__ import annotations
@@ -18,23 +27,27 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request, status
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
 
 from citywatch.api.routes import ERROR_RESPONSES, IncidentId, Service
 from citywatch.api.schemas import Identifier, IsoTime, Lat, Location, Lon
 from citywatch.api.security import CurrentUser
+from citywatch.api.sightings import get_sighting_service
 from citywatch.api.surveillance import get_sensor_service
-from citywatch.dispatch.accounts import Principal
+from citywatch.dispatch.accounts import Principal, Role
 from citywatch.dispatch.lifecycle import UnitStatus
 from citywatch.dispatch.service import DispatchService
-from citywatch.errors import ValidationError
+from citywatch.domain import CLOCK_SKEW_S
+from citywatch.errors import PermissionDeniedError, ValidationError
 from citywatch.pursuit.analysis import Flight, covered_points, hiding_report, plan_report
 from citywatch.pursuit.intercept import DEFAULT_DELAY_S, PursuitUnit
 from citywatch.pursuit.reach import HORIZONS_MIN, Incident, reachable
 from citywatch.routing.speeds import parse_mode
+from citywatch.surveillance.sightings import SightingFix
 from citywatch.surveillance.store import SensorService
+from citywatch.surveillance.watch import SightingService
 
-__all__ = ["MAX_K", "MAX_MINUTES", "MAX_ROUTES", "router"]
+__all__ = ["MAX_K", "MAX_MINUTES", "MAX_ROUTES", "MAX_SIGHTINGS", "router"]
 
 router = APIRouter(prefix="/api/v1", responses=ERROR_RESPONSES, tags=["pursuit"])
 
@@ -47,16 +60,35 @@ MAX_ROUTES = 5000
 DEFAULT_ROUTES = 1000
 #: Longest ranking returned.
 MAX_TOP = 100
+#: Most linked sightings listed for an incident.
+MAX_SIGHTINGS = 50
 
 
 class SightingIn(BaseModel):
-    """A later sighting (camera hit, report): it moves the origin and the clock."""
+    """A later sighting: it moves the origin and the clock.  Exactly one of a stored sighting
+    (``id``), the newest sighting linked to the incident (``latest``), or one entered by hand
+    (``lon``, ``lat``, ``at``: a report, a camera the registry does not hold)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    lon: Lon
-    lat: Lat
-    at: IsoTime
+    id: StrictInt | None = Field(None, ge=1, le=2**63 - 1, description="a stored sighting")
+    latest: bool = Field(False, description="the newest sighting linked to the incident")
+    lon: Lon | None = None
+    lat: Lat | None = None
+    at: IsoTime | None = Field(None, description="when the offender was seen there")
+    heading_deg: float | None = Field(
+        None, ge=0, le=360, allow_inf_nan=False, description="direction he was seen taking"
+    )
+
+    @model_validator(mode="after")
+    def _one_form(self) -> SightingIn:
+        by_hand = [v is not None for v in (self.lon, self.lat, self.at)]
+        if any(by_hand) and not all(by_hand):
+            raise ValueError("a sighting entered by hand needs lon, lat and at")
+        forms = (self.id is not None) + self.latest + all(by_hand)
+        if forms != 1:
+            raise ValueError("give exactly one of id, latest or lon/lat/at")
+        return self
 
 
 class PursuitIn(BaseModel):
@@ -115,6 +147,7 @@ class PursuitDispatchIn(BaseModel):
 
 
 Sensors = Annotated[SensorService, Depends(get_sensor_service)]
+Watch = Annotated[SightingService, Depends(get_sighting_service)]
 
 
 def _units(service: DispatchService, who: Principal) -> list[PursuitUnit]:
@@ -127,21 +160,83 @@ def _units(service: DispatchService, who: Principal) -> list[PursuitUnit]:
     return out
 
 
-def _origin(service: DispatchService, incident: dict[str, Any], body: PursuitIn) -> Incident:
+def _sighting(
+    service: DispatchService,
+    watch: SightingService,
+    who: Principal,
+    incident: dict[str, Any],
+    s: SightingIn,
+) -> tuple[float, float, datetime, dict[str, Any]]:
+    """Position, time and description of the sighting a pursuit starts from."""
+    if s.lon is not None and s.lat is not None and s.at is not None:
+        lon, lat, at = s.lon, s.lat, s.at
+        about: dict[str, Any] = {"by": "hand"}
+    else:
+        if s.id is not None:
+            fix = _usable(watch, who, s.id)
+            by = "id"
+        else:
+            fixes = _linked(watch, who, incident, limit=1)
+            if not fixes:
+                raise ValidationError(
+                    f"incident {incident['id']} has no linked sighting you may see",
+                    field="sighting",
+                )
+            fix, by = fixes[0], "latest"
+        lon, lat, at = fix.lon, fix.lat, fix.seen_at
+        about = {"by": by, **fix.as_dict()}
+    if (at - service.clock()).total_seconds() > CLOCK_SKEW_S:
+        raise ValidationError("a sighting cannot be in the future", field="sighting")
+    return lon, lat, at, {**about, "heading_deg": s.heading_deg}
+
+
+def _usable(watch: SightingService, who: Principal, sighting_id: int) -> SightingFix:
+    """A stored sighting the caller may start from (404/403 name the ``sighting`` field)."""
+    try:
+        return watch.pursuit_sighting(who, sighting_id)
+    except PermissionDeniedError as exc:
+        raise PermissionDeniedError(exc.message, field="sighting") from None
+
+
+def _linked(
+    watch: SightingService, who: Principal, incident: dict[str, Any], limit: int
+) -> list[SightingFix]:
+    """The incident's linked sightings the caller may see (none when its role reads no list)."""
+    received: datetime = incident["received_at"]
+    return watch.incident_sightings(who, str(incident["id"]), received, limit=limit)
+
+
+def _origin(
+    service: DispatchService,
+    watch: SightingService,
+    who: Principal,
+    incident: dict[str, Any],
+    body: PursuitIn,
+) -> tuple[Incident, dict[str, Any] | None]:
     lon, lat = incident["lon"], incident["lat"]
     if body.origin is not None:
         lon, lat = body.origin.lon, body.origin.lat
     received: datetime = incident["received_at"]
     inc = Incident(lon, lat, received, parse_mode(body.mode), body.heading_deg)
+    sighting = None
     if body.sighting is not None:
-        s = body.sighting
-        inc = inc.sighted(s.lon, s.lat, s.at)
+        if body.heading_deg is not None:
+            raise ValidationError(
+                "heading_deg is the direction first seen at the incident; with a sighting "
+                "give the direction seen there as sighting.heading_deg",
+                field="heading_deg",
+            )
+        s_lon, s_lat, s_at, sighting = _sighting(service, watch, who, incident, body.sighting)
+        try:
+            inc = inc.sighted(s_lon, s_lat, s_at, body.sighting.heading_deg)
+        except ValidationError as exc:
+            raise ValidationError(exc.message, field="sighting") from None
     if not service.pack.contains(inc.lon, inc.lat):
         raise ValidationError(
             f"({inc.lon}, {inc.lat}) is outside the city pack {service.pack.name}",
             field="sighting" if body.sighting is not None else "origin",
         )
-    return inc
+    return inc, sighting
 
 
 @router.post("/incidents/{incident_id}/pursuit")
@@ -151,6 +246,7 @@ def pursuit(
     request: Request,
     who: CurrentUser,
     service: Service,
+    watch: Watch,
 ) -> dict[str, Any]:
     """Where the offender can be (rings), where he may hide (ranking) and the checkpoint plan
     that cuts him off with the available units, against sending the nearest units to the scene.
@@ -161,7 +257,7 @@ def pursuit(
     if any(not 1 <= m <= MAX_MINUTES for m in body.minutes):
         raise ValidationError(f"minutes must be 1..{MAX_MINUTES}", field="minutes")
     incident = service.get_incident(who, incident_id)  # scope and role checks
-    inc = _origin(service, incident, body)
+    inc, sighting = _origin(service, watch, who, incident, body)
     horizon_s = 60.0 * max(body.minutes)
     covered = None
     if body.cameras:
@@ -189,6 +285,8 @@ def pursuit(
             "lat": inc.lat,
             "at": inc.at,
             "source": "sighting" if body.sighting else "origin" if body.origin else "incident",
+            "heading_deg": inc.heading_deg,
+            "sighting": sighting,
         },
         "mode": inc.mode,
         "elapsed_s": round(elapsed, 1),
@@ -204,6 +302,27 @@ def pursuit(
         },
         "units_available": len(units),
         "plan": plan,
+    }
+
+
+@router.get("/incidents/{incident_id}/pursuit/sightings")
+def pursuit_sightings(
+    incident_id: IncidentId, who: CurrentUser, service: Service, watch: Watch
+) -> dict[str, Any]:
+    """The sightings linked to the incident that the caller may see, newest first: hits of
+    the hotlist entries whose alerts opened or joined it, seen since the incident was
+    received (a pursuit may start from any of them, ``sighting.latest`` from the first)."""
+    incident = service.get_incident(who, incident_id)  # scope and role checks
+    if who.role is Role.UNIT_DEVICE:
+        raise PermissionDeniedError("unit devices do not run pursuits")
+    fixes = _linked(watch, who, incident, limit=MAX_SIGHTINGS)
+    elapsed = [max(0.0, (service.clock() - f.seen_at).total_seconds()) for f in fixes]
+    return {
+        "incident_id": incident_id,
+        "received_at": incident["received_at"],
+        "sightings": [
+            {**f.as_dict(), "elapsed_s": round(e, 1)} for f, e in zip(fixes, elapsed, strict=True)
+        ],
     }
 
 

@@ -11,12 +11,13 @@ from typing import Annotated, Any
 import typer
 
 from citywatch.city import load_pack
+from citywatch.cli_options import DbOption
 from citywatch.console import print_json, print_table
 from citywatch.errors import OptionError, ValidationError, writes_to
 from citywatch.pursuit.analysis import Flight, camera_points, hiding_report, plan_report
 from citywatch.pursuit.maps import write_pursuit_png
 from citywatch.pursuit.reach import HORIZONS_MIN, Incident, reachable, segment_sets
-from citywatch.pursuit.units import read_units_csv, units_from_db
+from citywatch.pursuit.units import read_units_csv, sighting_from_db, units_from_db
 from citywatch.routing import Router
 from citywatch.routing.speeds import parse_mode
 from citywatch.surveillance.registry import read_sensors
@@ -37,12 +38,26 @@ Heading = Annotated[
     float | None,
     typer.Option(
         "--heading",
-        help="Direction first seen at --at (deg clockwise from north; a --sighting clears it).",
+        help="Direction first seen at --at (deg clockwise from north; with a sighting use "
+        "--sighting-heading).",
     ),
 ]
 Sighting = Annotated[
     str | None,
     typer.Option("--sighting", help="Later sighting LON,LAT,ISO: moves origin and time."),
+]
+SightingId = Annotated[
+    int | None,
+    typer.Option(
+        "--sighting-id",
+        help="A stored sighting of the service's database (--db): moves origin and time.",
+    ),
+]
+SightingHeading = Annotated[
+    float | None,
+    typer.Option(
+        "--sighting-heading", help="Direction the offender was seen taking at the sighting (deg)."
+    ),
 ]
 Routes = Annotated[int, typer.Option("--routes", help="Simulated routes.")]
 Seed = Annotated[int, typer.Option("--seed", help="Random seed.")]
@@ -79,17 +94,48 @@ def _time(text: str) -> datetime:
 
 
 def _incident(
-    at: str, time: str, mode: str, heading: float | None, sighting: str | None
+    at: str,
+    time: str,
+    mode: str,
+    heading: float | None,
+    sighting: str | None,
+    *,
+    sighting_id: int | None = None,
+    sighting_heading: float | None = None,
+    db: str | None = None,
+    pack: str = "",
 ) -> Incident:
+    """The incident, moved to its later sighting when one is given (by hand or stored)."""
     lon, lat = _lonlat(at, "--at")
     inc = Incident(lon, lat, _time(time), parse_mode(mode), heading)
-    if sighting:
+    if sighting is not None and sighting_id is not None:
+        raise OptionError("give one of --sighting or --sighting-id", field="sighting")
+    if sighting is None and sighting_id is None:
+        if sighting_heading is not None:
+            raise OptionError("--sighting-heading needs --sighting or --sighting-id")
+        return inc
+    if heading is not None:
+        raise OptionError(
+            "--heading is the direction first seen at --at; with a sighting give "
+            "--sighting-heading",
+            field="heading",
+        )
+    if sighting is not None:
         parts = sighting.split(",", 2)
         if len(parts) != 3:
             raise ValidationError("--sighting must be LON,LAT,ISO")
         s_lon, s_lat = _lonlat(",".join(parts[:2]), "--sighting")
-        inc = inc.sighted(s_lon, s_lat, _time(parts[2]))  # as the API: the heading is cleared
-    return inc
+        s_at = _time(parts[2])
+    else:
+        assert sighting_id is not None
+        fix = sighting_from_db(db, pack, sighting_id)
+        s_lon, s_lat, s_at = fix.lon, fix.lat, fix.seen_at
+    return inc.sighted(s_lon, s_lat, s_at, sighting_heading)
+
+
+def _pack_name(pack: str, sighting_id: int | None) -> str:
+    """The pack's name (a folder's pack is read to learn it) when a stored sighting is used."""
+    return load_pack(pack).name if sighting_id is not None else pack
 
 
 def _flight(pack: str, inc: Incident, routes: int, seed: int, cameras: Path | None) -> Flight:
@@ -121,6 +167,9 @@ def reach_command(
     mode: ModeOpt = "motorcycle",
     heading: Heading = None,
     sighting: Sighting = None,
+    sighting_id: SightingId = None,
+    sighting_heading: SightingHeading = None,
+    db: DbOption = None,
     geojson: GeoJson = None,
     segments: Annotated[
         Path | None,
@@ -131,8 +180,11 @@ def reach_command(
     json_: Json = False,
 ) -> None:
     """Streets reachable within 1, 3, 5, 10 minutes: isochrone polygons and segment sets."""
-    inc = _incident(at, time, mode, heading, sighting)
     city = load_pack(pack)
+    inc = _incident(
+        at, time, mode, heading, sighting, sighting_id=sighting_id,
+        sighting_heading=sighting_heading, db=db, pack=city.name,
+    )  # fmt: skip
     router = Router.from_pack(city)
     result = reachable(router, inc, HORIZONS_MIN)
     rows = segment_sets(router, result)
@@ -145,6 +197,7 @@ def reach_command(
                 "origin": [inc.lon, inc.lat],
                 "at": inc.at.isoformat(),
                 "mode": inc.mode,
+                "heading_deg": inc.heading_deg,
                 "rings": result.summary(),
                 "segment_sets": [
                     {
@@ -173,6 +226,9 @@ def hide_command(
     mode: ModeOpt = "motorcycle",
     heading: Heading = None,
     sighting: Sighting = None,
+    sighting_id: SightingId = None,
+    sighting_heading: SightingHeading = None,
+    db: DbOption = None,
     routes: Routes = 2000,
     seed: Seed = 0,
     cameras: Cameras = None,
@@ -184,7 +240,10 @@ def hide_command(
     """Places and blocks ranked by the probability that flight routes end there."""
     if top <= 0:
         raise ValidationError("--top must be positive", field="top")
-    inc = _incident(at, time, mode, heading, sighting)
+    inc = _incident(
+        at, time, mode, heading, sighting, sighting_id=sighting_id,
+        sighting_heading=sighting_heading, db=db, pack=_pack_name(pack, sighting_id),
+    )  # fmt: skip
     flight = _flight(pack, inc, routes, seed, cameras)
     rep = hiding_report(flight, cameras=cameras is not None, top=top)
     _write(geojson, rep["geojson"])
@@ -217,10 +276,19 @@ def plan_command(
     time: Time,
     mode: ModeOpt = "motorcycle",
     units: Annotated[Path | None, typer.Option("--units", help="CSV id,type,lon,lat.")] = None,
-    db: Annotated[str | None, typer.Option("--db", help="Read the service's units.")] = None,
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db",
+            help="The service's database: its available units (unless --units), the store of "
+            "--sighting-id.",
+        ),
+    ] = None,
     k: Annotated[int, typer.Option("-k", help="Checkpoints.")] = 6,
     heading: Heading = None,
     sighting: Sighting = None,
+    sighting_id: SightingId = None,
+    sighting_heading: SightingHeading = None,
     routes: Routes = 2000,
     seed: Seed = 0,
     cameras: Cameras = None,
@@ -230,11 +298,19 @@ def plan_command(
     json_: Json = False,
 ) -> None:
     """Interception plan: K checkpoints and their units, against the naive plan."""
-    if (units is None) == (db is None):
-        raise OptionError("give exactly one of --units FILE or --db URL", field="units")
+    if units is None and db is None:
+        raise OptionError("give --units FILE or --db URL", field="units")
+    if units is not None and db is not None and sighting_id is None:
+        raise OptionError(
+            "give exactly one of --units FILE or --db URL (both only with --sighting-id)",
+            field="units",
+        )
     if k <= 0 or routes <= 0 or delay < 0:
         raise ValidationError("-k and --routes must be positive and --delay >= 0")
-    inc = _incident(at, time, mode, heading, sighting)
+    inc = _incident(
+        at, time, mode, heading, sighting, sighting_id=sighting_id,
+        sighting_heading=sighting_heading, db=db, pack=_pack_name(pack, sighting_id),
+    )  # fmt: skip
     fleet = read_units_csv(units) if units is not None else units_from_db(db)
     flight = _flight(pack, inc, routes, seed, cameras)
     rep = plan_report(flight, fleet, k, delay_s=delay)

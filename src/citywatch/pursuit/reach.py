@@ -81,11 +81,20 @@ class Incident:
         if self.heading_deg is not None and not np.isfinite(self.heading_deg):
             raise ValidationError("the heading must be a finite angle", field="heading")
 
-    def sighted(self, lon: float, lat: float, at: datetime) -> Incident:
-        """The same flight from a later sighting: its position and time replace the origin."""
+    def sighted(
+        self, lon: float, lat: float, at: datetime, heading_deg: float | None = None
+    ) -> Incident:
+        """The same flight from a later sighting: its position and time replace the origin.
+
+        The direction first seen belongs to the incident's position, so it is replaced by the
+        sighting's own ``heading_deg`` (the direction the offender was seen moving there), or
+        cleared when the sighting gives none.
+        """
+        if at.tzinfo is None:
+            raise ValidationError("the sighting time needs a timezone", field="time")
         if at < self.at:
             raise ValidationError("a sighting cannot come before the incident", field="time")
-        return replace(self, lon=lon, lat=lat, at=at, heading_deg=None)
+        return replace(self, lon=lon, lat=lat, at=at, heading_deg=heading_deg)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""Available units for a pursuit plan: a CSV file (id,type,lon,lat) or the service's database."""
+"""Available units for a pursuit plan: a CSV file (id,type,lon,lat) or the service's database;
+and a stored sighting to start from (the surveillance room's sightings in that database)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from citywatch.dispatch.policy import load_requirements
 from citywatch.errors import DataError, ValidationError
 from citywatch.pursuit.intercept import PursuitUnit
 from citywatch.routing.speeds import parse_mode
+from citywatch.surveillance.sightings import SightingFix
 
-__all__ = ["read_units_csv", "units_from_db"]
+__all__ = ["read_units_csv", "sighting_from_db", "units_from_db"]
 
 _COLUMNS = ("id", "type", "lon", "lat")
 
@@ -94,3 +96,33 @@ def units_from_db(url: str | None) -> list[PursuitUnit]:
     if not out:
         raise DataError("the database has no available unit with a position")
     return out
+
+
+def sighting_from_db(url: str | None, pack: str, sighting_id: int) -> SightingFix:
+    """The stored sighting ``sighting_id`` of ``pack`` in the service's database.
+
+    Raises
+    ------
+    NotFoundError
+        If the pack has no such sighting.
+    DataError
+        If the database cannot be reached or holds no sightings table (not migrated).
+    """
+    from sqlalchemy.exc import DBAPIError
+    from sqlalchemy.orm import Session
+
+    from citywatch.store.db import make_engine
+    from citywatch.surveillance.sightings import sighting_fix
+
+    engine = make_engine(url)
+    try:
+        with Session(engine) as session:
+            return sighting_fix(session, pack, sighting_id)
+    except DBAPIError as exc:
+        where = engine.url.render_as_string(hide_password=True)
+        first = (
+            str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else type(exc).__name__
+        )
+        raise DataError(f"cannot read the sightings of {where}: {first}") from None
+    finally:
+        engine.dispose()

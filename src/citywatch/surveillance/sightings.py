@@ -58,9 +58,12 @@ __all__ = [
     "Outcome",
     "PurgeResult",
     "Read",
+    "SightingFix",
     "ingest",
     "purge_sightings",
     "reads_digest",
+    "sighting_fix",
+    "sighting_fixes",
 ]
 
 #: Most reads in one ``POST /sightings`` request.
@@ -439,6 +442,93 @@ def _match(session: Session, keys: Sequence[str], at: datetime) -> dict[str, int
         .order_by(HotlistEntryRow.priority.desc(), HotlistEntryRow.id.desc())
     )
     return {k: i for k, i in rows}  # the last one written wins: highest priority, oldest id
+
+
+@dataclass(frozen=True, slots=True)
+class SightingFix:
+    """Where and when a stored sighting saw its subject: what a pursuit starts from.
+
+    No value (plate, tag, reference) is carried: a pursuit needs the position and the time.
+    """
+
+    id: int
+    sensor_id: str
+    kind: str
+    seen_at: datetime
+    lon: float
+    lat: float
+    hit: bool
+    entry_id: int | None
+    alert_id: int | None
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready (``seen_at`` as ISO 8601)."""
+        return {
+            "id": self.id,
+            "sensor_id": self.sensor_id,
+            "kind": self.kind,
+            "seen_at": self.seen_at.isoformat(),
+            "lon": self.lon,
+            "lat": self.lat,
+            "hit": self.hit,
+            "entry_id": self.entry_id,
+            "alert_id": self.alert_id,
+        }
+
+
+def _fix(row: SightingRow) -> SightingFix:
+    if row.lon is None or row.lat is None:
+        raise ValidationError(f"sighting {row.id} has no position", field="sighting")
+    return SightingFix(
+        int(row.id), row.sensor_id, row.kind, row.seen_at, float(row.lon), float(row.lat),
+        bool(row.hit), row.entry_id, row.alert_id,
+    )  # fmt: skip
+
+
+def sighting_fix(session: Session, pack: str, sighting_id: int) -> SightingFix:
+    """The stored sighting ``sighting_id`` of the served ``pack``.
+
+    Raises
+    ------
+    NotFoundError
+        If the pack has no such sighting (never stored, purged, or of another pack).
+    ValidationError
+        If the sighting has no position.
+    """
+    row = session.get(SightingRow, sighting_id)
+    if row is None or row.pack != pack:
+        raise NotFoundError(f"no sighting {sighting_id} in pack {pack}", field="sighting")
+    return _fix(row)
+
+
+def sighting_fixes(
+    session: Session,
+    pack: str,
+    *,
+    entry_ids: Sequence[int],
+    alert_ids: Sequence[int],
+    since: datetime,
+    limit: int = 50,
+) -> list[SightingFix]:
+    """Hits of the hotlist entries ``entry_ids`` in the alerts ``alert_ids`` seen at or after
+    ``since``, newest first (a subject's later sightings: where a pursuit may start from)."""
+    if not entry_ids or not alert_ids:
+        return []
+    rows = session.scalars(
+        select(SightingRow)
+        .where(
+            SightingRow.pack == pack,
+            SightingRow.hit.is_(True),
+            SightingRow.entry_id.in_(sorted(set(entry_ids))),
+            SightingRow.alert_id.in_(sorted(set(alert_ids))),
+            SightingRow.seen_at >= since,
+            SightingRow.lon.is_not(None),
+            SightingRow.lat.is_not(None),
+        )
+        .order_by(SightingRow.seen_at.desc(), SightingRow.id.desc())
+        .limit(max(1, limit))
+    )
+    return [_fix(r) for r in rows]
 
 
 @dataclass(frozen=True)

@@ -48,8 +48,11 @@ from citywatch.surveillance.sightings import (
     IngestResult,
     PurgeResult,
     Read,
+    SightingFix,
     ingest,
     purge_sightings,
+    sighting_fix,
+    sighting_fixes,
 )
 
 __all__ = ["FEED_ROLES", "SEARCH_ROLES", "SightingService", "WatchConfig"]
@@ -289,6 +292,41 @@ class SightingService:
             at=now,
         )
         self.dispatch.sink.stage(s, alert_event(out, "status", who.username, now))
+
+    # ------------------------------------------------------------------ pursuit hand-off
+    def pursuit_sighting(self, who: Principal, sighting_id: int) -> SightingFix:
+        """A stored sighting to start a pursuit from, if the caller may see it: a hit through
+        its alert (the roles of its hotlist; a station officer: alerts sent to its area), a
+        sighting that matched nothing only to those who may search sightings."""
+        with self.sessions() as s:
+            fix = sighting_fix(s, self.pack.name, sighting_id)
+        if fix.alert_id is not None:
+            self.alert(who, fix.alert_id)  # raises unless the caller may see that alert
+        elif who.role not in SEARCH_ROLES:
+            raise PermissionDeniedError(
+                f"sighting {sighting_id} is not a hotlist hit; role {who.role} may not use it"
+            )
+        return fix
+
+    def incident_sightings(
+        self, who: Principal, incident_id: str, since: datetime, limit: int = 50
+    ) -> list[SightingFix]:
+        """The sightings linked to an incident, newest first: the hits, seen at or after
+        ``since`` (the incident's time), of the hotlist entries whose alerts opened or joined
+        it, limited to the alerts the caller may see."""
+        with self.sessions() as s:
+            linked = select(SightingAlertRow.entry_id).where(
+                SightingAlertRow.pack == self.pack.name,
+                SightingAlertRow.incident_id == incident_id,
+            )
+            entries = sorted({int(e) for e in s.scalars(linked)})
+            if not entries:
+                return []
+            query = self._alert_query(s, who).where(SightingAlertRow.entry_id.in_(entries))
+            alerts = [a.id for a in s.scalars(query)]
+            return sighting_fixes(
+                s, self.pack.name, entry_ids=entries, alert_ids=alerts, since=since, limit=limit
+            )
 
     # ------------------------------------------------------------------ tracks and searches
     def track(self, who: Principal, entry_id: int) -> dict[str, Any]:
