@@ -132,6 +132,13 @@ def test_call_flagged_merged_and_exported(
         .json()["duplicates"]["incidents"]
         == []
     )
+    # may_revoke: the page offers Revoke only to whom the server lets revoke it
+    assert [c["may_revoke"] for c in detail["cautions"]] == [True]
+    at = {"lon": lon, "lat": lat}
+    for user, may in (("admin", True), ("disp", True), ("ana", False), ("off1", False)):
+        listed_here = server.client(user).get("/api/v1/cautions", params=at).json()
+        assert [(c["id"], c["may_revoke"]) for c in listed_here] == [(caution["id"], may)], user
+    assert server.client("off1").post(f"/api/v1/cautions/{caution['id']}/revoke").status_code == 403
     r = admin.post(f"/api/v1/cautions/{caution['id']}/revoke")
     assert r.status_code == 200 and r.json()["revoked_at"] is not None
     assert admin.post(f"/api/v1/cautions/{caution['id']}/revoke").status_code == 409

@@ -235,3 +235,166 @@ def test_move_up_suggestion_is_shown_and_applied(browser: object, live: Server, 
     page.close()
     for inc_id in calls:
         service.set_incident_status(ADMIN, inc_id, "cancelled")
+
+
+_MARK_JS = """() => {
+  // Tag every filter option and the board's first out-of-service drop-down: an element that
+  // is rebuilt loses its tag.
+  let n = 0;
+  for (const o of document.querySelectorAll('.roster-filters option')) o.__kept = ++n;
+  return n;
+}"""
+_KEPT_JS = """(ids) => {
+  const opts = [...document.querySelectorAll('.roster-filters option')];
+  return {
+    kept: opts.filter((o) => o.__kept).length,
+    fresh: opts.filter((o) => !o.__kept).map((o) => o.value),
+    values: Object.fromEntries(ids.map((id) => [id, document.getElementById(id).value])),
+    focused: document.activeElement && document.activeElement.id,
+  };
+}"""
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_roster_drop_downs_survive_events(browser: object, live: Server, lang: str) -> None:
+    """Events redraw the roster, never its drop-downs: the filters' options are updated in
+    place (the chosen one, the focus and every other option element stay; a new unit type is
+    added), and a row's out-of-service drop-down being chosen from is not redrawn until it
+    loses the focus."""
+    service = live.app.state.service
+    new_type = {"en": "bicycle", "zh": "mounted"}[lang]
+    elsewhere, car = {"en": ("5-FOOT1", "1-RMP2"), "zh": ("6-FOOT1", "1-RMP1")}[lang]
+    uid = f"1-{new_type.upper()}-{lang.upper()}"
+    try:
+        _drop_downs(browser, live, lang, new_type, uid, elsewhere, car)
+    finally:
+        for unit in (uid, elsewhere, car):
+            if service.get_unit(ADMIN, unit)["status"] == "out_of_service":
+                service.set_unit_status(ADMIN, unit, "available")
+
+
+def _drop_downs(
+    browser: object, live: Server, lang: str, new_type: str, uid: str, elsewhere: str, car: str
+) -> None:
+    service = live.app.state.service
+    page = open_page(browser, live, lang)
+    page.select_option("[data-testid=roster-filter-station]", "1")
+    page.wait_for_function(
+        "[...document.querySelectorAll('[data-testid=roster-row]')]"
+        ".every((r) => r.dataset.station === '1')"
+    )
+    page.focus("[data-testid=roster-filter-station]")
+    marked = page.evaluate(_MARK_JS)
+    # Events: a unit of a type the board has not seen, at the chosen station, and a status
+    # change elsewhere.
+    service.create_unit(ADMIN, id=uid, unit_type=new_type, station="1")
+    service.set_out_of_service(ADMIN, elsewhere, "meal")
+    page.wait_for_selector(f"[data-testid=roster-row][data-unit='{uid}']")
+    page.wait_for_selector(
+        f"[data-testid=roster-filter-type] option[value='{new_type}']", state="attached"
+    )
+    ids = ["roster-filter-status", "roster-filter-type", "roster-filter-station"]
+    state = page.evaluate(_KEPT_JS, ids)
+    assert state["kept"] == marked, state  # no option was rebuilt
+    assert state["fresh"] == [new_type], state  # the one new option, added in place
+    assert state["values"] == {ids[0]: "", ids[1]: "", ids[2]: "1"}, state
+    assert state["focused"] == "roster-filter-station", state
+    label = page.eval_on_selector(
+        f"[data-testid=roster-filter-type] option[value='{new_type}']", "o => o.textContent"
+    )
+    assert label == msg(lang, f"unit_type.{new_type}")
+    # A row's out-of-service drop-down, focused: an event does not rebuild it under the user.
+    oos = f"[data-testid=roster-row][data-unit='{uid}'] [data-testid=oos-reason]"
+    page.focus(oos)
+    page.eval_on_selector(oos, "s => { s.__kept = true; }")
+    service.set_out_of_service(ADMIN, car, "maintenance")
+    page.wait_for_function(f"document.querySelector(\"{oos}\").dataset.deferred === '1'")
+    assert page.eval_on_selector(oos, "s => s.__kept === true && s === document.activeElement")
+    page.screenshot(path=str(ARTIFACTS / f"roster-dropdowns-{lang}.png"))
+    # Chosen: the unit goes out of service and the rows are drawn again.
+    page.select_option(oos, "training")
+    row = f"[data-testid=roster-row][data-unit='{uid}']"
+    page.wait_for_selector(f"{row}[data-status=out_of_service]")
+    page.wait_for_selector(
+        f"[data-testid=roster-row][data-unit='{car}'][data-status=out_of_service]"
+    )
+    assert page.errors == []
+    page.close()
+
+
+def _caution(service: object, lon: float, lat: float, text: str) -> dict[str, object]:
+    from citywatch.dispatch.intake import ConsoleService
+
+    return ConsoleService(service).create_caution(  # type: ignore[arg-type]
+        ADMIN, lon=lon, lat=lat, kind="dangerous_animal", severity="high", text=text
+    )
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_a_caution_is_revoked_from_the_detail_and_the_intake_form(
+    browser: object, live: Server, lang: str
+) -> None:
+    """Where cautions are listed (incident detail, intake form) a dispatcher gets **Revoke**
+    (two clicks: the first arms it), an analyst none; the revocation is the server's, audited
+    under the dispatcher's name, and the caution leaves the list."""
+    from sqlalchemy import select
+
+    from citywatch.dispatch.intake import ConsoleService
+    from citywatch.store.dispatch_models import AuditRecord
+
+    service = live.app.state.service
+    lon, lat = {"zh": (-73.9442, 40.8044), "en": (-73.9471, 40.7990)}[lang]  # East Harlem
+    incident, _ = service.create_incident(ADMIN, category="burglary", lon=lon, lat=lat)
+    first = _caution(service, lon, lat, f"dog in the yard ({lang})")
+    second = _caution(service, lon, lat, f"gas cylinders stored inside ({lang})")
+    item = f"[data-testid=detail-caution][data-caution='{first['id']}']"
+    # The analyst reads the cautions, without Revoke.
+    page = open_page(browser, live, lang, user="ana")
+    page.click(f"[data-testid=queue-item][data-id='{incident['id']}']")
+    page.wait_for_selector(item)
+    assert page.query_selector("[data-testid=caution-revoke]") is None
+    page.close()
+    # The dispatcher revokes the first from the detail.
+    page = open_page(browser, live, lang)
+    page.click(f"[data-testid=queue-item][data-id='{incident['id']}']")
+    button = f"{item} [data-testid=caution-revoke]"
+    page.wait_for_selector(button)
+    assert page.inner_text(button) == msg(lang, "caution.revoke")
+    page.click(button)  # arms only
+    assert page.inner_text(button) == msg(lang, "caution.revoke_confirm")
+    active = {c["id"] for c in ConsoleService(service).list_cautions(ADMIN)}
+    assert first["id"] in active
+    page.click(button)
+    page.wait_for_selector(item, state="detached")
+    page.wait_for_selector(f"[data-testid=toast]:has-text('{msg(lang, 'caution.revoked')}')")
+    # The second, from the intake form at the same place (typed coordinates).
+    page.keyboard.press("Escape")
+    page.keyboard.press("n")
+    page.wait_for_selector("[data-testid=intake]")
+    page.keyboard.type("burg")
+    page.wait_for_selector("[data-testid=intake-category-option]")
+    page.keyboard.press("Enter")
+    page.keyboard.type(f"{lat}, {lon}")
+    page.wait_for_selector("[data-testid=intake-location-option]")
+    page.keyboard.press("Enter")
+    form_item = f"[data-testid=intake-caution][data-caution='{second['id']}']"
+    page.wait_for_selector(form_item)
+    assert (
+        page.query_selector(f"[data-testid=intake-caution][data-caution='{first['id']}']") is None
+    )
+    page.screenshot(path=str(ARTIFACTS / f"caution-revoke-{lang}.png"))
+    page.click(f"{form_item} [data-testid=caution-revoke]")
+    page.click(f"{form_item} [data-testid=caution-revoke]")
+    page.wait_for_selector(form_item, state="detached")
+    active = {c["id"] for c in ConsoleService(service).list_cautions(ADMIN)}
+    assert not {first["id"], second["id"]} & active
+    with service.sessions() as s:
+        revoked = s.scalars(
+            select(AuditRecord).where(AuditRecord.action == "caution.revoked")
+        ).all()
+    mine = {r.entity_id: r.actor for r in revoked}
+    assert {mine.get(str(first["id"])), mine.get(str(second["id"]))} == {"disp"}, mine
+    assert page.errors == []
+    page.keyboard.press("Escape")
+    page.close()
+    service.set_incident_status(ADMIN, incident["id"], "cancelled")

@@ -184,7 +184,7 @@ class ConsoleService:
         with svc.sessions() as s:
             duplicates = self._duplicates(s, call)
             premise = self._premise(s, call)
-            cautions = self._cautions_at(s, lon, lat, now)
+            cautions = self._cautions_at(s, who, lon, lat, now)
         return {
             "location": {"lon": lon, "lat": lat, **svc._jurisdictions(lon, lat)},
             "duplicates": duplicates,
@@ -316,10 +316,27 @@ class ConsoleService:
             out["distance_m"] = round(distance_m(lon, lat, c.lon, c.lat), 1)
         return out
 
+    def _may_revoke(self, who: Principal, c: LocationCaution) -> bool:
+        """Whether ``who`` may revoke the caution (what :meth:`revoke_caution` checks)."""
+        svc = self.service
+        return who.can_write and who.sees(svc.bureau_of.get(c.station or ""), c.station)
+
+    def _viewed(
+        self,
+        who: Principal,
+        c: LocationCaution,
+        lon: float | None = None,
+        lat: float | None = None,
+    ) -> dict[str, Any]:
+        """A caution as ``who`` reads it: with ``may_revoke``, so that a page offers **Revoke**
+        only to whom the server allows it."""
+        return {**self._caution_dict(c, lon, lat), "may_revoke": self._may_revoke(who, c)}
+
     def _cautions_at(
-        self, s: Session, lon: float, lat: float, now: datetime
+        self, s: Session, who: Principal, lon: float, lat: float, now: datetime
     ) -> list[dict[str, Any]]:
-        """Active cautions whose circle holds ``(lon, lat)``, most severe first."""
+        """Active cautions whose circle holds ``(lon, lat)``, most severe first, as ``who``
+        reads them."""
         widest = 2000.0
         dlon, dlat = _box(lat, widest)
         rows = s.scalars(
@@ -331,7 +348,7 @@ class ConsoleService:
             )
         )
         out = [
-            self._caution_dict(c, lon, lat)
+            self._viewed(who, c, lon, lat)
             for c in rows
             if (c.expires_at is None or c.expires_at > now)
             and distance_m(lon, lat, c.lon, c.lat) <= c.radius_m
@@ -407,7 +424,7 @@ class ConsoleService:
         now = self.service.clock()
         with self.service.sessions() as s:
             if lon is not None and lat is not None:
-                return self._cautions_at(s, lon, lat, now)
+                return self._cautions_at(s, who, lon, lat, now)
             rows = s.scalars(
                 select(LocationCaution)
                 .where(
@@ -417,7 +434,7 @@ class ConsoleService:
                 .order_by(LocationCaution.id)
             )
             return [
-                self._caution_dict(c)
+                self._viewed(who, c)
                 for c in rows
                 if (c.expires_at is None or c.expires_at > now) and who.sees(c.bureau, c.station)
             ]
@@ -461,7 +478,7 @@ class ConsoleService:
             return {
                 "unit_id": unit.id,
                 "incident_id": row.id,
-                "cautions": self._cautions_at(s, row.lon, row.lat, svc.clock()),
+                "cautions": self._cautions_at(s, who, row.lon, row.lat, svc.clock()),
             }
 
     # ------------------------------------------------------------------ notes
@@ -641,7 +658,7 @@ class ConsoleService:
                 )
             out["merges"] = merges
             if out.get("lon") is not None and out.get("lat") is not None:
-                out["cautions"] = self._cautions_at(s, out["lon"], out["lat"], svc.clock())
+                out["cautions"] = self._cautions_at(s, who, out["lon"], out["lat"], svc.clock())
             else:
                 out["cautions"] = []
         for event in out["timeline"]:

@@ -18,6 +18,8 @@ const GEOCODE_DELAY_MS = 200;
 // those controls when the map leaves it less than FORM_MIN_WIDTH_PX beside them.
 const FORM_GAP_PX = 8;
 const FORM_MIN_WIDTH_PX = 320;
+// A caution's Revoke asks for a second click within this time (a stray click revokes nothing).
+const REVOKE_ARM_MS = 5000;
 
 let ctx = null;
 let config = null;
@@ -62,10 +64,69 @@ export async function installIntake(context) {
   decorateQueue();
 }
 
-/** Every stream event: a new priority-1 call raises the alert. */
+/** Every stream event: a new priority-1 call raises the alert; a caution created or revoked
+ *  (here or on another dashboard) refreshes the form's and the detail's lists of cautions. */
 export function intakeEvent(ev) {
   if (!ctx || !config) return;
   if (ev.type === "incident.created" && ev.data && ev.data.priority === 1) p1Alert(ev.data);
+  if ((ev.type === "caution.created" || ev.type === "caution.revoked") && ev.data) cautionChanged(ev.data);
+}
+
+function cautionChanged(c) {
+  const covers = (lon, lat) => lon != null && lat != null && metresBetween(lon, lat, c.lon, c.lat) <= c.radius_m;
+  const listed = (list) => (list || []).some((x) => x.id === c.id);
+  const panel = $("intake");
+  if (panel && !panel.hidden && form.location && form.check && !form.check.error
+      && (listed(form.check.cautions) || covers(form.location.lon, form.location.lat))) refreshChecks();
+  const d = ctx.state.detail;
+  if (d && (listed(d.cautions) || covers(d.lon, d.lat))) ctx.reloadDetail();
+}
+
+/** Metres between two WGS-84 points (equirectangular: exact enough within a caution's 2 km). */
+function metresBetween(lon1, lat1, lon2, lat2) {
+  const rad = Math.PI / 180;
+  const x = (lon2 - lon1) * rad * Math.cos(((lat1 + lat2) / 2) * rad);
+  const y = (lat2 - lat1) * rad;
+  return 6371008.8 * Math.hypot(x, y);
+}
+
+// ------------------------------------------------------------------ cautions
+/** One caution as listed in the form or the detail, with **Revoke** for whom the server lets
+ *  revoke it (``may_revoke``: a writing role in the caution's scope). */
+function cautionItem(x, testid) {
+  const revoke = ctx.canWrite() && x.may_revoke
+    ? ` <button type="button" class="link caution-revoke" data-revoke="${esc(x.id)}" data-testid="caution-revoke">${esc(t("caution.revoke"))}</button>`
+    : "";
+  return `<div class="intake-caution sev-${esc(x.severity)}" data-testid="${testid}" data-caution="${esc(x.id)}">
+      ⚠ <b>${esc(t(`caution.kind.${x.kind}`))}</b> · ${esc(t(`caution.severity.${x.severity}`))}: ${esc(x.text)}
+      ${x.expires_at ? `<span class="muted">(${esc(t("caution.until"))} ${esc(fmtDateTime(x.expires_at))})</span>` : ""}${revoke}</div>`;
+}
+
+/** Wire the Revoke buttons of ``box``: the first click arms, a second within REVOKE_ARM_MS
+ *  revokes (POST /cautions/{id}/revoke, audited by the server), then ``done()``. */
+function wireRevoke(box, done) {
+  for (const b of box.querySelectorAll("[data-revoke]")) {
+    b.addEventListener("click", async () => {
+      if (!b.dataset.armed) {
+        b.dataset.armed = "1";
+        b.textContent = t("caution.revoke_confirm");
+        setTimeout(() => {
+          if (b.isConnected && !b.disabled) { delete b.dataset.armed; b.textContent = t("caution.revoke"); }
+        }, REVOKE_ARM_MS);
+        return;
+      }
+      b.disabled = true;
+      try {
+        await api(`/api/v1/cautions/${encodeURIComponent(b.dataset.revoke)}/revoke`, { method: "POST" });
+      } catch (e) {
+        ctx.toast(ctx.errorText(e), true);
+        b.disabled = false;
+        return;
+      }
+      ctx.toast(t("caution.revoked"));
+      await done();
+    });
+  }
 }
 
 // ------------------------------------------------------------------ the form
@@ -382,9 +443,7 @@ function renderChecks() {
   const c = form.check;
   if (!c || !form.location) { box.innerHTML = ""; return; }
   if (c.error) { box.innerHTML = `<p class="error">${esc(c.error)}</p>`; return; }
-  const cautions = c.cautions.map((x) => `<div class="intake-caution sev-${esc(x.severity)}" data-testid="intake-caution">
-      ⚠ <b>${esc(t(`caution.kind.${x.kind}`))}</b> · ${esc(t(`caution.severity.${x.severity}`))}: ${esc(x.text)}
-      ${x.expires_at ? `<span class="muted">(${esc(t("caution.until"))} ${esc(fmtDateTime(x.expires_at))})</span>` : ""}</div>`);
+  const cautions = c.cautions.map((x) => cautionItem(x, "intake-caution"));
   const dups = c.duplicates.incidents.map((d) => `<div class="intake-dup" data-testid="intake-duplicate" data-id="${esc(d.id)}">
       <b>${esc(t("intake.duplicate"))}</b>: <span data-testid="intake-duplicate-number">${esc(d.number || d.id)}</span>
       · ${esc(incLabel(d))} · ${esc(metres(d.distance_m))} · ${esc(t("intake.ago", { t: fmtDuration(Math.max(0, d.age_s)) }))}
@@ -397,6 +456,7 @@ function renderChecks() {
       <b>${esc(t("intake.premise", { n: p.count, m: Math.round(p.radius_m), d: p.lookback_days }))}</b>
       ${history.length ? `<ul>${history.join("")}</ul>` : ""}</div>`;
   for (const b of box.querySelectorAll("[data-merge]")) b.addEventListener("click", () => submit(b.dataset.merge));
+  wireRevoke(box, refreshChecks);
 }
 
 function renderRec() {
@@ -508,9 +568,7 @@ function decorateDetail() {
   const extra = document.createElement("div");
   extra.className = "intake-extra";
   const write = ctx.canWrite();
-  const cautions = (d.cautions || []).map((x) => `<div class="intake-caution sev-${esc(x.severity)}" data-testid="detail-caution">
-      ⚠ <b>${esc(t(`caution.kind.${x.kind}`))}</b> · ${esc(t(`caution.severity.${x.severity}`))}: ${esc(x.text)}
-      ${x.expires_at ? `<span class="muted">(${esc(t("caution.until"))} ${esc(fmtDateTime(x.expires_at))})</span>` : ""}</div>`);
+  const cautions = (d.cautions || []).map((x) => cautionItem(x, "detail-caution"));
   const merges = (d.merges || []).map((m) => `<li data-testid="detail-merge" data-direction="${esc(m.direction)}">
       ${esc(t(`intake.merge_${m.direction.toLowerCase()}`, { number: m.number || m.incident_id }))} · ${esc(fmtTime(m.at))}</li>`);
   const callers = (d.callers || []).map((c) => `<li data-testid="detail-caller">${esc(fmtTime(c.received_at))} · ${esc(c.taken_by)}
@@ -533,6 +591,7 @@ function decorateDetail() {
   const timeline = body.querySelector("[data-testid=timeline]");
   const anchor = timeline ? timeline.previousElementSibling : null;
   body.insertBefore(extra, anchor);
+  wireRevoke(extra, () => ctx.reloadDetail());
   const noteForm = extra.querySelector(".intake-note-form");
   noteForm?.addEventListener("submit", async (e) => {
     e.preventDefault();

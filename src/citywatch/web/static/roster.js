@@ -24,6 +24,30 @@ function throttle(fn, ms) {
   };
 }
 
+/** Give the drop-down ``sel`` the options ``wanted`` (``[value, label]`` pairs, in order) by
+ *  adding, removing, relabelling and moving options one by one, never rebuilding it: the
+ *  selection, the focus and a list the user is choosing from survive every event.  A selected
+ *  value no longer offered stays listed, last: the filter still applies until the user
+ *  changes it. */
+export function syncOptions(sel, wanted) {
+  const current = sel.value;
+  const list = wanted.slice();
+  if (!list.some(([v]) => v === current)) {
+    const old = [...sel.options].find((o) => o.value === current);
+    list.push([current, old ? old.textContent : current]);
+  }
+  const byValue = new Map([...sel.options].map((o) => [o.value, o]));
+  list.forEach(([value, label], i) => {
+    let opt = byValue.get(value);
+    if (opt) byValue.delete(value);
+    else opt = new Option(label, value);
+    if (opt.textContent !== label) opt.textContent = label;
+    if (sel.options[i] !== opt) sel.insertBefore(opt, sel.options[i] || null);
+  });
+  for (const stale of byValue.values()) stale.remove();
+  if (sel.value !== current) sel.value = current;
+}
+
 /** The roster board and the move-up panel; ``ctx`` lends the dashboard's helpers. */
 export class Board {
   constructor(ctx) {
@@ -96,11 +120,7 @@ export class Board {
   // ------------------------------------------------------------------ roster
   filterOptions() {
     const keep = (id, values, label) => {
-      const sel = $(id);
-      const current = sel.value;
-      sel.innerHTML = `<option value="">${esc(t("board.all"))}</option>`
-        + values.map((v) => `<option value="${esc(v)}">${esc(label(v))}</option>`).join("");
-      sel.value = values.includes(current) ? current : "";
+      syncOptions($(id), [["", t("board.all")], ...values.map((v) => [String(v), label(v)])]);
     };
     const all = [...this.units.values()];
     const uniq = (f) => [...new Set(all.map(f).filter(Boolean))];
@@ -125,6 +145,16 @@ export class Board {
   render() {
     if (!this.config) return;
     this.filterOptions();
+    // A row's drop-down (out-of-service reason) being chosen from is not rebuilt under the
+    // user: the rows are drawn again once it loses the focus.
+    const focused = document.activeElement;
+    if (focused && focused.tagName === "SELECT" && $("roster-body").contains(focused)) {
+      if (!focused.dataset.deferred) {
+        focused.dataset.deferred = "1";
+        focused.addEventListener("blur", () => this.render(), { once: true });
+      }
+      return;
+    }
     const write = this.ctx.canWrite();
     const list = this.visible();
     const alerts = [...this.units.values()].filter((u) => u.timer.level !== "ok").length;
@@ -166,7 +196,11 @@ export class Board {
       b.addEventListener("click", () => this.checkIn(b.dataset.checkin));
     }
     for (const s of $("roster-body").querySelectorAll("[data-oos]")) {
-      s.addEventListener("change", () => { if (s.value) this.outOfService(s.dataset.oos, s.value); });
+      s.addEventListener("change", () => {
+        if (!s.value) return;
+        s.blur();  // chosen: the rows may be drawn again
+        this.outOfService(s.dataset.oos, s.value);
+      });
     }
     for (const b of $("roster-body").querySelectorAll("[data-back]")) {
       b.addEventListener("click", () => this.backInService(b.dataset.back));
