@@ -8,6 +8,7 @@ assigned (on the map, in the panel and on the server).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -50,11 +51,8 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, str
     stop_server(srv)
 
 
-def test_pursuit_panel_runs_and_dispatches_the_plan(
-    browser: object, live: tuple[Server, str]
-) -> None:
-    srv, incident_id = live
-    ARTIFACTS.mkdir(exist_ok=True)
+def _open_incident(browser: Any, srv: Server, incident_id: str) -> tuple[Any, list[str]]:
+    """A dispatcher's page, logged in, with the incident's detail open; its page errors."""
     page = browser.new_page(viewport={"width": 1920, "height": 1080})  # type: ignore[attr-defined]
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
@@ -65,6 +63,15 @@ def test_pursuit_panel_runs_and_dispatches_the_plan(
     page.click("[data-testid=login-submit]")
     page.wait_for_selector("[data-testid=login]", state="hidden")
     page.click(f"[data-testid=queue-item][data-id='{incident_id}']")
+    return page, errors
+
+
+def test_pursuit_panel_runs_and_dispatches_the_plan(
+    browser: object, live: tuple[Server, str]
+) -> None:
+    srv, incident_id = live
+    ARTIFACTS.mkdir(exist_ok=True)
+    page, errors = _open_incident(browser, srv, incident_id)
     page.wait_for_selector("[data-testid=btn-pursuit]")
     page.fill("[data-testid=pursuit-k]", "4")
     with page.expect_response(
@@ -125,16 +132,7 @@ def test_pursuit_panel_starts_from_the_latest_sighting_or_one_entered_by_hand(
         token = srv.app.state.tokens.issue(Principal("disp", Role.DISPATCHER))
         srv.headers["disp"] = {"Authorization": f"Bearer {token}"}
     incident_id, seen = _hit_then_incident(srv, "PUR 777")
-    page = browser.new_page(viewport={"width": 1920, "height": 1080})  # type: ignore[attr-defined]
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.set_default_timeout(20_000)
-    page.goto(srv.url + "/")
-    page.fill("[data-testid=username]", "disp")
-    page.fill("[data-testid=password]", PASSWORD)
-    page.click("[data-testid=login-submit]")
-    page.wait_for_selector("[data-testid=login]", state="hidden")
-    page.click(f"[data-testid=queue-item][data-id='{incident_id}']")
+    page, errors = _open_incident(browser, srv, incident_id)
     page.wait_for_selector("[data-testid=pursuit-origin-latest]")
     assert "ps-b" in page.inner_text("[data-testid=pursuit-origin]")
     page.click("[data-testid=pursuit-origin-latest]")  # the panel redraws with the choice made

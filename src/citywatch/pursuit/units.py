@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import math
 from pathlib import Path
+from typing import Any
 
 from citywatch.dispatch.policy import load_requirements
 from citywatch.errors import DataError, ValidationError
@@ -86,11 +87,7 @@ def units_from_db(url: str | None) -> list[PursuitUnit]:
                 if lon is not None and lat is not None:
                     out.append(PursuitUnit(u.id, u.unit_type, parse_mode(u.mode), lon, lat))
     except DBAPIError as exc:
-        where = engine.url.render_as_string(hide_password=True)
-        first = (
-            str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else type(exc).__name__
-        )
-        raise DataError(f"cannot read the units of {where}: {first}") from None
+        raise _unreadable(engine, exc, "units") from None
     finally:
         engine.dispose()
     if not out:
@@ -119,10 +116,14 @@ def sighting_from_db(url: str | None, pack: str, sighting_id: int) -> SightingFi
         with Session(engine) as session:
             return sighting_fix(session, pack, sighting_id)
     except DBAPIError as exc:
-        where = engine.url.render_as_string(hide_password=True)
-        first = (
-            str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else type(exc).__name__
-        )
-        raise DataError(f"cannot read the sightings of {where}: {first}") from None
+        raise _unreadable(engine, exc, "sightings") from None
     finally:
         engine.dispose()
+
+
+def _unreadable(engine: Any, exc: Any, what: str) -> DataError:
+    """``cannot read the WHAT of URL: first line of the driver's message`` (no password)."""
+    where = engine.url.render_as_string(hide_password=True)
+    text = str(exc.orig).strip()
+    first = text.splitlines()[0] if text else type(exc).__name__
+    return DataError(f"cannot read the {what} of {where}: {first}")
