@@ -147,3 +147,43 @@ def test_input_errors(capsys):
     assert code == 1 and "exactly one of --dataset" in stderr
     code, _, stderr = run(["forecast", "fit", "--dataset", "gotham"], capsys)
     assert code == 1 and "no data set 'gotham'" in stderr
+
+
+def _chicago_csv(path):
+    # Three burglaries, the last at 23:30 in Chicago on 30 September 2016 (04:30 UTC, 1 October).
+    path.write_text(
+        "id,received_at,category,lon,lat\n"
+        "a,2016-09-01T12:00:00-05:00,burglary,-87.62,41.80\n"
+        "b,2016-09-15T12:00:00-05:00,burglary,-87.63,41.79\n"
+        "c,2016-09-30T23:30:00-05:00,burglary,-87.62,41.80\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+@pytest.mark.parametrize(
+    ("zone", "origin"),
+    [("America/Chicago", "2016-10-01T00:00:00-05:00"), (None, "2016-10-02T00:00:00+00:00")],
+)
+def test_timezone_sets_the_days_of_incidents_without_a_pack(capsys, tmp_path, zone, origin):
+    csv = _chicago_csv(tmp_path / "c.csv")
+    args = ["forecast", "fit", "--predictor", "naive", "--incidents", str(csv),
+            "--crs", "EPSG:26971", "--json"]  # fmt: skip
+    code, stdout, stderr = run([*args, *(["--timezone", zone] if zone else [])], capsys)
+    assert code == 0, stderr
+    # The default origin is the first midnight after the last incident, in the city's days.
+    assert json.loads(stdout)["until"] == origin
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--incidents", "x.csv", "--crs", "EPSG:26971", "--timezone", "Mars/Olympus"],
+         "Error: unknown time zone 'Mars/Olympus'"),
+        (["--dataset", "chicago-southside", "--timezone", "UTC"],
+         "Error: --timezone applies to --incidents and --db only"),
+    ],
+)  # fmt: skip
+def test_timezone_errors(capsys, extra, message):
+    code, _, stderr = run(["forecast", "fit", *extra], capsys)
+    assert code == 1 and message in stderr

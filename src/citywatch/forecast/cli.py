@@ -30,6 +30,14 @@ Pack = Annotated[
     str | None, typer.Option("--pack", help="City pack: CRS, study area, streets, precincts.")
 ]
 Crs = Annotated[str | None, typer.Option("--crs", help="Metric CRS without a pack (EPSG:...).")]
+Timezone = Annotated[
+    str | None,
+    typer.Option(
+        "--timezone",
+        help="The city's time zone (IANA, e.g. America/Chicago) for dates and days "
+        "(default: the pack's or data set's, else UTC).",
+    ),
+]
 Category = Annotated[
     list[str] | None, typer.Option("--category", help="Keep only this category (repeatable).")
 ]
@@ -70,18 +78,23 @@ def _study(
     cell_m: float,
     segments: bool,
     grid_until: str | None = None,
+    timezone: str | None = None,
 ) -> Any:
     from citywatch.forecast.pipeline import study_from_dataset, study_from_frame
 
     given = [x is not None for x in (dataset, incidents, db)]
     if sum(given) != 1:
         raise ValidationError("give exactly one of --dataset, --incidents or --db")
+    if timezone is not None:
+        _check_timezone(timezone)
     until = grid_until
     with progress() as bar:
         bar.add_task("Reading incidents", total=None)
         if dataset is not None:
             if categories:
                 raise ValidationError("--category applies to --incidents and --db only")
+            if timezone is not None:
+                raise ValidationError("--timezone applies to --incidents and --db only")
             return study_from_dataset(dataset, cell_m=cell_m, segments=segments, grid_until=until)
         pack = None
         if pack_name is not None:
@@ -103,8 +116,27 @@ def _study(
             frame = frame[frame["category"].isin(categories)]
         name = str(incidents or db)
         return study_from_frame(
-            name, frame, crs=metric, cell_m=cell_m, segments=segments, pack=pack, grid_until=until
+            name,
+            frame,
+            crs=metric,
+            cell_m=cell_m,
+            segments=segments,
+            pack=pack,
+            grid_until=until,
+            timezone=timezone,
         )
+
+
+def _check_timezone(name: str) -> None:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValidationError(
+            f"unknown time zone {name!r} (use an IANA name such as America/Chicago)",
+            field="timezone",
+        ) from None
 
 
 def _options(window_days: float, refit_days: float) -> dict[str, dict[str, Any]]:
@@ -162,13 +194,17 @@ def fit(
     until: Until = None,
     dataset: Dataset = None, incidents: IncidentsFile = None, source: Source = "canonical",
     mapping: Mapping = None, db: Db = None, pack: Pack = None, crs: Crs = None,
-    category: Category = None, cell_m: CellM = 250.0, segments: Segments = False,
+    timezone: Timezone = None, category: Category = None, cell_m: CellM = 250.0,
+    segments: Segments = False,
     window_days: WindowDays = 365.0,
     out: Annotated[Path | None, typer.Option("--out", help="Write the parameters (JSON).")] = None,
     json_: Json = False,
 ) -> None:  # fmt: skip
     """Fit a predictor and show its parameters (ETAS: theta, omega, sigma, background)."""
-    study = _study(dataset, incidents, source, mapping, db, pack, crs, category, cell_m, segments)
+    study = _study(
+        dataset, incidents, source, mapping, db, pack, crs, category, cell_m, segments,
+        timezone=timezone,
+    )  # fmt: skip
     model, origin = _fitted(study, predictor, until, _options(window_days, 0.0))
     result = {
         "predictor": predictor,
@@ -192,7 +228,8 @@ def predict(
     horizon_days: HorizonDays = 1.0, horizon_hours: HorizonHours = None,
     dataset: Dataset = None, incidents: IncidentsFile = None, source: Source = "canonical",
     mapping: Mapping = None, db: Db = None, pack: Pack = None, crs: Crs = None,
-    category: Category = None, cell_m: CellM = 250.0, segments: Segments = False,
+    timezone: Timezone = None, category: Category = None, cell_m: CellM = 250.0,
+    segments: Segments = False,
     window_days: WindowDays = 365.0,
     geojson: Annotated[Path | None, typer.Option("--geojson", help="Risk cells (GeoJSON).")] = None,
     csv: Annotated[
@@ -229,7 +266,10 @@ def predict(
         except (OSError, ValueError) as exc:
             raise DataError(f"cannot read the evaluation report {backtest}: {exc}") from exc
         evaluation = backtest_summary(report, predictor)
-    study = _study(dataset, incidents, source, mapping, db, pack, crs, category, cell_m, segments)
+    study = _study(
+        dataset, incidents, source, mapping, db, pack, crs, category, cell_m, segments,
+        timezone=timezone,
+    )  # fmt: skip
     require_precision(study.events, horizon)
     model, origin = _fitted(study, predictor, until, _options(window_days, 0.0))
     risk = model.predict(horizon)
@@ -291,7 +331,8 @@ def evaluate(
     horizon_days: HorizonDays = 1.0, horizon_hours: HorizonHours = None,
     dataset: Dataset = None, incidents: IncidentsFile = None, source: Source = "canonical",
     mapping: Mapping = None, db: Db = None, pack: Pack = None, crs: Crs = None,
-    category: Category = None, cell_m: CellM = 250.0, segments: Segments = False,
+    timezone: Timezone = None, category: Category = None, cell_m: CellM = 250.0,
+    segments: Segments = False,
     window_days: WindowDays = 365.0, refit_days: RefitDays = 7.0,
     png: Annotated[Path | None, typer.Option("--png", help="Coverage curves (PNG).")] = None,
     audit_png: Annotated[
@@ -306,8 +347,9 @@ def evaluate(
 
     horizon = _horizon(horizon_days, horizon_hours)
     study = _study(
-        dataset, incidents, source, mapping, db, pack, crs, category, cell_m, segments, start
-    )
+        dataset, incidents, source, mapping, db, pack, crs, category, cell_m, segments, start,
+        timezone=timezone,
+    )  # fmt: skip
     names = list(predictor or PREDICTOR_NAMES)
     with progress() as bar:
         task = bar.add_task("Backtesting", total=None)
