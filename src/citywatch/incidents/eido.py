@@ -574,7 +574,7 @@ def from_eido(doc: Mapping[str, Any], *, default_category: str = "other") -> Eid
         agency=str(doc.get("issuingElementIdentification") or DEFAULT_AGENCY),
         number=_opt_str(incident.get("reportNumberType")),
         location_text=location_text,
-        callers=tuple(_caller(doc, c) for c in calls[1:]),
+        callers=_callers(doc, calls[1:]),
     )
 
 
@@ -631,12 +631,17 @@ def _opt_ts(value: Any, where: str) -> datetime | None:
 def _citywatch_data(doc: Mapping[str, Any]) -> Mapping[str, Any]:
     for item in _list(doc, "additionalDataComponent"):
         if item.get("urlPurpose") == CITYWATCH_DATA:
-            try:
-                value = json.loads(str(item.get("additionalDataByValue")))
-            except json.JSONDecodeError:
-                raise DataError("EIDO: CityWatch additional data is not JSON") from None
-            return _mapping(value, "CityWatch additional data")
+            return _json_data(item, "CityWatch additional data")
     return {}
+
+
+def _json_data(item: Mapping[str, Any], what: str) -> Mapping[str, Any]:
+    """The JSON object an additional-data component carries by value."""
+    try:
+        value = json.loads(str(item.get("additionalDataByValue")))
+    except json.JSONDecodeError:
+        raise DataError(f"EIDO: {what} is not JSON") from None
+    return _mapping(value, what)
 
 
 def _priority(incident: Mapping[str, Any], call: Mapping[str, Any]) -> int | None:
@@ -663,15 +668,25 @@ def _location(
             level, _, value = str(text).partition(":")
             if level in _LEVELS and value:
                 levels.setdefault(level, value)
-    described = [loc.get("locationDescriptionText") for loc in ordered]
+    text, point = _text_and_point(ordered)
+    if point is not None:
+        return point[0], point[1], levels, text
+    return None, None, levels, text
+
+
+def _text_and_point(
+    locations: Sequence[Mapping[str, Any]],
+) -> tuple[str | None, tuple[float, float] | None]:
+    """The first description text and the first GML point among ``locations``."""
+    described = [loc.get("locationDescriptionText") for loc in locations]
     text = next((str(d) for d in described if d not in (None, "")), None)
-    for loc in ordered:
+    for loc in locations:
         pidf = loc.get("locationByValue")
         if isinstance(pidf, str):
             point = read_pidf_point(pidf)
             if point is not None:
-                return point[0], point[1], levels, text
-    return None, None, levels, text
+                return text, point
+    return text, None
 
 
 def read_pidf_point(text: str) -> tuple[float, float] | None:
@@ -745,39 +760,35 @@ def _caution_expiries(doc: Mapping[str, Any]) -> dict[str, datetime]:
     return out
 
 
-def _caller(doc: Mapping[str, Any], call: Mapping[str, Any]) -> EidoCaller:
-    """A further call component as a caller record (its first agent, note and location)."""
-    agents = _refs(call, "agentReference")
+def _callers(doc: Mapping[str, Any], calls: Sequence[Mapping[str, Any]]) -> tuple[EidoCaller, ...]:
+    """Further call components as caller records (each: its first agent, note and location)."""
     notes = _by_id(doc, "notesComponent")
-    said = [notes[r] for r in _refs(call, "notesReference") if r in notes]
     locations = _by_id(doc, "locationComponent")
-    places = [locations[r] for r in _refs(call, "locationReference") if r in locations]
-    text, point = None, None
-    for place in places:
-        text = text or _opt_str(place.get("locationDescriptionText"))
-        pidf = place.get("locationByValue")
-        if point is None and isinstance(pidf, str):
-            point = read_pidf_point(pidf)
-    original = None
     extra = _by_id(doc, "additionalDataComponent")
-    for ref in _refs(call, "additionalDataReference"):
-        item = extra.get(ref, {})
-        if item.get("urlPurpose") == CALLER_DATA:
-            try:
-                value = json.loads(str(item.get("additionalDataByValue")))
-            except json.JSONDecodeError:
-                raise DataError("EIDO: CityWatch caller data is not JSON") from None
-            value = _mapping(value, "CityWatch caller data")
-            original = _opt_str(value.get("original_incident_id"))
-    return EidoCaller(
-        received_at=_parse_ts(call.get("callStartTimestamp"), "callStartTimestamp"),
-        taken_by=agents[0] if agents else None,
-        notes=str(said[0].get("notesActionComments", "")) if said else None,
-        location_text=text,
-        lon=None if point is None else point[0],
-        lat=None if point is None else point[1],
-        original_incident_id=original,
-    )
+    out = []
+    for call in calls:
+        agents = _refs(call, "agentReference")
+        said = [notes[r] for r in _refs(call, "notesReference") if r in notes]
+        places = [locations[r] for r in _refs(call, "locationReference") if r in locations]
+        text, point = _text_and_point(places)
+        original = None
+        for ref in _refs(call, "additionalDataReference"):
+            item = extra.get(ref, {})
+            if item.get("urlPurpose") == CALLER_DATA:
+                value = _json_data(item, "CityWatch caller data")
+                original = _opt_str(value.get("original_incident_id"))
+        out.append(
+            EidoCaller(
+                received_at=_parse_ts(call.get("callStartTimestamp"), "callStartTimestamp"),
+                taken_by=agents[0] if agents else None,
+                notes=str(said[0].get("notesActionComments", "")) if said else None,
+                location_text=text,
+                lon=None if point is None else point[0],
+                lat=None if point is None else point[1],
+                original_incident_id=original,
+            )
+        )
+    return tuple(out)
 
 
 def _merge(merge: Mapping[str, Any]) -> EidoMerge:
