@@ -117,7 +117,7 @@ class BoardService(UnitService):
         rows = []
         with self.sessions() as s:
             for unit, board, inc, disp in s.execute(query):
-                if who.sees(self.bureau_of.get(unit.station or ""), unit.station):
+                if self._in_scope(who, unit.station):
                     rows.append(self._roster_row(unit, board, inc, disp, now))
         counts: dict[str, int] = {}
         for r in rows:
@@ -297,7 +297,7 @@ class BoardService(UnitService):
         result = self.moveup.suggest(self._covering_views())
 
         def seen(station: str | None) -> bool:
-            return station is not None and who.sees(self.bureau_of.get(station), station)
+            return station is not None and self._in_scope(who, station)
 
         moves = [m.as_dict() for m in result["moves"] if seen(m.to_station) or seen(m.from_station)]
         return {

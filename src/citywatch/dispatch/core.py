@@ -371,8 +371,12 @@ class ServiceCore:
         if not who.can_write:
             raise PermissionDeniedError(f"role {who.role} may not change operational data")
 
+    def _in_scope(self, who: Principal, station: str | None) -> bool:
+        """Whether ``station`` (and its bureau) lies in ``who``'s scope."""
+        return who.sees(self.bureau_of.get(station or ""), station)
+
     def _check_scope(self, who: Principal, station: str | None, what: str) -> None:
-        if not who.sees(self.bureau_of.get(station or ""), station):
+        if not self._in_scope(who, station):
             raise PermissionDeniedError(
                 f"{what} belongs to station {station}, outside your scope ({who.scope or who.role})"
             )

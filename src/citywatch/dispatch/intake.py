@@ -318,8 +318,7 @@ class ConsoleService:
 
     def _may_revoke(self, who: Principal, c: LocationCaution) -> bool:
         """Whether ``who`` may revoke the caution (what :meth:`revoke_caution` checks)."""
-        svc = self.service
-        return who.can_write and who.sees(svc.bureau_of.get(c.station or ""), c.station)
+        return who.can_write and self.service._in_scope(who, c.station)
 
     def _viewed(
         self,

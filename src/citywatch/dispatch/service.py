@@ -611,7 +611,7 @@ class DispatchService(BoardService):
     def _coverage(self, who: Principal, units: list[tuple[str | None, str]]) -> dict[str, Any]:
         per_station: dict[str, dict[str, Any]] = {}
         for sid, station in self.stations.items():
-            if who.sees(self.bureau_of.get(sid), sid):
+            if self._in_scope(who, sid):
                 per_station[sid] = {
                     "available": 0,
                     "on_street": 0,

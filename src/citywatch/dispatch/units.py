@@ -135,11 +135,7 @@ class UnitService(ServiceCore):
         if station is not None:
             query = query.where(Unit.station == station)
         with self.sessions() as s:
-            return [
-                self._unit_dict(u)
-                for u in s.scalars(query)
-                if who.sees(self.bureau_of.get(u.station or ""), u.station)
-            ]
+            return [self._unit_dict(u) for u in s.scalars(query) if self._in_scope(who, u.station)]
 
     def get_unit(self, who: Principal, unit_id: str) -> dict[str, Any]:
         """One unit (its own unit for a device, units of its scope for a station officer)."""
