@@ -13,6 +13,7 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import typer
 
@@ -26,6 +27,7 @@ __all__ = [
     "PackName",
     "PackOption",
     "TzOption",
+    "check_tz",
     "ensure_port_free",
 ]
 
@@ -63,6 +65,23 @@ TzOption = Annotated[
     str | None,
     typer.Option("--tz", help="Time zone (IANA name, e.g. America/New_York)."),
 ]
+
+
+def check_tz(tz: str) -> None:
+    """Refuse a ``--tz`` that is not an IANA time zone.
+
+    Raises
+    ------
+    ValidationError
+        For an unknown zone.
+    """
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValidationError(
+            f"unknown time zone {tz!r} (use an IANA name such as America/New_York)", field="tz"
+        ) from None
+
 
 #: ``--json``: print machine-readable JSON on standard output instead of tables.
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]

@@ -169,7 +169,7 @@ def test_timezone_sets_the_days_of_incidents_without_a_pack(capsys, tmp_path, zo
     csv = _chicago_csv(tmp_path / "c.csv")
     args = ["forecast", "fit", "--predictor", "naive", "--incidents", str(csv),
             "--crs", "EPSG:26971", "--json"]  # fmt: skip
-    code, stdout, stderr = run([*args, *(["--timezone", zone] if zone else [])], capsys)
+    code, stdout, stderr = run([*args, *(["--tz", zone] if zone else [])], capsys)
     assert code == 0, stderr
     # The default origin is the first midnight after the last incident, in the city's days.
     assert json.loads(stdout)["until"] == origin
@@ -178,10 +178,10 @@ def test_timezone_sets_the_days_of_incidents_without_a_pack(capsys, tmp_path, zo
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--incidents", "x.csv", "--crs", "EPSG:26971", "--timezone", "Mars/Olympus"],
+        (["--incidents", "x.csv", "--crs", "EPSG:26971", "--tz", "Mars/Olympus"],
          "Error: unknown time zone 'Mars/Olympus'"),
-        (["--dataset", "chicago-southside", "--timezone", "UTC"],
-         "Error: --timezone applies to --incidents and --db only"),
+        (["--dataset", "chicago-southside", "--tz", "UTC"],
+         "Error: --tz applies to --incidents and --db only"),
     ],
 )  # fmt: skip
 def test_timezone_errors(capsys, extra, message):

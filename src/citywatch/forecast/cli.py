@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
+from citywatch.cli_options import TzOption, check_tz
 from citywatch.console import err_console, print_json, print_table, progress, to_jsonable
 from citywatch.errors import DataError, ValidationError
 
@@ -30,14 +31,6 @@ Pack = Annotated[
     str | None, typer.Option("--pack", help="City pack: CRS, study area, streets, precincts.")
 ]
 Crs = Annotated[str | None, typer.Option("--crs", help="Metric CRS without a pack (EPSG:...).")]
-Timezone = Annotated[
-    str | None,
-    typer.Option(
-        "--timezone",
-        help="The city's time zone (IANA, e.g. America/Chicago) for dates and days "
-        "(default: the pack's or data set's, else UTC).",
-    ),
-]
 Category = Annotated[
     list[str] | None, typer.Option("--category", help="Keep only this category (repeatable).")
 ]
@@ -86,16 +79,17 @@ def _study(
     if sum(given) != 1:
         raise ValidationError("give exactly one of --dataset, --incidents or --db")
     if timezone is not None:
-        _check_timezone(timezone)
-    until = grid_until
+        check_tz(timezone)
     with progress() as bar:
         bar.add_task("Reading incidents", total=None)
         if dataset is not None:
             if categories:
                 raise ValidationError("--category applies to --incidents and --db only")
             if timezone is not None:
-                raise ValidationError("--timezone applies to --incidents and --db only")
-            return study_from_dataset(dataset, cell_m=cell_m, segments=segments, grid_until=until)
+                raise ValidationError("--tz applies to --incidents and --db only")
+            return study_from_dataset(
+                dataset, cell_m=cell_m, segments=segments, grid_until=grid_until
+            )
         pack = None
         if pack_name is not None:
             from citywatch.city import load_pack
@@ -122,21 +116,9 @@ def _study(
             cell_m=cell_m,
             segments=segments,
             pack=pack,
-            grid_until=until,
+            grid_until=grid_until,
             timezone=timezone,
         )
-
-
-def _check_timezone(name: str) -> None:
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValidationError(
-            f"unknown time zone {name!r} (use an IANA name such as America/Chicago)",
-            field="timezone",
-        ) from None
 
 
 def _options(window_days: float, refit_days: float) -> dict[str, dict[str, Any]]:
@@ -194,7 +176,7 @@ def fit(
     until: Until = None,
     dataset: Dataset = None, incidents: IncidentsFile = None, source: Source = "canonical",
     mapping: Mapping = None, db: Db = None, pack: Pack = None, crs: Crs = None,
-    timezone: Timezone = None, category: Category = None, cell_m: CellM = 250.0,
+    tz: TzOption = None, category: Category = None, cell_m: CellM = 250.0,
     segments: Segments = False,
     window_days: WindowDays = 365.0,
     out: Annotated[Path | None, typer.Option("--out", help="Write the parameters (JSON).")] = None,
@@ -203,7 +185,7 @@ def fit(
     """Fit a predictor and show its parameters (ETAS: theta, omega, sigma, background)."""
     study = _study(
         dataset, incidents, source, mapping, db, pack, crs, category, cell_m, segments,
-        timezone=timezone,
+        timezone=tz,
     )  # fmt: skip
     model, origin = _fitted(study, predictor, until, _options(window_days, 0.0))
     result = {
@@ -228,7 +210,7 @@ def predict(
     horizon_days: HorizonDays = 1.0, horizon_hours: HorizonHours = None,
     dataset: Dataset = None, incidents: IncidentsFile = None, source: Source = "canonical",
     mapping: Mapping = None, db: Db = None, pack: Pack = None, crs: Crs = None,
-    timezone: Timezone = None, category: Category = None, cell_m: CellM = 250.0,
+    tz: TzOption = None, category: Category = None, cell_m: CellM = 250.0,
     segments: Segments = False,
     window_days: WindowDays = 365.0,
     geojson: Annotated[Path | None, typer.Option("--geojson", help="Risk cells (GeoJSON).")] = None,
@@ -268,7 +250,7 @@ def predict(
         evaluation = backtest_summary(report, predictor)
     study = _study(
         dataset, incidents, source, mapping, db, pack, crs, category, cell_m, segments,
-        timezone=timezone,
+        timezone=tz,
     )  # fmt: skip
     require_precision(study.events, horizon)
     model, origin = _fitted(study, predictor, until, _options(window_days, 0.0))
@@ -331,7 +313,7 @@ def evaluate(
     horizon_days: HorizonDays = 1.0, horizon_hours: HorizonHours = None,
     dataset: Dataset = None, incidents: IncidentsFile = None, source: Source = "canonical",
     mapping: Mapping = None, db: Db = None, pack: Pack = None, crs: Crs = None,
-    timezone: Timezone = None, category: Category = None, cell_m: CellM = 250.0,
+    tz: TzOption = None, category: Category = None, cell_m: CellM = 250.0,
     segments: Segments = False,
     window_days: WindowDays = 365.0, refit_days: RefitDays = 7.0,
     png: Annotated[Path | None, typer.Option("--png", help="Coverage curves (PNG).")] = None,
@@ -348,7 +330,7 @@ def evaluate(
     horizon = _horizon(horizon_days, horizon_hours)
     study = _study(
         dataset, incidents, source, mapping, db, pack, crs, category, cell_m, segments, start,
-        timezone=timezone,
+        timezone=tz,
     )  # fmt: skip
     names = list(predictor or PREDICTOR_NAMES)
     with progress() as bar:

@@ -5,16 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pandas as pd
 import typer
 
 from citywatch.city import load_pack
 from citywatch.city.geo import table_format
-from citywatch.cli_options import DbOption, JsonOption, PackOption, TzOption
+from citywatch.cli_options import DbOption, JsonOption, PackOption, TzOption, check_tz
 from citywatch.console import console, err_console, print_json, print_table, progress
-from citywatch.errors import OptionError, ValidationError
+from citywatch.errors import OptionError
 from citywatch.incidents.console_export import console_components
 from citywatch.incidents.decoding import check_encoding
 from citywatch.incidents.eido_schema import write_eido_file
@@ -195,7 +194,7 @@ def export(
         raise OptionError("--pack and --overwrite apply to --parquet", field="pack")
     assert out is not None
     if tz is not None:
-        _check_tz(tz)
+        check_tz(tz)
     eido = eido or out.name.endswith(".eido.json")
     if eido and (tz is not None or fmt is not None):
         raise OptionError("--tz and --format apply to the tables; EIDO times are UTC", field="tz")
@@ -256,13 +255,6 @@ def _counted(
     for chunk in chunks:
         yield chunk
         advance(len(chunk))
-
-
-def _check_tz(tz: str) -> None:
-    try:
-        ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValidationError(f"unknown time zone {tz!r}", field="tz") from None
 
 
 @app.command("categories")
