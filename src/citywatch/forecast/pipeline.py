@@ -148,11 +148,16 @@ def study_from_frame(
             )
         training = events if grid_until is None else events.between(-np.inf, grid_until)
         surface = grid_surface(cell_m, crs, study_area=study_area, points=training.xy)
-    inside = surface.assign(events.xy) >= 0
-    kept = Events(events.xy[inside], events.t[inside], events.precision, crs)
+    kept = _inside(events, surface)
     areas = pack_areas(pack, surface) if pack is not None else block_areas(surface)
-    study = Study(name, kept, surface, areas, no_location + int((~inside).sum()), tz)
-    return replace(study, reported=_reported(frame, crs, surface))
+    dropped = no_location + len(events) - len(kept)
+    return Study(name, kept, surface, areas, dropped, tz, _reported(frame, crs, surface))
+
+
+def _inside(events: Events, surface: Surface) -> Events:
+    """The events that fall in a cell of ``surface``."""
+    inside = surface.assign(events.xy) >= 0
+    return Events(events.xy[inside], events.t[inside], events.precision, events.crs)
 
 
 def _reported(frame: pd.DataFrame, crs: str, surface: Surface) -> Events | None:
@@ -166,9 +171,7 @@ def _reported(frame: pd.DataFrame, crs: str, surface: Surface) -> Events | None:
     located = keep & frame["lon"].notna() & frame["lat"].notna() & frame["received_at"].notna()
     if not located.any():
         return Events.from_arrays(np.zeros((0, 2)), np.zeros(0), "exact", crs)
-    events, _ = events_from_frame(frame[located], crs)
-    inside = surface.assign(events.xy) >= 0
-    return Events(events.xy[inside], events.t[inside], events.precision, crs)
+    return _inside(events_from_frame(frame[located], crs)[0], surface)
 
 
 def study_from_dataset(
