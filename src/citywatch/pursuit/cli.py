@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from citywatch.city import load_pack
+from citywatch.city import CityPack, load_pack
 from citywatch.cli_options import DbOption
 from citywatch.console import print_json, print_table
 from citywatch.errors import OptionError, ValidationError, writes_to
@@ -133,13 +133,7 @@ def _incident(
     return inc.sighted(s_lon, s_lat, s_at, sighting_heading)
 
 
-def _pack_name(pack: str, sighting_id: int | None) -> str:
-    """The pack's name (a folder's pack is read to learn it) when a stored sighting is used."""
-    return load_pack(pack).name if sighting_id is not None else pack
-
-
-def _flight(pack: str, inc: Incident, routes: int, seed: int, cameras: Path | None) -> Flight:
-    city = load_pack(pack)
+def _flight(city: CityPack, inc: Incident, routes: int, seed: int, cameras: Path | None) -> Flight:
     covered = None
     if cameras is not None:
         covered = camera_points(city, read_sensors(cameras).sensors, inc.at)
@@ -240,11 +234,12 @@ def hide_command(
     """Places and blocks ranked by the probability that flight routes end there."""
     if top <= 0:
         raise ValidationError("--top must be positive", field="top")
+    city = load_pack(pack)
     inc = _incident(
         at, time, mode, heading, sighting, sighting_id=sighting_id,
-        sighting_heading=sighting_heading, db=db, pack=_pack_name(pack, sighting_id),
+        sighting_heading=sighting_heading, db=db, pack=city.name,
     )  # fmt: skip
-    flight = _flight(pack, inc, routes, seed, cameras)
+    flight = _flight(city, inc, routes, seed, cameras)
     rep = hiding_report(flight, cameras=cameras is not None, top=top)
     _write(geojson, rep["geojson"])
     if png is not None:
@@ -307,12 +302,13 @@ def plan_command(
         )
     if k <= 0 or routes <= 0 or delay < 0:
         raise ValidationError("-k and --routes must be positive and --delay >= 0")
+    city = load_pack(pack)
     inc = _incident(
         at, time, mode, heading, sighting, sighting_id=sighting_id,
-        sighting_heading=sighting_heading, db=db, pack=_pack_name(pack, sighting_id),
+        sighting_heading=sighting_heading, db=db, pack=city.name,
     )  # fmt: skip
     fleet = read_units_csv(units) if units is not None else units_from_db(db)
-    flight = _flight(pack, inc, routes, seed, cameras)
+    flight = _flight(city, inc, routes, seed, cameras)
     rep = plan_report(flight, fleet, k, delay_s=delay)
     if png is not None:
         write_pursuit_png(
