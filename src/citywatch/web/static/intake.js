@@ -73,21 +73,14 @@ export function intakeEvent(ev) {
 }
 
 function cautionChanged(c) {
-  const covers = (lon, lat) => lon != null && lat != null && metresBetween(lon, lat, c.lon, c.lat) <= c.radius_m;
+  // Whether to ask the server again (it decides what a caution covers): Leaflet's distance.
+  const covers = (lon, lat) => lon != null && lat != null && L.latLng(lat, lon).distanceTo([c.lat, c.lon]) <= c.radius_m;
   const listed = (list) => (list || []).some((x) => x.id === c.id);
   const panel = $("intake");
   if (panel && !panel.hidden && form.location && form.check && !form.check.error
       && (listed(form.check.cautions) || covers(form.location.lon, form.location.lat))) refreshChecks();
   const d = ctx.state.detail;
   if (d && (listed(d.cautions) || covers(d.lon, d.lat))) ctx.reloadDetail();
-}
-
-/** Metres between two WGS-84 points (equirectangular: exact enough within a caution's 2 km). */
-function metresBetween(lon1, lat1, lon2, lat2) {
-  const rad = Math.PI / 180;
-  const x = (lon2 - lon1) * rad * Math.cos(((lat1 + lat2) / 2) * rad);
-  const y = (lat2 - lat1) * rad;
-  return 6371008.8 * Math.hypot(x, y);
 }
 
 // ------------------------------------------------------------------ cautions
