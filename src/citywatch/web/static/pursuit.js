@@ -12,7 +12,6 @@ import { fmtDuration, fmtNumber, fmtPercent, fmtTime, hasMessage, t } from "./i1
 
 const RING_COLOURS = { 1: "#ff3b3b", 3: "#ff8c1a", 5: "#f7c948", 10: "#7dd3fc" };
 const MODES = ["motorcycle", "bicycle", "car", "foot"];
-const ORIGINS = ["incident", "latest", "hand"];
 
 const state = {
   incidentId: null, result: null, busy: false, error: null, mode: "motorcycle", k: 6,
